@@ -1,0 +1,1 @@
+//! Synthetic shop generator.

@@ -1,0 +1,664 @@
+//! Turning external JSON records (HTTP bodies, JSONL import lines) into validated domain
+//! values, with a stable error code and the exact field path for every problem.
+//!
+//! This module is the only place that decides what a valid item, user, event or follow
+//! looks like. It never touches storage. Unknown fields are refused (`unknown_field`), so a
+//! misspelt field is an error rather than silently lost data.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+use crate::error::ValidationError;
+use crate::ids::{EventId, ItemId, UserId};
+use crate::model::{
+    Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation,
+    User,
+};
+
+/// Longest accepted free text (titles, queries, request ids), in bytes.
+pub const MAX_SHORT_TEXT_BYTES: usize = 4 * 1024;
+/// Longest accepted long text (descriptions, review text), in bytes.
+pub const MAX_LONG_TEXT_BYTES: usize = 64 * 1024;
+/// Most items one impression or search event may list.
+pub const MAX_EVENT_ITEMS: usize = 1_000;
+/// Largest accepted user-supplied vector.
+pub const MAX_VECTOR_DIMS: usize = 4_096;
+/// Latest accepted timestamp: 9999-12-31T23:59:59.999Z.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+type VResult<T> = Result<T, ValidationError>;
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(field: &str, expected: &str, found: &Value) -> ValidationError {
+    ValidationError::new(
+        "invalid_type",
+        field,
+        format!("expected {expected}, found {}", json_type_name(found)),
+    )
+}
+
+/// Reads the fields of one JSON object, remembering which were consumed so that leftovers
+/// can be reported as unknown.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    known: &'static [&'static str],
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, what: &str, known: &'static [&'static str]) -> VResult<Self> {
+        match value {
+            Value::Object(map) => {
+                for key in map.keys() {
+                    if !known.contains(&key.as_str()) {
+                        return Err(ValidationError::new(
+                            "unknown_field",
+                            key.as_str(),
+                            format!("unknown field of {what}; expected one of: {}", known.join(", ")),
+                        ));
+                    }
+                }
+                Ok(Self { map, known })
+            }
+            other => Err(wrong_type("", &format!("{what} as a JSON object"), other)),
+        }
+    }
+
+    /// The value of a field, treating `null` as absent.
+    fn get(&self, name: &'static str) -> Option<&'a Value> {
+        debug_assert!(self.known.contains(&name), "field {name} not declared");
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    fn required(&self, name: &'static str) -> VResult<&'a Value> {
+        self.get(name).ok_or_else(|| {
+            ValidationError::new("missing_field", name, format!("missing required field `{name}`"))
+        })
+    }
+
+    fn opt_str(&self, name: &'static str, max_bytes: usize) -> VResult<Option<String>> {
+        self.get(name).map(|v| text(v, name, max_bytes)).transpose()
+    }
+
+    fn req_str(&self, name: &'static str, max_bytes: usize) -> VResult<String> {
+        text(self.required(name)?, name, max_bytes)
+    }
+
+    fn opt_f64(&self, name: &'static str) -> VResult<Option<f64>> {
+        self.get(name).map(|v| number(v, name)).transpose()
+    }
+
+    fn opt_u64(&self, name: &'static str) -> VResult<Option<u64>> {
+        self.get(name)
+            .map(|v| match v {
+                Value::Number(n) => n.as_u64().ok_or_else(|| {
+                    ValidationError::new(
+                        "invalid_number",
+                        name,
+                        format!("expected a non-negative integer, found {n}"),
+                    )
+                }),
+                other => Err(wrong_type(name, "a non-negative integer", other)),
+            })
+            .transpose()
+    }
+
+    fn opt_u32(&self, name: &'static str) -> VResult<Option<u32>> {
+        match self.opt_u64(name)? {
+            None => Ok(None),
+            Some(n) => u32::try_from(n).map(Some).map_err(|_| {
+                ValidationError::new(
+                    "invalid_number",
+                    name,
+                    format!("expected an integer at most {}, found {n}", u32::MAX),
+                )
+            }),
+        }
+    }
+
+    fn opt_string_list(&self, name: &'static str) -> VResult<Vec<String>> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| text(v, &format!("{name}[{i}]"), MAX_SHORT_TEXT_BYTES))
+                .collect(),
+            Some(other) => Err(wrong_type(name, "an array of strings", other)),
+        }
+    }
+
+    fn opt_attributes(&self, name: &'static str) -> VResult<BTreeMap<String, Value>> {
+        match self.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(map)) => {
+                let mut out = BTreeMap::new();
+                for (key, value) in map {
+                    let field = format!("{name}.{key}");
+                    if key.is_empty() || key.chars().any(char::is_control) {
+                        return Err(ValidationError::new(
+                            "invalid_attribute",
+                            field,
+                            "attribute names must be non-empty and free of control characters",
+                        ));
+                    }
+                    check_attribute_value(value, &field)?;
+                    out.insert(key.clone(), value.clone());
+                }
+                Ok(out)
+            }
+            Some(other) => Err(wrong_type(name, "an object of attributes", other)),
+        }
+    }
+}
+
+fn check_attribute_value(value: &Value, field: &str) -> VResult<()> {
+    match value {
+        Value::String(s) if s.len() > MAX_SHORT_TEXT_BYTES => Err(ValidationError::new(
+            "text_too_long",
+            field,
+            format!("expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}", s.len()),
+        )),
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
+        Value::Array(values) => values.iter().enumerate().try_for_each(|(i, v)| match v {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
+            other => Err(wrong_type(&format!("{field}[{i}]"), "a string, number or boolean", other)),
+        }),
+        other => Err(wrong_type(field, "a string, number, boolean or array of them", other)),
+    }
+}
+
+fn text(value: &Value, field: &str, max_bytes: usize) -> VResult<String> {
+    match value {
+        Value::String(s) if s.len() > max_bytes => Err(ValidationError::new(
+            "text_too_long",
+            field,
+            format!("expected at most {max_bytes} bytes, found {}", s.len()),
+        )),
+        Value::String(s) => Ok(s.clone()),
+        other => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+fn number(value: &Value, field: &str) -> VResult<f64> {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x.is_finite() => Ok(x),
+            _ => Err(ValidationError::new("invalid_number", field, format!("expected a finite number, found {n}"))),
+        },
+        Value::String(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => Err(
+            ValidationError::new("invalid_number", field, format!("expected a finite number, found {s:?}")),
+        ),
+        other => Err(wrong_type(field, "a number", other)),
+    }
+}
+
+fn non_negative(value: Option<f64>, field: &str) -> VResult<Option<f64>> {
+    match value {
+        Some(x) if x < 0.0 => Err(ValidationError::new(
+            "invalid_number",
+            field,
+            format!("expected a non-negative number, found {x}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn id_value(value: &Value, field: &str) -> VResult<String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        // Datasets often use numeric ids; accept integers and keep their decimal form.
+        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+        other => Err(wrong_type(field, "an id string", other)),
+    }
+}
+
+fn item_id(value: &Value, field: &str) -> VResult<ItemId> {
+    ItemId::parse(id_value(value, field)?, field)
+}
+
+fn user_id(value: &Value, field: &str) -> VResult<UserId> {
+    UserId::parse(id_value(value, field)?, field)
+}
+
+/// Parse a timestamp: an RFC 3339 string or Unix milliseconds (an integer, or a string of
+/// digits).
+pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
+    let invalid = |found: String| {
+        ValidationError::new(
+            "invalid_timestamp",
+            field,
+            format!("expected an RFC 3339 date-time or Unix milliseconds, found {found}"),
+        )
+    };
+    let ms = match value {
+        Value::Number(n) => n.as_i64().ok_or_else(|| invalid(n.to_string()))?,
+        Value::String(s) => {
+            let trimmed = s.trim();
+            if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+                trimmed.parse::<i64>().map_err(|_| invalid(format!("{s:?}")))?
+            } else {
+                DateTime::parse_from_rfc3339(trimmed)
+                    .map_err(|_| invalid(format!("{s:?}")))?
+                    .timestamp_millis()
+            }
+        }
+        other => return Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
+    };
+    if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
+        return Err(invalid(format!("{ms} (outside 1970..=9999)")));
+    }
+    Ok(ms)
+}
+
+const EVENT_FIELDS: &[&str] = &[
+    "id", "type", "user", "item", "items", "value", "dwell_ms", "query", "text", "request_id",
+    "position", "propensity", "arm", "quantity", "price", "timestamp",
+];
+
+/// Parse one event. An event without an `id` gets a generated one.
+pub fn parse_event(value: &Value) -> VResult<Event> {
+    parse_event_with(value, EVENT_FIELDS)
+}
+
+fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Event> {
+    let f = Fields::new(value, "an event", known)?;
+    let event_type = match f.required("type")? {
+        Value::String(s) => s.parse::<EventType>().map_err(|()| {
+            ValidationError::new(
+                "invalid_event_type",
+                "type",
+                format!(
+                    "unknown event type {s:?}; expected one of: {}",
+                    EventType::ALL.map(EventType::as_str).join(", ")
+                ),
+            )
+        })?,
+        other => return Err(wrong_type("type", "an event type string", other)),
+    };
+    let id = match f.get("id") {
+        Some(v) => EventId::parse(id_value(v, "id")?, "id")?,
+        None => EventId::generate(),
+    };
+    let user = user_id(f.required("user")?, "user")?;
+    let timestamp = parse_timestamp(f.required("timestamp")?, "timestamp")?;
+    let item = f.get("item").map(|v| item_id(v, "item")).transpose()?;
+    let items = match f.get("items") {
+        None => Vec::new(),
+        Some(Value::Array(values)) => {
+            if values.len() > MAX_EVENT_ITEMS {
+                return Err(ValidationError::new(
+                    "too_many_items",
+                    "items",
+                    format!("expected at most {MAX_EVENT_ITEMS} items, found {}", values.len()),
+                ));
+            }
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| item_id(v, &format!("items[{i}]")))
+                .collect::<VResult<Vec<_>>>()?
+        }
+        Some(other) => return Err(wrong_type("items", "an array of item ids", other)),
+    };
+    let mut event = Event::new(id, event_type, user, item, timestamp);
+    event.items = items;
+    event.value = f.opt_f64("value")?;
+    event.dwell_ms = f.opt_u64("dwell_ms")?;
+    event.query = f.opt_str("query", MAX_SHORT_TEXT_BYTES)?;
+    event.text = f.opt_str("text", MAX_LONG_TEXT_BYTES)?;
+    event.request_id = f.opt_str("request_id", MAX_SHORT_TEXT_BYTES)?;
+    event.position = f.opt_u32("position")?;
+    event.propensity = f.opt_f64("propensity")?;
+    event.arm = f.opt_str("arm", MAX_SHORT_TEXT_BYTES)?;
+    event.quantity = f.opt_u32("quantity")?;
+    event.price = non_negative(f.opt_f64("price")?, "price")?;
+    check_event_shape(&event)?;
+    Ok(event)
+}
+
+/// The per-type rules: which fields each event type needs.
+fn check_event_shape(event: &Event) -> VResult<()> {
+    let missing = |field: &'static str, why: &str| {
+        Err(ValidationError::new(
+            "missing_field",
+            field,
+            format!("missing required field `{field}` ({why})"),
+        ))
+    };
+    if event.event_type.needs_item() && event.item.is_none() {
+        return missing("item", &format!("a {} event is about one item", event.event_type));
+    }
+    match event.event_type {
+        EventType::Impression if event.items.is_empty() && event.item.is_none() => {
+            return missing("items", "an impression lists the items shown");
+        }
+        EventType::Search if event.query.as_deref().is_none_or(|q| q.trim().is_empty()) => {
+            return missing("query", "a search event carries its query");
+        }
+        EventType::Review if event.text.as_deref().is_none_or(|t| t.trim().is_empty()) => {
+            return missing("text", "a review event carries its text");
+        }
+        EventType::Rating if event.value.is_none() => {
+            return missing("value", "a rating event carries its value");
+        }
+        _ => {}
+    }
+    if let Some(p) = event.propensity {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(ValidationError::new(
+                "invalid_number",
+                "propensity",
+                format!("expected a probability in (0, 1], found {p}"),
+            ));
+        }
+    }
+    if event.quantity == Some(0) {
+        return Err(ValidationError::new("invalid_number", "quantity", "expected a quantity of at least 1, found 0"));
+    }
+    Ok(())
+}
+
+const ITEM_FIELDS: &[&str] = &[
+    "id", "title", "description", "category", "brand", "price", "currency", "attributes", "tags",
+    "available", "created_at", "translations", "vectors",
+];
+
+/// Parse one catalog item.
+pub fn parse_item(value: &Value) -> VResult<Item> {
+    parse_item_with(value, ITEM_FIELDS)
+}
+
+fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Item> {
+    let f = Fields::new(value, "an item", known)?;
+    let id = item_id(f.required("id")?, "id")?;
+    let title = f.req_str("title", MAX_SHORT_TEXT_BYTES)?;
+    if title.trim().is_empty() {
+        return Err(ValidationError::new("empty_text", "title", "expected a non-empty title"));
+    }
+    let mut item = Item::new(id, title);
+    item.description = f.opt_str("description", MAX_LONG_TEXT_BYTES)?;
+    item.category = match f.get("category") {
+        None => Vec::new(),
+        Some(Value::String(path)) => split_category_path(path),
+        Some(Value::Array(_)) => f.opt_string_list("category")?,
+        Some(other) => return Err(wrong_type("category", "a category path string or an array of levels", other)),
+    };
+    if item.category.iter().any(|level| level.trim().is_empty()) {
+        return Err(ValidationError::new("invalid_category", "category", "category levels must be non-empty"));
+    }
+    item.brand = f.opt_str("brand", MAX_SHORT_TEXT_BYTES)?;
+    item.price = non_negative(f.opt_f64("price")?, "price")?;
+    item.currency = f.opt_str("currency", 16)?;
+    item.attributes = f.opt_attributes("attributes")?;
+    item.tags = f.opt_string_list("tags")?;
+    item.available = match f.get("available") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(wrong_type("available", "a boolean", other)),
+    };
+    item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    item.translations = match f.get("translations") {
+        None => BTreeMap::new(),
+        Some(Value::Object(map)) => {
+            let mut out = BTreeMap::new();
+            for (lang, v) in map {
+                let field = format!("translations.{lang}");
+                let t = Fields::new(v, "a translation", &["title", "description"])
+                    .map_err(|e| e.within(&field))?;
+                let translation = Translation {
+                    title: t.req_str("title", MAX_SHORT_TEXT_BYTES).map_err(|e| e.within(&field))?,
+                    description: t
+                        .opt_str("description", MAX_LONG_TEXT_BYTES)
+                        .map_err(|e| e.within(&field))?,
+                };
+                out.insert(lang.clone(), translation);
+            }
+            out
+        }
+        Some(other) => return Err(wrong_type("translations", "an object keyed by language", other)),
+    };
+    item.vectors = match f.get("vectors") {
+        None => BTreeMap::new(),
+        Some(Value::Object(map)) => {
+            let mut out = BTreeMap::new();
+            for (name, v) in map {
+                let field = format!("vectors.{name}");
+                out.insert(name.clone(), parse_vector(v, &field)?);
+            }
+            out
+        }
+        Some(other) => return Err(wrong_type("vectors", "an object of named vectors", other)),
+    };
+    Ok(item)
+}
+
+fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
+    let Value::Array(values) = value else {
+        return Err(wrong_type(field, "an array of numbers", value));
+    };
+    if values.is_empty() || values.len() > MAX_VECTOR_DIMS {
+        return Err(ValidationError::new(
+            "invalid_vector",
+            field,
+            format!("expected 1..={MAX_VECTOR_DIMS} dimensions, found {}", values.len()),
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let x = number(v, &format!("{field}[{i}]"))?;
+            // Narrowing must stay finite too.
+            let narrowed = x as f32;
+            if narrowed.is_finite() {
+                Ok(narrowed)
+            } else {
+                Err(ValidationError::new("invalid_number", format!("{field}[{i}]"), "value out of f32 range"))
+            }
+        })
+        .collect()
+}
+
+/// Split "Electronics > Audio > Headphones" into its levels.
+pub fn split_category_path(path: &str) -> Vec<String> {
+    path.split('>').map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+const USER_FIELDS: &[&str] = &["id", "attributes", "preferences"];
+
+/// Parse one user.
+pub fn parse_user(value: &Value) -> VResult<User> {
+    parse_user_with(value, USER_FIELDS)
+}
+
+fn parse_user_with(value: &Value, known: &'static [&'static str]) -> VResult<User> {
+    let f = Fields::new(value, "a user", known)?;
+    let mut user = User::new(user_id(f.required("id")?, "id")?);
+    user.attributes = f.opt_attributes("attributes")?;
+    if let Some(p) = f.get("preferences") {
+        let pf = Fields::new(p, "preferences", &["categories", "brands"]).map_err(|e| e.within("preferences"))?;
+        user.preferences = Preferences {
+            categories: pf.opt_string_list("categories").map_err(|e| e.within("preferences"))?,
+            brands: pf.opt_string_list("brands").map_err(|e| e.within("preferences"))?,
+        };
+    }
+    Ok(user)
+}
+
+const FOLLOW_FIELDS: &[&str] = &["user", "other", "kind", "created_at"];
+
+fn parse_follow_fields(f: &Fields<'_>, kind_field: Option<&'static str>) -> VResult<Follow> {
+    let user = user_id(f.required("user")?, "user")?;
+    let other = user_id(f.required("other")?, "other")?;
+    if user == other {
+        return Err(ValidationError::new("self_follow", "other", "a user cannot follow themselves"));
+    }
+    let kind = match kind_field.and_then(|name| f.get(name)) {
+        None => FollowKind::Follow,
+        Some(Value::String(s)) => s.parse().map_err(|()| {
+            ValidationError::new("invalid_follow_kind", kind_field.unwrap_or("kind"), format!("expected follow, friend or trust, found {s:?}"))
+        })?,
+        Some(other) => return Err(wrong_type(kind_field.unwrap_or("kind"), "a string", other)),
+    };
+    let created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    Ok(Follow { user, other, kind, created_at })
+}
+
+/// Parse one follow edge (`{"user","other","kind"?,"created_at"?}`).
+pub fn parse_follow(value: &Value) -> VResult<Follow> {
+    let f = Fields::new(value, "a follow", FOLLOW_FIELDS)?;
+    parse_follow_fields(&f, Some("kind"))
+}
+
+const JSONL_EVENT_FIELDS: &[&str] = &[
+    "kind", "id", "type", "user", "item", "items", "value", "dwell_ms", "query", "text",
+    "request_id", "position", "propensity", "arm", "quantity", "price", "timestamp",
+];
+const JSONL_ITEM_FIELDS: &[&str] = &[
+    "kind", "id", "title", "description", "category", "brand", "price", "currency", "attributes",
+    "tags", "available", "created_at", "translations", "vectors",
+];
+const JSONL_USER_FIELDS: &[&str] = &["kind", "id", "attributes", "preferences"];
+const JSONL_FOLLOW_FIELDS: &[&str] = &["kind", "user", "other", "follow_kind", "created_at"];
+
+/// Parse one line of Souk's own JSONL format: an object with `"kind"` of `item`, `user`,
+/// `event` or `follow` and that record's fields (a follow's edge kind is `follow_kind`).
+pub fn parse_record(value: &Value) -> VResult<Record> {
+    let kind = match value {
+        Value::Object(map) => match map.get("kind") {
+            Some(Value::String(kind)) => kind.as_str(),
+            Some(other) => return Err(wrong_type("kind", "a string", other)),
+            None => {
+                return Err(ValidationError::new(
+                    "missing_field",
+                    "kind",
+                    "missing required field `kind` (item, user, event or follow)",
+                ))
+            }
+        },
+        other => return Err(wrong_type("", "a record as a JSON object", other)),
+    };
+    match kind {
+        "item" => parse_item_with(value, JSONL_ITEM_FIELDS).map(Record::Item),
+        "user" => parse_user_with(value, JSONL_USER_FIELDS).map(Record::User),
+        "event" => parse_event_with(value, JSONL_EVENT_FIELDS).map(Record::Event),
+        "follow" => {
+            let f = Fields::new(value, "a follow", JSONL_FOLLOW_FIELDS)?;
+            parse_follow_fields(&f, Some("follow_kind")).map(Record::Follow)
+        }
+        other => Err(ValidationError::new(
+            "invalid_record_kind",
+            "kind",
+            format!("expected item, user, event or follow, found {other:?}"),
+        )),
+    }
+}
+
+/// Write a record in the JSONL format [`parse_record`] reads.
+pub fn record_to_json(record: &Record) -> Value {
+    // Serialising these types cannot fail: every map key is a string.
+    let to_value = |r: Result<Value, serde_json::Error>| r.unwrap_or(Value::Null);
+    let (kind, mut value) = match record {
+        Record::Item(item) => ("item", to_value(serde_json::to_value(item))),
+        Record::User(user) => ("user", to_value(serde_json::to_value(user))),
+        Record::Event(event) => ("event", to_value(serde_json::to_value(event))),
+        Record::Follow(follow) => {
+            let mut v = serde_json::json!({
+                "user": follow.user, "other": follow.other, "follow_kind": follow.kind.as_str()
+            });
+            if let Some(at) = follow.created_at {
+                v["created_at"] = at.into();
+            }
+            ("follow", v)
+        }
+    };
+    if let Value::Object(map) = &mut value {
+        map.insert("kind".to_string(), Value::String(kind.to_string()));
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parses_a_full_event() {
+        let e = parse_event(&json!({
+            "id": "e1", "type": "purchase", "user": "u1", "item": "i1", "quantity": 2,
+            "price": 9.5, "timestamp": "2026-01-02T03:04:05Z", "request_id": "r", "position": 3
+        }))
+        .unwrap();
+        assert_eq!(e.event_type, EventType::Purchase);
+        assert_eq!(e.timestamp, 1_767_323_045_000);
+        assert_eq!(e.quantity, Some(2));
+        assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn timestamps_accept_rfc3339_and_millis() {
+        assert_eq!(parse_timestamp(&json!(1_000), "t").unwrap(), 1_000);
+        assert_eq!(parse_timestamp(&json!("1000"), "t").unwrap(), 1_000);
+        assert_eq!(parse_timestamp(&json!("1970-01-01T00:00:01+00:00"), "t").unwrap(), 1_000);
+        assert_eq!(parse_timestamp(&json!("yesterday"), "t").unwrap_err().code, "invalid_timestamp");
+        assert_eq!(parse_timestamp(&json!(-5), "t").unwrap_err().code, "invalid_timestamp");
+        assert_eq!(parse_timestamp(&json!(1.5), "t").unwrap_err().code, "invalid_timestamp");
+    }
+
+    #[test]
+    fn events_need_what_their_type_needs() {
+        let check = |v: Value, code: &str, field: &str| {
+            let err = parse_event(&v).unwrap_err();
+            assert_eq!((err.code, err.field.as_str()), (code, field), "{v}");
+        };
+        check(json!({"type":"view","user":"u","timestamp":1}), "missing_field", "item");
+        check(json!({"type":"search","user":"u","timestamp":1}), "missing_field", "query");
+        check(json!({"type":"review","user":"u","item":"i","timestamp":1}), "missing_field", "text");
+        check(json!({"type":"rating","user":"u","item":"i","timestamp":1}), "missing_field", "value");
+        check(json!({"type":"impression","user":"u","timestamp":1}), "missing_field", "items");
+        check(json!({"type":"buy","user":"u","item":"i","timestamp":1}), "invalid_event_type", "type");
+        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"usr":1}), "unknown_field", "usr");
+        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"items":[1, null]}), "invalid_type", "items[1]");
+    }
+
+    #[test]
+    fn items_validate_prices_and_categories() {
+        let item = parse_item(&json!({"id":"i","title":"Phone","category":"A > B","price":3})).unwrap();
+        assert_eq!(item.category, vec!["A", "B"]);
+        let err = parse_item(&json!({"id":"i","title":"Phone","price":-1})).unwrap_err();
+        assert_eq!((err.code, err.field.as_str()), ("invalid_number", "price"));
+        let err = parse_item(&json!({"id":"i","title":"Phone","price":"NaN"})).unwrap_err();
+        assert_eq!((err.code, err.field.as_str()), ("invalid_number", "price"));
+        let err = parse_item(&json!({"id":"i","title":"P","translations":{"zh":{}}})).unwrap_err();
+        assert_eq!(err.field, "translations.zh.title");
+    }
+
+    #[test]
+    fn records_round_trip_through_jsonl() {
+        let records = [
+            json!({"kind":"item","id":"i1","title":"Cup","translations":{"zh":{"title":"杯子"}}}),
+            json!({"kind":"user","id":"u1","preferences":{"brands":["Acme"]}}),
+            json!({"kind":"event","id":"e","type":"view","user":"u1","item":"i1","timestamp":5}),
+            json!({"kind":"follow","user":"u1","other":"u2","follow_kind":"trust"}),
+        ];
+        for value in records {
+            let record = parse_record(&value).unwrap();
+            let again = parse_record(&record_to_json(&record)).unwrap();
+            assert_eq!(record, again);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Souk's engine: the domain model, validation, durable storage, importers and the synthetic
+//! shop generator.
+//!
+//! The engine is a synchronous library: no HTTP, no async runtime, no environment variables.
+//! Callers (the server, the CLI) hand it validated configuration and call it from worker
+//! threads.
+
+pub mod error;
+pub mod gen;
+pub mod ids;
+pub mod import;
+pub mod input;
+pub mod model;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result, ValidationError};
+pub use ids::{EventId, ItemId, UserId};
+pub use model::{Event, EventType, Follow, FollowKind, Item, Record, RecordSink, User};

@@ -1,0 +1,3 @@
+//! Storage.
+
+pub mod codec;
