@@ -13,8 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::ValidationError;
 use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{
-    Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation,
-    User,
+    Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation, User,
 };
 
 /// Longest accepted free text (titles, queries, request ids), in bytes.
@@ -65,7 +64,10 @@ impl<'a> Fields<'a> {
                         return Err(ValidationError::new(
                             "unknown_field",
                             key.as_str(),
-                            format!("unknown field of {what}; expected one of: {}", known.join(", ")),
+                            format!(
+                                "unknown field of {what}; expected one of: {}",
+                                known.join(", ")
+                            ),
                         ));
                     }
                 }
@@ -83,7 +85,11 @@ impl<'a> Fields<'a> {
 
     fn required(&self, name: &'static str) -> VResult<&'a Value> {
         self.get(name).ok_or_else(|| {
-            ValidationError::new("missing_field", name, format!("missing required field `{name}`"))
+            ValidationError::new(
+                "missing_field",
+                name,
+                format!("missing required field `{name}`"),
+            )
         })
     }
 
@@ -168,14 +174,25 @@ fn check_attribute_value(value: &Value, field: &str) -> VResult<()> {
         Value::String(s) if s.len() > MAX_SHORT_TEXT_BYTES => Err(ValidationError::new(
             "text_too_long",
             field,
-            format!("expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}", s.len()),
+            format!(
+                "expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}",
+                s.len()
+            ),
         )),
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
         Value::Array(values) => values.iter().enumerate().try_for_each(|(i, v)| match v {
             Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
-            other => Err(wrong_type(&format!("{field}[{i}]"), "a string, number or boolean", other)),
+            other => Err(wrong_type(
+                &format!("{field}[{i}]"),
+                "a string, number or boolean",
+                other,
+            )),
         }),
-        other => Err(wrong_type(field, "a string, number, boolean or array of them", other)),
+        other => Err(wrong_type(
+            field,
+            "a string, number, boolean or array of them",
+            other,
+        )),
     }
 }
 
@@ -195,11 +212,19 @@ fn number(value: &Value, field: &str) -> VResult<f64> {
     match value {
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.is_finite() => Ok(x),
-            _ => Err(ValidationError::new("invalid_number", field, format!("expected a finite number, found {n}"))),
+            _ => Err(ValidationError::new(
+                "invalid_number",
+                field,
+                format!("expected a finite number, found {n}"),
+            )),
         },
-        Value::String(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => Err(
-            ValidationError::new("invalid_number", field, format!("expected a finite number, found {s:?}")),
-        ),
+        Value::String(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => {
+            Err(ValidationError::new(
+                "invalid_number",
+                field,
+                format!("expected a finite number, found {s:?}"),
+            ))
+        }
         other => Err(wrong_type(field, "a number", other)),
     }
 }
@@ -247,14 +272,22 @@ pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
         Value::String(s) => {
             let trimmed = s.trim();
             if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-                trimmed.parse::<i64>().map_err(|_| invalid(format!("{s:?}")))?
+                trimmed
+                    .parse::<i64>()
+                    .map_err(|_| invalid(format!("{s:?}")))?
             } else {
                 DateTime::parse_from_rfc3339(trimmed)
                     .map_err(|_| invalid(format!("{s:?}")))?
                     .timestamp_millis()
             }
         }
-        other => return Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
+        other => {
+            return Err(wrong_type(
+                field,
+                "an RFC 3339 string or Unix milliseconds",
+                other,
+            ))
+        }
     };
     if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
         return Err(invalid(format!("{ms} (outside 1970..=9999)")));
@@ -263,8 +296,22 @@ pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
 }
 
 const EVENT_FIELDS: &[&str] = &[
-    "id", "type", "user", "item", "items", "value", "dwell_ms", "query", "text", "request_id",
-    "position", "propensity", "arm", "quantity", "price", "timestamp",
+    "id",
+    "type",
+    "user",
+    "item",
+    "items",
+    "value",
+    "dwell_ms",
+    "query",
+    "text",
+    "request_id",
+    "position",
+    "propensity",
+    "arm",
+    "quantity",
+    "price",
+    "timestamp",
 ];
 
 /// Parse one event. An event without an `id` gets a generated one.
@@ -301,7 +348,10 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
                 return Err(ValidationError::new(
                     "too_many_items",
                     "items",
-                    format!("expected at most {MAX_EVENT_ITEMS} items, found {}", values.len()),
+                    format!(
+                        "expected at most {MAX_EVENT_ITEMS} items, found {}",
+                        values.len()
+                    ),
                 ));
             }
             values
@@ -338,7 +388,10 @@ fn check_event_shape(event: &Event) -> VResult<()> {
         ))
     };
     if event.event_type.needs_item() && event.item.is_none() {
-        return missing("item", &format!("a {} event is about one item", event.event_type));
+        return missing(
+            "item",
+            &format!("a {} event is about one item", event.event_type),
+        );
     }
     match event.event_type {
         EventType::Impression if event.items.is_empty() && event.item.is_none() => {
@@ -365,14 +418,29 @@ fn check_event_shape(event: &Event) -> VResult<()> {
         }
     }
     if event.quantity == Some(0) {
-        return Err(ValidationError::new("invalid_number", "quantity", "expected a quantity of at least 1, found 0"));
+        return Err(ValidationError::new(
+            "invalid_number",
+            "quantity",
+            "expected a quantity of at least 1, found 0",
+        ));
     }
     Ok(())
 }
 
 const ITEM_FIELDS: &[&str] = &[
-    "id", "title", "description", "category", "brand", "price", "currency", "attributes", "tags",
-    "available", "created_at", "translations", "vectors",
+    "id",
+    "title",
+    "description",
+    "category",
+    "brand",
+    "price",
+    "currency",
+    "attributes",
+    "tags",
+    "available",
+    "created_at",
+    "translations",
+    "vectors",
 ];
 
 /// Parse one catalog item.
@@ -385,7 +453,11 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
     let id = item_id(f.required("id")?, "id")?;
     let title = f.req_str("title", MAX_SHORT_TEXT_BYTES)?;
     if title.trim().is_empty() {
-        return Err(ValidationError::new("empty_text", "title", "expected a non-empty title"));
+        return Err(ValidationError::new(
+            "empty_text",
+            "title",
+            "expected a non-empty title",
+        ));
     }
     let mut item = Item::new(id, title);
     item.description = f.opt_str("description", MAX_LONG_TEXT_BYTES)?;
@@ -393,10 +465,20 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         None => Vec::new(),
         Some(Value::String(path)) => split_category_path(path),
         Some(Value::Array(_)) => f.opt_string_list("category")?,
-        Some(other) => return Err(wrong_type("category", "a category path string or an array of levels", other)),
+        Some(other) => {
+            return Err(wrong_type(
+                "category",
+                "a category path string or an array of levels",
+                other,
+            ))
+        }
     };
     if item.category.iter().any(|level| level.trim().is_empty()) {
-        return Err(ValidationError::new("invalid_category", "category", "category levels must be non-empty"));
+        return Err(ValidationError::new(
+            "invalid_category",
+            "category",
+            "category levels must be non-empty",
+        ));
     }
     item.brand = f.opt_str("brand", MAX_SHORT_TEXT_BYTES)?;
     item.price = non_negative(f.opt_f64("price")?, "price")?;
@@ -408,7 +490,10 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(wrong_type("available", "a boolean", other)),
     };
-    item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    item.created_at = f
+        .get("created_at")
+        .map(|v| parse_timestamp(v, "created_at"))
+        .transpose()?;
     item.translations = match f.get("translations") {
         None => BTreeMap::new(),
         Some(Value::Object(map)) => {
@@ -418,7 +503,9 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
                 let t = Fields::new(v, "a translation", &["title", "description"])
                     .map_err(|e| e.within(&field))?;
                 let translation = Translation {
-                    title: t.req_str("title", MAX_SHORT_TEXT_BYTES).map_err(|e| e.within(&field))?,
+                    title: t
+                        .req_str("title", MAX_SHORT_TEXT_BYTES)
+                        .map_err(|e| e.within(&field))?,
                     description: t
                         .opt_str("description", MAX_LONG_TEXT_BYTES)
                         .map_err(|e| e.within(&field))?,
@@ -427,7 +514,13 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
             }
             out
         }
-        Some(other) => return Err(wrong_type("translations", "an object keyed by language", other)),
+        Some(other) => {
+            return Err(wrong_type(
+                "translations",
+                "an object keyed by language",
+                other,
+            ))
+        }
     };
     item.vectors = match f.get("vectors") {
         None => BTreeMap::new(),
@@ -452,7 +545,10 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
         return Err(ValidationError::new(
             "invalid_vector",
             field,
-            format!("expected 1..={MAX_VECTOR_DIMS} dimensions, found {}", values.len()),
+            format!(
+                "expected 1..={MAX_VECTOR_DIMS} dimensions, found {}",
+                values.len()
+            ),
         ));
     }
     values
@@ -465,7 +561,11 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
             if narrowed.is_finite() {
                 Ok(narrowed)
             } else {
-                Err(ValidationError::new("invalid_number", format!("{field}[{i}]"), "value out of f32 range"))
+                Err(ValidationError::new(
+                    "invalid_number",
+                    format!("{field}[{i}]"),
+                    "value out of f32 range",
+                ))
             }
         })
         .collect()
@@ -473,7 +573,10 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
 
 /// Split "Electronics > Audio > Headphones" into its levels.
 pub fn split_category_path(path: &str) -> Vec<String> {
-    path.split('>').map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect()
+    path.split('>')
+        .map(|level| level.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 const USER_FIELDS: &[&str] = &["id", "attributes", "preferences"];
@@ -488,10 +591,15 @@ fn parse_user_with(value: &Value, known: &'static [&'static str]) -> VResult<Use
     let mut user = User::new(user_id(f.required("id")?, "id")?);
     user.attributes = f.opt_attributes("attributes")?;
     if let Some(p) = f.get("preferences") {
-        let pf = Fields::new(p, "preferences", &["categories", "brands"]).map_err(|e| e.within("preferences"))?;
+        let pf = Fields::new(p, "preferences", &["categories", "brands"])
+            .map_err(|e| e.within("preferences"))?;
         user.preferences = Preferences {
-            categories: pf.opt_string_list("categories").map_err(|e| e.within("preferences"))?,
-            brands: pf.opt_string_list("brands").map_err(|e| e.within("preferences"))?,
+            categories: pf
+                .opt_string_list("categories")
+                .map_err(|e| e.within("preferences"))?,
+            brands: pf
+                .opt_string_list("brands")
+                .map_err(|e| e.within("preferences"))?,
         };
     }
     Ok(user)
@@ -503,17 +611,33 @@ fn parse_follow_fields(f: &Fields<'_>, kind_field: Option<&'static str>) -> VRes
     let user = user_id(f.required("user")?, "user")?;
     let other = user_id(f.required("other")?, "other")?;
     if user == other {
-        return Err(ValidationError::new("self_follow", "other", "a user cannot follow themselves"));
+        return Err(ValidationError::new(
+            "self_follow",
+            "other",
+            "a user cannot follow themselves",
+        ));
     }
     let kind = match kind_field.and_then(|name| f.get(name)) {
         None => FollowKind::Follow,
         Some(Value::String(s)) => s.parse().map_err(|()| {
-            ValidationError::new("invalid_follow_kind", kind_field.unwrap_or("kind"), format!("expected follow, friend or trust, found {s:?}"))
+            ValidationError::new(
+                "invalid_follow_kind",
+                kind_field.unwrap_or("kind"),
+                format!("expected follow, friend or trust, found {s:?}"),
+            )
         })?,
         Some(other) => return Err(wrong_type(kind_field.unwrap_or("kind"), "a string", other)),
     };
-    let created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
-    Ok(Follow { user, other, kind, created_at })
+    let created_at = f
+        .get("created_at")
+        .map(|v| parse_timestamp(v, "created_at"))
+        .transpose()?;
+    Ok(Follow {
+        user,
+        other,
+        kind,
+        created_at,
+    })
 }
 
 /// Parse one follow edge (`{"user","other","kind"?,"created_at"?}`).
@@ -523,12 +647,39 @@ pub fn parse_follow(value: &Value) -> VResult<Follow> {
 }
 
 const JSONL_EVENT_FIELDS: &[&str] = &[
-    "kind", "id", "type", "user", "item", "items", "value", "dwell_ms", "query", "text",
-    "request_id", "position", "propensity", "arm", "quantity", "price", "timestamp",
+    "kind",
+    "id",
+    "type",
+    "user",
+    "item",
+    "items",
+    "value",
+    "dwell_ms",
+    "query",
+    "text",
+    "request_id",
+    "position",
+    "propensity",
+    "arm",
+    "quantity",
+    "price",
+    "timestamp",
 ];
 const JSONL_ITEM_FIELDS: &[&str] = &[
-    "kind", "id", "title", "description", "category", "brand", "price", "currency", "attributes",
-    "tags", "available", "created_at", "translations", "vectors",
+    "kind",
+    "id",
+    "title",
+    "description",
+    "category",
+    "brand",
+    "price",
+    "currency",
+    "attributes",
+    "tags",
+    "available",
+    "created_at",
+    "translations",
+    "vectors",
 ];
 const JSONL_USER_FIELDS: &[&str] = &["kind", "id", "attributes", "preferences"];
 const JSONL_FOLLOW_FIELDS: &[&str] = &["kind", "user", "other", "follow_kind", "created_at"];
@@ -613,10 +764,22 @@ mod tests {
     fn timestamps_accept_rfc3339_and_millis() {
         assert_eq!(parse_timestamp(&json!(1_000), "t").unwrap(), 1_000);
         assert_eq!(parse_timestamp(&json!("1000"), "t").unwrap(), 1_000);
-        assert_eq!(parse_timestamp(&json!("1970-01-01T00:00:01+00:00"), "t").unwrap(), 1_000);
-        assert_eq!(parse_timestamp(&json!("yesterday"), "t").unwrap_err().code, "invalid_timestamp");
-        assert_eq!(parse_timestamp(&json!(-5), "t").unwrap_err().code, "invalid_timestamp");
-        assert_eq!(parse_timestamp(&json!(1.5), "t").unwrap_err().code, "invalid_timestamp");
+        assert_eq!(
+            parse_timestamp(&json!("1970-01-01T00:00:01+00:00"), "t").unwrap(),
+            1_000
+        );
+        assert_eq!(
+            parse_timestamp(&json!("yesterday"), "t").unwrap_err().code,
+            "invalid_timestamp"
+        );
+        assert_eq!(
+            parse_timestamp(&json!(-5), "t").unwrap_err().code,
+            "invalid_timestamp"
+        );
+        assert_eq!(
+            parse_timestamp(&json!(1.5), "t").unwrap_err().code,
+            "invalid_timestamp"
+        );
     }
 
     #[test]
@@ -625,19 +788,52 @@ mod tests {
             let err = parse_event(&v).unwrap_err();
             assert_eq!((err.code, err.field.as_str()), (code, field), "{v}");
         };
-        check(json!({"type":"view","user":"u","timestamp":1}), "missing_field", "item");
-        check(json!({"type":"search","user":"u","timestamp":1}), "missing_field", "query");
-        check(json!({"type":"review","user":"u","item":"i","timestamp":1}), "missing_field", "text");
-        check(json!({"type":"rating","user":"u","item":"i","timestamp":1}), "missing_field", "value");
-        check(json!({"type":"impression","user":"u","timestamp":1}), "missing_field", "items");
-        check(json!({"type":"buy","user":"u","item":"i","timestamp":1}), "invalid_event_type", "type");
-        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"usr":1}), "unknown_field", "usr");
-        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"items":[1, null]}), "invalid_type", "items[1]");
+        check(
+            json!({"type":"view","user":"u","timestamp":1}),
+            "missing_field",
+            "item",
+        );
+        check(
+            json!({"type":"search","user":"u","timestamp":1}),
+            "missing_field",
+            "query",
+        );
+        check(
+            json!({"type":"review","user":"u","item":"i","timestamp":1}),
+            "missing_field",
+            "text",
+        );
+        check(
+            json!({"type":"rating","user":"u","item":"i","timestamp":1}),
+            "missing_field",
+            "value",
+        );
+        check(
+            json!({"type":"impression","user":"u","timestamp":1}),
+            "missing_field",
+            "items",
+        );
+        check(
+            json!({"type":"buy","user":"u","item":"i","timestamp":1}),
+            "invalid_event_type",
+            "type",
+        );
+        check(
+            json!({"type":"view","user":"u","item":"i","timestamp":1,"usr":1}),
+            "unknown_field",
+            "usr",
+        );
+        check(
+            json!({"type":"view","user":"u","item":"i","timestamp":1,"items":[1, null]}),
+            "invalid_type",
+            "items[1]",
+        );
     }
 
     #[test]
     fn items_validate_prices_and_categories() {
-        let item = parse_item(&json!({"id":"i","title":"Phone","category":"A > B","price":3})).unwrap();
+        let item =
+            parse_item(&json!({"id":"i","title":"Phone","category":"A > B","price":3})).unwrap();
         assert_eq!(item.category, vec!["A", "B"]);
         let err = parse_item(&json!({"id":"i","title":"Phone","price":-1})).unwrap_err();
         assert_eq!((err.code, err.field.as_str()), ("invalid_number", "price"));

@@ -83,7 +83,11 @@ impl FromStr for EventType {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL.iter().copied().find(|t| t.as_str() == s).ok_or(())
+        EventType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -255,7 +259,11 @@ pub struct User {
 
 impl User {
     pub fn new(id: UserId) -> Self {
-        Self { id, attributes: BTreeMap::new(), preferences: Preferences::default() }
+        Self {
+            id,
+            attributes: BTreeMap::new(),
+            preferences: Preferences::default(),
+        }
     }
 }
 

@@ -20,7 +20,10 @@ const KIND_ERASE_USER: u8 = 2;
 pub enum LogRecord {
     Event(Event),
     /// Every earlier event of this user is erased (privacy erasure).
-    EraseUser { user: UserId, timestamp: i64 },
+    EraseUser {
+        user: UserId,
+        timestamp: i64,
+    },
 }
 
 const HAS_ITEM: u16 = 1 << 0;
@@ -143,7 +146,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < n {
-            return Err(DecodeError(format!("expected {n} more bytes, found {}", self.bytes.len())));
+            return Err(DecodeError(format!(
+                "expected {n} more bytes, found {}",
+                self.bytes.len()
+            )));
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -167,12 +173,16 @@ impl<'a> Reader<'a> {
     }
 
     fn f64(&mut self) -> Result<f64, DecodeError> {
-        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| DecodeError("short f64".into()))?;
+        let bytes: [u8; 8] = self
+            .take(8)?
+            .try_into()
+            .map_err(|_| DecodeError("short f64".into()))?;
         Ok(f64::from_le_bytes(bytes))
     }
 
     fn str(&mut self) -> Result<&'a str, DecodeError> {
-        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow".into()))?;
+        let len =
+            usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow".into()))?;
         std::str::from_utf8(self.take(len)?).map_err(|e| DecodeError(format!("invalid utf-8: {e}")))
     }
 
@@ -209,17 +219,24 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
 
 fn decode_event_body(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
     let type_byte = r.u8()?;
-    let event_type = EventType::from_u8(type_byte).ok_or_else(|| DecodeError(format!("unknown event type {type_byte}")))?;
+    let event_type = EventType::from_u8(type_byte)
+        .ok_or_else(|| DecodeError(format!("unknown event type {type_byte}")))?;
     let mask = u16::from_le_bytes([r.u8()?, r.u8()?]);
     let timestamp = unzigzag(r.varint()?);
     let id = EventId::parse(r.string()?, "id").map_err(id_error)?;
     let user = UserId::parse(r.string()?, "user").map_err(id_error)?;
-    let item = if mask & HAS_ITEM != 0 { Some(ItemId::parse(r.string()?, "item").map_err(id_error)?) } else { None };
+    let item = if mask & HAS_ITEM != 0 {
+        Some(ItemId::parse(r.string()?, "item").map_err(id_error)?)
+    } else {
+        None
+    };
     let mut event = Event::new(id, event_type, user, item, timestamp);
     if mask & HAS_ITEMS != 0 {
         let n = r.varint()?;
         for _ in 0..n {
-            event.items.push(ItemId::parse(r.string()?, "items").map_err(id_error)?);
+            event
+                .items
+                .push(ItemId::parse(r.string()?, "items").map_err(id_error)?);
         }
     }
     if mask & HAS_VALUE != 0 {
@@ -267,31 +284,57 @@ mod tests {
 
     fn event_strategy() -> impl Strategy<Value = Event> {
         (
-            (0u8..11, id_strategy(), id_strategy(), proptest::option::of(id_strategy()), prop::collection::vec(id_strategy(), 0..4)),
-            (proptest::option::of(-1e9f64..1e9), proptest::option::of(any::<u64>()), proptest::option::of(".{0,20}"), proptest::option::of(".{0,20}")),
-            (proptest::option::of(any::<u32>()), proptest::option::of(0.001f64..1.0), proptest::option::of(1u32..100), proptest::option::of(0f64..1e6), any::<i64>()),
+            (
+                0u8..11,
+                id_strategy(),
+                id_strategy(),
+                proptest::option::of(id_strategy()),
+                prop::collection::vec(id_strategy(), 0..4),
+            ),
+            (
+                proptest::option::of(-1e9f64..1e9),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(".{0,20}"),
+                proptest::option::of(".{0,20}"),
+            ),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(0.001f64..1.0),
+                proptest::option::of(1u32..100),
+                proptest::option::of(0f64..1e6),
+                any::<i64>(),
+            ),
         )
-            .prop_map(|((t, id, user, item, items), (value, dwell, query, text), (position, propensity, quantity, price, ts))| {
-                let mut e = Event::new(
-                    EventId::parse(id, "id").unwrap(),
-                    EventType::from_u8(t).unwrap(),
-                    UserId::parse(user, "user").unwrap(),
-                    item.map(|i| ItemId::parse(i, "item").unwrap()),
-                    ts,
-                );
-                e.items = items.into_iter().map(|i| ItemId::parse(i, "items").unwrap()).collect();
-                e.value = value;
-                e.dwell_ms = dwell;
-                e.query = query;
-                e.text = text.clone();
-                e.request_id = text.map(|t| format!("r{t}"));
-                e.position = position;
-                e.propensity = propensity;
-                e.arm = quantity.map(|q| format!("arm{q}"));
-                e.quantity = quantity;
-                e.price = price;
-                e
-            })
+            .prop_map(
+                |(
+                    (t, id, user, item, items),
+                    (value, dwell, query, text),
+                    (position, propensity, quantity, price, ts),
+                )| {
+                    let mut e = Event::new(
+                        EventId::parse(id, "id").unwrap(),
+                        EventType::from_u8(t).unwrap(),
+                        UserId::parse(user, "user").unwrap(),
+                        item.map(|i| ItemId::parse(i, "item").unwrap()),
+                        ts,
+                    );
+                    e.items = items
+                        .into_iter()
+                        .map(|i| ItemId::parse(i, "items").unwrap())
+                        .collect();
+                    e.value = value;
+                    e.dwell_ms = dwell;
+                    e.query = query;
+                    e.text = text.clone();
+                    e.request_id = text.map(|t| format!("r{t}"));
+                    e.position = position;
+                    e.propensity = propensity;
+                    e.arm = quantity.map(|q| format!("arm{q}"));
+                    e.quantity = quantity;
+                    e.price = price;
+                    e
+                },
+            )
     }
 
     proptest! {
@@ -322,7 +365,10 @@ mod tests {
 
     #[test]
     fn erase_records_round_trip() {
-        let record = LogRecord::EraseUser { user: UserId::parse("u1", "u").unwrap(), timestamp: 42 };
+        let record = LogRecord::EraseUser {
+            user: UserId::parse("u1", "u").unwrap(),
+            timestamp: 42,
+        };
         let mut bytes = Vec::new();
         encode(&record, &mut bytes);
         assert_eq!(decode(&bytes).unwrap(), record);

@@ -1,3 +1,117 @@
-//! Storage.
+//! Durable storage of the catalog, users, social edges and events.
+//!
+//! Callers see the [`Storage`] trait; [`EmbeddedStore`] implements it in one data
+//! directory (the default; a PostgreSQL backend implements the same trait). The embedded
+//! store keeps events in an append-only checksummed log ([`log`]) with an in-memory index
+//! rebuilt on open ([`index`]), and the catalog in SQLite ([`catalog`]).
+//!
+//! Invariants: only this module touches the data directory; a write is acknowledged (the
+//! method returns `Ok`) only once it is on stable storage; every persisted format carries a
+//! version that is checked on open; one process owns a data directory at a time.
 
+pub mod catalog;
 pub mod codec;
+mod embedded;
+pub mod index;
+pub mod log;
+mod sink;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::{EmbeddedStore, StoreConfig, DATA_FORMAT_VERSION};
+pub use index::Interaction;
+pub use sink::{SinkSummary, StoreSink};
+
+use crate::error::Result;
+use crate::ids::{ItemId, UserId};
+use crate::model::{Event, EventType, Follow, Item, User};
+
+/// What happened to a batch of events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// Events in the batch, all now durably stored (new or seen before).
+    pub accepted: u64,
+    /// Of those, events whose id was already stored (re-deliveries), not stored again.
+    pub duplicates: u64,
+}
+
+/// What erasing a user removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseReport {
+    pub user_record: bool,
+    pub events: u64,
+    pub social_edges: u64,
+}
+
+/// Counts of what the store holds (`souk stats --json`, `GET /v1/stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Distinct items known from the catalog or from events.
+    pub items: u64,
+    /// Distinct users known from user records, events or social edges.
+    pub users: u64,
+    pub events: u64,
+    pub events_by_type: BTreeMap<String, u64>,
+    pub social_edges: u64,
+    /// Items with a catalog record.
+    pub catalog_items: u64,
+    /// Users with a user record.
+    pub catalog_users: u64,
+    pub storage: StorageStats,
+}
+
+/// Bytes on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageStats {
+    pub backend: String,
+    pub event_log_bytes: u64,
+    pub catalog_bytes: u64,
+}
+
+/// Live event counts of one item by type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCounts {
+    pub by_type: BTreeMap<String, u64>,
+    pub total: u64,
+}
+
+impl ItemCounts {
+    pub fn from_counts(counts: &[u32; EventType::ALL.len()]) -> Self {
+        let by_type: BTreeMap<String, u64> = EventType::ALL
+            .iter()
+            .map(|t| (t.as_str().to_string(), u64::from(counts[*t as usize])))
+            .collect();
+        let total = by_type.values().sum();
+        Self { by_type, total }
+    }
+}
+
+/// The storage seam: everything above the store talks to this trait only.
+pub trait Storage: Send + Sync {
+    /// Store a batch of validated events durably; ids already stored are skipped.
+    fn append_events(&self, events: Vec<Event>) -> Result<AppendOutcome>;
+    fn put_items(&self, items: Vec<Item>) -> Result<()>;
+    fn get_item(&self, id: &ItemId) -> Result<Option<Item>>;
+    /// Remove an item's catalog record (its past events stay). Returns whether it existed.
+    fn delete_item(&self, id: &ItemId) -> Result<bool>;
+    fn put_users(&self, users: Vec<User>) -> Result<()>;
+    fn get_user(&self, id: &UserId) -> Result<Option<User>>;
+    /// Erase a user: record, events and social edges.
+    fn erase_user(&self, id: &UserId) -> Result<EraseReport>;
+    fn put_follows(&self, follows: Vec<Follow>) -> Result<()>;
+    fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool>;
+    fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>>;
+    /// A user's most recent events, newest first.
+    fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>>;
+    /// Live event counts of an item, or `None` if the item is unknown.
+    fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>>;
+    fn stats(&self) -> Result<Stats>;
+    /// Visit every live interaction in arrival order with its user and item ids (item is
+    /// `None` for searches and multi-item impressions). Used by training.
+    fn scan_interactions(
+        &self,
+        visit: &mut dyn FnMut(&str, Option<&str>, &Interaction),
+    ) -> Result<()>;
+}

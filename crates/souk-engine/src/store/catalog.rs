@@ -1,0 +1,317 @@
+//! The catalog: items, users and social edges in an embedded SQLite database
+//! (`catalog.sqlite3`, WAL journal, `synchronous=FULL`: a committed transaction is on
+//! stable storage before the call returns).
+//!
+//! Records are stored as JSON documents keyed by id, so adding an optional field to the
+//! model needs no migration; the schema version lives in the `meta` table and is checked
+//! on open.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::ids::{ItemId, UserId};
+use crate::model::{Follow, FollowKind, Item, User};
+
+/// Version of the catalog schema; bump with a migration when the tables change.
+pub const CATALOG_FORMAT_VERSION: u32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS follows (
+    user TEXT NOT NULL, other TEXT NOT NULL, kind TEXT NOT NULL, created_at INTEGER,
+    PRIMARY KEY (user, other)
+);
+CREATE INDEX IF NOT EXISTS follows_by_other ON follows (other);
+";
+
+/// See the module docs.
+pub struct Catalog {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+fn corrupt(path: &Path, message: String) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Self> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(SCHEMA)?;
+        let version: Option<String> = connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'format_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match version {
+            None => {
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES ('format_version', ?1)",
+                    [CATALOG_FORMAT_VERSION.to_string()],
+                )?;
+            }
+            Some(v) => {
+                let found = v
+                    .parse::<u32>()
+                    .map_err(|_| corrupt(path, format!("unreadable format version {v:?}")))?;
+                if found != CATALOG_FORMAT_VERSION {
+                    return Err(Error::FormatVersion {
+                        path: path.to_path_buf(),
+                        found,
+                        expected: CATALOG_FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Insert or replace items in one transaction.
+    pub fn put_items(&self, items: &[Item]) -> Result<()> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        {
+            let mut statement = tx.prepare_cached(
+                "INSERT INTO items (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?;
+            for item in items {
+                let doc = serde_json::to_string(item)
+                    .map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
+                statement.execute(params![item.id.as_str(), doc])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_item(&self, id: &ItemId) -> Result<Option<Item>> {
+        let doc: Option<String> = self
+            .connection
+            .lock()
+            .query_row(
+                "SELECT doc FROM items WHERE id = ?1",
+                [id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        doc.map(|doc| {
+            serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("item {id}: {e}")))
+        })
+        .transpose()
+    }
+
+    pub fn delete_item(&self, id: &ItemId) -> Result<bool> {
+        Ok(self
+            .connection
+            .lock()
+            .execute("DELETE FROM items WHERE id = ?1", [id.as_str()])?
+            > 0)
+    }
+
+    /// Insert or replace users in one transaction.
+    pub fn put_users(&self, users: &[User]) -> Result<()> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        {
+            let mut statement = tx.prepare_cached(
+                "INSERT INTO users (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?;
+            for user in users {
+                let doc = serde_json::to_string(user)
+                    .map_err(|e| Error::Internal(format!("encoding user: {e}")))?;
+                statement.execute(params![user.id.as_str(), doc])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_user(&self, id: &UserId) -> Result<Option<User>> {
+        let doc: Option<String> = self
+            .connection
+            .lock()
+            .query_row(
+                "SELECT doc FROM users WHERE id = ?1",
+                [id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        doc.map(|doc| {
+            serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("user {id}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Delete a user and every social edge touching them, in one transaction. Returns
+    /// whether the user row existed and the edges removed.
+    pub fn erase_user(&self, id: &UserId) -> Result<(bool, Vec<(UserId, UserId)>)> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        let existed = tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])? > 0;
+        let edges = {
+            let mut statement =
+                tx.prepare("SELECT user, other FROM follows WHERE user = ?1 OR other = ?1")?;
+            let rows = statement.query_map([id.as_str()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            let mut edges = Vec::new();
+            for row in rows {
+                let (a, b) = row?;
+                edges.push((self.stored_user_id(a)?, self.stored_user_id(b)?));
+            }
+            edges
+        };
+        tx.execute(
+            "DELETE FROM follows WHERE user = ?1 OR other = ?1",
+            [id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok((existed, edges))
+    }
+
+    fn stored_user_id(&self, id: String) -> Result<UserId> {
+        UserId::parse(id, "user").map_err(|e| corrupt(&self.path, e.to_string()))
+    }
+
+    /// Insert or update social edges in one transaction; returns, per edge, whether it is new.
+    pub fn put_follows(&self, follows: &[Follow]) -> Result<Vec<bool>> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        let mut new = Vec::with_capacity(follows.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO follows (user, other, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut update = tx.prepare_cached(
+                "UPDATE follows SET kind = ?3, created_at = ?4 WHERE user = ?1 AND other = ?2",
+            )?;
+            for f in follows {
+                let args = params![
+                    f.user.as_str(),
+                    f.other.as_str(),
+                    f.kind.as_str(),
+                    f.created_at
+                ];
+                let inserted = insert.execute(args)? > 0;
+                if !inserted {
+                    update.execute(args)?;
+                }
+                new.push(inserted);
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    pub fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool> {
+        Ok(self.connection.lock().execute(
+            "DELETE FROM follows WHERE user = ?1 AND other = ?2",
+            [user.as_str(), other.as_str()],
+        )? > 0)
+    }
+
+    /// Edges leaving `user`.
+    pub fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT other, kind, created_at FROM follows WHERE user = ?1 ORDER BY other",
+        )?;
+        let rows = statement.query_map([user.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (other, kind, created_at) = row?;
+            let kind: FollowKind = kind
+                .parse()
+                .map_err(|()| corrupt(&self.path, format!("unknown follow kind {kind:?}")))?;
+            out.push(Follow {
+                user: user.clone(),
+                other: self.stored_user_id(other)?,
+                kind,
+                created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Visit every item id, user id and edge (for rebuilding the in-memory index).
+    pub fn scan_ids(
+        &self,
+        mut item: impl FnMut(&str),
+        mut user: impl FnMut(&str),
+        mut follow: impl FnMut(&str, &str),
+    ) -> Result<()> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare("SELECT id FROM items ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            item(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        }
+        let mut statement = connection.prepare("SELECT id FROM users ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            user(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        }
+        let mut statement = connection.prepare("SELECT user, other FROM follows")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            follow(
+                row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+                row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn count(&self, table: CatalogTable) -> Result<u64> {
+        let sql = match table {
+            CatalogTable::Items => "SELECT COUNT(*) FROM items",
+            CatalogTable::Users => "SELECT COUNT(*) FROM users",
+            CatalogTable::Follows => "SELECT COUNT(*) FROM follows",
+        };
+        let n: i64 = self
+            .connection
+            .lock()
+            .query_row(sql, [], |row| row.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Bytes of the database and its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        [self.path.as_path(), wal.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// The catalog's tables, for counting.
+#[derive(Debug, Clone, Copy)]
+pub enum CatalogTable {
+    Items,
+    Users,
+    Follows,
+}

@@ -1,0 +1,628 @@
+//! The embedded store: one data directory, owned by one process.
+//!
+//! ```text
+//! DIR/souk.lock          advisory lock held while open (holds the owner's pid)
+//! DIR/FORMAT             {"format":"souk-data","version":1}
+//! DIR/events/seg-*.log   the event log (see `log`)
+//! DIR/catalog.sqlite3    items, users, social edges (see `catalog`)
+//! ```
+//!
+//! Write path of an event batch: encode frames (no lock) → take the index write lock →
+//! drop ids already stored → one `write` to the log → update the index → release → group
+//! `fdatasync` → acknowledge. If a write or sync fails the store refuses further writes
+//! (the next open recovers from the log), so memory never claims more than the disk holds.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{Catalog, CatalogTable};
+use super::codec::LogRecord;
+use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
+use super::log::{self, EventLog, LogPosition};
+use super::{AppendOutcome, EraseReport, ItemCounts, Stats, Storage, StorageStats};
+use crate::error::{Error, Result};
+use crate::ids::{ItemId, UserId};
+use crate::model::{Event, EventType, Follow, Item, User};
+
+/// Version of the data-directory layout, written to `DIR/FORMAT`.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Size at which the event log starts a new segment file, in bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Problems with this configuration, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.segment_bytes < 1024 * 1024 || self.segment_bytes > u64::from(u32::MAX) {
+            problems.push((
+                "store.segment_bytes".to_string(),
+                format!("expected 1 MiB..=4 GiB, found {}", self.segment_bytes),
+            ));
+        }
+        problems
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FormatFile {
+    format: String,
+    version: u32,
+}
+
+/// See the module docs.
+pub struct EmbeddedStore {
+    dir: PathBuf,
+    _lock: File,
+    log: EventLog,
+    index: RwLock<EventIndex>,
+    catalog: Catalog,
+    failed: AtomicBool,
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("souk.lock");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(Error::Locked {
+                path: dir.to_path_buf(),
+                lock: path,
+            })
+        }
+        Err(TryLockError::Error(e)) => return Err(e.into()),
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join("FORMAT");
+    if path.exists() {
+        let text = fs_err::read_to_string(&path)?;
+        let format: FormatFile = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            message: format!("unreadable format file: {e}"),
+        })?;
+        if format.format != "souk-data" {
+            return Err(Error::Corrupt {
+                path,
+                message: format!("not a souk data directory (format {:?})", format.format),
+            });
+        }
+        if format.version != DATA_FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path,
+                found: format.version,
+                expected: DATA_FORMAT_VERSION,
+            });
+        }
+    } else {
+        let text = serde_json::to_string(&FormatFile {
+            format: "souk-data".into(),
+            version: DATA_FORMAT_VERSION,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let tmp = dir.join("FORMAT.tmp");
+        fs_err::write(&tmp, text)?;
+        File::open(&tmp)?.sync_all()?;
+        fs_err::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl EmbeddedStore {
+    /// Open or create the store in `dir`. Fails with [`Error::Locked`] if another process
+    /// has it open.
+    pub fn open(dir: &Path, config: &StoreConfig) -> Result<Self> {
+        fs_err::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
+        check_format(dir)?;
+        let catalog = Catalog::open(&dir.join("catalog.sqlite3"))?;
+        let mut index = EventIndex::default();
+        {
+            let index = std::cell::RefCell::new(&mut index);
+            catalog.scan_ids(
+                |item| {
+                    let mut index = index.borrow_mut();
+                    let n = index.intern_item(item);
+                    index.item_entries[n as usize].in_catalog = true;
+                },
+                |user| {
+                    let mut index = index.borrow_mut();
+                    let n = index.intern_user(user);
+                    index.user_entries[n as usize].in_catalog = true;
+                },
+                |user, other| {
+                    let mut index = index.borrow_mut();
+                    for u in [user, other] {
+                        let n = index.intern_user(u);
+                        index.user_entries[n as usize].follow_degree += 1;
+                    }
+                },
+            )?;
+        }
+        let started = std::time::Instant::now();
+        let log = EventLog::open(
+            &dir.join("events"),
+            config.segment_bytes,
+            |record, position| {
+                match record {
+                    LogRecord::Event(event) => {
+                        index.insert_event(
+                            &event,
+                            event_id_digest(event.id.as_str()),
+                            position.pack(),
+                        );
+                    }
+                    LogRecord::EraseUser { user, .. } => {
+                        index.erase_user_events(&user);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        tracing::info!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            log,
+            index: RwLock::new(index),
+            catalog,
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::Internal(
+                "an earlier write failed; the store refuses writes until it is reopened".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Run a log write; a failure marks the store failed (see module docs).
+    fn guarded<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "event log write failed; refusing further writes");
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn append_log(
+        &self,
+        frames: &[u8],
+        starts: &[usize],
+        positions: &mut Vec<LogPosition>,
+    ) -> Result<u64> {
+        let result = self.log.append(frames, starts, positions);
+        self.guarded(result)
+    }
+
+    fn sync_log(&self, end: u64) -> Result<()> {
+        let result = self.log.sync_to(end);
+        self.guarded(result)
+    }
+}
+
+impl Storage for EmbeddedStore {
+    fn append_events(&self, events: Vec<Event>) -> Result<AppendOutcome> {
+        self.check_writable()?;
+        if events.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let digests: Vec<u128> = events
+            .iter()
+            .map(|e| event_id_digest(e.id.as_str()))
+            .collect();
+        let mut frames = Vec::with_capacity(events.len() * 96);
+        let mut starts = Vec::with_capacity(events.len());
+        for event in &events {
+            starts.push(frames.len());
+            log::frame_event(event, &mut frames);
+        }
+        let total = events.len() as u64;
+        let (end, kept) = {
+            let mut index = self.index.write();
+            let mut in_batch = HashSet::with_capacity(events.len());
+            let keep: Vec<bool> = digests
+                .iter()
+                .map(|d| !index.contains_event(*d) && in_batch.insert(*d))
+                .collect();
+            let kept = keep.iter().filter(|k| **k).count();
+            if kept == 0 {
+                // Every id is already stored, and therefore already durable.
+                return Ok(AppendOutcome {
+                    accepted: total,
+                    duplicates: total,
+                });
+            }
+            let mut positions = Vec::with_capacity(kept);
+            let end = if kept == events.len() {
+                self.append_log(&frames, &starts, &mut positions)?
+            } else {
+                let mut filtered = Vec::with_capacity(frames.len());
+                let mut filtered_starts = Vec::with_capacity(kept);
+                for (i, start) in starts.iter().enumerate() {
+                    if keep[i] {
+                        let stop = starts.get(i + 1).copied().unwrap_or(frames.len());
+                        filtered_starts.push(filtered.len());
+                        filtered.extend_from_slice(&frames[*start..stop]);
+                    }
+                }
+                self.append_log(&filtered, &filtered_starts, &mut positions)?
+            };
+            let mut positions = positions.into_iter();
+            for (i, event) in events.iter().enumerate() {
+                if keep[i] {
+                    let position = positions.next().map(LogPosition::pack).unwrap_or_default();
+                    index.insert_event(event, digests[i], position);
+                }
+            }
+            (end, kept as u64)
+        };
+        self.sync_log(end)?;
+        Ok(AppendOutcome {
+            accepted: total,
+            duplicates: total - kept,
+        })
+    }
+
+    fn put_items(&self, items: Vec<Item>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.catalog.put_items(&items)?;
+        let mut index = self.index.write();
+        for item in &items {
+            let n = index.intern_item(item.id.as_str());
+            index.item_entries[n as usize].in_catalog = true;
+        }
+        Ok(())
+    }
+
+    fn get_item(&self, id: &ItemId) -> Result<Option<Item>> {
+        self.catalog.get_item(id)
+    }
+
+    fn delete_item(&self, id: &ItemId) -> Result<bool> {
+        let existed = self.catalog.delete_item(id)?;
+        let mut index = self.index.write();
+        if let Some(n) = index.items.get(id.as_str()) {
+            index.item_entries[n as usize].in_catalog = false;
+        }
+        Ok(existed)
+    }
+
+    fn put_users(&self, users: Vec<User>) -> Result<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        self.catalog.put_users(&users)?;
+        let mut index = self.index.write();
+        for user in &users {
+            let n = index.intern_user(user.id.as_str());
+            index.user_entries[n as usize].in_catalog = true;
+        }
+        Ok(())
+    }
+
+    fn get_user(&self, id: &UserId) -> Result<Option<User>> {
+        self.catalog.get_user(id)
+    }
+
+    fn erase_user(&self, id: &UserId) -> Result<EraseReport> {
+        self.check_writable()?;
+        // The tombstone goes first: once it is durable, a crash at any later point still
+        // ends with the user's events erased when the log is replayed.
+        let mut frames = Vec::new();
+        log::frame(
+            &LogRecord::EraseUser {
+                user: id.clone(),
+                timestamp: chrono::Utc::now().timestamp_millis(),
+            },
+            &mut frames,
+        );
+        let (end, events) = {
+            let mut index = self.index.write();
+            let end = self.append_log(&frames, &[0], &mut Vec::new())?;
+            (end, index.erase_user_events(id))
+        };
+        self.sync_log(end)?;
+        let (user_record, edges) = self.catalog.erase_user(id)?;
+        let mut index = self.index.write();
+        if let Some(n) = index.users.get(id.as_str()) {
+            index.user_entries[n as usize].in_catalog = false;
+        }
+        for (a, b) in &edges {
+            for u in [a, b] {
+                if let Some(n) = index.users.get(u.as_str()) {
+                    let entry = &mut index.user_entries[n as usize];
+                    entry.follow_degree = entry.follow_degree.saturating_sub(1);
+                }
+            }
+        }
+        Ok(EraseReport {
+            user_record,
+            events,
+            social_edges: edges.len() as u64,
+        })
+    }
+
+    fn put_follows(&self, follows: Vec<Follow>) -> Result<()> {
+        if follows.is_empty() {
+            return Ok(());
+        }
+        let new = self.catalog.put_follows(&follows)?;
+        let mut index = self.index.write();
+        for (follow, is_new) in follows.iter().zip(new) {
+            if is_new {
+                for u in [&follow.user, &follow.other] {
+                    let n = index.intern_user(u.as_str());
+                    index.user_entries[n as usize].follow_degree += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool> {
+        let existed = self.catalog.delete_follow(user, other)?;
+        if existed {
+            let mut index = self.index.write();
+            for u in [user, other] {
+                if let Some(n) = index.users.get(u.as_str()) {
+                    let entry = &mut index.user_entries[n as usize];
+                    entry.follow_degree = entry.follow_degree.saturating_sub(1);
+                }
+            }
+        }
+        Ok(existed)
+    }
+
+    fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>> {
+        self.catalog.follows_of(user)
+    }
+
+    fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
+        let positions: Vec<u64> = {
+            let index = self.index.read();
+            let Some(n) = index.users.get(user.as_str()) else {
+                return Ok(Vec::new());
+            };
+            index.user_entries[n as usize]
+                .rows
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|row| index.rows[*row as usize].position)
+                .collect()
+        };
+        let mut events = Vec::with_capacity(positions.len());
+        for packed in positions {
+            match self.log.read_at(LogPosition::unpack(packed))? {
+                LogRecord::Event(event) => events.push(event),
+                LogRecord::EraseUser { .. } => {
+                    return Err(Error::Corrupt {
+                        path: self.dir.join("events"),
+                        message: "index points at a non-event record".into(),
+                    })
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>> {
+        let index = self.index.read();
+        Ok(index
+            .items
+            .get(item.as_str())
+            .map(|n| ItemCounts::from_counts(&index.item_entries[n as usize].counts)))
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let social_edges = self.catalog.count(CatalogTable::Follows)?;
+        let catalog_items = self.catalog.count(CatalogTable::Items)?;
+        let catalog_users = self.catalog.count(CatalogTable::Users)?;
+        let index = self.index.read();
+        Ok(Stats {
+            items: index.known_items(),
+            users: index.known_users(),
+            events: index.live_events,
+            events_by_type: EventType::ALL
+                .iter()
+                .map(|t| (t.as_str().to_string(), index.events_by_type[*t as usize]))
+                .collect(),
+            social_edges,
+            catalog_items,
+            catalog_users,
+            storage: StorageStats {
+                backend: "embedded".into(),
+                event_log_bytes: self.log.size_bytes(),
+                catalog_bytes: self.catalog.size_bytes(),
+            },
+        })
+    }
+
+    fn scan_interactions(
+        &self,
+        visit: &mut dyn FnMut(&str, Option<&str>, &Interaction),
+    ) -> Result<()> {
+        let index = self.index.read();
+        for row in index.rows.iter().filter(|r| !r.erased) {
+            let item = (row.item != NO_ITEM).then(|| index.items.name(row.item));
+            visit(index.users.name(row.user), item, row);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EventId;
+
+    fn view(id: &str, user: &str, item: &str, ts: i64) -> Event {
+        Event::new(
+            EventId::parse(id, "id").unwrap(),
+            EventType::View,
+            UserId::parse(user, "user").unwrap(),
+            Some(ItemId::parse(item, "item").unwrap()),
+            ts,
+        )
+    }
+
+    fn open(dir: &Path) -> EmbeddedStore {
+        EmbeddedStore::open(dir, &StoreConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn events_and_catalog_survive_reopen_and_duplicates_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            let outcome = store
+                .append_events(vec![
+                    view("a", "u1", "i1", 1),
+                    view("b", "u1", "i2", 2),
+                    view("a", "u1", "i1", 1),
+                ])
+                .unwrap();
+            assert_eq!(
+                outcome,
+                AppendOutcome {
+                    accepted: 3,
+                    duplicates: 1
+                }
+            );
+            let outcome = store
+                .append_events(vec![view("b", "u1", "i2", 2), view("c", "u2", "i1", 3)])
+                .unwrap();
+            assert_eq!(
+                outcome,
+                AppendOutcome {
+                    accepted: 2,
+                    duplicates: 1
+                }
+            );
+            store
+                .put_items(vec![Item::new(ItemId::parse("i3", "id").unwrap(), "Mug")])
+                .unwrap();
+            store
+                .put_follows(vec![Follow {
+                    user: UserId::parse("u1", "u").unwrap(),
+                    other: UserId::parse("u3", "u").unwrap(),
+                    kind: crate::model::FollowKind::Follow,
+                    created_at: None,
+                }])
+                .unwrap();
+        }
+        let store = open(dir.path());
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.events, stats.items, stats.users, stats.social_edges),
+            (3, 3, 3, 1)
+        );
+        assert_eq!(stats.events_by_type["view"], 3);
+        let recent = store
+            .user_events(&UserId::parse("u1", "u").unwrap(), 10)
+            .unwrap();
+        assert_eq!(
+            recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(
+            store
+                .item_counts(&ItemId::parse("i1", "i").unwrap())
+                .unwrap()
+                .unwrap()
+                .total,
+            2
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open(dir.path());
+        let second = EmbeddedStore::open(dir.path(), &StoreConfig::default());
+        assert!(matches!(second, Err(Error::Locked { .. })));
+    }
+
+    #[test]
+    fn erasing_a_user_removes_events_edges_and_record_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let u1 = UserId::parse("u1", "u").unwrap();
+        {
+            let store = open(dir.path());
+            store.put_users(vec![User::new(u1.clone())]).unwrap();
+            store
+                .append_events(vec![view("a", "u1", "i1", 1), view("b", "u2", "i1", 2)])
+                .unwrap();
+            store
+                .put_follows(vec![Follow {
+                    user: UserId::parse("u2", "u").unwrap(),
+                    other: u1.clone(),
+                    kind: crate::model::FollowKind::Friend,
+                    created_at: None,
+                }])
+                .unwrap();
+            let report = store.erase_user(&u1).unwrap();
+            assert_eq!(
+                report,
+                EraseReport {
+                    user_record: true,
+                    events: 1,
+                    social_edges: 1
+                }
+            );
+            // A late re-delivery of an erased event is not stored again.
+            assert_eq!(
+                store
+                    .append_events(vec![view("a", "u1", "i1", 1)])
+                    .unwrap()
+                    .duplicates,
+                1
+            );
+        }
+        let store = open(dir.path());
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.events, stats.users, stats.social_edges), (1, 1, 0));
+        assert!(store.user_events(&u1, 10).unwrap().is_empty());
+        assert!(store.get_user(&u1).unwrap().is_none());
+    }
+}
