@@ -295,7 +295,7 @@ pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
     Ok(ms)
 }
 
-const EVENT_FIELDS: &[&str] = &[
+pub const EVENT_FIELDS: &[&str] = &[
     "id",
     "type",
     "user",
@@ -427,7 +427,7 @@ fn check_event_shape(event: &Event) -> VResult<()> {
     Ok(())
 }
 
-const ITEM_FIELDS: &[&str] = &[
+pub const ITEM_FIELDS: &[&str] = &[
     "id",
     "title",
     "description",
@@ -579,7 +579,7 @@ pub fn split_category_path(path: &str) -> Vec<String> {
         .collect()
 }
 
-const USER_FIELDS: &[&str] = &["id", "attributes", "preferences"];
+pub const USER_FIELDS: &[&str] = &["id", "attributes", "preferences"];
 
 /// Parse one user.
 pub fn parse_user(value: &Value) -> VResult<User> {
@@ -605,7 +605,7 @@ fn parse_user_with(value: &Value, known: &'static [&'static str]) -> VResult<Use
     Ok(user)
 }
 
-const FOLLOW_FIELDS: &[&str] = &["user", "other", "kind", "created_at"];
+pub const FOLLOW_FIELDS: &[&str] = &["user", "other", "kind", "created_at"];
 
 fn parse_follow_fields(f: &Fields<'_>, kind_field: Option<&'static str>) -> VResult<Follow> {
     let user = user_id(f.required("user")?, "user")?;

@@ -1,1 +1,94 @@
-//! placeholder
+//! Souk's HTTP server: the axum router, wire types, the one error mapping, metrics and the
+//! embedded web page.
+//!
+//! Handlers parse and validate on worker threads, call the engine through
+//! [`souk_engine::store::Storage`] with `spawn_blocking`, and never block the executor.
+//! Wire types live only here.
+
+pub mod body;
+pub mod error;
+pub mod events_api;
+pub mod items_api;
+pub mod metrics;
+pub mod state;
+pub mod stats_api;
+pub mod users_api;
+pub mod web;
+pub mod wire;
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+pub use state::{AppState, ServerConfig};
+
+/// The OpenAPI document, generated from the handlers and wire types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Souk", description = "E-commerce search and recommendation engine"),
+    paths(
+        events_api::post_events,
+        items_api::put_item, items_api::post_items, items_api::get_item, items_api::delete_item,
+        users_api::put_user, users_api::get_user, users_api::delete_user, users_api::get_user_events,
+        users_api::put_follow, users_api::delete_follow,
+        stats_api::get_stats, stats_api::health, stats_api::metrics,
+    ),
+    components(schemas(error::ErrorBody, wire::EventIn, wire::ItemIn, wire::UserIn, wire::FollowIn, wire::Accepted, wire::StatsOut, wire::Health, wire::Erased))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Count and time every request by its route pattern (not its raw path: bounded labels).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.observe_request(&method, &route, status, seconds);
+    tracing::debug!(%method, %route, status, micros = (seconds * 1e6) as u64, "request");
+    response
+}
+
+async fn fallback() -> error::ApiError {
+    error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such endpoint", None)
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(web::index))
+        .route("/health", get(stats_api::health))
+        .route("/metrics", get(stats_api::metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/stats", get(stats_api::get_stats))
+        .route("/v1/events", post(events_api::post_events))
+        .route("/v1/items", post(items_api::post_items))
+        .route("/v1/items/{id}", put(items_api::put_item).get(items_api::get_item).delete(items_api::delete_item))
+        .route("/v1/users/{id}", put(users_api::put_user).get(users_api::get_user).delete(users_api::delete_user))
+        .route("/v1/users/{id}/events", get(users_api::get_user_events))
+        .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves, then finish in-flight requests and return. Every
+/// acknowledged write is already durable, so nothing is left to flush afterwards.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -48,7 +48,8 @@ pub struct EraseReport {
 /// Counts of what the store holds (`souk stats --json`, `GET /v1/stats`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Distinct items known from the catalog or from events.
+    /// Distinct items with a catalog record or at least one live event about them (items
+    /// only listed by impressions or searches do not count).
     pub items: u64,
     /// Distinct users known from user records, events or social edges.
     pub users: u64,

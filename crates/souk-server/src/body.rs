@@ -1,0 +1,84 @@
+//! Reading request bodies with limits and JSON errors (axum's own rejections are plain text).
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Read the whole body, refusing more than `limit` bytes with 413 `payload_too_large`.
+pub async fn read_limited(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+            Some("body".into()),
+        )
+    })
+}
+
+fn utf8(bytes: &[u8]) -> ApiResult<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::bad_request("invalid_utf8", format!("request body is not valid UTF-8 (at byte {})", e.valid_up_to()), "body")
+    })
+}
+
+fn json_error(error: &serde_json::Error, line_offset: usize) -> ApiError {
+    ApiError::bad_request(
+        "invalid_json",
+        format!("malformed JSON at line {}, column {}: {error}", error.line() + line_offset, error.column()),
+        "body",
+    )
+}
+
+/// Parse a JSON body into a value.
+pub fn json_value(bytes: &[u8]) -> ApiResult<Value> {
+    let text = utf8(bytes)?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("empty_body", "expected a JSON body, found nothing", "body"));
+    }
+    serde_json::from_str(text).map_err(|e| json_error(&e, 0))
+}
+
+/// Whether the request says its body is NDJSON.
+pub fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/ndjson"))
+}
+
+/// Parse a body holding a list of records: a JSON array, or NDJSON when `ndjson` (blank
+/// lines skipped). `what` names the list in errors (e.g. `events`).
+pub fn json_list(bytes: &[u8], ndjson: bool, what: &str) -> ApiResult<Vec<Value>> {
+    if ndjson {
+        let text = utf8(bytes)?;
+        let mut values = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value = serde_json::from_str(line).map_err(|e| json_error(&e, number))?;
+            values.push(value);
+        }
+        return Ok(values);
+    }
+    match json_value(bytes)? {
+        Value::Array(values) => Ok(values),
+        other => Err(ApiError::bad_request(
+            "not_an_array",
+            format!(
+                "expected a JSON array of {what}, found {}",
+                match other {
+                    Value::Object(_) => "an object",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            ),
+            "body",
+        )),
+    }
+}

@@ -1,0 +1,106 @@
+//! `/v1/items`: the catalog.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::Value;
+use souk_engine::{input, ItemId};
+
+use crate::body::{is_ndjson, json_list, json_value, read_limited};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::wire::Accepted;
+
+pub fn path_item_id(id: &str) -> ApiResult<ItemId> {
+    ItemId::parse(id, "id").map_err(ApiError::validation)
+}
+
+/// Fill a missing `id` from the path, or check that the body's id matches it.
+pub fn reconcile_id(value: &mut Value, path_id: &str) -> ApiResult<()> {
+    let Value::Object(map) = value else {
+        return Err(ApiError::bad_request("invalid_type", "expected a JSON object", "body"));
+    };
+    match map.get("id") {
+        None | Some(Value::Null) => {
+            map.insert("id".into(), Value::String(path_id.to_string()));
+            Ok(())
+        }
+        Some(Value::String(id)) if id == path_id => Ok(()),
+        Some(other) => Err(ApiError::bad_request(
+            "id_mismatch",
+            format!("the body's id {other} differs from the id in the path {path_id:?}"),
+            "id",
+        )),
+    }
+}
+
+/// Create or replace an item.
+#[utoipa::path(put, path = "/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id")),
+    request_body = crate::wire::ItemIn,
+    responses((status = 200, description = "Stored", body = crate::wire::ItemIn), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn put_item(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    path_item_id(&id)?;
+    let mut value = json_value(&read_limited(body, state.config.max_body_bytes).await?)?;
+    reconcile_id(&mut value, &id)?;
+    let item = input::parse_item(&value).map_err(ApiError::validation)?;
+    let stored = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
+    state.blocking(move |store| store.put_items(vec![item])).await?;
+    Ok(Json(stored))
+}
+
+/// Create or replace a batch of items (JSON array or NDJSON).
+#[utoipa::path(post, path = "/v1/items", tag = "items",
+    request_body = Vec<crate::wire::ItemIn>,
+    responses((status = 200, description = "Stored", body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Accepted>> {
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let values = json_list(&bytes, is_ndjson(&headers), "items")?;
+    if values.len() > state.config.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            format!("expected at most {} items per request, found {}", state.config.max_batch, values.len()),
+            Some("items".into()),
+        ));
+    }
+    let items = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| input::parse_item(v).map_err(|e| ApiError::validation(e.within(&format!("items[{i}]")))))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let accepted = items.len() as u64;
+    state.blocking(move |store| store.put_items(items)).await?;
+    Ok(Json(Accepted { accepted, duplicates: 0 }))
+}
+
+/// Read an item, with its live event counts.
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 200, body = crate::wire::ItemIn), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let item_id = path_item_id(&id)?;
+    let (item, counts) = state
+        .blocking(move |store| Ok((store.get_item(&item_id)?, store.item_counts(&item_id)?)))
+        .await?;
+    let item = item.ok_or_else(|| ApiError::not_found("item", &id))?;
+    let mut value = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
+    if let Some(counts) = counts {
+        value["event_counts"] = serde_json::to_value(counts.by_type).unwrap_or_default();
+    }
+    Ok(Json(value))
+}
+
+/// Remove an item from the catalog (its past events stay, for learning).
+#[utoipa::path(delete, path = "/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "Item id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let item_id = path_item_id(&id)?;
+    if state.blocking(move |store| store.delete_item(&item_id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("item", &id))
+    }
+}

@@ -1,0 +1,73 @@
+//! Shared state of the HTTP server and its configuration.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use souk_engine::store::Storage;
+
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events (or items) accepted in one request.
+    pub max_batch: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:7700".into(), max_body_bytes: 16 * 1024 * 1024, max_batch: 10_000 }
+    }
+}
+
+impl ServerConfig {
+    /// Problems with this configuration, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(("server.listen".into(), format!("expected an address like 127.0.0.1:7700, found {:?}", self.listen)));
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
+            problems.push(("server.max_body_bytes".into(), format!("expected 1 KiB..=1 GiB, found {}", self.max_body_bytes)));
+        }
+        if !(1..=1_000_000).contains(&self.max_batch) {
+            problems.push(("server.max_batch".into(), format!("expected 1..=1000000, found {}", self.max_batch)));
+        }
+        problems
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Storage>,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Storage>, config: ServerConfig) -> Self {
+        Self { store, config: Arc::new(config), metrics: Arc::new(Metrics::default()), started: Instant::now() }
+    }
+
+    /// Run blocking engine work off the async executor.
+    pub async fn blocking<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> souk_engine::Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal("running a storage task", e))?
+            .map_err(ApiError::from)
+    }
+}

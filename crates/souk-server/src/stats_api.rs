@@ -1,0 +1,42 @@
+//! `GET /v1/stats`, `GET /health`, `GET /metrics`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::wire::{Health, StatsOut};
+
+/// Counts of what the store holds (the same JSON as `souk stats --json`).
+#[utoipa::path(get, path = "/v1/stats", tag = "stats", responses((status = 200, body = StatsOut)))]
+pub async fn get_stats(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let stats = state.blocking(|store| store.stats()).await?;
+    Ok(Json(serde_json::to_value(stats).map_err(|e| ApiError::internal("encoding stats", e))?))
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "stats", responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "stats", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let stats = state.blocking(|store| store.stats()).await?;
+    let body = state.metrics.render(&[
+        ("souk_items", "Distinct items known.", stats.items as f64),
+        ("souk_users", "Distinct users known.", stats.users as f64),
+        ("souk_events", "Events stored.", stats.events as f64),
+        ("souk_social_edges", "Social edges stored.", stats.social_edges as f64),
+        ("souk_event_log_bytes", "Bytes in the event log.", stats.storage.event_log_bytes as f64),
+        ("souk_uptime_seconds", "Seconds since the server started.", state.started.elapsed().as_secs_f64()),
+    ]);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}

@@ -1,0 +1,129 @@
+//! `/v1/users`: users, their social edges, erasure and export.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use souk_engine::{input, Follow, UserId};
+
+use crate::body::{json_value, read_limited};
+use crate::error::{ApiError, ApiResult};
+use crate::items_api::reconcile_id;
+use crate::state::AppState;
+use crate::wire::Erased;
+
+fn path_user_id(id: &str, field: &str) -> ApiResult<UserId> {
+    UserId::parse(id, field).map_err(ApiError::validation)
+}
+
+/// Create or replace a user.
+#[utoipa::path(put, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    request_body = crate::wire::UserIn,
+    responses((status = 200, body = crate::wire::UserIn), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    path_user_id(&id, "id")?;
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let mut value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_value(&bytes)? };
+    reconcile_id(&mut value, &id)?;
+    let user = input::parse_user(&value).map_err(ApiError::validation)?;
+    let stored = serde_json::to_value(&user).map_err(|e| ApiError::internal("encoding a user", e))?;
+    state.blocking(move |store| store.put_users(vec![user])).await?;
+    Ok(Json(stored))
+}
+
+/// Read a user with their social edges.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = crate::wire::UserIn), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let user_id = path_user_id(&id, "id")?;
+    let (user, follows, recent) = state
+        .blocking(move |store| Ok((store.get_user(&user_id)?, store.follows_of(&user_id)?, store.user_events(&user_id, 1)?)))
+        .await?;
+    if user.is_none() && follows.is_empty() && recent.is_empty() {
+        return Err(ApiError::not_found("user", &id));
+    }
+    let mut value = match user {
+        Some(user) => serde_json::to_value(&user).map_err(|e| ApiError::internal("encoding a user", e))?,
+        None => json!({ "id": id }),
+    };
+    value["follows"] = follows.iter().map(|f| json!({"other": f.other, "kind": f.kind.as_str()})).collect();
+    Ok(Json(value))
+}
+
+/// Erase a user: their record, events and social edges.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "What was erased", body = Erased)))]
+pub async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Erased>> {
+    let user_id = path_user_id(&id, "id")?;
+    let report = state.blocking(move |store| store.erase_user(&user_id)).await?;
+    Ok(Json(Erased { user_record: report.user_record, events: report.events, social_edges: report.social_edges }))
+}
+
+/// Query of `GET /v1/users/{id}/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// How many of the most recent events (default 100, at most 10000).
+    pub n: Option<usize>,
+}
+
+/// A user's most recent events, newest first (also the data export of a user).
+#[utoipa::path(get, path = "/v1/users/{id}/events", tag = "users",
+    params(("id" = String, Path, description = "User id"), EventsQuery),
+    responses((status = 200, description = "Events, newest first", body = Vec<crate::wire::EventIn>)))]
+pub async fn get_user_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult<Json<Value>> {
+    let user_id = path_user_id(&id, "id")?;
+    let n = query.n.unwrap_or(100);
+    if !(1..=10_000).contains(&n) {
+        return Err(ApiError::bad_request("invalid_number", format!("expected n in 1..=10000, found {n}"), "n"));
+    }
+    let events = state.blocking(move |store| store.user_events(&user_id, n)).await?;
+    Ok(Json(json!({ "user": id, "events": events })))
+}
+
+/// Follow (or befriend, or trust) another user.
+#[utoipa::path(put, path = "/v1/users/{id}/follows/{other}", tag = "users",
+    params(("id" = String, Path, description = "User id"), ("other" = String, Path, description = "Followed user id")),
+    request_body(content = Option<crate::wire::FollowIn>, description = "Optional: {\"kind\": \"follow\" | \"friend\" | \"trust\"}"),
+    responses((status = 204, description = "Stored"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn put_follow(
+    State(state): State<AppState>,
+    Path((id, other)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let mut value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_value(&bytes)? };
+    let Value::Object(map) = &mut value else {
+        return Err(ApiError::bad_request("invalid_type", "expected a JSON object", "body"));
+    };
+    if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "kind" | "created_at")) {
+        return Err(ApiError::bad_request("unknown_field", "unknown field of a follow; expected kind, created_at", key.clone()));
+    }
+    map.insert("user".into(), Value::String(id));
+    map.insert("other".into(), Value::String(other));
+    let follow: Follow = input::parse_follow(&value).map_err(ApiError::validation)?;
+    state.blocking(move |store| store.put_follows(vec![follow])).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a social edge.
+#[utoipa::path(delete, path = "/v1/users/{id}/follows/{other}", tag = "users",
+    params(("id" = String, Path, description = "User id"), ("other" = String, Path, description = "Followed user id")),
+    responses((status = 204, description = "Removed"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_follow(State(state): State<AppState>, Path((id, other)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let user = path_user_id(&id, "user")?;
+    let other_id = path_user_id(&other, "other")?;
+    if state.blocking(move |store| store.delete_follow(&user, &other_id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("follow", &format!("{id} -> {other}")))
+    }
+}

@@ -1,0 +1,167 @@
+//! Wire types: the JSON shapes of the API as documented in `/openapi.json`.
+//!
+//! Request bodies are validated by `souk_engine::input` (one set of rules for HTTP and
+//! import files); the request types here describe those shapes for the OpenAPI document,
+//! and a test checks that their fields are exactly the fields the engine accepts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An event, as accepted by `POST /v1/events`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventIn {
+    /// Event id; re-delivering the same id stores the event once. Generated if absent.
+    pub id: Option<String>,
+    /// One of view, click, add_to_cart, remove_from_cart, purchase, favorite, rating,
+    /// review, search, impression, dislike.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub user: String,
+    /// Required for every type but search and impression.
+    pub item: Option<String>,
+    /// Items shown (impression) or returned (search), in display order.
+    pub items: Option<Vec<String>>,
+    /// Rating value (required for rating), or another numeric value.
+    pub value: Option<f64>,
+    pub dwell_ms: Option<u64>,
+    /// Required for search.
+    pub query: Option<String>,
+    /// Review text (required for review).
+    pub text: Option<String>,
+    pub request_id: Option<String>,
+    /// Zero-based position in the response the item was shown in.
+    pub position: Option<u32>,
+    /// Probability in (0, 1] with which the logging policy showed the item.
+    pub propensity: Option<f64>,
+    /// Experiment arm.
+    pub arm: Option<String>,
+    pub quantity: Option<u32>,
+    /// Unit price paid (non-negative).
+    pub price: Option<f64>,
+    /// RFC 3339 date-time string or Unix milliseconds.
+    #[schema(value_type = String, example = "2026-11-22T10:00:00Z")]
+    pub timestamp: serde_json::Value,
+}
+
+/// A title and description in another language.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TranslationIn {
+    pub title: String,
+    pub description: Option<String>,
+}
+
+/// A catalog item.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ItemIn {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// "Electronics > Audio > Headphones" or an array of levels.
+    #[schema(value_type = String)]
+    pub category: Option<serde_json::Value>,
+    pub brand: Option<String>,
+    /// Non-negative, finite.
+    pub price: Option<f64>,
+    pub currency: Option<String>,
+    #[schema(value_type = Object)]
+    pub attributes: Option<BTreeMap<String, serde_json::Value>>,
+    pub tags: Option<Vec<String>>,
+    /// Default true.
+    pub available: Option<bool>,
+    #[schema(value_type = String)]
+    pub created_at: Option<serde_json::Value>,
+    /// Localised title and description by language code, e.g. `zh`.
+    pub translations: Option<BTreeMap<String, TranslationIn>>,
+    /// User-supplied vectors by name (e.g. image embeddings).
+    pub vectors: Option<BTreeMap<String, Vec<f32>>>,
+}
+
+/// Onboarding preferences.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreferencesIn {
+    pub categories: Option<Vec<String>>,
+    pub brands: Option<Vec<String>>,
+}
+
+/// A user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserIn {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub attributes: Option<BTreeMap<String, serde_json::Value>>,
+    pub preferences: Option<PreferencesIn>,
+}
+
+/// Body of `PUT /v1/users/{id}/follows/{other}` (optional).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FollowIn {
+    /// follow (default), friend or trust.
+    pub kind: Option<String>,
+}
+
+/// Answer to an ingest request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// Records now durably stored (including re-deliveries recognised by id).
+    pub accepted: u64,
+    /// Of those, events whose id was already stored.
+    pub duplicates: u64,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsOut {
+    pub items: u64,
+    pub users: u64,
+    pub events: u64,
+    pub events_by_type: BTreeMap<String, u64>,
+    pub social_edges: u64,
+    pub catalog_items: u64,
+    pub catalog_users: u64,
+    #[schema(value_type = Object)]
+    pub storage: serde_json::Value,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub uptime_seconds: f64,
+}
+
+/// What erasing a user removed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Erased {
+    pub user_record: bool,
+    pub events: u64,
+    pub social_edges: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_names<T: ToSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let mut names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn sorted(fields: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn documented_request_shapes_match_what_the_engine_accepts() {
+        use souk_engine::input;
+        assert_eq!(field_names::<EventIn>(), sorted(input::EVENT_FIELDS));
+        assert_eq!(field_names::<ItemIn>(), sorted(input::ITEM_FIELDS));
+        assert_eq!(field_names::<UserIn>(), sorted(input::USER_FIELDS));
+    }
+}

@@ -1,0 +1,99 @@
+use axum::http::StatusCode;
+use serde_json::json;
+use souk_server::ServerConfig;
+
+use crate::TestServer;
+
+#[tokio::test]
+async fn events_are_stored_once_and_counted() {
+    let server = TestServer::new(ServerConfig::default());
+    let events = json!([
+        {"id": "e1", "type": "view", "user": "u1", "item": "i1", "timestamp": "2026-01-01T00:00:00Z", "dwell_ms": 5000},
+        {"id": "e2", "type": "purchase", "user": "u1", "item": "i1", "quantity": 2, "price": 9.99, "timestamp": 1767225600000i64},
+        {"type": "search", "user": "u2", "query": "蓝牙耳机", "items": ["i1", "i2"], "request_id": "r1", "timestamp": 1},
+    ]);
+    let (status, body) = server.json("POST", "/v1/events", events.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"accepted": 3, "duplicates": 0}));
+    // Re-delivery: the two events with ids are recognised, the one without gets a new id.
+    let (_, body) = server.json("POST", "/v1/events", events).await;
+    assert_eq!(body, json!({"accepted": 3, "duplicates": 2}));
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!(stats["events"], 4);
+    assert_eq!(stats["events_by_type"]["search"], 2, "{stats}");
+    assert_eq!(stats["users"], 2);
+    // i2 was only listed in a search result: not an item any event is about.
+    assert_eq!(stats["items"], 1);
+    let (status, history) = server.get("/v1/users/u1/events?n=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history["events"][0]["id"], "e2");
+    assert_eq!(history["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn ndjson_bodies_are_accepted() {
+    let server = TestServer::new(ServerConfig::default());
+    let body = "{\"type\":\"click\",\"user\":\"u\",\"item\":\"i\",\"timestamp\":1}\n\n{\"type\":\"dislike\",\"user\":\"u\",\"item\":\"j\",\"timestamp\":2}\n";
+    let (status, body) = server.call("POST", "/v1/events", Some("application/x-ndjson"), body.into()).await;
+    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::OK, Some(2)));
+}
+
+#[tokio::test]
+async fn items_users_and_follows_round_trip() {
+    let server = TestServer::new(ServerConfig::default());
+    let item = json!({"title": "Wireless Headphones", "category": "Electronics > Audio", "brand": "Acme", "price": 59.5,
+                      "attributes": {"color": "blue"}, "translations": {"zh": {"title": "无线耳机"}}});
+    let (status, stored) = server.json("PUT", "/v1/items/sku-1", item).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let (status, fetched) = server.get("/v1/items/sku-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched["category"], json!(["Electronics", "Audio"]));
+    assert_eq!(fetched["translations"]["zh"]["title"], "无线耳机");
+    let (status, body) = server.json("POST", "/v1/items", json!([{"id": "sku-2", "title": "Cable"}, {"id": "sku-3", "title": "Case"}])).await;
+    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::OK, Some(2)));
+    assert_eq!(server.call("DELETE", "/v1/items/sku-2", None, vec![]).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(server.get("/v1/items/sku-2").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(server.call("DELETE", "/v1/items/sku-2", None, vec![]).await.0, StatusCode::NOT_FOUND);
+
+    let (status, _) = server.json("PUT", "/v1/users/u1", json!({"attributes": {"region": "EU"}, "preferences": {"brands": ["Acme"]}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.json("PUT", "/v1/users/u1/follows/u2", json!({"kind": "friend"})).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(server.call("PUT", "/v1/users/u1/follows/u3", None, vec![]).await.0, StatusCode::NO_CONTENT);
+    let (_, user) = server.get("/v1/users/u1").await;
+    assert_eq!(user["preferences"]["brands"], json!(["Acme"]));
+    assert_eq!(user["follows"], json!([{"other": "u2", "kind": "friend"}, {"other": "u3", "kind": "follow"}]));
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!((stats["social_edges"].as_u64(), stats["users"].as_u64(), stats["items"].as_u64()), (Some(2), Some(3), Some(2)));
+    assert_eq!(server.call("DELETE", "/v1/users/u1/follows/u3", None, vec![]).await.0, StatusCode::NO_CONTENT);
+
+    server.json("POST", "/v1/events", json!([{"type": "view", "user": "u1", "item": "sku-1", "timestamp": 1}])).await;
+    let (status, erased) = server.call("DELETE", "/v1/users/u1", None, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(erased, json!({"user_record": true, "events": 1, "social_edges": 1}));
+    assert_eq!(server.get("/v1/users/u1").await.0, StatusCode::NOT_FOUND);
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!((stats["events"].as_u64(), stats["social_edges"].as_u64()), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn service_endpoints_answer() {
+    let server = TestServer::new(ServerConfig::default());
+    let (status, health) = server.get("/health").await;
+    assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/v1/events", "/v1/items/{id}", "/v1/users/{id}", "/v1/users/{id}/follows/{other}", "/v1/stats", "/health", "/metrics"] {
+        assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    server.get("/v1/stats").await;
+    let (status, metrics) = server.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("souk_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("souk_events 0"));
+    let (status, page) = server.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("<title>Souk</title>"));
+    let (status, body) = server.get("/v2/nothing").await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
+}
