@@ -1,0 +1,112 @@
+//! The CLI commands as a user runs them.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::{run_ok, souk};
+
+fn stats(dir: &std::path::Path) -> Value {
+    let output = run_ok(souk().arg("--data-dir").arg(dir).args(["stats", "--json"]));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn stats_of_an_empty_data_dir_has_the_contract_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = stats(dir.path());
+    for key in ["items", "users", "events", "events_by_type", "social_edges"] {
+        assert!(stats.get(key).is_some(), "missing {key} in {stats}");
+    }
+    assert_eq!(stats["events_by_type"].as_object().unwrap().len(), 11);
+    assert_eq!(stats["events"], 0);
+}
+
+#[test]
+fn generated_files_import_to_the_same_shop_as_direct_generation() {
+    let out = tempfile::tempdir().unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let args = ["--items", "300", "--users", "80", "--events", "3000", "--seed", "7"];
+    run_ok(souk().arg("gen").args(args).arg("--out").arg(out.path()));
+    run_ok(souk().arg("gen").args(args).arg("--out").arg(again.path()));
+    for file in ["items.jsonl", "users.jsonl", "follows.jsonl", "events.jsonl", "ground_truth.json"] {
+        let a = std::fs::read(out.path().join(file)).unwrap();
+        let b = std::fs::read(again.path().join(file)).unwrap();
+        assert!(a == b && !a.is_empty(), "{file} differs between runs with the same seed, or is empty");
+    }
+
+    let direct = tempfile::tempdir().unwrap();
+    run_ok(souk().arg("--data-dir").arg(direct.path()).arg("gen").args(args));
+    let imported = tempfile::tempdir().unwrap();
+    let files: Vec<_> = ["items.jsonl", "users.jsonl", "follows.jsonl", "events.jsonl"].iter().map(|f| out.path().join(f)).collect();
+    run_ok(souk().arg("--data-dir").arg(imported.path()).args(["import", "--format", "jsonl"]).args(&files));
+    let (a, b) = (stats(direct.path()), stats(imported.path()));
+    assert_eq!(a["events"], 3000);
+    for key in ["items", "users", "events", "events_by_type", "social_edges"] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    // Importing the same files again is idempotent.
+    run_ok(souk().arg("--data-dir").arg(imported.path()).args(["import", "--format", "jsonl"]).args(&files));
+    assert_eq!(stats(imported.path())["events"], 3000);
+}
+
+#[test]
+fn a_bad_import_line_stops_with_its_line_number_and_stores_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &file,
+        "{\"kind\":\"event\",\"type\":\"view\",\"user\":\"u\",\"item\":\"i\",\"timestamp\":1}\n{\"kind\":\"event\",\"type\":\"glance\",\"user\":\"u\",\"item\":\"i\",\"timestamp\":1}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let output = souk().arg("--data-dir").arg(&data).args(["import", "--format", "jsonl"]).arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(":2:") && stderr.contains("type"), "{stderr}");
+    // With --skip-bad the good line is imported and the bad one counted.
+    let output = run_ok(souk().arg("--data-dir").arg(&data).args(["import", "--format", "jsonl", "--skip-bad", "--json"]).arg(&file));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["read"]["skipped"], 1);
+    assert_eq!(stats(&data)["events"], 1);
+}
+
+#[test]
+fn config_check_reports_every_problem_with_exit_code_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("souk.toml");
+    std::fs::write(&file, "[server]\nlisten = \"nowhere\"\nmax_batch = 0\n[store]\nsegment_byte = 5\n").unwrap();
+    let output = souk().arg("--config").arg(&file).args(["config", "check"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for key in ["server.listen", "server.max_batch", "store.segment_byte"] {
+        assert!(stderr.contains(key), "{key} not reported: {stderr}");
+    }
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../souk.example.toml");
+    run_ok(souk().arg("--config").arg(reference).args(["config", "check"]));
+}
+
+#[test]
+fn demo_builds_a_shop_and_serves_it_with_the_web_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = souk()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["demo", "--listen", "127.0.0.1:0", "--items", "200", "--users", "50", "--events", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("souk: listening on ").unwrap().to_string();
+    let stats: Value = ureq::get(&format!("{base}/v1/stats")).call().unwrap().into_json().unwrap();
+    let page = ureq::get(&format!("{base}/")).call().unwrap().into_string().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(stats["events"], 2000);
+    assert_eq!(stats["catalog_items"], 200);
+    assert!(stats["social_edges"].as_u64().unwrap() > 0);
+    assert!(page.contains("<title>Souk</title>"));
+}
