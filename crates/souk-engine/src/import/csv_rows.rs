@@ -33,11 +33,33 @@ enum RowKind {
 }
 
 const EVENT_COLUMNS: &[&str] = &[
-    "id", "type", "user", "item", "items", "value", "dwell_ms", "query", "text", "request_id",
-    "position", "propensity", "arm", "quantity", "price", "timestamp",
+    "id",
+    "type",
+    "user",
+    "item",
+    "items",
+    "value",
+    "dwell_ms",
+    "query",
+    "text",
+    "request_id",
+    "position",
+    "propensity",
+    "arm",
+    "quantity",
+    "price",
+    "timestamp",
 ];
 const ITEM_COLUMNS: &[&str] = &[
-    "id", "title", "description", "category", "brand", "price", "currency", "tags", "available",
+    "id",
+    "title",
+    "description",
+    "category",
+    "brand",
+    "price",
+    "currency",
+    "tags",
+    "available",
     "created_at",
 ];
 const FOLLOW_COLUMNS: &[&str] = &["user", "other", "kind", "created_at"];
@@ -126,8 +148,11 @@ fn classify(path: &Path, header: &[String]) -> Result<RowKind> {
         RowKind::Follow => FOLLOW_COLUMNS,
         RowKind::Item => return Ok(kind),
     };
-    let unknown: Vec<&str> =
-        header.iter().map(String::as_str).filter(|h| !known.contains(h)).collect();
+    let unknown: Vec<&str> = header
+        .iter()
+        .map(String::as_str)
+        .filter(|h| !known.contains(h))
+        .collect();
     if !unknown.is_empty() {
         return Err(Error::Parse {
             path: path.to_path_buf(),
@@ -142,7 +167,11 @@ fn classify(path: &Path, header: &[String]) -> Result<RowKind> {
     Ok(kind)
 }
 
-fn row_to_record(kind: RowKind, header: &[String], row: &csv::StringRecord) -> Result<Record, ValidationError> {
+fn row_to_record(
+    kind: RowKind,
+    header: &[String],
+    row: &csv::StringRecord,
+) -> Result<Record, ValidationError> {
     let mut object = Map::new();
     let mut attributes = Map::new();
     for (column, cell) in header.iter().zip(row.iter()) {
@@ -182,15 +211,19 @@ fn import_file(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
             .collect(),
         Err(e) => {
-            return Err(Error::Parse { path: path.to_path_buf(), line: 1, message: format!("invalid_csv: {e}") })
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                line: 1,
+                message: format!("invalid_csv: {e}"),
+            })
         }
     };
     let kind = classify(path, &header)?;
     let mut row = csv::StringRecord::new();
     let mut reported: u64 = 0;
-    let mut rows: u64 = 0;
+    let mut rows_since_report: u64 = 0;
     loop {
-        let line = reader.position().line() ;
+        let line = reader.position().line();
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {
@@ -202,14 +235,22 @@ fn import_file(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             }
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    return Err(Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))));
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "{}: {e}",
+                        path.display()
+                    ))));
                 }
                 let line = e.position().map_or(line, csv::Position::line);
-                importer.reject(path, line, ValidationError::new("invalid_csv", "", e.to_string()))?;
+                importer.reject(
+                    path,
+                    line,
+                    ValidationError::new("invalid_csv", "", e.to_string()),
+                )?;
             }
         }
-        rows += 1;
-        if rows % PROGRESS_EVERY_ROWS == 0 {
+        rows_since_report += 1;
+        if rows_since_report == PROGRESS_EVERY_ROWS {
+            rows_since_report = 0;
             let byte = reader.position().byte();
             importer.read_bytes((byte - reported) as usize);
             reported = byte;
@@ -266,7 +307,9 @@ mod tests {
         let (report, records) =
             import_to_vec(Format::Csv, &[fixture("csv/items.csv")], true).unwrap();
         assert_eq!(report.items, 3);
-        let Record::Item(dress) = &records[0] else { panic!("expected an item") };
+        let Record::Item(dress) = &records[0] else {
+            panic!("expected an item")
+        };
         assert_eq!(dress.title, "Summer Dress, red");
         assert_eq!(dress.category, vec!["Clothing", "Dresses"]);
         assert_eq!(dress.tags, vec!["summer", "red"]);
@@ -274,10 +317,18 @@ mod tests {
         assert_eq!(dress.attributes.get("weight_g"), Some(&json!(250)));
         assert_eq!(dress.attributes.get("ean"), Some(&json!("0012345678905")));
         assert!(dress.available);
-        let Record::Item(mug) = &records[1] else { panic!("expected an item") };
+        let Record::Item(mug) = &records[1] else {
+            panic!("expected an item")
+        };
         assert!(!mug.available);
-        assert_eq!(mug.attributes.get("weight_g"), None, "empty cells are absent");
-        let Record::Item(lamp) = &records[2] else { panic!("expected an item") };
+        assert_eq!(
+            mug.attributes.get("weight_g"),
+            None,
+            "empty cells are absent"
+        );
+        let Record::Item(lamp) = &records[2] else {
+            panic!("expected an item")
+        };
         assert_eq!(lamp.created_at, Some(1_700_000_000_000));
     }
 
@@ -286,16 +337,22 @@ mod tests {
         let (report, records) =
             import_to_vec(Format::Csv, &[fixture("csv/follows.csv")], true).unwrap();
         assert_eq!(report.follows, 2);
-        let Record::Follow(first) = &records[0] else { panic!("expected a follow") };
+        let Record::Follow(first) = &records[0] else {
+            panic!("expected a follow")
+        };
         assert_eq!(first.kind, FollowKind::Friend);
-        let Record::Follow(second) = &records[1] else { panic!("expected a follow") };
+        let Record::Follow(second) = &records[1] else {
+            panic!("expected a follow")
+        };
         assert_eq!(second.kind, FollowKind::Follow);
     }
 
     #[test]
     fn validation_errors_name_the_row_and_column() {
         let err = import_to_vec(Format::Csv, &[fixture("csv/bad_events.csv")], true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
+        let Error::Parse { line, message, .. } = err else {
+            panic!("expected a parse error")
+        };
         assert_eq!(line, 3);
         assert!(message.contains("invalid_type at `value`"), "{message}");
 
@@ -310,7 +367,10 @@ mod tests {
             ":6: skipped: invalid_timestamp at `timestamp`",
         ];
         for (warning, expected) in report.warnings.iter().zip(expected) {
-            assert!(warning.contains(expected), "{warning} should contain {expected}");
+            assert!(
+                warning.contains(expected),
+                "{warning} should contain {expected}"
+            );
         }
     }
 

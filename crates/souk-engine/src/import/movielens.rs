@@ -27,9 +27,25 @@ use crate::model::{EventType, Item, Record};
 
 /// The genres of ML-100K in flag order, used when `u.genre` is not given.
 const STANDARD_GENRES: [&str; 19] = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 /// Columns of `u.item` before the genre flags.
@@ -66,7 +82,11 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
     let mut planned = Vec::new();
     for path in files {
         let role = role(&file_name(path)).ok_or_else(|| {
-            unknown_file(path, Format::Movielens, "u.data, u.item, u.user, u.genre, ratings.csv or movies.csv")
+            unknown_file(
+                path,
+                Format::Movielens,
+                "u.data, u.item, u.user, u.genre, ratings.csv or movies.csv",
+            )
         })?;
         planned.push((role, path));
     }
@@ -100,7 +120,11 @@ fn read_genres(importer: &mut Importer<'_>, path: &Path) -> Result<Vec<String>> 
             let name = cell(&cells, 0, "genre")?.to_string();
             let index = cell(&cells, 1, "index")?;
             let index = index.parse::<usize>().map_err(|_| {
-                ValidationError::new("invalid_number", "index", format!("expected a genre index, found {index:?}"))
+                ValidationError::new(
+                    "invalid_number",
+                    "index",
+                    format!("expected a genre index, found {index:?}"),
+                )
             })?;
             Ok(Some((index, name)))
         },
@@ -135,7 +159,13 @@ fn split_title_year(title: &str) -> (&str, Option<i64>) {
 }
 
 /// An item from a movie's id, title with year and genres, through the HTTP validation.
-fn movie_item(id: &str, title: &str, release_date: &str, genres: &[&str], imdb_url: &str) -> Result<Item, ValidationError> {
+fn movie_item(
+    id: &str,
+    title: &str,
+    release_date: &str,
+    genres: &[&str],
+    imdb_url: &str,
+) -> Result<Item, ValidationError> {
     let (title, title_year) = split_title_year(title);
     // "01-Jan-1995": the year is the last four characters.
     let release_year = release_date
@@ -184,7 +214,11 @@ fn import_items(importer: &mut Importer<'_>, path: &Path, genres: &[String]) -> 
                 return Err(ValidationError::new(
                     "missing_column",
                     "genres",
-                    format!("expected {} genre flags, found {}", genres.len(), flags.len()),
+                    format!(
+                        "expected {} genre flags, found {}",
+                        genres.len(),
+                        flags.len()
+                    ),
                 ));
             }
             let mut movie_genres = Vec::new();
@@ -213,7 +247,9 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
     importer.start_file(path);
     let file = fs_err::File::open(path)?;
     let size = file.metadata()?.len();
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(file);
     let mut row = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut row) {
@@ -222,7 +258,9 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
                 let line = row.position().map_or(0, csv::Position::line);
                 let fields: Result<Vec<String>, ValidationError> = row
                     .iter()
-                    .map(|field| decode(field, Encoding::Utf8OrLatin1).map(|text| text.into_owned()))
+                    .map(|field| {
+                        decode(field, Encoding::Utf8OrLatin1).map(|text| text.into_owned())
+                    })
                     .collect();
                 let item = fields.and_then(|fields| {
                     let cells: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -242,10 +280,17 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             }
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    return Err(Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))));
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "{}: {e}",
+                        path.display()
+                    ))));
                 }
                 let line = e.position().map_or(0, csv::Position::line);
-                importer.reject(path, line, ValidationError::new("invalid_csv", "", e.to_string()))?;
+                importer.reject(
+                    path,
+                    line,
+                    ValidationError::new("invalid_csv", "", e.to_string()),
+                )?;
             }
         }
     }
@@ -267,7 +312,11 @@ fn import_users(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             let id = cell(&cells, 0, "user id")?;
             let age = cell(&cells, 1, "age")?;
             let age = age.parse::<u64>().map_err(|_| {
-                ValidationError::new("invalid_number", "age", format!("expected an age in years, found {age:?}"))
+                ValidationError::new(
+                    "invalid_number",
+                    "age",
+                    format!("expected an age in years, found {age:?}"),
+                )
             })?;
             let mut attributes = Map::new();
             attributes.insert("age".into(), json!(age));
@@ -294,8 +343,11 @@ fn import_ratings(importer: &mut Importer<'_>, path: &Path, csv_layout: bool) ->
             if line.trim().is_empty() {
                 return Ok(None);
             }
-            let cells: Vec<&str> =
-                if csv_layout { line.split(',').collect() } else { line.split('\t').collect() };
+            let cells: Vec<&str> = if csv_layout {
+                line.split(',').collect()
+            } else {
+                line.split('\t').collect()
+            };
             let user = cell(&cells, 0, "user")?;
             let item = cell(&cells, 1, "item")?;
             let rating = parse_number(cell(&cells, 2, "rating")?, "rating")?;
@@ -326,10 +378,19 @@ mod tests {
 
     #[test]
     fn titles_lose_their_year() {
-        assert_eq!(split_title_year("Toy Story (1995)"), ("Toy Story", Some(1995)));
-        assert_eq!(split_title_year("City of Lost Children, The (1995) "), ("City of Lost Children, The", Some(1995)));
+        assert_eq!(
+            split_title_year("Toy Story (1995)"),
+            ("Toy Story", Some(1995))
+        );
+        assert_eq!(
+            split_title_year("City of Lost Children, The (1995) "),
+            ("City of Lost Children, The", Some(1995))
+        );
         assert_eq!(split_title_year("Babylon 5"), ("Babylon 5", None));
-        assert_eq!(split_title_year("Big Night (Stanley Tucci)"), ("Big Night (Stanley Tucci)", None));
+        assert_eq!(
+            split_title_year("Big Night (Stanley Tucci)"),
+            ("Big Night (Stanley Tucci)", None)
+        );
     }
 
     #[test]
@@ -339,24 +400,38 @@ mod tests {
         assert_eq!((report.items, report.users, report.events), (6, 4, 10));
         assert_eq!((report.distinct_items, report.distinct_users), (6, 4));
         assert_eq!(report.files.len(), 4, "u.genre, u.item, u.user, u.data");
-        assert!(report.warnings[0].contains("u1.base"), "{:?}", report.warnings);
-        let Record::Item(toy_story) = &records[0] else { panic!("items come first") };
+        assert!(
+            report.warnings[0].contains("u1.base"),
+            "{:?}",
+            report.warnings
+        );
+        let Record::Item(toy_story) = &records[0] else {
+            panic!("items come first")
+        };
         assert_eq!(toy_story.id.as_str(), "1");
         assert_eq!(toy_story.title, "Toy Story");
         assert_eq!(toy_story.category, vec!["Animation"]);
         assert_eq!(toy_story.tags, vec!["Animation", "Children's", "Comedy"]);
         assert_eq!(toy_story.attributes.get("year"), Some(&json!(1995)));
-        let Record::Item(latin1) = &records[4] else { panic!("expected an item") };
+        let Record::Item(latin1) = &records[4] else {
+            panic!("expected an item")
+        };
         assert_eq!(latin1.title, "Ciné Lumière, La", "decoded from Latin-1");
-        let Record::Item(unknown) = &records[5] else { panic!("expected an item") };
+        let Record::Item(unknown) = &records[5] else {
+            panic!("expected an item")
+        };
         assert_eq!(unknown.title, "unknown");
         assert_eq!(unknown.category, vec!["unknown"]);
         assert_eq!(unknown.attributes.get("year"), None);
-        let Record::User(user) = &records[6] else { panic!("users follow items") };
+        let Record::User(user) = &records[6] else {
+            panic!("users follow items")
+        };
         assert_eq!(user.id.as_str(), "1");
         assert_eq!(user.attributes.get("age"), Some(&json!(24)));
         assert_eq!(user.attributes.get("zip"), Some(&json!("85711")));
-        let Record::Event(rating) = &records[10] else { panic!("events come last") };
+        let Record::Event(rating) = &records[10] else {
+            panic!("events come last")
+        };
         assert_eq!(rating.id.as_str(), "ml:196:242:881250949");
         assert_eq!(rating.event_type, EventType::Rating);
         assert_eq!(rating.value, Some(3.0));
@@ -370,7 +445,13 @@ mod tests {
                 import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k")], true).unwrap();
             records
                 .into_iter()
-                .filter_map(|r| if let Record::Event(e) = r { Some(e.id) } else { None })
+                .filter_map(|r| {
+                    if let Record::Event(e) = r {
+                        Some(e.id)
+                    } else {
+                        None
+                    }
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(ids(), ids());
@@ -378,15 +459,28 @@ mod tests {
 
     #[test]
     fn the_csv_layout_reads_quoted_titles_and_half_stars() {
-        let (report, records) =
-            import_to_vec(Format::Movielens, &[fixture("movielens/ml-latest-small")], true).unwrap();
+        let (report, records) = import_to_vec(
+            Format::Movielens,
+            &[fixture("movielens/ml-latest-small")],
+            true,
+        )
+        .unwrap();
         assert_eq!((report.items, report.users, report.events), (4, 0, 5));
-        let Record::Item(quoted) = &records[1] else { panic!("expected an item") };
-        assert_eq!(quoted.title, "City of Lost Children, The (Cité des enfants perdus, La)");
+        let Record::Item(quoted) = &records[1] else {
+            panic!("expected an item")
+        };
+        assert_eq!(
+            quoted.title,
+            "City of Lost Children, The (Cité des enfants perdus, La)"
+        );
         assert_eq!(quoted.attributes.get("year"), Some(&json!(1995)));
-        let Record::Item(no_genres) = &records[3] else { panic!("expected an item") };
+        let Record::Item(no_genres) = &records[3] else {
+            panic!("expected an item")
+        };
         assert!(no_genres.tags.is_empty() && no_genres.category.is_empty());
-        let Record::Event(half) = &records[5] else { panic!("expected an event") };
+        let Record::Event(half) = &records[5] else {
+            panic!("expected an event")
+        };
         assert_eq!(half.value, Some(4.5));
         assert_eq!(half.id.as_str(), "ml:1:29:964982703");
     }
@@ -395,20 +489,38 @@ mod tests {
     fn bad_rating_lines_are_reported_with_their_number() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("u.data");
-        fs_err::write(&data, "1\t2\t3\t881250949\n1\t3\tgood\t881250949\n1\t4\t5\n").unwrap();
+        fs_err::write(
+            &data,
+            "1\t2\t3\t881250949\n1\t3\tgood\t881250949\n1\t4\t5\n",
+        )
+        .unwrap();
         let err = import_to_vec(Format::Movielens, std::slice::from_ref(&data), true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
+        let Error::Parse { line, message, .. } = err else {
+            panic!("expected a parse error")
+        };
         assert_eq!(line, 2);
         assert!(message.contains("`rating`"), "{message}");
         let (report, _) = import_to_vec(Format::Movielens, &[data], false).unwrap();
         assert_eq!((report.events, report.skipped), (1, 2));
-        assert!(report.warnings[1].contains("missing_column at `timestamp`"), "{:?}", report.warnings);
+        assert!(
+            report.warnings[1].contains("missing_column at `timestamp`"),
+            "{:?}",
+            report.warnings
+        );
     }
 
     #[test]
     fn files_of_unknown_role_are_refused() {
-        let err = import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k/u1.base")], true)
-            .unwrap_err();
-        assert!(err.to_string().contains("not a file of the movielens format"), "{err}");
+        let err = import_to_vec(
+            Format::Movielens,
+            &[fixture("movielens/ml-100k/u1.base")],
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not a file of the movielens format"),
+            "{err}"
+        );
     }
 }
