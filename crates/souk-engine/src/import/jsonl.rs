@@ -40,9 +40,13 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::{fixture, import_to_vec, Format};
+    use proptest::prelude::*;
+
+    use super::super::{fixture, import_paths, import_to_vec, Format, ImportOptions, MAX_WARNINGS};
     use crate::error::Error;
-    use crate::model::{EventType, FollowKind, Record};
+    use crate::ids::{EventId, ItemId, UserId};
+    use crate::input::{record_to_json, MAX_TIMESTAMP_MS};
+    use crate::model::{Event, EventType, FollowKind, Record};
 
     #[test]
     fn imports_every_kind_in_order() {
@@ -117,5 +121,73 @@ mod tests {
         assert_eq!(report.files.len(), 2);
         assert!(report.files[0].ends_with("bad.jsonl"));
         assert_eq!(report.events, 6);
+    }
+
+    #[test]
+    fn warnings_are_capped_but_every_skip_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("many.jsonl");
+        fs_err::write(&path, "{}\n".repeat(MAX_WARNINGS + 50)).unwrap();
+        let (report, _) = import_to_vec(Format::Jsonl, &[path], false).unwrap();
+        assert_eq!(report.skipped, MAX_WARNINGS as u64 + 50);
+        assert_eq!(report.warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(report.warnings[MAX_WARNINGS], "50 more warnings not shown");
+    }
+
+    #[test]
+    fn progress_ends_at_the_total() {
+        let mut records = Vec::new();
+        let mut last = (0, 0);
+        let report = import_paths(
+            Format::Jsonl,
+            &[fixture("jsonl/shop.jsonl")],
+            &ImportOptions::default(),
+            &mut records,
+            &mut |done, total| last = (done, total),
+        )
+        .unwrap();
+        assert_eq!(last, (report.bytes, report.bytes));
+        assert!(report.bytes > 0);
+    }
+
+    fn event_strategy() -> impl Strategy<Value = Event> {
+        let event_type =
+            prop::sample::select(vec![EventType::View, EventType::Click, EventType::Purchase]);
+        (
+            event_type,
+            "[a-z0-9:-]{1,12}",
+            "[a-zA-Z0-9 é蓝]{1,8}",
+            "[a-z0-9]{1,8}",
+            0..MAX_TIMESTAMP_MS,
+            prop::option::of(0u64..100_000),
+        )
+            .prop_map(|(event_type, id, user, item, timestamp, dwell_ms)| {
+                let mut event = Event::new(
+                    EventId::parse(id, "id").unwrap(),
+                    event_type,
+                    UserId::parse(user, "user").unwrap(),
+                    Some(ItemId::parse(item, "item").unwrap()),
+                    timestamp,
+                );
+                event.dwell_ms = dwell_ms;
+                event
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever Souk writes as JSONL, the importer reads back unchanged and in order.
+        #[test]
+        fn exported_records_import_unchanged(events in prop::collection::vec(event_strategy(), 0..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("export.jsonl");
+            let records: Vec<Record> = events.into_iter().map(Record::Event).collect();
+            let text: String = records.iter().map(|r| format!("{}\n", record_to_json(r))).collect();
+            fs_err::write(&path, text).unwrap();
+            let (report, imported) = import_to_vec(Format::Jsonl, &[path], true).unwrap();
+            prop_assert_eq!(report.events, records.len() as u64);
+            prop_assert_eq!(imported, records);
+        }
     }
 }

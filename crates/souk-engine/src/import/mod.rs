@@ -121,7 +121,8 @@ impl FromStr for Format {
 pub struct ImportOptions {
     /// Stop at the first bad line with [`Error::Parse`] (the default), or skip bad lines,
     /// count them in [`ImportReport::skipped`] and describe the first few in
-    /// [`ImportReport::warnings`].
+    /// [`ImportReport::warnings`]. Either way a file whose header cannot be understood
+    /// fails the import, since none of its rows could be read.
     pub strict: bool,
 }
 
