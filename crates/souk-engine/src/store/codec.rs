@@ -16,6 +16,9 @@ const KIND_EVENT: u8 = 1;
 const KIND_ERASE_USER: u8 = 2;
 
 /// One entry of the event log.
+// Records are decoded one at a time and consumed at once; boxing the event would only add
+// an allocation per record on replay.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogRecord {
     Event(Event),
