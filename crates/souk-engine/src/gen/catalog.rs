@@ -344,7 +344,13 @@ fn generate_item(
         log_normal(rng, centre, (high - low) / 5.0).clamp(product.min_price, product.max_price);
     // Shops price at x.99 above $10 and to the cent below.
     let price_cents = if price >= 10.0 {
-        (price.floor() * 100.0) as u32 + 99
+        // 349.99 rather than 350.99 at the top of a $350 range.
+        let whole = price.floor() as u32;
+        if f64::from(whole) + 0.99 <= product.max_price {
+            whole * 100 + 99
+        } else {
+            whole * 100 - 1
+        }
     } else {
         (price * 100.0).round() as u32
     };
@@ -371,10 +377,14 @@ fn generate_item(
     }
 }
 
-fn article(word: &str) -> &'static str {
-    match word.chars().next().map(|c| c.to_ascii_lowercase()) {
-        Some('a' | 'e' | 'i' | 'o' | 'u') => "An",
-        _ => "A",
+/// "A …" / "An …", or nothing before a plural product name ("Jeans", "Headphones").
+fn article(phrase: &str) -> &'static str {
+    if phrase.ends_with('s') && !phrase.ends_with("ss") {
+        return "";
+    }
+    match phrase.chars().next().map(|c| c.to_ascii_lowercase()) {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "An ",
+        _ => "A ",
     }
 }
 
@@ -396,7 +406,7 @@ fn english_description(
         None => product.name.en.to_string(),
     };
     if spec.description_variant == 0 {
-        out.push_str(&format!("{} {named} by {}.", article(&named), brand.en));
+        out.push_str(&format!("{}{named} by {}.", article(&named), brand.en));
     } else {
         out.push_str(&format!(
             "Meet the {} {named}, part of our {} range.",
@@ -458,4 +468,72 @@ fn chinese_description(
     }
     out.push_str(selling_point.zh);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn articles_fit_the_product_name() {
+        assert_eq!(article("Bookshelf"), "A ");
+        assert_eq!(article("Insulated Bottle"), "An ");
+        assert_eq!(article("Jeans"), "");
+        assert_eq!(article("Portable Bluetooth Headphones"), "");
+    }
+
+    #[test]
+    fn items_respect_their_product_type_and_pools_sample_by_popularity() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let catalog = Catalog::generate(3_000, &mut rng).unwrap();
+        let mut ranks: Vec<u32> = catalog.items.iter().map(|i| i.popularity_rank).collect();
+        ranks.sort_unstable();
+        assert!(
+            ranks.iter().enumerate().all(|(i, &r)| r == i as u32),
+            "ranks are a permutation"
+        );
+        for (index, item) in catalog.items.iter().enumerate() {
+            let product = catalog.product_type(index as u32).product;
+            let price = f64::from(item.price_cents) / 100.0;
+            assert!(
+                product.min_price - 0.01 <= price && price <= product.max_price,
+                "{price} {product:?}"
+            );
+            assert!((0.0..=1.0).contains(&item.price_position));
+            assert!(item.created_at < EPOCH_MS);
+        }
+        // Each product type's pool holds only that type, and popular items come up more.
+        let (type_index, pool) = catalog
+            .by_product_type
+            .iter()
+            .enumerate()
+            .find_map(|(t, p)| p.as_ref().map(|p| (t, p)))
+            .unwrap();
+        let draws: Vec<u32> = (0..2_000).map(|_| pool.sample(&mut rng)).collect();
+        assert!(draws
+            .iter()
+            .all(|&i| usize::from(catalog.items[i as usize].product_type) == type_index));
+        let top = *draws
+            .iter()
+            .min_by_key(|&&i| catalog.items[i as usize].popularity_rank)
+            .unwrap();
+        let top_share = draws.iter().filter(|&&i| i == top).count() as f64 / draws.len() as f64;
+        assert!(
+            top_share > 1.5 / pool.len() as f64,
+            "top item share {top_share} of {} items",
+            pool.len()
+        );
+        // Rendering keeps the attributes consistent with the spec.
+        let item = catalog.render(0).unwrap();
+        assert_eq!(
+            item.price,
+            Some(f64::from(catalog.items[0].price_cents) / 100.0)
+        );
+        assert!(item
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains(item.brand.as_deref().unwrap())));
+    }
 }

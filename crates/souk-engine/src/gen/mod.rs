@@ -187,7 +187,8 @@ impl Generator {
     ) -> crate::Result<GenSummary> {
         let mut summary = GenSummary::default();
         let mut report = |phase, done: u64, total: Option<u64>, last: bool| {
-            if last || done % PROGRESS_EVERY == 0 {
+            // PROGRESS_EVERY is a power of two.
+            if last || done & (PROGRESS_EVERY - 1) == 0 {
                 progress(GenProgress { phase, done, total });
             }
         };
@@ -288,4 +289,337 @@ fn user_id(index: u32) -> Result<UserId, ValidationError> {
     id.push('u');
     push_decimal(&mut id, u64::from(index), 6);
     UserId::parse(id, "user")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use xxhash_rust::xxh3::Xxh3;
+
+    use super::*;
+    use crate::input::{parse_record, record_to_json};
+    use crate::model::{Event, Item};
+
+    fn config(seed: u64) -> GenConfig {
+        GenConfig {
+            items: 300,
+            users: 200,
+            events: 6_000,
+            seed,
+        }
+    }
+
+    fn generate(config: GenConfig) -> (Vec<Record>, GenSummary) {
+        let mut records = Vec::new();
+        let summary = Generator::new(config)
+            .unwrap()
+            .run(&mut records, &mut |_| {})
+            .unwrap();
+        (records, summary)
+    }
+
+    /// Hashes the JSONL form of every record, as `souk gen --out` would write it.
+    struct HashSink(Xxh3, u64);
+
+    impl RecordSink for HashSink {
+        fn put(&mut self, record: Record) -> crate::Result<()> {
+            self.0
+                .update(record_to_json(&record).to_string().as_bytes());
+            self.0.update(b"\n");
+            self.1 += 1;
+            Ok(())
+        }
+    }
+
+    fn output_hash(generator: &Generator) -> (u64, u64) {
+        let mut sink = HashSink(Xxh3::new(), 0);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        (sink.0.digest(), sink.1)
+    }
+
+    #[test]
+    fn same_seed_gives_identical_output_and_another_seed_does_not() {
+        let first = output_hash(&Generator::new(config(7)).unwrap());
+        let again = Generator::new(config(7)).unwrap();
+        assert_eq!(first, output_hash(&again));
+        assert_eq!(
+            first,
+            output_hash(&again),
+            "running twice emits the same records"
+        );
+        assert_ne!(first.0, output_hash(&Generator::new(config(8)).unwrap()).0);
+        let a = Generator::new(config(7)).unwrap().ground_truth().unwrap();
+        let b = Generator::new(config(7)).unwrap().ground_truth().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn counts_are_exact_and_every_event_type_occurs() {
+        let config = GenConfig {
+            items: 400,
+            users: 300,
+            events: 20_000,
+            seed: 1,
+        };
+        let (records, summary) = generate(config);
+        let count = |f: fn(&Record) -> bool| records.iter().filter(|r| f(r)).count() as u64;
+        assert_eq!(count(|r| matches!(r, Record::Item(_))), 400);
+        assert_eq!(count(|r| matches!(r, Record::User(_))), 300);
+        assert_eq!(count(|r| matches!(r, Record::Event(_))), 20_000);
+        assert_eq!(count(|r| matches!(r, Record::Follow(_))), summary.follows);
+        assert!(summary.follows > 300, "{} follows", summary.follows);
+        assert_eq!(
+            (summary.items, summary.users, summary.events),
+            (400, 300, 20_000)
+        );
+        assert_eq!(summary.events_by_type.values().sum::<u64>(), 20_000);
+        for event_type in EventType::ALL {
+            assert!(
+                summary
+                    .events_by_type
+                    .get(&event_type)
+                    .is_some_and(|&n| n > 0),
+                "no {event_type} events"
+            );
+        }
+        for events in [0, 1, 2, 3, 17] {
+            let (records, summary) = generate(GenConfig {
+                items: 5,
+                users: 1,
+                events,
+                seed: 3,
+            });
+            assert_eq!(summary.events, events as u64);
+            assert_eq!(
+                records
+                    .iter()
+                    .filter(|r| matches!(r, Record::Event(_)))
+                    .count(),
+                events
+            );
+        }
+    }
+
+    #[test]
+    fn records_come_in_phase_order_and_events_in_time_order() {
+        let (records, summary) = generate(config(2));
+        let phase = |r: &Record| match r {
+            Record::Item(_) => 0,
+            Record::User(_) => 1,
+            Record::Follow(_) => 2,
+            Record::Event(_) => 3,
+        };
+        assert!(records.windows(2).all(|w| phase(&w[0]) <= phase(&w[1])));
+        let events: Vec<&Event> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        assert!(events[0].timestamp >= EPOCH_MS);
+        let last = events[events.len() - 1].timestamp;
+        // The window is filled: the last events are near its end, not weeks before it.
+        assert!(last > EPOCH_MS + EVENT_WINDOW_MS - 5 * 86_400_000, "{last}");
+        assert!(
+            last < EPOCH_MS + EVENT_WINDOW_MS + 20 * 86_400_000,
+            "{last}"
+        );
+        let ids: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), events.len());
+        assert_eq!(events[41].id.as_str(), "gen-2-41");
+        assert!(summary.sessions > 0);
+    }
+
+    #[test]
+    fn every_record_is_valid_input_and_round_trips_through_jsonl() {
+        let (records, _) = generate(config(3));
+        let items: HashSet<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Item(item) => Some(item.id.to_string()),
+                _ => None,
+            })
+            .collect();
+        for record in &records {
+            let json = record_to_json(record);
+            let parsed = parse_record(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            assert_eq!(&parsed, record, "{json}");
+            if let Record::Event(event) = record {
+                // References point at generated items.
+                assert!(event
+                    .item
+                    .iter()
+                    .chain(&event.items)
+                    .all(|i| items.contains(i.as_str())));
+                if event.event_type == EventType::Purchase {
+                    assert!(
+                        event.quantity.is_some_and(|q| q >= 1)
+                            && event.price.is_some_and(|p| p >= 0.0)
+                    );
+                }
+                if let EventType::Rating | EventType::Review = event.event_type {
+                    assert!(event.value.is_some_and(|v| (1.0..=5.0).contains(&v)));
+                }
+                if event.event_type == EventType::View {
+                    assert!(event.dwell_ms.is_some_and(|d| d > 0));
+                }
+            }
+        }
+    }
+
+    fn has_han(s: &str) -> bool {
+        s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn items_are_bilingual_and_priced_in_range() {
+        let (records, _) = generate(GenConfig {
+            items: 500,
+            users: 1,
+            events: 0,
+            seed: 4,
+        });
+        let items: Vec<&Item> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Item(item) => Some(item),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(items[42].id.as_str(), "i000042");
+        let mut unavailable = 0;
+        for item in &items {
+            let zh = &item.translations["zh"];
+            assert!(has_han(&zh.title), "{}", zh.title);
+            assert!(zh.description.as_deref().is_some_and(has_han));
+            let brand = item.brand.as_deref().unwrap();
+            assert!(item.title.starts_with(brand), "{}", item.title);
+            assert!(
+                item.title.ends_with(item.category[2].as_str()),
+                "{}",
+                item.title
+            );
+            assert_eq!(item.category.len(), 3);
+            let price = item.price.unwrap();
+            assert!(
+                price.is_finite()
+                    && price > 0.0
+                    && (price * 100.0 - (price * 100.0).round()).abs() < 1e-6
+            );
+            assert_eq!(item.currency.as_deref(), Some("USD"));
+            if let Some(color) = item.attributes.get("color").and_then(|c| c.as_str()) {
+                assert!(item.title.contains(color));
+                let zh_color = vocab::COLORS.iter().find(|c| c.0.en == color).unwrap().0.zh;
+                assert!(zh.title.contains(zh_color), "{} / {}", item.title, zh.title);
+            }
+            assert!(item.created_at.is_some_and(|t| t < EPOCH_MS));
+            unavailable += usize::from(!item.available);
+        }
+        assert!(
+            (3..=40).contains(&unavailable),
+            "{unavailable} of 500 unavailable"
+        );
+        let categories: HashSet<&str> = items.iter().map(|i| i.category[0].as_str()).collect();
+        assert_eq!(categories.len(), vocab::CATEGORIES.len());
+    }
+
+    #[test]
+    fn searches_have_english_and_chinese_queries() {
+        let (records, _) = generate(config(5));
+        let queries: Vec<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) if e.event_type == EventType::Search => e.query.as_deref(),
+                _ => None,
+            })
+            .collect();
+        assert!(queries.len() > 100);
+        assert!(queries.iter().any(|q| has_han(q)));
+        assert!(queries.iter().any(|q| q.is_ascii()));
+        assert!(queries
+            .iter()
+            .all(|q| !q.trim().is_empty() && q.trim() == *q));
+    }
+
+    #[test]
+    fn invalid_configs_are_refused_with_every_problem() {
+        let problems = GenConfig {
+            items: 0,
+            users: 0,
+            events: 10,
+            seed: 0,
+        }
+        .validate()
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["items", "users"]);
+        let error = Generator::new(GenConfig {
+            items: 1,
+            users: 0,
+            events: 0,
+            seed: 0,
+        })
+        .err()
+        .unwrap();
+        assert_eq!(error.kind(), crate::ErrorKind::BadInput);
+        assert!(error.to_string().contains("users"), "{error}");
+    }
+
+    #[test]
+    fn ground_truth_is_versioned_and_round_trips() {
+        let generator = Generator::new(config(6)).unwrap();
+        let truth = generator.ground_truth().unwrap();
+        assert_eq!(truth.format_version, GROUND_TRUTH_FORMAT_VERSION);
+        assert_eq!(truth.config, config(6));
+        assert_eq!((truth.users.len(), truth.items.len()), (200, 300));
+        let top = truth.items.iter().find(|i| i.popularity_rank == 0).unwrap();
+        assert_eq!(top.popularity, 1.0);
+        for user in &truth.users {
+            let total: f64 = user.category_weights.values().sum();
+            assert!((total - 1.0).abs() < 1e-3);
+            assert!(!user.favorite_brands.is_empty());
+        }
+        let mut json = Vec::new();
+        truth.write_json(&mut json).unwrap();
+        let path = std::path::Path::new("ground_truth.json");
+        assert_eq!(
+            GroundTruth::read_json(json.as_slice(), path).unwrap(),
+            truth
+        );
+        let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        value["format_version"] = 99.into();
+        let error = GroundTruth::read_json(value.to_string().as_bytes(), path).unwrap_err();
+        assert!(
+            matches!(error, crate::Error::FormatVersion { found: 99, .. }),
+            "{error}"
+        );
+        assert!(generator.true_utility(0, 0).is_some_and(f64::is_finite));
+        assert_eq!(generator.true_utility(200, 0), None);
+        assert_eq!(generator.true_utility(0, 300), None);
+    }
+
+    #[test]
+    fn progress_is_reported_for_every_phase() {
+        let mut phases = Vec::new();
+        Generator::new(config(1))
+            .unwrap()
+            .run(&mut Vec::new(), &mut |p| {
+                if phases.last() != Some(&p.phase) {
+                    phases.push(p.phase);
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            phases,
+            [
+                GenPhase::Items,
+                GenPhase::Users,
+                GenPhase::Follows,
+                GenPhase::Events
+            ]
+        );
+    }
 }

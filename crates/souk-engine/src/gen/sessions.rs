@@ -396,7 +396,7 @@ impl<'a> EventStream<'a> {
                 NO_POSITION,
                 Payload::Dwell(dwell),
             );
-            if self.rng.gen_bool(sigmoid(utility - 4.5)) {
+            if self.rng.gen_bool(sigmoid(utility - 5.5)) {
                 self.push(
                     t + dwell as i64 / 2,
                     EventType::Favorite,
@@ -411,7 +411,7 @@ impl<'a> EventStream<'a> {
                 continue;
             }
             if catalog.items[item as usize].available
-                && self.rng.gen_bool(sigmoid(1.2 * utility - 4.5))
+                && self.rng.gen_bool(sigmoid(0.7 * utility - 3.8))
             {
                 t += self.rng.gen_range(SECOND_MS..5 * SECOND_MS);
                 self.push(t, EventType::AddToCart, user_index, item, Payload::None);
@@ -426,9 +426,9 @@ impl<'a> EventStream<'a> {
         t += self.rng.gen_range(20 * SECOND_MS..180 * SECOND_MS);
         let mut bought: Vec<(u32, f64)> = Vec::new();
         for (item, utility) in cart {
-            if self.rng.gen_bool(sigmoid(utility - 1.0)) {
+            if self.rng.gen_bool(sigmoid(0.6 * utility - 1.0)) {
                 bought.push((item, utility));
-            } else if self.rng.gen_bool(0.4) {
+            } else if self.rng.gen_bool(0.5) {
                 self.push(
                     t,
                     EventType::RemoveFromCart,
@@ -466,7 +466,7 @@ impl<'a> EventStream<'a> {
             if self.rng.gen_bool(0.35) {
                 // Ratings come after delivery, days later; they correlate with the latent
                 // utility, which is what a model of satisfaction should recover.
-                let rating = (2.6 + 0.8 * utility + 0.9 * standard_normal(&mut self.rng))
+                let rating = (2.2 + 0.7 * utility + standard_normal(&mut self.rng))
                     .round()
                     .clamp(1.0, 5.0) as u8;
                 let rated_at = t + self.rng.gen_range(DAY_MS..14 * DAY_MS);
@@ -568,5 +568,145 @@ impl<'a> Renderer<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GenConfig, Generator};
+    use super::*;
+    use crate::model::Record;
+
+    /// Per-(user, item) funnel counts split by how much the user's latent taste covers the
+    /// item's category.
+    #[derive(Default, Debug)]
+    struct Funnel {
+        views: u64,
+        purchases: u64,
+        ratings: Vec<f64>,
+        dwell: Vec<f64>,
+    }
+
+    #[test]
+    fn shoppers_buy_and_like_what_matches_their_tastes() {
+        let config = GenConfig {
+            items: 600,
+            users: 400,
+            events: 40_000,
+            seed: 9,
+        };
+        let generator = Generator::new(config).unwrap();
+        let mut records = Vec::new();
+        generator.run(&mut records, &mut |_| {}).unwrap();
+        let index = |id: &str| id[1..].parse::<usize>().unwrap();
+        let (mut matching, mut other) = (Funnel::default(), Funnel::default());
+        let mut dominant_purchases = 0u64;
+        let mut purchases = 0u64;
+        for record in &records {
+            let Record::Event(event) = record else {
+                continue;
+            };
+            let Some(item) = &event.item else { continue };
+            let user = &generator.users[index(event.user.as_str())];
+            let category = generator.catalog.category_of(index(item.as_str()) as u32);
+            let weight = user.category_weights[category];
+            // Dominant-ish categories vs the small floor every shopper has.
+            let funnel = if weight >= 0.25 {
+                &mut matching
+            } else if weight < 0.05 {
+                &mut other
+            } else {
+                continue;
+            };
+            match event.event_type {
+                EventType::View => {
+                    funnel.views += 1;
+                    funnel.dwell.push(event.dwell_ms.unwrap_or(0) as f64);
+                }
+                EventType::Purchase => {
+                    funnel.purchases += 1;
+                    purchases += 1;
+                    dominant_purchases +=
+                        u64::from(usize::from(user.dominant_category) == category);
+                }
+                EventType::Rating => funnel.ratings.push(event.value.unwrap_or(0.0)),
+                _ => {}
+            }
+        }
+        let rate = |f: &Funnel| f.purchases as f64 / f.views.max(1) as f64;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        assert!(
+            matching.views > 2_000 && other.views > 200,
+            "{matching:?} {other:?}"
+        );
+        assert!(
+            rate(&matching) > 3.0 * rate(&other),
+            "conversion {} vs {}",
+            rate(&matching),
+            rate(&other)
+        );
+        assert!(
+            dominant_purchases as f64 > 0.5 * purchases as f64,
+            "{dominant_purchases} of {purchases}"
+        );
+        assert!(mean(&matching.dwell) > 1.2 * mean(&other.dwell));
+        // Ratings follow the latent utility of the rated item (which includes taste).
+        let rated: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) if e.event_type == EventType::Rating => {
+                    let item = index(e.item.as_ref()?.as_str());
+                    let utility = generator.true_utility(index(e.user.as_str()), item)?;
+                    Some((utility, e.value?))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(rated.len() > 200, "{} ratings", rated.len());
+        let (mu_u, mu_r) = (
+            mean(&rated.iter().map(|p| p.0).collect::<Vec<_>>()),
+            mean(&rated.iter().map(|p| p.1).collect::<Vec<_>>()),
+        );
+        let covariance: f64 = rated.iter().map(|(u, r)| (u - mu_u) * (r - mu_r)).sum();
+        let spread_u: f64 = rated
+            .iter()
+            .map(|(u, _)| (u - mu_u).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let spread_r: f64 = rated
+            .iter()
+            .map(|(_, r)| (r - mu_r).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let correlation = covariance / (spread_u * spread_r);
+        assert!(
+            correlation > 0.25,
+            "rating/utility correlation {correlation}"
+        );
+        assert!((3.5..4.6).contains(&mu_r), "mean rating {mu_r}");
+    }
+
+    #[test]
+    fn the_heap_pops_events_in_time_then_generation_order() {
+        let event = |timestamp, sequence| {
+            Queued(PendingEvent {
+                timestamp,
+                sequence,
+                event_type: EventType::View,
+                user: 0,
+                item: 0,
+                request: NO_REQUEST,
+                position: NO_POSITION,
+                payload: Payload::None,
+            })
+        };
+        let mut heap: BinaryHeap<Queued> = [event(5, 0), event(3, 2), event(3, 1), event(9, 3)]
+            .into_iter()
+            .collect();
+        let mut order = Vec::new();
+        while let Some(Queued(e)) = heap.pop() {
+            order.push((e.timestamp, e.sequence));
+        }
+        assert_eq!(order, [(3, 1), (3, 2), (5, 0), (9, 3)]);
     }
 }

@@ -211,7 +211,24 @@ pub fn generate_user(rng: &mut ChaCha8Rng) -> UserSpec {
         if count == favorite_count {
             break;
         }
-        let category = weighted_index(rng, category_weights.iter().map(|&w| f64::from(w).powi(2)));
+        // The first favourite sells in the dominant category; later ones mostly in another
+        // dominant category, occasionally anywhere.
+        let category = if count == 0 {
+            usize::from(dominant_category)
+        } else if rng.gen_bool(0.8) {
+            weighted_index(
+                rng,
+                (0..NUM_CATEGORIES).map(|c| {
+                    if chosen[c] {
+                        f64::from(category_weights[c])
+                    } else {
+                        0.0
+                    }
+                }),
+            )
+        } else {
+            rng.gen_range(0..NUM_CATEGORIES)
+        };
         let brand = weighted_index(
             rng,
             BRANDS.iter().map(
@@ -305,9 +322,9 @@ mod tests {
             );
             dominant_counts[dominant] += 1;
             assert!(spec.favorite_count >= 1);
-            // Favourite brands sell in categories the shopper cares about.
+            // The first favourite brand sells in the dominant category.
             let (brand, _) = spec.favorites().next().unwrap();
-            assert!(spec.category_weights[BRANDS[usize::from(brand)].category] > 0.04);
+            assert_eq!(BRANDS[usize::from(brand)].category, dominant);
             assert!(spec.activity > 0.0 && spec.price_sensitivity > 0.0);
             let user = render_user(index, &spec).unwrap();
             if let Some(first) = user.preferences.categories.first() {

@@ -125,7 +125,7 @@ impl GroundTruth {
             .map(|(index, item)| {
                 Ok(ItemTruth {
                     id: item_id(index as u32)?.into_string(),
-                    popularity: popularity(item.popularity_rank),
+                    popularity: (popularity(item.popularity_rank) * 1e12).round() / 1e12,
                     popularity_rank: item.popularity_rank,
                     category: catalog
                         .product_type(index as u32)
