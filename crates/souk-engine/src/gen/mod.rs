@@ -8,9 +8,10 @@
 //!
 //! Owns: the vocabulary ([`vocab`]), the latent model and the funnel. Never does: IO
 //! (callers pass sinks and writers), wall-clock time or global randomness — the same
-//! config always yields byte-identical output, across runs and platforms.
+//! config always yields identical output from the same build (ChaCha8 streams seeded from
+//! the config's seed; across platforms only as far as their `ln`/`exp` agree).
 //!
-//! Memory: items and users are held as compact index structs (~40 and ~90 bytes); events
+//! Memory: items and users are held as compact index structs (~40 and ~80 bytes); events
 //! are produced one at a time, so 10M events need no more memory than 10k.
 
 mod catalog;
