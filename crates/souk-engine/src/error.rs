@@ -35,11 +35,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { code, field: field.into(), message: message.into() }
     }
 
     /// Prefix the field path, e.g. `type` becomes `events[3].type`.
@@ -72,17 +68,9 @@ pub enum Error {
     #[error("corrupt data in {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("{path}: unsupported format version {found} (this build reads version {expected})")]
-    FormatVersion {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
+    FormatVersion { path: PathBuf, found: u32, expected: u32 },
     #[error("{path}:{line}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: u64,
-        message: String,
-    },
+    Parse { path: PathBuf, line: u64, message: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("catalog database: {0}")]
@@ -103,10 +91,7 @@ impl Error {
     }
 
     pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            id: id.into(),
-        }
+        Error::NotFound { what, id: id.into() }
     }
 }
 

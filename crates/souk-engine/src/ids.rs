@@ -15,20 +15,13 @@ pub const MAX_ID_BYTES: usize = 256;
 /// Check an id and say precisely what is wrong with it.
 pub fn validate_id(value: &str, field: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
-        return Err(ValidationError::new(
-            "empty_id",
-            field,
-            "expected a non-empty id, found \"\"",
-        ));
+        return Err(ValidationError::new("empty_id", field, "expected a non-empty id, found \"\""));
     }
     if value.len() > MAX_ID_BYTES {
         return Err(ValidationError::new(
             "id_too_long",
             field,
-            format!(
-                "expected at most {MAX_ID_BYTES} bytes, found {}",
-                value.len()
-            ),
+            format!("expected at most {MAX_ID_BYTES} bytes, found {}", value.len()),
         ));
     }
     if let Some(position) = value.chars().position(char::is_control) {
@@ -81,10 +74,7 @@ macro_rules! id_type {
 
 id_type!(ItemId, "Id of a catalog item.");
 id_type!(UserId, "Id of a user (shopper).");
-id_type!(
-    EventId,
-    "Id of an event; re-delivering an event with the same id stores it once."
-);
+id_type!(EventId, "Id of an event; re-delivering an event with the same id stores it once.");
 
 impl EventId {
     /// A fresh random id for an event that arrived without one (128 random bits).
@@ -105,10 +95,7 @@ mod tests {
         assert_eq!(validate_id("", "id").unwrap_err().code, "empty_id");
         assert_eq!(validate_id("a\u{0}b", "id").unwrap_err().code, "invalid_id");
         assert_eq!(validate_id("a\nb", "id").unwrap_err().code, "invalid_id");
-        assert_eq!(
-            validate_id(&"x".repeat(257), "id").unwrap_err().code,
-            "id_too_long"
-        );
+        assert_eq!(validate_id(&"x".repeat(257), "id").unwrap_err().code, "id_too_long");
         assert!(validate_id(&"x".repeat(256), "id").is_ok());
     }
 

@@ -12,9 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ValidationError;
 use crate::ids::{EventId, ItemId, UserId};
-use crate::model::{
-    Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation, User,
-};
+use crate::model::{Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation, User};
 
 /// Longest accepted free text (titles, queries, request ids), in bytes.
 pub const MAX_SHORT_TEXT_BYTES: usize = 4 * 1024;
@@ -41,11 +39,7 @@ fn json_type_name(value: &Value) -> &'static str {
 }
 
 fn wrong_type(field: &str, expected: &str, found: &Value) -> ValidationError {
-    ValidationError::new(
-        "invalid_type",
-        field,
-        format!("expected {expected}, found {}", json_type_name(found)),
-    )
+    ValidationError::new("invalid_type", field, format!("expected {expected}, found {}", json_type_name(found)))
 }
 
 /// Reads the fields of one JSON object, remembering which were consumed so that leftovers
@@ -64,10 +58,7 @@ impl<'a> Fields<'a> {
                         return Err(ValidationError::new(
                             "unknown_field",
                             key.as_str(),
-                            format!(
-                                "unknown field of {what}; expected one of: {}",
-                                known.join(", ")
-                            ),
+                            format!("unknown field of {what}; expected one of: {}", known.join(", ")),
                         ));
                     }
                 }
@@ -84,13 +75,8 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, name: &'static str) -> VResult<&'a Value> {
-        self.get(name).ok_or_else(|| {
-            ValidationError::new(
-                "missing_field",
-                name,
-                format!("missing required field `{name}`"),
-            )
-        })
+        self.get(name)
+            .ok_or_else(|| ValidationError::new("missing_field", name, format!("missing required field `{name}`")))
     }
 
     fn opt_str(&self, name: &'static str, max_bytes: usize) -> VResult<Option<String>> {
@@ -109,11 +95,7 @@ impl<'a> Fields<'a> {
         self.get(name)
             .map(|v| match v {
                 Value::Number(n) => n.as_u64().ok_or_else(|| {
-                    ValidationError::new(
-                        "invalid_number",
-                        name,
-                        format!("expected a non-negative integer, found {n}"),
-                    )
+                    ValidationError::new("invalid_number", name, format!("expected a non-negative integer, found {n}"))
                 }),
                 other => Err(wrong_type(name, "a non-negative integer", other)),
             })
@@ -136,11 +118,9 @@ impl<'a> Fields<'a> {
     fn opt_string_list(&self, name: &'static str) -> VResult<Vec<String>> {
         match self.get(name) {
             None => Ok(Vec::new()),
-            Some(Value::Array(values)) => values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| text(v, &format!("{name}[{i}]"), MAX_SHORT_TEXT_BYTES))
-                .collect(),
+            Some(Value::Array(values)) => {
+                values.iter().enumerate().map(|(i, v)| text(v, &format!("{name}[{i}]"), MAX_SHORT_TEXT_BYTES)).collect()
+            }
             Some(other) => Err(wrong_type(name, "an array of strings", other)),
         }
     }
@@ -174,25 +154,14 @@ fn check_attribute_value(value: &Value, field: &str) -> VResult<()> {
         Value::String(s) if s.len() > MAX_SHORT_TEXT_BYTES => Err(ValidationError::new(
             "text_too_long",
             field,
-            format!(
-                "expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}",
-                s.len()
-            ),
+            format!("expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}", s.len()),
         )),
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
         Value::Array(values) => values.iter().enumerate().try_for_each(|(i, v)| match v {
             Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
-            other => Err(wrong_type(
-                &format!("{field}[{i}]"),
-                "a string, number or boolean",
-                other,
-            )),
+            other => Err(wrong_type(&format!("{field}[{i}]"), "a string, number or boolean", other)),
         }),
-        other => Err(wrong_type(
-            field,
-            "a string, number, boolean or array of them",
-            other,
-        )),
+        other => Err(wrong_type(field, "a string, number, boolean or array of them", other)),
     }
 }
 
@@ -212,18 +181,10 @@ fn number(value: &Value, field: &str) -> VResult<f64> {
     match value {
         Value::Number(n) => match n.as_f64() {
             Some(x) if x.is_finite() => Ok(x),
-            _ => Err(ValidationError::new(
-                "invalid_number",
-                field,
-                format!("expected a finite number, found {n}"),
-            )),
+            _ => Err(ValidationError::new("invalid_number", field, format!("expected a finite number, found {n}"))),
         },
         Value::String(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => {
-            Err(ValidationError::new(
-                "invalid_number",
-                field,
-                format!("expected a finite number, found {s:?}"),
-            ))
+            Err(ValidationError::new("invalid_number", field, format!("expected a finite number, found {s:?}")))
         }
         other => Err(wrong_type(field, "a number", other)),
     }
@@ -231,11 +192,9 @@ fn number(value: &Value, field: &str) -> VResult<f64> {
 
 fn non_negative(value: Option<f64>, field: &str) -> VResult<Option<f64>> {
     match value {
-        Some(x) if x < 0.0 => Err(ValidationError::new(
-            "invalid_number",
-            field,
-            format!("expected a non-negative number, found {x}"),
-        )),
+        Some(x) if x < 0.0 => {
+            Err(ValidationError::new("invalid_number", field, format!("expected a non-negative number, found {x}")))
+        }
         other => Ok(other),
     }
 }
@@ -272,22 +231,12 @@ pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
         Value::String(s) => {
             let trimmed = s.trim();
             if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-                trimmed
-                    .parse::<i64>()
-                    .map_err(|_| invalid(format!("{s:?}")))?
+                trimmed.parse::<i64>().map_err(|_| invalid(format!("{s:?}")))?
             } else {
-                DateTime::parse_from_rfc3339(trimmed)
-                    .map_err(|_| invalid(format!("{s:?}")))?
-                    .timestamp_millis()
+                DateTime::parse_from_rfc3339(trimmed).map_err(|_| invalid(format!("{s:?}")))?.timestamp_millis()
             }
         }
-        other => {
-            return Err(wrong_type(
-                field,
-                "an RFC 3339 string or Unix milliseconds",
-                other,
-            ))
-        }
+        other => return Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
     };
     if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
         return Err(invalid(format!("{ms} (outside 1970..=9999)")));
@@ -348,17 +297,10 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
                 return Err(ValidationError::new(
                     "too_many_items",
                     "items",
-                    format!(
-                        "expected at most {MAX_EVENT_ITEMS} items, found {}",
-                        values.len()
-                    ),
+                    format!("expected at most {MAX_EVENT_ITEMS} items, found {}", values.len()),
                 ));
             }
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| item_id(v, &format!("items[{i}]")))
-                .collect::<VResult<Vec<_>>>()?
+            values.iter().enumerate().map(|(i, v)| item_id(v, &format!("items[{i}]"))).collect::<VResult<Vec<_>>>()?
         }
         Some(other) => return Err(wrong_type("items", "an array of item ids", other)),
     };
@@ -381,17 +323,10 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
 /// The per-type rules: which fields each event type needs.
 fn check_event_shape(event: &Event) -> VResult<()> {
     let missing = |field: &'static str, why: &str| {
-        Err(ValidationError::new(
-            "missing_field",
-            field,
-            format!("missing required field `{field}` ({why})"),
-        ))
+        Err(ValidationError::new("missing_field", field, format!("missing required field `{field}` ({why})")))
     };
     if event.event_type.needs_item() && event.item.is_none() {
-        return missing(
-            "item",
-            &format!("a {} event is about one item", event.event_type),
-        );
+        return missing("item", &format!("a {} event is about one item", event.event_type));
     }
     match event.event_type {
         EventType::Impression if event.items.is_empty() && event.item.is_none() => {
@@ -418,11 +353,7 @@ fn check_event_shape(event: &Event) -> VResult<()> {
         }
     }
     if event.quantity == Some(0) {
-        return Err(ValidationError::new(
-            "invalid_number",
-            "quantity",
-            "expected a quantity of at least 1, found 0",
-        ));
+        return Err(ValidationError::new("invalid_number", "quantity", "expected a quantity of at least 1, found 0"));
     }
     Ok(())
 }
@@ -453,11 +384,7 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
     let id = item_id(f.required("id")?, "id")?;
     let title = f.req_str("title", MAX_SHORT_TEXT_BYTES)?;
     if title.trim().is_empty() {
-        return Err(ValidationError::new(
-            "empty_text",
-            "title",
-            "expected a non-empty title",
-        ));
+        return Err(ValidationError::new("empty_text", "title", "expected a non-empty title"));
     }
     let mut item = Item::new(id, title);
     item.description = f.opt_str("description", MAX_LONG_TEXT_BYTES)?;
@@ -465,20 +392,10 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         None => Vec::new(),
         Some(Value::String(path)) => split_category_path(path),
         Some(Value::Array(_)) => f.opt_string_list("category")?,
-        Some(other) => {
-            return Err(wrong_type(
-                "category",
-                "a category path string or an array of levels",
-                other,
-            ))
-        }
+        Some(other) => return Err(wrong_type("category", "a category path string or an array of levels", other)),
     };
     if item.category.iter().any(|level| level.trim().is_empty()) {
-        return Err(ValidationError::new(
-            "invalid_category",
-            "category",
-            "category levels must be non-empty",
-        ));
+        return Err(ValidationError::new("invalid_category", "category", "category levels must be non-empty"));
     }
     item.brand = f.opt_str("brand", MAX_SHORT_TEXT_BYTES)?;
     item.price = non_negative(f.opt_f64("price")?, "price")?;
@@ -490,37 +407,23 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(wrong_type("available", "a boolean", other)),
     };
-    item.created_at = f
-        .get("created_at")
-        .map(|v| parse_timestamp(v, "created_at"))
-        .transpose()?;
+    item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
     item.translations = match f.get("translations") {
         None => BTreeMap::new(),
         Some(Value::Object(map)) => {
             let mut out = BTreeMap::new();
             for (lang, v) in map {
                 let field = format!("translations.{lang}");
-                let t = Fields::new(v, "a translation", &["title", "description"])
-                    .map_err(|e| e.within(&field))?;
+                let t = Fields::new(v, "a translation", &["title", "description"]).map_err(|e| e.within(&field))?;
                 let translation = Translation {
-                    title: t
-                        .req_str("title", MAX_SHORT_TEXT_BYTES)
-                        .map_err(|e| e.within(&field))?,
-                    description: t
-                        .opt_str("description", MAX_LONG_TEXT_BYTES)
-                        .map_err(|e| e.within(&field))?,
+                    title: t.req_str("title", MAX_SHORT_TEXT_BYTES).map_err(|e| e.within(&field))?,
+                    description: t.opt_str("description", MAX_LONG_TEXT_BYTES).map_err(|e| e.within(&field))?,
                 };
                 out.insert(lang.clone(), translation);
             }
             out
         }
-        Some(other) => {
-            return Err(wrong_type(
-                "translations",
-                "an object keyed by language",
-                other,
-            ))
-        }
+        Some(other) => return Err(wrong_type("translations", "an object keyed by language", other)),
     };
     item.vectors = match f.get("vectors") {
         None => BTreeMap::new(),
@@ -545,10 +448,7 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
         return Err(ValidationError::new(
             "invalid_vector",
             field,
-            format!(
-                "expected 1..={MAX_VECTOR_DIMS} dimensions, found {}",
-                values.len()
-            ),
+            format!("expected 1..={MAX_VECTOR_DIMS} dimensions, found {}", values.len()),
         ));
     }
     values
@@ -561,11 +461,7 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
             if narrowed.is_finite() {
                 Ok(narrowed)
             } else {
-                Err(ValidationError::new(
-                    "invalid_number",
-                    format!("{field}[{i}]"),
-                    "value out of f32 range",
-                ))
+                Err(ValidationError::new("invalid_number", format!("{field}[{i}]"), "value out of f32 range"))
             }
         })
         .collect()
@@ -573,10 +469,7 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
 
 /// Split "Electronics > Audio > Headphones" into its levels.
 pub fn split_category_path(path: &str) -> Vec<String> {
-    path.split('>')
-        .map(|level| level.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
+    path.split('>').map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect()
 }
 
 pub const USER_FIELDS: &[&str] = &["id", "attributes", "preferences"];
@@ -591,15 +484,10 @@ fn parse_user_with(value: &Value, known: &'static [&'static str]) -> VResult<Use
     let mut user = User::new(user_id(f.required("id")?, "id")?);
     user.attributes = f.opt_attributes("attributes")?;
     if let Some(p) = f.get("preferences") {
-        let pf = Fields::new(p, "preferences", &["categories", "brands"])
-            .map_err(|e| e.within("preferences"))?;
+        let pf = Fields::new(p, "preferences", &["categories", "brands"]).map_err(|e| e.within("preferences"))?;
         user.preferences = Preferences {
-            categories: pf
-                .opt_string_list("categories")
-                .map_err(|e| e.within("preferences"))?,
-            brands: pf
-                .opt_string_list("brands")
-                .map_err(|e| e.within("preferences"))?,
+            categories: pf.opt_string_list("categories").map_err(|e| e.within("preferences"))?,
+            brands: pf.opt_string_list("brands").map_err(|e| e.within("preferences"))?,
         };
     }
     Ok(user)
@@ -611,11 +499,7 @@ fn parse_follow_fields(f: &Fields<'_>, kind_field: Option<&'static str>) -> VRes
     let user = user_id(f.required("user")?, "user")?;
     let other = user_id(f.required("other")?, "other")?;
     if user == other {
-        return Err(ValidationError::new(
-            "self_follow",
-            "other",
-            "a user cannot follow themselves",
-        ));
+        return Err(ValidationError::new("self_follow", "other", "a user cannot follow themselves"));
     }
     let kind = match kind_field.and_then(|name| f.get(name)) {
         None => FollowKind::Follow,
@@ -628,16 +512,8 @@ fn parse_follow_fields(f: &Fields<'_>, kind_field: Option<&'static str>) -> VRes
         })?,
         Some(other) => return Err(wrong_type(kind_field.unwrap_or("kind"), "a string", other)),
     };
-    let created_at = f
-        .get("created_at")
-        .map(|v| parse_timestamp(v, "created_at"))
-        .transpose()?;
-    Ok(Follow {
-        user,
-        other,
-        kind,
-        created_at,
-    })
+    let created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    Ok(Follow { user, other, kind, created_at })
 }
 
 /// Parse one follow edge (`{"user","other","kind"?,"created_at"?}`).
@@ -764,22 +640,10 @@ mod tests {
     fn timestamps_accept_rfc3339_and_millis() {
         assert_eq!(parse_timestamp(&json!(1_000), "t").unwrap(), 1_000);
         assert_eq!(parse_timestamp(&json!("1000"), "t").unwrap(), 1_000);
-        assert_eq!(
-            parse_timestamp(&json!("1970-01-01T00:00:01+00:00"), "t").unwrap(),
-            1_000
-        );
-        assert_eq!(
-            parse_timestamp(&json!("yesterday"), "t").unwrap_err().code,
-            "invalid_timestamp"
-        );
-        assert_eq!(
-            parse_timestamp(&json!(-5), "t").unwrap_err().code,
-            "invalid_timestamp"
-        );
-        assert_eq!(
-            parse_timestamp(&json!(1.5), "t").unwrap_err().code,
-            "invalid_timestamp"
-        );
+        assert_eq!(parse_timestamp(&json!("1970-01-01T00:00:01+00:00"), "t").unwrap(), 1_000);
+        assert_eq!(parse_timestamp(&json!("yesterday"), "t").unwrap_err().code, "invalid_timestamp");
+        assert_eq!(parse_timestamp(&json!(-5), "t").unwrap_err().code, "invalid_timestamp");
+        assert_eq!(parse_timestamp(&json!(1.5), "t").unwrap_err().code, "invalid_timestamp");
     }
 
     #[test]
@@ -788,52 +652,19 @@ mod tests {
             let err = parse_event(&v).unwrap_err();
             assert_eq!((err.code, err.field.as_str()), (code, field), "{v}");
         };
-        check(
-            json!({"type":"view","user":"u","timestamp":1}),
-            "missing_field",
-            "item",
-        );
-        check(
-            json!({"type":"search","user":"u","timestamp":1}),
-            "missing_field",
-            "query",
-        );
-        check(
-            json!({"type":"review","user":"u","item":"i","timestamp":1}),
-            "missing_field",
-            "text",
-        );
-        check(
-            json!({"type":"rating","user":"u","item":"i","timestamp":1}),
-            "missing_field",
-            "value",
-        );
-        check(
-            json!({"type":"impression","user":"u","timestamp":1}),
-            "missing_field",
-            "items",
-        );
-        check(
-            json!({"type":"buy","user":"u","item":"i","timestamp":1}),
-            "invalid_event_type",
-            "type",
-        );
-        check(
-            json!({"type":"view","user":"u","item":"i","timestamp":1,"usr":1}),
-            "unknown_field",
-            "usr",
-        );
-        check(
-            json!({"type":"view","user":"u","item":"i","timestamp":1,"items":[1, null]}),
-            "invalid_type",
-            "items[1]",
-        );
+        check(json!({"type":"view","user":"u","timestamp":1}), "missing_field", "item");
+        check(json!({"type":"search","user":"u","timestamp":1}), "missing_field", "query");
+        check(json!({"type":"review","user":"u","item":"i","timestamp":1}), "missing_field", "text");
+        check(json!({"type":"rating","user":"u","item":"i","timestamp":1}), "missing_field", "value");
+        check(json!({"type":"impression","user":"u","timestamp":1}), "missing_field", "items");
+        check(json!({"type":"buy","user":"u","item":"i","timestamp":1}), "invalid_event_type", "type");
+        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"usr":1}), "unknown_field", "usr");
+        check(json!({"type":"view","user":"u","item":"i","timestamp":1,"items":[1, null]}), "invalid_type", "items[1]");
     }
 
     #[test]
     fn items_validate_prices_and_categories() {
-        let item =
-            parse_item(&json!({"id":"i","title":"Phone","category":"A > B","price":3})).unwrap();
+        let item = parse_item(&json!({"id":"i","title":"Phone","category":"A > B","price":3})).unwrap();
         assert_eq!(item.category, vec!["A", "B"]);
         let err = parse_item(&json!({"id":"i","title":"Phone","price":-1})).unwrap_err();
         assert_eq!((err.code, err.field.as_str()), ("invalid_number", "price"));

@@ -83,11 +83,7 @@ impl FromStr for EventType {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str() == s)
-            .ok_or(())
+        EventType::ALL.iter().copied().find(|t| t.as_str() == s).ok_or(())
     }
 }
 
@@ -139,13 +135,7 @@ pub struct Event {
 
 impl Event {
     /// A minimal event; the optional fields start empty.
-    pub fn new(
-        id: EventId,
-        event_type: EventType,
-        user: UserId,
-        item: Option<ItemId>,
-        timestamp: TimestampMs,
-    ) -> Self {
+    pub fn new(id: EventId, event_type: EventType, user: UserId, item: Option<ItemId>, timestamp: TimestampMs) -> Self {
         Self {
             id,
             event_type,
@@ -259,11 +249,7 @@ pub struct User {
 
 impl User {
     pub fn new(id: UserId) -> Self {
-        Self {
-            id,
-            attributes: BTreeMap::new(),
-            preferences: Preferences::default(),
-        }
+        Self { id, attributes: BTreeMap::new(), preferences: Preferences::default() }
     }
 }
 

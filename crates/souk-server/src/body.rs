@@ -20,7 +20,11 @@ pub async fn read_limited(body: Body, limit: usize) -> ApiResult<Bytes> {
 
 fn utf8(bytes: &[u8]) -> ApiResult<&str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        ApiError::bad_request("invalid_utf8", format!("request body is not valid UTF-8 (at byte {})", e.valid_up_to()), "body")
+        ApiError::bad_request(
+            "invalid_utf8",
+            format!("request body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            "body",
+        )
     })
 }
 

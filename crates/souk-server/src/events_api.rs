@@ -44,7 +44,9 @@ pub async fn post_events(State(state): State<AppState>, headers: HeaderMap, body
         values
             .iter()
             .enumerate()
-            .map(|(i, value)| input::parse_event(value).map_err(|e| ApiError::validation(e.within(&format!("events[{i}]")))))
+            .map(|(i, value)| {
+                input::parse_event(value).map_err(|e| ApiError::validation(e.within(&format!("events[{i}]"))))
+            })
             .collect::<ApiResult<Vec<_>>>()
     })
     .await

@@ -81,9 +81,8 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
     responses((status = 200, body = crate::wire::ItemIn), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let item_id = path_item_id(&id)?;
-    let (item, counts) = state
-        .blocking(move |store| Ok((store.get_item(&item_id)?, store.item_counts(&item_id)?)))
-        .await?;
+    let (item, counts) =
+        state.blocking(move |store| Ok((store.get_item(&item_id)?, store.item_counts(&item_id)?))).await?;
     let item = item.ok_or_else(|| ApiError::not_found("item", &id))?;
     let mut value = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
     if let Some(counts) = counts {

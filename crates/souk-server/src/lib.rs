@@ -33,12 +33,31 @@ pub use state::{AppState, ServerConfig};
     info(title = "Souk", description = "E-commerce search and recommendation engine"),
     paths(
         events_api::post_events,
-        items_api::put_item, items_api::post_items, items_api::get_item, items_api::delete_item,
-        users_api::put_user, users_api::get_user, users_api::delete_user, users_api::get_user_events,
-        users_api::put_follow, users_api::delete_follow,
-        stats_api::get_stats, stats_api::health, stats_api::metrics,
+        items_api::put_item,
+        items_api::post_items,
+        items_api::get_item,
+        items_api::delete_item,
+        users_api::put_user,
+        users_api::get_user,
+        users_api::delete_user,
+        users_api::get_user_events,
+        users_api::put_follow,
+        users_api::delete_follow,
+        stats_api::get_stats,
+        stats_api::health,
+        stats_api::metrics,
     ),
-    components(schemas(error::ErrorBody, wire::EventIn, wire::ItemIn, wire::UserIn, wire::FollowIn, wire::Accepted, wire::StatsOut, wire::Health, wire::Erased))
+    components(schemas(
+        error::ErrorBody,
+        wire::EventIn,
+        wire::ItemIn,
+        wire::UserIn,
+        wire::FollowIn,
+        wire::Accepted,
+        wire::StatsOut,
+        wire::Health,
+        wire::Erased
+    ))
 )]
 pub struct ApiDoc;
 
@@ -50,7 +69,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();

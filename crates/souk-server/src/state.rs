@@ -32,10 +32,16 @@ impl ServerConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(("server.listen".into(), format!("expected an address like 127.0.0.1:7700, found {:?}", self.listen)));
+            problems.push((
+                "server.listen".into(),
+                format!("expected an address like 127.0.0.1:7700, found {:?}", self.listen),
+            ));
         }
         if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
-            problems.push(("server.max_body_bytes".into(), format!("expected 1 KiB..=1 GiB, found {}", self.max_body_bytes)));
+            problems.push((
+                "server.max_body_bytes".into(),
+                format!("expected 1 KiB..=1 GiB, found {}", self.max_body_bytes),
+            ));
         }
         if !(1..=1_000_000).contains(&self.max_batch) {
             problems.push(("server.max_batch".into(), format!("expected 1..=1000000, found {}", self.max_batch)));

@@ -41,7 +41,9 @@ pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, bod
 pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let user_id = path_user_id(&id, "id")?;
     let (user, follows, recent) = state
-        .blocking(move |store| Ok((store.get_user(&user_id)?, store.follows_of(&user_id)?, store.user_events(&user_id, 1)?)))
+        .blocking(move |store| {
+            Ok((store.get_user(&user_id)?, store.follows_of(&user_id)?, store.user_events(&user_id, 1)?))
+        })
         .await?;
     if user.is_none() && follows.is_empty() && recent.is_empty() {
         return Err(ApiError::not_found("user", &id));
@@ -105,7 +107,11 @@ pub async fn put_follow(
         return Err(ApiError::bad_request("invalid_type", "expected a JSON object", "body"));
     };
     if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "kind" | "created_at")) {
-        return Err(ApiError::bad_request("unknown_field", "unknown field of a follow; expected kind, created_at", key.clone()));
+        return Err(ApiError::bad_request(
+            "unknown_field",
+            "unknown field of a follow; expected kind, created_at",
+            key.clone(),
+        ));
     }
     map.insert("user".into(), Value::String(id));
     map.insert("other".into(), Value::String(other));
@@ -118,7 +124,10 @@ pub async fn put_follow(
 #[utoipa::path(delete, path = "/v1/users/{id}/follows/{other}", tag = "users",
     params(("id" = String, Path, description = "User id"), ("other" = String, Path, description = "Followed user id")),
     responses((status = 204, description = "Removed"), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn delete_follow(State(state): State<AppState>, Path((id, other)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete_follow(
+    State(state): State<AppState>,
+    Path((id, other)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let user = path_user_id(&id, "user")?;
     let other_id = path_user_id(&other, "other")?;
     if state.blocking(move |store| store.delete_follow(&user, &other_id)).await? {

@@ -188,8 +188,10 @@ fn ingest(config: &Config, dir: &Path, events: usize, batch: usize, clients: usi
     let import_dir = dir.join("import-store");
     let _ = std::fs::remove_dir_all(&import_dir);
     let output = Process::new(&exe)
-        .arg("--data-dir").arg(&import_dir)
-        .args(["bench-phase", "import"]).arg(&events_file)
+        .arg("--data-dir")
+        .arg(&import_dir)
+        .args(["bench-phase", "import"])
+        .arg(&events_file)
         .env("SOUK__LOG__LEVEL", "warn")
         .stderr(Stdio::inherit())
         .output()
@@ -225,7 +227,6 @@ fn ingest(config: &Config, dir: &Path, events: usize, batch: usize, clients: usi
             serde_json::to_string(&events).unwrap_or_default()
         })
         .collect();
-    drop(text);
     let url = format!("{}/v1/events", server.base);
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -284,7 +285,8 @@ struct Server {
 impl Server {
     fn start(exe: &Path, data_dir: &Path) -> anyhow::Result<Self> {
         let mut child = Process::new(exe)
-            .arg("--data-dir").arg(data_dir)
+            .arg("--data-dir")
+            .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SOUK__LOG__LEVEL", "warn")
             .stdout(Stdio::piped())
@@ -303,7 +305,8 @@ impl Server {
 
     fn stop(&mut self) {
         // SIGTERM for a graceful stop; fall back to kill.
-        let terminated = Process::new("kill").args(["-TERM", &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
+        let terminated =
+            Process::new("kill").args(["-TERM", &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
         if !terminated {
             let _ = self.child.kill();
         }

@@ -85,7 +85,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats { json } => stats(&config, json),
         Command::Gen(args) => gen(&config, &args),
         Command::Demo { size, .. } => {
-            let args = GenArgs { items: size.items, users: size.users, events: size.events, seed: size.seed, out: None, json: false };
+            let args = GenArgs {
+                items: size.items,
+                users: size.users,
+                events: size.events,
+                seed: size.seed,
+                out: None,
+                json: false,
+            };
             serve(&config, Some(&args))
         }
         Command::Config { .. } => Ok(()),
@@ -145,7 +152,13 @@ fn import(config: &Config, format: &str, paths: &[PathBuf], skip_bad: bool, json
     } else {
         println!(
             "imported {} events ({} already stored), {} items, {} users, {} social edges from {} in {:.2}s",
-            written.events, written.duplicate_events, written.items, written.users, written.follows, display_paths(paths), seconds
+            written.events,
+            written.duplicate_events,
+            written.items,
+            written.users,
+            written.follows,
+            display_paths(paths),
+            seconds
         );
         if report.skipped > 0 {
             println!("skipped {} bad lines", report.skipped);
@@ -156,7 +169,10 @@ fn import(config: &Config, format: &str, paths: &[PathBuf], skip_bad: bool, json
         for warning in &report.warnings {
             println!("warning: {warning}");
         }
-        println!("store now holds {} events, {} items, {} users, {} social edges", stats.events, stats.items, stats.users, stats.social_edges);
+        println!(
+            "store now holds {} events, {} items, {} users, {} social edges",
+            stats.events, stats.items, stats.users, stats.social_edges
+        );
     }
     Ok(())
 }
@@ -181,7 +197,10 @@ fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
             }
         }
         println!("social edges:  {}", stats.social_edges);
-        println!("event log:     {} bytes; catalog: {} bytes", stats.storage.event_log_bytes, stats.storage.catalog_bytes);
+        println!(
+            "event log:     {} bytes; catalog: {} bytes",
+            stats.storage.event_log_bytes, stats.storage.catalog_bytes
+        );
     }
     Ok(())
 }
@@ -199,9 +218,17 @@ impl FileSink {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let open = |name: &str| -> anyhow::Result<_> {
             let path = dir.join(name);
-            Ok(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?))
+            Ok(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            ))
         };
-        Ok(Self { items: open("items.jsonl")?, users: open("users.jsonl")?, follows: open("follows.jsonl")?, events: open("events.jsonl")? })
+        Ok(Self {
+            items: open("items.jsonl")?,
+            users: open("users.jsonl")?,
+            follows: open("follows.jsonl")?,
+            events: open("events.jsonl")?,
+        })
     }
 
     pub fn finish(mut self) -> anyhow::Result<()> {
@@ -229,10 +256,23 @@ impl RecordSink for FileSink {
 }
 
 /// Generate a shop into `sink`, with a progress bar over events.
-pub fn generate(generator: &Generator, events: usize, sink: &mut dyn RecordSink, quiet: bool) -> anyhow::Result<souk_engine::gen::GenSummary> {
-    let bar = if quiet { ProgressBar::hidden() } else { progress_bar(events as u64, "{spinner} generating [{bar:30}] {pos}/{len} events {per_sec} eta {eta}") };
+pub fn generate(
+    generator: &Generator,
+    events: usize,
+    sink: &mut dyn RecordSink,
+    quiet: bool,
+) -> anyhow::Result<souk_engine::gen::GenSummary> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        progress_bar(events as u64, "{spinner} generating [{bar:30}] {pos}/{len} events {per_sec} eta {eta}")
+    };
     let summary = generator
-        .run(sink, &mut |progress| bar.set_position(progress.events as u64))
+        .run(sink, &mut |progress| {
+            if progress.phase == souk_engine::gen::GenPhase::Events {
+                bar.set_position(progress.done);
+            }
+        })
         .context("generating the shop")?;
     bar.finish_and_clear();
     Ok(summary)
@@ -240,8 +280,9 @@ pub fn generate(generator: &Generator, events: usize, sink: &mut dyn RecordSink,
 
 fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let generator = Generator::new(GenConfig { items: args.items, users: args.users, events: args.events, seed: args.seed })
-        .context("configuring the generator")?;
+    let generator =
+        Generator::new(GenConfig { items: args.items, users: args.users, events: args.events, seed: args.seed })
+            .context("configuring the generator")?;
     let (summary, target) = match &args.out {
         Some(dir) => {
             let mut sink = FileSink::create(dir)?;
@@ -271,7 +312,7 @@ fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
 pub fn write_ground_truth(generator: &Generator, path: &Path) -> anyhow::Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = std::io::BufWriter::new(file);
-    generator.write_ground_truth(&mut writer).with_context(|| format!("writing {}", path.display()))?;
+    generator.ground_truth()?.write_json(&mut writer).with_context(|| format!("writing {}", path.display()))?;
     writer.flush()?;
     Ok(())
 }
@@ -283,8 +324,20 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
     if let Some(args) = demo {
         let stats = store.stats()?;
         if stats.events == 0 && stats.catalog_items == 0 {
-            eprintln!("souk: building a demo shop ({} items, {} users, {} events, seed {}) in {}", args.items, args.users, args.events, args.seed, config.data_dir.display());
-            let generator = Generator::new(GenConfig { items: args.items, users: args.users, events: args.events, seed: args.seed })?;
+            eprintln!(
+                "souk: building a demo shop ({} items, {} users, {} events, seed {}) in {}",
+                args.items,
+                args.users,
+                args.events,
+                args.seed,
+                config.data_dir.display()
+            );
+            let generator = Generator::new(GenConfig {
+                items: args.items,
+                users: args.users,
+                events: args.events,
+                seed: args.seed,
+            })?;
             let mut sink = StoreSink::new(store.as_ref());
             generate(&generator, args.events, &mut sink, false)?;
             sink.finish()?;
@@ -293,7 +346,8 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
             eprintln!("souk: the data directory already holds a shop; serving it as it is");
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let state = souk_server::AppState::new(store, config.server.clone());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)

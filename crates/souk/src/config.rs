@@ -37,7 +37,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./souk-data"), log: LogConfig::default(), server: ServerConfig::default(), store: StoreConfig::default() }
+        Self {
+            data_dir: PathBuf::from("./souk-data"),
+            log: LogConfig::default(),
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+        }
     }
 }
 
@@ -74,12 +79,22 @@ fn type_name(value: &toml::Value) -> &'static str {
 }
 
 /// Merge `layer` into `base`, checking every key and type against `shape` (the defaults).
-fn merge(base: &mut toml::Table, layer: toml::Table, shape: &toml::Table, prefix: &str, source: &str, problems: &mut Vec<Problem>) {
+fn merge(
+    base: &mut toml::Table,
+    layer: toml::Table,
+    shape: &toml::Table,
+    prefix: &str,
+    source: &str,
+    problems: &mut Vec<Problem>,
+) {
     for (key, value) in layer {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         let Some(expected) = shape.get(&key) else {
             let known: Vec<&str> = shape.keys().map(String::as_str).collect();
-            problems.push(Problem { key: path, message: format!("unknown key (in {source}); expected one of: {}", known.join(", ")) });
+            problems.push(Problem {
+                key: path,
+                message: format!("unknown key (in {source}); expected one of: {}", known.join(", ")),
+            });
             continue;
         };
         match (expected, value) {
@@ -112,6 +127,25 @@ fn env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
+/// Set `keys` (a path of nested tables) to `value`, creating tables on the way.
+fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(sub) = entry {
+                insert_path(sub, rest, value);
+            }
+        }
+    }
+}
+
 /// Build the configuration from all layers. Returns the configuration and every problem.
 pub fn load(
     file: Option<&Path>,
@@ -125,7 +159,8 @@ pub fn load(
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         match toml::from_str::<toml::Table>(&text) {
             Ok(table) => merge(&mut merged, table, &defaults, "", &path.display().to_string(), &mut problems),
-            Err(e) => problems.push(Problem { key: path.display().to_string(), message: format!("not valid TOML: {}", e.message()) }),
+            Err(e) => problems
+                .push(Problem { key: path.display().to_string(), message: format!("not valid TOML: {}", e.message()) }),
         }
     }
     let mut env_layer = toml::Table::new();
@@ -137,15 +172,9 @@ pub fn load(
         } else {
             continue;
         };
-        let mut table = &mut env_layer;
-        for key in &keys[..keys.len() - 1] {
-            table = match table.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
-                toml::Value::Table(t) => t,
-                _ => break,
-            };
-        }
-        let value = if keys.last().is_some_and(|k| k == "data_dir") { toml::Value::String(raw) } else { env_value(&raw) };
-        table.insert(keys[keys.len() - 1].clone(), value);
+        let value =
+            if keys.last().is_some_and(|k| k == "data_dir") { toml::Value::String(raw) } else { env_value(&raw) };
+        insert_path(&mut env_layer, &keys, value);
     }
     merge(&mut merged, env_layer, &defaults, "", "environment", &mut problems);
     let mut config: Config = match toml::Value::Table(merged).try_into() {
@@ -174,10 +203,16 @@ fn validate(config: &Config) -> Vec<Problem> {
         .map(|(key, message)| Problem { key, message })
         .collect();
     if !matches!(config.log.format.as_str(), "text" | "json") {
-        problems.push(Problem { key: "log.format".into(), message: format!("expected \"text\" or \"json\", found {:?}", config.log.format) });
+        problems.push(Problem {
+            key: "log.format".into(),
+            message: format!("expected \"text\" or \"json\", found {:?}", config.log.format),
+        });
     }
     if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
-        problems.push(Problem { key: "log.level".into(), message: format!("not a valid log filter: {:?}", config.log.level) });
+        problems.push(Problem {
+            key: "log.level".into(),
+            message: format!("not a valid log filter: {:?}", config.log.level),
+        });
     }
     if config.data_dir.as_os_str().is_empty() {
         problems.push(Problem { key: "data_dir".into(), message: "expected a directory path, found \"\"".into() });
@@ -222,8 +257,13 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("souk.toml");
-        std::fs::write(&file, "colour = 1\n[server]\nmax_batch = \"many\"\nlisten = \"nowhere\"\n[log]\nformat = \"xml\"\n").unwrap();
-        let (_, problems) = load(Some(&file), env(&[("SOUK__STORE__SEGMENT_BYTES", "12")]), &FlagOverrides::default()).unwrap();
+        std::fs::write(
+            &file,
+            "colour = 1\n[server]\nmax_batch = \"many\"\nlisten = \"nowhere\"\n[log]\nformat = \"xml\"\n",
+        )
+        .unwrap();
+        let (_, problems) =
+            load(Some(&file), env(&[("SOUK__STORE__SEGMENT_BYTES", "12")]), &FlagOverrides::default()).unwrap();
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         for expected in ["colour", "server.max_batch", "server.listen", "log.format", "store.segment_bytes"] {
             assert!(keys.contains(&expected), "missing {expected} in {keys:?}");

@@ -15,8 +15,7 @@ use serde_json::Value;
 use super::item_id;
 use super::sample::{log_normal, weighted_index, AliasTable};
 use super::vocab::{
-    Brand, Category, Product, SizeKind, Subcategory, Term, APPAREL_SIZES, BRANDS, CATEGORIES,
-    COLORS, SHOE_SIZES,
+    Brand, Category, Product, SizeKind, Subcategory, Term, APPAREL_SIZES, BRANDS, CATEGORIES, COLORS, SHOE_SIZES,
 };
 use super::EPOCH_MS;
 use crate::model::{Item, Translation};
@@ -52,11 +51,7 @@ pub fn product_types() -> Vec<ProductType> {
     let mut out = Vec::new();
     for (category, c) in CATEGORIES.iter().enumerate() {
         for (subcategory, s) in c.subcategories.iter().enumerate() {
-            out.extend(s.products.iter().map(|product| ProductType {
-                category,
-                subcategory,
-                product,
-            }));
+            out.extend(s.products.iter().map(|product| ProductType { category, subcategory, product }));
         }
     }
     out
@@ -95,10 +90,7 @@ pub struct ItemPool {
 
 impl ItemPool {
     fn new(items: Vec<u32>, specs: &[ItemSpec]) -> Option<Self> {
-        let weights: Vec<f64> = items
-            .iter()
-            .map(|&i| popularity(specs[i as usize].popularity_rank))
-            .collect();
+        let weights: Vec<f64> = items.iter().map(|&i| popularity(specs[i as usize].popularity_rank)).collect();
         AliasTable::new(&weights).map(|table| Self { items, table })
     }
 
@@ -131,20 +123,14 @@ impl Catalog {
     pub fn generate(count: usize, rng: &mut ChaCha8Rng) -> Option<Self> {
         let product_types = product_types();
         let brands_by_category: Vec<Vec<u16>> = (0..CATEGORIES.len())
-            .map(|c| {
-                (0..BRANDS.len() as u16)
-                    .filter(|&b| BRANDS[usize::from(b)].category == c)
-                    .collect()
-            })
+            .map(|c| (0..BRANDS.len() as u16).filter(|&b| BRANDS[usize::from(b)].category == c).collect())
             .collect();
         // Popularity ranks are a random permutation, independent of everything else, so
         // that a model has to learn them from behaviour.
         let mut ranks: Vec<u32> = (0..count as u32).collect();
         ranks.shuffle(rng);
-        let items: Vec<ItemSpec> = ranks
-            .iter()
-            .map(|&rank| generate_item(&product_types, &brands_by_category, rank, rng))
-            .collect();
+        let items: Vec<ItemSpec> =
+            ranks.iter().map(|&rank| generate_item(&product_types, &brands_by_category, rank, rng)).collect();
 
         let mut category_members = vec![Vec::new(); CATEGORIES.len()];
         let mut product_members = vec![Vec::new(); product_types.len()];
@@ -153,14 +139,8 @@ impl Catalog {
             category_members[product_types[product_type].category].push(index as u32);
             product_members[product_type].push(index as u32);
         }
-        let by_category = category_members
-            .into_iter()
-            .map(|m| ItemPool::new(m, &items))
-            .collect();
-        let by_product_type = product_members
-            .into_iter()
-            .map(|m| ItemPool::new(m, &items))
-            .collect();
+        let by_category = category_members.into_iter().map(|m| ItemPool::new(m, &items)).collect();
+        let by_product_type = product_members.into_iter().map(|m| ItemPool::new(m, &items)).collect();
         let all = ItemPool::new((0..count as u32).collect(), &items)?;
         Some(Self {
             product_types,
@@ -182,8 +162,7 @@ impl Catalog {
 
     /// Popularity on a log scale normalised into (0, 1]: 1 for the top item.
     pub fn popularity_score(&self, item: u32) -> f64 {
-        1.0 - (f64::from(self.items[item as usize].popularity_rank) + 1.0).ln()
-            / self.log_item_count
+        1.0 - (f64::from(self.items[item as usize].popularity_rank) + 1.0).ln() / self.log_item_count
     }
 
     /// Render item `index` as a catalog [`Item`] with an English title and description and
@@ -199,8 +178,7 @@ impl Catalog {
         let color = COLORS.get(usize::from(spec.color)).map(|(term, _)| term);
         let material = subcategory.materials.get(usize::from(spec.material));
         let size = size_label(product.size, spec.size);
-        let selling_point = &category.selling_points
-            [usize::from(spec.selling_point) % category.selling_points.len()];
+        let selling_point = &category.selling_points[usize::from(spec.selling_point) % category.selling_points.len()];
 
         let mut title = String::with_capacity(64);
         let mut title_zh = String::with_capacity(64);
@@ -217,42 +195,19 @@ impl Catalog {
         title_zh.push(' ');
         title_zh.push_str(product.name.zh);
 
-        let description = english_description(
-            spec,
-            brand,
-            product,
-            subcategory,
-            style,
-            color,
-            material,
-            size,
-            selling_point,
-        );
-        let description_zh = chinese_description(
-            spec,
-            brand,
-            product,
-            style,
-            color,
-            material,
-            size,
-            selling_point,
-        );
+        let description =
+            english_description(spec, brand, product, subcategory, style, color, material, size, selling_point);
+        let description_zh = chinese_description(spec, brand, product, style, color, material, size, selling_point);
 
         let mut item = Item::new(item_id(index)?, title);
         item.description = Some(description);
-        item.category = vec![
-            category.name.en.to_string(),
-            subcategory.name.en.to_string(),
-            product.name.en.to_string(),
-        ];
+        item.category =
+            vec![category.name.en.to_string(), subcategory.name.en.to_string(), product.name.en.to_string()];
         item.brand = Some(brand.en.to_string());
         item.price = Some(f64::from(spec.price_cents) / 100.0);
         item.currency = Some("USD".to_string());
         let mut attributes = BTreeMap::new();
-        let mut put = |name: &str, value: &str| {
-            attributes.insert(name.to_string(), Value::String(value.to_string()))
-        };
+        let mut put = |name: &str, value: &str| attributes.insert(name.to_string(), Value::String(value.to_string()));
         if let Some(color) = color {
             put("color", color.en);
         }
@@ -266,10 +221,7 @@ impl Catalog {
             put("size", size);
         }
         item.attributes = attributes;
-        item.tags = vec![
-            product.name.en.to_lowercase(),
-            subcategory.name.en.to_lowercase(),
-        ];
+        item.tags = vec![product.name.en.to_lowercase(), subcategory.name.en.to_lowercase()];
         if let Some(style) = style {
             item.tags.push(style.en.to_lowercase());
         }
@@ -281,13 +233,7 @@ impl Catalog {
         }
         item.available = spec.available;
         item.created_at = Some(spec.created_at);
-        item.translations.insert(
-            "zh".to_string(),
-            Translation {
-                title: title_zh,
-                description: Some(description_zh),
-            },
-        );
+        item.translations.insert("zh".to_string(), Translation { title: title_zh, description: Some(description_zh) });
         Ok(item)
     }
 }
@@ -315,21 +261,10 @@ fn generate_item(
     let product = product_type.product;
     let brands = &brands_by_category[product_type.category];
     let brand = brands[rng.gen_range(0..brands.len())];
-    let color = if subcategory.colored {
-        weighted_index(rng, COLORS.iter().map(|c| c.1)) as u8
-    } else {
-        NONE
-    };
-    let material = if subcategory.materials.is_empty() {
-        NONE
-    } else {
-        rng.gen_range(0..subcategory.materials.len()) as u8
-    };
-    let style = if rng.gen_bool(0.6) {
-        rng.gen_range(0..category.styles.len()) as u8
-    } else {
-        NONE
-    };
+    let color = if subcategory.colored { weighted_index(rng, COLORS.iter().map(|c| c.1)) as u8 } else { NONE };
+    let material =
+        if subcategory.materials.is_empty() { NONE } else { rng.gen_range(0..subcategory.materials.len()) as u8 };
+    let style = if rng.gen_bool(0.6) { rng.gen_range(0..category.styles.len()) as u8 } else { NONE };
     let size = match product.size {
         SizeKind::None => NONE,
         SizeKind::Apparel => rng.gen_range(0..APPAREL_SIZES.len()) as u8,
@@ -340,8 +275,7 @@ fn generate_item(
     // the range: most items are mid-priced, a few are bargains or luxuries.
     let (low, high) = (product.min_price.ln(), product.max_price.ln());
     let centre = (low + high) / 2.0 + BRANDS[usize::from(brand)].tier.price_factor().ln();
-    let price =
-        log_normal(rng, centre, (high - low) / 5.0).clamp(product.min_price, product.max_price);
+    let price = log_normal(rng, centre, (high - low) / 5.0).clamp(product.min_price, product.max_price);
     // Shops price at x.99 above $10 and to the cent below.
     let price_cents = if price >= 10.0 {
         // 349.99 rather than 350.99 at the top of a $350 range.
@@ -354,8 +288,7 @@ fn generate_item(
     } else {
         (price * 100.0).round() as u32
     };
-    let price_position =
-        (((f64::from(price_cents) / 100.0).ln() - low) / (high - low)).clamp(0.0, 1.0) as f32;
+    let price_position = (((f64::from(price_cents) / 100.0).ln() - low) / (high - low)).clamp(0.0, 1.0) as f32;
 
     // Newer items are a bit more common than old ones; a handful are brand new.
     let age_days = (f64::from(MAX_ITEM_AGE_DAYS) * rng.gen::<f64>().powi(2)) as i64;
@@ -408,17 +341,12 @@ fn english_description(
     if spec.description_variant == 0 {
         out.push_str(&format!("{}{named} by {}.", article(&named), brand.en));
     } else {
-        out.push_str(&format!(
-            "Meet the {} {named}, part of our {} range.",
-            brand.en, subcategory.name.en
-        ));
+        out.push_str(&format!("Meet the {} {named}, part of our {} range.", brand.en, subcategory.name.en));
     }
     match (material, color) {
-        (Some(m), Some(c)) => out.push_str(&format!(
-            " Made of {}, finished in {}.",
-            m.en.to_lowercase(),
-            c.en.to_lowercase()
-        )),
+        (Some(m), Some(c)) => {
+            out.push_str(&format!(" Made of {}, finished in {}.", m.en.to_lowercase(), c.en.to_lowercase()))
+        }
         (Some(m), None) => out.push_str(&format!(" Made of {}.", m.en.to_lowercase())),
         (None, Some(c)) => out.push_str(&format!(" Available in {}.", c.en.to_lowercase())),
         (None, None) => {}
@@ -445,17 +373,9 @@ fn chinese_description(
     let mut out = String::with_capacity(160);
     let style = style.map_or("", |s| s.zh);
     if spec.description_variant == 0 {
-        out.push_str(&format!(
-            "{}出品的{style}{}。",
-            brand.zh_name(),
-            product.name.zh
-        ));
+        out.push_str(&format!("{}出品的{style}{}。", brand.zh_name(), product.name.zh));
     } else {
-        out.push_str(&format!(
-            "这款{style}{}来自{}。",
-            product.name.zh,
-            brand.zh_name()
-        ));
+        out.push_str(&format!("这款{style}{}来自{}。", product.name.zh, brand.zh_name()));
     }
     match (material, color) {
         (Some(m), Some(c)) => out.push_str(&format!("{}，{}材质。", c.zh, m.zh)),
@@ -490,50 +410,25 @@ mod tests {
         let catalog = Catalog::generate(3_000, &mut rng).unwrap();
         let mut ranks: Vec<u32> = catalog.items.iter().map(|i| i.popularity_rank).collect();
         ranks.sort_unstable();
-        assert!(
-            ranks.iter().enumerate().all(|(i, &r)| r == i as u32),
-            "ranks are a permutation"
-        );
+        assert!(ranks.iter().enumerate().all(|(i, &r)| r == i as u32), "ranks are a permutation");
         for (index, item) in catalog.items.iter().enumerate() {
             let product = catalog.product_type(index as u32).product;
             let price = f64::from(item.price_cents) / 100.0;
-            assert!(
-                product.min_price - 0.01 <= price && price <= product.max_price,
-                "{price} {product:?}"
-            );
+            assert!(product.min_price - 0.01 <= price && price <= product.max_price, "{price} {product:?}");
             assert!((0.0..=1.0).contains(&item.price_position));
             assert!(item.created_at < EPOCH_MS);
         }
         // Each product type's pool holds only that type, and popular items come up more.
-        let (type_index, pool) = catalog
-            .by_product_type
-            .iter()
-            .enumerate()
-            .find_map(|(t, p)| p.as_ref().map(|p| (t, p)))
-            .unwrap();
+        let (type_index, pool) =
+            catalog.by_product_type.iter().enumerate().find_map(|(t, p)| p.as_ref().map(|p| (t, p))).unwrap();
         let draws: Vec<u32> = (0..2_000).map(|_| pool.sample(&mut rng)).collect();
-        assert!(draws
-            .iter()
-            .all(|&i| usize::from(catalog.items[i as usize].product_type) == type_index));
-        let top = *draws
-            .iter()
-            .min_by_key(|&&i| catalog.items[i as usize].popularity_rank)
-            .unwrap();
+        assert!(draws.iter().all(|&i| usize::from(catalog.items[i as usize].product_type) == type_index));
+        let top = *draws.iter().min_by_key(|&&i| catalog.items[i as usize].popularity_rank).unwrap();
         let top_share = draws.iter().filter(|&&i| i == top).count() as f64 / draws.len() as f64;
-        assert!(
-            top_share > 1.5 / pool.len() as f64,
-            "top item share {top_share} of {} items",
-            pool.len()
-        );
+        assert!(top_share > 1.5 / pool.len() as f64, "top item share {top_share} of {} items", pool.len());
         // Rendering keeps the attributes consistent with the spec.
         let item = catalog.render(0).unwrap();
-        assert_eq!(
-            item.price,
-            Some(f64::from(catalog.items[0].price_cents) / 100.0)
-        );
-        assert!(item
-            .description
-            .as_deref()
-            .is_some_and(|d| d.contains(item.brand.as_deref().unwrap())));
+        assert_eq!(item.price, Some(f64::from(catalog.items[0].price_cents) / 100.0));
+        assert!(item.description.as_deref().is_some_and(|d| d.contains(item.brand.as_deref().unwrap())));
     }
 }

@@ -138,26 +138,15 @@ impl Generator {
         if let Err(mut problems) = config.validate() {
             return Err(problems.remove(0).into());
         }
-        let catalog =
-            catalog::Catalog::generate(config.items, &mut rng_for(config.seed, STREAM_ITEMS))
-                .ok_or_else(|| {
-                    crate::Error::Internal("generated catalog has no items".to_string())
-                })?;
+        let catalog = catalog::Catalog::generate(config.items, &mut rng_for(config.seed, STREAM_ITEMS))
+            .ok_or_else(|| crate::Error::Internal("generated catalog has no items".to_string()))?;
         let mut rng = rng_for(config.seed, STREAM_USERS);
-        let users: Vec<tastes::UserSpec> = (0..config.users)
-            .map(|_| tastes::generate_user(&mut rng))
-            .collect();
+        let users: Vec<tastes::UserSpec> = (0..config.users).map(|_| tastes::generate_user(&mut rng)).collect();
         let activity: Vec<f64> = users.iter().map(|u| f64::from(u.activity)).collect();
         let users_by_activity = sample::AliasTable::new(&activity)
             .ok_or_else(|| crate::Error::Internal("no user has a positive activity".to_string()))?;
         let users_by_dominant_category = social::users_by_dominant_category(&users);
-        Ok(Self {
-            config,
-            catalog,
-            users,
-            users_by_activity,
-            users_by_dominant_category,
-        })
+        Ok(Self { config, catalog, users, users_by_activity, users_by_dominant_category })
     }
 
     pub fn config(&self) -> &GenConfig {
@@ -173,19 +162,13 @@ impl Generator {
     /// an ideal recommender would rank by. `None` for an index out of range.
     pub fn true_utility(&self, user: usize, item: usize) -> Option<f64> {
         let user = self.users.get(user)?;
-        let item = u32::try_from(item)
-            .ok()
-            .filter(|&i| (i as usize) < self.catalog.items.len())?;
+        let item = u32::try_from(item).ok().filter(|&i| (i as usize) < self.catalog.items.len())?;
         Some(user.utility(&self.catalog, item))
     }
 
     /// Emit, in order: all items, all users, all follows, then exactly `config.events`
     /// events in non-decreasing timestamp order. Calling it twice emits the same records.
-    pub fn run(
-        &self,
-        sink: &mut dyn RecordSink,
-        progress: &mut dyn FnMut(GenProgress),
-    ) -> crate::Result<GenSummary> {
+    pub fn run(&self, sink: &mut dyn RecordSink, progress: &mut dyn FnMut(GenProgress)) -> crate::Result<GenSummary> {
         let mut summary = GenSummary::default();
         let mut report = |phase, done: u64, total: Option<u64>, last: bool| {
             // PROGRESS_EVERY is a power of two.
@@ -303,20 +286,12 @@ mod tests {
     use crate::model::{Event, Item};
 
     fn config(seed: u64) -> GenConfig {
-        GenConfig {
-            items: 300,
-            users: 200,
-            events: 6_000,
-            seed,
-        }
+        GenConfig { items: 300, users: 200, events: 6_000, seed }
     }
 
     fn generate(config: GenConfig) -> (Vec<Record>, GenSummary) {
         let mut records = Vec::new();
-        let summary = Generator::new(config)
-            .unwrap()
-            .run(&mut records, &mut |_| {})
-            .unwrap();
+        let summary = Generator::new(config).unwrap().run(&mut records, &mut |_| {}).unwrap();
         (records, summary)
     }
 
@@ -325,8 +300,7 @@ mod tests {
 
     impl RecordSink for HashSink {
         fn put(&mut self, record: Record) -> crate::Result<()> {
-            self.0
-                .update(record_to_json(&record).to_string().as_bytes());
+            self.0.update(record_to_json(&record).to_string().as_bytes());
             self.0.update(b"\n");
             self.1 += 1;
             Ok(())
@@ -344,11 +318,7 @@ mod tests {
         let first = output_hash(&Generator::new(config(7)).unwrap());
         let again = Generator::new(config(7)).unwrap();
         assert_eq!(first, output_hash(&again));
-        assert_eq!(
-            first,
-            output_hash(&again),
-            "running twice emits the same records"
-        );
+        assert_eq!(first, output_hash(&again), "running twice emits the same records");
         assert_ne!(first.0, output_hash(&Generator::new(config(8)).unwrap()).0);
         let a = Generator::new(config(7)).unwrap().ground_truth().unwrap();
         let b = Generator::new(config(7)).unwrap().ground_truth().unwrap();
@@ -357,12 +327,7 @@ mod tests {
 
     #[test]
     fn counts_are_exact_and_every_event_type_occurs() {
-        let config = GenConfig {
-            items: 400,
-            users: 300,
-            events: 20_000,
-            seed: 1,
-        };
+        let config = GenConfig { items: 400, users: 300, events: 20_000, seed: 1 };
         let (records, summary) = generate(config);
         let count = |f: fn(&Record) -> bool| records.iter().filter(|r| f(r)).count() as u64;
         assert_eq!(count(|r| matches!(r, Record::Item(_))), 400);
@@ -370,35 +335,15 @@ mod tests {
         assert_eq!(count(|r| matches!(r, Record::Event(_))), 20_000);
         assert_eq!(count(|r| matches!(r, Record::Follow(_))), summary.follows);
         assert!(summary.follows > 300, "{} follows", summary.follows);
-        assert_eq!(
-            (summary.items, summary.users, summary.events),
-            (400, 300, 20_000)
-        );
+        assert_eq!((summary.items, summary.users, summary.events), (400, 300, 20_000));
         assert_eq!(summary.events_by_type.values().sum::<u64>(), 20_000);
         for event_type in EventType::ALL {
-            assert!(
-                summary
-                    .events_by_type
-                    .get(&event_type)
-                    .is_some_and(|&n| n > 0),
-                "no {event_type} events"
-            );
+            assert!(summary.events_by_type.get(&event_type).is_some_and(|&n| n > 0), "no {event_type} events");
         }
         for events in [0, 1, 2, 3, 17] {
-            let (records, summary) = generate(GenConfig {
-                items: 5,
-                users: 1,
-                events,
-                seed: 3,
-            });
+            let (records, summary) = generate(GenConfig { items: 5, users: 1, events, seed: 3 });
             assert_eq!(summary.events, events as u64);
-            assert_eq!(
-                records
-                    .iter()
-                    .filter(|r| matches!(r, Record::Event(_)))
-                    .count(),
-                events
-            );
+            assert_eq!(records.iter().filter(|r| matches!(r, Record::Event(_))).count(), events);
         }
     }
 
@@ -424,10 +369,7 @@ mod tests {
         let last = events[events.len() - 1].timestamp;
         // The window is filled: the last events are near its end, not weeks before it.
         assert!(last > EPOCH_MS + EVENT_WINDOW_MS - 5 * 86_400_000, "{last}");
-        assert!(
-            last < EPOCH_MS + EVENT_WINDOW_MS + 20 * 86_400_000,
-            "{last}"
-        );
+        assert!(last < EPOCH_MS + EVENT_WINDOW_MS + 20 * 86_400_000, "{last}");
         let ids: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids.len(), events.len());
         assert_eq!(events[41].id.as_str(), "gen-2-41");
@@ -450,16 +392,9 @@ mod tests {
             assert_eq!(&parsed, record, "{json}");
             if let Record::Event(event) = record {
                 // References point at generated items.
-                assert!(event
-                    .item
-                    .iter()
-                    .chain(&event.items)
-                    .all(|i| items.contains(i.as_str())));
+                assert!(event.item.iter().chain(&event.items).all(|i| items.contains(i.as_str())));
                 if event.event_type == EventType::Purchase {
-                    assert!(
-                        event.quantity.is_some_and(|q| q >= 1)
-                            && event.price.is_some_and(|p| p >= 0.0)
-                    );
+                    assert!(event.quantity.is_some_and(|q| q >= 1) && event.price.is_some_and(|p| p >= 0.0));
                 }
                 if let EventType::Rating | EventType::Review = event.event_type {
                     assert!(event.value.is_some_and(|v| (1.0..=5.0).contains(&v)));
@@ -477,12 +412,7 @@ mod tests {
 
     #[test]
     fn items_are_bilingual_and_priced_in_range() {
-        let (records, _) = generate(GenConfig {
-            items: 500,
-            users: 1,
-            events: 0,
-            seed: 4,
-        });
+        let (records, _) = generate(GenConfig { items: 500, users: 1, events: 0, seed: 4 });
         let items: Vec<&Item> = records
             .iter()
             .filter_map(|r| match r {
@@ -498,18 +428,10 @@ mod tests {
             assert!(zh.description.as_deref().is_some_and(has_han));
             let brand = item.brand.as_deref().unwrap();
             assert!(item.title.starts_with(brand), "{}", item.title);
-            assert!(
-                item.title.ends_with(item.category[2].as_str()),
-                "{}",
-                item.title
-            );
+            assert!(item.title.ends_with(item.category[2].as_str()), "{}", item.title);
             assert_eq!(item.category.len(), 3);
             let price = item.price.unwrap();
-            assert!(
-                price.is_finite()
-                    && price > 0.0
-                    && (price * 100.0 - (price * 100.0).round()).abs() < 1e-6
-            );
+            assert!(price.is_finite() && price > 0.0 && (price * 100.0 - (price * 100.0).round()).abs() < 1e-6);
             assert_eq!(item.currency.as_deref(), Some("USD"));
             if let Some(color) = item.attributes.get("color").and_then(|c| c.as_str()) {
                 assert!(item.title.contains(color));
@@ -519,10 +441,7 @@ mod tests {
             assert!(item.created_at.is_some_and(|t| t < EPOCH_MS));
             unavailable += usize::from(!item.available);
         }
-        assert!(
-            (3..=40).contains(&unavailable),
-            "{unavailable} of 500 unavailable"
-        );
+        assert!((3..=40).contains(&unavailable), "{unavailable} of 500 unavailable");
         let categories: HashSet<&str> = items.iter().map(|i| i.category[0].as_str()).collect();
         assert_eq!(categories.len(), vocab::CATEGORIES.len());
     }
@@ -540,31 +459,15 @@ mod tests {
         assert!(queries.len() > 100);
         assert!(queries.iter().any(|q| has_han(q)));
         assert!(queries.iter().any(|q| q.is_ascii()));
-        assert!(queries
-            .iter()
-            .all(|q| !q.trim().is_empty() && q.trim() == *q));
+        assert!(queries.iter().all(|q| !q.trim().is_empty() && q.trim() == *q));
     }
 
     #[test]
     fn invalid_configs_are_refused_with_every_problem() {
-        let problems = GenConfig {
-            items: 0,
-            users: 0,
-            events: 10,
-            seed: 0,
-        }
-        .validate()
-        .unwrap_err();
+        let problems = GenConfig { items: 0, users: 0, events: 10, seed: 0 }.validate().unwrap_err();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["items", "users"]);
-        let error = Generator::new(GenConfig {
-            items: 1,
-            users: 0,
-            events: 0,
-            seed: 0,
-        })
-        .err()
-        .unwrap();
+        let error = Generator::new(GenConfig { items: 1, users: 0, events: 0, seed: 0 }).err().unwrap();
         assert_eq!(error.kind(), crate::ErrorKind::BadInput);
         assert!(error.to_string().contains("users"), "{error}");
     }
@@ -586,17 +489,11 @@ mod tests {
         let mut json = Vec::new();
         truth.write_json(&mut json).unwrap();
         let path = std::path::Path::new("ground_truth.json");
-        assert_eq!(
-            GroundTruth::read_json(json.as_slice(), path).unwrap(),
-            truth
-        );
+        assert_eq!(GroundTruth::read_json(json.as_slice(), path).unwrap(), truth);
         let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
         value["format_version"] = 99.into();
         let error = GroundTruth::read_json(value.to_string().as_bytes(), path).unwrap_err();
-        assert!(
-            matches!(error, crate::Error::FormatVersion { found: 99, .. }),
-            "{error}"
-        );
+        assert!(matches!(error, crate::Error::FormatVersion { found: 99, .. }), "{error}");
         assert!(generator.true_utility(0, 0).is_some_and(f64::is_finite));
         assert_eq!(generator.true_utility(200, 0), None);
         assert_eq!(generator.true_utility(0, 300), None);
@@ -613,14 +510,6 @@ mod tests {
                 }
             })
             .unwrap();
-        assert_eq!(
-            phases,
-            [
-                GenPhase::Items,
-                GenPhase::Users,
-                GenPhase::Follows,
-                GenPhase::Events
-            ]
-        );
+        assert_eq!(phases, [GenPhase::Items, GenPhase::Users, GenPhase::Follows, GenPhase::Events]);
     }
 }

@@ -22,20 +22,11 @@ impl AliasTable {
             return None;
         }
         let n = weights.len();
-        let mut scaled: Vec<f64> = weights
-            .iter()
-            .map(|&w| {
-                if w.is_finite() && w > 0.0 {
-                    w * n as f64 / total
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let mut scaled: Vec<f64> =
+            weights.iter().map(|&w| if w.is_finite() && w > 0.0 { w * n as f64 / total } else { 0.0 }).collect();
         let mut alias = vec![0u32; n];
         let mut probability = vec![1.0f32; n];
-        let (mut small, mut large): (Vec<u32>, Vec<u32>) =
-            (0..n as u32).partition(|&i| scaled[i as usize] < 1.0);
+        let (mut small, mut large): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&i| scaled[i as usize] < 1.0);
         while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
             small.pop();
             probability[s as usize] = scaled[s as usize] as f32;
@@ -94,10 +85,7 @@ pub fn sigmoid(x: f64) -> f64 {
 
 /// Index drawn with probability proportional to `weights` by a linear scan; for the short
 /// tables (categories, colours) where an alias table is not worth it.
-pub fn weighted_index<R: Rng + ?Sized>(
-    rng: &mut R,
-    weights: impl Iterator<Item = f64> + Clone,
-) -> usize {
+pub fn weighted_index<R: Rng + ?Sized>(rng: &mut R, weights: impl Iterator<Item = f64> + Clone) -> usize {
     let total: f64 = weights.clone().sum();
     let mut target = rng.gen::<f64>() * total;
     let mut last = 0;
@@ -136,10 +124,7 @@ mod tests {
         for (count, weight) in counts.iter().zip(weights) {
             let expected = weight / 10.0;
             let observed = *count as f64 / draws as f64;
-            assert!(
-                (observed - expected).abs() < 0.01,
-                "{observed} vs {expected}"
-            );
+            assert!((observed - expected).abs() < 0.01, "{observed} vs {expected}");
         }
         assert!(AliasTable::new(&[]).is_none());
         assert!(AliasTable::new(&[0.0, 0.0]).is_none());
@@ -152,10 +137,7 @@ mod tests {
         let normals: Vec<f64> = (0..n).map(|_| standard_normal(&mut rng)).collect();
         let mean = normals.iter().sum::<f64>() / n as f64;
         let variance = normals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.02 && (variance - 1.0).abs() < 0.03,
-            "{mean} {variance}"
-        );
+        assert!(mean.abs() < 0.02 && (variance - 1.0).abs() < 0.03, "{mean} {variance}");
         // The Gumbel mean is the Euler–Mascheroni constant.
         let gumbel_mean = (0..n).map(|_| gumbel(&mut rng)).sum::<f64>() / n as f64;
         assert!((gumbel_mean - 0.5772).abs() < 0.02, "{gumbel_mean}");

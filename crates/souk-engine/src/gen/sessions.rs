@@ -41,21 +41,11 @@ const QUERY_MATCH_BONUS: f64 = 1.0;
 pub enum Payload {
     None,
     Shown(Vec<u32>),
-    Search {
-        shown: Vec<u32>,
-        query: QuerySpec,
-    },
+    Search { shown: Vec<u32>, query: QuerySpec },
     Dwell(u64),
-    Purchase {
-        quantity: u32,
-        price_cents: u32,
-    },
+    Purchase { quantity: u32, price_cents: u32 },
     Rating(u8),
-    Review {
-        rating: u8,
-        chinese: bool,
-        template: u8,
-    },
+    Review { rating: u8, chinese: bool, template: u8 },
 }
 
 /// An event before rendering: indices instead of strings.
@@ -176,8 +166,7 @@ impl<'a> EventStream<'a> {
         if let Some(start) = self.next_session_start {
             return start;
         }
-        let progress = i128::from(EVENT_WINDOW_MS) * i128::from(self.generated)
-            / i128::from(self.target.max(1));
+        let progress = i128::from(EVENT_WINDOW_MS) * i128::from(self.generated) / i128::from(self.target.max(1));
         let jitter = self.rng.gen_range(0..60 * SECOND_MS);
         let start = (EPOCH_MS + progress as i64 + jitter).max(self.last_session_start);
         self.last_session_start = start;
@@ -185,23 +174,8 @@ impl<'a> EventStream<'a> {
         start
     }
 
-    fn push(
-        &mut self,
-        timestamp: i64,
-        event_type: EventType,
-        user: u32,
-        item: u32,
-        payload: Payload,
-    ) {
-        self.push_full(
-            timestamp,
-            event_type,
-            user,
-            item,
-            NO_REQUEST,
-            NO_POSITION,
-            payload,
-        );
+    fn push(&mut self, timestamp: i64, event_type: EventType, user: u32, item: u32, payload: Payload) {
+        self.push_full(timestamp, event_type, user, item, NO_REQUEST, NO_POSITION, payload);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -215,16 +189,8 @@ impl<'a> EventStream<'a> {
         position: u32,
         payload: Payload,
     ) {
-        let event = PendingEvent {
-            timestamp,
-            sequence: self.sequence,
-            event_type,
-            user,
-            item,
-            request,
-            position,
-            payload,
-        };
+        let event =
+            PendingEvent { timestamp, sequence: self.sequence, event_type, user, item, request, position, payload };
         self.sequence += 1;
         self.generated += 1;
         self.heap.push(Queued(event));
@@ -254,16 +220,11 @@ impl<'a> EventStream<'a> {
         let user = &users[user_index as usize];
         let chinese = self.rng.gen_bool(user.chinese_share());
         let category = if self.rng.gen_bool(TASTE_SESSION_SHARE) {
-            weighted_index(
-                &mut self.rng,
-                user.category_weights.iter().map(|&w| f64::from(w)),
-            )
+            weighted_index(&mut self.rng, user.category_weights.iter().map(|&w| f64::from(w)))
         } else {
             self.rng.gen_range(0..NUM_CATEGORIES)
         };
-        let category_pool = catalog.by_category[category]
-            .as_ref()
-            .unwrap_or(&catalog.all);
+        let category_pool = catalog.by_category[category].as_ref().unwrap_or(&catalog.all);
         let seed_item = category_pool.sample(&mut self.rng);
         let product_type = catalog.items[seed_item as usize].product_type;
         let request = self.next_request;
@@ -271,11 +232,9 @@ impl<'a> EventStream<'a> {
 
         let mut t = start;
         let searching = self.rng.gen_bool(SEARCH_SHARE);
-        let (shown, constraint) = match catalog.by_product_type[usize::from(product_type)].as_ref()
-        {
+        let (shown, constraint) = match catalog.by_product_type[usize::from(product_type)].as_ref() {
             Some(pool) if searching => {
-                let constraint =
-                    QueryConstraint::from_item(&catalog.items[seed_item as usize], self.rng.gen());
+                let constraint = QueryConstraint::from_item(&catalog.items[seed_item as usize], self.rng.gen());
                 let mut shown = self.candidates(pool, SEARCH_RESULTS);
                 // The shop's ranking: matches first, then popularity with some noise; it does
                 // not know the shopper's tastes.
@@ -284,11 +243,7 @@ impl<'a> EventStream<'a> {
                     .map(|&i| {
                         let spec = &catalog.items[i as usize];
                         let noise = 0.7 * standard_normal(&mut self.rng);
-                        (
-                            !constraint.matches(spec),
-                            (f64::from(spec.popularity_rank) + 1.0).ln() + noise,
-                            i,
-                        )
+                        (!constraint.matches(spec), (f64::from(spec.popularity_rank) + 1.0).ln() + noise, i)
                     })
                     .collect();
                 keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
@@ -298,12 +253,7 @@ impl<'a> EventStream<'a> {
                     (QueryConstraint::None, _) if self.rng.gen_bool(0.2) => 1,
                     _ => 0,
                 };
-                let query = QuerySpec {
-                    product_type,
-                    constraint,
-                    chinese,
-                    variant,
-                };
+                let query = QuerySpec { product_type, constraint, chinese, variant };
                 self.push_full(
                     t,
                     EventType::Search,
@@ -311,10 +261,7 @@ impl<'a> EventStream<'a> {
                     NO_ITEM,
                     request,
                     NO_POSITION,
-                    Payload::Search {
-                        shown: shown.clone(),
-                        query,
-                    },
+                    Payload::Search { shown: shown.clone(), query },
                 );
                 t += self.rng.gen_range(200..800);
                 (shown, Some(constraint))
@@ -335,11 +282,7 @@ impl<'a> EventStream<'a> {
             .iter()
             .map(|&i| {
                 let bonus = match constraint {
-                    Some(c)
-                        if c != QueryConstraint::None && c.matches(&catalog.items[i as usize]) =>
-                    {
-                        QUERY_MATCH_BONUS
-                    }
+                    Some(c) if c != QueryConstraint::None && c.matches(&catalog.items[i as usize]) => QUERY_MATCH_BONUS,
                     _ => 0.0,
                 };
                 user.utility(catalog, i) + bonus
@@ -360,12 +303,7 @@ impl<'a> EventStream<'a> {
         let mut scored: Vec<(f64, usize)> = utilities
             .iter()
             .enumerate()
-            .map(|(position, u)| {
-                (
-                    u + gumbel(&mut self.rng) - 0.3 * (1.0 + position as f64).ln(),
-                    position,
-                )
-            })
+            .map(|(position, u)| (u + gumbel(&mut self.rng) - 0.3 * (1.0 + position as f64).ln(), position))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
 
@@ -374,45 +312,21 @@ impl<'a> EventStream<'a> {
             let item = shown[position];
             let utility = utilities[position];
             t += self.rng.gen_range(2 * SECOND_MS..20 * SECOND_MS);
-            self.push_full(
-                t,
-                EventType::Click,
-                user_index,
-                item,
-                request,
-                position as u32,
-                Payload::None,
-            );
+            self.push_full(t, EventType::Click, user_index, item, request, position as u32, Payload::None);
             t += self.rng.gen_range(300..1_500);
             // Dwell grows with how much the shopper likes what they see.
-            let dwell = log_normal(&mut self.rng, (15_000f64).ln() + 0.3 * utility, 0.7)
-                .clamp(1_000.0, 600_000.0) as u64;
-            self.push_full(
-                t,
-                EventType::View,
-                user_index,
-                item,
-                request,
-                NO_POSITION,
-                Payload::Dwell(dwell),
-            );
+            let dwell =
+                log_normal(&mut self.rng, (15_000f64).ln() + 0.3 * utility, 0.7).clamp(1_000.0, 600_000.0) as u64;
+            self.push_full(t, EventType::View, user_index, item, request, NO_POSITION, Payload::Dwell(dwell));
             if self.rng.gen_bool(sigmoid(utility - 5.5)) {
-                self.push(
-                    t + dwell as i64 / 2,
-                    EventType::Favorite,
-                    user_index,
-                    item,
-                    Payload::None,
-                );
+                self.push(t + dwell as i64 / 2, EventType::Favorite, user_index, item, Payload::None);
             }
             t += dwell as i64;
             if self.rng.gen_bool(sigmoid(-1.5 * utility - 2.0)) {
                 self.push(t, EventType::Dislike, user_index, item, Payload::None);
                 continue;
             }
-            if catalog.items[item as usize].available
-                && self.rng.gen_bool(sigmoid(0.7 * utility - 3.8))
-            {
+            if catalog.items[item as usize].available && self.rng.gen_bool(sigmoid(0.7 * utility - 3.8)) {
                 t += self.rng.gen_range(SECOND_MS..5 * SECOND_MS);
                 self.push(t, EventType::AddToCart, user_index, item, Payload::None);
                 cart.push((item, utility));
@@ -429,13 +343,7 @@ impl<'a> EventStream<'a> {
             if self.rng.gen_bool(sigmoid(0.6 * utility - 1.0)) {
                 bought.push((item, utility));
             } else if self.rng.gen_bool(0.5) {
-                self.push(
-                    t,
-                    EventType::RemoveFromCart,
-                    user_index,
-                    item,
-                    Payload::None,
-                );
+                self.push(t, EventType::RemoveFromCart, user_index, item, Payload::None);
                 t += self.rng.gen_range(SECOND_MS..10 * SECOND_MS);
             }
         }
@@ -452,40 +360,19 @@ impl<'a> EventStream<'a> {
             } else {
                 list_price
             };
-            self.push(
-                t,
-                EventType::Purchase,
-                user_index,
-                item,
-                Payload::Purchase {
-                    quantity,
-                    price_cents,
-                },
-            );
+            self.push(t, EventType::Purchase, user_index, item, Payload::Purchase { quantity, price_cents });
             t += self.rng.gen_range(100..2_000);
             if self.rng.gen_bool(0.35) {
                 // Ratings come after delivery, days later; they correlate with the latent
                 // utility, which is what a model of satisfaction should recover.
-                let rating = (2.2 + 0.7 * utility + standard_normal(&mut self.rng))
-                    .round()
-                    .clamp(1.0, 5.0) as u8;
+                let rating = (2.2 + 0.7 * utility + standard_normal(&mut self.rng)).round().clamp(1.0, 5.0) as u8;
                 let rated_at = t + self.rng.gen_range(DAY_MS..14 * DAY_MS);
-                self.push(
-                    rated_at,
-                    EventType::Rating,
-                    user_index,
-                    item,
-                    Payload::Rating(rating),
-                );
+                self.push(rated_at, EventType::Rating, user_index, item, Payload::Rating(rating));
                 if self.rng.gen_bool(0.5) {
                     let review_chinese = self.rng.gen_bool(user.chinese_share());
                     let template = self.rng.gen_range(0..12);
                     let written_at = rated_at + self.rng.gen_range(5 * SECOND_MS..120 * SECOND_MS);
-                    let payload = Payload::Review {
-                        rating,
-                        chinese: review_chinese,
-                        template,
-                    };
+                    let payload = Payload::Review { rating, chinese: review_chinese, template };
                     self.push(written_at, EventType::Review, user_index, item, payload);
                 }
             }
@@ -512,18 +399,9 @@ impl<'a> Renderer<'a> {
         push_decimal(&mut id, self.seed, 0);
         id.push('-');
         push_decimal(&mut id, number, 0);
-        let item = if event.item == NO_ITEM {
-            None
-        } else {
-            Some(item_id(event.item)?)
-        };
-        let mut out = Event::new(
-            EventId::parse(id, "id")?,
-            event.event_type,
-            user_id(event.user)?,
-            item,
-            event.timestamp,
-        );
+        let item = if event.item == NO_ITEM { None } else { Some(item_id(event.item)?) };
+        let mut out =
+            Event::new(EventId::parse(id, "id")?, event.event_type, user_id(event.user)?, item, event.timestamp);
         if event.request != NO_REQUEST {
             let mut request = String::with_capacity(32);
             request.push_str("gen-");
@@ -535,12 +413,7 @@ impl<'a> Renderer<'a> {
         if event.position != NO_POSITION {
             out.position = Some(event.position);
         }
-        let shown_ids = |shown: Vec<u32>| {
-            shown
-                .into_iter()
-                .map(item_id)
-                .collect::<Result<Vec<_>, _>>()
-        };
+        let shown_ids = |shown: Vec<u32>| shown.into_iter().map(item_id).collect::<Result<Vec<_>, _>>();
         match event.payload {
             Payload::None => {}
             Payload::Shown(shown) => out.items = shown_ids(shown)?,
@@ -549,19 +422,12 @@ impl<'a> Renderer<'a> {
                 out.query = Some(render_query(self.catalog, &query));
             }
             Payload::Dwell(dwell) => out.dwell_ms = Some(dwell),
-            Payload::Purchase {
-                quantity,
-                price_cents,
-            } => {
+            Payload::Purchase { quantity, price_cents } => {
                 out.quantity = Some(quantity);
                 out.price = Some(f64::from(price_cents) / 100.0);
             }
             Payload::Rating(rating) => out.value = Some(f64::from(rating)),
-            Payload::Review {
-                rating,
-                chinese,
-                template,
-            } => {
+            Payload::Review { rating, chinese, template } => {
                 let product = self.catalog.product_type(event.item).product;
                 out.value = Some(f64::from(rating));
                 out.text = Some(render_review(product, rating, chinese, template));
@@ -589,12 +455,7 @@ mod tests {
 
     #[test]
     fn shoppers_buy_and_like_what_matches_their_tastes() {
-        let config = GenConfig {
-            items: 600,
-            users: 400,
-            events: 40_000,
-            seed: 9,
-        };
+        let config = GenConfig { items: 600, users: 400, events: 40_000, seed: 9 };
         let generator = Generator::new(config).unwrap();
         let mut records = Vec::new();
         generator.run(&mut records, &mut |_| {}).unwrap();
@@ -626,8 +487,7 @@ mod tests {
                 EventType::Purchase => {
                     funnel.purchases += 1;
                     purchases += 1;
-                    dominant_purchases +=
-                        u64::from(usize::from(user.dominant_category) == category);
+                    dominant_purchases += u64::from(usize::from(user.dominant_category) == category);
                 }
                 EventType::Rating => funnel.ratings.push(event.value.unwrap_or(0.0)),
                 _ => {}
@@ -635,20 +495,9 @@ mod tests {
         }
         let rate = |f: &Funnel| f.purchases as f64 / f.views.max(1) as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        assert!(
-            matching.views > 2_000 && other.views > 200,
-            "{matching:?} {other:?}"
-        );
-        assert!(
-            rate(&matching) > 3.0 * rate(&other),
-            "conversion {} vs {}",
-            rate(&matching),
-            rate(&other)
-        );
-        assert!(
-            dominant_purchases as f64 > 0.5 * purchases as f64,
-            "{dominant_purchases} of {purchases}"
-        );
+        assert!(matching.views > 2_000 && other.views > 200, "{matching:?} {other:?}");
+        assert!(rate(&matching) > 3.0 * rate(&other), "conversion {} vs {}", rate(&matching), rate(&other));
+        assert!(dominant_purchases as f64 > 0.5 * purchases as f64, "{dominant_purchases} of {purchases}");
         assert!(mean(&matching.dwell) > 1.2 * mean(&other.dwell));
         // Ratings follow the latent utility of the rated item (which includes taste).
         let rated: Vec<(f64, f64)> = records
@@ -668,21 +517,10 @@ mod tests {
             mean(&rated.iter().map(|p| p.1).collect::<Vec<_>>()),
         );
         let covariance: f64 = rated.iter().map(|(u, r)| (u - mu_u) * (r - mu_r)).sum();
-        let spread_u: f64 = rated
-            .iter()
-            .map(|(u, _)| (u - mu_u).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        let spread_r: f64 = rated
-            .iter()
-            .map(|(_, r)| (r - mu_r).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let spread_u: f64 = rated.iter().map(|(u, _)| (u - mu_u).powi(2)).sum::<f64>().sqrt();
+        let spread_r: f64 = rated.iter().map(|(_, r)| (r - mu_r).powi(2)).sum::<f64>().sqrt();
         let correlation = covariance / (spread_u * spread_r);
-        assert!(
-            correlation > 0.25,
-            "rating/utility correlation {correlation}"
-        );
+        assert!(correlation > 0.25, "rating/utility correlation {correlation}");
         assert!((3.5..4.6).contains(&mu_r), "mean rating {mu_r}");
     }
 
@@ -700,9 +538,7 @@ mod tests {
                 payload: Payload::None,
             })
         };
-        let mut heap: BinaryHeap<Queued> = [event(5, 0), event(3, 2), event(3, 1), event(9, 3)]
-            .into_iter()
-            .collect();
+        let mut heap: BinaryHeap<Queued> = [event(5, 0), event(3, 2), event(3, 1), event(9, 3)].into_iter().collect();
         let mut order = Vec::new();
         while let Some(Queued(e)) = heap.pop() {
             order.push((e.timestamp, e.sequence));

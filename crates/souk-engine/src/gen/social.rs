@@ -54,9 +54,7 @@ pub fn generate_follows(
     for (index, user) in users.iter().enumerate() {
         let user_index = index as u32;
         // Out-degree is log-normal (median about 3), a few users follow many.
-        let degree = (log_normal(rng, 1.1, 0.8) as usize)
-            .min(MAX_OUT_DEGREE)
-            .min(users.len() - 1);
+        let degree = (log_normal(rng, 1.1, 0.8) as usize).min(MAX_OUT_DEGREE).min(users.len() - 1);
         let same = &groups[usize::from(user.dominant_category)];
         chosen.clear();
         // Bounded retries: in tiny populations most draws collide.
@@ -73,18 +71,9 @@ pub fn generate_follows(
                 continue;
             }
             chosen.push(other);
-            let kind = if rng.gen_bool(0.25) {
-                FollowKind::Friend
-            } else {
-                FollowKind::Follow
-            };
+            let kind = if rng.gen_bool(0.25) { FollowKind::Friend } else { FollowKind::Follow };
             let created_at = epoch - rng.gen_range(DAY_MS..365 * DAY_MS);
-            emit(Edge {
-                user: user_index,
-                other,
-                kind,
-                created_at,
-            })?;
+            emit(Edge { user: user_index, other, kind, created_at })?;
         }
     }
     Ok(())
@@ -107,17 +96,10 @@ mod tests {
         let activity: Vec<f64> = users.iter().map(|u| f64::from(u.activity)).collect();
         let table = AliasTable::new(&activity).unwrap();
         let mut edges = Vec::new();
-        generate_follows(
-            &users,
-            &groups,
-            &table,
-            1_000 * DAY_MS,
-            &mut rng,
-            &mut |edge| {
-                edges.push(edge);
-                Ok(())
-            },
-        )
+        generate_follows(&users, &groups, &table, 1_000 * DAY_MS, &mut rng, &mut |edge| {
+            edges.push(edge);
+            Ok(())
+        })
         .unwrap();
         assert!(edges.len() > users.len(), "{} edges", edges.len());
         let distinct: HashSet<(u32, u32)> = edges.iter().map(|e| (e.user, e.other)).collect();
@@ -125,21 +107,12 @@ mod tests {
         assert!(edges.iter().all(|e| e.user != e.other));
         let same = edges
             .iter()
-            .filter(|e| {
-                users[e.user as usize].dominant_category
-                    == users[e.other as usize].dominant_category
-            })
+            .filter(|e| users[e.user as usize].dominant_category == users[e.other as usize].dominant_category)
             .count() as f64
             / edges.len() as f64;
         // Chance: two random users share a dominant category with probability Σ share².
-        let chance: f64 = groups
-            .iter()
-            .map(|g| (g.len() as f64 / users.len() as f64).powi(2))
-            .sum();
-        assert!(
-            same > chance + 0.4,
-            "same-category share {same:.3} vs chance {chance:.3}"
-        );
+        let chance: f64 = groups.iter().map(|g| (g.len() as f64 / users.len() as f64).powi(2)).sum();
+        assert!(same > chance + 0.4, "same-category share {same:.3} vs chance {chance:.3}");
     }
 
     #[test]
@@ -148,9 +121,6 @@ mod tests {
         let users = vec![generate_user(&mut rng)];
         let groups = users_by_dominant_category(&users);
         let table = AliasTable::new(&[1.0]).unwrap();
-        generate_follows(&users, &groups, &table, 0, &mut rng, &mut |_| {
-            panic!("no edge expected")
-        })
-        .unwrap();
+        generate_follows(&users, &groups, &table, 0, &mut rng, &mut |_| panic!("no edge expected")).unwrap();
     }
 }

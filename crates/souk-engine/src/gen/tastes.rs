@@ -20,13 +20,8 @@ use crate::model::{Preferences, User};
 pub const NUM_CATEGORIES: usize = CATEGORIES.len();
 const MAX_FAVORITE_BRANDS: usize = 3;
 
-pub const AGE_BANDS: &[(&str, f64)] = &[
-    ("18-24", 0.18),
-    ("25-34", 0.32),
-    ("35-44", 0.24),
-    ("45-54", 0.15),
-    ("55+", 0.11),
-];
+pub const AGE_BANDS: &[(&str, f64)] =
+    &[("18-24", 0.18), ("25-34", 0.32), ("35-44", 0.24), ("45-54", 0.15), ("55+", 0.11)];
 pub const GENDERS: &[(&str, f64)] = &[("female", 0.48), ("male", 0.46), ("unspecified", 0.06)];
 /// Regions with their share of shoppers and the probability that a shopper there writes
 /// queries and reviews in Chinese.
@@ -85,10 +80,7 @@ pub struct UserSpec {
 impl UserSpec {
     pub fn favorites(&self) -> impl Iterator<Item = (u16, f32)> + '_ {
         let count = usize::from(self.favorite_count);
-        self.favorite_brands[..count]
-            .iter()
-            .copied()
-            .zip(self.favorite_strengths[..count].iter().copied())
+        self.favorite_brands[..count].iter().copied().zip(self.favorite_strengths[..count].iter().copied())
     }
 
     /// Probability that this shopper searches and reviews in Chinese.
@@ -99,11 +91,7 @@ impl UserSpec {
     /// Categories ordered by weight, heaviest first.
     pub fn categories_by_weight(&self) -> [usize; NUM_CATEGORIES] {
         let mut order: [usize; NUM_CATEGORIES] = std::array::from_fn(|i| i);
-        order.sort_by(|&a, &b| {
-            self.category_weights[b]
-                .total_cmp(&self.category_weights[a])
-                .then(a.cmp(&b))
-        });
+        order.sort_by(|&a, &b| self.category_weights[b].total_cmp(&self.category_weights[a]).then(a.cmp(&b)));
         order
     }
 
@@ -115,12 +103,8 @@ impl UserSpec {
         let category = catalog.category_of(item);
         let max_weight = f64::from(self.category_weights[usize::from(self.dominant_category)]);
         let taste = 2.5 * f64::from(self.category_weights[category]) / max_weight;
-        let brand = self
-            .favorites()
-            .find(|(b, _)| *b == spec.brand)
-            .map_or(0.0, |(_, s)| f64::from(s));
-        let distance = (f64::from(spec.price_position) - self.price_band.centre())
-            / f64::from(self.price_tolerance);
+        let brand = self.favorites().find(|(b, _)| *b == spec.brand).map_or(0.0, |(_, s)| f64::from(s));
+        let distance = (f64::from(spec.price_position) - self.price_band.centre()) / f64::from(self.price_tolerance);
         let price = (-0.5 * f64::from(self.price_sensitivity) * distance * distance).max(-3.0);
         taste + brand + price + 0.8 * catalog.popularity_score(item)
     }
@@ -164,21 +148,14 @@ pub fn generate_user(rng: &mut ChaCha8Rng) -> UserSpec {
     }
     let mut chosen = [false; NUM_CATEGORIES];
     for _ in 0..dominant_count {
-        let c = weighted_index(
-            rng,
-            (0..NUM_CATEGORIES).map(|c| if chosen[c] { 0.0 } else { prior[c] }),
-        );
+        let c = weighted_index(rng, (0..NUM_CATEGORIES).map(|c| if chosen[c] { 0.0 } else { prior[c] }));
         chosen[c] = true;
         raw[c] += 0.3 - (1.0 - rng.gen::<f64>()).ln();
     }
     let total: f64 = raw.iter().sum();
     let category_weights: [f32; NUM_CATEGORIES] = std::array::from_fn(|c| (raw[c] / total) as f32);
     let dominant_category = (0..NUM_CATEGORIES)
-        .max_by(|&a, &b| {
-            category_weights[a]
-                .total_cmp(&category_weights[b])
-                .then(b.cmp(&a))
-        })
+        .max_by(|&a, &b| category_weights[a].total_cmp(&category_weights[b]).then(b.cmp(&a)))
         .unwrap_or(0) as u8;
 
     let price_band = match rng.gen::<f64>() {
@@ -218,26 +195,18 @@ pub fn generate_user(rng: &mut ChaCha8Rng) -> UserSpec {
         } else if rng.gen_bool(0.8) {
             weighted_index(
                 rng,
-                (0..NUM_CATEGORIES).map(|c| {
-                    if chosen[c] {
-                        f64::from(category_weights[c])
-                    } else {
-                        0.0
-                    }
-                }),
+                (0..NUM_CATEGORIES).map(|c| if chosen[c] { f64::from(category_weights[c]) } else { 0.0 }),
             )
         } else {
             rng.gen_range(0..NUM_CATEGORIES)
         };
         let brand = weighted_index(
             rng,
-            BRANDS.iter().map(
-                |b| match (b.category == category, b.tier == preferred_tier) {
-                    (false, _) => 0.0,
-                    (true, true) => 2.0,
-                    (true, false) => 1.0,
-                },
-            ),
+            BRANDS.iter().map(|b| match (b.category == category, b.tier == preferred_tier) {
+                (false, _) => 0.0,
+                (true, true) => 2.0,
+                (true, false) => 1.0,
+            }),
         ) as u16;
         if !favorite_brands[..count].contains(&brand) {
             favorite_brands[count] = brand;
@@ -274,9 +243,7 @@ pub fn generate_user(rng: &mut ChaCha8Rng) -> UserSpec {
 pub fn render_user(index: u32, spec: &UserSpec) -> crate::Result<User> {
     let mut user = User::new(user_id(index)?);
     let mut attributes = BTreeMap::new();
-    let mut put = |name: &str, value: &str| {
-        attributes.insert(name.to_string(), Value::String(value.to_string()))
-    };
+    let mut put = |name: &str, value: &str| attributes.insert(name.to_string(), Value::String(value.to_string()));
     put("age_band", AGE_BANDS[usize::from(spec.age_band)].0);
     put("gender", GENDERS[usize::from(spec.gender)].0);
     put("region", REGIONS[usize::from(spec.region)].0);
@@ -315,11 +282,7 @@ mod tests {
             let total: f32 = spec.category_weights.iter().sum();
             assert!((total - 1.0).abs() < 1e-4);
             let dominant = usize::from(spec.dominant_category);
-            assert!(
-                spec.category_weights[dominant] > 0.15,
-                "{:?}",
-                spec.category_weights
-            );
+            assert!(spec.category_weights[dominant] > 0.15, "{:?}", spec.category_weights);
             dominant_counts[dominant] += 1;
             assert!(spec.favorite_count >= 1);
             // The first favourite brand sells in the dominant category.
@@ -331,9 +294,6 @@ mod tests {
                 assert_eq!(first, CATEGORIES[dominant].name.en);
             }
         }
-        assert!(
-            dominant_counts.iter().all(|&n| n > 50),
-            "every category has fans: {dominant_counts:?}"
-        );
+        assert!(dominant_counts.iter().all(|&n| n > 50), "every category has fans: {dominant_counts:?}");
     }
 }

@@ -36,9 +36,7 @@ impl QueryConstraint {
         match choice {
             x if x < 0.25 && item.color != NONE => QueryConstraint::Color(item.color),
             x if (0.25..0.45).contains(&x) => QueryConstraint::Brand(item.brand),
-            x if (0.45..0.60).contains(&x) && item.material != NONE => {
-                QueryConstraint::Material(item.material)
-            }
+            x if (0.45..0.60).contains(&x) && item.material != NONE => QueryConstraint::Material(item.material),
             _ => QueryConstraint::None,
         }
     }
@@ -98,16 +96,10 @@ pub fn render_query(catalog: &Catalog, query: &QuerySpec) -> String {
         let name = lower_product_name(product);
         match query.constraint {
             QueryConstraint::Color(c) => {
-                format!(
-                    "{} {name}",
-                    color(c).map_or(String::new(), |c| c.en.to_lowercase())
-                )
+                format!("{} {name}", color(c).map_or(String::new(), |c| c.en.to_lowercase()))
             }
             QueryConstraint::Material(m) => {
-                format!(
-                    "{} {name}",
-                    material(m).map_or(String::new(), |m| m.en.to_lowercase())
-                )
+                format!("{} {name}", material(m).map_or(String::new(), |m| m.en.to_lowercase()))
             }
             QueryConstraint::Brand(b) => match BRANDS.get(usize::from(b)) {
                 Some(brand) => format!("{} {name}", brand.en.to_lowercase()),
@@ -147,16 +139,10 @@ const REVIEWS_ZH_POSITIVE: &[&str] = &[
     "物流很快，{p}比预期的还要好。",
     "很喜欢，做工精细，颜值也高。",
 ];
-const REVIEWS_ZH_NEUTRAL: &[&str] = &[
-    "还行吧，这款{p}中规中矩。",
-    "价格还可以，质量一般。",
-    "整体一般，有优点也有不足。",
-];
-const REVIEWS_ZH_NEGATIVE: &[&str] = &[
-    "很失望，{p}和描述不符。",
-    "质量太差，不值这个价，已申请退货。",
-    "用了一周就坏了，不推荐这款{p}。",
-];
+const REVIEWS_ZH_NEUTRAL: &[&str] =
+    &["还行吧，这款{p}中规中矩。", "价格还可以，质量一般。", "整体一般，有优点也有不足。"];
+const REVIEWS_ZH_NEGATIVE: &[&str] =
+    &["很失望，{p}和描述不符。", "质量太差，不值这个价，已申请退货。", "用了一周就坏了，不推荐这款{p}。"];
 
 /// Review text for a rating of 1–5; `template` picks among the wordings.
 pub fn render_review(product: &Product, rating: u8, chinese: bool, template: u8) -> String {
@@ -194,10 +180,7 @@ mod tests {
         };
         assert_eq!(lower_product_name(&find("RC Car")), "RC car");
         assert_eq!(lower_product_name(&find("T-Shirt")), "t-shirt");
-        assert_eq!(
-            lower_product_name(&find("Bluetooth Headphones")),
-            "bluetooth headphones"
-        );
+        assert_eq!(lower_product_name(&find("Bluetooth Headphones")), "bluetooth headphones");
     }
 
     #[test]
@@ -209,9 +192,7 @@ mod tests {
         assert!(render_review(&product, 2, true, 1).contains("质量太差"));
         for rating in 1..=5 {
             for template in 0..8 {
-                assert!(
-                    !render_review(&product, rating, template % 2 == 0, template).contains("{p}")
-                );
+                assert!(!render_review(&product, rating, template % 2 == 0, template).contains("{p}"));
             }
         }
     }

@@ -83,11 +83,7 @@ fn rounded(value: f64) -> f64 {
 }
 
 impl GroundTruth {
-    pub(super) fn build(
-        config: GenConfig,
-        catalog: &Catalog,
-        users: &[UserSpec],
-    ) -> crate::Result<Self> {
+    pub(super) fn build(config: GenConfig, catalog: &Catalog, users: &[UserSpec]) -> crate::Result<Self> {
         let users = users
             .iter()
             .enumerate()
@@ -99,10 +95,7 @@ impl GroundTruth {
                         .zip(user.category_weights)
                         .map(|(c, w)| (c.name.en.to_string(), rounded(f64::from(w))))
                         .collect(),
-                    dominant_category: CATEGORIES[usize::from(user.dominant_category)]
-                        .name
-                        .en
-                        .to_string(),
+                    dominant_category: CATEGORIES[usize::from(user.dominant_category)].name.en.to_string(),
                     favorite_brands: user
                         .favorites()
                         .map(|(brand, strength)| BrandAffinity {
@@ -127,12 +120,7 @@ impl GroundTruth {
                     id: item_id(index as u32)?.into_string(),
                     popularity: (popularity(item.popularity_rank) * 1e12).round() / 1e12,
                     popularity_rank: item.popularity_rank,
-                    category: catalog
-                        .product_type(index as u32)
-                        .category()
-                        .name
-                        .en
-                        .to_string(),
+                    category: catalog.product_type(index as u32).category().name.en.to_string(),
                     price_position: rounded(f64::from(item.price_position)),
                 })
             })
@@ -158,15 +146,9 @@ impl GroundTruth {
 
     /// Read JSON written by [`GroundTruth::write_json`], refusing other format versions.
     pub fn read_json(reader: impl Read, path: &std::path::Path) -> crate::Result<Self> {
-        let value: serde_json::Value =
-            serde_json::from_reader(reader).map_err(|e| crate::Error::Corrupt {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let found = value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let value: serde_json::Value = serde_json::from_reader(reader)
+            .map_err(|e| crate::Error::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+        let found = value.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
         if found != u64::from(GROUND_TRUTH_FORMAT_VERSION) {
             return Err(crate::Error::FormatVersion {
                 path: path.to_path_buf(),
@@ -174,9 +156,7 @@ impl GroundTruth {
                 expected: GROUND_TRUTH_FORMAT_VERSION,
             });
         }
-        serde_json::from_value(value).map_err(|e| crate::Error::Corrupt {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        serde_json::from_value(value)
+            .map_err(|e| crate::Error::Corrupt { path: path.to_path_buf(), message: e.to_string() })
     }
 }

@@ -36,12 +36,7 @@ pub struct Product {
 }
 
 const fn p(en: &'static str, zh: &'static str, min_price: f64, max_price: f64) -> Product {
-    Product {
-        name: t(en, zh),
-        min_price,
-        max_price,
-        size: SizeKind::None,
-    }
+    Product { name: t(en, zh), min_price, max_price, size: SizeKind::None }
 }
 
 const fn sized(product: Product, size: SizeKind) -> Product {
@@ -98,12 +93,7 @@ pub struct Brand {
 }
 
 const fn b(en: &'static str, zh: Option<&'static str>, category: usize, tier: BrandTier) -> Brand {
-    Brand {
-        en,
-        zh,
-        category,
-        tier,
-    }
+    Brand { en, zh, category, tier }
 }
 
 impl Brand {
@@ -174,9 +164,8 @@ pub const COLORS: &[(Term, f64)] = &[
 ];
 
 pub const APPAREL_SIZES: &[&str] = &["XS", "S", "M", "L", "XL", "XXL"];
-pub const SHOE_SIZES: &[&str] = &[
-    "EU 36", "EU 37", "EU 38", "EU 39", "EU 40", "EU 41", "EU 42", "EU 43", "EU 44", "EU 45",
-];
+pub const SHOE_SIZES: &[&str] =
+    &["EU 36", "EU 37", "EU 38", "EU 39", "EU 40", "EU 41", "EU 42", "EU 43", "EU 44", "EU 45"];
 
 /// Indices into [`CATEGORIES`], for the brand table.
 const ELECTRONICS: usize = 0;
@@ -201,15 +190,9 @@ pub const CATEGORIES: &[Category] = &[
             t("Ultra", "旗舰款"),
         ],
         selling_points: &[
-            t(
-                "Designed for reliable everyday performance.",
-                "性能稳定可靠，适合日常使用。",
-            ),
+            t("Designed for reliable everyday performance.", "性能稳定可靠，适合日常使用。"),
             t("Backed by a two-year warranty.", "享受两年质保。"),
-            t(
-                "Energy-efficient with a sleek, modern design.",
-                "节能省电，外观时尚简约。",
-            ),
+            t("Energy-efficient with a sleek, modern design.", "节能省电，外观时尚简约。"),
         ],
         subcategories: &[
             Subcategory {
@@ -259,10 +242,7 @@ pub const CATEGORIES: &[Category] = &[
                 name: t("Wearables", "智能穿戴"),
                 colored: true,
                 materials: &[SILICONE, STAINLESS_STEEL, LEATHER],
-                products: &[
-                    p("Smartwatch", "智能手表", 60.0, 500.0),
-                    p("Fitness Tracker", "运动手环", 25.0, 150.0),
-                ],
+                products: &[p("Smartwatch", "智能手表", 60.0, 500.0), p("Fitness Tracker", "运动手环", 25.0, 150.0)],
             },
         ],
     },
@@ -280,10 +260,7 @@ pub const CATEGORIES: &[Category] = &[
         selling_points: &[
             t("Comfortable to wear all day.", "穿着舒适，适合全天穿搭。"),
             t("Machine washable and easy to care for.", "可机洗，易打理。"),
-            t(
-                "A versatile piece for any wardrobe.",
-                "百搭单品，轻松搭配。",
-            ),
+            t("A versatile piece for any wardrobe.", "百搭单品，轻松搭配。"),
         ],
         subcategories: &[
             Subcategory {
@@ -351,10 +328,7 @@ pub const CATEGORIES: &[Category] = &[
         selling_points: &[
             t("Easy to clean and built to last.", "易清洁，经久耐用。"),
             t("Adds warmth and style to any home.", "为家增添温馨与格调。"),
-            t(
-                "Thoughtfully designed for everyday use.",
-                "设计贴心，适合日常使用。",
-            ),
+            t("Thoughtfully designed for everyday use.", "设计贴心，适合日常使用。"),
         ],
         subcategories: &[
             Subcategory {
@@ -382,10 +356,7 @@ pub const CATEGORIES: &[Category] = &[
                 name: t("Bedding", "床上用品"),
                 colored: true,
                 materials: &[COTTON, SILK, LINEN],
-                products: &[
-                    p("Duvet Cover", "被套", 25.0, 150.0),
-                    p("Pillow", "枕头", 10.0, 80.0),
-                ],
+                products: &[p("Duvet Cover", "被套", 25.0, 150.0), p("Pillow", "枕头", 10.0, 80.0)],
             },
             Subcategory {
                 name: t("Furniture & Lighting", "家具灯具"),
@@ -401,10 +372,7 @@ pub const CATEGORIES: &[Category] = &[
                 name: t("Storage", "收纳整理"),
                 colored: true,
                 materials: &[PLASTIC, BAMBOO, COTTON],
-                products: &[
-                    p("Storage Box", "收纳盒", 5.0, 40.0),
-                    p("Laundry Basket", "洗衣篮", 10.0, 45.0),
-                ],
+                products: &[p("Storage Box", "收纳盒", 5.0, 40.0), p("Laundry Basket", "洗衣篮", 10.0, 45.0)],
             },
         ],
     },
@@ -420,14 +388,8 @@ pub const CATEGORIES: &[Category] = &[
         ],
         selling_points: &[
             t("Suitable for all skin types.", "适合各种肤质。"),
-            t(
-                "Dermatologist tested and cruelty free.",
-                "经皮肤科测试，无动物实验。",
-            ),
-            t(
-                "Light texture that absorbs quickly.",
-                "质地轻薄，快速吸收。",
-            ),
+            t("Dermatologist tested and cruelty free.", "经皮肤科测试，无动物实验。"),
+            t("Light texture that absorbs quickly.", "质地轻薄，快速吸收。"),
         ],
         subcategories: &[
             Subcategory {
@@ -455,10 +417,7 @@ pub const CATEGORIES: &[Category] = &[
                 name: t("Hair Care", "洗护发"),
                 colored: false,
                 materials: &[],
-                products: &[
-                    p("Shampoo", "洗发水", 5.0, 35.0),
-                    p("Hair Dryer", "吹风机", 20.0, 300.0),
-                ],
+                products: &[p("Shampoo", "洗发水", 5.0, 35.0), p("Hair Dryer", "吹风机", 20.0, 300.0)],
             },
             Subcategory {
                 name: t("Fragrance", "香水"),
@@ -479,18 +438,9 @@ pub const CATEGORIES: &[Category] = &[
             t("Waterproof", "防水"),
         ],
         selling_points: &[
-            t(
-                "Built for training and the outdoors.",
-                "专为训练和户外设计。",
-            ),
-            t(
-                "Durable and comfortable for long sessions.",
-                "耐用舒适，适合长时间运动。",
-            ),
-            t(
-                "Trusted by athletes and weekend adventurers.",
-                "深受运动员和户外爱好者信赖。",
-            ),
+            t("Built for training and the outdoors.", "专为训练和户外设计。"),
+            t("Durable and comfortable for long sessions.", "耐用舒适，适合长时间运动。"),
+            t("Trusted by athletes and weekend adventurers.", "深受运动员和户外爱好者信赖。"),
         ],
         subcategories: &[
             Subcategory {
@@ -528,20 +478,14 @@ pub const CATEGORIES: &[Category] = &[
                 materials: &[PLASTIC, NYLON, LEATHER],
                 products: &[
                     p("Bike Helmet", "骑行头盔", 25.0, 200.0),
-                    sized(
-                        p("Cycling Gloves", "骑行手套", 10.0, 50.0),
-                        SizeKind::Apparel,
-                    ),
+                    sized(p("Cycling Gloves", "骑行手套", 10.0, 50.0), SizeKind::Apparel),
                 ],
             },
             Subcategory {
                 name: t("Ball Sports", "球类运动"),
                 colored: true,
                 materials: &[RUBBER, LEATHER, ALUMINUM],
-                products: &[
-                    p("Basketball", "篮球", 15.0, 80.0),
-                    p("Badminton Racket", "羽毛球拍", 15.0, 200.0),
-                ],
+                products: &[p("Basketball", "篮球", 15.0, 80.0), p("Badminton Racket", "羽毛球拍", 15.0, 200.0)],
             },
         ],
     },
@@ -556,14 +500,8 @@ pub const CATEGORIES: &[Category] = &[
             t("Annotated", "注释版"),
         ],
         selling_points: &[
-            t(
-                "A gripping read from start to finish.",
-                "情节引人入胜，让人爱不释手。",
-            ),
-            t(
-                "Praised by critics and readers alike.",
-                "广受评论家和读者好评。",
-            ),
+            t("A gripping read from start to finish.", "情节引人入胜，让人爱不释手。"),
+            t("Praised by critics and readers alike.", "广受评论家和读者好评。"),
             t("A perfect gift for book lovers.", "送给爱书人的理想礼物。"),
         ],
         subcategories: &[
@@ -581,10 +519,7 @@ pub const CATEGORIES: &[Category] = &[
                 name: t("Nonfiction", "人文社科"),
                 colored: false,
                 materials: &[],
-                products: &[
-                    p("History Book", "历史读物", 10.0, 40.0),
-                    p("Biography", "人物传记", 10.0, 35.0),
-                ],
+                products: &[p("History Book", "历史读物", 10.0, 40.0), p("Biography", "人物传记", 10.0, 35.0)],
             },
             Subcategory {
                 name: t("Children's Books", "童书"),
@@ -615,52 +550,34 @@ pub const CATEGORIES: &[Category] = &[
             t("Creative", "创意"),
         ],
         selling_points: &[
-            t(
-                "Safe, non-toxic materials for kids aged 3 and up.",
-                "采用安全无毒材料，适合3岁以上儿童。",
-            ),
+            t("Safe, non-toxic materials for kids aged 3 and up.", "采用安全无毒材料，适合3岁以上儿童。"),
             t("Sparks creativity and imagination.", "激发创造力和想象力。"),
-            t(
-                "A great gift for birthdays and holidays.",
-                "生日和节日送礼佳选。",
-            ),
+            t("A great gift for birthdays and holidays.", "生日和节日送礼佳选。"),
         ],
         subcategories: &[
             Subcategory {
                 name: t("Building Toys", "积木拼插"),
                 colored: true,
                 materials: &[PLASTIC, SOLID_WOOD],
-                products: &[
-                    p("Building Blocks Set", "积木套装", 10.0, 150.0),
-                    p("Jigsaw Puzzle", "拼图", 8.0, 40.0),
-                ],
+                products: &[p("Building Blocks Set", "积木套装", 10.0, 150.0), p("Jigsaw Puzzle", "拼图", 8.0, 40.0)],
             },
             Subcategory {
                 name: t("Dolls & Plush", "娃娃毛绒"),
                 colored: true,
                 materials: &[COTTON, POLYESTER],
-                products: &[
-                    p("Plush Toy", "毛绒玩具", 8.0, 50.0),
-                    p("Doll", "玩偶", 10.0, 60.0),
-                ],
+                products: &[p("Plush Toy", "毛绒玩具", 8.0, 50.0), p("Doll", "玩偶", 10.0, 60.0)],
             },
             Subcategory {
                 name: t("Remote Control", "遥控玩具"),
                 colored: true,
                 materials: &[PLASTIC],
-                products: &[
-                    p("RC Car", "遥控车", 20.0, 200.0),
-                    p("Toy Drone", "玩具无人机", 40.0, 400.0),
-                ],
+                products: &[p("RC Car", "遥控车", 20.0, 200.0), p("Toy Drone", "玩具无人机", 40.0, 400.0)],
             },
             Subcategory {
                 name: t("Games & Learning", "益智游戏"),
                 colored: true,
                 materials: &[SOLID_WOOD, PLASTIC],
-                products: &[
-                    p("Science Kit", "科学实验套装", 15.0, 60.0),
-                    p("Board Game", "桌游", 15.0, 80.0),
-                ],
+                products: &[p("Science Kit", "科学实验套装", 15.0, 60.0), p("Board Game", "桌游", 15.0, 80.0)],
             },
         ],
     },
@@ -675,14 +592,8 @@ pub const CATEGORIES: &[Category] = &[
             t("Low Sugar", "低糖"),
         ],
         selling_points: &[
-            t(
-                "Carefully selected ingredients with rich flavor.",
-                "精选原料，口感醇厚。",
-            ),
-            t(
-                "No artificial colors or preservatives.",
-                "不含人工色素和防腐剂。",
-            ),
+            t("Carefully selected ingredients with rich flavor.", "精选原料，口感醇厚。"),
+            t("No artificial colors or preservatives.", "不含人工色素和防腐剂。"),
             t("Sealed fresh for lasting taste.", "密封保鲜，美味持久。"),
         ],
         subcategories: &[
@@ -795,11 +706,7 @@ mod tests {
         let mut materials = HashSet::new();
         for category in CATEGORIES {
             assert!(has_han(category.name.zh), "{}", category.name.en);
-            assert!(
-                (3..=6).contains(&category.subcategories.len()),
-                "{}",
-                category.name.en
-            );
+            assert!((3..=6).contains(&category.subcategories.len()), "{}", category.name.en);
             assert!(!category.styles.is_empty() && !category.selling_points.is_empty());
             for sub in category.subcategories {
                 assert!(has_han(sub.name.zh), "{}", sub.name.en);
@@ -808,25 +715,13 @@ mod tests {
                 for product in sub.products {
                     assert!(has_han(product.name.zh), "{}", product.name.en);
                     assert!(0.0 < product.min_price && product.min_price < product.max_price);
-                    assert!(
-                        product_names.insert(product.name.en),
-                        "duplicate {}",
-                        product.name.en
-                    );
+                    assert!(product_names.insert(product.name.en), "duplicate {}", product.name.en);
                 }
             }
         }
-        assert!(
-            product_names.len() >= 60,
-            "{} product types",
-            product_names.len()
-        );
+        assert!(product_names.len() >= 60, "{} product types", product_names.len());
         assert!(materials.len() >= 10, "{} materials", materials.len());
-        assert_eq!(
-            materials.len(),
-            MATERIALS.len(),
-            "MATERIALS lists exactly the used ones"
-        );
+        assert_eq!(materials.len(), MATERIALS.len(), "MATERIALS lists exactly the used ones");
         assert!(COLORS.len() >= 12);
         assert!(BRANDS.len() >= 40);
         let brand_names: HashSet<_> = BRANDS.iter().map(|b| b.en).collect();

@@ -50,18 +50,8 @@ const EVENT_COLUMNS: &[&str] = &[
     "price",
     "timestamp",
 ];
-const ITEM_COLUMNS: &[&str] = &[
-    "id",
-    "title",
-    "description",
-    "category",
-    "brand",
-    "price",
-    "currency",
-    "tags",
-    "available",
-    "created_at",
-];
+const ITEM_COLUMNS: &[&str] =
+    &["id", "title", "description", "category", "brand", "price", "currency", "tags", "available", "created_at"];
 const FOLLOW_COLUMNS: &[&str] = &["user", "other", "kind", "created_at"];
 
 /// How a cell of a known column becomes JSON.
@@ -148,11 +138,7 @@ fn classify(path: &Path, header: &[String]) -> Result<RowKind> {
         RowKind::Follow => FOLLOW_COLUMNS,
         RowKind::Item => return Ok(kind),
     };
-    let unknown: Vec<&str> = header
-        .iter()
-        .map(String::as_str)
-        .filter(|h| !known.contains(h))
-        .collect();
+    let unknown: Vec<&str> = header.iter().map(String::as_str).filter(|h| !known.contains(h)).collect();
     if !unknown.is_empty() {
         return Err(Error::Parse {
             path: path.to_path_buf(),
@@ -167,11 +153,7 @@ fn classify(path: &Path, header: &[String]) -> Result<RowKind> {
     Ok(kind)
 }
 
-fn row_to_record(
-    kind: RowKind,
-    header: &[String],
-    row: &csv::StringRecord,
-) -> Result<Record, ValidationError> {
+fn row_to_record(kind: RowKind, header: &[String], row: &csv::StringRecord) -> Result<Record, ValidationError> {
     let mut object = Map::new();
     let mut attributes = Map::new();
     for (column, cell) in header.iter().zip(row.iter()) {
@@ -201,22 +183,10 @@ const PROGRESS_EVERY_ROWS: u64 = 16 * 1024;
 
 fn import_file(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
     importer.start_file(path);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(fs_err::File::open(path)?);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(fs_err::File::open(path)?);
     let header: Vec<String> = match reader.headers() {
-        Ok(header) => header
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
-            .collect(),
-        Err(e) => {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                line: 1,
-                message: format!("invalid_csv: {e}"),
-            })
-        }
+        Ok(header) => header.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_string()).collect(),
+        Err(e) => return Err(Error::Parse { path: path.to_path_buf(), line: 1, message: format!("invalid_csv: {e}") }),
     };
     let kind = classify(path, &header)?;
     let mut row = csv::StringRecord::new();
@@ -235,17 +205,10 @@ fn import_file(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             }
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "{}: {e}",
-                        path.display()
-                    ))));
+                    return Err(Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))));
                 }
                 let line = e.position().map_or(line, csv::Position::line);
-                importer.reject(
-                    path,
-                    line,
-                    ValidationError::new("invalid_csv", "", e.to_string()),
-                )?;
+                importer.reject(path, line, ValidationError::new("invalid_csv", "", e.to_string()))?;
             }
         }
         rows_since_report += 1;
@@ -278,8 +241,7 @@ mod tests {
 
     #[test]
     fn event_rows_get_typed_values() {
-        let (report, records) =
-            import_to_vec(Format::Csv, &[fixture("csv/events.csv")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Csv, &[fixture("csv/events.csv")], true).unwrap();
         assert_eq!(report.events, 4);
         let events: Vec<_> = records
             .iter()
@@ -304,12 +266,9 @@ mod tests {
 
     #[test]
     fn item_rows_keep_extra_columns_as_attributes() {
-        let (report, records) =
-            import_to_vec(Format::Csv, &[fixture("csv/items.csv")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Csv, &[fixture("csv/items.csv")], true).unwrap();
         assert_eq!(report.items, 3);
-        let Record::Item(dress) = &records[0] else {
-            panic!("expected an item")
-        };
+        let Record::Item(dress) = &records[0] else { panic!("expected an item") };
         assert_eq!(dress.title, "Summer Dress, red");
         assert_eq!(dress.category, vec!["Clothing", "Dresses"]);
         assert_eq!(dress.tags, vec!["summer", "red"]);
@@ -317,47 +276,31 @@ mod tests {
         assert_eq!(dress.attributes.get("weight_g"), Some(&json!(250)));
         assert_eq!(dress.attributes.get("ean"), Some(&json!("0012345678905")));
         assert!(dress.available);
-        let Record::Item(mug) = &records[1] else {
-            panic!("expected an item")
-        };
+        let Record::Item(mug) = &records[1] else { panic!("expected an item") };
         assert!(!mug.available);
-        assert_eq!(
-            mug.attributes.get("weight_g"),
-            None,
-            "empty cells are absent"
-        );
-        let Record::Item(lamp) = &records[2] else {
-            panic!("expected an item")
-        };
+        assert_eq!(mug.attributes.get("weight_g"), None, "empty cells are absent");
+        let Record::Item(lamp) = &records[2] else { panic!("expected an item") };
         assert_eq!(lamp.created_at, Some(1_700_000_000_000));
     }
 
     #[test]
     fn follow_rows_read_their_kind() {
-        let (report, records) =
-            import_to_vec(Format::Csv, &[fixture("csv/follows.csv")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Csv, &[fixture("csv/follows.csv")], true).unwrap();
         assert_eq!(report.follows, 2);
-        let Record::Follow(first) = &records[0] else {
-            panic!("expected a follow")
-        };
+        let Record::Follow(first) = &records[0] else { panic!("expected a follow") };
         assert_eq!(first.kind, FollowKind::Friend);
-        let Record::Follow(second) = &records[1] else {
-            panic!("expected a follow")
-        };
+        let Record::Follow(second) = &records[1] else { panic!("expected a follow") };
         assert_eq!(second.kind, FollowKind::Follow);
     }
 
     #[test]
     fn validation_errors_name_the_row_and_column() {
         let err = import_to_vec(Format::Csv, &[fixture("csv/bad_events.csv")], true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else {
-            panic!("expected a parse error")
-        };
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
         assert_eq!(line, 3);
         assert!(message.contains("invalid_type at `value`"), "{message}");
 
-        let (report, records) =
-            import_to_vec(Format::Csv, &[fixture("csv/bad_events.csv")], false).unwrap();
+        let (report, records) = import_to_vec(Format::Csv, &[fixture("csv/bad_events.csv")], false).unwrap();
         assert_eq!((report.events, report.skipped), (1, 4));
         assert_eq!(records.len(), 1);
         let expected = [
@@ -367,10 +310,7 @@ mod tests {
             ":6: skipped: invalid_timestamp at `timestamp`",
         ];
         for (warning, expected) in report.warnings.iter().zip(expected) {
-            assert!(
-                warning.contains(expected),
-                "{warning} should contain {expected}"
-            );
+            assert!(warning.contains(expected), "{warning} should contain {expected}");
         }
     }
 

@@ -24,9 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    cell, dataset_event, file_name, parse_number, unknown_file, Encoding, Format, Importer,
-};
+use super::{cell, dataset_event, file_name, parse_number, unknown_file, Encoding, Format, Importer};
 use crate::error::Result;
 use crate::input::{parse_follow, parse_item};
 use crate::model::{EventType, Record};
@@ -110,11 +108,7 @@ fn cells(line: &str) -> Option<Vec<&str>> {
     (!line.trim().is_empty()).then(|| line.split('\t').collect())
 }
 
-fn read_tag_names(
-    importer: &mut Importer<'_>,
-    path: &Path,
-    names: &mut HashMap<String, String>,
-) -> Result<()> {
+fn read_tag_names(importer: &mut Importer<'_>, path: &Path, names: &mut HashMap<String, String>) -> Result<()> {
     importer.scan_lines(
         path,
         true,
@@ -167,10 +161,8 @@ fn top_tags(
     counts
         .iter()
         .map(|(artist, tags)| {
-            let mut named: Vec<(u32, &str)> = tags
-                .iter()
-                .filter_map(|(tag, count)| names.get(tag).map(|name| (*count, name.as_str())))
-                .collect();
+            let mut named: Vec<(u32, &str)> =
+                tags.iter().filter_map(|(tag, count)| names.get(tag).map(|name| (*count, name.as_str()))).collect();
             named.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
             let mut top: Vec<String> = Vec::new();
             for (_, name) in named {
@@ -186,11 +178,7 @@ fn top_tags(
         .collect()
 }
 
-fn import_artists(
-    importer: &mut Importer<'_>,
-    path: &Path,
-    top_tags: &HashMap<String, Vec<String>>,
-) -> Result<()> {
+fn import_artists(importer: &mut Importer<'_>, path: &Path, top_tags: &HashMap<String, Vec<String>>) -> Result<()> {
     importer.scan_lines(
         path,
         true,
@@ -279,91 +267,51 @@ mod tests {
     use crate::model::{Event, EventType, FollowKind, Record};
 
     fn events(records: &[Record]) -> Vec<&Event> {
-        records
-            .iter()
-            .filter_map(|r| {
-                if let Record::Event(e) = r {
-                    Some(e)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        records.iter().filter_map(|r| if let Record::Event(e) = r { Some(e) } else { None }).collect()
     }
 
     #[test]
     fn the_lightgcn_split_gives_listens_and_trust() {
-        let (report, records) =
-            import_to_vec(Format::Lastfm, &[fixture("lastfm/lightgcn")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Lastfm, &[fixture("lastfm/lightgcn")], true).unwrap();
         assert_eq!((report.items, report.events, report.follows), (0, 7, 4));
-        assert_eq!(
-            report.distinct_users, 6,
-            "users of listens and of the trust network"
-        );
+        assert_eq!(report.distinct_users, 6, "users of listens and of the trust network");
         let listens = events(&records);
         assert_eq!(listens[0].id.as_str(), "lfm:data1:424:4076");
         assert_eq!(listens[0].event_type, EventType::View);
         assert_eq!(listens[0].value, Some(993.0));
         assert_eq!(listens[0].timestamp, 1);
         // The same pair in train and test stays two events, test after train.
-        let test = listens
-            .iter()
-            .find(|e| e.id.as_str() == "lfm:test1:424:4076")
-            .unwrap();
+        let test = listens.iter().find(|e| e.id.as_str() == "lfm:test1:424:4076").unwrap();
         assert_eq!(test.timestamp, TEST_OFFSET_MS + 1);
-        assert!(listens
-            .iter()
-            .all(|e| e.timestamp < TEST_OFFSET_MS || e.id.as_str().starts_with("lfm:test1:")));
-        let Record::Follow(trust) = &records[7] else {
-            panic!("follows come last")
-        };
-        assert_eq!(
-            (trust.user.as_str(), trust.other.as_str(), trust.kind),
-            ("1", "258", FollowKind::Trust)
-        );
+        assert!(listens.iter().all(|e| e.timestamp < TEST_OFFSET_MS || e.id.as_str().starts_with("lfm:test1:")));
+        let Record::Follow(trust) = &records[7] else { panic!("follows come last") };
+        assert_eq!((trust.user.as_str(), trust.other.as_str(), trust.kind), ("1", "258", FollowKind::Trust));
     }
 
     #[test]
     fn the_hetrec_release_gives_tagged_artists_listens_and_friends() {
-        let (report, records) =
-            import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true).unwrap();
         assert_eq!((report.items, report.events, report.follows), (3, 5, 4));
-        assert_eq!(
-            report.distinct_items, 4,
-            "artist 99 is listened to but not listed"
-        );
-        let Record::Item(malice) = &records[0] else {
-            panic!("artists come first")
-        };
+        assert_eq!(report.distinct_items, 4, "artist 99 is listened to but not listed");
+        let Record::Item(malice) = &records[0] else { panic!("artists come first") };
         assert_eq!(malice.title, "MALICE MIZER");
         assert_eq!(malice.tags, vec!["j-rock", "visual kei", "gothic"]);
-        assert_eq!(
-            malice.attributes.get("url"),
-            Some(&json!("http://www.last.fm/music/MALICE+MIZER"))
-        );
-        let Record::Item(accented) = &records[2] else {
-            panic!("expected an artist")
-        };
+        assert_eq!(malice.attributes.get("url"), Some(&json!("http://www.last.fm/music/MALICE+MIZER")));
+        let Record::Item(accented) = &records[2] else { panic!("expected an artist") };
         assert_eq!(accented.title, "Björk");
         assert_eq!(accented.tags, vec!["électronique"], "tags.dat is Latin-1");
         let listens = events(&records);
         assert_eq!(listens[0].id.as_str(), "lfm:2:51");
         assert_eq!(listens[0].value, Some(13883.0));
         assert_eq!(listens[0].timestamp, 2, "line 1 is the header");
-        let Record::Follow(friend) = &records[8] else {
-            panic!("follows come last")
-        };
+        let Record::Follow(friend) = &records[8] else { panic!("follows come last") };
         assert_eq!(friend.kind, FollowKind::Friend);
     }
 
     #[test]
     fn reimporting_gives_the_same_records() {
-        let once = import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true)
-            .unwrap()
-            .1;
-        let twice = import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true)
-            .unwrap()
-            .1;
+        let once = import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true).unwrap().1;
+        let twice = import_to_vec(Format::Lastfm, &[fixture("lastfm/hetrec")], true).unwrap().1;
         assert_eq!(once, twice);
     }
 
@@ -373,9 +321,7 @@ mod tests {
         let friends = dir.path().join("user_friends.dat");
         fs_err::write(&friends, "userID\tfriendID\n2\t275\n3\t3\n4\n").unwrap();
         let err = import_to_vec(Format::Lastfm, std::slice::from_ref(&friends), true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else {
-            panic!("expected a parse error")
-        };
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
         assert_eq!(line, 3);
         assert!(message.contains("self_follow at `other`"), "{message}");
         let (report, _) = import_to_vec(Format::Lastfm, &[friends], false).unwrap();

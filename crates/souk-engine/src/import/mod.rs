@@ -68,14 +68,8 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
-        Format::Jsonl,
-        Format::Csv,
-        Format::Movielens,
-        Format::Recbole,
-        Format::Lastfm,
-        Format::Taobao,
-    ];
+    pub const ALL: [Format; 6] =
+        [Format::Jsonl, Format::Csv, Format::Movielens, Format::Recbole, Format::Lastfm, Format::Taobao];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,20 +93,13 @@ impl FromStr for Format {
     type Err = ValidationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .iter()
-            .copied()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "unknown_format",
-                    "format",
-                    format!(
-                        "expected one of: {}, found {s:?}",
-                        Format::ALL.map(Format::as_str).join(", ")
-                    ),
-                )
-            })
+        Format::ALL.iter().copied().find(|f| f.as_str() == s).ok_or_else(|| {
+            ValidationError::new(
+                "unknown_format",
+                "format",
+                format!("expected one of: {}, found {s:?}", Format::ALL.map(Format::as_str).join(", ")),
+            )
+        })
     }
 }
 
@@ -180,10 +167,7 @@ pub fn import_paths(
     let (files, ignored) = collect_files(paths, in_directory)?;
     let mut importer = Importer::new(options, sink, progress, &files)?;
     if !ignored.is_empty() {
-        importer.warn(format!(
-            "ignored files not part of the {format} format: {}",
-            ignored.join(", ")
-        ));
+        importer.warn(format!("ignored files not part of the {format} format: {}", ignored.join(", ")));
     }
     match format {
         Format::Jsonl => jsonl::run(&mut importer, &files)?,
@@ -199,10 +183,7 @@ pub fn import_paths(
 /// Expand directories (non-recursively, sorted by name) into the files `in_directory`
 /// accepts; files named explicitly are always kept. Returns the files and the names of
 /// directory entries that were passed over.
-fn collect_files(
-    paths: &[PathBuf],
-    in_directory: fn(&str) -> bool,
-) -> Result<(Vec<PathBuf>, Vec<String>)> {
+fn collect_files(paths: &[PathBuf], in_directory: fn(&str) -> bool) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     for path in paths {
@@ -232,9 +213,7 @@ fn collect_files(
 
 /// The last component of a path as text (lossy: only used to recognise known names).
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The error for a file whose name says nothing about its role in a dataset layout.
@@ -268,10 +247,7 @@ fn decode(bytes: &[u8], encoding: Encoding) -> Result<Cow<'_, str>, ValidationEr
         Err(e) => Err(ValidationError::new(
             "invalid_utf8",
             "",
-            format!(
-                "expected UTF-8 text, found an invalid byte at column {}",
-                e.valid_up_to() + 1
-            ),
+            format!("expected UTF-8 text, found an invalid byte at column {}", e.valid_up_to() + 1),
         )),
     }
 }
@@ -318,9 +294,7 @@ impl<'a> Importer<'a> {
 
     fn finish(mut self) -> ImportReport {
         if self.warnings_dropped > 0 {
-            self.report
-                .warnings
-                .push(format!("{} more warnings not shown", self.warnings_dropped));
+            self.report.warnings.push(format!("{} more warnings not shown", self.warnings_dropped));
         }
         self.report.distinct_users = self.seen_users.len() as u64;
         self.report.distinct_items = self.seen_items.len() as u64;
@@ -342,13 +316,11 @@ impl<'a> Importer<'a> {
     }
 
     fn note_user(&mut self, id: &UserId) {
-        self.seen_users
-            .insert(xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()));
+        self.seen_users.insert(xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()));
     }
 
     fn note_item(&mut self, id: &ItemId) {
-        self.seen_items
-            .insert(xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()));
+        self.seen_items.insert(xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()));
     }
 
     /// Count a record and hand it to the sink.
@@ -389,11 +361,7 @@ impl<'a> Importer<'a> {
             format!("{} at `{}`: {}", error.code, error.field, error.message)
         };
         if self.options.strict {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                line,
-                message,
-            });
+            return Err(Error::Parse { path: path.to_path_buf(), line, message });
         }
         self.report.skipped += 1;
         self.warn(format!("{}:{line}: skipped: {message}", path.display()));
@@ -493,13 +461,11 @@ fn read_header(path: &Path, encoding: Encoding) -> Result<String> {
     line = line.strip_suffix(b"\n").unwrap_or(line);
     line = line.strip_suffix(b"\r").unwrap_or(line);
     line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
-    decode(line, encoding)
-        .map(Cow::into_owned)
-        .map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            line: 1,
-            message: e.message,
-        })
+    decode(line, encoding).map(Cow::into_owned).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: 1,
+        message: e.message,
+    })
 }
 
 /// The `index`-th of `cells`, trimmed, or a `missing_column` error naming `column`.
@@ -509,11 +475,7 @@ fn cell<'t>(cells: &[&'t str], index: usize, column: &str) -> Result<&'t str, Va
         None => Err(ValidationError::new(
             "missing_column",
             column,
-            format!(
-                "expected at least {} columns, found {}",
-                index + 1,
-                cells.len()
-            ),
+            format!("expected at least {} columns, found {}", index + 1, cells.len()),
         )),
     }
 }
@@ -522,11 +484,7 @@ fn cell<'t>(cells: &[&'t str], index: usize, column: &str) -> Result<&'t str, Va
 fn parse_number(text: &str, field: &str) -> Result<f64, ValidationError> {
     match text.trim().parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(ValidationError::new(
-            "invalid_number",
-            field,
-            format!("expected a finite number, found {text:?}"),
-        )),
+        _ => Err(ValidationError::new("invalid_number", field, format!("expected a finite number, found {text:?}"))),
     }
 }
 
@@ -542,10 +500,7 @@ fn seconds_to_ms(text: &str, field: &str) -> Result<TimestampMs, ValidationError
         )
     };
     let ms = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        text.parse::<i64>()
-            .ok()
-            .and_then(|s| s.checked_mul(1000))
-            .ok_or_else(invalid)?
+        text.parse::<i64>().ok().and_then(|s| s.checked_mul(1000)).ok_or_else(invalid)?
     } else {
         let seconds = text.parse::<f64>().map_err(|_| invalid())?;
         let ms = (seconds * 1000.0).round();
@@ -574,11 +529,7 @@ fn dataset_event(
     let user = UserId::parse(user, "user")?;
     let item = ItemId::parse(item, "item")?;
     if event_type == EventType::Rating && value.is_none() {
-        return Err(ValidationError::new(
-            "missing_field",
-            "value",
-            "a rating event carries its value",
-        ));
+        return Err(ValidationError::new("missing_field", "value", "a rating event carries its value"));
     }
     if !(0..=MAX_TIMESTAMP_MS).contains(&timestamp) {
         return Err(ValidationError::new(
@@ -614,11 +565,7 @@ fn guess_json_value(text: &str) -> serde_json::Value {
         if let Ok(n) = trimmed.parse::<i64>() {
             return Value::from(n);
         }
-        if let Some(n) = trimmed
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-        {
+        if let Some(n) = trimmed.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
             return Value::Number(n);
         }
     }
@@ -628,18 +575,12 @@ fn guess_json_value(text: &str) -> serde_json::Value {
 /// Where the hand-written fixtures live.
 #[cfg(test)]
 fn fixture(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/import")
-        .join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/import").join(relative)
 }
 
 /// Import into a vector, for tests.
 #[cfg(test)]
-fn import_to_vec(
-    format: Format,
-    paths: &[PathBuf],
-    strict: bool,
-) -> Result<(ImportReport, Vec<Record>)> {
+fn import_to_vec(format: Format, paths: &[PathBuf], strict: bool) -> Result<(ImportReport, Vec<Record>)> {
     let mut records = Vec::new();
     let options = ImportOptions { strict };
     let report = import_paths(format, paths, &options, &mut records, &mut |_, _| {})?;
@@ -665,11 +606,7 @@ mod tests {
         assert_eq!(seconds_to_ms("881250949.5", "t"), Ok(881_250_949_500));
         assert_eq!(seconds_to_ms(" 0 ", "t"), Ok(0));
         for bad in ["", "-1", "soon", "NaN", "inf", "99999999999999999"] {
-            assert_eq!(
-                seconds_to_ms(bad, "t").unwrap_err().code,
-                "invalid_timestamp",
-                "{bad}"
-            );
+            assert_eq!(seconds_to_ms(bad, "t").unwrap_err().code, "invalid_timestamp", "{bad}");
         }
     }
 
@@ -690,14 +627,8 @@ mod tests {
     #[test]
     fn latin1_is_the_fallback_for_invalid_utf8() {
         assert_eq!(decode(b"Caf\xe9", Encoding::Utf8OrLatin1).unwrap(), "Café");
-        assert_eq!(
-            decode("Café".as_bytes(), Encoding::Utf8OrLatin1).unwrap(),
-            "Café"
-        );
-        assert_eq!(
-            decode(b"Caf\xe9", Encoding::Utf8).unwrap_err().code,
-            "invalid_utf8"
-        );
+        assert_eq!(decode("Café".as_bytes(), Encoding::Utf8OrLatin1).unwrap(), "Café");
+        assert_eq!(decode(b"Caf\xe9", Encoding::Utf8).unwrap_err().code, "invalid_utf8");
     }
 
     #[test]
@@ -707,34 +638,20 @@ mod tests {
         let path = dir.path().join("big.txt");
         let line = "x".repeat(999);
         let count = (CHUNK_BYTES / 1000) * 2 + 7;
-        let text: String = (0..count)
-            .map(|i| format!("{line}{}\r\n", i % 10))
-            .collect();
+        let text: String = (0..count).map(|i| format!("{line}{}\r\n", i % 10)).collect();
         fs_err::write(&path, text).unwrap();
         let options = ImportOptions::default();
         let mut sink: Vec<Record> = Vec::new();
         let mut calls = 0;
         let mut progress = |_: u64, _: u64| calls += 1;
-        let mut importer = Importer::new(
-            &options,
-            &mut sink,
-            &mut progress,
-            std::slice::from_ref(&path),
-        )
-        .unwrap();
+        let mut importer = Importer::new(&options, &mut sink, &mut progress, std::slice::from_ref(&path)).unwrap();
         let mut seen = Vec::new();
         importer
             .scan_lines(
                 &path,
                 true,
                 Encoding::Utf8,
-                |number, text| {
-                    Ok(Some((
-                        number,
-                        text.len(),
-                        text.ends_with(&format!("{}", (number - 1) % 10)),
-                    )))
-                },
+                |number, text| Ok(Some((number, text.len(), text.ends_with(&format!("{}", (number - 1) % 10))))),
                 |_, number, value| {
                     seen.push((number, value));
                     Ok(())

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::{
-    cell, dataset_event, decode, file_name, parse_number, seconds_to_ms, unknown_file, Encoding,
-    Format, Importer,
+    cell, dataset_event, decode, file_name, parse_number, seconds_to_ms, unknown_file, Encoding, Format, Importer,
 };
 use crate::error::{Error, Result, ValidationError};
 use crate::input::{parse_item, parse_user};
@@ -82,11 +81,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
     let mut planned = Vec::new();
     for path in files {
         let role = role(&file_name(path)).ok_or_else(|| {
-            unknown_file(
-                path,
-                Format::Movielens,
-                "u.data, u.item, u.user, u.genre, ratings.csv or movies.csv",
-            )
+            unknown_file(path, Format::Movielens, "u.data, u.item, u.user, u.genre, ratings.csv or movies.csv")
         })?;
         planned.push((role, path));
     }
@@ -120,11 +115,7 @@ fn read_genres(importer: &mut Importer<'_>, path: &Path) -> Result<Vec<String>> 
             let name = cell(&cells, 0, "genre")?.to_string();
             let index = cell(&cells, 1, "index")?;
             let index = index.parse::<usize>().map_err(|_| {
-                ValidationError::new(
-                    "invalid_number",
-                    "index",
-                    format!("expected a genre index, found {index:?}"),
-                )
+                ValidationError::new("invalid_number", "index", format!("expected a genre index, found {index:?}"))
             })?;
             Ok(Some((index, name)))
         },
@@ -168,12 +159,8 @@ fn movie_item(
 ) -> Result<Item, ValidationError> {
     let (title, title_year) = split_title_year(title);
     // "01-Jan-1995": the year is the last four characters.
-    let release_year = release_date
-        .trim()
-        .rsplit('-')
-        .next()
-        .filter(|y| y.len() == 4)
-        .and_then(|y| y.parse::<i64>().ok());
+    let release_year =
+        release_date.trim().rsplit('-').next().filter(|y| y.len() == 4).and_then(|y| y.parse::<i64>().ok());
     let mut object = Map::new();
     object.insert("id".into(), json!(id));
     object.insert("title".into(), json!(title));
@@ -214,11 +201,7 @@ fn import_items(importer: &mut Importer<'_>, path: &Path, genres: &[String]) -> 
                 return Err(ValidationError::new(
                     "missing_column",
                     "genres",
-                    format!(
-                        "expected {} genre flags, found {}",
-                        genres.len(),
-                        flags.len()
-                    ),
+                    format!("expected {} genre flags, found {}", genres.len(), flags.len()),
                 ));
             }
             let mut movie_genres = Vec::new();
@@ -247,9 +230,7 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
     importer.start_file(path);
     let file = fs_err::File::open(path)?;
     let size = file.metadata()?.len();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(file);
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
     let mut row = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut row) {
@@ -258,9 +239,7 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
                 let line = row.position().map_or(0, csv::Position::line);
                 let fields: Result<Vec<String>, ValidationError> = row
                     .iter()
-                    .map(|field| {
-                        decode(field, Encoding::Utf8OrLatin1).map(|text| text.into_owned())
-                    })
+                    .map(|field| decode(field, Encoding::Utf8OrLatin1).map(|text| text.into_owned()))
                     .collect();
                 let item = fields.and_then(|fields| {
                     let cells: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -280,17 +259,10 @@ fn import_movies(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             }
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "{}: {e}",
-                        path.display()
-                    ))));
+                    return Err(Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))));
                 }
                 let line = e.position().map_or(0, csv::Position::line);
-                importer.reject(
-                    path,
-                    line,
-                    ValidationError::new("invalid_csv", "", e.to_string()),
-                )?;
+                importer.reject(path, line, ValidationError::new("invalid_csv", "", e.to_string()))?;
             }
         }
     }
@@ -312,11 +284,7 @@ fn import_users(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             let id = cell(&cells, 0, "user id")?;
             let age = cell(&cells, 1, "age")?;
             let age = age.parse::<u64>().map_err(|_| {
-                ValidationError::new(
-                    "invalid_number",
-                    "age",
-                    format!("expected an age in years, found {age:?}"),
-                )
+                ValidationError::new("invalid_number", "age", format!("expected an age in years, found {age:?}"))
             })?;
             let mut attributes = Map::new();
             attributes.insert("age".into(), json!(age));
@@ -343,25 +311,14 @@ fn import_ratings(importer: &mut Importer<'_>, path: &Path, csv_layout: bool) ->
             if line.trim().is_empty() {
                 return Ok(None);
             }
-            let cells: Vec<&str> = if csv_layout {
-                line.split(',').collect()
-            } else {
-                line.split('\t').collect()
-            };
+            let cells: Vec<&str> = if csv_layout { line.split(',').collect() } else { line.split('\t').collect() };
             let user = cell(&cells, 0, "user")?;
             let item = cell(&cells, 1, "item")?;
             let rating = parse_number(cell(&cells, 2, "rating")?, "rating")?;
             let seconds = cell(&cells, 3, "timestamp")?;
             let timestamp = seconds_to_ms(seconds, "timestamp")?;
-            dataset_event(
-                format!("ml:{user}:{item}:{seconds}"),
-                EventType::Rating,
-                user,
-                item,
-                Some(rating),
-                timestamp,
-            )
-            .map(Some)
+            dataset_event(format!("ml:{user}:{item}:{seconds}"), EventType::Rating, user, item, Some(rating), timestamp)
+                .map(Some)
         },
         |importer, _, event| importer.emit(Record::Event(event)),
     )
@@ -378,60 +335,36 @@ mod tests {
 
     #[test]
     fn titles_lose_their_year() {
-        assert_eq!(
-            split_title_year("Toy Story (1995)"),
-            ("Toy Story", Some(1995))
-        );
-        assert_eq!(
-            split_title_year("City of Lost Children, The (1995) "),
-            ("City of Lost Children, The", Some(1995))
-        );
+        assert_eq!(split_title_year("Toy Story (1995)"), ("Toy Story", Some(1995)));
+        assert_eq!(split_title_year("City of Lost Children, The (1995) "), ("City of Lost Children, The", Some(1995)));
         assert_eq!(split_title_year("Babylon 5"), ("Babylon 5", None));
-        assert_eq!(
-            split_title_year("Big Night (Stanley Tucci)"),
-            ("Big Night (Stanley Tucci)", None)
-        );
+        assert_eq!(split_title_year("Big Night (Stanley Tucci)"), ("Big Night (Stanley Tucci)", None));
     }
 
     #[test]
     fn the_100k_layout_gives_items_users_and_ratings() {
-        let (report, records) =
-            import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k")], true).unwrap();
         assert_eq!((report.items, report.users, report.events), (6, 4, 10));
         assert_eq!((report.distinct_items, report.distinct_users), (6, 4));
         assert_eq!(report.files.len(), 4, "u.genre, u.item, u.user, u.data");
-        assert!(
-            report.warnings[0].contains("u1.base"),
-            "{:?}",
-            report.warnings
-        );
-        let Record::Item(toy_story) = &records[0] else {
-            panic!("items come first")
-        };
+        assert!(report.warnings[0].contains("u1.base"), "{:?}", report.warnings);
+        let Record::Item(toy_story) = &records[0] else { panic!("items come first") };
         assert_eq!(toy_story.id.as_str(), "1");
         assert_eq!(toy_story.title, "Toy Story");
         assert_eq!(toy_story.category, vec!["Animation"]);
         assert_eq!(toy_story.tags, vec!["Animation", "Children's", "Comedy"]);
         assert_eq!(toy_story.attributes.get("year"), Some(&json!(1995)));
-        let Record::Item(latin1) = &records[4] else {
-            panic!("expected an item")
-        };
+        let Record::Item(latin1) = &records[4] else { panic!("expected an item") };
         assert_eq!(latin1.title, "Ciné Lumière, La", "decoded from Latin-1");
-        let Record::Item(unknown) = &records[5] else {
-            panic!("expected an item")
-        };
+        let Record::Item(unknown) = &records[5] else { panic!("expected an item") };
         assert_eq!(unknown.title, "unknown");
         assert_eq!(unknown.category, vec!["unknown"]);
         assert_eq!(unknown.attributes.get("year"), None);
-        let Record::User(user) = &records[6] else {
-            panic!("users follow items")
-        };
+        let Record::User(user) = &records[6] else { panic!("users follow items") };
         assert_eq!(user.id.as_str(), "1");
         assert_eq!(user.attributes.get("age"), Some(&json!(24)));
         assert_eq!(user.attributes.get("zip"), Some(&json!("85711")));
-        let Record::Event(rating) = &records[10] else {
-            panic!("events come last")
-        };
+        let Record::Event(rating) = &records[10] else { panic!("events come last") };
         assert_eq!(rating.id.as_str(), "ml:196:242:881250949");
         assert_eq!(rating.event_type, EventType::Rating);
         assert_eq!(rating.value, Some(3.0));
@@ -441,17 +374,10 @@ mod tests {
     #[test]
     fn reimporting_gives_the_same_event_ids() {
         let ids = || {
-            let (_, records) =
-                import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k")], true).unwrap();
+            let (_, records) = import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k")], true).unwrap();
             records
                 .into_iter()
-                .filter_map(|r| {
-                    if let Record::Event(e) = r {
-                        Some(e.id)
-                    } else {
-                        None
-                    }
-                })
+                .filter_map(|r| if let Record::Event(e) = r { Some(e.id) } else { None })
                 .collect::<Vec<_>>()
         };
         assert_eq!(ids(), ids());
@@ -459,28 +385,15 @@ mod tests {
 
     #[test]
     fn the_csv_layout_reads_quoted_titles_and_half_stars() {
-        let (report, records) = import_to_vec(
-            Format::Movielens,
-            &[fixture("movielens/ml-latest-small")],
-            true,
-        )
-        .unwrap();
+        let (report, records) =
+            import_to_vec(Format::Movielens, &[fixture("movielens/ml-latest-small")], true).unwrap();
         assert_eq!((report.items, report.users, report.events), (4, 0, 5));
-        let Record::Item(quoted) = &records[1] else {
-            panic!("expected an item")
-        };
-        assert_eq!(
-            quoted.title,
-            "City of Lost Children, The (Cité des enfants perdus, La)"
-        );
+        let Record::Item(quoted) = &records[1] else { panic!("expected an item") };
+        assert_eq!(quoted.title, "City of Lost Children, The (Cité des enfants perdus, La)");
         assert_eq!(quoted.attributes.get("year"), Some(&json!(1995)));
-        let Record::Item(no_genres) = &records[3] else {
-            panic!("expected an item")
-        };
+        let Record::Item(no_genres) = &records[3] else { panic!("expected an item") };
         assert!(no_genres.tags.is_empty() && no_genres.category.is_empty());
-        let Record::Event(half) = &records[5] else {
-            panic!("expected an event")
-        };
+        let Record::Event(half) = &records[5] else { panic!("expected an event") };
         assert_eq!(half.value, Some(4.5));
         assert_eq!(half.id.as_str(), "ml:1:29:964982703");
     }
@@ -489,38 +402,19 @@ mod tests {
     fn bad_rating_lines_are_reported_with_their_number() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("u.data");
-        fs_err::write(
-            &data,
-            "1\t2\t3\t881250949\n1\t3\tgood\t881250949\n1\t4\t5\n",
-        )
-        .unwrap();
+        fs_err::write(&data, "1\t2\t3\t881250949\n1\t3\tgood\t881250949\n1\t4\t5\n").unwrap();
         let err = import_to_vec(Format::Movielens, std::slice::from_ref(&data), true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else {
-            panic!("expected a parse error")
-        };
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
         assert_eq!(line, 2);
         assert!(message.contains("`rating`"), "{message}");
         let (report, _) = import_to_vec(Format::Movielens, &[data], false).unwrap();
         assert_eq!((report.events, report.skipped), (1, 2));
-        assert!(
-            report.warnings[1].contains("missing_column at `timestamp`"),
-            "{:?}",
-            report.warnings
-        );
+        assert!(report.warnings[1].contains("missing_column at `timestamp`"), "{:?}", report.warnings);
     }
 
     #[test]
     fn files_of_unknown_role_are_refused() {
-        let err = import_to_vec(
-            Format::Movielens,
-            &[fixture("movielens/ml-100k/u1.base")],
-            true,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("not a file of the movielens format"),
-            "{err}"
-        );
+        let err = import_to_vec(Format::Movielens, &[fixture("movielens/ml-100k/u1.base")], true).unwrap_err();
+        assert!(err.to_string().contains("not a file of the movielens format"), "{err}");
     }
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::{
-    cell, collect_files, dataset_event, file_name, parse_number, read_header, seconds_to_ms,
-    unknown_file, Encoding, Format, ImportOptions, Importer,
+    cell, collect_files, dataset_event, file_name, parse_number, read_header, seconds_to_ms, unknown_file, Encoding,
+    Format, ImportOptions, Importer,
 };
 use crate::error::{Error, Result, ValidationError};
 use crate::ids::ItemId;
@@ -90,19 +90,14 @@ struct Column {
 /// The typed header row: tab-separated `name:type` cells, e.g. `user_id:token`.
 fn read_columns(path: &Path) -> Result<Vec<Column>> {
     let header = read_header(path, Encoding::Utf8OrLatin1)?;
-    let bad = |message: String| Error::Parse {
-        path: path.to_path_buf(),
-        line: 1,
-        message,
-    };
+    let bad = |message: String| Error::Parse { path: path.to_path_buf(), line: 1, message };
     header
         .split('\t')
         .map(|cell| {
-            let (name, field_type) = cell.trim().rsplit_once(':').ok_or_else(|| {
-                bad(format!(
-                    "invalid_header: expected `name:type` columns, found {cell:?}"
-                ))
-            })?;
+            let (name, field_type) = cell
+                .trim()
+                .rsplit_once(':')
+                .ok_or_else(|| bad(format!("invalid_header: expected `name:type` columns, found {cell:?}")))?;
             let field_type = match field_type {
                 "token" => FieldType::Token,
                 "token_seq" => FieldType::TokenSeq,
@@ -115,10 +110,7 @@ fn read_columns(path: &Path) -> Result<Vec<Column>> {
                     )))
                 }
             };
-            Ok(Column {
-                name: name.to_string(),
-                field_type,
-            })
+            Ok(Column { name: name.to_string(), field_type })
         })
         .collect()
 }
@@ -133,11 +125,7 @@ fn require(path: &Path, columns: &[Column], name: &str) -> Result<usize> {
         line: 1,
         message: format!(
             "missing_column: expected a `{name}` column, found {}",
-            columns
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
     })
 }
@@ -152,10 +140,9 @@ fn typed_value(text: &str, column: &Column) -> Result<Option<Value>, ValidationE
         FieldType::Token => json!(text),
         FieldType::TokenSeq => json!(text.split_whitespace().collect::<Vec<_>>()),
         FieldType::Float => json!(parse_number(text, &column.name)?),
-        FieldType::FloatSeq => json!(text
-            .split_whitespace()
-            .map(|x| parse_number(x, &column.name))
-            .collect::<Result<Vec<_>, _>>()?),
+        FieldType::FloatSeq => {
+            json!(text.split_whitespace().map(|x| parse_number(x, &column.name)).collect::<Result<Vec<_>, _>>()?)
+        }
     };
     Ok(Some(value))
 }
@@ -163,13 +150,8 @@ fn typed_value(text: &str, column: &Column) -> Result<Option<Value>, ValidationE
 pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> {
     let mut planned = Vec::new();
     for path in files {
-        let role = role(&file_name(path)).ok_or_else(|| {
-            unknown_file(
-                path,
-                Format::Recbole,
-                "a .inter, .item, .user, .kg or .link file",
-            )
-        })?;
+        let role = role(&file_name(path))
+            .ok_or_else(|| unknown_file(path, Format::Recbole, "a .inter, .item, .user, .kg or .link file"))?;
         planned.push((role, path));
     }
     planned.sort_by_key(|(role, _)| *role);
@@ -196,15 +178,8 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
 }
 
 /// Columns holding an item's title, most specific first.
-const TITLE_COLUMNS: &[&str] = &[
-    "title",
-    "movie_title",
-    "item_title",
-    "book_title",
-    "name",
-    "item_name",
-    "product_name",
-];
+const TITLE_COLUMNS: &[&str] =
+    &["title", "movie_title", "item_title", "book_title", "name", "item_name", "product_name"];
 /// Columns holding an item's classes.
 const CLASS_COLUMNS: &[&str] = &["class", "genre", "genres", "categories", "category"];
 /// Columns holding a year, stored as attribute `year`.
@@ -216,11 +191,7 @@ fn import_items(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
     let title_column = TITLE_COLUMNS
         .iter()
         .find_map(|name| find(&columns, name))
-        .or_else(|| {
-            columns
-                .iter()
-                .position(|c| c.name.contains("title") || c.name.ends_with("name"))
-        });
+        .or_else(|| columns.iter().position(|c| c.name.contains("title") || c.name.ends_with("name")));
     let class_column = CLASS_COLUMNS.iter().find_map(|name| find(&columns, name));
     let columns = &columns;
     importer.scan_lines(
@@ -241,10 +212,7 @@ fn import_items(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
                 None => "",
             };
             // Items without a title keep their id as one: a title is required.
-            object.insert(
-                "title".into(),
-                json!(if title.is_empty() { id } else { title }),
-            );
+            object.insert("title".into(), json!(if title.is_empty() { id } else { title }));
             for (index, column) in columns.iter().enumerate() {
                 if index == id_column || Some(index) == title_column {
                     continue;
@@ -301,12 +269,7 @@ fn import_users(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
                 if index == id_column {
                     continue;
                 }
-                if let Some(value) = cells
-                    .get(index)
-                    .map(|t| typed_value(t, column))
-                    .transpose()?
-                    .flatten()
-                {
+                if let Some(value) = cells.get(index).map(|t| typed_value(t, column)).transpose()?.flatten() {
                     attributes.insert(column.name.clone(), value);
                 }
             }
@@ -322,12 +285,7 @@ fn import_interactions(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
     let item_column = require(path, &columns, "item_id")?;
     let rating_column = find(&columns, "rating");
     let time_column = find(&columns, "timestamp");
-    let used = [
-        Some(user_column),
-        Some(item_column),
-        rating_column,
-        time_column,
-    ];
+    let used = [Some(user_column), Some(item_column), rating_column, time_column];
     let ignored: Vec<&str> = columns
         .iter()
         .enumerate()
@@ -335,17 +293,9 @@ fn import_interactions(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
         .map(|(_, c)| c.name.as_str())
         .collect();
     if !ignored.is_empty() {
-        importer.warn(format!(
-            "{}: ignored columns {}",
-            path.display(),
-            ignored.join(", ")
-        ));
+        importer.warn(format!("{}: ignored columns {}", path.display(), ignored.join(", ")));
     }
-    let event_type = if rating_column.is_some() {
-        EventType::Rating
-    } else {
-        EventType::View
-    };
+    let event_type = if rating_column.is_some() { EventType::Rating } else { EventType::View };
     importer.scan_lines(
         path,
         true,
@@ -357,21 +307,14 @@ fn import_interactions(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
             let cells: Vec<&str> = line.split('\t').collect();
             let user = cell(&cells, user_column, "user_id")?;
             let item = cell(&cells, item_column, "item_id")?;
-            let value = rating_column
-                .map(|index| parse_number(cell(&cells, index, "rating")?, "rating"))
-                .transpose()?;
+            let value =
+                rating_column.map(|index| parse_number(cell(&cells, index, "rating")?, "rating")).transpose()?;
             let (id, timestamp) = match time_column {
                 Some(index) => {
                     let seconds = cell(&cells, index, "timestamp")?;
-                    (
-                        format!("rb:{user}:{item}:{seconds}"),
-                        seconds_to_ms(seconds, "timestamp")?,
-                    )
+                    (format!("rb:{user}:{item}:{seconds}"), seconds_to_ms(seconds, "timestamp")?)
                 }
-                None => (
-                    format!("rb:{user}:{item}:L{line_number}"),
-                    line_number as i64,
-                ),
+                None => (format!("rb:{user}:{item}:L{line_number}"), line_number as i64),
             };
             dataset_event(id, event_type, user, item, value, timestamp).map(Some)
         },
@@ -438,11 +381,7 @@ fn read_triples(
 
 fn non_empty(text: &str, field: &str) -> Result<String, ValidationError> {
     if text.is_empty() {
-        return Err(ValidationError::new(
-            "empty_id",
-            field,
-            "expected a non-empty id, found \"\"",
-        ));
+        return Err(ValidationError::new("empty_id", field, "expected a non-empty id, found \"\""));
     }
     Ok(text.to_string())
 }
@@ -451,18 +390,13 @@ fn non_empty(text: &str, field: &str) -> Result<String, ValidationError> {
 /// and resolve every entity linked to an item to that item. When one entity is linked to
 /// several items, the first link in file order wins. Bad lines fail with [`Error::Parse`].
 pub fn read_kg(paths: &[PathBuf]) -> Result<Vec<KgTriple>> {
-    let (files, _) = collect_files(paths, |name| {
-        matches!(role(name), Some(Role::Kg | Role::Link))
-    })?;
+    let (files, _) = collect_files(paths, |name| matches!(role(name), Some(Role::Kg | Role::Link)))?;
     let options = ImportOptions::default();
     let mut sink: Vec<Record> = Vec::new();
     let mut progress = |_: u64, _: u64| {};
     let mut importer = Importer::new(&options, &mut sink, &mut progress, &files)?;
     let mut entity_items: HashMap<String, ItemId> = HashMap::new();
-    for path in files
-        .iter()
-        .filter(|p| role(&file_name(p)) == Some(Role::Link))
-    {
+    for path in files.iter().filter(|p| role(&file_name(p)) == Some(Role::Link)) {
         read_links(&mut importer, path, |_, item, entity| {
             entity_items.entry(entity).or_insert(item);
             Ok(())
@@ -480,11 +414,7 @@ pub fn read_kg(paths: &[PathBuf]) -> Result<Vec<KgTriple>> {
             _ => return Err(unknown_file(path, Format::Recbole, "a .kg or .link file")),
         }
         read_triples(&mut importer, path, |_, [head, relation, tail]| {
-            triples.push(KgTriple {
-                head: node(head),
-                relation,
-                tail: node(tail),
-            });
+            triples.push(KgTriple { head: node(head), relation, tail: node(tail) });
             Ok(())
         })?;
     }
@@ -503,26 +433,19 @@ mod tests {
 
     #[test]
     fn atomic_files_give_items_users_and_ratings() {
-        let (report, records) =
-            import_to_vec(Format::Recbole, &[fixture("recbole/ml-mini")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Recbole, &[fixture("recbole/ml-mini")], true).unwrap();
         assert_eq!((report.items, report.users, report.events), (4, 3, 8));
         assert_eq!((report.distinct_items, report.distinct_users), (4, 3));
         assert_eq!((report.kg_triples, report.kg_links), (5, 3));
-        let Record::Item(toy_story) = &records[0] else {
-            panic!("items come first")
-        };
+        let Record::Item(toy_story) = &records[0] else { panic!("items come first") };
         assert_eq!(toy_story.title, "Toy Story");
         assert_eq!(toy_story.category, vec!["Animation"]);
         assert_eq!(toy_story.tags, vec!["Animation", "Children's", "Comedy"]);
         assert_eq!(toy_story.attributes.get("year"), Some(&json!(1995)));
-        let Record::User(user) = &records[4] else {
-            panic!("users follow items")
-        };
+        let Record::User(user) = &records[4] else { panic!("users follow items") };
         assert_eq!(user.attributes.get("age"), Some(&json!("24")));
         assert_eq!(user.attributes.get("zip_code"), Some(&json!("85711")));
-        let Record::Event(rating) = &records[7] else {
-            panic!("events come last")
-        };
+        let Record::Event(rating) = &records[7] else { panic!("events come last") };
         assert_eq!(rating.id.as_str(), "rb:196:242:881250949");
         assert_eq!(rating.event_type, EventType::Rating);
         assert_eq!(rating.value, Some(3.0));
@@ -531,12 +454,9 @@ mod tests {
 
     #[test]
     fn items_without_titles_are_named_by_id_and_typed_columns_kept() {
-        let (report, records) =
-            import_to_vec(Format::Recbole, &[fixture("recbole/shop/shop.item")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Recbole, &[fixture("recbole/shop/shop.item")], true).unwrap();
         assert_eq!(report.items, 2);
-        let Record::Item(item) = &records[0] else {
-            panic!("expected an item")
-        };
+        let Record::Item(item) = &records[0] else { panic!("expected an item") };
         assert_eq!(item.title, "a1");
         assert_eq!(item.price, None, "price is an attribute");
         assert_eq!(item.attributes.get("price"), Some(&json!(9.5)));
@@ -546,17 +466,10 @@ mod tests {
 
     #[test]
     fn interactions_without_rating_or_time_are_views_in_file_order() {
-        let (report, records) =
-            import_to_vec(Format::Recbole, &[fixture("recbole/shop/shop.inter")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Recbole, &[fixture("recbole/shop/shop.inter")], true).unwrap();
         assert_eq!(report.events, 3);
-        assert!(
-            report.warnings[0].contains("ignored columns session_id"),
-            "{:?}",
-            report.warnings
-        );
-        let Record::Event(first) = &records[0] else {
-            panic!("expected an event")
-        };
+        assert!(report.warnings[0].contains("ignored columns session_id"), "{:?}", report.warnings);
+        let Record::Event(first) = &records[0] else { panic!("expected an event") };
         assert_eq!(first.event_type, EventType::View);
         assert_eq!(first.id.as_str(), "rb:u1:a1:L2");
         assert_eq!(first.timestamp, 2);
@@ -564,39 +477,24 @@ mod tests {
 
     #[test]
     fn bad_rows_are_parse_errors_with_line_numbers() {
-        let err =
-            import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.inter")], true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else {
-            panic!("expected a parse error")
-        };
+        let err = import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.inter")], true).unwrap_err();
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
         assert_eq!(line, 3);
         assert!(message.contains("invalid_number at `rating`"), "{message}");
-        let (report, _) =
-            import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.inter")], false).unwrap();
+        let (report, _) = import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.inter")], false).unwrap();
         assert_eq!((report.events, report.skipped), (2, 3));
-        let err =
-            import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.item")], true).unwrap_err();
-        assert!(
-            matches!(&err, Error::Parse { line: 1, message, .. } if message.contains("vector")),
-            "{err}"
-        );
+        let err = import_to_vec(Format::Recbole, &[fixture("recbole/bad/bad.item")], true).unwrap_err();
+        assert!(matches!(&err, Error::Parse { line: 1, message, .. } if message.contains("vector")), "{err}");
     }
 
     #[test]
     fn knowledge_graph_entities_resolve_to_items() {
         let triples = read_kg(&[fixture("recbole/ml-mini")]).unwrap();
         assert_eq!(triples.len(), 5);
-        assert_eq!(
-            triples[0].head,
-            KgNode::Item(ItemId::parse("1", "item").unwrap())
-        );
+        assert_eq!(triples[0].head, KgNode::Item(ItemId::parse("1", "item").unwrap()));
         assert_eq!(triples[0].relation, "film.film.genre");
         assert_eq!(triples[0].tail, KgNode::Entity("m.0hcr".to_string()));
-        let items = triples
-            .iter()
-            .flat_map(|t| [&t.head, &t.tail])
-            .filter(|n| matches!(n, KgNode::Item(_)))
-            .count();
+        let items = triples.iter().flat_map(|t| [&t.head, &t.tail]).filter(|n| matches!(n, KgNode::Item(_))).count();
         assert_eq!(items, 4);
     }
 }

@@ -53,11 +53,7 @@ fn parse_row(line: &str) -> Result<Option<(Event, Item)>, ValidationError> {
         seconds_to_ms(seconds, "timestamp")?,
     )?;
     if category.is_empty() {
-        return Err(ValidationError::new(
-            "invalid_category",
-            "category",
-            "expected a category id, found \"\"",
-        ));
+        return Err(ValidationError::new("invalid_category", "category", "expected a category id, found \"\""));
     }
     let mut item = Item::new(ItemId::parse(item, "item")?, item);
     item.category = vec![category.to_string()];
@@ -93,31 +89,18 @@ mod tests {
 
     #[test]
     fn behaviors_become_events_and_items_are_emitted_once() {
-        let (report, records) =
-            import_to_vec(Format::Taobao, &[fixture("taobao/UserBehavior.csv")], true).unwrap();
+        let (report, records) = import_to_vec(Format::Taobao, &[fixture("taobao/UserBehavior.csv")], true).unwrap();
         assert_eq!((report.events, report.items, report.users), (8, 5, 0));
         assert_eq!((report.distinct_users, report.distinct_items), (4, 5));
-        let Record::Item(first_item) = &records[0] else {
-            panic!("an item precedes its first event")
-        };
+        let Record::Item(first_item) = &records[0] else { panic!("an item precedes its first event") };
         assert_eq!(first_item.id.as_str(), "1715");
         assert_eq!(first_item.title, "1715");
         assert_eq!(first_item.category, vec!["1464116"]);
-        let Record::Event(first) = &records[1] else {
-            panic!("expected an event")
-        };
+        let Record::Event(first) = &records[1] else { panic!("expected an event") };
         assert_eq!(first.id.as_str(), "tb:543462:1715:pv:1511658000");
         assert_eq!(first.timestamp, 1_511_658_000_000);
-        let types: Vec<EventType> = records
-            .iter()
-            .filter_map(|r| {
-                if let Record::Event(e) = r {
-                    Some(e.event_type)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let types: Vec<EventType> =
+            records.iter().filter_map(|r| if let Record::Event(e) = r { Some(e.event_type) } else { None }).collect();
         assert_eq!(types.iter().filter(|t| **t == EventType::View).count(), 5);
         assert!(types.contains(&EventType::AddToCart));
         assert!(types.contains(&EventType::Favorite));
@@ -127,13 +110,10 @@ mod tests {
     #[test]
     fn unknown_behaviors_are_bad_lines() {
         let err = import_to_vec(Format::Taobao, &[fixture("taobao/bad.csv")], true).unwrap_err();
-        let Error::Parse { line, message, .. } = err else {
-            panic!("expected a parse error")
-        };
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error") };
         assert_eq!(line, 2);
         assert!(message.contains("`behavior`"), "{message}");
-        let (report, _) =
-            import_to_vec(Format::Taobao, &[fixture("taobao/bad.csv")], false).unwrap();
+        let (report, _) = import_to_vec(Format::Taobao, &[fixture("taobao/bad.csv")], false).unwrap();
         assert_eq!((report.events, report.skipped), (1, 2));
     }
 }

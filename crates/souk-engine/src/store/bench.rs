@@ -164,7 +164,8 @@ pub fn bench_sqlite(dir: &Path, events: &[Event], batch: usize, history_queries:
     let users = sample_users(events, history_queries);
     let started = Instant::now();
     {
-        let mut statement = connection.prepare("SELECT record FROM events WHERE user = ?1 ORDER BY ts DESC LIMIT 50")?;
+        let mut statement =
+            connection.prepare("SELECT record FROM events WHERE user = ?1 ORDER BY ts DESC LIMIT 50")?;
         for user in &users {
             let mut rows = statement.query([user.as_str()])?;
             let mut history = Vec::new();
@@ -219,7 +220,10 @@ mod tests {
         assert_eq!(embedded.user_history_queries, 5);
         let store = EmbeddedStore::open(a.path(), &StoreConfig::default()).unwrap();
         assert_eq!(store.stats().unwrap().events, 300);
-        let n: i64 = Connection::open(b.path().join("events.sqlite3")).unwrap().query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+        let n: i64 = Connection::open(b.path().join("events.sqlite3"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 300);
     }
 }

@@ -36,10 +36,7 @@ pub struct Catalog {
 }
 
 fn corrupt(path: &Path, message: String) -> Error {
-    Error::Corrupt {
-        path: path.to_path_buf(),
-        message,
-    }
+    Error::Corrupt { path: path.to_path_buf(), message }
 }
 
 impl Catalog {
@@ -50,11 +47,7 @@ impl Catalog {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
         let version: Option<String> = connection
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'format_version'",
-                [],
-                |row| row.get(0),
-            )
+            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0))
             .optional()?;
         match version {
             None => {
@@ -64,9 +57,7 @@ impl Catalog {
                 )?;
             }
             Some(v) => {
-                let found = v
-                    .parse::<u32>()
-                    .map_err(|_| corrupt(path, format!("unreadable format version {v:?}")))?;
+                let found = v.parse::<u32>().map_err(|_| corrupt(path, format!("unreadable format version {v:?}")))?;
                 if found != CATALOG_FORMAT_VERSION {
                     return Err(Error::FormatVersion {
                         path: path.to_path_buf(),
@@ -76,10 +67,7 @@ impl Catalog {
                 }
             }
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            connection: Mutex::new(connection),
-        })
+        Ok(Self { path: path.to_path_buf(), connection: Mutex::new(connection) })
     }
 
     /// Insert or replace items in one transaction.
@@ -91,8 +79,7 @@ impl Catalog {
                 "INSERT INTO items (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
             )?;
             for item in items {
-                let doc = serde_json::to_string(item)
-                    .map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
+                let doc = serde_json::to_string(item).map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
                 statement.execute(params![item.id.as_str(), doc])?;
             }
         }
@@ -104,24 +91,14 @@ impl Catalog {
         let doc: Option<String> = self
             .connection
             .lock()
-            .query_row(
-                "SELECT doc FROM items WHERE id = ?1",
-                [id.as_str()],
-                |row| row.get(0),
-            )
+            .query_row("SELECT doc FROM items WHERE id = ?1", [id.as_str()], |row| row.get(0))
             .optional()?;
-        doc.map(|doc| {
-            serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("item {id}: {e}")))
-        })
-        .transpose()
+        doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("item {id}: {e}"))))
+            .transpose()
     }
 
     pub fn delete_item(&self, id: &ItemId) -> Result<bool> {
-        Ok(self
-            .connection
-            .lock()
-            .execute("DELETE FROM items WHERE id = ?1", [id.as_str()])?
-            > 0)
+        Ok(self.connection.lock().execute("DELETE FROM items WHERE id = ?1", [id.as_str()])? > 0)
     }
 
     /// Insert or replace users in one transaction.
@@ -133,8 +110,7 @@ impl Catalog {
                 "INSERT INTO users (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
             )?;
             for user in users {
-                let doc = serde_json::to_string(user)
-                    .map_err(|e| Error::Internal(format!("encoding user: {e}")))?;
+                let doc = serde_json::to_string(user).map_err(|e| Error::Internal(format!("encoding user: {e}")))?;
                 statement.execute(params![user.id.as_str(), doc])?;
             }
         }
@@ -146,16 +122,10 @@ impl Catalog {
         let doc: Option<String> = self
             .connection
             .lock()
-            .query_row(
-                "SELECT doc FROM users WHERE id = ?1",
-                [id.as_str()],
-                |row| row.get(0),
-            )
+            .query_row("SELECT doc FROM users WHERE id = ?1", [id.as_str()], |row| row.get(0))
             .optional()?;
-        doc.map(|doc| {
-            serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("user {id}: {e}")))
-        })
-        .transpose()
+        doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("user {id}: {e}"))))
+            .transpose()
     }
 
     /// Delete a user and every social edge touching them, in one transaction. Returns
@@ -165,11 +135,9 @@ impl Catalog {
         let tx = connection.transaction()?;
         let existed = tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])? > 0;
         let edges = {
-            let mut statement =
-                tx.prepare("SELECT user, other FROM follows WHERE user = ?1 OR other = ?1")?;
-            let rows = statement.query_map([id.as_str()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })?;
+            let mut statement = tx.prepare("SELECT user, other FROM follows WHERE user = ?1 OR other = ?1")?;
+            let rows =
+                statement.query_map([id.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
             let mut edges = Vec::new();
             for row in rows {
                 let (a, b) = row?;
@@ -177,10 +145,7 @@ impl Catalog {
             }
             edges
         };
-        tx.execute(
-            "DELETE FROM follows WHERE user = ?1 OR other = ?1",
-            [id.as_str()],
-        )?;
+        tx.execute("DELETE FROM follows WHERE user = ?1 OR other = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok((existed, edges))
     }
@@ -198,16 +163,10 @@ impl Catalog {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO follows (user, other, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut update = tx.prepare_cached(
-                "UPDATE follows SET kind = ?3, created_at = ?4 WHERE user = ?1 AND other = ?2",
-            )?;
+            let mut update =
+                tx.prepare_cached("UPDATE follows SET kind = ?3, created_at = ?4 WHERE user = ?1 AND other = ?2")?;
             for f in follows {
-                let args = params![
-                    f.user.as_str(),
-                    f.other.as_str(),
-                    f.kind.as_str(),
-                    f.created_at
-                ];
+                let args = params![f.user.as_str(), f.other.as_str(), f.kind.as_str(), f.created_at];
                 let inserted = insert.execute(args)? > 0;
                 if !inserted {
                     update.execute(args)?;
@@ -220,37 +179,27 @@ impl Catalog {
     }
 
     pub fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool> {
-        Ok(self.connection.lock().execute(
-            "DELETE FROM follows WHERE user = ?1 AND other = ?2",
-            [user.as_str(), other.as_str()],
-        )? > 0)
+        Ok(self
+            .connection
+            .lock()
+            .execute("DELETE FROM follows WHERE user = ?1 AND other = ?2", [user.as_str(), other.as_str()])?
+            > 0)
     }
 
     /// Edges leaving `user`.
     pub fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>> {
         let connection = self.connection.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT other, kind, created_at FROM follows WHERE user = ?1 ORDER BY other",
-        )?;
+        let mut statement =
+            connection.prepare_cached("SELECT other, kind, created_at FROM follows WHERE user = ?1 ORDER BY other")?;
         let rows = statement.query_map([user.as_str()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<i64>>(2)?,
-            ))
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<i64>>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (other, kind, created_at) = row?;
-            let kind: FollowKind = kind
-                .parse()
-                .map_err(|()| corrupt(&self.path, format!("unknown follow kind {kind:?}")))?;
-            out.push(Follow {
-                user: user.clone(),
-                other: self.stored_user_id(other)?,
-                kind,
-                created_at,
-            });
+            let kind: FollowKind =
+                kind.parse().map_err(|()| corrupt(&self.path, format!("unknown follow kind {kind:?}")))?;
+            out.push(Follow { user: user.clone(), other: self.stored_user_id(other)?, kind, created_at });
         }
         Ok(out)
     }
@@ -290,21 +239,14 @@ impl Catalog {
             CatalogTable::Users => "SELECT COUNT(*) FROM users",
             CatalogTable::Follows => "SELECT COUNT(*) FROM follows",
         };
-        let n: i64 = self
-            .connection
-            .lock()
-            .query_row(sql, [], |row| row.get(0))?;
+        let n: i64 = self.connection.lock().query_row(sql, [], |row| row.get(0))?;
         Ok(n as u64)
     }
 
     /// Bytes of the database and its write-ahead log.
     pub fn size_bytes(&self) -> u64 {
         let wal = PathBuf::from(format!("{}-wal", self.path.display()));
-        [self.path.as_path(), wal.as_path()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
+        [self.path.as_path(), wal.as_path()].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
     }
 }
 

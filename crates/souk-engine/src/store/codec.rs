@@ -149,10 +149,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < n {
-            return Err(DecodeError(format!(
-                "expected {n} more bytes, found {}",
-                self.bytes.len()
-            )));
+            return Err(DecodeError(format!("expected {n} more bytes, found {}", self.bytes.len())));
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -176,16 +173,12 @@ impl<'a> Reader<'a> {
     }
 
     fn f64(&mut self) -> Result<f64, DecodeError> {
-        let bytes: [u8; 8] = self
-            .take(8)?
-            .try_into()
-            .map_err(|_| DecodeError("short f64".into()))?;
+        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| DecodeError("short f64".into()))?;
         Ok(f64::from_le_bytes(bytes))
     }
 
     fn str(&mut self) -> Result<&'a str, DecodeError> {
-        let len =
-            usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow".into()))?;
+        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError("length overflow".into()))?;
         std::str::from_utf8(self.take(len)?).map_err(|e| DecodeError(format!("invalid utf-8: {e}")))
     }
 
@@ -222,24 +215,18 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
 
 fn decode_event_body(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
     let type_byte = r.u8()?;
-    let event_type = EventType::from_u8(type_byte)
-        .ok_or_else(|| DecodeError(format!("unknown event type {type_byte}")))?;
+    let event_type =
+        EventType::from_u8(type_byte).ok_or_else(|| DecodeError(format!("unknown event type {type_byte}")))?;
     let mask = u16::from_le_bytes([r.u8()?, r.u8()?]);
     let timestamp = unzigzag(r.varint()?);
     let id = EventId::parse(r.string()?, "id").map_err(id_error)?;
     let user = UserId::parse(r.string()?, "user").map_err(id_error)?;
-    let item = if mask & HAS_ITEM != 0 {
-        Some(ItemId::parse(r.string()?, "item").map_err(id_error)?)
-    } else {
-        None
-    };
+    let item = if mask & HAS_ITEM != 0 { Some(ItemId::parse(r.string()?, "item").map_err(id_error)?) } else { None };
     let mut event = Event::new(id, event_type, user, item, timestamp);
     if mask & HAS_ITEMS != 0 {
         let n = r.varint()?;
         for _ in 0..n {
-            event
-                .items
-                .push(ItemId::parse(r.string()?, "items").map_err(id_error)?);
+            event.items.push(ItemId::parse(r.string()?, "items").map_err(id_error)?);
         }
     }
     if mask & HAS_VALUE != 0 {
@@ -321,10 +308,7 @@ mod tests {
                         item.map(|i| ItemId::parse(i, "item").unwrap()),
                         ts,
                     );
-                    e.items = items
-                        .into_iter()
-                        .map(|i| ItemId::parse(i, "items").unwrap())
-                        .collect();
+                    e.items = items.into_iter().map(|i| ItemId::parse(i, "items").unwrap()).collect();
                     e.value = value;
                     e.dwell_ms = dwell;
                     e.query = query;
@@ -368,10 +352,7 @@ mod tests {
 
     #[test]
     fn erase_records_round_trip() {
-        let record = LogRecord::EraseUser {
-            user: UserId::parse("u1", "u").unwrap(),
-            timestamp: 42,
-        };
+        let record = LogRecord::EraseUser { user: UserId::parse("u1", "u").unwrap(), timestamp: 42 };
         let mut bytes = Vec::new();
         encode(&record, &mut bytes);
         assert_eq!(decode(&bytes).unwrap(), record);

@@ -43,9 +43,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            segment_bytes: 256 * 1024 * 1024,
-        }
+        Self { segment_bytes: 256 * 1024 * 1024 }
     }
 }
 
@@ -81,20 +79,10 @@ pub struct EmbeddedStore {
 
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("souk.lock");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)?;
+    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(Error::Locked {
-                path: dir.to_path_buf(),
-                lock: path,
-            })
-        }
+        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
         Err(TryLockError::Error(e)) => return Err(e.into()),
     }
     file.set_len(0)?;
@@ -106,10 +94,8 @@ fn check_format(dir: &Path) -> Result<()> {
     let path = dir.join("FORMAT");
     if path.exists() {
         let text = fs_err::read_to_string(&path)?;
-        let format: FormatFile = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            message: format!("unreadable format file: {e}"),
-        })?;
+        let format: FormatFile = serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt { path: path.clone(), message: format!("unreadable format file: {e}") })?;
         if format.format != "souk-data" {
             return Err(Error::Corrupt {
                 path,
@@ -117,18 +103,11 @@ fn check_format(dir: &Path) -> Result<()> {
             });
         }
         if format.version != DATA_FORMAT_VERSION {
-            return Err(Error::FormatVersion {
-                path,
-                found: format.version,
-                expected: DATA_FORMAT_VERSION,
-            });
+            return Err(Error::FormatVersion { path, found: format.version, expected: DATA_FORMAT_VERSION });
         }
     } else {
-        let text = serde_json::to_string(&FormatFile {
-            format: "souk-data".into(),
-            version: DATA_FORMAT_VERSION,
-        })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let text = serde_json::to_string(&FormatFile { format: "souk-data".into(), version: DATA_FORMAT_VERSION })
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let tmp = dir.join("FORMAT.tmp");
         fs_err::write(&tmp, text)?;
         File::open(&tmp)?.sync_all()?;
@@ -170,25 +149,17 @@ impl EmbeddedStore {
             )?;
         }
         let started = std::time::Instant::now();
-        let log = EventLog::open(
-            &dir.join("events"),
-            config.segment_bytes,
-            |record, position| {
-                match record {
-                    LogRecord::Event(event) => {
-                        index.insert_event(
-                            &event,
-                            event_id_digest(event.id.as_str()),
-                            position.pack(),
-                        );
-                    }
-                    LogRecord::EraseUser { user, .. } => {
-                        index.erase_user_events(&user);
-                    }
+        let log = EventLog::open(&dir.join("events"), config.segment_bytes, |record, position| {
+            match record {
+                LogRecord::Event(event) => {
+                    index.insert_event(&event, event_id_digest(event.id.as_str()), position.pack());
                 }
-                Ok(())
-            },
-        )?;
+                LogRecord::EraseUser { user, .. } => {
+                    index.erase_user_events(&user);
+                }
+            }
+            Ok(())
+        })?;
         tracing::info!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -222,12 +193,7 @@ impl EmbeddedStore {
         result
     }
 
-    fn append_log(
-        &self,
-        frames: &[u8],
-        starts: &[usize],
-        positions: &mut Vec<LogPosition>,
-    ) -> Result<u64> {
+    fn append_log(&self, frames: &[u8], starts: &[usize], positions: &mut Vec<LogPosition>) -> Result<u64> {
         let result = self.log.append(frames, starts, positions);
         self.guarded(result)
     }
@@ -244,10 +210,7 @@ impl Storage for EmbeddedStore {
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let digests: Vec<u128> = events
-            .iter()
-            .map(|e| event_id_digest(e.id.as_str()))
-            .collect();
+        let digests: Vec<u128> = events.iter().map(|e| event_id_digest(e.id.as_str())).collect();
         let mut frames = Vec::with_capacity(events.len() * 96);
         let mut starts = Vec::with_capacity(events.len());
         for event in &events {
@@ -258,17 +221,11 @@ impl Storage for EmbeddedStore {
         let (end, kept) = {
             let mut index = self.index.write();
             let mut in_batch = HashSet::with_capacity(events.len());
-            let keep: Vec<bool> = digests
-                .iter()
-                .map(|d| !index.contains_event(*d) && in_batch.insert(*d))
-                .collect();
+            let keep: Vec<bool> = digests.iter().map(|d| !index.contains_event(*d) && in_batch.insert(*d)).collect();
             let kept = keep.iter().filter(|k| **k).count();
             if kept == 0 {
                 // Every id is already stored, and therefore already durable.
-                return Ok(AppendOutcome {
-                    accepted: total,
-                    duplicates: total,
-                });
+                return Ok(AppendOutcome { accepted: total, duplicates: total });
             }
             let mut positions = Vec::with_capacity(kept);
             let end = if kept == events.len() {
@@ -295,10 +252,7 @@ impl Storage for EmbeddedStore {
             (end, kept as u64)
         };
         self.sync_log(end)?;
-        Ok(AppendOutcome {
-            accepted: total,
-            duplicates: total - kept,
-        })
+        Ok(AppendOutcome { accepted: total, duplicates: total - kept })
     }
 
     fn put_items(&self, items: Vec<Item>) -> Result<()> {
@@ -350,10 +304,7 @@ impl Storage for EmbeddedStore {
         // ends with the user's events erased when the log is replayed.
         let mut frames = Vec::new();
         log::frame(
-            &LogRecord::EraseUser {
-                user: id.clone(),
-                timestamp: chrono::Utc::now().timestamp_millis(),
-            },
+            &LogRecord::EraseUser { user: id.clone(), timestamp: chrono::Utc::now().timestamp_millis() },
             &mut frames,
         );
         let (end, events) = {
@@ -375,11 +326,7 @@ impl Storage for EmbeddedStore {
                 }
             }
         }
-        Ok(EraseReport {
-            user_record,
-            events,
-            social_edges: edges.len() as u64,
-        })
+        Ok(EraseReport { user_record, events, social_edges: edges.len() as u64 })
     }
 
     fn put_follows(&self, follows: Vec<Follow>) -> Result<()> {
@@ -448,10 +395,7 @@ impl Storage for EmbeddedStore {
 
     fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>> {
         let index = self.index.read();
-        Ok(index
-            .items
-            .get(item.as_str())
-            .map(|n| ItemCounts::from_counts(&index.item_entries[n as usize].counts)))
+        Ok(index.items.get(item.as_str()).map(|n| ItemCounts::from_counts(&index.item_entries[n as usize].counts)))
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -478,10 +422,7 @@ impl Storage for EmbeddedStore {
         })
     }
 
-    fn scan_interactions(
-        &self,
-        visit: &mut dyn FnMut(&str, Option<&str>, &Interaction),
-    ) -> Result<()> {
+    fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
         let index = self.index.read();
         for row in index.rows.iter().filter(|r| !r.erased) {
             let item = (row.item != NO_ITEM).then(|| index.items.name(row.item));
@@ -516,32 +457,12 @@ mod tests {
         {
             let store = open(dir.path());
             let outcome = store
-                .append_events(vec![
-                    view("a", "u1", "i1", 1),
-                    view("b", "u1", "i2", 2),
-                    view("a", "u1", "i1", 1),
-                ])
+                .append_events(vec![view("a", "u1", "i1", 1), view("b", "u1", "i2", 2), view("a", "u1", "i1", 1)])
                 .unwrap();
-            assert_eq!(
-                outcome,
-                AppendOutcome {
-                    accepted: 3,
-                    duplicates: 1
-                }
-            );
-            let outcome = store
-                .append_events(vec![view("b", "u1", "i2", 2), view("c", "u2", "i1", 3)])
-                .unwrap();
-            assert_eq!(
-                outcome,
-                AppendOutcome {
-                    accepted: 2,
-                    duplicates: 1
-                }
-            );
-            store
-                .put_items(vec![Item::new(ItemId::parse("i3", "id").unwrap(), "Mug")])
-                .unwrap();
+            assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 1 });
+            let outcome = store.append_events(vec![view("b", "u1", "i2", 2), view("c", "u2", "i1", 3)]).unwrap();
+            assert_eq!(outcome, AppendOutcome { accepted: 2, duplicates: 1 });
+            store.put_items(vec![Item::new(ItemId::parse("i3", "id").unwrap(), "Mug")]).unwrap();
             store
                 .put_follows(vec![Follow {
                     user: UserId::parse("u1", "u").unwrap(),
@@ -553,26 +474,11 @@ mod tests {
         }
         let store = open(dir.path());
         let stats = store.stats().unwrap();
-        assert_eq!(
-            (stats.events, stats.items, stats.users, stats.social_edges),
-            (3, 3, 3, 1)
-        );
+        assert_eq!((stats.events, stats.items, stats.users, stats.social_edges), (3, 3, 3, 1));
         assert_eq!(stats.events_by_type["view"], 3);
-        let recent = store
-            .user_events(&UserId::parse("u1", "u").unwrap(), 10)
-            .unwrap();
-        assert_eq!(
-            recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-            ["b", "a"]
-        );
-        assert_eq!(
-            store
-                .item_counts(&ItemId::parse("i1", "i").unwrap())
-                .unwrap()
-                .unwrap()
-                .total,
-            2
-        );
+        let recent = store.user_events(&UserId::parse("u1", "u").unwrap(), 10).unwrap();
+        assert_eq!(recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(store.item_counts(&ItemId::parse("i1", "i").unwrap()).unwrap().unwrap().total, 2);
     }
 
     #[test]
@@ -590,9 +496,7 @@ mod tests {
         {
             let store = open(dir.path());
             store.put_users(vec![User::new(u1.clone())]).unwrap();
-            store
-                .append_events(vec![view("a", "u1", "i1", 1), view("b", "u2", "i1", 2)])
-                .unwrap();
+            store.append_events(vec![view("a", "u1", "i1", 1), view("b", "u2", "i1", 2)]).unwrap();
             store
                 .put_follows(vec![Follow {
                     user: UserId::parse("u2", "u").unwrap(),
@@ -602,22 +506,9 @@ mod tests {
                 }])
                 .unwrap();
             let report = store.erase_user(&u1).unwrap();
-            assert_eq!(
-                report,
-                EraseReport {
-                    user_record: true,
-                    events: 1,
-                    social_edges: 1
-                }
-            );
+            assert_eq!(report, EraseReport { user_record: true, events: 1, social_edges: 1 });
             // A late re-delivery of an erased event is not stored again.
-            assert_eq!(
-                store
-                    .append_events(vec![view("a", "u1", "i1", 1)])
-                    .unwrap()
-                    .duplicates,
-                1
-            );
+            assert_eq!(store.append_events(vec![view("a", "u1", "i1", 1)]).unwrap().duplicates, 1);
         }
         let store = open(dir.path());
         let stats = store.stats().unwrap();

@@ -179,9 +179,7 @@ impl EventIndex {
             erased: false,
             timestamp: event.timestamp,
             value: event.value.unwrap_or(0.0) as f32,
-            dwell_ms: event
-                .dwell_ms
-                .map_or(0, |d| d.min(u64::from(u32::MAX)) as u32),
+            dwell_ms: event.dwell_ms.map_or(0, |d| d.min(u64::from(u32::MAX)) as u32),
             position,
         });
         self.user_entries[user as usize].rows.push(row);
@@ -207,8 +205,7 @@ impl EventIndex {
             }
             interaction.erased = true;
             if interaction.item != NO_ITEM {
-                self.item_entries[interaction.item as usize].counts
-                    [interaction.event_type as usize] -= 1;
+                self.item_entries[interaction.item as usize].counts[interaction.event_type as usize] -= 1;
             }
             self.live_events -= 1;
             self.events_by_type[interaction.event_type as usize] -= 1;
@@ -218,18 +215,12 @@ impl EventIndex {
 
     /// Items known from the catalog or from live events.
     pub fn known_items(&self) -> u64 {
-        self.item_entries
-            .iter()
-            .filter(|e| e.in_catalog || e.total() > 0)
-            .count() as u64
+        self.item_entries.iter().filter(|e| e.in_catalog || e.total() > 0).count() as u64
     }
 
     /// Users known from the catalog, live events or social edges.
     pub fn known_users(&self) -> u64 {
-        self.user_entries
-            .iter()
-            .filter(|e| e.in_catalog || e.follow_degree > 0 || !e.rows.is_empty())
-            .count() as u64
+        self.user_entries.iter().filter(|e| e.in_catalog || e.follow_degree > 0 || !e.rows.is_empty()).count() as u64
     }
 }
 
@@ -258,10 +249,7 @@ mod tests {
         assert_eq!(index.live_events, 2);
         assert_eq!(index.item_entries[0].counts[EventType::View as usize], 2);
         assert_eq!((index.known_users(), index.known_items()), (2, 1));
-        assert_eq!(
-            index.erase_user_events(&UserId::parse("u1", "u").unwrap()),
-            1
-        );
+        assert_eq!(index.erase_user_events(&UserId::parse("u1", "u").unwrap()), 1);
         assert_eq!(index.live_events, 1);
         assert_eq!(index.item_entries[0].counts[EventType::View as usize], 1);
         assert_eq!(index.known_users(), 1);

@@ -43,10 +43,7 @@ impl LogPosition {
     }
 
     pub fn unpack(packed: u64) -> Self {
-        Self {
-            segment: (packed >> 32) as u32,
-            offset: packed as u32,
-        }
+        Self { segment: (packed >> 32) as u32, offset: packed as u32 }
     }
 }
 
@@ -102,20 +99,13 @@ fn segment_path(dir: &Path, number: u32) -> PathBuf {
 }
 
 fn io_context(path: &Path, error: std::io::Error) -> Error {
-    Error::Io(std::io::Error::new(
-        error.kind(),
-        format!("{}: {error}", path.display()),
-    ))
+    Error::Io(std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))
 }
 
 fn create_segment(dir: &Path, number: u32) -> Result<Segment> {
     let path = segment_path(dir, number);
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .read(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| io_context(&path, e))?;
+    let mut file =
+        OpenOptions::new().create_new(true).read(true).append(true).open(&path).map_err(|e| io_context(&path, e))?;
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
@@ -123,14 +113,8 @@ fn create_segment(dir: &Path, number: u32) -> Result<Segment> {
     file.write_all(&header).map_err(|e| io_context(&path, e))?;
     file.sync_all().map_err(|e| io_context(&path, e))?;
     // The new directory entry must survive a crash too.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_context(dir, e))?;
-    Ok(Segment {
-        number,
-        file: Arc::new(file),
-        len: HEADER_LEN,
-    })
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_context(dir, e))?;
+    Ok(Segment { number, file: Arc::new(file), len: HEADER_LEN })
 }
 
 impl EventLog {
@@ -145,10 +129,7 @@ impl EventLog {
         for entry in fs_err::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name
-                .strip_prefix("seg-")
-                .and_then(|s| s.strip_suffix(".log"))
-            {
+            if let Some(n) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".log")) {
                 let number = n.parse::<u32>().map_err(|_| Error::Corrupt {
                     path: dir.join(name.as_ref()),
                     message: "unexpected segment file name".into(),
@@ -161,7 +142,10 @@ impl EventLog {
             if *number as usize != index + 1 {
                 return Err(Error::Corrupt {
                     path: dir.to_path_buf(),
-                    message: format!("segments are not consecutive: expected seg-{:08}.log, found seg-{number:08}.log", index + 1),
+                    message: format!(
+                        "segments are not consecutive: expected seg-{:08}.log, found seg-{number:08}.log",
+                        index + 1
+                    ),
                 });
             }
         }
@@ -185,10 +169,7 @@ impl EventLog {
         Ok(Self {
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(HEADER_LEN + 1),
-            writer: Mutex::new(Writer {
-                current,
-                written: 0,
-            }),
+            writer: Mutex::new(Writer { current, written: 0 }),
             synced: Mutex::new(0),
             readers: RwLock::new(readers),
         })
@@ -197,35 +178,24 @@ impl EventLog {
     /// Append already-framed bytes (whole frames, see [`frame`]). `positions` receives the
     /// position of each frame, given the frame start offsets within `frames`. Returns the
     /// logical end offset to pass to [`EventLog::sync_to`].
-    pub fn append(
-        &self,
-        frames: &[u8],
-        starts: &[usize],
-        positions: &mut Vec<LogPosition>,
-    ) -> Result<u64> {
+    pub fn append(&self, frames: &[u8], starts: &[usize], positions: &mut Vec<LogPosition>) -> Result<u64> {
         let mut writer = self.writer.lock();
-        if writer.current.len > HEADER_LEN
-            && writer.current.len + frames.len() as u64 > self.segment_bytes
-        {
+        if writer.current.len > HEADER_LEN && writer.current.len + frames.len() as u64 > self.segment_bytes {
             self.rotate(&mut writer)?;
         }
         let base = writer.current.len;
         if base + frames.len() as u64 > u64::from(u32::MAX) {
-            return Err(Error::Internal(format!(
-                "batch of {} bytes does not fit in one segment",
-                frames.len()
-            )));
+            return Err(Error::Internal(format!("batch of {} bytes does not fit in one segment", frames.len())));
         }
         let path = segment_path(&self.dir, writer.current.number);
-        (&*writer.current.file)
-            .write_all(frames)
-            .map_err(|e| io_context(&path, e))?;
+        (&*writer.current.file).write_all(frames).map_err(|e| io_context(&path, e))?;
         writer.current.len += frames.len() as u64;
         writer.written += frames.len() as u64;
-        positions.extend(starts.iter().map(|start| LogPosition {
-            segment: writer.current.number,
-            offset: (base + *start as u64) as u32,
-        }));
+        positions.extend(
+            starts
+                .iter()
+                .map(|start| LogPosition { segment: writer.current.number, offset: (base + *start as u64) as u32 }),
+        );
         Ok(writer.written)
     }
 
@@ -233,11 +203,7 @@ impl EventLog {
         // Everything in the old segment must be durable before later frames can be acked
         // by a sync of the new segment alone.
         let old_path = segment_path(&self.dir, writer.current.number);
-        writer
-            .current
-            .file
-            .sync_data()
-            .map_err(|e| io_context(&old_path, e))?;
+        writer.current.file.sync_data().map_err(|e| io_context(&old_path, e))?;
         let next = create_segment(&self.dir, writer.current.number + 1)?;
         self.readers.write().push(next.file.clone());
         writer.current = next;
@@ -252,14 +218,9 @@ impl EventLog {
         }
         let (file, number, target) = {
             let writer = self.writer.lock();
-            (
-                writer.current.file.clone(),
-                writer.current.number,
-                writer.written,
-            )
+            (writer.current.file.clone(), writer.current.number, writer.written)
         };
-        file.sync_data()
-            .map_err(|e| io_context(&segment_path(&self.dir, number), e))?;
+        file.sync_data().map_err(|e| io_context(&segment_path(&self.dir, number), e))?;
         *synced = target;
         Ok(())
     }
@@ -271,47 +232,26 @@ impl EventLog {
             readers.get(position.segment as usize - 1).cloned()
         };
         let path = segment_path(&self.dir, position.segment);
-        let file = file.ok_or_else(|| Error::Corrupt {
-            path: path.clone(),
-            message: "no such segment".into(),
-        })?;
+        let file = file.ok_or_else(|| Error::Corrupt { path: path.clone(), message: "no such segment".into() })?;
         let mut header = [0u8; FRAME_HEADER_LEN];
-        file.read_exact_at(&mut header, u64::from(position.offset))
-            .map_err(|e| io_context(&path, e))?;
+        file.read_exact_at(&mut header, u64::from(position.offset)).map_err(|e| io_context(&path, e))?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if len > MAX_FRAME_BYTES {
-            return Err(Error::Corrupt {
-                path,
-                message: format!("frame at {} claims {len} bytes", position.offset),
-            });
+            return Err(Error::Corrupt { path, message: format!("frame at {} claims {len} bytes", position.offset) });
         }
         let mut payload = vec![0u8; len];
-        file.read_exact_at(
-            &mut payload,
-            u64::from(position.offset) + FRAME_HEADER_LEN as u64,
-        )
-        .map_err(|e| io_context(&path, e))?;
+        file.read_exact_at(&mut payload, u64::from(position.offset) + FRAME_HEADER_LEN as u64)
+            .map_err(|e| io_context(&path, e))?;
         if crc32fast::hash(&payload) != crc {
-            return Err(Error::Corrupt {
-                path,
-                message: format!("checksum mismatch at {}", position.offset),
-            });
+            return Err(Error::Corrupt { path, message: format!("checksum mismatch at {}", position.offset) });
         }
-        codec::decode(&payload).map_err(|e| Error::Corrupt {
-            path,
-            message: e.to_string(),
-        })
+        codec::decode(&payload).map_err(|e| Error::Corrupt { path, message: e.to_string() })
     }
 
     /// Total bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.readers
-            .read()
-            .iter()
-            .filter_map(|f| f.metadata().ok())
-            .map(|m| m.len())
-            .sum()
+        self.readers.read().iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()
     }
 }
 
@@ -322,16 +262,9 @@ fn replay_segment(
     visit: &mut impl FnMut(LogRecord, LogPosition) -> Result<()>,
 ) -> Result<Segment> {
     let path = segment_path(dir, number);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| io_context(&path, e))?;
+    let mut file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_context(&path, e))?;
     let file_len = file.metadata().map_err(|e| io_context(&path, e))?.len();
-    let corrupt = |message: String| Error::Corrupt {
-        path: path.clone(),
-        message,
-    };
+    let corrupt = |message: String| Error::Corrupt { path: path.clone(), message };
     if file_len < HEADER_LEN {
         if is_last {
             // A crash while creating the segment: start it again.
@@ -340,25 +273,17 @@ fn replay_segment(
             fs_err::remove_file(&path)?;
             return create_segment(dir, number);
         }
-        return Err(corrupt(format!(
-            "segment shorter than its header ({file_len} bytes)"
-        )));
+        return Err(corrupt(format!("segment shorter than its header ({file_len} bytes)")));
     }
     let mut reader = BufReader::with_capacity(1 << 20, &mut file);
     let mut header = [0u8; HEADER_LEN as usize];
-    reader
-        .read_exact(&mut header)
-        .map_err(|e| io_context(&path, e))?;
+    reader.read_exact(&mut header).map_err(|e| io_context(&path, e))?;
     if &header[..8] != MAGIC {
         return Err(corrupt("not a souk event log segment (bad magic)".into()));
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version != LOG_FORMAT_VERSION {
-        return Err(Error::FormatVersion {
-            path,
-            found: version,
-            expected: LOG_FORMAT_VERSION,
-        });
+        return Err(Error::FormatVersion { path, found: version, expected: LOG_FORMAT_VERSION });
     }
     let mut offset = HEADER_LEN;
     let mut payload = Vec::new();
@@ -370,43 +295,21 @@ fn replay_segment(
             break;
         }
         let mut frame_header = [0u8; FRAME_HEADER_LEN];
-        reader
-            .read_exact(&mut frame_header)
-            .map_err(|e| io_context(&path, e))?;
-        let len = u32::from_le_bytes([
-            frame_header[0],
-            frame_header[1],
-            frame_header[2],
-            frame_header[3],
-        ]) as usize;
-        let crc = u32::from_le_bytes([
-            frame_header[4],
-            frame_header[5],
-            frame_header[6],
-            frame_header[7],
-        ]);
+        reader.read_exact(&mut frame_header).map_err(|e| io_context(&path, e))?;
+        let len = u32::from_le_bytes([frame_header[0], frame_header[1], frame_header[2], frame_header[3]]) as usize;
+        let crc = u32::from_le_bytes([frame_header[4], frame_header[5], frame_header[6], frame_header[7]]);
         if len > MAX_FRAME_BYTES || (len + FRAME_HEADER_LEN) as u64 > remaining {
-            torn = Some(format!(
-                "frame at {offset} runs past the end of the segment"
-            ));
+            torn = Some(format!("frame at {offset} runs past the end of the segment"));
             break;
         }
         payload.resize(len, 0);
-        reader
-            .read_exact(&mut payload)
-            .map_err(|e| io_context(&path, e))?;
+        reader.read_exact(&mut payload).map_err(|e| io_context(&path, e))?;
         if crc32fast::hash(&payload) != crc {
             torn = Some(format!("checksum mismatch at {offset}"));
             break;
         }
         let record = codec::decode(&payload).map_err(|e| corrupt(format!("at {offset}: {e}")))?;
-        visit(
-            record,
-            LogPosition {
-                segment: number,
-                offset: offset as u32,
-            },
-        )?;
+        visit(record, LogPosition { segment: number, offset: offset as u32 })?;
         offset += (FRAME_HEADER_LEN + len) as u64;
     }
     drop(reader);
@@ -418,13 +321,8 @@ fn replay_segment(
         file.set_len(offset).map_err(|e| io_context(&path, e))?;
         file.sync_all().map_err(|e| io_context(&path, e))?;
     }
-    file.seek(SeekFrom::End(0))
-        .map_err(|e| io_context(&path, e))?;
-    Ok(Segment {
-        number,
-        file: Arc::new(file),
-        len: offset,
-    })
+    file.seek(SeekFrom::End(0)).map_err(|e| io_context(&path, e))?;
+    Ok(Segment { number, file: Arc::new(file), len: offset })
 }
 
 #[cfg(test)]
@@ -478,10 +376,7 @@ mod tests {
         }
         let (log, seen) = replay(dir.path(), 2_000);
         assert_eq!(seen, records);
-        assert!(
-            fs_err::read_dir(dir.path()).unwrap().count() > 3,
-            "expected several segments"
-        );
+        assert!(fs_err::read_dir(dir.path()).unwrap().count() > 3, "expected several segments");
         append_all(&log, &[event(1000)]);
         drop(log);
         assert_eq!(replay(dir.path(), 2_000).1.len(), 501);
@@ -539,10 +434,7 @@ mod tests {
         bytes[last] ^= 0xff;
         fs_err::write(&path, bytes).unwrap();
         let result = EventLog::open(dir.path(), 300, |_, _| Ok(()));
-        assert!(
-            matches!(result, Err(Error::Corrupt { .. })),
-            "expected corruption to be reported"
-        );
+        assert!(matches!(result, Err(Error::Corrupt { .. })), "expected corruption to be reported");
     }
 
     #[test]
@@ -554,9 +446,6 @@ mod tests {
         bytes[8] = 99;
         fs_err::write(&path, bytes).unwrap();
         let result = EventLog::open(dir.path(), 1 << 20, |_, _| Ok(()));
-        assert!(matches!(
-            result,
-            Err(Error::FormatVersion { found: 99, .. })
-        ));
+        assert!(matches!(result, Err(Error::FormatVersion { found: 99, .. })));
     }
 }

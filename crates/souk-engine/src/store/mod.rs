@@ -81,10 +81,8 @@ pub struct ItemCounts {
 
 impl ItemCounts {
     pub fn from_counts(counts: &[u32; EventType::ALL.len()]) -> Self {
-        let by_type: BTreeMap<String, u64> = EventType::ALL
-            .iter()
-            .map(|t| (t.as_str().to_string(), u64::from(counts[*t as usize])))
-            .collect();
+        let by_type: BTreeMap<String, u64> =
+            EventType::ALL.iter().map(|t| (t.as_str().to_string(), u64::from(counts[*t as usize]))).collect();
         let total = by_type.values().sum();
         Self { by_type, total }
     }
@@ -112,8 +110,5 @@ pub trait Storage: Send + Sync {
     fn stats(&self) -> Result<Stats>;
     /// Visit every live interaction in arrival order with its user and item ids (item is
     /// `None` for searches and multi-item impressions). Used by training.
-    fn scan_interactions(
-        &self,
-        visit: &mut dyn FnMut(&str, Option<&str>, &Interaction),
-    ) -> Result<()>;
+    fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()>;
 }

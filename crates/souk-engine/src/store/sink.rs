@@ -87,9 +87,7 @@ impl RecordSink for StoreSink<'_> {
             Record::Follow(follow) => self.follows.push(follow),
             Record::Event(event) => self.events.push(event),
         }
-        if self.items.len() >= CATALOG_BATCH
-            || self.users.len() >= CATALOG_BATCH
-            || self.follows.len() >= CATALOG_BATCH
+        if self.items.len() >= CATALOG_BATCH || self.users.len() >= CATALOG_BATCH || self.follows.len() >= CATALOG_BATCH
         {
             self.flush_catalog()?;
         }

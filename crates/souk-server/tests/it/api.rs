@@ -49,21 +49,31 @@ async fn items_users_and_follows_round_trip() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["category"], json!(["Electronics", "Audio"]));
     assert_eq!(fetched["translations"]["zh"]["title"], "无线耳机");
-    let (status, body) = server.json("POST", "/v1/items", json!([{"id": "sku-2", "title": "Cable"}, {"id": "sku-3", "title": "Case"}])).await;
+    let (status, body) = server
+        .json("POST", "/v1/items", json!([{"id": "sku-2", "title": "Cable"}, {"id": "sku-3", "title": "Case"}]))
+        .await;
     assert_eq!((status, body["accepted"].as_u64()), (StatusCode::OK, Some(2)));
     assert_eq!(server.call("DELETE", "/v1/items/sku-2", None, vec![]).await.0, StatusCode::NO_CONTENT);
     assert_eq!(server.get("/v1/items/sku-2").await.0, StatusCode::NOT_FOUND);
     assert_eq!(server.call("DELETE", "/v1/items/sku-2", None, vec![]).await.0, StatusCode::NOT_FOUND);
 
-    let (status, _) = server.json("PUT", "/v1/users/u1", json!({"attributes": {"region": "EU"}, "preferences": {"brands": ["Acme"]}})).await;
+    let (status, _) = server
+        .json("PUT", "/v1/users/u1", json!({"attributes": {"region": "EU"}, "preferences": {"brands": ["Acme"]}}))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(server.json("PUT", "/v1/users/u1/follows/u2", json!({"kind": "friend"})).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.json("PUT", "/v1/users/u1/follows/u2", json!({"kind": "friend"})).await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(server.call("PUT", "/v1/users/u1/follows/u3", None, vec![]).await.0, StatusCode::NO_CONTENT);
     let (_, user) = server.get("/v1/users/u1").await;
     assert_eq!(user["preferences"]["brands"], json!(["Acme"]));
     assert_eq!(user["follows"], json!([{"other": "u2", "kind": "friend"}, {"other": "u3", "kind": "follow"}]));
     let (_, stats) = server.get("/v1/stats").await;
-    assert_eq!((stats["social_edges"].as_u64(), stats["users"].as_u64(), stats["items"].as_u64()), (Some(2), Some(3), Some(2)));
+    assert_eq!(
+        (stats["social_edges"].as_u64(), stats["users"].as_u64(), stats["items"].as_u64()),
+        (Some(2), Some(3), Some(2))
+    );
     assert_eq!(server.call("DELETE", "/v1/users/u1/follows/u3", None, vec![]).await.0, StatusCode::NO_CONTENT);
 
     server.json("POST", "/v1/events", json!([{"type": "view", "user": "u1", "item": "sku-1", "timestamp": 1}])).await;
@@ -82,7 +92,15 @@ async fn service_endpoints_answer() {
     assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (status, doc) = server.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/v1/events", "/v1/items/{id}", "/v1/users/{id}", "/v1/users/{id}/follows/{other}", "/v1/stats", "/health", "/metrics"] {
+    for path in [
+        "/v1/events",
+        "/v1/items/{id}",
+        "/v1/users/{id}",
+        "/v1/users/{id}/follows/{other}",
+        "/v1/stats",
+        "/health",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
     server.get("/v1/stats").await;

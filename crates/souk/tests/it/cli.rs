@@ -39,7 +39,8 @@ fn generated_files_import_to_the_same_shop_as_direct_generation() {
     let direct = tempfile::tempdir().unwrap();
     run_ok(souk().arg("--data-dir").arg(direct.path()).arg("gen").args(args));
     let imported = tempfile::tempdir().unwrap();
-    let files: Vec<_> = ["items.jsonl", "users.jsonl", "follows.jsonl", "events.jsonl"].iter().map(|f| out.path().join(f)).collect();
+    let files: Vec<_> =
+        ["items.jsonl", "users.jsonl", "follows.jsonl", "events.jsonl"].iter().map(|f| out.path().join(f)).collect();
     run_ok(souk().arg("--data-dir").arg(imported.path()).args(["import", "--format", "jsonl"]).args(&files));
     let (a, b) = (stats(direct.path()), stats(imported.path()));
     assert_eq!(a["events"], 3000);
@@ -66,7 +67,9 @@ fn a_bad_import_line_stops_with_its_line_number_and_stores_nothing_after_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(":2:") && stderr.contains("type"), "{stderr}");
     // With --skip-bad the good line is imported and the bad one counted.
-    let output = run_ok(souk().arg("--data-dir").arg(&data).args(["import", "--format", "jsonl", "--skip-bad", "--json"]).arg(&file));
+    let output = run_ok(
+        souk().arg("--data-dir").arg(&data).args(["import", "--format", "jsonl", "--skip-bad", "--json"]).arg(&file),
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["read"]["skipped"], 1);
     assert_eq!(stats(&data)["events"], 1);

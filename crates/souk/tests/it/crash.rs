@@ -21,7 +21,8 @@ fn batch(n: usize) -> Value {
 }
 
 fn user_event_ids(server: &Server, n: usize) -> Vec<String> {
-    let response: Value = ureq::get(&server.url(&format!("/v1/users/u{n}/events?n=10000"))).call().unwrap().into_json().unwrap();
+    let response: Value =
+        ureq::get(&server.url(&format!("/v1/users/u{n}/events?n=10000"))).call().unwrap().into_json().unwrap();
     response["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -84,7 +85,10 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     // Re-delivering everything acknowledged stores nothing twice.
     for n in &acknowledged {
         let body: Value = ureq::post(&server.url("/v1/events")).send_json(batch(*n)).unwrap().into_json().unwrap();
-        assert_eq!((body["accepted"].as_u64(), body["duplicates"].as_u64()), (Some(PER_BATCH as u64), Some(PER_BATCH as u64)));
+        assert_eq!(
+            (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+            (Some(PER_BATCH as u64), Some(PER_BATCH as u64))
+        );
     }
     let again: Value = ureq::get(&server.url("/v1/stats")).call().unwrap().into_json().unwrap();
     assert_eq!(again["events"], stats["events"]);
@@ -94,7 +98,8 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _server = Server::start(dir.path());
-    let output = crate::souk().arg("--data-dir").arg(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    let output =
+        crate::souk().arg("--data-dir").arg(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(output.status.code(), Some(4), "expected exit code 4 (data directory in use)");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("in use by another souk process"), "{stderr}");

@@ -15,7 +15,12 @@ pub fn souk() -> Command {
 
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{command:?} failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
     output
 }
 
@@ -37,7 +42,11 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("souk: listening on ").unwrap_or_else(|| panic!("unexpected output {line:?}")).to_string();
+        let base = line
+            .trim()
+            .strip_prefix("souk: listening on ")
+            .unwrap_or_else(|| panic!("unexpected output {line:?}"))
+            .to_string();
         Self { child, base }
     }
 
