@@ -11,6 +11,7 @@ pub mod ids;
 pub mod import;
 pub mod input;
 pub mod model;
+pub mod recommend;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result, ValidationError};

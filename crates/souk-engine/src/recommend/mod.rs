@@ -1,0 +1,23 @@
+//! Recommendation models: training data, the model trait, and the models themselves.
+//!
+//! Owns: turning stored events into a weighted user × item matrix ([`Interactions`],
+//! event weights from configuration), the [`Recommender`] trait every model implements,
+//! and the models. Never touches the store's files or the network: training reads an
+//! `Interactions` value, serving calls [`Recommender::score`].
+
+pub mod data;
+
+pub use data::{EventWeights, Interactions, InteractionsBuilder};
+
+/// A trained model: scores every item for a user.
+///
+/// `user` is the user's row in the training [`Interactions`] when the user was seen in
+/// training, `None` otherwise; `history` is the user's (item index, weight) pairs — for a
+/// known user normally their training row, for a new user whatever is known now (the model
+/// folds it in). Implementations write one score per item into `scores` (length =
+/// number of training items); higher is better. They must not allocate per item.
+pub trait Recommender: Send + Sync {
+    /// Short model name, e.g. `als`.
+    fn name(&self) -> &str;
+    fn score(&self, user: Option<u32>, history: &[(u32, f32)], scores: &mut [f32]);
+}
