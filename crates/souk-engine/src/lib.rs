@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod gen;
+pub mod hashing;
 pub mod ids;
 pub mod import;
 pub mod input;

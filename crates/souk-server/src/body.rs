@@ -86,3 +86,35 @@ pub fn json_list(bytes: &[u8], ndjson: bool, what: &str) -> ApiResult<Vec<Value>
         )),
     }
 }
+
+/// Split a body holding a list of records into the JSON text of each record without
+/// building value trees: a JSON array, or NDJSON when `ndjson` (blank lines skipped).
+/// The body must already be known to be valid UTF-8 by the caller ([`utf8_body`]).
+pub fn json_raw_list<'a>(text: &'a str, ndjson: bool, what: &str) -> ApiResult<Vec<&'a str>> {
+    if ndjson {
+        let mut records = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let raw: &serde_json::value::RawValue = serde_json::from_str(line).map_err(|e| json_error(&e, number))?;
+            records.push(raw.get());
+        }
+        return Ok(records);
+    }
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("empty_body", "expected a JSON body, found nothing", "body"));
+    }
+    let raw: &serde_json::value::RawValue = serde_json::from_str(text).map_err(|e| json_error(&e, 0))?;
+    if !raw.get().starts_with('[') {
+        // Not an array: let the value-based path describe what it is.
+        return json_list(text.as_bytes(), false, what).map(|_| Vec::new());
+    }
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get()).map_err(|e| json_error(&e, 0))?;
+    Ok(items.into_iter().map(|r| r.get()).collect())
+}
+
+/// The body as UTF-8 text, or 400 `invalid_utf8`.
+pub fn utf8_body(bytes: &[u8]) -> ApiResult<&str> {
+    utf8(bytes)
+}

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use souk_engine::input;
 
-use crate::body::{is_ndjson, json_list, read_limited};
+use crate::body::{is_ndjson, json_raw_list, read_limited, utf8_body};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::wire::Accepted;
@@ -32,20 +32,21 @@ pub async fn post_events(State(state): State<AppState>, headers: HeaderMap, body
     // Parsing a large batch takes milliseconds: keep it off the async executor.
     let ndjson = is_ndjson(&headers);
     let events = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let values = json_list(&bytes, ndjson, "events")?;
-        if values.len() > max_batch {
+        let text = utf8_body(&bytes)?;
+        let records = json_raw_list(text, ndjson, "events")?;
+        if records.len() > max_batch {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_events",
-                format!("expected at most {max_batch} events per request, found {}", values.len()),
+                format!("expected at most {max_batch} events per request, found {}", records.len()),
                 Some("events".into()),
             ));
         }
-        values
+        records
             .iter()
             .enumerate()
-            .map(|(i, value)| {
-                input::parse_event(value).map_err(|e| ApiError::validation(e.within(&format!("events[{i}]"))))
+            .map(|(i, json)| {
+                input::parse_event_json(json).map_err(|e| ApiError::validation(e.within(&format!("events[{i}]"))))
             })
             .collect::<ApiResult<Vec<_>>>()
     })

@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// Ingest and training allocate many small, short-lived values across threads; mimalloc
+// handles that pattern markedly better than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Souk: e-commerce search and recommendation engine.
 #[derive(Debug, Parser)]
 #[command(name = "souk", version, about)]

@@ -2,16 +2,14 @@
 //! `event` or `follow` (see [`crate::input::parse_record`]). Blank lines are skipped.
 //!
 //! This is the bulk path (millions of events), so lines are parsed in parallel chunks by
-//! [`Importer::scan_lines`]; the per-line cost is one `serde_json::Value` parse plus
-//! validation.
+//! [`Importer::scan_lines`]; events take the typed fast path of
+//! [`crate::input::parse_record_json`].
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use super::{Encoding, Importer};
-use crate::error::{Result, ValidationError};
-use crate::input::parse_record;
+use crate::error::Result;
+use crate::input::parse_record_json;
 
 pub(super) fn in_directory(name: &str) -> bool {
     name.ends_with(".jsonl") || name.ends_with(".ndjson")
@@ -27,9 +25,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
                 if line.trim().is_empty() {
                     return Ok(None);
                 }
-                let value: Value = serde_json::from_str(line)
-                    .map_err(|e| ValidationError::new("invalid_json", "", format!("expected a JSON object, {e}")))?;
-                parse_record(&value).map(Some)
+                parse_record_json(line).map(Some)
             },
             |importer, _, record| importer.emit(record),
         )?;

@@ -34,7 +34,6 @@ mod recbole;
 mod taobao;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,6 +42,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, ValidationError};
+use crate::hashing::DigestSet;
 use crate::ids::{EventId, ItemId, UserId};
 use crate::input::MAX_TIMESTAMP_MS;
 use crate::model::{Event, EventType, Record, RecordSink, TimestampMs};
@@ -263,8 +263,8 @@ struct Importer<'a> {
     /// Ids are remembered by 64-bit hash: exact sets would keep every id string alive;
     /// a collision (probability ~n²/2⁶⁵, below 10⁻⁶ for millions of ids) only makes a
     /// reported count one short.
-    seen_users: HashSet<u64>,
-    seen_items: HashSet<u64>,
+    seen_users: DigestSet<u64>,
+    seen_items: DigestSet<u64>,
     warnings_dropped: u64,
 }
 
@@ -286,8 +286,8 @@ impl<'a> Importer<'a> {
             report: ImportReport::default(),
             total_bytes,
             bytes_done: 0,
-            seen_users: HashSet::new(),
-            seen_items: HashSet::new(),
+            seen_users: DigestSet::default(),
+            seen_items: DigestSet::default(),
             warnings_dropped: 0,
         })
     }
@@ -391,6 +391,7 @@ impl<'a> Importer<'a> {
         let mut buffer: Vec<u8> = Vec::new();
         let mut next_line: u64 = 1;
         let mut at_eof = false;
+        let mut pending: Vec<(u64, Result<Option<T>, ValidationError>)> = Vec::new();
         while !at_eof || !buffer.is_empty() {
             if !at_eof {
                 let kept = buffer.len();
@@ -431,21 +432,42 @@ impl<'a> Importer<'a> {
                 }
                 lines.push((number, line));
             }
-            let parsed: Vec<(u64, Result<Option<T>, ValidationError>)> = lines
-                .par_iter()
-                .map(|&(number, bytes)| {
-                    let result = decode(bytes, encoding).and_then(|text| parse(number, &text));
-                    (number, result)
-                })
-                .collect();
-            for (number, result) in parsed {
-                match result {
-                    Ok(Some(value)) => consume(self, number, value)?,
-                    Ok(None) => {}
-                    Err(error) => self.reject(path, number, error)?,
-                }
-            }
+            // Pipeline: this chunk is parsed on the worker pool while the calling thread
+            // hands the previous chunk's records to the sink (which writes to the store).
+            let mut parsed: Vec<(u64, Result<Option<T>, ValidationError>)> = Vec::new();
+            let previous = std::mem::take(&mut pending);
+            let consumed = rayon::in_place_scope(|scope| {
+                scope.spawn(|_| {
+                    parsed = lines
+                        .par_iter()
+                        .map(|&(number, bytes)| {
+                            let result = decode(bytes, encoding).and_then(|text| parse(number, &text));
+                            (number, result)
+                        })
+                        .collect();
+                });
+                self.consume_parsed(path, previous, &mut consume)
+            });
+            consumed?;
+            pending = parsed;
             buffer.drain(..end);
+        }
+        self.consume_parsed(path, pending, &mut consume)
+    }
+
+    /// Hand parsed lines to `consume` in order; bad lines go through [`Importer::reject`].
+    fn consume_parsed<T>(
+        &mut self,
+        path: &Path,
+        parsed: Vec<(u64, Result<Option<T>, ValidationError>)>,
+        consume: &mut impl FnMut(&mut Self, u64, T) -> Result<()>,
+    ) -> Result<()> {
+        for (number, result) in parsed {
+            match result {
+                Ok(Some(value)) => consume(self, number, value)?,
+                Ok(None) => {}
+                Err(error) => self.reject(path, number, error)?,
+            }
         }
         Ok(())
     }

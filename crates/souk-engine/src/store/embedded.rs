@@ -160,7 +160,7 @@ impl EmbeddedStore {
             }
             Ok(())
         })?;
-        tracing::info!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
+        tracing::debug!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
         Ok(Self {
             dir: dir.to_path_buf(),
             _lock: lock,

@@ -9,8 +9,7 @@
 //! interner lookups, one 40-byte row and one `u32` in its user's list. 10M events take
 //! about 0.6 GB.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::hashing::{DigestSet, IdMap};
 
 use crate::ids::UserId;
 use crate::model::{Event, EventType};
@@ -34,34 +33,12 @@ pub struct Interaction {
     pub position: u64,
 }
 
-/// Hasher for keys that are already uniformly random (xxh3 digests).
-#[derive(Default)]
-pub struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0 = (value as u64) ^ ((value >> 64) as u64);
-    }
-}
-
-type PrehashedSet = std::collections::HashSet<u128, BuildHasherDefault<PrehashedHasher>>;
+type PrehashedSet = DigestSet<u128>;
 
 /// Dense numbering of string ids.
 #[derive(Debug, Default)]
 pub struct Interner {
-    numbers: HashMap<Box<str>, u32>,
+    numbers: IdMap<Box<str>, u32>,
     names: Vec<Box<str>>,
 }
 

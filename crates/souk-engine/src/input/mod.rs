@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
+mod fast;
+
 use crate::error::ValidationError;
 use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType, Follow, FollowKind, Item, Preferences, Record, TimestampMs, Translation, User};
@@ -216,32 +218,69 @@ fn user_id(value: &Value, field: &str) -> VResult<UserId> {
     UserId::parse(id_value(value, field)?, field)
 }
 
+fn invalid_timestamp(field: &str, found: String) -> ValidationError {
+    ValidationError::new(
+        "invalid_timestamp",
+        field,
+        format!("expected an RFC 3339 date-time or Unix milliseconds, found {found}"),
+    )
+}
+
+/// Check that Unix milliseconds lie in 1970..=9999.
+fn timestamp_from_millis(ms: i64, field: &str) -> VResult<TimestampMs> {
+    if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
+        return Err(invalid_timestamp(field, format!("{ms} (outside 1970..=9999)")));
+    }
+    Ok(ms)
+}
+
+/// Parse a timestamp string: RFC 3339, or Unix milliseconds as digits.
+fn timestamp_from_str(s: &str, field: &str) -> VResult<TimestampMs> {
+    let trimmed = s.trim();
+    let ms = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed.parse::<i64>().map_err(|_| invalid_timestamp(field, format!("{s:?}")))?
+    } else {
+        DateTime::parse_from_rfc3339(trimmed)
+            .map_err(|_| invalid_timestamp(field, format!("{s:?}")))?
+            .timestamp_millis()
+    };
+    timestamp_from_millis(ms, field)
+}
+
 /// Parse a timestamp: an RFC 3339 string or Unix milliseconds (an integer, or a string of
 /// digits).
 pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
-    let invalid = |found: String| {
-        ValidationError::new(
-            "invalid_timestamp",
-            field,
-            format!("expected an RFC 3339 date-time or Unix milliseconds, found {found}"),
-        )
-    };
-    let ms = match value {
-        Value::Number(n) => n.as_i64().ok_or_else(|| invalid(n.to_string()))?,
-        Value::String(s) => {
-            let trimmed = s.trim();
-            if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-                trimmed.parse::<i64>().map_err(|_| invalid(format!("{s:?}")))?
-            } else {
-                DateTime::parse_from_rfc3339(trimmed).map_err(|_| invalid(format!("{s:?}")))?.timestamp_millis()
-            }
+    match value {
+        Value::Number(n) => {
+            timestamp_from_millis(n.as_i64().ok_or_else(|| invalid_timestamp(field, n.to_string()))?, field)
         }
-        other => return Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
-    };
-    if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
-        return Err(invalid(format!("{ms} (outside 1970..=9999)")));
+        Value::String(s) => timestamp_from_str(s, field),
+        other => Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
     }
-    Ok(ms)
+}
+
+fn invalid_json(error: &serde_json::Error) -> ValidationError {
+    ValidationError::new("invalid_json", "", format!("malformed JSON at column {}: {error}", error.column()))
+}
+
+/// Parse one event from JSON text: the fast path when the event is valid, the careful
+/// path (with its precise errors) otherwise.
+pub fn parse_event_json(json: &str) -> VResult<Event> {
+    if let Some(event) = fast::try_parse_event(json, false) {
+        return Ok(event);
+    }
+    let value: Value = serde_json::from_str(json).map_err(|e| invalid_json(&e))?;
+    parse_event(&value)
+}
+
+/// Parse one line of Souk's JSONL format (see [`parse_record`]) from JSON text, events
+/// through the fast path.
+pub fn parse_record_json(json: &str) -> VResult<Record> {
+    if let Some(event) = fast::try_parse_event(json, true) {
+        return Ok(Record::Event(event));
+    }
+    let value: Value = serde_json::from_str(json).map_err(|e| invalid_json(&e))?;
+    parse_record(&value)
 }
 
 pub const EVENT_FIELDS: &[&str] = &[
