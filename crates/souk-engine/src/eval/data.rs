@@ -291,6 +291,43 @@ mod tests {
     }
 
     #[test]
+    fn store_events_are_weighted_and_items_without_positive_weight_vanish() {
+        use crate::ids::{EventId, ItemId, UserId};
+        use crate::model::{Event, EventType};
+        use crate::store::{EmbeddedStore, StoreConfig};
+
+        let event = |id: &str, kind: EventType, user: &str, item: &str, ts: i64| {
+            Event::new(
+                EventId::parse(id, "id").unwrap(),
+                kind,
+                UserId::parse(user, "user").unwrap(),
+                Some(ItemId::parse(item, "item").unwrap()),
+                ts,
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        store
+            .append_events(vec![
+                event("e1", EventType::View, "u1", "a", 1_000),
+                event("e2", EventType::Purchase, "u1", "a", 3_000),
+                event("e3", EventType::Impression, "u1", "b", 4_000), // weight 0: skipped
+                event("e4", EventType::View, "u2", "c", 2_000),
+                event("e5", EventType::Dislike, "u2", "c", 5_000), // 1 - 10 < 0: dropped
+                event("e6", EventType::Click, "u2", "a", 6_000),
+            ])
+            .unwrap();
+        let data = EvalData::from_store(&store, &EventWeights::default(), "shop").unwrap();
+        assert_eq!(
+            (data.name.as_str(), data.user_ids.clone(), data.item_ids.clone()),
+            ("shop", vec!["u1".to_string(), "u2".to_string()], vec!["a".to_string()])
+        );
+        let summary: Vec<_> =
+            data.pairs.iter().map(|p| (p.user, p.item, p.weight, p.first_timestamp, p.last_timestamp)).collect();
+        assert_eq!(summary, [(0, 0, 11.0, 1_000, 3_000), (1, 0, 2.0, 6_000, 6_000)]);
+    }
+
+    #[test]
     fn split_dir_marks_test_pairs_and_keeps_test_only_items() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("train.tsv"), "u1\ta\nu1\tb\r\n\nu2\ta\textra\n").unwrap();

@@ -140,6 +140,8 @@ pub fn self_information(item_users: usize, train_users: usize) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const EPS: f64 = 1e-12;
@@ -220,5 +222,36 @@ mod tests {
         // An item half the users have: 1 bit; an item nobody has: as if one of 8 had it.
         close(self_information(4, 8), 1.0);
         close(self_information(0, 8), 3.0);
+    }
+
+    proptest! {
+        /// The sorted formula equals the textbook definition
+        /// G = sum_i sum_j |x_i - x_j| / (2 n^2 mean).
+        #[test]
+        fn gini_matches_the_mean_absolute_difference(counts in proptest::collection::vec(0u64..50, 1..30)) {
+            let n = counts.len() as f64;
+            let total: u64 = counts.iter().sum();
+            let pairwise: f64 = counts.iter()
+                .flat_map(|a| counts.iter().map(move |b| (*a as f64 - *b as f64).abs()))
+                .sum();
+            let expected = if total == 0 { 0.0 } else { pairwise / (2.0 * n * total as f64) };
+            prop_assert!((gini(&counts) - expected).abs() < 1e-12);
+        }
+
+        /// NDCG and AP lie in [0, 1], are 1 exactly for an ideal list, and recall@K never
+        /// drops below recall_total@K.
+        #[test]
+        fn list_metrics_are_bounded(hits in proptest::collection::vec(any::<bool>(), 0..30), k in 1usize..30, extra in 0usize..5) {
+            let relevant = hits.iter().filter(|h| **h).count() + extra;
+            for value in [ndcg(&hits, k, relevant), average_precision(&hits, k, relevant), recall(&hits, k, relevant)] {
+                prop_assert!((0.0..=1.0 + 1e-12).contains(&value));
+            }
+            prop_assert!(recall(&hits, k, relevant) + 1e-12 >= recall_total(&hits, k, relevant));
+            let ideal = vec![true; relevant];
+            if relevant > 0 {
+                prop_assert!((ndcg(&ideal, k, relevant) - 1.0).abs() < 1e-12);
+                prop_assert!((average_precision(&ideal, k, relevant) - 1.0).abs() < 1e-12);
+            }
+        }
     }
 }
