@@ -6,6 +6,7 @@
 //! threads.
 
 pub mod error;
+pub mod eval;
 pub mod gen;
 pub mod hashing;
 pub mod ids;
