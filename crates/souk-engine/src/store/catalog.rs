@@ -20,7 +20,10 @@ pub const CATALOG_FORMAT_VERSION: u32 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
+    category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS users (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS follows (
     user TEXT NOT NULL, other TEXT NOT NULL, kind TEXT NOT NULL, created_at INTEGER,
@@ -28,6 +31,31 @@ CREATE TABLE IF NOT EXISTS follows (
 );
 CREATE INDEX IF NOT EXISTS follows_by_other ON follows (other);
 ";
+
+/// Joins category levels in the `category` column (a control character: never in a level).
+pub const CATEGORY_SEPARATOR: &str = "\u{1f}";
+
+/// The fields of an item that filtering and ranking need, read without parsing documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemFacts<'a> {
+    pub id: &'a str,
+    pub category: Vec<&'a str>,
+    pub brand: Option<&'a str>,
+    pub price: Option<f64>,
+    pub available: bool,
+}
+
+impl<'a> ItemFacts<'a> {
+    pub fn of(item: &'a Item) -> Self {
+        Self {
+            id: item.id.as_str(),
+            category: item.category.iter().map(String::as_str).collect(),
+            brand: item.brand.as_deref(),
+            price: item.price,
+            available: item.available,
+        }
+    }
+}
 
 /// See the module docs.
 pub struct Catalog {
@@ -76,11 +104,20 @@ impl Catalog {
         let tx = connection.transaction()?;
         {
             let mut statement = tx.prepare_cached(
-                "INSERT INTO items (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                "INSERT INTO items (id, doc, category, brand, price, available) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, category = excluded.category,
+                     brand = excluded.brand, price = excluded.price, available = excluded.available",
             )?;
             for item in items {
                 let doc = serde_json::to_string(item).map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
-                statement.execute(params![item.id.as_str(), doc])?;
+                statement.execute(params![
+                    item.id.as_str(),
+                    doc,
+                    item.category.join(CATEGORY_SEPARATOR),
+                    item.brand,
+                    item.price,
+                    item.available
+                ])?;
             }
         }
         tx.commit()?;
@@ -204,18 +241,26 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Visit every item id, user id and edge (for rebuilding the in-memory index).
+    /// Visit every item (its facts), user id and edge (for rebuilding the in-memory index).
     pub fn scan_ids(
         &self,
-        mut item: impl FnMut(&str),
+        mut item: impl FnMut(ItemFacts<'_>),
         mut user: impl FnMut(&str),
         mut follow: impl FnMut(&str, &str),
     ) -> Result<()> {
         let connection = self.connection.lock();
-        let mut statement = connection.prepare("SELECT id FROM items ORDER BY seq")?;
+        let mut statement =
+            connection.prepare("SELECT id, category, brand, price, available FROM items ORDER BY seq")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
-            item(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+            let category = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            item(ItemFacts {
+                id: row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+                category: if category.is_empty() { Vec::new() } else { category.split(CATEGORY_SEPARATOR).collect() },
+                brand: row.get_ref(2)?.as_str_or_null().map_err(rusqlite::Error::from)?,
+                price: row.get::<_, Option<f64>>(3)?,
+                available: row.get::<_, bool>(4)?,
+            });
         }
         let mut statement = connection.prepare("SELECT id FROM users ORDER BY seq")?;
         let mut rows = statement.query([])?;

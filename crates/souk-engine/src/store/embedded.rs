@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Catalog, CatalogTable};
+use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
 use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
 use super::log::{self, EventLog, LogPosition};
-use super::{AppendOutcome, EraseReport, ItemCounts, Stats, Storage, StorageStats};
+use super::{AppendOutcome, EraseReport, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction};
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Event, EventType, Follow, Item, User};
@@ -129,10 +129,8 @@ impl EmbeddedStore {
         {
             let index = std::cell::RefCell::new(&mut index);
             catalog.scan_ids(
-                |item| {
-                    let mut index = index.borrow_mut();
-                    let n = index.intern_item(item);
-                    index.item_entries[n as usize].in_catalog = true;
+                |facts| {
+                    index.borrow_mut().set_item_facts(&facts);
                 },
                 |user| {
                     let mut index = index.borrow_mut();
@@ -262,8 +260,7 @@ impl Storage for EmbeddedStore {
         self.catalog.put_items(&items)?;
         let mut index = self.index.write();
         for item in &items {
-            let n = index.intern_item(item.id.as_str());
-            index.item_entries[n as usize].in_catalog = true;
+            index.set_item_facts(&ItemFacts::of(item));
         }
         Ok(())
     }
@@ -276,7 +273,9 @@ impl Storage for EmbeddedStore {
         let existed = self.catalog.delete_item(id)?;
         let mut index = self.index.write();
         if let Some(n) = index.items.get(id.as_str()) {
-            index.item_entries[n as usize].in_catalog = false;
+            let entry = &mut index.item_entries[n as usize];
+            entry.in_catalog = false;
+            entry.meta = None;
         }
         Ok(existed)
     }
@@ -420,6 +419,46 @@ impl Storage for EmbeddedStore {
                 catalog_bytes: self.catalog.size_bytes(),
             },
         })
+    }
+
+    fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>> {
+        let index = self.index.read();
+        let Some(n) = index.users.get(user.as_str()) else {
+            return Ok(Vec::new());
+        };
+        Ok(index.user_entries[n as usize]
+            .rows
+            .iter()
+            .rev()
+            .map(|row| &index.rows[*row as usize])
+            .filter(|row| row.item != NO_ITEM)
+            .take(limit)
+            .map(|row| UserInteraction {
+                item: index.items.name(row.item).to_string(),
+                event_type: row.event_type,
+                timestamp: row.timestamp,
+                value: row.value,
+                dwell_ms: row.dwell_ms,
+            })
+            .collect())
+    }
+
+    fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>> {
+        let index = self.index.read();
+        Ok(items
+            .iter()
+            .map(|item| index.items.get(item).and_then(|n| index.item_entries[n as usize].meta.clone()))
+            .collect())
+    }
+
+    fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()> {
+        let index = self.index.read();
+        for row in index.rows.iter().rev().filter(|r| !r.erased && r.item != NO_ITEM).take(max_rows) {
+            if !visit(index.items.name(row.item), row) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {

@@ -9,6 +9,8 @@
 //! interner lookups, one 40-byte row and one `u32` in its user's list. 10M events take
 //! about 0.6 GB.
 
+use std::sync::Arc;
+
 use crate::hashing::{DigestSet, IdMap};
 
 use crate::ids::UserId;
@@ -79,10 +81,31 @@ pub struct UserEntry {
     pub rows: Vec<u32>,
 }
 
+/// The catalog facts of an item kept in memory for filtering: category levels and brand
+/// as shared strings (one copy per distinct label), price, availability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemMeta {
+    pub category: Box<[Arc<str>]>,
+    pub brand: Option<Arc<str>>,
+    pub price: Option<f32>,
+    pub available: bool,
+}
+
+impl ItemMeta {
+    /// Whether the item sits under this category path prefix (case-insensitive), e.g.
+    /// `["Electronics"]` or `["Electronics", "Audio"]`.
+    pub fn in_category(&self, prefix: &[&str]) -> bool {
+        prefix.len() <= self.category.len()
+            && prefix.iter().zip(self.category.iter()).all(|(a, b)| a.trim().eq_ignore_ascii_case(b))
+    }
+}
+
 /// What the index knows about one item.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ItemEntry {
     pub in_catalog: bool,
+    /// Catalog facts; `None` for items only known from events.
+    pub meta: Option<ItemMeta>,
     /// Live events by [`EventType`] discriminant.
     pub counts: [u32; EventType::ALL.len()],
 }
@@ -104,6 +127,8 @@ pub struct EventIndex {
     event_ids: PrehashedSet,
     pub live_events: u64,
     pub events_by_type: [u64; EventType::ALL.len()],
+    /// Distinct category levels and brands, shared by every item's [`ItemMeta`].
+    labels: IdMap<Box<str>, Arc<str>>,
 }
 
 /// 128-bit digest of an event id: collisions are negligible (~2^-64 at 10^10 events).
@@ -125,6 +150,27 @@ impl EventIndex {
         if n as usize == self.item_entries.len() {
             self.item_entries.push(ItemEntry::default());
         }
+        n
+    }
+
+    fn label(&mut self, text: &str) -> Arc<str> {
+        if let Some(label) = self.labels.get(text) {
+            return label.clone();
+        }
+        let label: Arc<str> = Arc::from(text);
+        self.labels.insert(text.into(), label.clone());
+        label
+    }
+
+    /// Record an item's catalog facts (it is now in the catalog).
+    pub fn set_item_facts(&mut self, facts: &super::catalog::ItemFacts<'_>) -> u32 {
+        let n = self.intern_item(facts.id);
+        let category = facts.category.iter().map(|level| self.label(level)).collect();
+        let brand = facts.brand.map(|b| self.label(b));
+        let entry = &mut self.item_entries[n as usize];
+        entry.in_catalog = true;
+        entry.meta =
+            Some(ItemMeta { category, brand, price: facts.price.map(|p| p as f32), available: facts.available });
         n
     }
 

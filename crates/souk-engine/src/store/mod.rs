@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::{EmbeddedStore, StoreConfig, DATA_FORMAT_VERSION};
-pub use index::Interaction;
+pub use index::{Interaction, ItemMeta};
 pub use sink::{SinkSummary, StoreSink};
 
 use crate::error::Result;
@@ -111,4 +111,22 @@ pub trait Storage: Send + Sync {
     /// Visit every live interaction in arrival order with its user and item ids (item is
     /// `None` for searches and multi-item impressions). Used by training.
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()>;
+    /// A user's most recent interactions with items, newest first, from memory (no IO):
+    /// what real-time recommendation needs on every request.
+    fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>>;
+    /// Catalog facts of items (`None` for unknown items or items without a record).
+    fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>>;
+    /// Visit the most recent interactions with items, newest first by arrival, at most
+    /// `max_rows` of them; `visit` returns false to stop early.
+    fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()>;
+}
+
+/// One of a user's interactions with an item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInteraction {
+    pub item: String,
+    pub event_type: EventType,
+    pub timestamp: i64,
+    pub value: f32,
+    pub dwell_ms: u32,
 }
