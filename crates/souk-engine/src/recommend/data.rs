@@ -50,19 +50,20 @@ impl Default for EventWeights {
 impl EventWeights {
     /// The weight of one stored interaction (0 for events that say nothing about an item).
     pub fn weight(&self, row: &Interaction) -> f32 {
-        match row.event_type {
-            EventType::View
-                if self.min_view_dwell_ms > 0 && row.dwell_ms > 0 && row.dwell_ms < self.min_view_dwell_ms =>
-            {
-                0.0
-            }
+        self.weight_of(row.event_type, row.value, row.dwell_ms)
+    }
+
+    /// The weight of an event of this type, value and dwell time.
+    pub fn weight_of(&self, event_type: EventType, value: f32, dwell_ms: u32) -> f32 {
+        match event_type {
+            EventType::View if self.min_view_dwell_ms > 0 && dwell_ms > 0 && dwell_ms < self.min_view_dwell_ms => 0.0,
             EventType::View => self.view,
             EventType::Click => self.click,
             EventType::AddToCart => self.add_to_cart,
             EventType::RemoveFromCart => self.remove_from_cart,
             EventType::Purchase => self.purchase,
             EventType::Favorite => self.favorite,
-            EventType::Rating if row.value < self.rating_threshold => 0.0,
+            EventType::Rating if value < self.rating_threshold => 0.0,
             EventType::Rating => self.rating,
             EventType::Review => self.review,
             EventType::Dislike => self.dislike,

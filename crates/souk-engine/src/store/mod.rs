@@ -9,6 +9,7 @@
 //! method returns `Ok`) only once it is on stable storage; every persisted format carries a
 //! version that is checked on open; one process owns a data directory at a time.
 
+pub mod artifacts;
 pub mod bench;
 pub mod catalog;
 pub mod codec;

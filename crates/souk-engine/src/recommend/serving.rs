@@ -1,0 +1,705 @@
+//! Serving recommendations: a trained [`ModelSet`] plus the live store answer "for you",
+//! "similar items" and "trending", with reasons.
+//!
+//! Real time without retraining: every request reads the user's latest interactions from
+//! the store's memory and scores from that history (collaborative models fold it in), so
+//! an event ingested a moment ago changes the next answer. Heavy models are retrained in
+//! the background and swapped in whole.
+//!
+//! Pipeline of `recommend`: history → each source's top candidates (collaborative models,
+//! item-kNN on the recent history, popularity) → exclusions and filters → reciprocal-rank
+//! fusion weighted per source → cursor (skip what earlier pages showed) → reasons.
+//! Cost: one dense score vector per source (items × 4 bytes) and a partial sort.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::als::AlsParams;
+use super::ease::EaseParams;
+use super::itemknn::{self, ItemKnnModel, ItemKnnParams};
+use super::popularity::PopularityParams;
+use super::rp3beta::Rp3betaParams;
+use super::{registry, EventWeights, Interactions, Recommender};
+use crate::error::{Error, Result, ValidationError};
+use crate::hashing::{DigestSet, IdMap};
+use crate::ids::UserId;
+use crate::model::EventType;
+use crate::store::artifacts::ArtifactStore;
+use crate::store::{ItemMeta, Storage};
+
+/// Version of the model-set manifest.
+pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
+
+/// How recommendations are trained and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendConfig {
+    /// Collaborative models trained by `souk train` and used as recall sources.
+    pub models: Vec<String>,
+    /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
+    /// the model names).
+    pub source_weights: BTreeMap<String, f64>,
+    /// How many of a user's latest interactions make up their history.
+    pub history_limit: usize,
+    /// Candidates taken from each source before fusion.
+    pub candidates_per_source: usize,
+    /// Retrain in the background every this many seconds when new events arrived (0: only
+    /// `souk train`).
+    pub retrain_seconds: u64,
+    pub als: AlsParams,
+    pub ease: EaseParams,
+    pub itemknn: ItemKnnParams,
+    pub rp3beta: Rp3betaParams,
+    pub popularity: PopularityParams,
+}
+
+impl Default for RecommendConfig {
+    fn default() -> Self {
+        Self {
+            models: vec!["als".into()],
+            source_weights: [("als", 1.0), ("ease", 1.0), ("rp3beta", 1.0), ("itemknn", 0.8), ("popularity", 0.2)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            history_limit: 200,
+            candidates_per_source: 300,
+            retrain_seconds: 0,
+            als: AlsParams::default(),
+            ease: EaseParams::default(),
+            itemknn: ItemKnnParams::default(),
+            rp3beta: Rp3betaParams::default(),
+            popularity: PopularityParams::default(),
+        }
+    }
+}
+
+impl RecommendConfig {
+    /// The configured parameters of a model, as the registry takes them.
+    pub fn params_for(&self, name: &str) -> Result<serde_json::Value> {
+        let value = match name {
+            "als" => serde_json::to_value(&self.als),
+            "ease" => serde_json::to_value(&self.ease),
+            "itemknn" => serde_json::to_value(&self.itemknn),
+            "rp3beta" => serde_json::to_value(&self.rp3beta),
+            "popularity" => serde_json::to_value(&self.popularity),
+            other => {
+                return Err(ValidationError::new(
+                    "unknown_model",
+                    "models",
+                    format!("unknown model {other:?}; expected one of: {}", registry::MODELS.join(", ")),
+                )
+                .into())
+            }
+        };
+        value.map_err(|e| Error::Internal(format!("encoding parameters: {e}")))
+    }
+
+    /// Problems with this configuration, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for model in &self.models {
+            if !registry::MODELS.contains(&model.as_str()) || model == "itemknn" || model == "popularity" {
+                problems.push((
+                    "recommend.models".into(),
+                    format!("expected collaborative models among als, ease, rp3beta, found {model:?} (itemknn and popularity are always on)"),
+                ));
+            }
+        }
+        for (source, weight) in &self.source_weights {
+            if !weight.is_finite() || *weight < 0.0 {
+                problems.push((format!("recommend.source_weights.{source}"), format!("expected a non-negative number, found {weight}")));
+            }
+        }
+        if !(1..=100_000).contains(&self.history_limit) {
+            problems.push(("recommend.history_limit".into(), format!("expected 1..=100000, found {}", self.history_limit)));
+        }
+        if !(10..=100_000).contains(&self.candidates_per_source) {
+            problems.push(("recommend.candidates_per_source".into(), format!("expected 10..=100000, found {}", self.candidates_per_source)));
+        }
+        problems
+    }
+}
+
+/// What the model set was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSetManifest {
+    pub format_version: u32,
+    pub trained_at_ms: i64,
+    pub events: u64,
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    pub models: Vec<String>,
+    pub train_seconds: BTreeMap<String, f64>,
+    pub weights: EventWeights,
+}
+
+/// Everything serving needs from training, swapped as one value.
+pub struct ModelSet {
+    pub manifest: ModelSetManifest,
+    pub item_ids: Vec<String>,
+    pub item_index: IdMap<String, u32>,
+    pub user_index: IdMap<String, u32>,
+    /// Collaborative sources, by name.
+    pub models: Vec<(String, Box<dyn Recommender>)>,
+    pub knn: ItemKnnModel,
+    /// Users per item in training (popularity, and the cold-start fallback).
+    pub popularity: Vec<f32>,
+}
+
+fn index_of(ids: &[String]) -> IdMap<String, u32> {
+    ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect()
+}
+
+impl ModelSet {
+    /// Train every configured source on the store's current interactions.
+    pub fn train(store: &dyn Storage, config: &RecommendConfig, weights: &EventWeights) -> Result<ModelSet> {
+        let started = std::time::Instant::now();
+        let events = store.stats()?.events;
+        let data = Interactions::from_store(store, weights)?;
+        if data.nnz() == 0 {
+            return Err(Error::Conflict("no interactions to train on: import or ingest events first".into()));
+        }
+        let mut train_seconds = BTreeMap::new();
+        let mut models = Vec::new();
+        for name in &config.models {
+            let t = std::time::Instant::now();
+            let model = registry::train_model(name, &config.params_for(name)?, &data)?;
+            train_seconds.insert(name.clone(), t.elapsed().as_secs_f64());
+            models.push((name.clone(), model));
+        }
+        let t = std::time::Instant::now();
+        let knn = itemknn::train(&data, &config.itemknn)?;
+        train_seconds.insert("itemknn".into(), t.elapsed().as_secs_f64());
+        let mut popularity = vec![0f32; data.n_items()];
+        for &i in &data.indices {
+            popularity[i as usize] += 1.0;
+        }
+        tracing::info!(users = data.n_users(), items = data.n_items(), interactions = data.nnz(), seconds = started.elapsed().as_secs_f64(), "trained model set");
+        Ok(ModelSet {
+            manifest: ModelSetManifest {
+                format_version: MODEL_SET_FORMAT_VERSION,
+                trained_at_ms: chrono::Utc::now().timestamp_millis(),
+                events,
+                users: data.n_users(),
+                items: data.n_items(),
+                interactions: data.nnz(),
+                models: config.models.clone(),
+                train_seconds,
+                weights: weights.clone(),
+            },
+            item_index: index_of(&data.item_ids),
+            user_index: index_of(&data.user_ids),
+            item_ids: data.item_ids,
+            models,
+            knn,
+            popularity,
+        })
+    }
+
+    /// Write the set as a new artifact generation and make it live.
+    pub fn save(&self, artifacts: &ArtifactStore) -> Result<String> {
+        let mut generation = artifacts.begin()?;
+        let json = |e: serde_json::Error| Error::Internal(format!("encoding the manifest: {e}"));
+        serde_json::to_writer_pretty(generation.create("manifest.json")?, &self.manifest).map_err(json)?;
+        for (file, ids) in [("items.txt", &self.item_ids), ("users.txt", &self.user_ids_sorted())] {
+            let mut writer = generation.create(file)?;
+            for id in ids.iter() {
+                writeln!(writer, "{id}")?;
+            }
+            writer.flush()?;
+        }
+        for (name, model) in &self.models {
+            let mut writer = generation.create(&format!("{name}.model"))?;
+            registry::save_model(model.as_ref(), &mut writer)?;
+            writer.flush()?;
+        }
+        let mut writer = generation.create("itemknn.model")?;
+        registry::save_model(&self.knn, &mut writer)?;
+        writer.flush()?;
+        let mut writer = generation.create("popularity.f32")?;
+        for p in &self.popularity {
+            writer.write_all(&p.to_le_bytes())?;
+        }
+        writer.flush()?;
+        Ok(generation.commit()?.name)
+    }
+
+    fn user_ids_sorted(&self) -> Vec<String> {
+        let mut users: Vec<(&String, &u32)> = self.user_index.iter().collect();
+        users.sort_by_key(|(_, u)| **u);
+        users.into_iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Load the live generation, if one was trained.
+    pub fn load(artifacts: &ArtifactStore) -> Result<Option<ModelSet>> {
+        let Some(generation) = artifacts.current()? else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| Error::Corrupt { path: format!("models/{}", generation.name).into(), message };
+        let manifest: ModelSetManifest = serde_json::from_reader(generation.open("manifest.json")?)
+            .map_err(|e| corrupt(format!("manifest.json: {e}")))?;
+        if manifest.format_version != MODEL_SET_FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path: format!("models/{}/manifest.json", generation.name).into(),
+                found: manifest.format_version,
+                expected: MODEL_SET_FORMAT_VERSION,
+            });
+        }
+        let read_ids = |file: &str| -> Result<Vec<String>> {
+            generation.open(file)?.lines().collect::<std::io::Result<Vec<_>>>().map_err(Error::from)
+        };
+        let item_ids = read_ids("items.txt")?;
+        let user_ids = read_ids("users.txt")?;
+        let mut models = Vec::new();
+        for name in &manifest.models {
+            let model = registry::load_model(&mut generation.open(&format!("{name}.model"))?)?;
+            models.push((name.clone(), model));
+        }
+        let knn = ItemKnnModel::from_artifact(super::artifact::Artifact::read_from(&mut generation.open("itemknn.model")?)?)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut generation.open("popularity.f32")?, &mut bytes)?;
+        let popularity: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if popularity.len() != item_ids.len() || item_ids.len() != manifest.items {
+            return Err(corrupt(format!("{} items in items.txt, {} popularity values, {} in the manifest", item_ids.len(), popularity.len(), manifest.items)));
+        }
+        Ok(Some(ModelSet { item_index: index_of(&item_ids), user_index: index_of(&user_ids), item_ids, manifest, models, knn, popularity }))
+    }
+}
+
+/// Which of a user's items never to recommend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusions {
+    /// Every item the user interacted with (viewed, clicked, bought…).
+    pub seen: bool,
+    pub purchased: bool,
+    pub disliked: bool,
+}
+
+impl Default for Exclusions {
+    fn default() -> Self {
+        Self { seen: true, purchased: true, disliked: true }
+    }
+}
+
+/// Catalog filters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemFilter {
+    /// Category path prefix, e.g. `["Electronics", "Audio"]`.
+    pub category: Option<Vec<String>>,
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Leave out items marked unavailable (default true).
+    pub available_only: bool,
+}
+
+impl ItemFilter {
+    fn is_active(&self) -> bool {
+        self.category.is_some() || self.brand.is_some() || self.min_price.is_some() || self.max_price.is_some()
+    }
+
+    /// Whether an item passes. Items without catalog facts pass only when no
+    /// catalog-based filter is asked for.
+    pub fn accepts(&self, meta: Option<&ItemMeta>) -> bool {
+        let Some(meta) = meta else {
+            return !self.is_active();
+        };
+        if self.available_only && !meta.available {
+            return false;
+        }
+        if let Some(category) = &self.category {
+            let levels: Vec<&str> = category.iter().map(String::as_str).collect();
+            if !meta.in_category(&levels) {
+                return false;
+            }
+        }
+        if let Some(brand) = &self.brand {
+            if !meta.brand.as_deref().is_some_and(|b| b.eq_ignore_ascii_case(brand.trim())) {
+                return false;
+            }
+        }
+        let price = meta.price.map(f64::from);
+        if self.min_price.is_some_and(|min| price.is_none_or(|p| p < min)) {
+            return false;
+        }
+        if self.max_price.is_some_and(|max| price.is_none_or(|p| p > max)) {
+            return false;
+        }
+        true
+    }
+}
+
+/// Why an item was recommended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The source that proposed it: a model name, `itemknn`, `popularity` or `trending`.
+    pub source: String,
+    /// Its rank in that source (1-based).
+    pub rank: usize,
+    /// The source's own score.
+    pub score: f32,
+    /// "Because you …": the item of the user's history it is most similar to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+    /// What the user did with `because` (view, purchase…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because_event: Option<EventType>,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommended {
+    pub id: String,
+    /// Fused score (weighted reciprocal rank).
+    pub score: f64,
+    pub reasons: Vec<Reason>,
+}
+
+/// A request for a user's recommendations.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendRequest {
+    pub user: String,
+    pub n: usize,
+    pub cursor: Option<Cursor>,
+    pub filter: ItemFilter,
+    pub exclude: Exclusions,
+}
+
+/// A page of recommendations.
+#[derive(Debug, Clone)]
+pub struct RecommendPage {
+    pub items: Vec<Recommended>,
+    pub next_cursor: Option<Cursor>,
+    /// The history the answer was computed from (most recent first), for explanations.
+    pub history_size: usize,
+}
+
+/// Pagination state carried by the client: digests of every item already shown, so no
+/// later page repeats one even if the ranking moved in between (events arrive, models
+/// swap). Stateless on the server; grows by 4 bytes per shown item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    shown: Vec<u32>,
+}
+
+const CURSOR_VERSION: u8 = 1;
+/// Most items a cursor may carry (then the client starts over).
+pub const MAX_CURSOR_ITEMS: usize = 5_000;
+
+fn item_digest(id: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(1 + 4 * self.shown.len());
+        bytes.push(CURSOR_VERSION);
+        for d in &self.shown {
+            bytes.extend_from_slice(&d.to_le_bytes());
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Result<Cursor, ValidationError> {
+        let invalid = || ValidationError::new("invalid_cursor", "cursor", "expected a cursor returned by an earlier page");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
+        let (&version, rest) = bytes.split_first().ok_or_else(invalid)?;
+        if version != CURSOR_VERSION || rest.len() % 4 != 0 || rest.len() / 4 > MAX_CURSOR_ITEMS {
+            return Err(invalid());
+        }
+        Ok(Cursor { shown: rest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.shown.contains(&item_digest(id))
+    }
+}
+
+/// Whether an interaction of this type puts its item on the exclusion list.
+fn excludes(exclude: Exclusions, event_type: EventType) -> bool {
+    match event_type {
+        EventType::Purchase => exclude.purchased || exclude.seen,
+        EventType::Dislike => exclude.disliked || exclude.seen,
+        EventType::Search | EventType::Impression => false,
+        _ => exclude.seen,
+    }
+}
+
+/// The user's history in the model's item space, newest first, with the exclusion set.
+struct History {
+    /// (model item, summed weight), positive sums only.
+    pairs: Vec<(u32, f32)>,
+    /// Most recent event per model item (for "because you …").
+    last_event: HashMap<u32, EventType>,
+    /// Recency order of model items (newest first).
+    recent: Vec<u32>,
+    excluded: DigestSet<u64>,
+}
+
+fn user_history(set: &ModelSet, store: &dyn Storage, user: &str, limit: usize, exclude: Exclusions) -> Result<History> {
+    let user_id = UserId::parse(user, "user")?;
+    let weights = &set.manifest.weights;
+    let mut sums: HashMap<u32, f32> = HashMap::new();
+    let mut last_event = HashMap::new();
+    let mut recent = Vec::new();
+    let mut excluded = DigestSet::default();
+    for interaction in store.user_interactions(&user_id, limit)? {
+        let digest = xxhash_rust::xxh3::xxh3_64(interaction.item.as_bytes());
+        if excludes(exclude, interaction.event_type) {
+            excluded.insert(digest);
+        }
+        let Some(&i) = set.item_index.get(&interaction.item) else {
+            continue;
+        };
+        let w = weights.weight_of(interaction.event_type, interaction.value, interaction.dwell_ms);
+        *sums.entry(i).or_default() += w;
+        if let std::collections::hash_map::Entry::Vacant(e) = last_event.entry(i) {
+            e.insert(interaction.event_type);
+            recent.push(i);
+        }
+    }
+    let mut pairs: Vec<(u32, f32)> = sums.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    pairs.sort_unstable_by_key(|(i, _)| *i);
+    recent.retain(|i| pairs.binary_search_by_key(i, |(j, _)| *j).is_ok());
+    Ok(History { pairs, last_event, recent, excluded })
+}
+
+/// Top `k` items by score, skipping those `skip` rejects; best first.
+fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<(u32, f32)> {
+    let mut candidates: Vec<(u32, f32)> =
+        scores.iter().enumerate().filter(|(_, s)| s.is_finite()).map(|(i, s)| (i as u32, *s)).collect();
+    let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(k);
+    // Partial sorts in growing windows: most requests never look past the first window.
+    let mut window = (k * 4).max(64);
+    let mut start = 0;
+    while out.len() < k && start < candidates.len() {
+        let end = (start + window).min(candidates.len());
+        if end < candidates.len() {
+            candidates[start..].select_nth_unstable_by(end - start - 1, by_score);
+        }
+        candidates[start..end].sort_unstable_by(by_score);
+        for &(i, s) in &candidates[start..end] {
+            if out.len() == k {
+                break;
+            }
+            if !skip(i) {
+                out.push((i, s));
+            }
+        }
+        start = end;
+        window *= 4;
+    }
+    out
+}
+
+/// Answer a "for you" request.
+pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, request: &RecommendRequest) -> Result<RecommendPage> {
+    let history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
+    let n_items = set.item_ids.len();
+    let cursor = request.cursor.clone().unwrap_or_default();
+    // Item facts for filtering, looked up once per candidate.
+    let mut meta_cache: HashMap<u32, bool> = HashMap::new();
+    let mut accepted = |i: u32| -> Result<bool> {
+        if let Some(ok) = meta_cache.get(&i) {
+            return Ok(*ok);
+        }
+        let id = set.item_ids[i as usize].as_str();
+        let ok = !history.excluded.contains(&xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
+            && !cursor.contains(id)
+            && request.filter.accepts(store.items_meta(&[id])?.first().and_then(Option::as_ref));
+        meta_cache.insert(i, ok);
+        Ok(ok)
+    };
+    let per_source = config.candidates_per_source.max(request.n * 3);
+    let mut scores = vec![0f32; n_items];
+    let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
+    let mut collect = |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
+        let mut error = None;
+        let list = top_k(scores, per_source, |i| match accepted(i) {
+            Ok(ok) => !ok,
+            Err(e) => {
+                error.get_or_insert(e);
+                true
+            }
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        tracing::trace!(source = name, candidates = list.len(), "recall");
+        Ok(list)
+    };
+    if !history.pairs.is_empty() {
+        for (name, model) in &set.models {
+            // Always fold in the live history: the trained user vector would ignore the
+            // events that arrived since training.
+            model.score(None, &history.pairs, &mut scores);
+            let list = collect(name, &scores, &mut accepted)?;
+            sources.push((name.clone(), list));
+        }
+        // Item-kNN on the most recent items: "because you viewed X".
+        let recent: Vec<(u32, f32)> = {
+            let mut r: Vec<(u32, f32)> = history
+                .recent
+                .iter()
+                .take(20)
+                .filter_map(|i| history.pairs.binary_search_by_key(i, |(j, _)| *j).ok().map(|k| history.pairs[k]))
+                .collect();
+            r.sort_unstable_by_key(|(i, _)| *i);
+            r
+        };
+        set.knn.score(None, &recent, &mut scores);
+        let list = collect("itemknn", &scores, &mut accepted)?;
+        sources.push(("itemknn".into(), list));
+    }
+    let list = collect("popularity", &set.popularity, &mut accepted)?;
+    sources.push(("popularity".into(), list));
+
+    // Weighted reciprocal-rank fusion (Cormack et al. 2009, k = 60).
+    let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
+    for (name, list) in &sources {
+        let weight = config.source_weights.get(name).copied().unwrap_or(1.0);
+        if weight == 0.0 {
+            continue;
+        }
+        for (rank, (i, s)) in list.iter().enumerate() {
+            let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
+            entry.0 += weight / (60.0 + rank as f64 + 1.0);
+            entry.1.push(Reason { source: name.clone(), rank: rank + 1, score: *s, because: None, because_event: None });
+        }
+    }
+    let mut ranked: Vec<(u32, f64, Vec<Reason>)> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
+    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(request.n);
+
+    let mut next = cursor.clone();
+    let items = ranked
+        .into_iter()
+        .map(|(i, score, mut reasons)| {
+            // The history item this one is most similar to, for the explanation.
+            let because = history
+                .recent
+                .iter()
+                .map(|&j| (j, set.knn.similarity(j, i)))
+                .filter(|(_, s)| *s > 0.0)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((j, _)) = because {
+                for reason in reasons.iter_mut().filter(|r| r.source != "popularity") {
+                    reason.because = Some(set.item_ids[j as usize].clone());
+                    reason.because_event = history.last_event.get(&j).copied();
+                }
+            }
+            let id = set.item_ids[i as usize].clone();
+            next.shown.push(item_digest(&id));
+            Recommended { id, score, reasons }
+        })
+        .collect::<Vec<_>>();
+    let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
+    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len() })
+}
+
+/// Items similar to `item` by item-kNN, best first.
+pub fn similar(set: &ModelSet, store: &dyn Storage, item: &str, n: usize, filter: &ItemFilter) -> Result<Option<Vec<Recommended>>> {
+    let Some(&i) = set.item_index.get(item) else {
+        return Ok(None);
+    };
+    let (neighbours, sims) = set.knn.neighbours_of(i);
+    let ids: Vec<&str> = neighbours.iter().map(|j| set.item_ids[*j as usize].as_str()).collect();
+    let metas = store.items_meta(&ids)?;
+    let mut out: Vec<Recommended> = neighbours
+        .iter()
+        .zip(sims)
+        .zip(metas)
+        .filter(|((j, _), meta)| **j != i && filter.accepts(meta.as_ref()))
+        .map(|((j, s), _)| Recommended {
+            id: set.item_ids[*j as usize].clone(),
+            score: f64::from(*s),
+            reasons: vec![Reason { source: "itemknn".into(), rank: 0, score: *s, because: Some(item.to_string()), because_event: None }],
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(n);
+    for (rank, r) in out.iter_mut().enumerate() {
+        r.reasons[0].rank = rank + 1;
+    }
+    Ok(Some(out))
+}
+
+/// How many recent interactions trending looks at.
+pub const TRENDING_WINDOW_ROWS: usize = 200_000;
+
+/// Recommendations before any model is trained: trending items, with the same exclusions,
+/// filters and cursor as [`recommend`].
+pub fn recommend_without_models(
+    store: &dyn Storage,
+    weights: &EventWeights,
+    request: &RecommendRequest,
+) -> Result<(Vec<Recommended>, Option<Cursor>)> {
+    let user = UserId::parse(request.user.as_str(), "user")?;
+    let mut excluded = DigestSet::default();
+    for interaction in store.user_interactions(&user, 100_000)? {
+        if excludes(request.exclude, interaction.event_type) {
+            excluded.insert(xxhash_rust::xxh3::xxh3_64(interaction.item.as_bytes()));
+        }
+    }
+    let cursor = request.cursor.clone().unwrap_or_default();
+    let wanted = request.n + excluded.len() + cursor.shown.len();
+    let mut items: Vec<Recommended> = trending(store, weights, 24.0 * 3.6e6, TRENDING_WINDOW_ROWS, wanted, &request.filter)?
+        .into_iter()
+        .filter(|r| !excluded.contains(&xxhash_rust::xxh3::xxh3_64(r.id.as_bytes())) && !cursor.contains(&r.id))
+        .take(request.n)
+        .collect();
+    let mut next = cursor;
+    for (rank, item) in items.iter_mut().enumerate() {
+        item.reasons[0].rank = rank + 1;
+        next.shown.push(item_digest(&item.id));
+    }
+    let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
+    Ok((items, next_cursor))
+}
+
+/// Trending items: event weights decayed exponentially with age (half-life), counted back
+/// from the newest event, over at most `max_rows` recent interactions.
+pub fn trending(
+    store: &dyn Storage,
+    weights: &EventWeights,
+    half_life_ms: f64,
+    max_rows: usize,
+    n: usize,
+    filter: &ItemFilter,
+) -> Result<Vec<Recommended>> {
+    let mut newest: Option<i64> = None;
+    let mut totals: HashMap<String, f64> = HashMap::new();
+    store.recent_interactions(max_rows, &mut |item, row| {
+        let now = *newest.get_or_insert(row.timestamp);
+        let age = (now - row.timestamp).max(0) as f64;
+        let w = f64::from(weights.weight(row));
+        if w > 0.0 {
+            *totals.entry(item.to_string()).or_default() += w * (-age * std::f64::consts::LN_2 / half_life_ms).exp();
+        }
+        true
+    })?;
+    let mut ranked: Vec<(String, f64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out = Vec::new();
+    for chunk in ranked.chunks(256) {
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        for ((id, score), meta) in chunk.iter().zip(store.items_meta(&ids)?) {
+            if out.len() < n && filter.accepts(meta.as_ref()) {
+                out.push(Recommended {
+                    id: id.clone(),
+                    score: *score,
+                    reasons: vec![Reason { source: "trending".into(), rank: out.len() + 1, score: *score as f32, because: None, because_event: None }],
+                });
+            }
+        }
+        if out.len() >= n {
+            break;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,173 @@
+//! Model artifacts on disk: generations of files replaced atomically.
+//!
+//! ```text
+//! DIR/models/CURRENT          name of the live generation (written last, atomically)
+//! DIR/models/g-00000007/      one generation: whatever files the trainer wrote
+//! ```
+//! A generation is written into `g-N.tmp/`, every file synced, renamed to `g-N/`, and only
+//! then `CURRENT` switched (write `CURRENT.tmp`, sync, rename, sync the directory). A
+//! crash at any point leaves the previous generation live. The two newest generations are
+//! kept so a reader that opened the previous one can finish.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The `models` directory of a data directory.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    dir: PathBuf,
+}
+
+/// A generation being written; nothing is visible until [`GenerationWriter::commit`].
+pub struct GenerationWriter {
+    root: PathBuf,
+    number: u64,
+    tmp: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+/// A committed generation, for reading.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub name: String,
+    dir: PathBuf,
+}
+
+fn generation_name(number: u64) -> String {
+    format!("g-{number:08}")
+}
+
+impl ArtifactStore {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { dir: data_dir.join("models") }
+    }
+
+    fn generations(&self) -> Result<Vec<u64>> {
+        let mut numbers = Vec::new();
+        if !self.dir.exists() {
+            return Ok(numbers);
+        }
+        for entry in fs_err::read_dir(&self.dir)? {
+            let name = entry?.file_name().to_string_lossy().to_string();
+            if let Some(n) = name.strip_prefix("g-").and_then(|n| n.parse::<u64>().ok()) {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    /// Start writing a new generation.
+    pub fn begin(&self) -> Result<GenerationWriter> {
+        fs_err::create_dir_all(&self.dir)?;
+        let number = self.generations()?.last().map_or(1, |n| n + 1);
+        let tmp = self.dir.join(format!("{}.tmp", generation_name(number)));
+        if tmp.exists() {
+            fs_err::remove_dir_all(&tmp)?;
+        }
+        fs_err::create_dir_all(&tmp)?;
+        Ok(GenerationWriter { root: self.dir.clone(), number, tmp, files: Vec::new() })
+    }
+
+    /// The live generation, if any.
+    pub fn current(&self) -> Result<Option<Generation>> {
+        let path = self.dir.join("CURRENT");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let name = fs_err::read_to_string(&path)?.trim().to_string();
+        let dir = self.dir.join(&name);
+        if !name.starts_with("g-") || !dir.is_dir() {
+            return Err(Error::Corrupt { path, message: format!("names a missing generation {name:?}") });
+        }
+        Ok(Some(Generation { name, dir }))
+    }
+}
+
+fn check_file_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::Internal(format!("invalid artifact file name {name:?}")));
+    }
+    Ok(())
+}
+
+impl GenerationWriter {
+    /// Create a file in the generation.
+    pub fn create(&mut self, name: &str) -> Result<BufWriter<File>> {
+        check_file_name(name)?;
+        let path = self.tmp.join(name);
+        let file = File::create(&path).map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        self.files.push(path);
+        Ok(BufWriter::with_capacity(1 << 20, file))
+    }
+
+    /// Make the generation durable and live.
+    pub fn commit(self) -> Result<Generation> {
+        for path in &self.files {
+            File::open(path)?.sync_all()?;
+        }
+        let name = generation_name(self.number);
+        let dir = self.root.join(&name);
+        fs_err::rename(&self.tmp, &dir)?;
+        let current_tmp = self.root.join("CURRENT.tmp");
+        {
+            let mut file = File::create(&current_tmp)?;
+            file.write_all(name.as_bytes())?;
+            file.sync_all()?;
+        }
+        fs_err::rename(&current_tmp, self.root.join("CURRENT"))?;
+        File::open(&self.root)?.sync_all()?;
+        // Keep this generation and the one before it.
+        let store = ArtifactStore { dir: self.root.clone() };
+        for old in store.generations()?.into_iter().filter(|n| *n + 1 < self.number) {
+            let _ = fs_err::remove_dir_all(self.root.join(generation_name(old)));
+        }
+        Ok(Generation { name, dir })
+    }
+}
+
+impl Generation {
+    pub fn open(&self, name: &str) -> Result<BufReader<File>> {
+        check_file_name(name)?;
+        let path = self.dir.join(name);
+        let file = File::open(&path).map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        Ok(BufReader::with_capacity(1 << 20, file))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir.join(name).is_file()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn generations_switch_atomically_and_old_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        assert!(store.current().unwrap().is_none());
+        for round in 1..=4u8 {
+            let mut writer = store.begin().unwrap();
+            writer.create("a.bin").unwrap().write_all(&[round]).unwrap();
+            // An uncommitted generation is invisible.
+            if round > 1 {
+                let live = store.current().unwrap().unwrap();
+                let mut byte = [0u8];
+                live.open("a.bin").unwrap().read_exact(&mut byte).unwrap();
+                assert_eq!(byte[0], round - 1);
+            }
+            writer.commit().unwrap();
+        }
+        let live = store.current().unwrap().unwrap();
+        assert_eq!(live.name, "g-00000004");
+        assert_eq!(store.generations().unwrap(), vec![3, 4]);
+        assert!(store.begin().unwrap().create("../escape").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! `GET /v1/users/{id}/recommendations`, `GET /v1/items/{id}/similar`, `GET /v1/trending`.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use souk_engine::recommend::serving::{self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended};
+use souk_engine::ValidationError;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Most items one page may ask for.
+pub const MAX_PAGE: usize = 1_000;
+
+/// Filters shared by the recommendation endpoints.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct FilterQuery {
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand (case-insensitive).
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
+}
+
+impl FilterQuery {
+    fn to_filter(&self) -> ApiResult<ItemFilter> {
+        for (name, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                return Err(ApiError::bad_request("invalid_number", "expected a non-negative price", name));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
+            if min > max {
+                return Err(ApiError::bad_request("invalid_range", format!("min_price {min} exceeds max_price {max}"), "min_price"));
+            }
+        }
+        let category = self.category.as_deref().map(souk_engine::input::split_category_path).filter(|c| !c.is_empty());
+        Ok(ItemFilter {
+            category,
+            brand: self.brand.clone().filter(|b| !b.trim().is_empty()),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            available_only: !self.include_unavailable.unwrap_or(false),
+        })
+    }
+}
+
+/// Query of `GET /v1/users/{id}/recommendations`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RecommendQuery {
+    /// Items per page (default 10, at most 1000).
+    pub n: Option<usize>,
+    /// `next_cursor` of the previous page: no item of an earlier page comes again.
+    pub cursor: Option<String>,
+    /// Comma list of `seen`, `purchased`, `disliked`, or `none` (default `seen`, which
+    /// covers the others).
+    pub exclude: Option<String>,
+    #[serde(flatten)]
+    #[param(inline)]
+    pub filter: FilterQuery,
+}
+
+/// One recommended item with its reasons.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecommendedItem {
+    pub id: String,
+    pub score: f64,
+    /// Why: each source that proposed the item, its rank there, and the history item it
+    /// is most similar to (`because`).
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: Vec<serde_json::Value>,
+}
+
+/// A page of recommendations.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecommendationsOut {
+    pub request_id: String,
+    pub items: Vec<RecommendedItem>,
+    /// Pass as `cursor` for the next page; absent when there is nothing more.
+    pub next_cursor: Option<String>,
+    /// The model generation that answered (absent before the first training: trending).
+    pub model: Option<String>,
+}
+
+fn page_size(n: Option<usize>, default: usize) -> ApiResult<usize> {
+    let n = n.unwrap_or(default);
+    if !(1..=MAX_PAGE).contains(&n) {
+        return Err(ApiError::bad_request("invalid_number", format!("expected n in 1..={MAX_PAGE}, found {n}"), "n"));
+    }
+    Ok(n)
+}
+
+fn exclusions(text: Option<&str>) -> ApiResult<Exclusions> {
+    let Some(text) = text else {
+        return Ok(Exclusions::default());
+    };
+    let mut exclude = Exclusions { seen: false, purchased: false, disliked: false };
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "seen" => exclude.seen = true,
+            "purchased" => exclude.purchased = true,
+            "disliked" => exclude.disliked = true,
+            "none" => {}
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_exclude",
+                    format!("expected seen, purchased, disliked or none, found {other:?}"),
+                    "exclude",
+                ))
+            }
+        }
+    }
+    Ok(exclude)
+}
+
+fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
+    items
+        .into_iter()
+        .map(|r| RecommendedItem {
+            id: r.id,
+            score: r.score,
+            reasons: r.reasons.iter().filter_map(|reason| serde_json::to_value(reason).ok()).collect(),
+        })
+        .collect()
+}
+
+pub fn new_request_id() -> String {
+    format!("r-{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A per-process random key hashed with a counter: unique and unpredictable enough for
+    // request ids without another dependency.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.finish()
+}
+
+/// Recommendations for a user ("for you"), with reasons.
+#[utoipa::path(get, path = "/v1/users/{id}/recommendations", tag = "recommendations",
+    params(("id" = String, Path, description = "User id"), RecommendQuery),
+    responses((status = 200, body = RecommendationsOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn get_recommendations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RecommendQuery>,
+) -> ApiResult<Json<RecommendationsOut>> {
+    souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
+    let n = page_size(query.n, 10)?;
+    let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
+    let request = RecommendRequest { user: id, n, cursor, filter: query.filter.to_filter()?, exclude: exclusions(query.exclude.as_deref())? };
+    let models = state.models.load_full();
+    let recommend = state.recommend.clone();
+    let page = state
+        .blocking(move |store| match &models {
+            Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| (p.items, p.next_cursor, Some(set.manifest.trained_at_ms))),
+            None => serving::recommend_without_models(store, &recommend.weights, &request).map(|(items, cursor)| (items, cursor, None)),
+        })
+        .await?;
+    let (items, next_cursor, trained_at) = page;
+    Ok(Json(RecommendationsOut {
+        request_id: new_request_id(),
+        items: to_out(items),
+        next_cursor: next_cursor.map(|c| c.encode()),
+        model: trained_at.map(|t| format!("trained-at-{t}")),
+    }))
+}
+
+/// Query of `GET /v1/items/{id}/similar`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SimilarQuery {
+    /// How many (default 10, at most 1000).
+    pub n: Option<usize>,
+    #[serde(flatten)]
+    #[param(inline)]
+    pub filter: FilterQuery,
+}
+
+/// Items similar to an item.
+#[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "recommendations",
+    params(("id" = String, Path, description = "Item id"), SimilarQuery),
+    responses((status = 200, body = RecommendationsOut), (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn get_similar(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SimilarQuery>,
+) -> ApiResult<Json<RecommendationsOut>> {
+    souk_engine::ItemId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
+    let n = page_size(query.n, 10)?;
+    let filter = query.filter.to_filter()?;
+    let Some(models) = state.models.load_full() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "model_not_ready",
+            "no model has been trained yet: run `souk train` or wait for background training",
+            None,
+        ));
+    };
+    let item = id.clone();
+    let found = state.blocking(move |store| serving::similar(&models, store, &item, n, &filter)).await?;
+    let items = found.ok_or_else(|| ApiError::not_found("item (in the trained model)", &id))?;
+    Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
+}
+
+/// Query of `GET /v1/trending`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TrendingQuery {
+    /// How many (default 10, at most 1000).
+    pub n: Option<usize>,
+    /// Half-life of an event's weight, in hours (default 24).
+    pub half_life_hours: Option<f64>,
+    #[serde(flatten)]
+    #[param(inline)]
+    pub filter: FilterQuery,
+}
+
+/// Trending items: recent events, weighted by type and decayed with age.
+#[utoipa::path(get, path = "/v1/trending", tag = "recommendations",
+    params(TrendingQuery),
+    responses((status = 200, body = RecommendationsOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn get_trending(State(state): State<AppState>, Query(query): Query<TrendingQuery>) -> ApiResult<Json<RecommendationsOut>> {
+    let n = page_size(query.n, 10)?;
+    let half_life_hours = query.half_life_hours.unwrap_or(24.0);
+    if !(half_life_hours.is_finite() && half_life_hours > 0.0) {
+        return Err(ApiError::validation(ValidationError::new("invalid_number", "half_life_hours", "expected a positive number of hours")));
+    }
+    let filter = query.filter.to_filter()?;
+    let weights = state.recommend.weights.clone();
+    let items = state
+        .blocking(move |store| serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter))
+        .await?;
+    Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
+}
