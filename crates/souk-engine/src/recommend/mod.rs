@@ -5,8 +5,13 @@
 //! and the models. Never touches the store's files or the network: training reads an
 //! `Interactions` value, serving calls [`Recommender::score`].
 
+pub mod artifact;
 pub mod data;
+pub mod itemknn;
+mod kernels;
+pub mod popularity;
 
+pub use artifact::Artifact;
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
 
 /// A trained model: scores every item for a user.
@@ -20,4 +25,10 @@ pub trait Recommender: Send + Sync {
     /// Short model name, e.g. `als`.
     fn name(&self) -> &str;
     fn score(&self, user: Option<u32>, history: &[(u32, f32)], scores: &mut [f32]);
+
+    /// The model as data, for saving (see `registry::save_model`); `None` for models that
+    /// cannot be saved.
+    fn to_artifact(&self) -> Option<Artifact> {
+        None
+    }
 }
