@@ -5,6 +5,7 @@
 //! and the models. Never touches the store's files or the network: training reads an
 //! `Interactions` value, serving calls [`Recommender::score`].
 
+pub mod als;
 pub mod artifact;
 pub mod data;
 pub mod itemknn;
