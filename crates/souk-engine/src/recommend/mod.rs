@@ -8,6 +8,7 @@
 pub mod als;
 pub mod artifact;
 pub mod data;
+pub mod ease;
 pub mod itemknn;
 mod kernels;
 pub mod popularity;
