@@ -12,6 +12,8 @@ pub mod ease;
 pub mod itemknn;
 mod kernels;
 pub mod popularity;
+pub mod registry;
+pub mod rp3beta;
 
 pub use artifact::Artifact;
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
