@@ -50,19 +50,19 @@ pub fn default_grid(name: &str) -> Vec<Value> {
             .collect(),
         "rp3beta" => [0.5, 1.0]
             .iter()
-            .flat_map(|a| [0.2, 0.4, 0.6].map(|b| json!({ "alpha": a, "beta": b, "neighbours": 200 })))
+            .flat_map(|a| [0.2, 0.4, 0.6, 0.8].map(|b| json!({ "alpha": a, "beta": b, "neighbours": 200 })))
             .collect(),
         "als" => [64, 128]
             .iter()
             .flat_map(|f| {
-                [0.1, 1.0, 10.0]
+                [1.0, 10.0, 50.0]
                     .iter()
                     .flat_map(move |r| [1.0, 10.0].map(|a| json!({ "factors": f, "regularization": r, "alpha": a })))
             })
             .collect(),
-        "ease" => [50.0, 100.0, 200.0, 500.0, 1000.0]
+        "ease" => [50.0, 200.0, 500.0, 1000.0]
             .iter()
-            .flat_map(|l| [0.0, 0.25].map(|p| json!({ "lambda": l, "dropout": p })))
+            .flat_map(|l| [0.0, 0.15].map(|b| json!({ "lambda": l, "popularity_exponent": b })))
             .collect(),
         _ => Vec::new(),
     }
