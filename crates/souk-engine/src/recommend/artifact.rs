@@ -252,7 +252,8 @@ mod tests {
 
     fn arb_array() -> impl Strategy<Value = Array> {
         prop_oneof![
-            proptest::collection::vec(any::<f32>().prop_filter("finite", |x| x.is_finite()), 0..50).prop_map(Array::F32),
+            proptest::collection::vec(any::<f32>().prop_filter("finite", |x| x.is_finite()), 0..50)
+                .prop_map(Array::F32),
             proptest::collection::vec(any::<u32>(), 0..50).prop_map(Array::U32),
         ]
     }

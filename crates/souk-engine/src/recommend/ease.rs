@@ -89,7 +89,11 @@ pub fn train(data: &Interactions, params: &EaseParams) -> Result<EaseModel> {
     if m > params.max_items {
         return Err(invalid(
             "ease.max_items",
-            format!("{m} interacted items exceed the limit of {}; memory would be {} MB", params.max_items, m * m * 12 >> 20),
+            format!(
+                "{m} interacted items exceed the limit of {}; memory would be {} MB",
+                params.max_items,
+                m.saturating_mul(m).saturating_mul(12) >> 20
+            ),
         ));
     }
     let mut position = vec![u32::MAX; n_items];
@@ -122,12 +126,13 @@ pub fn train(data: &Interactions, params: &EaseParams) -> Result<EaseModel> {
         use faer::linalg::cholesky::llt;
         let req = llt::factor::cholesky_in_place_scratch::<f32>(m, par, Default::default())
             .or(llt::inverse::inverse_scratch::<f32>(m, par));
-        let mut mem = MemBuffer::try_new(req).map_err(|_| Error::Internal("ease: cannot allocate solver scratch".into()))?;
+        let mut mem =
+            MemBuffer::try_new(req).map_err(|_| Error::Internal("ease: cannot allocate solver scratch".into()))?;
         let stack = MemStack::new(&mut mem);
         let mut l = faer::MatMut::from_column_major_slice_mut(&mut g, m, m);
-        llt::factor::cholesky_in_place(l.as_mut(), Default::default(), par, stack, Default::default()).map_err(|e| {
-            Error::Internal(format!("ease: Gram matrix is not positive definite ({e}); increase ease.lambda"))
-        })?;
+        llt::factor::cholesky_in_place(l.as_mut(), Default::default(), par, stack, Default::default()).map_err(
+            |e| Error::Internal(format!("ease: Gram matrix is not positive definite ({e}); increase ease.lambda")),
+        )?;
         let out = faer::MatMut::from_column_major_slice_mut(&mut p, m, m);
         llt::inverse::inverse(out, l.as_ref(), par, stack);
     }
@@ -141,10 +146,8 @@ pub fn train(data: &Interactions, params: &EaseParams) -> Result<EaseModel> {
         }
     }
     let diagonal: Vec<f32> = (0..m).map(|j| p[j * m + j]).collect();
-    let penalty: Vec<f32> = active
-        .iter()
-        .map(|&i| (item_major.row(i as usize).0.len() as f32).powf(-params.popularity_exponent))
-        .collect();
+    let penalty: Vec<f32> =
+        active.iter().map(|&i| (item_major.row(i as usize).0.len() as f32).powf(-params.popularity_exponent)).collect();
     p.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
         for (j, v) in row.iter_mut().enumerate() {
             *v = if i == j { 0.0 } else { -*v / diagonal[j] * penalty[j] };
@@ -297,6 +300,21 @@ mod tests {
                 assert!((scores[j as usize] as f64 - want).abs() < 1e-4, "{scores:?}");
             }
             assert_eq!((scores[3], scores[5]), (0.0, 0.0));
+        }
+    }
+
+    #[test]
+    fn popularity_exponent_divides_columns_by_user_count() {
+        let (data, _) = data_and_dense();
+        let plain = train(&data, &EaseParams { lambda: 1.0, ..Default::default() }).unwrap();
+        let tilted = train(&data, &EaseParams { lambda: 1.0, popularity_exponent: 0.5, ..Default::default() }).unwrap();
+        let users = data.transpose();
+        for i in [0u32, 1, 2, 4] {
+            for j in [0u32, 1, 2, 4] {
+                let n_j = users.row(j as usize).0.len() as f32;
+                let want = plain.weight(i, j) / n_j.sqrt();
+                assert!((tilted.weight(i, j) - want).abs() < 1e-6);
+            }
         }
     }
 

@@ -60,9 +60,8 @@ pub fn train(data: &Interactions, params: &ItemKnnParams) -> Result<ItemKnnModel
     let binary = params.binary;
     let user_major = map_values(data, |w| if binary { 1.0 } else { w });
     let item_major = user_major.transpose();
-    let norms: Vec<f32> = (0..data.n_items())
-        .map(|i| item_major.row(i).1.iter().map(|w| w * w).sum::<f32>().sqrt())
-        .collect();
+    let norms: Vec<f32> =
+        (0..data.n_items()).map(|i| item_major.row(i).1.iter().map(|w| w * w).sum::<f32>().sqrt()).collect();
     let penalty: Vec<f32> = (0..data.n_items())
         .map(|i| {
             let users = item_major.row(i).0.len() as f32;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::artifact::{Artifact, Array};
+use super::artifact::{Array, Artifact};
 use super::data::Interactions;
 use super::Recommender;
 use crate::Result;

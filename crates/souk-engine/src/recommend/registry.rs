@@ -44,10 +44,9 @@ pub fn train_model(name: &str, params: &Value, data: &Interactions) -> Result<Bo
 pub fn default_grid(name: &str) -> Vec<Value> {
     match name {
         "popularity" => vec![json!({})],
-        "itemknn" => [50, 100, 200]
-            .iter()
-            .flat_map(|k| [0.0, 10.0].map(|s| json!({ "neighbours": k, "shrink": s })))
-            .collect(),
+        "itemknn" => {
+            [50, 100, 200].iter().flat_map(|k| [0.0, 10.0].map(|s| json!({ "neighbours": k, "shrink": s }))).collect()
+        }
         "rp3beta" => [0.5, 1.0]
             .iter()
             .flat_map(|a| [0.2, 0.4, 0.6, 0.8].map(|b| json!({ "alpha": a, "beta": b, "neighbours": 200 })))
@@ -55,7 +54,7 @@ pub fn default_grid(name: &str) -> Vec<Value> {
         "als" => [64, 128]
             .iter()
             .flat_map(|f| {
-                [1.0, 10.0, 50.0]
+                [1.0, 10.0, 25.0, 50.0]
                     .iter()
                     .flat_map(move |r| [1.0, 10.0].map(|a| json!({ "factors": f, "regularization": r, "alpha": a })))
             })
@@ -70,9 +69,8 @@ pub fn default_grid(name: &str) -> Vec<Value> {
 
 /// Write `model` as an artifact (see [`super::artifact`] for the layout).
 pub fn save_model(model: &dyn Recommender, writer: &mut dyn Write) -> Result<()> {
-    let artifact = model
-        .to_artifact()
-        .ok_or_else(|| Error::Internal(format!("model {} cannot be saved", model.name())))?;
+    let artifact =
+        model.to_artifact().ok_or_else(|| Error::Internal(format!("model {} cannot be saved", model.name())))?;
     artifact.write_to(writer)
 }
 
