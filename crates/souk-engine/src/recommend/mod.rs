@@ -2,12 +2,29 @@
 //!
 //! Owns: turning stored events into a weighted user × item matrix ([`Interactions`],
 //! event weights from configuration), the [`Recommender`] trait every model implements,
-//! and the models. Never touches the store's files or the network: training reads an
-//! `Interactions` value, serving calls [`Recommender::score`].
+//! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE), their registry and
+//! their versioned artifacts. Never touches the store's files or the network: training
+//! reads an `Interactions` value, serving calls [`Recommender::score`], saving writes to a
+//! caller's writer.
 
+pub mod als;
+pub mod artifact;
 pub mod data;
+pub mod ease;
+pub mod itemknn;
+mod kernels;
+pub mod popularity;
+pub mod registry;
+pub mod rp3beta;
 
+pub use als::{AlsModel, AlsParams};
+pub use artifact::Artifact;
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
+pub use ease::{EaseModel, EaseParams};
+pub use itemknn::{ItemKnnModel, ItemKnnParams};
+pub use popularity::{PopularityModel, PopularityParams};
+pub use registry::{default_grid, load_model, save_model, train_model, MODELS};
+pub use rp3beta::{Rp3betaModel, Rp3betaParams};
 
 /// A trained model: scores every item for a user.
 ///
@@ -20,4 +37,10 @@ pub trait Recommender: Send + Sync {
     /// Short model name, e.g. `als`.
     fn name(&self) -> &str;
     fn score(&self, user: Option<u32>, history: &[(u32, f32)], scores: &mut [f32]);
+
+    /// The model as data, for saving (see `registry::save_model`); `None` for models that
+    /// cannot be saved.
+    fn to_artifact(&self) -> Option<Artifact> {
+        None
+    }
 }
