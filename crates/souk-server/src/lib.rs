@@ -10,8 +10,10 @@ pub mod error;
 pub mod events_api;
 pub mod items_api;
 pub mod metrics;
+pub mod recommend_api;
 pub mod state;
 pub mod stats_api;
+pub mod train_api;
 pub mod users_api;
 pub mod web;
 pub mod wire;
@@ -25,7 +27,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, RecommendSettings, ServerConfig};
 
 /// The OpenAPI document, generated from the handlers and wire types.
 #[derive(OpenApi)]
@@ -96,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}", put(items_api::put_item).get(items_api::get_item).delete(items_api::delete_item))
         .route("/v1/users/{id}", put(users_api::put_user).get(users_api::get_user).delete(users_api::delete_user))
         .route("/v1/users/{id}/events", get(users_api::get_user_events))
+        .route("/v1/users/{id}/recommendations", get(recommend_api::get_recommendations))
+        .route("/v1/items/{id}/similar", get(recommend_api::get_similar))
+        .route("/v1/trending", get(recommend_api::get_trending))
+        .route("/v1/train", post(train_api::post_train))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -13,8 +13,9 @@ use crate::state::AppState;
 /// Most items one page may ask for.
 pub const MAX_PAGE: usize = 1_000;
 
-/// Filters shared by the recommendation endpoints.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+/// Filters shared by the recommendation endpoints (each query struct repeats these fields:
+/// `serde(flatten)` loses number types in query strings).
+#[derive(Debug, Default)]
 pub struct FilterQuery {
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
@@ -24,6 +25,18 @@ pub struct FilterQuery {
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
+}
+
+macro_rules! filter_of {
+    ($query:expr) => {
+        FilterQuery {
+            category: $query.category.clone(),
+            brand: $query.brand.clone(),
+            min_price: $query.min_price,
+            max_price: $query.max_price,
+            include_unavailable: $query.include_unavailable,
+        }
+    };
 }
 
 impl FilterQuery {
@@ -59,9 +72,14 @@ pub struct RecommendQuery {
     /// Comma list of `seen`, `purchased`, `disliked`, or `none` (default `seen`, which
     /// covers the others).
     pub exclude: Option<String>,
-    #[serde(flatten)]
-    #[param(inline)]
-    pub filter: FilterQuery,
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand (case-insensitive).
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
 }
 
 /// One recommended item with its reasons.
@@ -154,7 +172,7 @@ pub async fn get_recommendations(
     souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
-    let request = RecommendRequest { user: id, n, cursor, filter: query.filter.to_filter()?, exclude: exclusions(query.exclude.as_deref())? };
+    let request = RecommendRequest { user: id, n, cursor, filter: filter_of!(query).to_filter()?, exclude: exclusions(query.exclude.as_deref())? };
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
     let page = state
@@ -177,9 +195,14 @@ pub async fn get_recommendations(
 pub struct SimilarQuery {
     /// How many (default 10, at most 1000).
     pub n: Option<usize>,
-    #[serde(flatten)]
-    #[param(inline)]
-    pub filter: FilterQuery,
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand (case-insensitive).
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
 }
 
 /// Items similar to an item.
@@ -193,7 +216,7 @@ pub async fn get_similar(
 ) -> ApiResult<Json<RecommendationsOut>> {
     souk_engine::ItemId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
-    let filter = query.filter.to_filter()?;
+    let filter = filter_of!(query).to_filter()?;
     let Some(models) = state.models.load_full() else {
         return Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -215,9 +238,14 @@ pub struct TrendingQuery {
     pub n: Option<usize>,
     /// Half-life of an event's weight, in hours (default 24).
     pub half_life_hours: Option<f64>,
-    #[serde(flatten)]
-    #[param(inline)]
-    pub filter: FilterQuery,
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand (case-insensitive).
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
 }
 
 /// Trending items: recent events, weighted by type and decayed with age.
@@ -230,7 +258,7 @@ pub async fn get_trending(State(state): State<AppState>, Query(query): Query<Tre
     if !(half_life_hours.is_finite() && half_life_hours > 0.0) {
         return Err(ApiError::validation(ValidationError::new("invalid_number", "half_life_hours", "expected a positive number of hours")));
     }
-    let filter = query.filter.to_filter()?;
+    let filter = filter_of!(query).to_filter()?;
     let weights = state.recommend.weights.clone();
     let items = state
         .blocking(move |store| serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter))

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
+use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
+use souk_engine::recommend::EventWeights;
+use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::Storage;
 
 use crate::error::{ApiError, ApiResult};
@@ -50,6 +54,13 @@ impl ServerConfig {
     }
 }
 
+/// How recommendations are trained and served.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendSettings {
+    pub config: RecommendConfig,
+    pub weights: EventWeights,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -57,11 +68,42 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// The live model set, replaced whole when a retrain finishes.
+    pub models: Arc<ArcSwapOption<ModelSet>>,
+    pub recommend: Arc<RecommendSettings>,
+    /// Where trained model sets are saved; `None` keeps them in memory only.
+    pub artifacts: Option<ArtifactStore>,
+    /// Held while a training runs: one at a time.
+    pub training: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Storage>, config: ServerConfig) -> Self {
-        Self { store, config: Arc::new(config), metrics: Arc::new(Metrics::default()), started: Instant::now() }
+        Self::with_models(store, config, RecommendSettings::default(), None)
+    }
+
+    pub fn with_models(
+        store: Arc<dyn Storage>,
+        config: ServerConfig,
+        recommend: RecommendSettings,
+        models: Option<Arc<ModelSet>>,
+    ) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            started: Instant::now(),
+            models: Arc::new(ArcSwapOption::new(models)),
+            recommend: Arc::new(recommend),
+            artifacts: None,
+            training: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Save trained model sets under this artifact store.
+    pub fn with_artifacts(mut self, artifacts: ArtifactStore) -> Self {
+        self.artifacts = Some(artifacts);
+        self
     }
 
     /// Run blocking engine work off the async executor.

@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
+use souk_engine::recommend::serving::ModelSet;
+use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
 use souk_engine::{ErrorKind, Record, RecordSink};
 
@@ -83,6 +85,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(&config, None),
         Command::Import { format, paths, skip_bad, json } => import(&config, &format, &paths, skip_bad, json),
         Command::Stats { json } => stats(&config, json),
+        Command::Train { models, json } => crate::recommend_cmd::train(&config, models.as_deref(), json),
+        Command::Eval(args) => crate::recommend_cmd::eval(&config, &args),
         Command::Gen(args) => gen(&config, &args),
         Command::Demo { size, .. } => {
             let args = GenArgs {
@@ -346,9 +350,30 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
             eprintln!("souk: the data directory already holds a shop; serving it as it is");
         }
     }
+    let artifacts = ArtifactStore::new(&config.data_dir);
+    let mut models = ModelSet::load(&artifacts).context("loading the trained models")?;
+    if models.is_none() && demo.is_some() {
+        eprintln!("souk: training the demo shop's recommendation models");
+        let set = ModelSet::train(store.as_ref(), &config.recommend, &config.weights).context("training")?;
+        set.save(&artifacts).context("saving the models")?;
+        models = Some(set);
+    }
+    match &models {
+        Some(set) => tracing::info!(
+            users = set.manifest.users,
+            items = set.manifest.items,
+            trained_at_ms = set.manifest.trained_at_ms,
+            "loaded models"
+        ),
+        None => tracing::info!(
+            "no trained models yet: recommendations fall back to trending until `souk train` or POST /v1/train"
+        ),
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let state = souk_server::AppState::new(store, config.server.clone());
+    let settings = souk_server::RecommendSettings { config: config.recommend.clone(), weights: config.weights.clone() };
+    let state = souk_server::AppState::with_models(store, config.server.clone(), settings, models.map(Arc::new))
+        .with_artifacts(artifacts);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -357,6 +382,9 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
         println!("souk: listening on http://{address}");
         std::io::stdout().flush()?;
         tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+        if config.recommend.retrain_seconds > 0 {
+            tokio::spawn(souk_server::train_api::retrain_loop(state.clone(), std::time::Duration::from_secs(config.recommend.retrain_seconds)));
+        }
         souk_server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
         tracing::info!("stopped");
         anyhow::Ok(())

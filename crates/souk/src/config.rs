@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use souk_engine::recommend::serving::RecommendConfig;
+use souk_engine::recommend::EventWeights;
 use souk_engine::store::StoreConfig;
 use souk_server::ServerConfig;
 
@@ -33,6 +35,9 @@ pub struct Config {
     pub log: LogConfig,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    /// How much each event type counts as interest (training and serving).
+    pub weights: EventWeights,
+    pub recommend: RecommendConfig,
 }
 
 impl Default for Config {
@@ -42,6 +47,8 @@ impl Default for Config {
             log: LogConfig::default(),
             server: ServerConfig::default(),
             store: StoreConfig::default(),
+            weights: EventWeights::default(),
+            recommend: RecommendConfig::default(),
         }
     }
 }
@@ -200,6 +207,8 @@ fn validate(config: &Config) -> Vec<Problem> {
         .problems()
         .into_iter()
         .chain(config.store.problems())
+        .chain(config.weights.problems())
+        .chain(config.recommend.problems())
         .map(|(key, message)| Problem { key, message })
         .collect();
     if !matches!(config.log.format.as_str(), "text" | "json") {

@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod config;
+mod recommend_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the recommendation models on everything stored and save them for serving.
+    Train {
+        /// Comma list of collaborative models (default: recommend.models from the config).
+        #[arg(long)]
+        models: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offline evaluation with full ranking under a named protocol.
+    Eval(recommend_cmd::EvalArgs),
     /// Generate a synthetic shop (deterministic for a seed) into the data directory, or
     /// as files with --out.
     Gen(GenArgs),

@@ -89,6 +89,15 @@ impl ItemKnnModel {
         js.binary_search(&j).map(|k| vs[k]).unwrap_or(0.0)
     }
 
+    /// The kept neighbours of `i` (sorted by item) and their similarities; empty for
+    /// unknown items.
+    pub fn neighbours_of(&self, i: u32) -> (&[u32], &[f32]) {
+        if i as usize >= self.neighbours.n_items {
+            return (&[], &[]);
+        }
+        self.neighbours.row(i as usize)
+    }
+
     pub fn from_artifact(artifact: Artifact) -> Result<Self> {
         let n_items = artifact.shape("n_items")?;
         let nnz = artifact.shape("nnz")?;

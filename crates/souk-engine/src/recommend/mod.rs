@@ -16,6 +16,7 @@ mod kernels;
 pub mod popularity;
 pub mod registry;
 pub mod rp3beta;
+pub mod serving;
 
 pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;

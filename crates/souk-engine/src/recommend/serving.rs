@@ -518,7 +518,7 @@ pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, 
     let per_source = config.candidates_per_source.max(request.n * 3);
     let mut scores = vec![0f32; n_items];
     let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
-    let mut collect = |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
+    let collect = |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
         let mut error = None;
         let list = top_k(scores, per_source, |i| match accepted(i) {
             Ok(ok) => !ok,

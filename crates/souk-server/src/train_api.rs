@@ -1,0 +1,66 @@
+//! `POST /v1/train`: retrain the model set now; and the background retraining loop.
+//!
+//! Training runs on a blocking thread while the old model set keeps serving; the new set
+//! is saved (if the server has an artifact store) and swapped in whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use souk_engine::recommend::serving::ModelSet;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Train, save and swap; returns the new manifest. Fails with 409 if a training is running.
+pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
+    let Ok(_guard) = state.training.try_lock() else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "training_in_progress", "a training is already running", None));
+    };
+    let settings = state.recommend.clone();
+    let artifacts = state.artifacts.clone();
+    let (set, generation) = state
+        .blocking(move |store| {
+            let set = ModelSet::train(store, &settings.config, &settings.weights)?;
+            let generation = artifacts.as_ref().map(|a| set.save(a)).transpose()?;
+            Ok((set, generation))
+        })
+        .await?;
+    let manifest = serde_json::to_value(&set.manifest).map_err(|e| ApiError::internal("encoding the manifest", e))?;
+    state.models.store(Some(Arc::new(set)));
+    tracing::info!(generation = generation.as_deref().unwrap_or("in-memory"), "model set swapped");
+    Ok(serde_json::json!({ "generation": generation, "manifest": manifest }))
+}
+
+/// Retrain now (admin).
+#[utoipa::path(post, path = "/v1/train", tag = "recommendations",
+    responses((status = 200, description = "The new model set's manifest"), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn post_train(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    train_now(&state).await.map(Json)
+}
+
+/// Every `every`, retrain if events arrived since the live model set was trained.
+pub async fn retrain_loop(state: AppState, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let trained_on = state.models.load().as_ref().map(|m| m.manifest.events);
+        let events = match state.blocking(|store| store.stats()).await {
+            Ok(stats) => stats.events,
+            Err(e) => {
+                tracing::warn!(code = e.body.code, "background retraining: could not read stats");
+                continue;
+            }
+        };
+        if events == 0 || trained_on == Some(events) {
+            continue;
+        }
+        match train_now(&state).await {
+            Ok(_) => tracing::info!(events, "background retraining finished"),
+            Err(e) => tracing::warn!(code = e.body.code, message = e.body.message, "background retraining failed"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `souk train` and `souk eval`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
+use souk_engine::recommend::serving::ModelSet;
+use souk_engine::recommend::{registry, Interactions, Recommender};
+use souk_engine::store::artifacts::ArtifactStore;
+
+use crate::commands::open_store;
+use crate::config::Config;
+
+/// `souk eval` arguments (see the interface contract).
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// random-split, temporal, leave-last-out, strong-generalization or cold-item.
+    #[arg(long, default_value = "random-split")]
+    pub protocol: String,
+    /// Training share.
+    #[arg(long, default_value_t = 0.8)]
+    pub ratio: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Cut-offs, e.g. 10,20.
+    #[arg(long, default_value = "10,20")]
+    pub k: String,
+    /// Comma list of models (default: all of popularity, itemknn, rp3beta, als, ease).
+    #[arg(long)]
+    pub models: Option<String>,
+    /// Evaluate on exactly the split in DIR/train.tsv and DIR/test.tsv (user<TAB>item).
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    /// Tune each model on a validation split carved from the training data (never the
+    /// test data), over its default grid, then report the chosen parameters.
+    #[arg(long)]
+    pub tune: bool,
+    /// Set a parameter, e.g. --param als.factors=128 (repeatable; a JSON value).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_params(config: &Config, models: &[String], overrides: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for model in models {
+        let mut params = config.recommend.params_for(model)?;
+        for text in overrides {
+            let Some((key, value)) = text.split_once('=') else {
+                bail!("--param expects model.key=value, found {text:?}");
+            };
+            let Some((name, field)) = key.split_once('.') else {
+                bail!("--param expects model.key=value, found {text:?}");
+            };
+            if !registry::MODELS.contains(&name) {
+                bail!("--param {text:?}: unknown model {name:?}; expected one of {}", registry::MODELS.join(", "));
+            }
+            if name == model {
+                let value: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+                params[field] = value;
+            }
+        }
+        out.push((model.clone(), params));
+    }
+    Ok(out)
+}
+
+fn model_list(text: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let models: Vec<String> = match text {
+        Some(text) => text.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+        None => registry::MODELS.iter().map(|m| m.to_string()).collect(),
+    };
+    for model in &models {
+        if !registry::MODELS.contains(&model.as_str()) {
+            bail!("unknown model {model:?}; expected one of {}", registry::MODELS.join(", "));
+        }
+    }
+    if models.is_empty() {
+        bail!("--models is empty");
+    }
+    Ok(models)
+}
+
+pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
+    let ks = args
+        .k
+        .split(',')
+        .map(|k| k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let protocol: Protocol = if args.split.is_some() {
+        Protocol::SplitDir
+    } else {
+        args.protocol.parse().map_err(|e: souk_engine::ValidationError| anyhow::anyhow!(e.message))?
+    };
+    let eval_config = EvalConfig { protocol, ratio: args.ratio, seed: args.seed, ks, ..EvalConfig::default() };
+    let problems = eval_config.problems();
+    if !problems.is_empty() {
+        bail!("{}", problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "));
+    }
+    let models = model_list(args.models.as_deref())?;
+    let configured = parse_params(config, &models, &args.params)?;
+    let grids: Vec<(String, Vec<Value>)> = configured
+        .into_iter()
+        .map(|(name, params)| {
+            let grid = if args.tune { registry::default_grid(&name) } else { Vec::new() };
+            (name, if grid.is_empty() { vec![params] } else { grid })
+        })
+        .collect();
+    let data = match &args.split {
+        Some(dir) => EvalData::from_split_dir(dir).with_context(|| format!("reading the split in {}", dir.display()))?,
+        None => {
+            let store = open_store(config)?;
+            EvalData::from_store(&store, &config.weights, config.data_dir.display().to_string())?
+        }
+    };
+    let trainer = |name: &str, params: &Value, data: &Interactions| -> souk_engine::Result<Box<dyn Recommender>> {
+        registry::train_model(name, params, data)
+    };
+    let report = eval::run(&data, &eval_config, &trainer, &grids, args.tune)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.table());
+    }
+    Ok(())
+}
+
+pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let mut recommend = config.recommend.clone();
+    if let Some(list) = models {
+        recommend.models = model_list(Some(list))?.into_iter().filter(|m| m != "itemknn" && m != "popularity").collect();
+    }
+    let store = open_store(config)?;
+    let started = Instant::now();
+    let set = ModelSet::train(&store, &recommend, &config.weights).context("training")?;
+    let generation = set.save(&ArtifactStore::new(&config.data_dir)).context("saving the models")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        println!("{}", json!({"generation": generation, "seconds": seconds, "manifest": set.manifest}));
+    } else {
+        println!(
+            "trained {} on {} interactions ({} users, {} items) in {seconds:.2}s; saved as models/{generation}",
+            set.manifest.models.iter().chain(std::iter::once(&"itemknn".to_string())).cloned().collect::<Vec<_>>().join(", "),
+            set.manifest.interactions,
+            set.manifest.users,
+            set.manifest.items
+        );
+    }
+    Ok(())
+}
