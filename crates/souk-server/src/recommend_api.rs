@@ -48,7 +48,11 @@ impl FilterQuery {
         }
         if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
             if min > max {
-                return Err(ApiError::bad_request("invalid_range", format!("min_price {min} exceeds max_price {max}"), "min_price"));
+                return Err(ApiError::bad_request(
+                    "invalid_range",
+                    format!("min_price {min} exceeds max_price {max}"),
+                    "min_price",
+                ));
             }
         }
         let category = self.category.as_deref().map(souk_engine::input::split_category_path).filter(|c| !c.is_empty());
@@ -172,13 +176,21 @@ pub async fn get_recommendations(
     souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
-    let request = RecommendRequest { user: id, n, cursor, filter: filter_of!(query).to_filter()?, exclude: exclusions(query.exclude.as_deref())? };
+    let request = RecommendRequest {
+        user: id,
+        n,
+        cursor,
+        filter: filter_of!(query).to_filter()?,
+        exclude: exclusions(query.exclude.as_deref())?,
+    };
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
     let page = state
         .blocking(move |store| match &models {
-            Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| (p.items, p.next_cursor, Some(set.manifest.trained_at_ms))),
-            None => serving::recommend_without_models(store, &recommend.weights, &request).map(|(items, cursor)| (items, cursor, None)),
+            Some(set) => serving::recommend(set, store, &recommend.config, &request)
+                .map(|p| (p.items, p.next_cursor, Some(set.manifest.trained_at_ms))),
+            None => serving::recommend_without_models(store, &recommend.weights, &request)
+                .map(|(items, cursor)| (items, cursor, None)),
         })
         .await?;
     let (items, next_cursor, trained_at) = page;
@@ -252,16 +264,25 @@ pub struct TrendingQuery {
 #[utoipa::path(get, path = "/v1/trending", tag = "recommendations",
     params(TrendingQuery),
     responses((status = 200, body = RecommendationsOut), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn get_trending(State(state): State<AppState>, Query(query): Query<TrendingQuery>) -> ApiResult<Json<RecommendationsOut>> {
+pub async fn get_trending(
+    State(state): State<AppState>,
+    Query(query): Query<TrendingQuery>,
+) -> ApiResult<Json<RecommendationsOut>> {
     let n = page_size(query.n, 10)?;
     let half_life_hours = query.half_life_hours.unwrap_or(24.0);
     if !(half_life_hours.is_finite() && half_life_hours > 0.0) {
-        return Err(ApiError::validation(ValidationError::new("invalid_number", "half_life_hours", "expected a positive number of hours")));
+        return Err(ApiError::validation(ValidationError::new(
+            "invalid_number",
+            "half_life_hours",
+            "expected a positive number of hours",
+        )));
     }
     let filter = filter_of!(query).to_filter()?;
     let weights = state.recommend.weights.clone();
     let items = state
-        .blocking(move |store| serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter))
+        .blocking(move |store| {
+            serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter)
+        })
         .await?;
     Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
 }

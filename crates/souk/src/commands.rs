@@ -383,7 +383,10 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
         tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
         if config.recommend.retrain_seconds > 0 {
-            tokio::spawn(souk_server::train_api::retrain_loop(state.clone(), std::time::Duration::from_secs(config.recommend.retrain_seconds)));
+            tokio::spawn(souk_server::train_api::retrain_loop(
+                state.clone(),
+                std::time::Duration::from_secs(config.recommend.retrain_seconds),
+            ));
         }
         souk_server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
         tracing::info!("stopped");

@@ -89,7 +89,9 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     let ks = args
         .k
         .split(',')
-        .map(|k| k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k)))
+        .map(|k| {
+            k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let protocol: Protocol = if args.split.is_some() {
         Protocol::SplitDir
@@ -111,7 +113,9 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
         })
         .collect();
     let data = match &args.split {
-        Some(dir) => EvalData::from_split_dir(dir).with_context(|| format!("reading the split in {}", dir.display()))?,
+        Some(dir) => {
+            EvalData::from_split_dir(dir).with_context(|| format!("reading the split in {}", dir.display()))?
+        }
         None => {
             let store = open_store(config)?;
             EvalData::from_store(&store, &config.weights, config.data_dir.display().to_string())?
@@ -132,7 +136,8 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
 pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Result<()> {
     let mut recommend = config.recommend.clone();
     if let Some(list) = models {
-        recommend.models = model_list(Some(list))?.into_iter().filter(|m| m != "itemknn" && m != "popularity").collect();
+        recommend.models =
+            model_list(Some(list))?.into_iter().filter(|m| m != "itemknn" && m != "popularity").collect();
     }
     let store = open_store(config)?;
     let started = Instant::now();
@@ -144,7 +149,13 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     } else {
         println!(
             "trained {} on {} interactions ({} users, {} items) in {seconds:.2}s; saved as models/{generation}",
-            set.manifest.models.iter().chain(std::iter::once(&"itemknn".to_string())).cloned().collect::<Vec<_>>().join(", "),
+            set.manifest
+                .models
+                .iter()
+                .chain(std::iter::once(&"itemknn".to_string()))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             set.manifest.interactions,
             set.manifest.users,
             set.manifest.items

@@ -110,14 +110,21 @@ impl RecommendConfig {
         }
         for (source, weight) in &self.source_weights {
             if !weight.is_finite() || *weight < 0.0 {
-                problems.push((format!("recommend.source_weights.{source}"), format!("expected a non-negative number, found {weight}")));
+                problems.push((
+                    format!("recommend.source_weights.{source}"),
+                    format!("expected a non-negative number, found {weight}"),
+                ));
             }
         }
         if !(1..=100_000).contains(&self.history_limit) {
-            problems.push(("recommend.history_limit".into(), format!("expected 1..=100000, found {}", self.history_limit)));
+            problems
+                .push(("recommend.history_limit".into(), format!("expected 1..=100000, found {}", self.history_limit)));
         }
         if !(10..=100_000).contains(&self.candidates_per_source) {
-            problems.push(("recommend.candidates_per_source".into(), format!("expected 10..=100000, found {}", self.candidates_per_source)));
+            problems.push((
+                "recommend.candidates_per_source".into(),
+                format!("expected 10..=100000, found {}", self.candidates_per_source),
+            ));
         }
         problems
     }
@@ -178,7 +185,13 @@ impl ModelSet {
         for &i in &data.indices {
             popularity[i as usize] += 1.0;
         }
-        tracing::info!(users = data.n_users(), items = data.n_items(), interactions = data.nnz(), seconds = started.elapsed().as_secs_f64(), "trained model set");
+        tracing::info!(
+            users = data.n_users(),
+            items = data.n_items(),
+            interactions = data.nnz(),
+            seconds = started.elapsed().as_secs_f64(),
+            "trained model set"
+        );
         Ok(ModelSet {
             manifest: ModelSetManifest {
                 format_version: MODEL_SET_FORMAT_VERSION,
@@ -259,14 +272,29 @@ impl ModelSet {
             let model = registry::load_model(&mut generation.open(&format!("{name}.model"))?)?;
             models.push((name.clone(), model));
         }
-        let knn = ItemKnnModel::from_artifact(super::artifact::Artifact::read_from(&mut generation.open("itemknn.model")?)?)?;
+        let knn =
+            ItemKnnModel::from_artifact(super::artifact::Artifact::read_from(&mut generation.open("itemknn.model")?)?)?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut generation.open("popularity.f32")?, &mut bytes)?;
-        let popularity: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let popularity: Vec<f32> =
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if popularity.len() != item_ids.len() || item_ids.len() != manifest.items {
-            return Err(corrupt(format!("{} items in items.txt, {} popularity values, {} in the manifest", item_ids.len(), popularity.len(), manifest.items)));
+            return Err(corrupt(format!(
+                "{} items in items.txt, {} popularity values, {} in the manifest",
+                item_ids.len(),
+                popularity.len(),
+                manifest.items
+            )));
         }
-        Ok(Some(ModelSet { item_index: index_of(&item_ids), user_index: index_of(&user_ids), item_ids, manifest, models, knn, popularity }))
+        Ok(Some(ModelSet {
+            item_index: index_of(&item_ids),
+            user_index: index_of(&user_ids),
+            item_ids,
+            manifest,
+            models,
+            knn,
+            popularity,
+        }))
     }
 }
 
@@ -405,7 +433,8 @@ impl Cursor {
     }
 
     pub fn decode(text: &str) -> Result<Cursor, ValidationError> {
-        let invalid = || ValidationError::new("invalid_cursor", "cursor", "expected a cursor returned by an earlier page");
+        let invalid =
+            || ValidationError::new("invalid_cursor", "cursor", "expected a cursor returned by an earlier page");
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
         let (&version, rest) = bytes.split_first().ok_or_else(invalid)?;
         if version != CURSOR_VERSION || rest.len() % 4 != 0 || rest.len() / 4 > MAX_CURSOR_ITEMS {
@@ -498,7 +527,12 @@ fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<(u3
 }
 
 /// Answer a "for you" request.
-pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, request: &RecommendRequest) -> Result<RecommendPage> {
+pub fn recommend(
+    set: &ModelSet,
+    store: &dyn Storage,
+    config: &RecommendConfig,
+    request: &RecommendRequest,
+) -> Result<RecommendPage> {
     let history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
     let n_items = set.item_ids.len();
     let cursor = request.cursor.clone().unwrap_or_default();
@@ -518,21 +552,22 @@ pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, 
     let per_source = config.candidates_per_source.max(request.n * 3);
     let mut scores = vec![0f32; n_items];
     let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
-    let collect = |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
-        let mut error = None;
-        let list = top_k(scores, per_source, |i| match accepted(i) {
-            Ok(ok) => !ok,
-            Err(e) => {
-                error.get_or_insert(e);
-                true
+    let collect =
+        |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
+            let mut error = None;
+            let list = top_k(scores, per_source, |i| match accepted(i) {
+                Ok(ok) => !ok,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    true
+                }
+            });
+            if let Some(e) = error {
+                return Err(e);
             }
-        });
-        if let Some(e) = error {
-            return Err(e);
-        }
-        tracing::trace!(source = name, candidates = list.len(), "recall");
-        Ok(list)
-    };
+            tracing::trace!(source = name, candidates = list.len(), "recall");
+            Ok(list)
+        };
     if !history.pairs.is_empty() {
         for (name, model) in &set.models {
             // Always fold in the live history: the trained user vector would ignore the
@@ -569,7 +604,13 @@ pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, 
         for (rank, (i, s)) in list.iter().enumerate() {
             let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
             entry.0 += weight / (60.0 + rank as f64 + 1.0);
-            entry.1.push(Reason { source: name.clone(), rank: rank + 1, score: *s, because: None, because_event: None });
+            entry.1.push(Reason {
+                source: name.clone(),
+                rank: rank + 1,
+                score: *s,
+                because: None,
+                because_event: None,
+            });
         }
     }
     let mut ranked: Vec<(u32, f64, Vec<Reason>)> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
@@ -603,7 +644,13 @@ pub fn recommend(set: &ModelSet, store: &dyn Storage, config: &RecommendConfig, 
 }
 
 /// Items similar to `item` by item-kNN, best first.
-pub fn similar(set: &ModelSet, store: &dyn Storage, item: &str, n: usize, filter: &ItemFilter) -> Result<Option<Vec<Recommended>>> {
+pub fn similar(
+    set: &ModelSet,
+    store: &dyn Storage,
+    item: &str,
+    n: usize,
+    filter: &ItemFilter,
+) -> Result<Option<Vec<Recommended>>> {
     let Some(&i) = set.item_index.get(item) else {
         return Ok(None);
     };
@@ -618,7 +665,13 @@ pub fn similar(set: &ModelSet, store: &dyn Storage, item: &str, n: usize, filter
         .map(|((j, s), _)| Recommended {
             id: set.item_ids[*j as usize].clone(),
             score: f64::from(*s),
-            reasons: vec![Reason { source: "itemknn".into(), rank: 0, score: *s, because: Some(item.to_string()), because_event: None }],
+            reasons: vec![Reason {
+                source: "itemknn".into(),
+                rank: 0,
+                score: *s,
+                because: Some(item.to_string()),
+                because_event: None,
+            }],
         })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -648,11 +701,12 @@ pub fn recommend_without_models(
     }
     let cursor = request.cursor.clone().unwrap_or_default();
     let wanted = request.n + excluded.len() + cursor.shown.len();
-    let mut items: Vec<Recommended> = trending(store, weights, 24.0 * 3.6e6, TRENDING_WINDOW_ROWS, wanted, &request.filter)?
-        .into_iter()
-        .filter(|r| !excluded.contains(&xxhash_rust::xxh3::xxh3_64(r.id.as_bytes())) && !cursor.contains(&r.id))
-        .take(request.n)
-        .collect();
+    let mut items: Vec<Recommended> =
+        trending(store, weights, 24.0 * 3.6e6, TRENDING_WINDOW_ROWS, wanted, &request.filter)?
+            .into_iter()
+            .filter(|r| !excluded.contains(&xxhash_rust::xxh3::xxh3_64(r.id.as_bytes())) && !cursor.contains(&r.id))
+            .take(request.n)
+            .collect();
     let mut next = cursor;
     for (rank, item) in items.iter_mut().enumerate() {
         item.reasons[0].rank = rank + 1;
@@ -693,7 +747,13 @@ pub fn trending(
                 out.push(Recommended {
                     id: id.clone(),
                     score: *score,
-                    reasons: vec![Reason { source: "trending".into(), rank: out.len() + 1, score: *score as f32, because: None, because_event: None }],
+                    reasons: vec![Reason {
+                        source: "trending".into(),
+                        rank: out.len() + 1,
+                        score: *score as f32,
+                        because: None,
+                        because_event: None,
+                    }],
                 });
             }
         }

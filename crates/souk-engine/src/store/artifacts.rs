@@ -99,7 +99,8 @@ impl GenerationWriter {
     pub fn create(&mut self, name: &str) -> Result<BufWriter<File>> {
         check_file_name(name)?;
         let path = self.tmp.join(name);
-        let file = File::create(&path).map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        let file = File::create(&path)
+            .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
         self.files.push(path);
         Ok(BufWriter::with_capacity(1 << 20, file))
     }
@@ -133,7 +134,8 @@ impl Generation {
     pub fn open(&self, name: &str) -> Result<BufReader<File>> {
         check_file_name(name)?;
         let path = self.dir.join(name);
-        let file = File::open(&path).map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        let file = File::open(&path)
+            .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
         Ok(BufReader::with_capacity(1 << 20, file))
     }
 

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod recommend;
 
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
         Self { state: AppState::new(Arc::new(store), config), _dir: dir }
+    }
+
+    pub fn from_state(state: AppState, dir: tempfile::TempDir) -> Self {
+        Self { state, _dir: dir }
     }
 
     pub async fn call(

@@ -1,0 +1,154 @@
+//! Recommendations served from a trained model set over a generated shop.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use souk_engine::gen::{GenConfig, Generator};
+use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
+use souk_engine::recommend::EventWeights;
+use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
+use souk_server::{AppState, RecommendSettings, ServerConfig};
+
+use crate::TestServer;
+
+fn shop() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+    let generator = Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap();
+    let mut sink = StoreSink::new(&store);
+    generator.run(&mut sink, &mut |_| {}).unwrap();
+    sink.finish().unwrap();
+    let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
+    let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
+    let state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)));
+    TestServer::from_state(state, dir)
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn an_event_changes_the_next_recommendations_without_retraining() {
+    let server = shop();
+    let (status, before) = server.get("/v1/users/u000007/recommendations?n=20").await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(ids(&before).len(), 20);
+    // The user now views the first recommended item.
+    let viewed = ids(&before)[0].clone();
+    let (status, _) = server
+        .json(
+            "POST",
+            "/v1/events",
+            json!([{"type": "view", "user": "u000007", "item": viewed, "timestamp": "2026-06-01T00:00:00Z"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, after) = server.get("/v1/users/u000007/recommendations?n=20").await;
+    let after_ids = ids(&after);
+    assert!(!after_ids.contains(&viewed), "a seen item came back");
+    assert_ne!(ids(&before), after_ids);
+    // And the new view explains something: "because you viewed" it.
+    let because: Vec<&str> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["reasons"].as_array().unwrap().iter().filter_map(|r| r["because"].as_str()))
+        .collect();
+    assert!(because.contains(&viewed.as_str()), "no reason points at the new view: {because:?}");
+}
+
+#[tokio::test]
+async fn pages_never_repeat_an_item_even_when_events_arrive_between_them() {
+    let server = shop();
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..6 {
+        let uri = match &cursor {
+            Some(c) => format!("/v1/users/u000011/recommendations?n=15&cursor={c}"),
+            None => "/v1/users/u000011/recommendations?n=15".to_string(),
+        };
+        let (status, body) = server.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for id in ids(&body) {
+            assert!(seen.insert(id.clone()), "item {id} repeated on page {page}");
+        }
+        // Shift the ranking between pages.
+        server
+            .json("POST", "/v1/events", json!([{"type": "purchase", "user": "u000011", "item": format!("i{:06}", 100 + page), "timestamp": 1_780_000_000_000i64 + page}]))
+            .await;
+        cursor = body["next_cursor"].as_str().map(str::to_string);
+        assert!(cursor.is_some());
+    }
+    assert_eq!(seen.len(), 90);
+    let (status, body) = server.get("/v1/users/u000011/recommendations?cursor=not-a-cursor").await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_cursor"), Some("cursor"))
+    );
+}
+
+#[tokio::test]
+async fn excluded_and_filtered_items_never_appear() {
+    let server = shop();
+    for user in ["u000001", "u000002", "u000003", "u000040"] {
+        let (_, history) = server.get(&format!("/v1/users/{user}/events?n=10000")).await;
+        let touched: HashSet<String> = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] != "search" && e["type"] != "impression")
+            .filter_map(|e| e["item"].as_str().map(str::to_string))
+            .collect();
+        let (_, page) = server.get(&format!("/v1/users/{user}/recommendations?n=100")).await;
+        for id in ids(&page) {
+            assert!(!touched.contains(&id), "{user} was recommended {id}, which they already interacted with");
+        }
+        let (_, filtered) =
+            server.get(&format!("/v1/users/{user}/recommendations?n=30&category=Electronics&max_price=200")).await;
+        assert!(!ids(&filtered).is_empty());
+        for id in ids(&filtered) {
+            let (_, item) = server.get(&format!("/v1/items/{id}")).await;
+            assert_eq!(item["category"][0], "Electronics", "{item}");
+            assert!(item["price"].as_f64().unwrap() <= 200.0);
+            assert_eq!(item["available"], true);
+        }
+    }
+}
+
+#[tokio::test]
+async fn similar_items_and_trending_answer_with_reasons() {
+    let server = shop();
+    let (status, similar) = server.get("/v1/items/i000005/similar?n=5").await;
+    assert_eq!(status, StatusCode::OK, "{similar}");
+    let items = similar["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.len() <= 5);
+    assert!(items.iter().all(|i| i["id"] != "i000005" && i["reasons"][0]["because"] == "i000005"));
+    let (status, trending) = server.get("/v1/trending?n=7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&trending).len(), 7);
+    assert_eq!(server.get("/v1/items/nope/similar").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(server.get("/v1/users/u1/recommendations?n=0").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(server.get("/v1/users/u1/recommendations?exclude=everything").await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn before_training_recommendations_fall_back_to_trending_and_training_swaps_in_a_model() {
+    let server = TestServer::new(ServerConfig::default());
+    let events: Vec<Value> = (0..40)
+        .map(|n| json!({"type": "view", "user": format!("u{}", n % 8), "item": format!("i{}", n % 6), "timestamp": 1000 + n}))
+        .collect();
+    server.json("POST", "/v1/events", Value::Array(events)).await;
+    let (status, page) = server.get("/v1/users/u0/recommendations?n=5&exclude=none").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page["model"].is_null());
+    assert_eq!(page["items"][0]["reasons"][0]["source"], "trending");
+    assert_eq!(server.get("/v1/items/i1/similar").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, trained) = server.call("POST", "/v1/train", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    assert_eq!(trained["manifest"]["users"], 8);
+    let (_, page) = server.get("/v1/users/u0/recommendations?n=5&exclude=none").await;
+    assert!(page["model"].is_string());
+}
