@@ -163,3 +163,52 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// `souk bench train`: each model's training time and peak memory.
+pub fn bench_train(
+    config: &Config,
+    models: Option<&str>,
+    split: Option<&std::path::Path>,
+    overrides: &[String],
+    repeat: usize,
+) -> anyhow::Result<Value> {
+    let models = model_list(models)?;
+    let configured = parse_params(config, &models, overrides)?;
+    let data = match split {
+        Some(dir) => {
+            let path = dir.join("train.tsv");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let mut builder = souk_engine::recommend::InteractionsBuilder::default();
+            for (number, line) in text.lines().enumerate() {
+                let Some((user, item)) = line.split_once('\t') else {
+                    bail!("{}:{}: expected user<TAB>item", path.display(), number + 1);
+                };
+                builder.add(user, item.split('\t').next().unwrap_or(item), 1.0);
+            }
+            builder.build()
+        }
+        None => Interactions::from_store(&open_store(config)?, &config.weights)?,
+    };
+    let threads = rayon::current_num_threads();
+    let mut results = Vec::new();
+    for (name, params) in configured {
+        let mut times = Vec::new();
+        let mut peak = None;
+        for _ in 0..repeat {
+            let meter = eval::runner::peak_memory::Meter::start();
+            let started = Instant::now();
+            let model = registry::train_model(&name, &params, &data)?;
+            times.push(started.elapsed().as_secs_f64());
+            peak = meter.finish();
+            drop(model);
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+        results.push(json!({"model": name, "params": params, "train_seconds": mean, "fastest_seconds": fastest, "runs": times, "peak_memory_bytes": peak}));
+    }
+    Ok(json!({
+        "dataset": {"users": data.n_users(), "items": data.n_items(), "interactions": data.nnz(), "source": split.map_or_else(|| config.data_dir.display().to_string(), |d| d.display().to_string())},
+        "threads": threads,
+        "results": results,
+    }))
+}
