@@ -164,12 +164,19 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Train { models, split, params, repeat, json } => {
-            let report = crate::recommend_cmd::bench_train(config, models.as_deref(), split.as_deref(), &params, repeat.max(1))?;
+            let report =
+                crate::recommend_cmd::bench_train(config, models.as_deref(), split.as_deref(), &params, repeat.max(1))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for r in report["results"].as_array().into_iter().flatten() {
-                    println!("{:<12} train {:>8.3}s (fastest {:.3}s)  peak +{} MiB", r["model"].as_str().unwrap_or(""), r["train_seconds"].as_f64().unwrap_or(0.0), r["fastest_seconds"].as_f64().unwrap_or(0.0), r["peak_memory_bytes"].as_u64().unwrap_or(0) >> 20);
+                    println!(
+                        "{:<12} train {:>8.3}s (fastest {:.3}s)  peak +{} MiB",
+                        r["model"].as_str().unwrap_or(""),
+                        r["train_seconds"].as_f64().unwrap_or(0.0),
+                        r["fastest_seconds"].as_f64().unwrap_or(0.0),
+                        r["peak_memory_bytes"].as_u64().unwrap_or(0) >> 20
+                    );
                 }
             }
             Ok(())

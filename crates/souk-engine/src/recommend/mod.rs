@@ -12,6 +12,7 @@ pub mod artifact;
 pub mod data;
 pub mod ease;
 pub mod itemknn;
+pub mod ivf;
 mod kernels;
 pub mod popularity;
 pub mod registry;

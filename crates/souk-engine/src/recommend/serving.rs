@@ -17,9 +17,11 @@ use std::io::{BufRead, Write};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::als::AlsParams;
+use super::als::{AlsModel, AlsParams};
+use super::artifact::Artifact;
 use super::ease::EaseParams;
 use super::itemknn::{self, ItemKnnModel, ItemKnnParams};
+use super::ivf::{IvfIndex, TopK};
 use super::popularity::PopularityParams;
 use super::rp3beta::Rp3betaParams;
 use super::{registry, EventWeights, Interactions, Recommender};
@@ -65,7 +67,7 @@ impl Default for RecommendConfig {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             history_limit: 200,
-            candidates_per_source: 300,
+            candidates_per_source: 100,
             retrain_seconds: 0,
             als: AlsParams::default(),
             ease: EaseParams::default(),
@@ -151,10 +153,43 @@ pub struct ModelSet {
     pub item_index: IdMap<String, u32>,
     pub user_index: IdMap<String, u32>,
     /// Collaborative sources, by name.
-    pub models: Vec<(String, Box<dyn Recommender>)>,
+    pub models: Vec<(String, Source)>,
     pub knn: ItemKnnModel,
     /// Users per item in training (popularity, and the cold-start fallback).
     pub popularity: Vec<f32>,
+    /// Items by descending popularity.
+    pub popularity_order: Vec<u32>,
+}
+
+/// A collaborative source as served.
+pub enum Source {
+    /// Factor model: candidates come from an inverted-file index over the item factors.
+    Als { model: AlsModel, index: IvfIndex },
+    /// Any other model: scores every item.
+    Dense(Box<dyn Recommender>),
+}
+
+impl Source {
+    /// Serve a factor model through an inverted-file index over its item factors.
+    pub fn als(model: AlsModel) -> Source {
+        let index =
+            IvfIndex::build(&model.item_factors, model.params.factors, IvfIndex::clusters_for(model.n_items), 42);
+        Source::Als { model, index }
+    }
+
+    fn as_recommender(&self) -> &dyn Recommender {
+        match self {
+            Source::Als { model, .. } => model,
+            Source::Dense(model) => model.as_ref(),
+        }
+    }
+}
+
+/// Items by descending score (ties by item number).
+fn order_by(scores: &[f32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+    order
 }
 
 fn index_of(ids: &[String]) -> IdMap<String, u32> {
@@ -174,9 +209,13 @@ impl ModelSet {
         let mut models = Vec::new();
         for name in &config.models {
             let t = std::time::Instant::now();
-            let model = registry::train_model(name, &config.params_for(name)?, &data)?;
+            let source = if name == "als" {
+                Source::als(super::als::train(&data, &config.als)?)
+            } else {
+                Source::Dense(registry::train_model(name, &config.params_for(name)?, &data)?)
+            };
             train_seconds.insert(name.clone(), t.elapsed().as_secs_f64());
-            models.push((name.clone(), model));
+            models.push((name.clone(), source));
         }
         let t = std::time::Instant::now();
         let knn = itemknn::train(&data, &config.itemknn)?;
@@ -209,6 +248,7 @@ impl ModelSet {
             item_ids: data.item_ids,
             models,
             knn,
+            popularity_order: order_by(&popularity),
             popularity,
         })
     }
@@ -227,7 +267,7 @@ impl ModelSet {
         }
         for (name, model) in &self.models {
             let mut writer = generation.create(&format!("{name}.model"))?;
-            registry::save_model(model.as_ref(), &mut writer)?;
+            registry::save_model(model.as_recommender(), &mut writer)?;
             writer.flush()?;
         }
         let mut writer = generation.create("itemknn.model")?;
@@ -269,8 +309,13 @@ impl ModelSet {
         let user_ids = read_ids("users.txt")?;
         let mut models = Vec::new();
         for name in &manifest.models {
-            let model = registry::load_model(&mut generation.open(&format!("{name}.model"))?)?;
-            models.push((name.clone(), model));
+            let file = format!("{name}.model");
+            let source = if name == "als" {
+                Source::als(AlsModel::from_artifact(Artifact::read_from(&mut generation.open(&file)?)?)?)
+            } else {
+                Source::Dense(registry::load_model(&mut generation.open(&file)?)?)
+            };
+            models.push((name.clone(), source));
         }
         let knn =
             ItemKnnModel::from_artifact(super::artifact::Artifact::read_from(&mut generation.open("itemknn.model")?)?)?;
@@ -293,6 +338,7 @@ impl ModelSet {
             manifest,
             models,
             knn,
+            popularity_order: order_by(&popularity),
             popularity,
         }))
     }
@@ -497,33 +543,55 @@ fn user_history(set: &ModelSet, store: &dyn Storage, user: &str, limit: usize, e
     Ok(History { pairs, last_event, recent, excluded })
 }
 
-/// Top `k` items by score, skipping those `skip` rejects; best first.
+/// Items scored by a factor model are searched over this many items at least (the rest of
+/// the catalog is pruned by the inverted-file index).
+pub const ALS_PROBE_ITEMS: usize = 8_000;
+
+/// Top `k` items of a dense score vector, skipping those `skip` rejects; best first.
+/// One pass with an admission threshold: most items cost one comparison.
 fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<(u32, f32)> {
-    let mut candidates: Vec<(u32, f32)> =
-        scores.iter().enumerate().filter(|(_, s)| s.is_finite()).map(|(i, s)| (i as u32, *s)).collect();
-    let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let mut out = Vec::with_capacity(k);
-    // Partial sorts in growing windows: most requests never look past the first window.
-    let mut window = (k * 4).max(64);
-    let mut start = 0;
-    while out.len() < k && start < candidates.len() {
-        let end = (start + window).min(candidates.len());
-        if end < candidates.len() {
-            candidates[start..].select_nth_unstable_by(end - start - 1, by_score);
+    let mut top = TopK::new(k);
+    for (i, &s) in scores.iter().enumerate() {
+        if top.admits(s) && !skip(i as u32) {
+            top.push(i as u32, s);
         }
-        candidates[start..end].sort_unstable_by(by_score);
-        for &(i, s) in &candidates[start..end] {
-            if out.len() == k {
-                break;
-            }
-            if !skip(i) {
-                out.push((i, s));
-            }
-        }
-        start = end;
-        window *= 4;
     }
-    out
+    top.into_sorted()
+}
+
+/// Candidates of one source, checked against the catalog in batches (one store lock per
+/// batch): the first `want` of `ranked` (best first) whose items pass the filter.
+fn take_accepted(
+    set: &ModelSet,
+    store: &dyn Storage,
+    filter: &ItemFilter,
+    ranked: impl IntoIterator<Item = (u32, f32)>,
+    want: usize,
+) -> Result<Vec<(u32, f32)>> {
+    const BATCH: usize = 128;
+    let mut out = Vec::with_capacity(want);
+    let mut batch: Vec<(u32, f32)> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<(u32, f32)>, out: &mut Vec<(u32, f32)>| -> Result<()> {
+        let ids: Vec<&str> = batch.iter().map(|(i, _)| set.item_ids[*i as usize].as_str()).collect();
+        let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
+        for (candidate, ok) in batch.drain(..).zip(verdicts) {
+            if ok && out.len() < want {
+                out.push(candidate);
+            }
+        }
+        Ok(())
+    };
+    for candidate in ranked {
+        batch.push(candidate);
+        if batch.len() == BATCH {
+            flush(&mut batch, &mut out)?;
+            if out.len() >= want {
+                return Ok(out);
+            }
+        }
+    }
+    flush(&mut batch, &mut out)?;
+    Ok(out)
 }
 
 /// Answer a "for you" request.
@@ -534,65 +602,62 @@ pub fn recommend(
     request: &RecommendRequest,
 ) -> Result<RecommendPage> {
     let history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
-    let n_items = set.item_ids.len();
     let cursor = request.cursor.clone().unwrap_or_default();
-    // Item facts for filtering, looked up once per candidate.
-    let mut meta_cache: HashMap<u32, bool> = HashMap::new();
-    let mut accepted = |i: u32| -> Result<bool> {
-        if let Some(ok) = meta_cache.get(&i) {
-            return Ok(*ok);
-        }
+    let shown: DigestSet<u32> = cursor.shown.iter().copied().collect();
+    // Exclusions and earlier pages are checked first, without the store.
+    let rejected = |i: u32| -> bool {
         let id = set.item_ids[i as usize].as_str();
-        let ok = !history.excluded.contains(&xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
-            && !cursor.contains(id)
-            && request.filter.accepts(store.items_meta(&[id])?.first().and_then(Option::as_ref));
-        meta_cache.insert(i, ok);
-        Ok(ok)
+        history.excluded.contains(&xxhash_rust::xxh3::xxh3_64(id.as_bytes())) || shown.contains(&item_digest(id))
     };
-    let per_source = config.candidates_per_source.max(request.n * 3);
-    let mut scores = vec![0f32; n_items];
-    let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
-    let collect =
-        |name: &str, scores: &[f32], accepted: &mut dyn FnMut(u32) -> Result<bool>| -> Result<Vec<(u32, f32)>> {
-            let mut error = None;
-            let list = top_k(scores, per_source, |i| match accepted(i) {
-                Ok(ok) => !ok,
-                Err(e) => {
-                    error.get_or_insert(e);
-                    true
-                }
-            });
-            if let Some(e) = error {
-                return Err(e);
+    let want = config.candidates_per_source.max(request.n * 3);
+    // Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
+    let ranked_then_accepted = |fetch: &dyn Fn(usize) -> Vec<(u32, f32)>| -> Result<Vec<(u32, f32)>> {
+        let mut wanted = want * 2;
+        loop {
+            let ranked = fetch(wanted);
+            let complete = ranked.len() < wanted;
+            let accepted = take_accepted(set, store, &request.filter, ranked, want)?;
+            if accepted.len() >= want || complete || wanted >= set.item_ids.len() {
+                return Ok(accepted);
             }
-            tracing::trace!(source = name, candidates = list.len(), "recall");
-            Ok(list)
-        };
+            wanted *= 8;
+        }
+    };
+    let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
     if !history.pairs.is_empty() {
-        for (name, model) in &set.models {
-            // Always fold in the live history: the trained user vector would ignore the
+        for (name, source) in &set.models {
+            // Always fold in the live history: a trained user vector would ignore the
             // events that arrived since training.
-            model.score(None, &history.pairs, &mut scores);
-            let list = collect(name, &scores, &mut accepted)?;
+            let list = match source {
+                Source::Als { model, index } => {
+                    let user_vector = model.fold_in(&history.pairs);
+                    ranked_then_accepted(&|k| index.search(&user_vector, k, ALS_PROBE_ITEMS.max(k), rejected))?
+                }
+                Source::Dense(model) => {
+                    let mut scores = vec![0f32; set.item_ids.len()];
+                    model.score(None, &history.pairs, &mut scores);
+                    ranked_then_accepted(&|k| top_k(&scores, k, rejected))?
+                }
+            };
             sources.push((name.clone(), list));
         }
-        // Item-kNN on the most recent items: "because you viewed X".
-        let recent: Vec<(u32, f32)> = {
-            let mut r: Vec<(u32, f32)> = history
-                .recent
-                .iter()
-                .take(20)
-                .filter_map(|i| history.pairs.binary_search_by_key(i, |(j, _)| *j).ok().map(|k| history.pairs[k]))
-                .collect();
-            r.sort_unstable_by_key(|(i, _)| *i);
-            r
-        };
-        set.knn.score(None, &recent, &mut scores);
-        let list = collect("itemknn", &scores, &mut accepted)?;
-        sources.push(("itemknn".into(), list));
+        // Item-kNN on the most recent items ("because you viewed X"), accumulated sparsely
+        // over their neighbours only.
+        let mut knn_scores: HashMap<u32, f32> = HashMap::new();
+        for &j in history.recent.iter().take(20) {
+            let weight = history.pairs.binary_search_by_key(&j, |(i, _)| *i).map_or(0.0, |k| history.pairs[k].1);
+            let weight = if set.knn.params.binary { 1.0 } else { weight };
+            let (neighbours, sims) = set.knn.neighbours_of(j);
+            for (i, s) in neighbours.iter().zip(sims) {
+                *knn_scores.entry(*i).or_default() += weight * s;
+            }
+        }
+        let mut ranked: Vec<(u32, f32)> = knn_scores.into_iter().filter(|(i, s)| *s > 0.0 && !rejected(*i)).collect();
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        sources.push(("itemknn".into(), take_accepted(set, store, &request.filter, ranked, want)?));
     }
-    let list = collect("popularity", &set.popularity, &mut accepted)?;
-    sources.push(("popularity".into(), list));
+    let popular = set.popularity_order.iter().filter(|i| !rejected(**i)).map(|&i| (i, set.popularity[i as usize]));
+    sources.push(("popularity".into(), take_accepted(set, store, &request.filter, popular, want)?));
 
     // Weighted reciprocal-rank fusion (Cormack et al. 2009, k = 60).
     let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();

@@ -451,6 +451,14 @@ impl Storage for EmbeddedStore {
             .collect())
     }
 
+    fn items_match(&self, items: &[&str], test: &dyn Fn(Option<&ItemMeta>) -> bool) -> Result<Vec<bool>> {
+        let index = self.index.read();
+        Ok(items
+            .iter()
+            .map(|item| test(index.items.get(item).and_then(|n| index.item_entries[n as usize].meta.as_ref())))
+            .collect())
+    }
+
     fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()> {
         let index = self.index.read();
         for row in index.rows.iter().rev().filter(|r| !r.erased && r.item != NO_ITEM).take(max_rows) {

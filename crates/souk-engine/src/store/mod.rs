@@ -117,6 +117,9 @@ pub trait Storage: Send + Sync {
     fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>>;
     /// Catalog facts of items (`None` for unknown items or items without a record).
     fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>>;
+    /// Test items' catalog facts without copying them, under one lock (the candidate
+    /// check of serving).
+    fn items_match(&self, items: &[&str], test: &dyn Fn(Option<&ItemMeta>) -> bool) -> Result<Vec<bool>>;
     /// Visit the most recent interactions with items, newest first by arrival, at most
     /// `max_rows` of them; `visit` returns false to stop early.
     fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()>;
