@@ -54,7 +54,7 @@ impl IvfIndex {
     /// Build over `vectors` (n × dims, row-major) with `clusters` clusters (see
     /// [`IvfIndex::clusters_for`]); deterministic for a seed.
     pub fn build(vectors: &[f32], dims: usize, clusters: usize, seed: u64) -> Self {
-        let n = if dims == 0 { 0 } else { vectors.len() / dims };
+        let n = vectors.len().checked_div(dims).unwrap_or(0);
         let clusters = clusters.clamp(1, n.max(1));
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let units: Vec<Vec<f32>> = (0..n).map(|i| normalised(&vectors[i * dims..(i + 1) * dims])).collect();

@@ -164,7 +164,7 @@ pub struct ModelSet {
 /// A collaborative source as served.
 pub enum Source {
     /// Factor model: candidates come from an inverted-file index over the item factors.
-    Als { model: AlsModel, index: IvfIndex },
+    Als { model: Box<AlsModel>, index: IvfIndex },
     /// Any other model: scores every item.
     Dense(Box<dyn Recommender>),
 }
@@ -174,12 +174,12 @@ impl Source {
     pub fn als(model: AlsModel) -> Source {
         let index =
             IvfIndex::build(&model.item_factors, model.params.factors, IvfIndex::clusters_for(model.n_items), 42);
-        Source::Als { model, index }
+        Source::Als { model: Box::new(model), index }
     }
 
     fn as_recommender(&self) -> &dyn Recommender {
         match self {
-            Source::Als { model, .. } => model,
+            Source::Als { model, .. } => model.as_ref(),
             Source::Dense(model) => model.as_ref(),
         }
     }
