@@ -2,7 +2,7 @@
 //!
 //! Owns: turning stored events into a weighted user × item matrix ([`Interactions`],
 //! event weights from configuration), the [`Recommender`] trait every model implements,
-//! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE), their registry and
+//! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE, ∞-AE), their registry and
 //! their versioned artifacts. Never touches the store's files or the network: training
 //! reads an `Interactions` value, serving calls [`Recommender::score`], saving writes to a
 //! caller's writer.
@@ -11,6 +11,7 @@ pub mod als;
 pub mod artifact;
 pub mod data;
 pub mod ease;
+pub mod infinite_ae;
 pub mod itemknn;
 pub mod ivf;
 mod kernels;
@@ -23,6 +24,7 @@ pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
 pub use ease::{EaseModel, EaseParams};
+pub use infinite_ae::{InfiniteAeModel, InfiniteAeParams};
 pub use itemknn::{ItemKnnModel, ItemKnnParams};
 pub use popularity::{PopularityModel, PopularityParams};
 pub use registry::{default_grid, load_model, save_model, train_model, MODELS};

@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::artifact::Artifact;
 use super::data::Interactions;
 use super::kernels::params_from_json;
-use super::{als, ease, itemknn, popularity, rp3beta, Recommender};
+use super::{als, ease, infinite_ae, itemknn, popularity, rp3beta, Recommender};
 use crate::{Error, Result, ValidationError};
 
 /// Names accepted by [`train_model`], [`default_grid`] and [`load_model`].
-pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease"];
+pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease", "infinite_ae"];
 
 fn unknown(name: &str) -> Error {
     Error::Invalid(ValidationError::new(
@@ -35,6 +35,7 @@ pub fn train_model(name: &str, params: &Value, data: &Interactions) -> Result<Bo
         "rp3beta" => Box::new(rp3beta::train(data, &params_from_json(name, params)?)?),
         "als" => Box::new(als::train(data, &params_from_json(name, params)?)?),
         "ease" => Box::new(ease::train(data, &params_from_json(name, params)?)?),
+        "infinite_ae" => Box::new(infinite_ae::train(data, &params_from_json(name, params)?)?),
         _ => return Err(unknown(name)),
     })
 }
@@ -63,6 +64,7 @@ pub fn default_grid(name: &str) -> Vec<Value> {
             .iter()
             .flat_map(|l| [0.0, 0.15].map(|b| json!({ "lambda": l, "popularity_exponent": b })))
             .collect(),
+        "infinite_ae" => [1.0, 2.0, 3.0, 5.0].map(|l| json!({ "lambda": l })).to_vec(),
         _ => Vec::new(),
     }
 }
@@ -83,6 +85,7 @@ pub fn load_model(reader: &mut dyn Read) -> Result<Box<dyn Recommender>> {
         "rp3beta" => Box::new(rp3beta::Rp3betaModel::from_artifact(artifact)?),
         "als" => Box::new(als::AlsModel::from_artifact(artifact)?),
         "ease" => Box::new(ease::EaseModel::from_artifact(artifact)?),
+        "infinite_ae" => Box::new(infinite_ae::InfiniteAeModel::from_artifact(artifact)?),
         other => return Err(super::artifact::corrupt_artifact(format!("unknown model {other:?} in artifact"))),
     })
 }
@@ -99,6 +102,7 @@ mod tests {
             "als" => json!({ "factors": 4, "iterations": 3 }),
             "itemknn" => json!({ "neighbours": 5, "shrink": 1.0, "binary": false }),
             "ease" => json!({ "lambda": 5.0, "dropout": 0.1 }),
+            "infinite_ae" => json!({ "lambda": 0.5, "depth": 2 }),
             _ => json!(null),
         }
     }

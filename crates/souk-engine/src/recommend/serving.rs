@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::als::{AlsModel, AlsParams};
 use super::artifact::Artifact;
 use super::ease::EaseParams;
+use super::infinite_ae::InfiniteAeParams;
 use super::itemknn::{self, ItemKnnModel, ItemKnnParams};
 use super::ivf::{IvfIndex, TopK};
 use super::popularity::PopularityParams;
@@ -39,7 +40,8 @@ pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendConfig {
-    /// Collaborative models trained by `souk train` and used as recall sources.
+    /// Collaborative models trained by `souk train` and used as recall sources (`als`,
+    /// `ease`, `infinite_ae`, `rp3beta`).
     pub models: Vec<String>,
     /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
     /// the model names).
@@ -53,6 +55,7 @@ pub struct RecommendConfig {
     pub retrain_seconds: u64,
     pub als: AlsParams,
     pub ease: EaseParams,
+    pub infinite_ae: InfiniteAeParams,
     pub itemknn: ItemKnnParams,
     pub rp3beta: Rp3betaParams,
     pub popularity: PopularityParams,
@@ -62,15 +65,23 @@ impl Default for RecommendConfig {
     fn default() -> Self {
         Self {
             models: vec!["als".into()],
-            source_weights: [("als", 1.0), ("ease", 1.0), ("rp3beta", 1.0), ("itemknn", 0.8), ("popularity", 0.2)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            source_weights: [
+                ("als", 1.0),
+                ("ease", 1.0),
+                ("infinite_ae", 1.0),
+                ("rp3beta", 1.0),
+                ("itemknn", 0.8),
+                ("popularity", 0.2),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
             history_limit: 200,
             candidates_per_source: 100,
             retrain_seconds: 0,
             als: AlsParams::default(),
             ease: EaseParams::default(),
+            infinite_ae: InfiniteAeParams::default(),
             itemknn: ItemKnnParams::default(),
             rp3beta: Rp3betaParams::default(),
             popularity: PopularityParams::default(),
@@ -84,6 +95,7 @@ impl RecommendConfig {
         let value = match name {
             "als" => serde_json::to_value(&self.als),
             "ease" => serde_json::to_value(&self.ease),
+            "infinite_ae" => serde_json::to_value(&self.infinite_ae),
             "itemknn" => serde_json::to_value(&self.itemknn),
             "rp3beta" => serde_json::to_value(&self.rp3beta),
             "popularity" => serde_json::to_value(&self.popularity),
@@ -106,7 +118,7 @@ impl RecommendConfig {
             if !registry::MODELS.contains(&model.as_str()) || model == "itemknn" || model == "popularity" {
                 problems.push((
                     "recommend.models".into(),
-                    format!("expected collaborative models among als, ease, rp3beta, found {model:?} (itemknn and popularity are always on)"),
+                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, found {model:?} (itemknn and popularity are always on)"),
                 ));
             }
         }
