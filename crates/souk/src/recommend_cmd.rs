@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
+use souk_engine::model::EventType;
 use souk_engine::recommend::serving::ModelSet;
 use souk_engine::recommend::{registry, Interactions, Recommender};
 use souk_engine::store::artifacts::ArtifactStore;
@@ -31,9 +32,14 @@ pub struct EvalArgs {
     /// Comma list of models (default: all of popularity, itemknn, rp3beta, als, ease).
     #[arg(long)]
     pub models: Option<String>,
-    /// Evaluate on exactly the split in DIR/train.tsv and DIR/test.tsv (user<TAB>item).
+    /// Evaluate on exactly the split in DIR/train.tsv and DIR/test.tsv (user<TAB>item; a
+    /// training line may add an event type, weighted by [weights]).
     #[arg(long)]
     pub split: Option<PathBuf>,
+    /// With --split: the event type of the test items (e.g. purchase); only training
+    /// pairs of this type are left out of the ranking, so carted items stay rankable.
+    #[arg(long, value_name = "TYPE")]
+    pub target: Option<String>,
     /// Tune each model on a validation split carved from the training data (never the
     /// test data), over its default grid, then report the chosen parameters.
     #[arg(long)]
@@ -98,7 +104,15 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     } else {
         args.protocol.parse().map_err(|e: souk_engine::ValidationError| anyhow::anyhow!(e.message))?
     };
-    let eval_config = EvalConfig { protocol, ratio: args.ratio, seed: args.seed, ks, ..EvalConfig::default() };
+    let target = match &args.target {
+        None => None,
+        Some(_) if args.split.is_none() => bail!("--target needs --split"),
+        Some(name) => Some(name.parse::<EventType>().map_err(|()| {
+            let names: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            anyhow::anyhow!("--target expects one of {}, found {name:?}", names.join(", "))
+        })?),
+    };
+    let eval_config = EvalConfig { protocol, ratio: args.ratio, seed: args.seed, ks, target, ..EvalConfig::default() };
     let problems = eval_config.problems();
     if !problems.is_empty() {
         bail!("{}", problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "));
@@ -113,9 +127,8 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
         })
         .collect();
     let data = match &args.split {
-        Some(dir) => {
-            EvalData::from_split_dir(dir).with_context(|| format!("reading the split in {}", dir.display()))?
-        }
+        Some(dir) => EvalData::from_split_dir(dir, &config.weights)
+            .with_context(|| format!("reading the split in {}", dir.display()))?,
         None => {
             let store = open_store(config)?;
             EvalData::from_store(&store, &config.weights, config.data_dir.display().to_string())?

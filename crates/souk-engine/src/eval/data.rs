@@ -5,12 +5,15 @@
 //! protocols (a user who bought an item twice has one positive, not two). Repeated events
 //! of a pair are summed into one weight; only pairs with a positive sum are kept (a view
 //! followed by a dislike is no positive). Each pair keeps the time of its first and last
-//! event and the arrival number of its last event, which the temporal protocols use.
+//! event, the arrival number of its last event, which the temporal protocols use, and the
+//! set of its event types, which lets a protocol treat one type as the target (a purchase
+//! test split whose carted items stay rankable).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::model::EventType;
 use crate::recommend::{EventWeights, Interactions};
 use crate::store::Storage;
 
@@ -25,8 +28,44 @@ pub struct EvalPair {
     pub last_timestamp: i64,
     /// Arrival number of the pair's last event: breaks ties between equal timestamps.
     pub last_arrival: u64,
-    /// Sum of the weights of the pair's events (> 0).
+    /// Sum of the weights of the pair's events: > 0, except for a pair listed only in a
+    /// split directory's test file, which has no training events and weighs 0.
     pub weight: f32,
+    /// Types of the pair's (training) events; empty for untyped split-directory lines.
+    pub event_types: EventTypeSet,
+}
+
+/// A set of [`EventType`]s, one bit per type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct EventTypeSet(u16);
+
+impl EventTypeSet {
+    pub fn insert(&mut self, event_type: EventType) {
+        self.0 |= 1 << event_type as u8;
+    }
+
+    pub fn contains(self, event_type: EventType) -> bool {
+        self.0 & (1 << event_type as u8) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<EventType> for EventTypeSet {
+    fn from_iter<I: IntoIterator<Item = EventType>>(types: I) -> Self {
+        let mut set = EventTypeSet::default();
+        types.into_iter().for_each(|t| set.insert(t));
+        set
+    }
+}
+
+/// In which files of a split directory a pair was listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub train: bool,
+    pub test: bool,
 }
 
 /// Interactions to evaluate on: distinct positive pairs sorted by (user, item).
@@ -42,9 +81,11 @@ pub struct EvalData {
     pub item_ids: Vec<String>,
     /// One entry per distinct pair, sorted by (user, item).
     pub pairs: Vec<EvalPair>,
-    /// For data read by [`EvalData::from_split_dir`]: whether each pair (same order as
-    /// `pairs`) is a test pair of that fixed split. `None` for every other source.
-    pub fixed_test: Option<Vec<bool>>,
+    /// For data read by [`EvalData::from_split_dir`]: in which files each pair (same order
+    /// as `pairs`) was listed; the split-dir protocol decides from this and the target
+    /// event type which pairs are training and which are test. `None` for every other
+    /// source.
+    pub listed: Option<Vec<Listed>>,
 }
 
 impl EvalData {
@@ -64,7 +105,7 @@ impl EvalData {
             if let Some(item) = item {
                 let weight = weights.weight(row);
                 if weight != 0.0 {
-                    builder.add(user, item, row.timestamp, weight);
+                    builder.add_typed(user, item, row.timestamp, weight, row.event_type);
                 }
             }
         })?;
@@ -72,11 +113,16 @@ impl EvalData {
     }
 
     /// The split another library used: `dir/train.tsv` and `dir/test.tsv`, one
-    /// `user<TAB>item` pair per line (further columns are ignored, blank lines skipped, no
-    /// header), with the data set's own ids. Every pair weighs 1; items and users that
-    /// appear only in the test file still get an index. A pair listed in both files is a
-    /// training pair. Use it with [`crate::eval::Protocol::SplitDir`].
-    pub fn from_split_dir(dir: &Path) -> Result<Self> {
+    /// `user<TAB>item` pair per line (blank lines skipped, no header), with the data set's
+    /// own ids. A training line may name an event type in a third column
+    /// (`user<TAB>item<TAB>add_to_cart`, the names of [`EventType`]); it then weighs as
+    /// `weights` says (a `rating` line has no value, so it counts as a rating at the
+    /// threshold; a type weighing 0 is skipped), and a line without one weighs 1. Lines of
+    /// one pair sum. Columns after the second are ignored in the test file, after the third
+    /// in the training file. Items and users that appear only in the test file still get an
+    /// index. Use it with [`crate::eval::Protocol::SplitDir`], which also says what a pair
+    /// listed in both files is.
+    pub fn from_split_dir(dir: &Path, weights: &EventWeights) -> Result<Self> {
         let mut builder = EvalDataBuilder::default();
         let mut line_number = 0i64;
         for (file, is_test) in [("train.tsv", false), ("test.tsv", true)] {
@@ -87,26 +133,41 @@ impl EvalData {
                 if line.trim().is_empty() {
                     continue;
                 }
+                let parse_error =
+                    |message: String| Error::Parse { path: path.clone(), line: index as u64 + 1, message };
                 let mut columns = line.split('\t');
                 let (Some(user), Some(item)) = (columns.next(), columns.next()) else {
-                    return Err(Error::Parse {
-                        path: path.clone(),
-                        line: index as u64 + 1,
-                        message: format!("expected `user<TAB>item`, found {line:?}"),
-                    });
+                    return Err(parse_error(format!("expected `user<TAB>item`, found {line:?}")));
                 };
                 line_number += 1;
-                builder.add_marked(user, item, line_number, 1.0, is_test);
+                let typed = if is_test { None } else { columns.next() };
+                match typed {
+                    None => builder.add_listed(user, item, line_number, if is_test { 0.0 } else { 1.0 }, None, is_test),
+                    Some(name) => {
+                        let event_type: EventType = name.parse().map_err(|()| {
+                            let names: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                            parse_error(format!(
+                                "expected an event type ({}) in the third column, found {name:?}",
+                                names.join(", ")
+                            ))
+                        })?;
+                        let weight = weights.weight_of(event_type, weights.rating_threshold, 0);
+                        if weight != 0.0 {
+                            builder.add_listed(user, item, line_number, weight, Some(event_type), false);
+                        }
+                    }
+                }
             }
         }
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(builder.build(name))
     }
 
-    /// All pairs as a user × item matrix (every user a row, every item a column).
+    /// All pairs with a positive weight as a user × item matrix (every user a row, every
+    /// item a column).
     pub fn interactions(&self) -> Interactions {
         let mut rows = vec![Vec::new(); self.n_users()];
-        for pair in &self.pairs {
+        for pair in self.pairs.iter().filter(|p| p.weight > 0.0) {
             rows[pair.user as usize].push((pair.item, pair.weight));
         }
         csr(self.user_ids.clone(), self.item_ids.clone(), &rows)
@@ -152,8 +213,8 @@ struct RawPair {
     last_timestamp: i64,
     last_arrival: u64,
     weight: f32,
-    in_train_file: bool,
-    in_test_file: bool,
+    event_types: EventTypeSet,
+    listed: Listed,
 }
 
 /// Accumulates events (user, item, timestamp, weight) in arrival order into distinct pairs.
@@ -173,15 +234,36 @@ pub struct EvalDataBuilder {
 impl EvalDataBuilder {
     /// Add one event; events must come in arrival order.
     pub fn add(&mut self, user: &str, item: &str, timestamp: i64, weight: f32) {
-        self.add_event(user, item, timestamp, weight, None);
+        self.add_event(user, item, timestamp, weight, None, None);
     }
 
-    fn add_marked(&mut self, user: &str, item: &str, timestamp: i64, weight: f32, is_test: bool) {
+    /// Add one event of a known type; events must come in arrival order.
+    pub fn add_typed(&mut self, user: &str, item: &str, timestamp: i64, weight: f32, event_type: EventType) {
+        self.add_event(user, item, timestamp, weight, Some(event_type), None);
+    }
+
+    fn add_listed(
+        &mut self,
+        user: &str,
+        item: &str,
+        timestamp: i64,
+        weight: f32,
+        event_type: Option<EventType>,
+        is_test: bool,
+    ) {
         self.marked = true;
-        self.add_event(user, item, timestamp, weight, Some(is_test));
+        self.add_event(user, item, timestamp, weight, event_type, Some(is_test));
     }
 
-    fn add_event(&mut self, user: &str, item: &str, timestamp: i64, weight: f32, is_test: Option<bool>) {
+    fn add_event(
+        &mut self,
+        user: &str,
+        item: &str,
+        timestamp: i64,
+        weight: f32,
+        event_type: Option<EventType>,
+        is_test: Option<bool>,
+    ) {
         let user = intern(&mut self.users, &mut self.user_ids, user);
         let item = intern(&mut self.items, &mut self.item_ids, item);
         let arrival = self.arrivals;
@@ -194,33 +276,37 @@ impl EvalDataBuilder {
                 last_timestamp: timestamp,
                 last_arrival: arrival,
                 weight: 0.0,
-                in_train_file: false,
-                in_test_file: false,
+                event_types: EventTypeSet::default(),
+                listed: Listed::default(),
             });
             self.pairs.len() - 1
         });
         let pair = &mut self.pairs[slot];
         pair.weight += weight;
+        if let Some(event_type) = event_type {
+            pair.event_types.insert(event_type);
+        }
         pair.first_timestamp = pair.first_timestamp.min(timestamp);
         if timestamp >= pair.last_timestamp {
             pair.last_timestamp = timestamp;
             pair.last_arrival = arrival;
         }
         match is_test {
-            Some(true) => pair.in_test_file = true,
-            Some(false) => pair.in_train_file = true,
+            Some(true) => pair.listed.test = true,
+            Some(false) => pair.listed.train = true,
             None => {}
         }
     }
 
-    /// Keep positive pairs, number users and items by first appearance among them, sort.
+    /// Keep positive pairs (and pairs listed in a test file), number users and items by
+    /// first appearance among them, sort.
     pub fn build(self, name: impl Into<String>) -> EvalData {
         let mut user_map = vec![u32::MAX; self.user_ids.len()];
         let mut item_map = vec![u32::MAX; self.item_ids.len()];
         let mut user_ids = Vec::new();
         let mut item_ids = Vec::new();
-        let mut kept: Vec<(EvalPair, bool)> = Vec::with_capacity(self.pairs.len());
-        for raw in self.pairs.iter().filter(|p| p.weight > 0.0) {
+        let mut kept: Vec<(EvalPair, Listed)> = Vec::with_capacity(self.pairs.len());
+        for raw in self.pairs.iter().filter(|p| p.weight > 0.0 || p.listed.test) {
             let user = renumber(&mut user_map, &mut user_ids, &self.user_ids, raw.user);
             let item = renumber(&mut item_map, &mut item_ids, &self.item_ids, raw.item);
             let pair = EvalPair {
@@ -230,18 +316,15 @@ impl EvalDataBuilder {
                 last_timestamp: raw.last_timestamp,
                 last_arrival: raw.last_arrival,
                 weight: raw.weight,
+                event_types: raw.event_types,
             };
-            kept.push((pair, raw.in_test_file && !raw.in_train_file));
+            // A training line whose weights sum to 0 or less is no training pair.
+            let listed = Listed { train: raw.listed.train && raw.weight > 0.0, test: raw.listed.test };
+            kept.push((pair, listed));
         }
         kept.sort_unstable_by_key(|(p, _)| (p.user, p.item));
-        let fixed_test = self.marked.then(|| kept.iter().map(|(_, test)| *test).collect());
-        EvalData {
-            name: name.into(),
-            user_ids,
-            item_ids,
-            pairs: kept.into_iter().map(|(p, _)| p).collect(),
-            fixed_test,
-        }
+        let listed = self.marked.then(|| kept.iter().map(|(_, listed)| *listed).collect());
+        EvalData { name: name.into(), user_ids, item_ids, pairs: kept.into_iter().map(|(p, _)| p).collect(), listed }
     }
 }
 
@@ -283,7 +366,8 @@ mod tests {
         let a = data.pairs[0];
         assert_eq!((a.user, a.item, a.weight), (0, 0, 3.0));
         assert_eq!((a.first_timestamp, a.last_timestamp, a.last_arrival), (7, 10, 4));
-        assert_eq!(data.fixed_test, None);
+        assert_eq!(data.listed, None);
+        assert!(data.pairs.iter().all(|p| p.event_types.is_empty()));
         let m = data.interactions();
         assert_eq!((m.n_users(), m.n_items(), m.nnz()), (2, 2, 2));
         assert_eq!(m.history(1), vec![(1, 2.0)]);
@@ -325,26 +409,39 @@ mod tests {
         let summary: Vec<_> =
             data.pairs.iter().map(|p| (p.user, p.item, p.weight, p.first_timestamp, p.last_timestamp)).collect();
         assert_eq!(summary, [(0, 0, 11.0, 1_000, 3_000), (1, 0, 2.0, 6_000, 6_000)]);
+        let types = [EventType::View, EventType::Purchase].into_iter().collect();
+        assert_eq!(data.pairs[0].event_types, types);
+        assert!(data.pairs[1].event_types.contains(EventType::Click));
     }
 
     #[test]
     fn split_dir_marks_test_pairs_and_keeps_test_only_items() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("train.tsv"), "u1\ta\nu1\tb\r\n\nu2\ta\textra\n").unwrap();
+        std::fs::write(dir.path().join("train.tsv"), "u1\ta\nu1\tb\r\n\nu2\ta\tview\textra\n").unwrap();
         std::fs::write(dir.path().join("test.tsv"), "u1\tc\nu2\tb\nu1\ta\n").unwrap();
-        let data = EvalData::from_split_dir(dir.path()).unwrap();
+        let data = EvalData::from_split_dir(dir.path(), &EventWeights::default()).unwrap();
         assert_eq!(data.item_ids, ["a", "b", "c"]);
         let marked: Vec<_> = data
             .pairs
             .iter()
-            .zip(data.fixed_test.as_ref().unwrap())
-            .map(|(p, t)| (data.user_ids[p.user as usize].as_str(), data.item_ids[p.item as usize].as_str(), *t))
+            .zip(data.listed.as_ref().unwrap())
+            .map(|(p, l)| {
+                (data.user_ids[p.user as usize].as_str(), data.item_ids[p.item as usize].as_str(), l.train, l.test)
+            })
             .collect();
-        // (u1, a) is in both files: a training pair.
         assert_eq!(
             marked,
-            [("u1", "a", false), ("u1", "b", false), ("u1", "c", true), ("u2", "a", false), ("u2", "b", true)]
+            [
+                ("u1", "a", true, true),
+                ("u1", "b", true, false),
+                ("u1", "c", false, true),
+                ("u2", "a", true, false),
+                ("u2", "b", false, true)
+            ]
         );
+        // Untyped training lines weigh 1 (the test line adds nothing); test-only pairs 0.
+        assert_eq!(data.pairs.iter().map(|p| p.weight).collect::<Vec<_>>(), [1.0, 1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(data.interactions().nnz(), 3);
     }
 
     #[test]
@@ -352,10 +449,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("train.tsv"), "u1\ta\nu1 b\n").unwrap();
         std::fs::write(dir.path().join("test.tsv"), "").unwrap();
-        let err = EvalData::from_split_dir(dir.path()).unwrap_err();
+        let weights = EventWeights::default();
+        let err = EvalData::from_split_dir(dir.path(), &weights).unwrap_err();
         let Error::Parse { line, message, .. } = err else { panic!("expected a parse error, got {err}") };
         assert_eq!(line, 2);
         assert!(message.contains("user<TAB>item"), "{message}");
-        assert!(EvalData::from_split_dir(&dir.path().join("missing")).is_err());
+        assert!(EvalData::from_split_dir(&dir.path().join("missing"), &weights).is_err());
+
+        std::fs::write(dir.path().join("train.tsv"), "u1\ta\tpurchase\nu1\tb\tbasket\n").unwrap();
+        let err = EvalData::from_split_dir(dir.path(), &weights).unwrap_err();
+        assert!(err.to_string().contains("train.tsv:2:"), "{err}");
+        let Error::Parse { line, message, .. } = err else { panic!("expected a parse error, got {err}") };
+        assert_eq!(line, 2);
+        assert!(message.contains("\"basket\"") && message.contains("add_to_cart"), "{message}");
+    }
+
+    #[test]
+    fn split_dir_event_types_weigh_as_configured_and_sum_per_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("train.tsv"),
+            "u1\ta\tpurchase\nu1\ta\tadd_to_cart\nu1\tb\tadd_to_cart\nu1\tc\nu1\td\timpression\nu2\tb\trating\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("test.tsv"), "u1\tb\tpurchase-ignored\n").unwrap();
+        let weights = EventWeights { add_to_cart: 2.5, rating_threshold: 3.0, ..EventWeights::default() };
+        let data = EvalData::from_split_dir(dir.path(), &weights).unwrap();
+        // d (an impression, weight 0) is skipped and gets no index.
+        assert_eq!(data.item_ids, ["a", "b", "c"]);
+        let summary: Vec<_> = data.pairs.iter().map(|p| (p.user, p.item, p.weight)).collect();
+        assert_eq!(summary, [(0, 0, 12.5), (0, 1, 2.5), (0, 2, 1.0), (1, 1, 5.0)]);
+        let cart = EventTypeSet::from_iter([EventType::AddToCart]);
+        let types: Vec<_> = data.pairs.iter().map(|p| p.event_types).collect();
+        assert_eq!(types[0], [EventType::Purchase, EventType::AddToCart].into_iter().collect());
+        assert_eq!((types[1], types[2]), (cart, EventTypeSet::default()));
+        assert_eq!(data.listed.as_ref().unwrap()[1], Listed { train: true, test: true });
     }
 }

@@ -1,7 +1,8 @@
 //! Full-ranking evaluation of a trained model on a [`Split`].
 //!
 //! For every user with test items, the model scores all items; the candidates are all items
-//! (or the split's candidate set) minus the user's training (or fold-in) items. The top
+//! (or the split's candidate set) minus the user's training (or fold-in) items, or minus the
+//! split's exclusion list where it has one ([`Split::exclude`]). The top
 //! `max K` candidates are chosen with a selection (`select_nth_unstable_by`) and only those
 //! are sorted; MRR and AUC need one more linear pass over the candidates, AUC with the
 //! test items' scores sorted (O(n log R)). Ties in scores are broken by item index (lower
@@ -219,6 +220,7 @@ struct Worker {
     history: Vec<(u32, f32)>,
     candidates: Vec<(f32, u32)>,
     positives: Vec<f32>,
+    fold_in_items: Vec<u32>,
     top: Vec<u32>,
 }
 
@@ -229,6 +231,7 @@ impl Worker {
             history: Vec::new(),
             candidates: Vec::with_capacity(n_items),
             positives: Vec::new(),
+            fold_in_items: Vec::new(),
             top: Vec::new(),
         }
     }
@@ -245,26 +248,29 @@ impl Worker {
         }
         self.scores.fill(0.0);
         model.score(user.row, &self.history, &mut self.scores);
-        // Histories are sorted by item (training rows and fold-in lists both are).
-        let mut excluded = std::mem::take(&mut self.history);
-        excluded.sort_unstable_by_key(|(item, _)| *item);
-        let ranking = self.rank_scores(&excluded, split.candidates.as_deref(), user.test, k_max);
-        self.history = excluded;
+        // Training rows, exclusion lists and fold-in lists are all sorted by item.
+        let mut fold_in_items = std::mem::take(&mut self.fold_in_items);
+        let excluded = match user.row {
+            Some(u) => split.excluded(u as usize),
+            None => {
+                fold_in_items.clear();
+                fold_in_items.extend(user.fold_in_history.iter().map(|(item, _)| *item));
+                fold_in_items.sort_unstable();
+                &fold_in_items
+            }
+        };
+        let ranking = self.rank_scores(excluded, split.candidates.as_deref(), user.test, k_max);
+        self.fold_in_items = fold_in_items;
         ranking
     }
 
     /// The ranking part of [`Worker::rank`] on already computed `self.scores`.
-    fn rank_scores(
-        &mut self,
-        excluded: &[(u32, f32)],
-        candidates: Option<&[u32]>,
-        test: &[u32],
-        k_max: usize,
-    ) -> UserRanking {
+    fn rank_scores(&mut self, excluded: &[u32], candidates: Option<&[u32]>, test: &[u32], k_max: usize) -> UserRanking {
         self.candidates.clear();
         self.positives.clear();
         let mut best_positive: Option<(f32, u32)> = None;
-        let mut excluded = excluded.iter().map(|(item, _)| *item).peekable();
+        debug_assert!(excluded.windows(2).all(|w| w[0] < w[1]), "exclusions must be sorted");
+        let mut excluded = excluded.iter().copied().peekable();
         let mut test_iter = test.iter().copied().peekable();
         let scores = &self.scores;
         let mut visit = |item: u32| {
@@ -364,6 +370,7 @@ mod tests {
             protocol: Protocol::SplitDir,
             train,
             test,
+            exclude: None,
             fold_in: Vec::new(),
             candidates: None,
             counts: SplitCounts::default(),
@@ -486,8 +493,7 @@ mod tests {
             let candidates = restrict.then(|| sorted_subset(&raw.iter().map(|(_, _, c)| *c).collect::<Vec<_>>()));
             let mut worker = Worker::new(scores.len());
             worker.scores.copy_from_slice(&scores);
-            let history: Vec<(u32, f32)> = excluded.iter().map(|&i| (i, 1.0)).collect();
-            let fast = worker.rank_scores(&history, candidates.as_deref(), &test, k_max);
+            let fast = worker.rank_scores(&excluded, candidates.as_deref(), &test, k_max);
             let (top, rr, auc) = naive(&scores, &excluded, candidates.as_deref(), &test, k_max);
             prop_assert_eq!(&worker.top, &top);
             prop_assert_eq!(fast.reciprocal_rank, rr);

@@ -10,7 +10,9 @@
 //! validation split carved from training data only.
 //!
 //! Ranking is always *full*: every candidate item is scored and ranked (all items, minus
-//! the user's training items; `cold-item` ranks the held-out items only). Metrics at each
+//! the user's training items; `cold-item` ranks the held-out items only; `split-dir` with a
+//! target event type leaves out only the training items of that type, so a carted item can
+//! be the purchase to find). Metrics at each
 //! K — `recall@K` (hits / min(K, |test|)), `recall_total@K` (hits / |test|), `ndcg@K`,
 //! `hr@K`, `precision@K`, `map@K` — then `mrr` (over the full ranking, no cut-off) and
 //! `auc` (per user over all non-training candidates, ties count 1/2), then the list-level
@@ -28,9 +30,9 @@ pub mod metrics;
 pub mod protocol;
 pub mod runner;
 
-pub use data::{EvalData, EvalDataBuilder, EvalPair};
+pub use data::{EvalData, EvalDataBuilder, EvalPair, EventTypeSet, Listed};
 pub use evaluate::{evaluate, Metrics};
-pub use protocol::{split, validation_split, FoldInUser, Protocol, Split, SplitCounts};
+pub use protocol::{split, split_with_target, validation_split, FoldInUser, Protocol, Split, SplitCounts};
 pub use runner::{run, DatasetSummary, EvalConfig, EvalReport, ModelResult, Trainer, TuningPoint};
 
 #[cfg(test)]
@@ -63,7 +65,7 @@ mod tests {
     /// Souk's metrics on the fixture against ranx's numbers (see `testdata/eval/README.md`).
     #[test]
     fn metrics_match_ranx() {
-        let data = EvalData::from_split_dir(&fixture("")).unwrap();
+        let data = EvalData::from_split_dir(&fixture(""), &Default::default()).unwrap();
         let split = split(&data, Protocol::SplitDir, 0.8, 0).unwrap();
         assert_eq!((split.train.n_users(), split.train.n_items()), (30, 50));
         let users: HashMap<&str, usize> =
@@ -101,5 +103,46 @@ mod tests {
         }
         // Where R > K for some users the definitions differ, and so must the numbers.
         assert!(metrics.get("recall@5").unwrap() > expected["metrics"]["recall@5"].as_f64().unwrap());
+    }
+
+    /// A carted item bought later is the test purchase: with the purchase target it stays a
+    /// candidate (and a hit for a model that scores it first); without, it is a training
+    /// item, left out of the ranking and of the test set, so it cannot be a hit.
+    #[test]
+    fn a_carted_item_can_be_the_test_purchase_only_with_a_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = "u1\ta\tpurchase\nu1\tb\tadd_to_cart\nu2\tb\tpurchase\nu2\tc\tadd_to_cart\n";
+        std::fs::write(dir.path().join("train.tsv"), train).unwrap();
+        std::fs::write(dir.path().join("test.tsv"), "u1\tb\nu2\tc\n").unwrap();
+        let data = EvalData::from_split_dir(dir.path(), &Default::default()).unwrap();
+        assert_eq!(data.item_ids, ["a", "b", "c"]);
+        // Every user scores a, then b, then c.
+        let model = Table { rows: vec![vec![3.0, 2.0, 1.0]; 2] };
+
+        let target = Some(crate::model::EventType::Purchase);
+        let with_target = split_with_target(&data, Protocol::SplitDir, 0.8, 0, target).unwrap();
+        // Carts are trained on, purchases are left out of the ranking, test keeps b and c.
+        assert_eq!(with_target.train.nnz(), 4);
+        assert_eq!(with_target.test, [vec![1], vec![2]]);
+        assert_eq!((with_target.excluded(0), with_target.excluded(1)), (&[0][..], &[1][..]));
+        let metrics = evaluate(&with_target, &model, &[1]);
+        assert_eq!(metrics.users, 2);
+        // u1 ranks [b, c]: b is a hit at 1; u2 ranks [a, c]: c at 2 -> hr@1 = 1/2.
+        assert_eq!(metrics.get("hr@1"), Some(0.5));
+        assert_eq!(metrics.get("ndcg@1"), Some(0.5));
+
+        let without = split(&data, Protocol::SplitDir, 0.8, 0).unwrap();
+        assert!(without.test.iter().all(Vec::is_empty));
+        assert_eq!(evaluate(&without, &model, &[1]).users, 0);
+        assert_eq!(without.excluded(0), [0, 1]);
+
+        // The same lines untyped: the carted pairs are plain training pairs, never test.
+        let untyped = train.lines().map(|l| l.rsplit_once('\t').unwrap().0.to_string() + "\n").collect::<String>();
+        std::fs::write(dir.path().join("train.tsv"), untyped).unwrap();
+        let data = EvalData::from_split_dir(dir.path(), &Default::default()).unwrap();
+        assert!(split(&data, Protocol::SplitDir, 0.8, 0).unwrap().test.iter().all(Vec::is_empty));
+        // A target on untyped lines excludes nothing and tests every test line.
+        let split = split_with_target(&data, Protocol::SplitDir, 0.8, 0, target).unwrap();
+        assert_eq!((split.excluded(0), split.test[0].as_slice()), (&[][..], &[1][..]));
     }
 }

@@ -14,8 +14,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{csr, EvalData};
+use super::data::{csr, EvalData, Listed};
 use crate::error::{Result, ValidationError};
+use crate::model::EventType;
 use crate::recommend::Interactions;
 
 /// Share of a held-out user's items that is test under `strong-generalization` (the rest is
@@ -54,7 +55,13 @@ pub enum Protocol {
     /// never saw in training.
     ColdItem,
     /// Exactly the split read by [`EvalData::from_split_dir`], to compare with another
-    /// library on an identical split.
+    /// library on an identical split. Without a target event type, every pair of the
+    /// training file is training and excluded from the user's ranking, and a pair listed
+    /// in both files is training only. With a target (say `purchase`, as in the
+    /// multi-behaviour protocols of NMTR, EHCF and GHCF), only training pairs with an event
+    /// of that type are excluded from the ranking, and a test pair stays a test pair unless
+    /// the training file has it with the target type: an item the user carted and then
+    /// bought is trained on as a cart and must still be ranked as the purchase.
     SplitDir,
 }
 
@@ -136,8 +143,13 @@ pub struct Split {
     /// What the model trains on; columns are all items of the data set.
     pub train: Interactions,
     /// Test items (training item indices, sorted) of each training row; empty for users
-    /// who are not evaluated. A test item is never one of the row's training items.
+    /// who are not evaluated. A test item is never one of the row's excluded items.
     pub test: Vec<Vec<u32>>,
+    /// Items left out of each training row's ranking (sorted), where they are not the
+    /// row's training items: `None` = every training item is excluded. Set by `split-dir`
+    /// with a target event type, where a row's carted items stay candidates (and may be
+    /// test items).
+    pub exclude: Option<Vec<Vec<u32>>>,
     /// Users unknown to the model (only `strong-generalization`).
     pub fold_in: Vec<FoldInUser>,
     /// Items to rank, sorted (only `cold-item`); `None` = all items.
@@ -165,14 +177,39 @@ impl Split {
             eval_users,
             candidate_items: candidates.as_ref().map_or(train.n_items(), Vec::len),
         };
-        Split { protocol, train, test, fold_in, candidates, counts }
+        Split { protocol, train, test, exclude: None, fold_in, candidates, counts }
+    }
+
+    /// The items left out of training row `u`'s ranking, sorted.
+    pub fn excluded(&self, u: usize) -> &[u32] {
+        match &self.exclude {
+            Some(exclude) => &exclude[u],
+            None => self.train.row(u).0,
+        }
     }
 }
 
 /// Cut `data` into a [`Split`] under `protocol`. `ratio` (in (0, 1)) is the training share
 /// of pairs, time, users or items, depending on the protocol; `seed` seeds the random ones.
 pub fn split(data: &EvalData, protocol: Protocol, ratio: f64, seed: u64) -> Result<Split> {
+    split_with_target(data, protocol, ratio, seed, None)
+}
+
+/// [`split`] with a target event type: only training pairs of that type leave the ranking
+/// (see [`Protocol::SplitDir`], the one protocol that takes a target).
+pub fn split_with_target(
+    data: &EvalData,
+    protocol: Protocol,
+    ratio: f64,
+    seed: u64,
+    target: Option<EventType>,
+) -> Result<Split> {
     check_ratio(ratio)?;
+    if let (Some(target), false) = (target, protocol == Protocol::SplitDir) {
+        let message =
+            format!("expected a target event type only with the split-dir protocol, found {target} with {protocol}");
+        return Err(ValidationError::new("invalid_target", "target", message).into());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Ok(match protocol {
         Protocol::RandomSplit => {
@@ -183,7 +220,7 @@ pub fn split(data: &EvalData, protocol: Protocol, ratio: f64, seed: u64) -> Resu
         Protocol::LeaveLastOut => leave_last_out(data),
         Protocol::StrongGeneralization => strong_generalization(data, ratio, &mut rng),
         Protocol::ColdItem => cold_item(data, ratio, &mut rng)?,
-        Protocol::SplitDir => split_dir(data)?,
+        Protocol::SplitDir => split_dir(data, target)?,
     })
 }
 
@@ -353,22 +390,31 @@ fn cold_item(data: &EvalData, ratio: f64, rng: &mut ChaCha8Rng) -> Result<Split>
     Ok(Split::new(Protocol::ColdItem, train, tests, Vec::new(), Some(candidates), data.n_users()))
 }
 
-fn split_dir(data: &EvalData) -> Result<Split> {
-    let Some(fixed_test) = &data.fixed_test else {
+fn split_dir(data: &EvalData, target: Option<EventType>) -> Result<Split> {
+    let Some(listed) = &data.listed else {
         let message = "expected data read from a split directory (train.tsv and test.tsv), found other data";
         return Err(ValidationError::new("invalid_protocol", "protocol", message).into());
     };
     let mut rows = vec![Vec::new(); data.n_users()];
     let mut tests = vec![Vec::new(); data.n_users()];
-    for (pair, &is_test) in data.pairs.iter().zip(fixed_test) {
-        if is_test {
-            tests[pair.user as usize].push(pair.item);
-        } else {
-            rows[pair.user as usize].push((pair.item, pair.weight));
+    let mut exclude = target.map(|_| vec![Vec::new(); data.n_users()]);
+    for (pair, &Listed { train, test }) in data.pairs.iter().zip(listed) {
+        let user = pair.user as usize;
+        let is_target = target.is_some_and(|t| pair.event_types.contains(t));
+        if train {
+            rows[user].push((pair.item, pair.weight));
+        }
+        match &mut exclude {
+            Some(exclude) if train && is_target => exclude[user].push(pair.item),
+            Some(_) if test => tests[user].push(pair.item),
+            None if test && !train => tests[user].push(pair.item),
+            _ => {}
         }
     }
     let train = csr(data.user_ids.clone(), data.item_ids.clone(), &rows);
-    Ok(Split::new(Protocol::SplitDir, train, tests, Vec::new(), None, data.n_users()))
+    let mut split = Split::new(Protocol::SplitDir, train, tests, Vec::new(), None, data.n_users());
+    split.exclude = exclude;
+    Ok(split)
 }
 
 #[cfg(test)]
@@ -551,5 +597,32 @@ mod tests {
             assert!(inner.test[u].iter().all(|i| !outer.test[u].contains(i)));
             assert_eq!(inner_items.len() + inner.test[u].len(), outer_items.len());
         }
+    }
+
+    #[test]
+    fn split_dir_with_a_target_excludes_only_target_pairs() {
+        use crate::recommend::EventWeights;
+        let dir = tempfile::tempdir().unwrap();
+        // u1 bought a, carted b and c, and bought b and d later; c is carted and also in
+        // the training file as a purchase, so it is no test item.
+        let train = "u1\ta\tpurchase\nu1\tb\tadd_to_cart\nu1\tc\tadd_to_cart\nu1\tc\tpurchase\n";
+        std::fs::write(dir.path().join("train.tsv"), train).unwrap();
+        std::fs::write(dir.path().join("test.tsv"), "u1\tb\nu1\tc\nu1\td\n").unwrap();
+        let data = EvalData::from_split_dir(dir.path(), &EventWeights::default()).unwrap();
+        let target = Some(EventType::Purchase);
+        let split = split_with_target(&data, Protocol::SplitDir, 0.8, 0, target).unwrap();
+        assert_eq!(ids(&split, 0), (vec!["a", "b", "c"], vec!["b", "d"]));
+        assert_eq!(split.train.row(0).1, [10.0, 4.0, 14.0]);
+        assert_eq!(split.excluded(0), [0, 2]);
+        assert_eq!((split.counts.train, split.counts.test, split.counts.eval_users), (3, 2, 1));
+
+        let plain = super::split(&data, Protocol::SplitDir, 0.8, 0).unwrap();
+        check_invariants(&data, &plain);
+        assert_eq!(ids(&plain, 0), (vec!["a", "b", "c"], vec!["d"]));
+        assert_eq!(plain.exclude, None);
+        assert_eq!(plain.excluded(0), [0, 1, 2]);
+
+        let err = split_with_target(&staircase(3), Protocol::RandomSplit, 0.8, 0, target).unwrap_err();
+        assert!(err.to_string().contains("split-dir"), "{err}");
     }
 }

@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::data::EvalData;
 use super::evaluate::{evaluate, Metrics};
-use super::protocol::{split, validation_split, Protocol, SplitCounts};
+use super::protocol::{split_with_target, validation_split, Protocol, SplitCounts};
 use crate::error::{Result, ValidationError};
+use crate::model::EventType;
 use crate::recommend::{Interactions, Recommender};
 
 /// Trains one model: (model name, parameters, training data) → model.
@@ -28,11 +29,21 @@ pub struct EvalConfig {
     pub ks: Vec<usize>,
     /// Training share of the validation split carved from training data when tuning.
     pub validation_ratio: f64,
+    /// The event type the test items are (`split-dir` only): only training pairs of this
+    /// type leave the ranking; `None` = every training pair does.
+    pub target: Option<EventType>,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { protocol: Protocol::RandomSplit, ratio: 0.8, seed: 42, ks: vec![10, 20], validation_ratio: 0.8 }
+        EvalConfig {
+            protocol: Protocol::RandomSplit,
+            ratio: 0.8,
+            seed: 42,
+            ks: vec![10, 20],
+            validation_ratio: 0.8,
+            target: None,
+        }
     }
 }
 
@@ -106,6 +117,9 @@ pub struct EvalReport {
     pub ratio: f64,
     pub seed: u64,
     pub ks: Vec<usize>,
+    /// The target event type of the split, if any ([`EvalConfig::target`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<EventType>,
     /// The metric that chose parameters when tuning, `None` without tuning.
     pub tuned_on: Option<String>,
     pub results: Vec<ModelResult>,
@@ -131,7 +145,7 @@ pub fn run(
         let message = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; ");
         return Err(ValidationError::new("invalid_eval_config", field.clone(), message).into());
     }
-    let split = split(data, config.protocol, config.ratio, config.seed)?;
+    let split = split_with_target(data, config.protocol, config.ratio, config.seed, config.target)?;
     let selection = config.selection_metric();
     let validation = if tune && models.iter().any(|(_, grid)| grid.len() > 1) {
         Some(validation_split(&split.train, config.validation_ratio, config.seed.wrapping_add(1))?)
@@ -191,6 +205,7 @@ pub fn run(
         ratio: config.ratio,
         seed: config.seed,
         ks: config.ks.clone(),
+        target: config.target,
         tuned_on: tune.then_some(selection),
         results,
     })
@@ -201,8 +216,9 @@ impl EvalReport {
     pub fn table(&self) -> String {
         let c = &self.dataset.counts;
         let mut out = format!(
-            "protocol {} on {}: {} users, {} items, {} train, {} test pairs, {} evaluated users, {} candidate items\n",
+            "protocol {}{} on {}: {} users, {} items, {} train, {} test pairs, {} evaluated users, {} candidate items\n",
             self.protocol,
+            self.target.map_or(String::new(), |t| format!(" (target {t})")),
             if self.dataset.name.is_empty() { "(unnamed)" } else { &self.dataset.name },
             c.users,
             c.items,
