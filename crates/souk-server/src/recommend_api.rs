@@ -186,7 +186,7 @@ pub async fn get_recommendations(
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
     let page = state
-        .blocking(move |store| match &models {
+        .compute(move |store| match &models {
             Some(set) => serving::recommend(set, store, &recommend.config, &request)
                 .map(|p| (p.items, p.next_cursor, Some(set.manifest.trained_at_ms))),
             None => serving::recommend_without_models(store, &recommend.weights, &request)
@@ -238,7 +238,7 @@ pub async fn get_similar(
         ));
     };
     let item = id.clone();
-    let found = state.blocking(move |store| serving::similar(&models, store, &item, n, &filter)).await?;
+    let found = state.compute(move |store| serving::similar(&models, store, &item, n, &filter)).await?;
     let items = found.ok_or_else(|| ApiError::not_found("item (in the trained model)", &id))?;
     Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
 }

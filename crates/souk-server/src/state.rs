@@ -75,6 +75,9 @@ pub struct AppState {
     pub artifacts: Option<ArtifactStore>,
     /// Held while a training runs: one at a time.
     pub training: Arc<tokio::sync::Mutex<()>>,
+    /// Permits for CPU-bound request work (one per core): requests queue in order instead
+    /// of all sharing the cores at once, which keeps tail latency down under load.
+    pub compute: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -97,6 +100,9 @@ impl AppState {
             recommend: Arc::new(recommend),
             artifacts: None,
             training: Arc::new(tokio::sync::Mutex::new(())),
+            compute: Arc::new(tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            )),
         }
     }
 
@@ -104,6 +110,17 @@ impl AppState {
     pub fn with_artifacts(mut self, artifacts: ArtifactStore) -> Self {
         self.artifacts = Some(artifacts);
         self
+    }
+
+    /// Run CPU-bound engine work (ranking) off the async executor, at most one task per
+    /// core at a time.
+    pub async fn compute<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> souk_engine::Result<T> + Send + 'static,
+    {
+        let _permit = self.compute.acquire().await.map_err(|e| ApiError::internal("waiting for a worker", e))?;
+        self.blocking(work).await
     }
 
     /// Run blocking engine work off the async executor.
