@@ -32,27 +32,11 @@ enum RowKind {
     Follow,
 }
 
-const EVENT_COLUMNS: &[&str] = &[
-    "id",
-    "type",
-    "user",
-    "item",
-    "items",
-    "value",
-    "dwell_ms",
-    "query",
-    "text",
-    "request_id",
-    "position",
-    "propensity",
-    "arm",
-    "quantity",
-    "price",
-    "timestamp",
-];
+/// Event columns are exactly the fields of an event.
+const EVENT_COLUMNS: &[&str] = crate::input::EVENT_FIELDS;
 const ITEM_COLUMNS: &[&str] =
     &["id", "title", "description", "category", "brand", "price", "currency", "tags", "available", "created_at"];
-const FOLLOW_COLUMNS: &[&str] = &["user", "other", "kind", "created_at"];
+const FOLLOW_COLUMNS: &[&str] = crate::input::FOLLOW_FIELDS;
 
 /// How a cell of a known column becomes JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
