@@ -14,6 +14,7 @@ pub const LOG_FORMAT_VERSION: u32 = 1;
 
 const KIND_EVENT: u8 = 1;
 const KIND_ERASE_USER: u8 = 2;
+const KIND_KNOWN_IDS: u8 = 3;
 
 /// One entry of the event log.
 // Records are decoded one at a time and consumed at once; boxing the event would only add
@@ -27,6 +28,10 @@ pub enum LogRecord {
         user: UserId,
         timestamp: i64,
     },
+    /// Digests of event ids whose events were erased and compacted away: they stay known
+    /// so that a late re-delivery is not stored again. Digests, not ids: nothing of the
+    /// erased data can be read back from them.
+    KnownIds(Vec<u128>),
 }
 
 const HAS_ITEM: u16 = 1 << 0;
@@ -71,6 +76,13 @@ pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
             out.push(KIND_ERASE_USER);
             put_str(out, user.as_str());
             put_varint(out, zigzag(*timestamp));
+        }
+        LogRecord::KnownIds(digests) => {
+            out.push(KIND_KNOWN_IDS);
+            put_varint(out, digests.len() as u64);
+            for d in digests {
+                out.extend_from_slice(&d.to_le_bytes());
+            }
         }
     }
 }
@@ -204,6 +216,18 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, DecodeError> {
             let user = UserId::parse(r.string()?, "user").map_err(id_error)?;
             let timestamp = unzigzag(r.varint()?);
             LogRecord::EraseUser { user, timestamp }
+        }
+        KIND_KNOWN_IDS => {
+            let n = usize::try_from(r.varint()?).map_err(|_| DecodeError("length overflow".into()))?;
+            if n > r.bytes.len() / 16 {
+                return Err(DecodeError(format!("{n} digests do not fit in {} bytes", r.bytes.len())));
+            }
+            let mut digests = Vec::with_capacity(n);
+            for _ in 0..n {
+                let bytes: [u8; 16] = r.take(16)?.try_into().map_err(|_| DecodeError("short digest".into()))?;
+                digests.push(u128::from_le_bytes(bytes));
+            }
+            LogRecord::KnownIds(digests)
         }
         other => return Err(DecodeError(format!("unknown record kind {other}"))),
     };
@@ -348,6 +372,15 @@ mod tests {
             let mut r = Reader { bytes: &bytes };
             prop_assert_eq!(unzigzag(r.varint().unwrap()), value);
         }
+    }
+
+    #[test]
+    fn known_id_records_round_trip() {
+        let record = LogRecord::KnownIds(vec![0, 1, u128::MAX, 42 << 70]);
+        let mut bytes = Vec::new();
+        encode(&record, &mut bytes);
+        assert_eq!(decode(&bytes).unwrap(), record);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

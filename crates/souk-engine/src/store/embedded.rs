@@ -146,6 +146,7 @@ impl EmbeddedStore {
                 },
             )?;
         }
+        super::compact::prepare(dir, config.segment_bytes)?;
         let started = std::time::Instant::now();
         let log = EventLog::open(&dir.join("events"), config.segment_bytes, |record, position| {
             match record {
@@ -155,6 +156,7 @@ impl EmbeddedStore {
                 LogRecord::EraseUser { user, .. } => {
                     index.erase_user_events(&user);
                 }
+                LogRecord::KnownIds(digests) => index.remember_event_ids(&digests),
             }
             Ok(())
         })?;
@@ -312,6 +314,8 @@ impl Storage for EmbeddedStore {
             (end, index.erase_user_events(id))
         };
         self.sync_log(end)?;
+        // The events are gone from memory now and from disk at the next open.
+        super::compact::request(&self.dir)?;
         let (user_record, edges) = self.catalog.erase_user(id)?;
         let mut index = self.index.write();
         if let Some(n) = index.users.get(id.as_str()) {
@@ -381,7 +385,7 @@ impl Storage for EmbeddedStore {
         for packed in positions {
             match self.log.read_at(LogPosition::unpack(packed))? {
                 LogRecord::Event(event) => events.push(event),
-                LogRecord::EraseUser { .. } => {
+                LogRecord::EraseUser { .. } | LogRecord::KnownIds(_) => {
                     return Err(Error::Corrupt {
                         path: self.dir.join("events"),
                         message: "index points at a non-event record".into(),
@@ -562,5 +566,67 @@ mod tests {
         assert_eq!((stats.events, stats.users, stats.social_edges), (1, 1, 0));
         assert!(store.user_events(&u1, 10).unwrap().is_empty());
         assert!(store.get_user(&u1).unwrap().is_none());
+    }
+
+    fn log_bytes(dir: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in fs_err::read_dir(dir.join("events")).unwrap() {
+            bytes.extend(fs_err::read(entry.unwrap().path()).unwrap());
+        }
+        bytes
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[test]
+    fn erased_events_leave_the_disk_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = UserId::parse("secret-shopper", "u").unwrap();
+        {
+            let store = open(dir.path());
+            store
+                .append_events(vec![
+                    view("e-secret-1", "secret-shopper", "i1", 1),
+                    view("e-other", "u2", "i1", 2),
+                    view("e-secret-2", "secret-shopper", "i2", 3),
+                ])
+                .unwrap();
+            store.erase_user(&secret).unwrap();
+            // The user comes back after the erasure: new events are theirs to keep.
+            store.append_events(vec![view("e-after", "secret-shopper", "i3", 4)]).unwrap();
+            assert!(contains(&log_bytes(dir.path()), "e-secret-1"), "still on disk before compaction");
+            assert!(dir.path().join(super::super::compact::MARKER).exists());
+        }
+        let store = open(dir.path());
+        let bytes = log_bytes(dir.path());
+        assert!(!contains(&bytes, "e-secret-1") && !contains(&bytes, "e-secret-2"), "erased events remain on disk");
+        assert!(contains(&bytes, "e-other") && contains(&bytes, "e-after"));
+        assert!(!dir.path().join(super::super::compact::MARKER).exists());
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.events, 2);
+        assert_eq!(store.user_events(&secret, 10).unwrap().len(), 1);
+        // Erased ids stay known: a late re-delivery is not stored again.
+        assert_eq!(store.append_events(vec![view("e-secret-1", "secret-shopper", "i1", 1)]).unwrap().duplicates, 1);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.stats().unwrap().events, 2);
+        assert_eq!(store.append_events(vec![view("e-secret-2", "secret-shopper", "i2", 3)]).unwrap().duplicates, 1);
+    }
+
+    #[test]
+    fn an_interrupted_compaction_is_undone_or_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.append_events(vec![view("a", "u1", "i1", 1), view("b", "u2", "i1", 2)]).unwrap();
+        }
+        // A crash between the two renames, before the new log was complete.
+        fs_err::rename(dir.path().join("events"), dir.path().join("events.old")).unwrap();
+        fs_err::create_dir_all(dir.path().join("events.compact")).unwrap();
+        let store = open(dir.path());
+        assert_eq!(store.stats().unwrap().events, 2);
+        assert!(!dir.path().join("events.old").exists() && !dir.path().join("events.compact").exists());
     }
 }

@@ -174,6 +174,11 @@ impl EventIndex {
         n
     }
 
+    /// Remember ids of events that were erased and compacted away.
+    pub fn remember_event_ids(&mut self, digests: &[u128]) {
+        self.event_ids.extend(digests.iter().copied());
+    }
+
     /// Whether an event with this id digest is already stored.
     pub fn contains_event(&self, digest: u128) -> bool {
         self.event_ids.contains(&digest)

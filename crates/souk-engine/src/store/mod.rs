@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod bench;
 pub mod catalog;
 pub mod codec;
+pub mod compact;
 mod embedded;
 pub mod index;
 pub mod log;
