@@ -99,11 +99,7 @@ impl ItemKnnModel {
     }
 
     pub fn from_artifact(artifact: Artifact) -> Result<Self> {
-        let n_items = artifact.shape("n_items")?;
-        let nnz = artifact.shape("nnz")?;
-        let params = artifact.model_params(&["n_items", "nnz"])?;
-        let mut arrays = artifact.arrays.into_iter();
-        let neighbours = Neighbours::from_arrays(&mut arrays, n_items, nnz)?;
+        let (params, neighbours) = Neighbours::from_artifact(artifact)?;
         Ok(Self { params, neighbours })
     }
 }
@@ -119,10 +115,7 @@ impl Recommender for ItemKnnModel {
     }
 
     fn to_artifact(&self) -> Option<Artifact> {
-        let mut params = serde_json::to_value(&self.params).ok()?;
-        params["n_items"] = self.neighbours.n_items.into();
-        params["nnz"] = self.neighbours.indices.len().into();
-        Some(Artifact { name: self.name().into(), params, arrays: self.neighbours.clone().into_arrays() })
+        self.neighbours.to_artifact(self.name(), &self.params)
     }
 }
 

@@ -70,6 +70,25 @@ pub(crate) struct Neighbours {
 }
 
 impl Neighbours {
+    /// The artifact of a neighbourhood model (item-kNN, RP3beta): its parameters plus the
+    /// shape fields, then the neighbour arrays.
+    pub fn to_artifact<P: serde::Serialize>(&self, name: &str, params: &P) -> Option<Artifact> {
+        let mut params = serde_json::to_value(params).ok()?;
+        params["n_items"] = self.n_items.into();
+        params["nnz"] = self.indices.len().into();
+        Some(Artifact { name: name.into(), params, arrays: self.clone().into_arrays() })
+    }
+
+    /// Read back what [`Neighbours::to_artifact`] wrote.
+    pub fn from_artifact<P: serde::de::DeserializeOwned>(artifact: Artifact) -> Result<(P, Neighbours)> {
+        let n_items = artifact.shape("n_items")?;
+        let nnz = artifact.shape("nnz")?;
+        let params = artifact.model_params(&["n_items", "nnz"])?;
+        let mut arrays = artifact.arrays.into_iter();
+        let neighbours = Neighbours::from_arrays(&mut arrays, n_items, nnz)?;
+        Ok((params, neighbours))
+    }
+
     /// Build row by row, in parallel over items. `left` is item-major (item → users with
     /// weights), `right` user-major (user → items with weights); the raw co-occurrence
     /// `d_ij = Σ_u left[i][u] · right[u][j]` is computed with one dense accumulator per
