@@ -14,6 +14,7 @@ pub mod import;
 pub mod input;
 pub mod model;
 pub mod recommend;
+pub mod search;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result, ValidationError};

@@ -14,7 +14,7 @@ pub mod ease;
 pub mod infinite_ae;
 pub mod itemknn;
 pub mod ivf;
-mod kernels;
+pub(crate) mod kernels;
 pub mod popularity;
 pub mod registry;
 pub mod rp3beta;

@@ -243,6 +243,22 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Visit every item in insertion order, stopping at the first error `visit` returns.
+    pub fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare("SELECT id, doc FROM items ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let doc = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let item: Item = serde_json::from_str(doc).map_err(|e| {
+                let id = row.get_ref(0).ok().and_then(|v| v.as_str().ok()).unwrap_or("?").to_string();
+                corrupt(&self.path, format!("item {id}: {e}"))
+            })?;
+            visit(item)?;
+        }
+        Ok(())
+    }
+
     /// Visit every item (its facts), user id and edge (for rebuilding the in-memory index).
     pub fn scan_ids(
         &self,

@@ -271,6 +271,10 @@ impl Storage for EmbeddedStore {
         self.catalog.get_item(id)
     }
 
+    fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        self.catalog.scan_items(visit)
+    }
+
     fn delete_item(&self, id: &ItemId) -> Result<bool> {
         let existed = self.catalog.delete_item(id)?;
         let mut index = self.index.write();

@@ -105,6 +105,8 @@ pub trait Storage: Send + Sync {
     fn put_follows(&self, follows: Vec<Follow>) -> Result<()>;
     fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool>;
     fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>>;
+    /// Visit every catalog item in insertion order (rebuilding search indexes).
+    fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
     /// A user's most recent events, newest first.
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>>;
     /// Live event counts of an item, or `None` if the item is unknown.
