@@ -35,6 +35,35 @@ pub fn reconcile_id(value: &mut Value, path_id: &str) -> ApiResult<()> {
     }
 }
 
+/// Store items in the catalog and the search index (vectors are checked first, so a
+/// refused batch stores nothing). Text embeddings follow in the background.
+async fn store_items(state: &AppState, items: Vec<souk_engine::Item>) -> ApiResult<()> {
+    let search = state.search.clone();
+    let embedder = state.embedder.clone();
+    state
+        .blocking(move |store| {
+            if let Some(search) = &search {
+                search.check_vectors(&items)?;
+            }
+            store.put_items(items.clone())?;
+            if let Some(search) = &search {
+                search.index_items(items.clone())?;
+                if let Some(embedder) = embedder {
+                    let search = search.clone();
+                    // Keyword search sees the items at the next commit; their vectors follow
+                    // as fast as the model runs (and at the next start if this is cut short).
+                    std::thread::spawn(move || {
+                        if let Err(e) = search.embed_items(&items, embedder.as_ref()) {
+                            tracing::error!(error = %e, "embedding items failed");
+                        }
+                    });
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
 /// Create or replace an item.
 #[utoipa::path(put, path = "/v1/items/{id}", tag = "items",
     params(("id" = String, Path, description = "Item id")),
@@ -46,7 +75,7 @@ pub async fn put_item(State(state): State<AppState>, Path(id): Path<String>, bod
     reconcile_id(&mut value, &id)?;
     let item = input::parse_item(&value).map_err(ApiError::validation)?;
     let stored = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
-    state.blocking(move |store| store.put_items(vec![item])).await?;
+    store_items(&state, vec![item]).await?;
     Ok(Json(stored))
 }
 
@@ -71,7 +100,7 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
         .map(|(i, v)| input::parse_item(v).map_err(|e| ApiError::validation(e.within(&format!("items[{i}]")))))
         .collect::<ApiResult<Vec<_>>>()?;
     let accepted = items.len() as u64;
-    state.blocking(move |store| store.put_items(items)).await?;
+    store_items(&state, items).await?;
     Ok(Json(Accepted { accepted, duplicates: 0 }))
 }
 
@@ -97,7 +126,17 @@ pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let item_id = path_item_id(&id)?;
-    if state.blocking(move |store| store.delete_item(&item_id)).await? {
+    let search = state.search.clone();
+    let deleted = state
+        .blocking(move |store| {
+            let existed = store.delete_item(&item_id)?;
+            if let Some(search) = search {
+                search.delete_items(&[item_id.as_str()])?;
+            }
+            Ok(existed)
+        })
+        .await?;
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("item", &id))

@@ -11,6 +11,7 @@ pub mod events_api;
 pub mod items_api;
 pub mod metrics;
 pub mod recommend_api;
+pub mod search_api;
 pub mod state;
 pub mod stats_api;
 pub mod train_api;
@@ -43,6 +44,8 @@ pub use state::{AppState, RecommendSettings, ServerConfig};
         users_api::get_user,
         users_api::delete_user,
         users_api::get_user_events,
+        search_api::get_search,
+        search_api::post_search,
         users_api::put_follow,
         users_api::delete_follow,
         stats_api::get_stats,
@@ -58,7 +61,10 @@ pub use state::{AppState, RecommendSettings, ServerConfig};
         wire::Accepted,
         wire::StatsOut,
         wire::Health,
-        wire::Erased
+        wire::Erased,
+        search_api::SearchOut,
+        search_api::SearchItem,
+        search_api::SearchBody
     ))
 )]
 pub struct ApiDoc;
@@ -101,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{id}/recommendations", get(recommend_api::get_recommendations))
         .route("/v1/items/{id}/similar", get(recommend_api::get_similar))
         .route("/v1/trending", get(recommend_api::get_trending))
+        .route("/v1/search", get(search_api::get_search).post(search_api::post_search))
         .route("/v1/train", post(train_api::post_train))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
         .fallback(fallback)

@@ -16,9 +16,14 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
     pub events_stored: AtomicU64,
     pub events_duplicate: AtomicU64,
+    pub searches_logged: AtomicU64,
 }
 
 impl Metrics {
+    pub fn count_search_logged(&self) {
+        self.searches_logged.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut requests = self.requests.lock();
         let entry = requests.entry((method.to_string(), route.to_string(), status)).or_insert((0, 0.0));
@@ -54,6 +59,11 @@ impl Metrics {
                 "souk_events_duplicate_total",
                 "Re-delivered events recognised by id and not stored again.",
                 self.events_duplicate.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "souk_searches_logged_total",
+                "Searches stored as search and impression events.",
+                self.searches_logged.load(Ordering::Relaxed) as f64,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
+use souk_engine::search::{SearchConfig, SearchIndex, TextEmbedder};
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::Storage;
 
@@ -78,6 +79,11 @@ pub struct AppState {
     /// Permits for CPU-bound request work (one per core): requests queue in order instead
     /// of all sharing the cores at once, which keeps tail latency down under load.
     pub compute: Arc<tokio::sync::Semaphore>,
+    /// The search index; `None` serves without search (503 on `/v1/search`).
+    pub search: Option<Arc<SearchIndex>>,
+    pub search_settings: Arc<SearchConfig>,
+    /// The text embedder for semantic search and for embedding new items.
+    pub embedder: Option<Arc<dyn TextEmbedder>>,
 }
 
 impl AppState {
@@ -103,7 +109,23 @@ impl AppState {
             compute: Arc::new(tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             )),
+            search: None,
+            search_settings: Arc::new(SearchConfig::default()),
+            embedder: None,
         }
+    }
+
+    /// Serve search from this index (with these settings and, optionally, an embedder).
+    pub fn with_search(
+        mut self,
+        index: Arc<SearchIndex>,
+        settings: SearchConfig,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+    ) -> Self {
+        self.search = Some(index);
+        self.search_settings = Arc::new(settings);
+        self.embedder = embedder;
+        self
     }
 
     /// Save trained model sets under this artifact store.

@@ -29,6 +29,9 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
         })
         .await?;
     let manifest = serde_json::to_value(&set.manifest).map_err(|e| ApiError::internal("encoding the manifest", e))?;
+    if let Some(search) = &state.search {
+        search.set_popularity(crate::search_api::popularity_of(&set));
+    }
     state.models.store(Some(Arc::new(set)));
     tracing::info!(generation = generation.as_deref().unwrap_or("in-memory"), "model set swapped");
     Ok(serde_json::json!({ "generation": generation, "manifest": manifest }))

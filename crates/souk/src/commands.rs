@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
 use souk_engine::recommend::serving::ModelSet;
+use souk_engine::search::SearchIndex;
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
 use souk_engine::{ErrorKind, Record, RecordSink};
@@ -372,8 +373,31 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let settings = souk_server::RecommendSettings { config: config.recommend.clone(), weights: config.weights.clone() };
+    let search = open_search(config, store.as_ref())?;
+    if let Some(set) = &models {
+        search.set_popularity(souk_server::search_api::popularity_of(set));
+    }
+    let embedder = crate::embed_cmd::load_embedder(&config.embed)?;
+    if let Some(embedder) = &embedder {
+        // Embed what is missing in the background: keyword search serves meanwhile.
+        let (search, store, embedder, batch) =
+            (search.clone(), store.clone(), embedder.clone(), config.embed.batch_size);
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let result = search.embed_missing(store.as_ref(), embedder.as_ref(), batch, &mut |p| {
+                if p.done % 10_000 < batch || p.done == p.total {
+                    tracing::info!(done = p.done, total = p.total, "embedding items");
+                }
+            });
+            match result {
+                Ok(p) => tracing::info!(items = p.total, seconds = started.elapsed().as_secs_f64(), "items embedded"),
+                Err(e) => tracing::error!(error = %e, "embedding items failed"),
+            }
+        });
+    }
     let state = souk_server::AppState::with_models(store, config.server.clone(), settings, models.map(Arc::new))
-        .with_artifacts(artifacts);
+        .with_artifacts(artifacts)
+        .with_search(search, config.search.clone(), embedder);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -392,6 +416,11 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Open the search index of the data directory, reconciling it with the catalog.
+pub fn open_search(config: &Config, store: &dyn Storage) -> anyhow::Result<Arc<SearchIndex>> {
+    SearchIndex::open(&config.data_dir.join("search"), config.search.clone(), store).context("opening the search index")
 }
 
 async fn shutdown_signal() {

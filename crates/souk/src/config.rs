@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use souk_engine::recommend::serving::RecommendConfig;
 use souk_engine::recommend::EventWeights;
+use souk_engine::search::SearchConfig;
 use souk_engine::store::StoreConfig;
 use souk_server::ServerConfig;
 
@@ -27,6 +28,36 @@ impl Default for LogConfig {
     }
 }
 
+/// The text embedder for semantic search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    /// Directory of the model files (`model.safetensors`, `tokenizer.json`, `config.json`);
+    /// empty: no semantic search (keyword only).
+    pub model_dir: String,
+    /// Texts embedded per batch.
+    pub batch_size: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self { model_dir: String::new(), batch_size: 32 }
+    }
+}
+
+impl EmbedConfig {
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !self.model_dir.is_empty() && !Path::new(&self.model_dir).is_dir() {
+            problems.push(("embed.model_dir".into(), format!("no such directory: {}", self.model_dir)));
+        }
+        if !(1..=1024).contains(&self.batch_size) {
+            problems.push(("embed.batch_size".into(), format!("expected 1..=1024, found {}", self.batch_size)));
+        }
+        problems
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +69,8 @@ pub struct Config {
     /// How much each event type counts as interest (training and serving).
     pub weights: EventWeights,
     pub recommend: RecommendConfig,
+    pub search: SearchConfig,
+    pub embed: EmbedConfig,
 }
 
 impl Default for Config {
@@ -49,6 +82,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             weights: EventWeights::default(),
             recommend: RecommendConfig::default(),
+            search: SearchConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -209,6 +244,8 @@ fn validate(config: &Config) -> Vec<Problem> {
         .chain(config.store.problems())
         .chain(config.weights.problems())
         .chain(config.recommend.problems())
+        .chain(config.search.problems())
+        .chain(config.embed.problems())
         .map(|(key, message)| Problem { key, message })
         .collect();
     if !matches!(config.log.format.as_str(), "text" | "json") {

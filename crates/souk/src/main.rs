@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod config;
+mod embed_cmd;
 mod recommend_cmd;
 
 use std::path::PathBuf;

@@ -57,10 +57,12 @@ pub const TEXT_SPACE: &str = "text";
 pub struct SearchConfig {
     /// How often pending catalog changes are committed (made visible), in milliseconds.
     pub commit_interval_ms: u64,
-    /// A synonyms file (`tv, television` or `cell phone => smartphone`, one rule a line).
-    pub synonyms: Option<PathBuf>,
-    /// Extra jieba dictionary words (`word [frequency]` a line): brands, product words.
-    pub user_dictionary: Option<PathBuf>,
+    /// A synonyms file (`tv, television` or `cell phone => smartphone`, one rule a line);
+    /// empty for none.
+    pub synonyms: String,
+    /// A file of extra jieba dictionary words (`word [frequency]` a line): brands, product
+    /// words; empty for none. Changing it rebuilds the index.
+    pub user_dictionary: String,
     /// `k` of reciprocal-rank fusion.
     pub rrf_k: f32,
     /// Keyword share in weighted fusion (0 = semantic only, 1 = keyword only).
@@ -77,8 +79,8 @@ impl Default for SearchConfig {
     fn default() -> Self {
         Self {
             commit_interval_ms: 500,
-            synonyms: None,
-            user_dictionary: None,
+            synonyms: String::new(),
+            user_dictionary: String::new(),
             rrf_k: 60.0,
             hybrid_alpha: 0.5,
             semantic_candidates: 200,
@@ -117,10 +119,8 @@ impl SearchConfig {
             ));
         }
         for (key, path) in [("search.synonyms", &self.synonyms), ("search.user_dictionary", &self.user_dictionary)] {
-            if let Some(path) = path {
-                if !path.is_file() {
-                    problems.push((key.into(), format!("no such file: {}", path.display())));
-                }
+            if !path.is_empty() && !Path::new(path).is_file() {
+                problems.push((key.into(), format!("no such file: {path}")));
             }
         }
         problems
@@ -356,8 +356,6 @@ impl std::fmt::Debug for SearchIndex {
 type Words = Vec<(String, Option<usize>)>;
 /// (item id, content hash, vector) to store in a space.
 type VectorEntry<'a> = (&'a str, u64, &'a [f32]);
-/// Embeds a batch of texts.
-pub type EmbedFn<'a> = dyn FnMut(&[&str]) -> Result<Vec<Vec<f32>>> + 'a;
 
 fn read_dictionary(path: Option<&Path>) -> Result<(Words, u64)> {
     let Some(path) = path else { return Ok((Vec::new(), 0)) };
@@ -461,6 +459,26 @@ pub fn embedding_text(item: &Item, translations: bool) -> String {
     text
 }
 
+/// A text embedder as search sees it: the server and the CLI plug a real model in.
+pub trait TextEmbedder: Send + Sync {
+    /// A stable name of the model (vectors of another model are recomputed).
+    fn id(&self) -> &str;
+    fn dim(&self) -> usize;
+    /// Whether the model reads Chinese (then translated titles are embedded too).
+    fn multilingual(&self) -> bool;
+    /// Embed texts; `query` selects the query form for models with query/passage prefixes.
+    fn embed(&self, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The content hash of an embedded text: model and text (another model means new vectors).
+fn text_hash(embedder: &dyn TextEmbedder, text: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(embedder.id().len() + 1 + text.len());
+    bytes.extend_from_slice(embedder.id().as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(text.as_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
 /// Progress of [`SearchIndex::embed_missing`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct EmbedProgress {
@@ -473,10 +491,11 @@ impl SearchIndex {
     /// with the catalog of `store`.
     pub fn open(dir: &Path, config: SearchConfig, store: &dyn Storage) -> Result<Arc<Self>> {
         let started = std::time::Instant::now();
-        let (words, dictionary) = read_dictionary(config.user_dictionary.as_deref())?;
+        let optional = |path: &str| (!path.is_empty()).then(|| PathBuf::from(path));
+        let (words, dictionary) = read_dictionary(optional(&config.user_dictionary).as_deref())?;
         let analyzer = Analyzer::new(words.iter().map(|(w, f)| (w.as_str(), *f)));
-        let synonyms = match &config.synonyms {
-            Some(path) => Synonyms::load(path)?,
+        let synonyms = match optional(&config.synonyms) {
+            Some(path) => Synonyms::load(&path)?,
             None => Synonyms::default(),
         };
         let keyword_dir = dir.join("keyword");
@@ -859,23 +878,43 @@ impl SearchIndex {
         Affinity::from_interactions(pairs.iter().map(|(f, w)| (f.as_ref(), *w)))
     }
 
-    /// Items of the catalog whose text vector is missing or stale, with their text.
+    /// Embed these items' text where their vector is missing or stale.
+    pub fn embed_items(&self, items: &[Item], embedder: &dyn TextEmbedder) -> Result<usize> {
+        let space = self.text_space(embedder)?;
+        let todo: Vec<(&str, u64, String)> = items
+            .iter()
+            .filter_map(|item| {
+                let text = embedding_text(item, embedder.multilingual());
+                let hash = text_hash(embedder, &text);
+                (space.hash_of(item.id.as_str()) != Some(hash)).then_some((item.id.as_str(), hash, text))
+            })
+            .collect();
+        for chunk in todo.chunks(32) {
+            let texts: Vec<&str> = chunk.iter().map(|(_, _, t)| t.as_str()).collect();
+            let vectors = embedder.embed(&texts, false)?;
+            let entries: Vec<VectorEntry<'_>> =
+                chunk.iter().zip(&vectors).map(|((id, hash, _), v)| (*id, *hash, v.as_slice())).collect();
+            space.put(&entries)?;
+        }
+        Ok(todo.len())
+    }
+
+    /// Embed every catalog item whose text vector is missing or stale, in batches of
+    /// `batch`, each stored durably before the next starts (so an interrupted run resumes).
     pub fn embed_missing(
         &self,
         store: &dyn Storage,
-        dim: usize,
-        translations: bool,
+        embedder: &dyn TextEmbedder,
         batch: usize,
-        embed: &mut EmbedFn<'_>,
         progress: &mut dyn FnMut(EmbedProgress),
     ) -> Result<EmbedProgress> {
-        let space = self.space(TEXT_SPACE, dim)?;
+        let space = self.text_space(embedder)?;
         let mut todo: Vec<(String, u64, String)> = Vec::new();
         let mut total = 0usize;
         store.scan_items(&mut |item| {
             total += 1;
-            let text = embedding_text(&item, translations);
-            let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+            let text = embedding_text(&item, embedder.multilingual());
+            let hash = text_hash(embedder, &text);
             if space.hash_of(item.id.as_str()) != Some(hash) {
                 todo.push((item.id.into_string(), hash, text));
             }
@@ -885,15 +924,16 @@ impl SearchIndex {
         progress(state);
         for chunk in todo.chunks(batch.max(1)) {
             let texts: Vec<&str> = chunk.iter().map(|(_, _, t)| t.as_str()).collect();
-            let vectors = embed(&texts)?;
-            if vectors.len() != chunk.len() || vectors.iter().any(|v| v.len() != dim) {
+            let vectors = embedder.embed(&texts, false)?;
+            if vectors.len() != chunk.len() || vectors.iter().any(|v| v.len() != embedder.dim()) {
                 return Err(Error::Internal(format!(
-                    "the embedder returned {} vectors for {} texts (dimensions must be {dim})",
+                    "the embedder returned {} vectors for {} texts (dimensions must be {})",
                     vectors.len(),
-                    chunk.len()
+                    chunk.len(),
+                    embedder.dim()
                 )));
             }
-            let entries: Vec<(&str, u64, &[f32])> =
+            let entries: Vec<VectorEntry<'_>> =
                 chunk.iter().zip(&vectors).map(|((id, hash, _), v)| (id.as_str(), *hash, v.as_slice())).collect();
             space.put(&entries)?;
             state.done += chunk.len();
@@ -901,6 +941,21 @@ impl SearchIndex {
         }
         space.maintain();
         Ok(state)
+    }
+
+    /// The text space for this embedder; a space written by a model with other dimensions
+    /// is dropped (its vectors are useless to this one).
+    fn text_space(&self, embedder: &dyn TextEmbedder) -> Result<Arc<VectorSpace>> {
+        if let Some(space) = self.existing_space(TEXT_SPACE) {
+            if space.dim() != embedder.dim() {
+                tracing::info!(from = space.dim(), to = embedder.dim(), "text embedder changed; re-embedding");
+                let path = space.path().to_path_buf();
+                self.spaces.write().remove(TEXT_SPACE);
+                drop(space);
+                fs_err::remove_file(path)?;
+            }
+        }
+        self.space(TEXT_SPACE, embedder.dim())
     }
 
     /// Run a search.

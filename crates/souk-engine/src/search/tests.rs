@@ -27,8 +27,8 @@ fn catalog() -> Vec<Item> {
 
 fn config() -> SearchConfig {
     SearchConfig {
-        synonyms: Some(testdata().join("synonyms.txt")),
-        user_dictionary: Some(testdata().join("user_dictionary.txt")),
+        synonyms: testdata().join("synonyms.txt").display().to_string(),
+        user_dictionary: testdata().join("user_dictionary.txt").display().to_string(),
         commit_interval_ms: 50,
         ..SearchConfig::default()
     }

@@ -3,6 +3,7 @@
 mod api;
 mod bad_input;
 mod recommend;
+mod search;
 
 use std::sync::Arc;
 

@@ -1,0 +1,478 @@
+//! `GET /v1/search` and `POST /v1/search`: keyword, semantic and hybrid search with facets,
+//! filters, sorting, the personal touch and per-stage explanations. Every search by a known
+//! user is logged as a `search` and an `impression` event carrying the response's
+//! `request_id`, so later clicks join the results they came from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use souk_engine::model::{Event, EventType};
+use souk_engine::search::{
+    Affinity, Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder, TEXT_SPACE,
+};
+use souk_engine::{EventId, UserId};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::body::{json_value, read_limited};
+use crate::error::{ApiError, ApiResult};
+use crate::recommend_api::new_request_id;
+use crate::state::AppState;
+
+/// Most results one page may ask for.
+pub const MAX_RESULTS: usize = 100;
+/// Deepest offset a search may page to.
+pub const MAX_OFFSET: usize = 10_000;
+/// How many of a user's recent interactions shape the personal touch.
+const AFFINITY_HISTORY: usize = 200;
+
+/// Query parameters of `GET /v1/search` (documentation; parsed by hand so that repeated
+/// and `attr.NAME` parameters work).
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchParams {
+    /// The query text (empty: browse by filters).
+    pub q: Option<String>,
+    /// The shopper: personalises the order and logs the search for learning.
+    pub user: Option<String>,
+    /// Results per page (default 10, at most 100).
+    pub n: Option<usize>,
+    /// Results to skip (at most 10000).
+    pub offset: Option<usize>,
+    /// `keyword`, `semantic` or `hybrid` (default: hybrid when a text embedder is
+    /// configured, else keyword).
+    pub mode: Option<String>,
+    /// `rrf` (default) or `weighted`.
+    pub fusion: Option<String>,
+    /// Keyword share for weighted fusion, 0..=1.
+    pub alpha: Option<f32>,
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand; repeat or separate with commas for several.
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
+    /// `relevance` (default), `price_asc`, `price_desc`, `newest`, `popularity`.
+    pub sort: Option<String>,
+    /// Return facet counts (default true).
+    pub facets: Option<bool>,
+    /// Return per-stage scores with each result.
+    pub explain: Option<bool>,
+    /// Vector space for semantic matching (default `text`).
+    pub space: Option<String>,
+    /// Personalise with the user's affinities (default true when `user` is given).
+    pub personalize: Option<bool>,
+}
+
+/// Body of `POST /v1/search`: the parameters above as JSON, plus a query vector of your
+/// own (`vector`, e.g. an image embedding in `space`) and `attributes` filters.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    pub q: Option<String>,
+    pub user: Option<String>,
+    pub n: Option<usize>,
+    pub offset: Option<usize>,
+    pub mode: Option<String>,
+    pub fusion: Option<String>,
+    pub alpha: Option<f32>,
+    pub category: Option<String>,
+    #[serde(default)]
+    pub brands: Vec<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    pub include_unavailable: Option<bool>,
+    /// Attribute filters: name → accepted values.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Vec<String>>,
+    pub sort: Option<String>,
+    pub facets: Option<bool>,
+    pub explain: Option<bool>,
+    pub space: Option<String>,
+    pub personalize: Option<bool>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// One result.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchItem {
+    pub id: String,
+    pub score: f32,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Per-stage scores (`explain=true`): bm25 and keyword rank, vector similarity and
+    /// rank, fusion, personal affinity, final score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub explain: Option<serde_json::Value>,
+}
+
+/// A page of search results.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchOut {
+    pub request_id: String,
+    pub total: usize,
+    pub items: Vec<SearchItem>,
+    /// Category children, brands, price buckets and attribute values with counts.
+    #[schema(value_type = Object)]
+    pub facets: serde_json::Value,
+    /// `keyword`, `semantic` or `hybrid`: the mode that answered.
+    pub mode: String,
+    /// No item matched every word; items matching some are shown.
+    pub relaxed: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fuzzy: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expanded: Vec<String>,
+    /// The user's affinities used to re-rank (when personalised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub personal: Option<serde_json::Value>,
+}
+
+fn parse<T: std::str::FromStr>(value: &str, field: &str, expected: &str) -> ApiResult<T> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("expected {expected}, found {value:?}"), field))
+}
+
+/// Turn `GET` parameters into the JSON body form.
+fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
+    let mut body = SearchBody::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "q" => body.q = Some(value),
+            "user" => body.user = Some(value),
+            "n" => body.n = Some(parse(&value, "n", "a whole number")?),
+            "offset" => body.offset = Some(parse(&value, "offset", "a whole number")?),
+            "mode" => body.mode = Some(value),
+            "fusion" => body.fusion = Some(value),
+            "alpha" => body.alpha = Some(parse(&value, "alpha", "a number in 0..=1")?),
+            "category" => body.category = Some(value),
+            "brand" => body.brands.extend(value.split(',').map(|b| b.trim().to_string()).filter(|b| !b.is_empty())),
+            "min_price" => body.min_price = Some(parse(&value, "min_price", "a price")?),
+            "max_price" => body.max_price = Some(parse(&value, "max_price", "a price")?),
+            "include_unavailable" => {
+                body.include_unavailable = Some(parse(&value, "include_unavailable", "true or false")?)
+            }
+            "sort" => body.sort = Some(value),
+            "facets" => body.facets = Some(parse(&value, "facets", "true or false")?),
+            "explain" => body.explain = Some(parse(&value, "explain", "true or false")?),
+            "space" => body.space = Some(value),
+            "personalize" => body.personalize = Some(parse(&value, "personalize", "true or false")?),
+            other => match other.strip_prefix("attr.") {
+                Some(name) if !name.is_empty() => body
+                    .attributes
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(value.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty())),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "unknown_parameter",
+                        format!("unknown parameter {other:?}"),
+                        other.to_string(),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(body)
+}
+
+/// What a validated search needs besides the engine request.
+struct Plan {
+    request: SearchRequest,
+    user: Option<UserId>,
+    personalize: bool,
+    query: String,
+}
+
+fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
+    let n = body.n.unwrap_or(10);
+    if !(1..=MAX_RESULTS).contains(&n) {
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            format!("expected n in 1..={MAX_RESULTS}, found {n}"),
+            "n",
+        ));
+    }
+    let offset = body.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            format!("expected offset at most {MAX_OFFSET}, found {offset}"),
+            "offset",
+        ));
+    }
+    let query = body.q.unwrap_or_default();
+    if query.chars().count() > 512 {
+        return Err(ApiError::bad_request("query_too_long", "expected a query of at most 512 characters", "q"));
+    }
+    let has_embedder = state.embedder.is_some();
+    let mode = match body.mode.as_deref() {
+        None if has_embedder || body.vector.is_some() => SearchMode::Hybrid,
+        None | Some("keyword") => SearchMode::Keyword,
+        Some("semantic") => SearchMode::Semantic,
+        Some("hybrid") => SearchMode::Hybrid,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("expected keyword, semantic or hybrid, found {other:?}"),
+                "mode",
+            ))
+        }
+    };
+    let alpha = body.alpha.unwrap_or(state.search_settings.hybrid_alpha);
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("expected alpha in 0..=1, found {alpha}"),
+            "alpha",
+        ));
+    }
+    let fusion = match body.fusion.as_deref() {
+        None | Some("rrf") => Fusion::Rrf { k: state.search_settings.rrf_k },
+        Some("weighted") => Fusion::Weighted { alpha },
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("expected rrf or weighted, found {other:?}"),
+                "fusion",
+            ))
+        }
+    };
+    let sort = match body.sort.as_deref() {
+        None => Sort::Relevance,
+        Some(s) => s.parse::<Sort>().map_err(|()| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("expected relevance, price_asc, price_desc, newest or popularity, found {s:?}"),
+                "sort",
+            )
+        })?,
+    };
+    for (name, value) in [("min_price", body.min_price), ("max_price", body.max_price)] {
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(ApiError::bad_request("invalid_number", "expected a non-negative price", name));
+        }
+    }
+    if let (Some(min), Some(max)) = (body.min_price, body.max_price) {
+        if min > max {
+            return Err(ApiError::bad_request(
+                "invalid_range",
+                format!("min_price {min} exceeds max_price {max}"),
+                "min_price",
+            ));
+        }
+    }
+    if let Some(vector) = &body.vector {
+        if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
+            return Err(ApiError::bad_request(
+                "invalid_vector",
+                "expected a non-zero vector of finite numbers",
+                "vector",
+            ));
+        }
+    }
+    let user = body.user.map(|u| UserId::parse(u, "user").map_err(ApiError::validation)).transpose()?;
+    let filters = Filters {
+        category: body.category.as_deref().map(souk_engine::input::split_category_path).unwrap_or_default(),
+        brands: body.brands,
+        price_min: body.min_price,
+        price_max: body.max_price,
+        available_only: !body.include_unavailable.unwrap_or(false),
+        attributes: body
+            .attributes
+            .into_iter()
+            .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v)))
+            .collect(),
+    };
+    let request = SearchRequest {
+        query: query.clone(),
+        mode,
+        fusion,
+        query_vector: body.vector,
+        space: body.space.unwrap_or_else(|| TEXT_SPACE.to_string()),
+        filters,
+        sort,
+        offset,
+        limit: n,
+        facets: body.facets.unwrap_or(true),
+        explain: body.explain.unwrap_or(false),
+        affinity: None,
+    };
+    let personalize = body.personalize.unwrap_or(true) && user.is_some();
+    Ok(Plan { request, user, personalize, query })
+}
+
+fn search_index(state: &AppState) -> ApiResult<Arc<SearchIndex>> {
+    state.search.clone().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "search_unavailable",
+            "this server runs without a search index",
+            None,
+        )
+    })
+}
+
+async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
+    let index = search_index(&state)?;
+    let request_id = new_request_id();
+    let embedder: Option<Arc<dyn TextEmbedder>> = state.embedder.clone();
+    let weights = state.recommend.weights.clone();
+    let Plan { mut request, user, personalize, query } = plan;
+    let history_user = user.clone().filter(|_| personalize);
+    let (response, affinity) = state
+        .compute(move |store| {
+            // Embed the query for the text space when nothing else supplies a vector.
+            if request.mode != SearchMode::Keyword && request.query_vector.is_none() && request.space == TEXT_SPACE {
+                if let Some(embedder) = &embedder {
+                    if !request.query.trim().is_empty() {
+                        let mut vectors = embedder.embed(&[request.query.as_str()], true)?;
+                        request.query_vector = vectors.pop();
+                    }
+                }
+            }
+            let mut affinity: Option<Affinity> = None;
+            if let Some(user) = &history_user {
+                let now = chrono_now_ms();
+                let history = store.user_interactions(user, AFFINITY_HISTORY)?;
+                // Recent behaviour counts more: a 30-day half-life.
+                let pairs: Vec<(String, f32)> = history
+                    .iter()
+                    .map(|h| {
+                        let age_days = ((now - h.timestamp).max(0) as f64 / 86_400_000.0) as f32;
+                        let w = weights.weight_of(h.event_type, h.value, h.dwell_ms) * 0.5f32.powf(age_days / 30.0);
+                        (h.item.clone(), w)
+                    })
+                    .collect();
+                let a = index.affinity(pairs.iter().map(|(i, w)| (i.as_str(), *w)));
+                if !a.is_empty() {
+                    affinity = Some(a);
+                }
+            }
+            request.affinity = affinity.clone();
+            Ok((index.search(&request)?, affinity))
+        })
+        .await?;
+
+    if let Some(user) = user {
+        log_search(&state, &request_id, user, &query, &response.hits);
+    }
+    let facets: serde_json::Value =
+        response.facets.as_ref().map_or(serde_json::Value::Object(Default::default()), |f: &Facets| {
+            serde_json::to_value(f).unwrap_or_default()
+        });
+    let mode = match response.mode {
+        SearchMode::Keyword => "keyword",
+        SearchMode::Semantic => "semantic",
+        SearchMode::Hybrid => "hybrid",
+    };
+    Ok(Json(SearchOut {
+        request_id,
+        total: response.total,
+        items: response.hits.into_iter().map(to_item).collect(),
+        facets,
+        mode: mode.to_string(),
+        relaxed: response.relaxed,
+        ignored: response.ignored,
+        fuzzy: response.fuzzy,
+        expanded: response.expanded,
+        personal: affinity.map(|a| serde_json::to_value(a).unwrap_or_default()),
+    }))
+}
+
+fn to_item(hit: Hit) -> SearchItem {
+    SearchItem {
+        id: hit.id,
+        score: hit.score,
+        title: hit.title,
+        brand: hit.brand,
+        category: hit.category,
+        price: hit.price,
+        explain: hit.explain.map(|e| serde_json::to_value(e).unwrap_or_default()),
+    }
+}
+
+/// Store the search and what it showed, in the background: logging never delays or fails
+/// a search.
+fn log_search(state: &AppState, request_id: &str, user: UserId, query: &str, hits: &[Hit]) {
+    let now = chrono_now_ms();
+    let shown: Vec<souk_engine::ItemId> =
+        hits.iter().filter_map(|h| souk_engine::ItemId::parse(h.id.clone(), "id").ok()).collect();
+    let mut events = Vec::with_capacity(2);
+    if let Ok(id) = EventId::parse(format!("{request_id}:search"), "id") {
+        let mut search = Event::new(id, EventType::Search, user.clone(), None, now);
+        search.query = Some(query.to_string());
+        search.items = shown.clone();
+        search.request_id = Some(request_id.to_string());
+        events.push(search);
+    }
+    if !shown.is_empty() {
+        if let Ok(id) = EventId::parse(format!("{request_id}:impression"), "id") {
+            let mut impression = Event::new(id, EventType::Impression, user, None, now);
+            impression.items = shown;
+            impression.request_id = Some(request_id.to_string());
+            events.push(impression);
+        }
+    }
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.append_events(events) {
+            tracing::error!(error = %e, "logging a search failed");
+        } else {
+            metrics.count_search_logged();
+        }
+    });
+}
+
+/// Search the catalog.
+#[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchParams),
+    responses((status = 200, body = SearchOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn get_search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<SearchOut>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("invalid_query_string", e.to_string(), "query"))?;
+    let plan = plan(body_from_pairs(pairs)?, &state)?;
+    run(state, plan).await
+}
+
+/// Search with a JSON body (for query vectors of your own and attribute filters).
+#[utoipa::path(post, path = "/v1/search", tag = "search", request_body = SearchBody,
+    responses((status = 200, body = SearchOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn post_search(State(state): State<AppState>, body: Body) -> ApiResult<Json<SearchOut>> {
+    let value = json_value(&read_limited(body, state.config.max_body_bytes).await?)?;
+    let body: SearchBody = serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let field = message.split('`').nth(1).unwrap_or("body").to_string();
+        ApiError::bad_request("invalid_body", message, field)
+    })?;
+    let plan = plan(body, &state)?;
+    run(state, plan).await
+}
+
+/// Popularity for search (sort and ties) from a trained model set: users per item on a
+/// log scale, the most popular item at 1.
+pub fn popularity_of(set: &souk_engine::recommend::serving::ModelSet) -> std::collections::HashMap<Arc<str>, f32> {
+    let max = set.popularity.iter().copied().fold(0f32, f32::max);
+    let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
+    set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
