@@ -43,6 +43,33 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Search: index build time (with and without embeddings) and latency under
+    /// concurrency per mode against `souk serve` on a generated shop.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Events of the generated shop (searches are judged on the catalog).
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds of measured load per mode (after a warm-up).
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+        /// Comma list of keyword, semantic, hybrid (semantic and hybrid need
+        /// embed.model_dir).
+        #[arg(long, default_value = "keyword,semantic,hybrid")]
+        modes: String,
+        /// Results per request.
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+        /// Scratch directory; the generated shop and its index are kept there and reused.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Training time and peak memory of each model on the data directory (or a split).
     Train {
         /// Comma list of models (default: all).
@@ -160,6 +187,35 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
                     l["p50"].as_f64().unwrap_or(0.0), l["p90"].as_f64().unwrap_or(0.0), l["p99"].as_f64().unwrap_or(0.0), l["max"].as_f64().unwrap_or(0.0),
                     clients, report["errors"]
                 );
+            }
+            Ok(())
+        }
+        BenchCommand::Search { items, events, clients, seconds, modes, n, work_dir, json } => {
+            let scratch = match work_dir {
+                Some(dir) => Scratch::Kept(dir),
+                None => Scratch::Temp(tempfile::Builder::new().prefix("souk-bench-").tempdir()?),
+            };
+            let modes: Vec<String> = modes.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+            for mode in &modes {
+                if !matches!(mode.as_str(), "keyword" | "semantic" | "hybrid") {
+                    bail!("--modes expects keyword, semantic or hybrid, found {mode:?}");
+                }
+            }
+            let report = search_latency(config, scratch.path(), items, events, clients.max(1), seconds, &modes, n)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("index build: {}", report["index"]);
+                for r in report["results"].as_array().into_iter().flatten() {
+                    let l = &r["latency_ms"];
+                    println!(
+                        "{:<8} {:>7.0} requests/s, latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} errors)",
+                        r["mode"].as_str().unwrap_or(""),
+                        r["requests_per_second"].as_f64().unwrap_or(0.0),
+                        l["p50"].as_f64().unwrap_or(0.0), l["p90"].as_f64().unwrap_or(0.0), l["p99"].as_f64().unwrap_or(0.0), l["max"].as_f64().unwrap_or(0.0),
+                        r["errors"]
+                    );
+                }
             }
             Ok(())
         }
@@ -361,7 +417,12 @@ struct Server {
 
 impl Server {
     fn start(exe: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_env(exe, data_dir, &[])
+    }
+
+    fn start_with_env(exe: &Path, data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut child = Process::new(exe)
+            .envs(env.iter().copied())
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -508,6 +569,140 @@ fn recommend_latency(
         "errors": errors,
         "requests_per_second": latencies.len() as f64 / elapsed,
         "latency_ms": {"mean": mean, "p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)},
+        "server_peak_rss_bytes": server_peak,
+        "note": "clients run on the same machine as the server and share its cores",
+    }))
+}
+
+/// Run `souk ARGS --json` on a data directory and parse its output.
+fn run_child_json(exe: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Value> {
+    let output = Process::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SOUK__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running souk {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!("souk {} failed with {}", args.join(" "), output.status);
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| format!("reading the output of souk {}", args.join(" ")))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_latency(
+    config: &Config,
+    dir: &Path,
+    items: usize,
+    events: usize,
+    clients: usize,
+    seconds: f64,
+    modes: &[String],
+    n: usize,
+) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("finding the souk executable")?;
+    let data_dir = dir.join(format!("search-shop-{items}-{events}"));
+    let model_dir = config.embed.model_dir.clone();
+    let embed_env: Vec<(&str, &str)> =
+        if model_dir.is_empty() { Vec::new() } else { vec![("SOUK__EMBED__MODEL_DIR", model_dir.as_str())] };
+    let wants_vectors = modes.iter().any(|m| m != "keyword");
+    if wants_vectors && model_dir.is_empty() {
+        bail!("semantic and hybrid search need a text embedder: set embed.model_dir (or --modes keyword)");
+    }
+    if !data_dir.join("ground_truth.json").exists() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+        eprintln!("bench: generating {items} items and {events} events");
+        let (i, e) = (items.to_string(), events.to_string());
+        run_child(
+            &exe,
+            &data_dir,
+            &["gen", "--items", &i, "--users", "2000", "--events", &e, "--seed", "42", "--json"],
+        )?;
+    }
+    // Index build from scratch, without embeddings.
+    let _ = std::fs::remove_dir_all(data_dir.join("search").join("keyword"));
+    let _ = std::fs::remove_file(data_dir.join("search").join("META.json"));
+    eprintln!("bench: building the keyword index");
+    let keyword = run_child_json(&exe, &data_dir, &["index", "--json"], &[])?;
+    let mut index = json!({"keyword_build_seconds": keyword["build_seconds"], "items": keyword["items"]});
+    if wants_vectors {
+        let vectors = data_dir.join("search").join("vectors").join("text.vec");
+        let reused = vectors.exists();
+        eprintln!("bench: embedding items (resumes where an earlier run stopped)");
+        let embedded = run_child_json(&exe, &data_dir, &["index", "--embed", "--json"], &embed_env)?;
+        index["embedding"] = embedded;
+        index["embedding_resumed"] = json!(reused);
+    }
+    let mut server = Server::start_with_env(&exe, &data_dir, &embed_env)?;
+    let base = server.base.clone();
+    let queries = crate::search_cmd::bench_queries(&data_dir, 2_000)?;
+    let encode = |q: &str| serde_urlencoded::to_string([("q", q)]).unwrap_or_default();
+    let agent = ureq::AgentBuilder::new().build();
+    let mut results = Vec::new();
+    for mode in modes {
+        let warmup = Instant::now() + std::time::Duration::from_secs(2);
+        let mut k = 0usize;
+        while Instant::now() < warmup {
+            let _ = agent
+                .get(&format!("{base}/v1/search?{}&mode={mode}&n={n}", encode(&queries[k % queries.len()])))
+                .call();
+            k += 1;
+        }
+        eprintln!("bench: {mode}: {clients} clients for {seconds}s");
+        let started = Instant::now();
+        let stop = started + std::time::Duration::from_secs_f64(seconds);
+        let per_client: Vec<(Vec<f64>, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let (base, queries) = (base.clone(), &queries);
+                    scope.spawn(move || {
+                        let agent = ureq::AgentBuilder::new().build();
+                        let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                        let mut q = c * 211 % queries.len();
+                        while Instant::now() < stop {
+                            let url = format!("{base}/v1/search?{}&mode={mode}&n={n}", encode(&queries[q]));
+                            let t = Instant::now();
+                            match agent.get(&url).call() {
+                                Ok(response) => {
+                                    let _ = response.into_string();
+                                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                                }
+                                Err(_) => errors += 1,
+                            }
+                            q = (q + 1) % queries.len();
+                        }
+                        (latencies, errors)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut latencies: Vec<f64> = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+        let errors: u64 = per_client.iter().map(|(_, e)| e).sum();
+        latencies.sort_by(f64::total_cmp);
+        let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+        results.push(json!({
+            "mode": mode,
+            "requests": latencies.len(),
+            "errors": errors,
+            "requests_per_second": latencies.len() as f64 / elapsed,
+            "latency_ms": {"mean": mean, "p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)},
+        }));
+    }
+    let server_peak = peak_rss_bytes(&server.child.id().to_string());
+    server.stop();
+    Ok(json!({
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)},
+        "shop": {"items": items, "events": events, "seed": 42},
+        "index": index,
+        "clients": clients,
+        "seconds_per_mode": seconds,
+        "n": n,
+        "queries": "judged generator queries, English and Chinese alternating",
+        "results": results,
         "server_peak_rss_bytes": server_peak,
         "note": "clients run on the same machine as the server and share its cores",
     }))

@@ -55,8 +55,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The search library reports every segment merge at info: quiet unless asked.
+        let level = &config.log.level;
+        let directives = if level.contains("tantivy") { level.clone() } else { format!("{level},tantivy=warn") };
+        tracing_subscriber::EnvFilter::new(directives)
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // Ignore a second initialisation (tests run several commands in one process).
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats { json } => stats(&config, json),
         Command::Train { models, json } => crate::recommend_cmd::train(&config, models.as_deref(), json),
         Command::Eval(args) => crate::recommend_cmd::eval(&config, &args),
+        Command::Index { embed, json } => crate::search_cmd::index(&config, embed, json),
         Command::Gen(args) => gen(&config, &args),
         Command::Demo { size, .. } => {
             let args = GenArgs {

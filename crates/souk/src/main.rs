@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod embed_cmd;
 mod recommend_cmd;
+mod search_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,15 @@ pub enum Command {
         /// Comma list of collaborative models (default: recommend.models from the config).
         #[arg(long)]
         models: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build or bring up to date the search index (and, with --embed, the text vectors of
+    /// every item, resumably).
+    Index {
+        /// Also embed items for semantic search (needs embed.model_dir).
+        #[arg(long)]
+        embed: bool,
         #[arg(long)]
         json: bool,
     },

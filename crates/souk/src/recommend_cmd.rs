@@ -18,7 +18,8 @@ use crate::config::Config;
 /// `souk eval` arguments (see the interface contract).
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// random-split, temporal, leave-last-out, strong-generalization or cold-item.
+    /// random-split, temporal, leave-last-out, strong-generalization, cold-item, or
+    /// search (search relevance on a shop made by `souk gen`).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share.
@@ -47,6 +48,9 @@ pub struct EvalArgs {
     /// Set a parameter, e.g. --param als.factors=128 (repeatable; a JSON value).
     #[arg(long = "param")]
     pub params: Vec<String>,
+    /// Judged queries per language (protocol search).
+    #[arg(long, default_value_t = 300)]
+    pub queries: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -99,6 +103,10 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
             k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.protocol == "search" && args.split.is_none() {
+        let k = ks.first().copied().unwrap_or(10);
+        return crate::search_cmd::eval_search(config, args.queries.max(1), args.seed, k, args.json);
+    }
     let protocol: Protocol = if args.split.is_some() {
         Protocol::SplitDir
     } else {

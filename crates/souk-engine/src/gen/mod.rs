@@ -109,6 +109,15 @@ pub struct GenSummary {
     pub events_by_type: BTreeMap<EventType, u64>,
 }
 
+/// A judged search query: see [`Generator::search_cases`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchCase {
+    pub query: String,
+    pub chinese: bool,
+    /// (item index, grade 1–3); items not listed are irrelevant.
+    pub grades: Vec<(u32, u8)>,
+}
+
 /// A generated shop: the latent state, from which [`Generator::run`] streams records.
 pub struct Generator {
     config: GenConfig,
@@ -164,6 +173,50 @@ impl Generator {
         let user = self.users.get(user)?;
         let item = u32::try_from(item).ok().filter(|&i| (i as usize) < self.catalog.items.len())?;
         Some(user.utility(&self.catalog, item))
+    }
+
+    /// `count` search queries with graded relevance over the whole catalog, for judging
+    /// search: a product type (drawn like items are) with a constraint taken from one of
+    /// its items (colour, brand, material or none), rendered as a shopper types it in
+    /// English or Chinese. Grades: 3 the product type with the constraint; 2 the product
+    /// type without it; 1 another product of the same subcategory with the constraint.
+    pub fn search_cases(&self, count: usize, chinese: bool, seed: u64) -> Vec<SearchCase> {
+        use rand::Rng;
+        let mut rng = rng_for(seed, 5);
+        let catalog = &self.catalog;
+        let mut cases = Vec::with_capacity(count);
+        while cases.len() < count {
+            let anchor = rng.gen_range(0..catalog.items.len()) as u32;
+            let spec = catalog.items[anchor as usize];
+            let constraint = text::QueryConstraint::from_item(&spec, rng.gen::<f64>());
+            let query = text::QuerySpec { product_type: spec.product_type, constraint, chinese, variant: 0 };
+            let rendered = text::render_query(catalog, &query);
+            let wanted = catalog.product_type(anchor);
+            let mut grades = Vec::new();
+            for (index, item) in catalog.items.iter().enumerate() {
+                let product_type = catalog.product_type(index as u32);
+                let same_type = item.product_type == spec.product_type;
+                let same_subcategory =
+                    product_type.category == wanted.category && product_type.subcategory == wanted.subcategory;
+                let satisfied = constraint.matches(item);
+                let grade = match (same_type, satisfied) {
+                    (true, true) => 3,
+                    (true, false) => 2,
+                    (false, true) if same_subcategory && constraint != text::QueryConstraint::None => 1,
+                    _ => 0,
+                };
+                if grade > 0 {
+                    grades.push((index as u32, grade));
+                }
+            }
+            cases.push(SearchCase { query: rendered, chinese, grades });
+        }
+        cases
+    }
+
+    /// The id the generator gives item `index`.
+    pub fn item_id_of(index: u32) -> crate::Result<ItemId> {
+        Ok(item_id(index)?)
     }
 
     /// Emit, in order: all items, all users, all follows, then exactly `config.events`

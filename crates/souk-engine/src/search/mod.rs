@@ -16,6 +16,7 @@
 pub mod analyze;
 pub mod facts;
 pub mod query;
+pub mod relevance;
 pub mod vectors;
 
 use std::collections::{BTreeMap, HashMap};
