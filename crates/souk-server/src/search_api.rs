@@ -12,7 +12,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::model::{Event, EventType};
 use souk_engine::search::{
-    Affinity, Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder, TEXT_SPACE,
+    embedder_reads, Affinity, Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder,
+    TEXT_SPACE,
 };
 use souk_engine::{EventId, UserId};
 use utoipa::{IntoParams, ToSchema};
@@ -340,11 +341,9 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
         .compute(move |store| {
             // Embed the query for the text space when nothing else supplies a vector.
             if request.mode != SearchMode::Keyword && request.query_vector.is_none() && request.space == TEXT_SPACE {
-                if let Some(embedder) = &embedder {
-                    if !request.query.trim().is_empty() {
-                        let mut vectors = embedder.embed(&[request.query.as_str()], true)?;
-                        request.query_vector = vectors.pop();
-                    }
+                if let Some(embedder) = embedder.as_deref().filter(|e| embedder_reads(*e, &request.query)) {
+                    let mut vectors = embedder.embed(&[request.query.as_str()], true)?;
+                    request.query_vector = vectors.pop();
                 }
             }
             let mut affinity: Option<Affinity> = None;

@@ -471,6 +471,12 @@ pub trait TextEmbedder: Send + Sync {
     fn embed(&self, texts: &[&str], query: bool) -> Result<Vec<Vec<f32>>>;
 }
 
+/// Whether `embedder` can say anything about `query`: an English-only model is not asked
+/// about Chinese (or other CJK) queries, which then use keywords alone.
+pub fn embedder_reads(embedder: &dyn TextEmbedder, query: &str) -> bool {
+    !query.trim().is_empty() && (embedder.multilingual() || !query.chars().any(analyze::is_cjk))
+}
+
 /// The content hash of an embedded text: model and text (another model means new vectors).
 fn text_hash(embedder: &dyn TextEmbedder, text: &str) -> u64 {
     let mut bytes = Vec::with_capacity(embedder.id().len() + 1 + text.len());

@@ -47,7 +47,7 @@ pub fn judge(
     for case in cases {
         let mut request = SearchRequest { mode, fusion, limit: k, ..SearchRequest::keyword(case.query.clone()) };
         if mode != SearchMode::Keyword {
-            if let Some(embedder) = embedder {
+            if let Some(embedder) = embedder.filter(|e| super::embedder_reads(*e, &case.query)) {
                 request.query_vector = embedder.embed(&[case.query.as_str()], true)?.pop();
                 request.space = TEXT_SPACE.to_string();
             }
