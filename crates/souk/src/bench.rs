@@ -692,12 +692,34 @@ fn search_latency(
             "latency_ms": {"mean": mean, "p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)},
         }));
     }
+    // How soon a catalog write is searchable: PUT a new item, poll until it is found.
+    let mut visible = Vec::new();
+    for k in 0..20 {
+        let word = format!("zqxbench{k}x{}", std::process::id());
+        let item = json!({"title": format!("Bench item {word}"), "brand": "Bench"});
+        let t = Instant::now();
+        agent.put(&format!("{base}/v1/items/bench-{word}")).send_json(item).context("putting a bench item")?;
+        loop {
+            let found: Value = agent.get(&format!("{base}/v1/search?q={word}&mode=keyword")).call()?.into_json()?;
+            if found["total"].as_u64() > Some(0) {
+                visible.push(t.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+            if t.elapsed().as_secs() > 30 {
+                bail!("a new item was not searchable after 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = agent.delete(&format!("{base}/v1/items/bench-{word}")).call();
+    }
+    visible.sort_by(f64::total_cmp);
     let server_peak = peak_rss_bytes(&server.child.id().to_string());
     server.stop();
     Ok(json!({
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)},
         "shop": {"items": items, "events": events, "seed": 42},
         "index": index,
+        "write_to_searchable_ms": {"p50": percentile(&visible, 0.5), "max": visible.last().copied().unwrap_or(0.0), "writes": visible.len()},
         "clients": clients,
         "seconds_per_mode": seconds,
         "n": n,

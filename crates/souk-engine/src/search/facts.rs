@@ -25,6 +25,10 @@ pub struct Facts {
     pub category: Vec<String>,
     /// Normalised category levels (for case-insensitive filters).
     pub category_keys: Vec<String>,
+    /// Each level's path from the root, as shown (`Electronics > Audio`).
+    pub category_paths: Vec<String>,
+    /// Each level's normalised path from the root (affinity keys).
+    pub category_key_paths: Vec<String>,
     pub brand: Option<String>,
     pub brand_key: Option<String>,
     pub price: Option<f64>,
@@ -60,11 +64,17 @@ impl Facts {
             attribute_values(value, &mut values);
             attributes.extend(values.into_iter().map(|v| (name.clone(), v)));
         }
+        let category_keys: Vec<String> = item.category.iter().map(|c| normalize(c.trim())).collect();
+        let paths = |levels: &[String]| -> Vec<String> {
+            (0..levels.len()).map(|depth| levels[..=depth].join(" > ")).collect()
+        };
         Self {
             id: Arc::from(item.id.as_str()),
             title: item.title.clone(),
             category: item.category.clone(),
-            category_keys: item.category.iter().map(|c| normalize(c.trim())).collect(),
+            category_paths: paths(&item.category),
+            category_key_paths: paths(&category_keys),
+            category_keys,
             brand: item.brand.clone(),
             brand_key: item.brand.as_deref().map(|b| normalize(b.trim())),
             price: item.price,
@@ -198,28 +208,30 @@ pub struct Facets {
     pub attributes: BTreeMap<String, Vec<FacetCount>>,
 }
 
-fn top_counts(counts: HashMap<String, u64>) -> Vec<FacetCount> {
-    let mut out: Vec<FacetCount> = counts.into_iter().map(|(value, count)| FacetCount { value, count }).collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+fn top_counts(counts: HashMap<&str, u64>) -> Vec<FacetCount> {
+    let mut out: Vec<(&str, u64)> = counts.into_iter().collect();
+    out.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     out.truncate(FACET_VALUES);
-    out
+    out.into_iter().map(|(value, count)| FacetCount { value: value.to_string(), count }).collect()
 }
 
 /// Count facets over `matches` (facts of every matching item, before filtering).
 pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys) -> Facets {
     let depth = keys.category_depth();
-    let mut category: HashMap<String, u64> = HashMap::new();
-    let mut brand: HashMap<String, u64> = HashMap::new();
+    let mut category: HashMap<&str, u64> = HashMap::new();
+    let mut brand: HashMap<&str, u64> = HashMap::new();
     let mut price = vec![0u64; PRICE_BUCKETS.len() + 1];
-    let mut attributes: BTreeMap<String, HashMap<String, u64>> = BTreeMap::new();
+    let mut attributes: HashMap<(&str, &str), u64> = HashMap::new();
     for facts in matches {
         // Children of the selected category: counted with every filter, its own included.
-        if facts.category.len() > depth && keys.accepts(facts, Except::Nothing) {
-            *category.entry(facts.category[..=depth].join(" > ")).or_default() += 1;
+        if let Some(path) = facts.category_paths.get(depth) {
+            if keys.accepts(facts, Except::Nothing) {
+                *category.entry(path).or_default() += 1;
+            }
         }
         if let Some(b) = &facts.brand {
             if keys.accepts(facts, Except::Brand) {
-                *brand.entry(b.clone()).or_default() += 1;
+                *brand.entry(b).or_default() += 1;
             }
         }
         if let Some(p) = facts.price {
@@ -229,7 +241,7 @@ pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys) -> Facets {
         }
         if !facts.attributes.is_empty() && keys.accepts(facts, Except::Attribute) {
             for (name, value) in &facts.attributes {
-                *attributes.entry(name.clone()).or_default().entry(value.clone()).or_default() += 1;
+                *attributes.entry((name, value)).or_default() += 1;
             }
         }
     }
@@ -243,11 +255,15 @@ pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys) -> Facets {
             count,
         })
         .collect();
+    let mut by_name: BTreeMap<String, HashMap<&str, u64>> = BTreeMap::new();
+    for ((name, value), count) in attributes {
+        by_name.entry(name.to_string()).or_default().insert(value, count);
+    }
     Facets {
         category: top_counts(category),
         brand: top_counts(brand),
         price,
-        attributes: attributes.into_iter().map(|(name, counts)| (name, top_counts(counts))).collect(),
+        attributes: by_name.into_iter().map(|(name, counts)| (name, top_counts(counts))).collect(),
     }
 }
 
@@ -267,10 +283,10 @@ impl Affinity {
         let mut brands: BTreeMap<String, f32> = BTreeMap::new();
         for (facts, weight) in interactions {
             // Deeper levels are more specific: the leaf counts fully, its parents less.
-            let depth = facts.category_keys.len();
-            for level in 0..depth {
+            let depth = facts.category_key_paths.len();
+            for (level, path) in facts.category_key_paths.iter().enumerate() {
                 let share = 0.5f32.powi((depth - 1 - level) as i32);
-                *categories.entry(facts.category_keys[..=level].join(" > ")).or_default() += weight * share;
+                *categories.entry(path.clone()).or_default() += weight * share;
             }
             if let Some(b) = &facts.brand_key {
                 *brands.entry(b.clone()).or_default() += weight;
@@ -296,8 +312,8 @@ impl Affinity {
     /// averaged.
     pub fn score(&self, facts: &Facts) -> f32 {
         let mut category = 0f32;
-        for level in 0..facts.category_keys.len() {
-            if let Some(w) = self.categories.get(&facts.category_keys[..=level].join(" > ")) {
+        for path in &facts.category_key_paths {
+            if let Some(w) = self.categories.get(path) {
                 category = category.max(*w);
             }
         }

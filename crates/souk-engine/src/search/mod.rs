@@ -1049,28 +1049,61 @@ impl SearchIndex {
         }
 
         // Facets over every candidate (each facet ignoring its own filter).
-        let mut candidates: HashMap<u32, Explain> = HashMap::with_capacity(keyword.len() + semantic.len());
         if request.facets {
             let mut all: Vec<&Facts> =
                 keyword.iter().filter_map(|(slot, _)| table.get(*slot).map(|f| f.as_ref())).collect();
-            let keyword_slots: std::collections::HashSet<u32> = keyword.iter().map(|(s, _)| *s).collect();
-            all.extend(
-                semantic
-                    .iter()
-                    .filter(|(s, _)| !keyword_slots.contains(s))
-                    .filter_map(|(s, _)| table.get(*s).map(|f| f.as_ref())),
-            );
+            if !semantic.is_empty() {
+                let keyword_slots: std::collections::HashSet<u32> = keyword.iter().map(|(s, _)| *s).collect();
+                all.extend(
+                    semantic
+                        .iter()
+                        .filter(|(s, _)| !keyword_slots.contains(s))
+                        .filter_map(|(s, _)| table.get(*s).map(|f| f.as_ref())),
+                );
+            }
             response.facets = Some(count_facets(&all, &keys));
         }
         keyword.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
-        keyword.sort_unstable_by(|a, b| {
-            b.1.total_cmp(&a.1).then_with(|| {
-                let (fa, fb) = (table.get(a.0), table.get(b.0));
-                let (pa, pb) = (fa.map_or(0.0, |f| pop(f)), fb.map_or(0.0, |f| pop(f)));
-                pb.total_cmp(&pa).then_with(|| fa.map(|f| &f.id).cmp(&fb.map(|f| &f.id)))
-            })
-        });
+
+        // Semantic candidates passed the filters inside the index walk; the total counts
+        // the union of both match sets.
+        let in_semantic: HashMap<u32, usize> = semantic.iter().enumerate().map(|(rank, (s, _))| (*s, rank)).collect();
+        let mut keyword_scores_of_semantic: HashMap<u32, f32> = HashMap::new();
+        for (slot, score) in &keyword {
+            if in_semantic.contains_key(slot) {
+                keyword_scores_of_semantic.insert(*slot, *score);
+            }
+        }
+        response.total = keyword.len() + semantic.len() - keyword_scores_of_semantic.len();
+
+        // Only the best `depth` keyword matches need an exact order (the page, the window
+        // the personal touch may reorder, the ranks fusion reads); sorting by another key
+        // orders every match.
+        let by_key = request.sort != Sort::Relevance;
+        let personal = request.affinity.as_ref().filter(|a| !a.is_empty() && self.config.personal_weight > 0.0);
+        let page_end = request.offset + request.limit;
+        let mut depth = page_end;
+        if personal.is_some() {
+            depth = depth.max(self.config.rerank_window);
+        }
+        if response.mode == SearchMode::Hybrid {
+            depth = depth.max(self.config.semantic_candidates).max(1_000);
+        }
+        let popularity_of = |slot: u32| table.get(slot).map_or(0.0, |f| pop(f));
+        let id_of = |slot: u32| table.get(slot).map(|f| f.id.clone());
+        let keyword_order = |a: &(u32, f32), b: &(u32, f32)| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| popularity_of(b.0).total_cmp(&popularity_of(a.0)))
+                .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
+        };
+        if !by_key && keyword.len() > depth {
+            keyword.select_nth_unstable_by(depth, keyword_order);
+            keyword.truncate(depth);
+        }
+        keyword.sort_unstable_by(keyword_order);
         let max_bm25 = keyword.first().map_or(0.0, |k| k.1);
+
+        let mut candidates: HashMap<u32, Explain> = HashMap::with_capacity(keyword.len() + semantic.len());
         for (rank, (slot, score)) in keyword.iter().enumerate() {
             let entry = candidates.entry(*slot).or_default();
             entry.bm25 = Some(*score);
@@ -1082,6 +1115,14 @@ impl SearchIndex {
             let entry = candidates.entry(*slot).or_default();
             entry.vector = Some(*score);
             entry.vector_rank = Some(rank + 1);
+            if entry.bm25.is_none() {
+                // A keyword match below the ranked depth: its score is exact, its rank
+                // counts as just past the depth.
+                if let Some(score) = keyword_scores_of_semantic.get(slot) {
+                    entry.bm25 = Some(*score);
+                    entry.keyword_rank = Some(depth + 1);
+                }
+            }
         }
         for explain in candidates.values_mut() {
             explain.fusion = match response.mode {
@@ -1104,18 +1145,16 @@ impl SearchIndex {
         }
         let mut ranked: Vec<(u32, Explain)> = candidates.into_iter().collect();
         let relevance = |a: &(u32, Explain), b: &(u32, Explain)| {
-            b.1.score.total_cmp(&a.1.score).then_with(|| {
-                let (fa, fb) = (table.get(a.0), table.get(b.0));
-                let (pa, pb) = (fa.map_or(0.0, |f| pop(f)), fb.map_or(0.0, |f| pop(f)));
-                pb.total_cmp(&pa).then_with(|| fa.map(|f| &f.id).cmp(&fb.map(|f| &f.id)))
-            })
+            b.1.score
+                .total_cmp(&a.1.score)
+                .then_with(|| popularity_of(b.0).total_cmp(&popularity_of(a.0)))
+                .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
         };
         ranked.sort_unstable_by(relevance);
 
         // The personal touch: reorder the best results by the shopper's affinities.
-        if let Some(affinity) = request.affinity.as_ref().filter(|a| !a.is_empty() && self.config.personal_weight > 0.0)
-        {
-            let window = self.config.rerank_window.max(request.offset + request.limit).min(ranked.len());
+        if let Some(affinity) = personal {
+            let window = self.config.rerank_window.max(page_end).min(ranked.len());
             let max = ranked.first().map_or(0.0, |r| r.1.score);
             for (slot, explain) in &mut ranked[..window] {
                 let personal = table.get(*slot).map_or(0.0, |f| affinity.score(f));
@@ -1146,7 +1185,6 @@ impl SearchIndex {
                 ka.total_cmp(&kb)
             });
         }
-        response.total = ranked.len();
         response.hits = ranked
             .into_iter()
             .skip(request.offset)
