@@ -12,18 +12,23 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+// The coefficients are written with the digits Eigen publishes, so they can be checked against
+// its source; the compiler rounds each to the nearest f32.
 /// Numerator coefficients α₁, α₃, …, α₁₃ (odd powers of x).
+#[allow(clippy::excessive_precision)]
 const ALPHA: [f32; 7] = [
-    -1.609_603_3e-2,
-    -2.954_599_8e-3,
-    -7.349_906_3e-4,
-    -5.692_506_4e-5,
-    -2.101_024e-6,
-    2.770_681_4e-8,
-    -2.726_142_3e-10,
+    -1.60960333262415e-02,
+    -2.95459980854025e-03,
+    -7.34990630326855e-04,
+    -5.69250639462346e-05,
+    -2.10102402082508e-06,
+    2.77068142495902e-08,
+    -2.72614225801306e-10,
 ];
 /// Denominator coefficients β₀, β₂, …, β₈ (even powers of x).
-const BETA: [f32; 5] = [-1.426_473_9e-2, -7.373_329e-3, -1.682_827e-3, -2.133_740_6e-4, -1.456_607_2e-5];
+#[allow(clippy::excessive_precision)]
+const BETA: [f32; 5] =
+    [-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04, -1.45660718464996e-05];
 
 /// Elements per rayon task: large enough that scheduling costs nothing next to the arithmetic.
 const CHUNK: usize = 16 * 1024;
