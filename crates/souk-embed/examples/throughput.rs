@@ -1,15 +1,16 @@
-//! Sentences per second and single-query latency of all-MiniLM-L6-v2 on this machine.
+//! Sentences per second and single-query latency of an embedding model on this machine.
 //!
-//! cargo run --release -p souk-embed --example throughput -- MODEL_DIR [SENTENCES] [BATCH_SIZE]
+//! cargo run --release -p souk-embed --example throughput -- MODEL [SENTENCES] [BATCH_SIZE]
 //!
-//! MODEL_DIR is the folder with model.safetensors, tokenizer.json, config.json and 1_Pooling/.
-//! Defaults: 2,048 synthetic product titles, batches of 32. `RAYON_NUM_THREADS` sets the threads.
+//! MODEL is all-MiniLM-L6-v2's folder (model.safetensors, tokenizer.json, config.json,
+//! 1_Pooling/) or multilingual-e5-small's `e5-small-q4.bin`. Defaults: 2,048 synthetic product
+//! titles, batches of 32. `RAYON_NUM_THREADS` sets the threads.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use souk_embed::throughput::{measure_query_latency, measure_throughput, synthetic_product_titles};
-use souk_embed::{Embedder, MiniLm};
+use souk_embed::{E5Small, Embedder, MiniLm};
 
 fn parse_or(argument: Option<String>, default: usize, name: &str) -> Result<usize, String> {
     match argument {
@@ -20,19 +21,24 @@ fn parse_or(argument: Option<String>, default: usize, name: &str) -> Result<usiz
 
 fn run() -> Result<(), String> {
     let mut arguments = std::env::args().skip(1);
-    let model_dir: PathBuf = arguments.next().ok_or("usage: throughput MODEL_DIR [SENTENCES] [BATCH_SIZE]")?.into();
+    let model_path: PathBuf = arguments.next().ok_or("usage: throughput MODEL [SENTENCES] [BATCH_SIZE]")?.into();
     let sentences = parse_or(arguments.next(), 2048, "SENTENCES")?;
     let batch_size = parse_or(arguments.next(), 32, "BATCH_SIZE")?;
 
     let start = std::time::Instant::now();
-    let model = MiniLm::load(&model_dir).map_err(|error| error.to_string())?;
+    let model: Box<dyn Embedder> = if model_path.is_file() {
+        Box::new(E5Small::load(&model_path).map_err(|error| error.to_string())?)
+    } else {
+        Box::new(MiniLm::load(&model_path).map_err(|error| error.to_string())?)
+    };
+    let model = model.as_ref();
     let load_seconds = start.elapsed().as_secs_f64();
 
     let titles = synthetic_product_titles(sentences);
     let texts: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let throughput = measure_throughput(&model, &texts, batch_size).map_err(|error| error.to_string())?;
+    let throughput = measure_throughput(model, &texts, batch_size).map_err(|error| error.to_string())?;
     let queries = ["red summer dress", "usb-c charger 65w", "cheap wireless earbuds for running", "yoga mat"];
-    let latency = measure_query_latency(&model, &queries, 200).map_err(|error| error.to_string())?;
+    let latency = measure_query_latency(model, &queries, 200).map_err(|error| error.to_string())?;
 
     println!("model            {} ({}-d), loaded in {load_seconds:.2} s", model.id(), model.dim());
     println!("threads          {}", candle_core::utils::get_num_threads());

