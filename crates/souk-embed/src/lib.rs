@@ -7,9 +7,12 @@
 //! of the loaded weights and the input texts: this crate never touches the network, never
 //! writes files, and reads no environment variables.
 //!
-//! Threads: the heavy work (matrix products in candle, batch tokenisation) runs on the current
-//! rayon pool, so a caller bounds it with `ThreadPool::install`; otherwise it uses every core,
-//! which is what batch embedding wants.
+//! Threads: MiniLM's heavy work (candle's f32 matrix products, GELU, batch tokenisation) runs on
+//! the current rayon pool, so a caller bounds it with `ThreadPool::install`; otherwise it uses
+//! the global pool, every core, which is what batch embedding wants. candle splits each matrix
+//! product into `RAYON_NUM_THREADS` parts (default: the physical cores), and its 4-bit matrix
+//! product (E5) runs on a pool of its own of `CANDLE_NUM_THREADS` threads (default: the same),
+//! which only those variables bound.
 
 mod bert;
 mod e5;

