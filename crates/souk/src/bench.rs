@@ -58,7 +58,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 15.0)]
         seconds: f64,
         /// Comma list of keyword, semantic, hybrid (semantic and hybrid need
-        /// embed.model_dir).
+        /// embed.model_path).
         #[arg(long, default_value = "keyword,semantic,hybrid")]
         modes: String,
         /// Results per request.
@@ -604,12 +604,12 @@ fn search_latency(
 ) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the souk executable")?;
     let data_dir = dir.join(format!("search-shop-{items}-{events}"));
-    let model_dir = config.embed.model_dir.clone();
+    let model_dir = config.embed.model_path.clone();
     let embed_env: Vec<(&str, &str)> =
-        if model_dir.is_empty() { Vec::new() } else { vec![("SOUK__EMBED__MODEL_DIR", model_dir.as_str())] };
+        if model_dir.is_empty() { Vec::new() } else { vec![("SOUK__EMBED__MODEL_PATH", model_dir.as_str())] };
     let wants_vectors = modes.iter().any(|m| m != "keyword");
     if wants_vectors && model_dir.is_empty() {
-        bail!("semantic and hybrid search need a text embedder: set embed.model_dir (or --modes keyword)");
+        bail!("semantic and hybrid search need a text embedder: set embed.model_path (or --modes keyword)");
     }
     if !data_dir.join("ground_truth.json").exists() {
         let _ = std::fs::remove_dir_all(&data_dir);

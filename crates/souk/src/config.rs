@@ -32,24 +32,26 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbedConfig {
-    /// Directory of the model files (`model.safetensors`, `tokenizer.json`, `config.json`);
-    /// empty: no semantic search (keyword only).
-    pub model_dir: String,
+    /// The sentence-embedding model: a directory in the all-MiniLM-L6-v2 layout
+    /// (`model.safetensors`, `tokenizer.json`, `config.json`; English) or a
+    /// multilingual-e5-small `e5-small-q4.bin` file (English and Chinese); empty: no
+    /// semantic search (keyword only).
+    pub model_path: String,
     /// Texts embedded per batch.
     pub batch_size: usize,
 }
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        Self { model_dir: String::new(), batch_size: 32 }
+        Self { model_path: String::new(), batch_size: 32 }
     }
 }
 
 impl EmbedConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if !self.model_dir.is_empty() && !Path::new(&self.model_dir).is_dir() {
-            problems.push(("embed.model_dir".into(), format!("no such directory: {}", self.model_dir)));
+        if !self.model_path.is_empty() && !Path::new(&self.model_path).exists() {
+            problems.push(("embed.model_path".into(), format!("no such file or directory: {}", self.model_path)));
         }
         if !(1..=1024).contains(&self.batch_size) {
             problems.push(("embed.batch_size".into(), format!("expected 1..=1024, found {}", self.batch_size)));

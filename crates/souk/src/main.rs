@@ -72,7 +72,7 @@ pub enum Command {
     /// Build or bring up to date the search index (and, with --embed, the text vectors of
     /// every item, resumably).
     Index {
-        /// Also embed items for semantic search (needs embed.model_dir).
+        /// Also embed items for semantic search (needs embed.model_path).
         #[arg(long)]
         embed: bool,
         #[arg(long)]

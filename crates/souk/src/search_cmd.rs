@@ -52,7 +52,7 @@ pub fn index(config: &Config, embed: bool, json_out: bool) -> anyhow::Result<()>
     let mut report = json!({"items": index.stats().items, "build_seconds": build_seconds});
     if embed {
         let Some(embedder) = load_embedder(&config.embed)? else {
-            bail!("--embed needs a text embedder: set embed.model_dir");
+            bail!("--embed needs a text embedder: set embed.model_path");
         };
         let started = Instant::now();
         let embedded = embed_all(config, &index, &store, embedder.as_ref(), !json_out)?;
@@ -101,7 +101,7 @@ pub fn eval_search(config: &Config, queries: usize, seed: u64, k: usize, json_ou
         setups.push(("hybrid-rrf", SearchMode::Hybrid, rrf));
         setups.push(("hybrid-weighted", SearchMode::Hybrid, weighted));
     } else {
-        eprintln!("souk: no text embedder configured (embed.model_dir): evaluating keyword search only");
+        eprintln!("souk: no text embedder configured (embed.model_path): evaluating keyword search only");
     }
     let mut results = Vec::new();
     for (language, chinese) in [("en", false), ("zh", true)] {
