@@ -12,4 +12,5 @@
 //! Never touches the data directory or the network; reads only files it is pointed at.
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
 
+pub mod ftrl;
 pub mod metrics;
