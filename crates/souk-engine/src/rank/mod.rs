@@ -14,3 +14,4 @@
 
 pub mod ftrl;
 pub mod metrics;
+pub mod obd;
