@@ -15,3 +15,5 @@
 pub mod ftrl;
 pub mod metrics;
 pub mod obd;
+pub mod open_bandit;
+pub mod position_popularity;
