@@ -13,6 +13,7 @@ pub mod ids;
 pub mod import;
 pub mod input;
 pub mod model;
+pub mod rank;
 pub mod recommend;
 pub mod search;
 pub mod store;

@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod config;
 mod embed_cmd;
+mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
 

@@ -18,13 +18,18 @@ use crate::config::Config;
 /// `souk eval` arguments (see the interface contract).
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// random-split, temporal, leave-last-out, strong-generalization, cold-item, or
-    /// search (search relevance on a shop made by `souk gen`).
+    /// random-split, temporal, leave-last-out, strong-generalization, cold-item,
+    /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
+    /// model on an Open Bandit Dataset directory given with --path).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
-    /// Training share.
-    #[arg(long, default_value_t = 0.8)]
-    pub ratio: f64,
+    /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// With --protocol open-bandit: the directory holding the impression log and
+    /// item_context.csv (e.g. obd/random/all).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Cut-offs, e.g. 10,20.
@@ -45,7 +50,9 @@ pub struct EvalArgs {
     /// test data), over its default grid, then report the chosen parameters.
     #[arg(long)]
     pub tune: bool,
-    /// Set a parameter, e.g. --param als.factors=128 (repeatable; a JSON value).
+    /// Set a parameter, e.g. --param als.factors=128 or, for open-bandit, ftrl.alpha=0.1,
+    /// features.crosses=false, popularity-by-position.prior_strength=50 or
+    /// open-bandit.validation_ratio=0.8 (repeatable; a JSON value).
     #[arg(long = "param")]
     pub params: Vec<String>,
     /// Judged queries per language (protocol search).
@@ -96,6 +103,12 @@ fn model_list(text: Option<&str>) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
+    if args.protocol == souk_engine::rank::open_bandit::PROTOCOL {
+        return crate::rank_cmd::eval_open_bandit(args);
+    }
+    if args.path.is_some() {
+        bail!("--path is for --protocol open-bandit; use --split DIR for a train/test split");
+    }
     let ks = args
         .k
         .split(',')
@@ -120,7 +133,8 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("--target expects one of {}, found {name:?}", names.join(", "))
         })?),
     };
-    let eval_config = EvalConfig { protocol, ratio: args.ratio, seed: args.seed, ks, target, ..EvalConfig::default() };
+    let eval_config =
+        EvalConfig { protocol, ratio: args.ratio.unwrap_or(0.8), seed: args.seed, ks, target, ..EvalConfig::default() };
     let problems = eval_config.problems();
     if !problems.is_empty() {
         bail!("{}", problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "));

@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod crash;
+mod rank;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
