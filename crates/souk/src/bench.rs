@@ -470,6 +470,14 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// Mean and percentiles (ms) of request latencies; sorts them.
+fn latency_summary(latencies: &mut [f64]) -> Value {
+    latencies.sort_by(f64::total_cmp);
+    let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    json!({"mean": mean, "p50": percentile(latencies, 0.50), "p90": percentile(latencies, 0.90),
+        "p99": percentile(latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)})
+}
+
 fn run_child(exe: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let status = Process::new(exe)
         .arg("--data-dir")
@@ -556,8 +564,6 @@ fn recommend_latency(
     server.stop();
     let mut latencies: Vec<f64> = results.iter().flat_map(|(l, _)| l.iter().copied()).collect();
     let errors: u64 = results.iter().map(|(_, e)| e).sum();
-    latencies.sort_by(f64::total_cmp);
-    let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
     Ok(json!({
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)},
         "shop": {"items": items, "users": users, "events": events, "seed": 42},
@@ -568,7 +574,7 @@ fn recommend_latency(
         "requests": latencies.len(),
         "errors": errors,
         "requests_per_second": latencies.len() as f64 / elapsed,
-        "latency_ms": {"mean": mean, "p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)},
+        "latency_ms": latency_summary(&mut latencies),
         "server_peak_rss_bytes": server_peak,
         "note": "clients run on the same machine as the server and share its cores",
     }))
@@ -687,15 +693,13 @@ fn search_latency(
         let elapsed = started.elapsed().as_secs_f64();
         let mut latencies: Vec<f64> = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
         let errors: u64 = per_client.iter().map(|(_, e)| e).sum();
-        latencies.sort_by(f64::total_cmp);
-        let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
         results.push(json!({
             "mode": mode,
             "queries": if queries.len() == english.len() && english_only { "English only (the model reads no Chinese)" } else { "English and Chinese" },
             "requests": latencies.len(),
             "errors": errors,
             "requests_per_second": latencies.len() as f64 / elapsed,
-            "latency_ms": {"mean": mean, "p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)},
+            "latency_ms": latency_summary(&mut latencies),
         }));
     }
     // How soon a catalog write is searchable: PUT a new item, poll until it is found.

@@ -40,13 +40,15 @@ pub struct Facts {
     pub hash: u64,
 }
 
-fn attribute_values(value: &serde_json::Value, out: &mut Vec<String>) {
+/// The text values of an attribute (array elements one by one); booleans only with
+/// `booleans` (they filter, but say nothing as text).
+pub(crate) fn attribute_values(value: &serde_json::Value, booleans: bool, out: &mut Vec<String>) {
     match value {
         serde_json::Value::String(s) => out.push(s.clone()),
         serde_json::Value::Number(n) => out.push(n.to_string()),
-        serde_json::Value::Bool(b) => out.push(b.to_string()),
-        serde_json::Value::Array(values) => values.iter().for_each(|v| attribute_values(v, out)),
-        serde_json::Value::Null | serde_json::Value::Object(_) => {}
+        serde_json::Value::Bool(b) if booleans => out.push(b.to_string()),
+        serde_json::Value::Array(values) => values.iter().for_each(|v| attribute_values(v, booleans, out)),
+        serde_json::Value::Bool(_) | serde_json::Value::Null | serde_json::Value::Object(_) => {}
     }
 }
 
@@ -61,7 +63,7 @@ impl Facts {
         let mut attributes = Vec::new();
         for (name, value) in &item.attributes {
             let mut values = Vec::new();
-            attribute_values(value, &mut values);
+            attribute_values(value, true, &mut values);
             attributes.extend(values.into_iter().map(|v| (name.clone(), v)));
         }
         let category_keys: Vec<String> = item.category.iter().map(|c| normalize(c.trim())).collect();

@@ -737,7 +737,7 @@ impl SearchIndex {
         let mut attribute_texts: Vec<String> = Vec::new();
         for value in item.attributes.values() {
             let mut values = Vec::new();
-            facts_attribute_values(value, &mut values);
+            facts::attribute_values(value, false, &mut values);
             attribute_texts.extend(values);
         }
         attribute_texts.extend(item.tags.iter().cloned());
@@ -1203,15 +1203,6 @@ impl SearchIndex {
             })
             .collect();
         Ok(response)
-    }
-}
-
-fn facts_attribute_values(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) => out.push(s.clone()),
-        serde_json::Value::Number(n) => out.push(n.to_string()),
-        serde_json::Value::Bool(_) | serde_json::Value::Null | serde_json::Value::Object(_) => {}
-        serde_json::Value::Array(values) => values.iter().for_each(|v| facts_attribute_values(v, out)),
     }
 }
 
