@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
+use souk_engine::rank::profile::{PriceIndex, ProfileConfig};
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::{SearchConfig, SearchIndex, TextEmbedder};
@@ -84,7 +85,17 @@ pub struct AppState {
     pub search_settings: Arc<SearchConfig>,
     /// The text embedder for semantic search and for embedding new items.
     pub embedder: Option<Arc<dyn TextEmbedder>>,
+    /// Catalog price distribution per category for profiles, rebuilt when older than
+    /// [`PRICE_INDEX_TTL`].
+    pub prices: Arc<std::sync::Mutex<Option<CachedPrices>>>,
+    pub profile: Arc<ProfileConfig>,
 }
+
+/// A price index and when it was built.
+pub type CachedPrices = (Instant, Arc<PriceIndex>);
+
+/// How long a price index is reused before it is rebuilt from the catalog.
+pub const PRICE_INDEX_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl AppState {
     pub fn new(store: Arc<dyn Storage>, config: ServerConfig) -> Self {
@@ -112,7 +123,22 @@ impl AppState {
             search: None,
             search_settings: Arc::new(SearchConfig::default()),
             embedder: None,
+            prices: Arc::new(std::sync::Mutex::new(None)),
+            profile: Arc::new(ProfileConfig::default()),
         }
+    }
+
+    /// The catalog's price index, rebuilt (memory only) when stale.
+    pub fn price_index(&self, store: &dyn Storage) -> souk_engine::Result<Arc<PriceIndex>> {
+        let mut cached = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, index)) = cached.as_ref() {
+            if built.elapsed() < PRICE_INDEX_TTL {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(PriceIndex::from_store(store)?);
+        *cached = Some((Instant::now(), index.clone()));
+        Ok(index)
     }
 
     /// Serve search from this index (with these settings and, optionally, an embedder).

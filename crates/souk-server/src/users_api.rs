@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use souk_engine::rank::profile::UserProfile;
+use souk_engine::recommend::serving;
 use souk_engine::{input, Follow, UserId};
 
 use crate::body::{json_value, read_limited};
@@ -135,4 +137,47 @@ pub async fn delete_follow(
     } else {
         Err(ApiError::not_found("follow", &format!("{id} -> {other}")))
     }
+}
+
+/// A user's profile: what their events say about their tastes (affinities to categories,
+/// brands and attribute values, price band, funnel stage, activity, rating sentiment), their
+/// preference vector from the live factor model, stated preferences and social edges.
+#[utoipa::path(get, path = "/v1/users/{id}/profile", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The profile"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let user_id = path_user_id(&id, "id")?;
+    let models = state.models.load_full();
+    let weights = state.recommend.weights.clone();
+    let history_limit = state.recommend.config.history_limit;
+    let config = *state.profile;
+    let worker = state.clone();
+    let (profile, user, follows, vector) = state
+        .compute(move |store| {
+            let prices = worker.price_index(store)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let profile = UserProfile::load(store, &user_id, &prices, &weights, &config, now, true)?;
+            let vector = match &models {
+                Some(set) => serving::preference_vector(set, store, user_id.as_str(), history_limit)?,
+                None => None,
+            };
+            Ok((profile, store.get_user(&user_id)?, store.follows_of(&user_id)?, vector))
+        })
+        .await?;
+    if user.is_none() && follows.is_empty() && profile.activity.events == 0 {
+        return Err(ApiError::not_found("user", &id));
+    }
+    let mut value = serde_json::to_value(&profile).map_err(|e| ApiError::internal("encoding a profile", e))?;
+    value["preference_vector"] = match vector {
+        Some((model, values)) => json!({"model": model, "dimensions": values.len(), "values": values}),
+        None => Value::Null,
+    };
+    value["stated"] = match &user {
+        Some(user) => json!({"categories": user.preferences.categories, "brands": user.preferences.brands}),
+        None => Value::Null,
+    };
+    value["social"] = json!({"follows": follows.len()});
+    Ok(Json(value))
 }

@@ -2,18 +2,26 @@
 //! shown to whom, in which slot, and whether it was clicked, learn the probability that an
 //! item shown in a slot is clicked, and judge that probability on later impressions.
 //!
+//! - [`features`]: the ranker's feature rows, one code path for training and serving.
+//! - [`join`]: training sets from logs — impressions joined to clicks, carts and purchases;
+//!   position bias from the randomised bucket.
 //! - [`ftrl`]: FTRL-Proximal logistic regression over hashed sparse features, with its
 //!   versioned artifact — the click model.
 //! - [`position_popularity`]: click rate per (item, slot) with a Beta prior — the baseline.
 //! - [`metrics`]: AUC, log loss and calibration of click probabilities.
 //! - [`obd`]: the Open Bandit Dataset's csv files and the features drawn from them.
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
+//! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
+//!   for the ranker's cross features.
 //!
 //! Never touches the data directory or the network; reads only files it is pointed at.
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
 
+pub mod features;
 pub mod ftrl;
+pub mod join;
 pub mod metrics;
 pub mod obd;
 pub mod open_bandit;
 pub mod position_popularity;
+pub mod profile;

@@ -555,6 +555,24 @@ fn user_history(set: &ModelSet, store: &dyn Storage, user: &str, limit: usize, e
     Ok(History { pairs, last_event, recent, excluded })
 }
 
+/// The user's preference vector: their live history folded into the first factor model of
+/// the set (model name and factors), or `None` without such a model or history.
+pub fn preference_vector(
+    set: &ModelSet,
+    store: &dyn Storage,
+    user: &str,
+    history_limit: usize,
+) -> Result<Option<(String, Vec<f32>)>> {
+    let history = user_history(set, store, user, history_limit, Exclusions::default())?;
+    if history.pairs.is_empty() {
+        return Ok(None);
+    }
+    Ok(set.models.iter().find_map(|(name, source)| match source {
+        Source::Als { model, .. } => Some((name.clone(), model.fold_in(&history.pairs))),
+        Source::Dense(_) => None,
+    }))
+}
+
 /// Items scored by a factor model are searched over this many items at least (the rest of
 /// the catalog is pruned by the inverted-file index).
 pub const ALS_PROBE_ITEMS: usize = 8_000;

@@ -477,6 +477,16 @@ impl Storage for EmbeddedStore {
         Ok(())
     }
 
+    fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()> {
+        let index = self.index.read();
+        for (n, entry) in index.item_entries.iter().enumerate() {
+            if let Some(meta) = &entry.meta {
+                visit(index.items.name(n as u32), meta);
+            }
+        }
+        Ok(())
+    }
+
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
         let index = self.index.read();
         for row in index.rows.iter().filter(|r| !r.erased) {

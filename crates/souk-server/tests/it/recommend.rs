@@ -152,3 +152,43 @@ async fn before_training_recommendations_fall_back_to_trending_and_training_swap
     let (_, page) = server.get("/v1/users/u0/recommendations?n=5&exclude=none").await;
     assert!(page["model"].is_string());
 }
+
+#[tokio::test]
+async fn a_profile_reads_as_the_shoppers_tastes_with_a_preference_vector() {
+    let server = shop();
+    let truth =
+        Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap().ground_truth().unwrap();
+    // The most active of the first 40 shoppers.
+    let mut best: Option<(u64, Value, usize)> = None;
+    for (index, user) in truth.users.iter().enumerate().take(40) {
+        let (status, profile) = server.get(&format!("/v1/users/{}/profile", user.id)).await;
+        if status == StatusCode::NOT_FOUND {
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        let events = profile["activity"]["events"].as_u64().unwrap();
+        if best.as_ref().is_none_or(|(e, _, _)| events > *e) {
+            best = Some((events, profile, index));
+        }
+    }
+    let (events, profile, index) = best.unwrap();
+    let user = &truth.users[index];
+    assert!(events >= 20, "{profile:#}");
+    assert_eq!(profile["user"], user.id.as_str());
+    assert_eq!(profile["categories"][0]["name"], user.dominant_category.as_str(), "{profile:#}");
+    assert!(["browsing", "comparing", "carting", "buying"].contains(&profile["funnel_stage"].as_str().unwrap()));
+    assert_eq!(profile["preference_vector"]["model"], "als", "{profile:#}");
+    assert_eq!(
+        profile["preference_vector"]["values"].as_array().unwrap().len() as u64,
+        profile["preference_vector"]["dimensions"].as_u64().unwrap()
+    );
+    let shares: f64 = profile["categories"].as_array().unwrap().iter().map(|c| c["share"].as_f64().unwrap()).sum();
+    assert!(shares <= 1.0 + 1e-9 && shares > 0.5, "{shares}");
+
+    let (status, missing) = server.get("/v1/users/nobody-here/profile").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(missing["code"], "not_found");
+    let (status, bad) = server.get("/v1/users/a%01b/profile").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], "invalid_id");
+}
