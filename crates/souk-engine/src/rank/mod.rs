@@ -7,6 +7,8 @@
 //!   position bias from the randomised bucket.
 //! - [`ftrl`]: FTRL-Proximal logistic regression over hashed sparse features, with its
 //!   versioned artifact — the click model.
+//! - [`gbdt`]: gradient-boosted trees — LambdaMART over dense features for ranking
+//!   candidates, and binary log loss — with its versioned artifact.
 //! - [`position_popularity`]: click rate per (item, slot) with a Beta prior — the baseline.
 //! - [`metrics`]: AUC, log loss and calibration of click probabilities.
 //! - [`obd`]: the Open Bandit Dataset's csv files and the features drawn from them.
@@ -19,6 +21,7 @@
 
 pub mod features;
 pub mod ftrl;
+pub mod gbdt;
 pub mod join;
 pub mod metrics;
 pub mod obd;
