@@ -8,6 +8,9 @@
 //! - [`metrics`]: AUC, log loss and calibration of click probabilities.
 //! - [`obd`]: the Open Bandit Dataset's csv files and the features drawn from them.
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
+//! - [`rerank`]: the last stage of recall → rank → re-rank, for recommendations and search:
+//!   business rules (filter, boost, bury, pin, promotion slots) and diversity (MMR, quotas)
+//!   over scored candidates, with what each rule did to each item.
 //!
 //! Never touches the data directory or the network; reads only files it is pointed at.
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
@@ -17,3 +20,4 @@ pub mod metrics;
 pub mod obd;
 pub mod open_bandit;
 pub mod position_popularity;
+pub mod rerank;
