@@ -15,6 +15,9 @@
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
 //! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
 //!   for the ranker's cross features.
+//! - [`rerank`]: the last stage of recall → rank → re-rank, for recommendations and search:
+//!   business rules (filter, boost, bury, pin, promotion slots) and diversity (MMR, quotas)
+//!   over scored candidates, with what each rule did to each item.
 //!
 //! Never touches the data directory or the network; reads only files it is pointed at.
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
@@ -28,3 +31,4 @@ pub mod obd;
 pub mod open_bandit;
 pub mod position_popularity;
 pub mod profile;
+pub mod rerank;

@@ -1,0 +1,1931 @@
+//! Re-ranking: the last stage of recall → rank → re-rank, shared by recommendations and
+//! search. Takes candidates already scored by a ranker, with their catalog facts, and
+//! applies the merchandiser's [`Rules`]: filters, boosts, burials, pins, promotion slots
+//! and diversity. Returns the final list and, per item, every [`Effect`] a rule had on it,
+//! for explanations.
+//!
+//! # Order of application, and why
+//!
+//! 1. **Filter.** A candidate matching any filter condition is removed, and so is every
+//!    other candidate with the same id (a filter is a promise that an item never shows,
+//!    whatever facts a duplicate carries). Nothing later can bring it back: a filtered item
+//!    is never pinned or promoted.
+//! 2. **Boost.** Every matching boost multiplies the ranker's score by its factor
+//!    (factors of several matching boosts compound). Scores may be negative (logits,
+//!    cosines), and plain multiplication would push a boosted negative score *down*, so a
+//!    factor `f` is applied sign-aware: `s · f` when `s ≥ 0`, `s / f` when `s < 0`. A factor
+//!    above 1 therefore always raises a score and one below 1 always lowers it, the order
+//!    among items with the same total factor is kept, and multiplying all ranker scores by
+//!    a positive constant does not change the result (the rules do not depend on the
+//!    ranker's units). A score of exactly 0 stays 0: a ranker whose scores sit around 0
+//!    should be shifted before re-ranking if boosts must move them.
+//! 3. **Sort** by boosted score, best first; ties keep the input order, a NaN score sorts
+//!    last. Duplicate ids keep their best-scored copy.
+//! 4. **Bury.** Candidates matching any bury condition move after all others, keeping their
+//!    relative order. Later steps keep this: diversity and promotions take a buried item
+//!    only when no unburied one is left to take.
+//! 5. **Pins** reserve their positions for their items (see [`Pin`] for positions beyond the
+//!    end of the list). A pin is the most explicit instruction there is, so it overrides
+//!    bury, promotions and diversity.
+//! 6. **Promotions** reserve their slots (unless pinned) for the best-ranked remaining
+//!    candidates that match their condition — after bury, so a buried item fills a
+//!    slot only when no unburied one matches. A matching item that the sorted order puts
+//!    above its slot anyway is not pulled down to it; the slot takes the next matching one.
+//!    A slot no candidate matches is left to the organic order.
+//! 7. **Diversity** (or, without it, the sorted order) fills the remaining, organic
+//!    positions from top to bottom, seeing the pinned and promoted items already in place.
+//!    Running it last, around the fixed slots, means a quota holds over the list the user
+//!    sees (fixed items count in its windows) rather than over a list that pins later
+//!    shift; fixed items themselves are never moved for diversity: they are contracts,
+//!    diversity is best effort.
+//!
+//! The output is the first `n` positions of this arrangement of every eligible candidate,
+//! so a shorter page is always a prefix of a longer one.
+//!
+//! # Diversity
+//!
+//! - [`Diversity::Mmr`]: maximal marginal relevance (Carbonell & Goldstein 1998, eq. 1):
+//!   each organic position takes the candidate maximising
+//!   `λ · relevance − (1 − λ) · max similarity to the items above it`, where relevance is
+//!   the boosted score min–max normalised over the eligible candidates (so it is on the
+//!   same `[0, 1]` scale as the similarity) and the similarity of two items is
+//!   `(shared category depth / longer path depth + same brand) / 2`. `λ = 1` is the sorted
+//!   order.
+//! - [`Diversity::Quota`]: at most `max_per_window` items with the same value (brand, or
+//!   category path cut at a level) within any `window` consecutive positions. Each organic
+//!   position takes the best-ranked candidate that keeps the quota in every window it
+//!   belongs to. When every remaining candidate would break it, the quota is relaxed: the
+//!   best-ranked one is taken and reported with [`Effect::QuotaRelaxed`]. Items without a
+//!   value (no brand, no category) are never limited.
+//!
+//! # Matching
+//!
+//! Item ids compare exactly. Brands, category levels, tags and attribute names and values
+//! compare ASCII case-insensitively, with the rule's side trimmed, like
+//! [`crate::recommend::serving::ItemFilter`]. An item without a price fails `min_price`
+//! and `max_price`.
+//!
+//! # Cost model
+//!
+//! For `c` candidates, `k` conditions and a page of `n`: filtering and boosting evaluate
+//! `c · k` conditions (string compares of short facts; long `items` lists are hashed once
+//! per call); sorting is `c log c`; pins and promotions scan the sorted list once per pin
+//! or slot. MMR and quotas intern category prefixes and brands to small integers once per
+//! call (one hash-map insert per path level) so that their inner loops compare integers:
+//! MMR is `n · c` similarity updates of a few integer compares each, a quota check is
+//! `O(window)`. Allocations are a few `Vec`s of `c` integers or floats per call, plus the
+//! output. Pure: no I/O, no clock, no randomness; the same input gives the same output.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+use crate::hashing::IdMap;
+
+/// Largest position a pin or promotion slot may name: far beyond any page, small enough
+/// that a position list cannot be used to make the engine do unbounded work.
+pub const MAX_POSITION: usize = 10_000;
+
+/// Beyond this many ids, a condition's `items` list is hashed once per call instead of
+/// scanned per candidate.
+const ITEM_SET_THRESHOLD: usize = 16;
+
+/// One scored candidate with the catalog facts the rules look at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: String,
+    /// The ranker's score: higher is better, any real number.
+    pub score: f64,
+    /// Category path, top level first.
+    #[serde(default)]
+    pub category: Vec<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub price: Option<f64>,
+    #[serde(default = "available_by_default")]
+    pub available: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `(name, value)` pairs.
+    #[serde(default)]
+    pub attributes: Vec<(String, String)>,
+}
+
+fn available_by_default() -> bool {
+    true
+}
+
+impl Candidate {
+    /// A candidate with an id and a score and no facts (available).
+    pub fn new(id: impl Into<String>, score: f64) -> Self {
+        Self {
+            id: id.into(),
+            score,
+            category: Vec::new(),
+            brand: None,
+            price: None,
+            available: true,
+            tags: Vec::new(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+/// A set of facts a candidate may have; every part given must hold (AND). A condition with
+/// no part is invalid (it would match everything).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The candidate's id is one of these (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<String>>,
+    /// The candidate's category path starts with this prefix, e.g. `["Electronics", "Audio"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// The candidate's brand is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brands: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<f64>,
+    /// The candidate carries this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The candidate has this attribute with this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<AttributeCondition>,
+    /// The candidate's availability is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+}
+
+/// An attribute with a value, e.g. `{ "name": "color", "value": "red" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeCondition {
+    pub name: String,
+    pub value: String,
+}
+
+fn same_text(rule: &str, fact: &str) -> bool {
+    rule.trim().eq_ignore_ascii_case(fact)
+}
+
+impl Condition {
+    /// Whether no part is given.
+    pub fn is_empty(&self) -> bool {
+        let Condition { items, category, brand, brands, min_price, max_price, tag, attribute, available } = self;
+        items.is_none()
+            && category.is_none()
+            && brand.is_none()
+            && brands.is_none()
+            && min_price.is_none()
+            && max_price.is_none()
+            && tag.is_none()
+            && attribute.is_none()
+            && available.is_none()
+    }
+
+    /// Whether the candidate satisfies every part given.
+    pub fn matches(&self, candidate: &Candidate) -> bool {
+        self.items.as_ref().is_none_or(|items| items.contains(&candidate.id)) && self.matches_facts(candidate)
+    }
+
+    /// [`Self::matches`] without the `items` part.
+    fn matches_facts(&self, candidate: &Candidate) -> bool {
+        if let Some(prefix) = &self.category {
+            if prefix.len() > candidate.category.len()
+                || !prefix.iter().zip(&candidate.category).all(|(rule, fact)| same_text(rule, fact))
+            {
+                return false;
+            }
+        }
+        let brand = candidate.brand.as_deref();
+        if self.brand.as_ref().is_some_and(|rule| !brand.is_some_and(|fact| same_text(rule, fact))) {
+            return false;
+        }
+        if self.brands.as_ref().is_some_and(|rules| !brand.is_some_and(|fact| rules.iter().any(|r| same_text(r, fact))))
+        {
+            return false;
+        }
+        if self.min_price.is_some_and(|min| candidate.price.is_none_or(|p| p < min)) {
+            return false;
+        }
+        if self.max_price.is_some_and(|max| candidate.price.is_none_or(|p| p > max)) {
+            return false;
+        }
+        if self.tag.as_ref().is_some_and(|rule| !candidate.tags.iter().any(|fact| same_text(rule, fact))) {
+            return false;
+        }
+        if let Some(rule) = &self.attribute {
+            if !candidate
+                .attributes
+                .iter()
+                .any(|(name, value)| same_text(&rule.name, name) && same_text(&rule.value, value))
+            {
+                return false;
+            }
+        }
+        self.available.is_none_or(|a| a == candidate.available)
+    }
+
+    fn problems(&self, path: &str, out: &mut Vec<ValidationError>) {
+        let invalid = |field: String, message: String| ValidationError::new("invalid_condition", field, message);
+        if self.is_empty() {
+            out.push(ValidationError::new(
+                "empty_condition",
+                path,
+                "expected at least one of items, category, brand, brands, min_price, max_price, tag, attribute, \
+                 available, found none",
+            ));
+            return;
+        }
+        for (key, list) in [("items", &self.items), ("category", &self.category), ("brands", &self.brands)] {
+            let Some(list) = list else { continue };
+            if list.is_empty() {
+                out.push(invalid(format!("{path}.{key}"), "expected at least one value, found an empty list".into()));
+            }
+            for (i, value) in list.iter().enumerate() {
+                if value.trim().is_empty() {
+                    out.push(invalid(
+                        format!("{path}.{key}[{i}]"),
+                        "expected a non-blank value, found a blank one".into(),
+                    ));
+                }
+            }
+        }
+        for (key, value) in [("brand", &self.brand), ("tag", &self.tag)] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                out.push(invalid(format!("{path}.{key}"), "expected a non-blank value, found a blank one".into()));
+            }
+        }
+        if let Some(attribute) = &self.attribute {
+            for (key, value) in [("name", &attribute.name), ("value", &attribute.value)] {
+                if value.trim().is_empty() {
+                    out.push(invalid(
+                        format!("{path}.attribute.{key}"),
+                        "expected a non-blank value, found a blank one".into(),
+                    ));
+                }
+            }
+        }
+        for (key, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if let Some(value) = value.filter(|v| !v.is_finite()) {
+                out.push(invalid(format!("{path}.{key}"), format!("expected a finite number, found {value}")));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
+            if min > max {
+                out.push(invalid(
+                    format!("{path}.max_price"),
+                    format!("expected at least min_price {min}, found {max}"),
+                ));
+            }
+        }
+    }
+}
+
+/// Multiply the score of matching candidates by `factor` (sign-aware, see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boost {
+    pub when: Condition,
+    /// Positive and finite: above 1 raises, below 1 lowers.
+    pub factor: f64,
+}
+
+/// Place `item` at `position` (1-based), if it is an eligible candidate (not filtered).
+///
+/// The item must be among the candidates: re-ranking has no catalog to check an unknown
+/// id against the filters, so a caller that wants to pin an item the ranker did not
+/// recall adds it to the candidates (with any score). A pin of an id that is not an
+/// eligible candidate does nothing. When fewer candidates are eligible than the position,
+/// the item goes to the end of the list instead (pins beyond the end keep their order by
+/// position), so a short list still shows it; a position beyond the page `n` keeps the
+/// item off the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    pub item: String,
+    pub position: usize,
+}
+
+/// Reserve `positions` (1-based) for the best-ranked candidates matching `when`, e.g.
+/// sponsored slots at 3 and 7.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    pub positions: Vec<usize>,
+    pub when: Condition,
+}
+
+/// How to spread similar items apart (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Diversity {
+    /// Maximal marginal relevance; `lambda` in `[0, 1]` weighs relevance against novelty.
+    Mmr { lambda: f64 },
+    /// At most `max_per_window` items sharing a value of `by` within any `window`
+    /// consecutive positions, while other candidates remain.
+    Quota { by: QuotaKey, max_per_window: usize, window: usize },
+}
+
+/// The value a quota counts: `"brand"`, or `{ "category": N }` — the category path cut at
+/// level `N` (1 is the top level; a shorter path counts as itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKey {
+    Brand,
+    Category(usize),
+}
+
+/// Every re-ranking rule; the `[rerank]` section of the configuration and the `rules` of a
+/// request have this shape. See the module docs for how they combine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Candidates matching any of these never appear.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter: Vec<Condition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boost: Vec<Boost>,
+    /// Candidates matching any of these go after all others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bury: Vec<Condition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pin: Vec<Pin>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<Promotion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diversity: Option<Diversity>,
+}
+
+impl Rules {
+    /// The rules of a request added to the configured ones:
+    ///
+    /// - filters, boosts and burials of both apply (a request cannot lift a configured
+    ///   filter; boosts matching the same item compound);
+    /// - at a position both fix, the request's pin or promotion slot wins and the
+    ///   configured one is dropped (a configured promotion left without slots is dropped);
+    ///   an item both pin goes where the request says;
+    /// - the request's diversity, if it has one, replaces the configured one.
+    ///
+    /// Merging two valid rule sets gives a valid one.
+    pub fn merge(config: &Rules, request: &Rules) -> Rules {
+        let mut request_positions: HashSet<usize> = request.pin.iter().map(|p| p.position).collect();
+        request_positions.extend(request.promotions.iter().flat_map(|p| p.positions.iter().copied()));
+        let request_items: HashSet<&str> = request.pin.iter().map(|p| p.item.as_str()).collect();
+
+        let pin = config
+            .pin
+            .iter()
+            .filter(|p| !request_positions.contains(&p.position) && !request_items.contains(p.item.as_str()))
+            .chain(&request.pin)
+            .cloned()
+            .collect();
+        let promotions = config
+            .promotions
+            .iter()
+            .filter_map(|promotion| {
+                let positions: Vec<usize> =
+                    promotion.positions.iter().copied().filter(|p| !request_positions.contains(p)).collect();
+                (!positions.is_empty()).then(|| Promotion { positions, when: promotion.when.clone() })
+            })
+            .chain(request.promotions.iter().cloned())
+            .collect();
+        Rules {
+            filter: config.filter.iter().chain(&request.filter).cloned().collect(),
+            boost: config.boost.iter().chain(&request.boost).cloned().collect(),
+            bury: config.bury.iter().chain(&request.bury).cloned().collect(),
+            pin,
+            promotions,
+            diversity: request.diversity.clone().or_else(|| config.diversity.clone()),
+        }
+    }
+
+    /// Every problem with these rules, each with a stable code and the path of the
+    /// offending field (`boost[1].factor`, `diversity.quota.window`, …).
+    pub fn problems(&self) -> Vec<ValidationError> {
+        let mut out = Vec::new();
+        for (i, condition) in self.filter.iter().enumerate() {
+            condition.problems(&format!("filter[{i}]"), &mut out);
+        }
+        for (i, boost) in self.boost.iter().enumerate() {
+            if !(boost.factor.is_finite() && boost.factor > 0.0) {
+                out.push(invalid_rule(
+                    format!("boost[{i}].factor"),
+                    format!("expected a positive finite factor, found {}", boost.factor),
+                ));
+            }
+            boost.when.problems(&format!("boost[{i}].when"), &mut out);
+        }
+        for (i, condition) in self.bury.iter().enumerate() {
+            condition.problems(&format!("bury[{i}]"), &mut out);
+        }
+
+        // Which field first fixed each position, for duplicate reports.
+        let mut fixed: IdMap<usize, String> = IdMap::default();
+        let mut pinned: IdMap<&str, String> = IdMap::default();
+        let mut check_position = |field: String, position: usize, out: &mut Vec<ValidationError>| {
+            if !(1..=MAX_POSITION).contains(&position) {
+                out.push(invalid_rule(field, format!("expected a position in 1..={MAX_POSITION}, found {position}")));
+            } else if let Some(first) = fixed.get(&position) {
+                out.push(ValidationError::new(
+                    "duplicate_position",
+                    field,
+                    format!("expected each position fixed once, found position {position} already fixed by {first}"),
+                ));
+            } else {
+                fixed.insert(position, field);
+            }
+        };
+        for (i, pin) in self.pin.iter().enumerate() {
+            if pin.item.trim().is_empty() {
+                out.push(invalid_rule(format!("pin[{i}].item"), "expected an item id, found a blank one".into()));
+            } else if let Some(first) = pinned.get(pin.item.as_str()) {
+                out.push(ValidationError::new(
+                    "duplicate_pin",
+                    format!("pin[{i}].item"),
+                    format!("expected each item pinned once, found {} already pinned by {first}", pin.item),
+                ));
+            } else {
+                pinned.insert(&pin.item, format!("pin[{i}]"));
+            }
+            check_position(format!("pin[{i}].position"), pin.position, &mut out);
+        }
+        for (i, promotion) in self.promotions.iter().enumerate() {
+            if promotion.positions.is_empty() {
+                out.push(invalid_rule(
+                    format!("promotions[{i}].positions"),
+                    "expected at least one position, found none".into(),
+                ));
+            }
+            for (k, &position) in promotion.positions.iter().enumerate() {
+                check_position(format!("promotions[{i}].positions[{k}]"), position, &mut out);
+            }
+            promotion.when.problems(&format!("promotions[{i}].when"), &mut out);
+        }
+
+        match &self.diversity {
+            Some(Diversity::Mmr { lambda }) if !(0.0..=1.0).contains(lambda) => {
+                out.push(invalid_rule("diversity.mmr.lambda".into(), format!("expected 0..=1, found {lambda}")));
+            }
+            None | Some(Diversity::Mmr { .. }) => {}
+            Some(Diversity::Quota { by, max_per_window, window }) => {
+                if *by == QuotaKey::Category(0) {
+                    out.push(invalid_rule(
+                        "diversity.quota.by.category".into(),
+                        "expected a category level from 1 (the top level), found 0".into(),
+                    ));
+                }
+                if *max_per_window == 0 {
+                    out.push(invalid_rule(
+                        "diversity.quota.max_per_window".into(),
+                        "expected at least 1, found 0".into(),
+                    ));
+                }
+                if !(1..=MAX_POSITION).contains(window) {
+                    out.push(invalid_rule(
+                        "diversity.quota.window".into(),
+                        format!("expected 1..={MAX_POSITION}, found {window}"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// `Ok` when [`Self::problems`] is empty; else the first problem (its code and field),
+    /// with every other one appended to its message.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut problems = self.problems().into_iter();
+        let Some(mut first) = problems.next() else {
+            return Ok(());
+        };
+        for problem in problems {
+            first.message.push_str(&format!("; {}: {}", problem.field, problem.message));
+        }
+        Err(first)
+    }
+}
+
+fn invalid_rule(field: String, message: String) -> ValidationError {
+    ValidationError::new("invalid_rule", field, message)
+}
+
+/// What a rule did to an item, e.g. `{"rule":"boost","factor":1.5}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Effect {
+    /// A matching boost multiplied the score by `factor` (sign-aware); one per boost.
+    Boost { factor: f64 },
+    /// The item matched a bury condition (not reported on pinned items: a pin overrides).
+    Bury,
+    /// Diversity placed the item elsewhere than the sorted order would have: `moved_from` is
+    /// the position it would have had without diversity.
+    Diversity { moved_from: usize },
+    /// Every remaining candidate would have broken the quota here; this one was taken anyway.
+    QuotaRelaxed,
+    /// The item fills the promotion slot at `position`.
+    Promotion { position: usize },
+    /// The item was pinned at `position` (where it is, unless the list is shorter).
+    Pin { position: usize },
+}
+
+/// One item of the final list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reranked {
+    pub id: String,
+    /// The score after boosts.
+    pub score: f64,
+    pub ranker_score: f64,
+    /// 1-based.
+    pub position: usize,
+    /// In the order the rules applied; empty when no rule touched the item.
+    pub effects: Vec<Effect>,
+}
+
+/// A condition ready to test many candidates: a long `items` list becomes a hash set.
+struct Matcher<'r> {
+    condition: &'r Condition,
+    items: Option<HashSet<&'r str, ahash::RandomState>>,
+}
+
+impl<'r> Matcher<'r> {
+    fn new(condition: &'r Condition) -> Self {
+        let items = condition
+            .items
+            .as_ref()
+            .filter(|items| items.len() > ITEM_SET_THRESHOLD)
+            .map(|items| items.iter().map(String::as_str).collect());
+        Self { condition, items }
+    }
+
+    fn matches(&self, candidate: &Candidate) -> bool {
+        match &self.items {
+            Some(items) => items.contains(candidate.id.as_str()) && self.condition.matches_facts(candidate),
+            None => self.condition.matches(candidate),
+        }
+    }
+}
+
+fn matchers(conditions: &[Condition]) -> Vec<Matcher<'_>> {
+    conditions.iter().map(Matcher::new).collect()
+}
+
+/// The sort key of a score: NaN last, -0 equal to 0.
+fn sort_key(score: f64) -> f64 {
+    if score.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        score + 0.0
+    }
+}
+
+/// What fills a position of the arrangement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Organic,
+    Pin { candidate: u32, requested: usize },
+    Promotion { candidate: u32 },
+}
+
+/// Apply `rules` to `candidates` and return the first `n` items of the result. See the
+/// module docs for the semantics. Never panics, even on rules that fail
+/// [`Rules::validate`]: of two pins of one item or at one position the first listed wins,
+/// a position 0 is ignored.
+pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Reranked> {
+    if n == 0 || candidates.is_empty() {
+        return Vec::new();
+    }
+    // Indices are u32 to halve the working set; more candidates than that is a caller bug.
+    candidates.truncate(u32::MAX as usize);
+
+    // 1. Filter: ban the id of every matching candidate.
+    let filters = matchers(&rules.filter);
+    let filtered: Vec<usize> =
+        (0..candidates.len()).filter(|&i| filters.iter().any(|f| f.matches(&candidates[i]))).collect();
+    let banned: HashSet<&str, ahash::RandomState> = filtered.iter().map(|&i| candidates[i].id.as_str()).collect();
+
+    // 2. Boost.
+    let boosts: Vec<(Matcher<'_>, f64)> = rules.boost.iter().map(|b| (Matcher::new(&b.when), b.factor)).collect();
+    let score: Vec<f64> = candidates
+        .iter()
+        .map(|c| {
+            let factor: f64 = boosts.iter().filter(|(m, _)| m.matches(c)).map(|(_, f)| f).product();
+            if c.score > 0.0 {
+                c.score * factor
+            } else if c.score < 0.0 {
+                c.score / factor
+            } else {
+                c.score
+            }
+        })
+        .collect();
+
+    // 3. Sort (stable: ties keep input order), drop banned ids and later duplicates.
+    let mut order: Vec<u32> = (0..candidates.len() as u32).collect();
+    order.sort_by(|&a, &b| sort_key(score[b as usize]).total_cmp(&sort_key(score[a as usize])));
+    let mut seen: HashSet<&str, ahash::RandomState> =
+        HashSet::with_capacity_and_hasher(order.len(), Default::default());
+    order.retain(|&i| {
+        let id = candidates[i as usize].id.as_str();
+        !banned.contains(id) && seen.insert(id)
+    });
+    drop(seen);
+    drop(banned);
+
+    // 4. Bury: stable partition.
+    let buries = matchers(&rules.bury);
+    let mut buried = vec![false; candidates.len()];
+    for &i in &order {
+        buried[i as usize] = buries.iter().any(|b| b.matches(&candidates[i as usize]));
+    }
+    let list: Vec<u32> = order
+        .iter()
+        .copied()
+        .filter(|&i| !buried[i as usize])
+        .chain(order.iter().copied().filter(|&i| buried[i as usize]))
+        .collect();
+    drop(order);
+    let total = list.len();
+
+    // 5. Pins.
+    let mut fixed = vec![false; candidates.len()];
+    let mut slots = vec![Slot::Organic; total];
+    let mut overflow: Vec<(usize, u32)> = Vec::new();
+    for pin in &rules.pin {
+        if pin.position == 0 {
+            continue;
+        }
+        let Some(&candidate) = list.iter().find(|&&i| candidates[i as usize].id == pin.item) else {
+            continue;
+        };
+        if fixed[candidate as usize] {
+            continue;
+        }
+        if pin.position <= total {
+            if slots[pin.position - 1] != Slot::Organic {
+                continue;
+            }
+            slots[pin.position - 1] = Slot::Pin { candidate, requested: pin.position };
+        } else {
+            overflow.push((pin.position, candidate));
+        }
+        fixed[candidate as usize] = true;
+    }
+    if !overflow.is_empty() {
+        // Beyond the end: the last free positions, in order of requested position. There
+        // are enough, since each pinned item is one of the `total` eligible candidates.
+        overflow.sort_by_key(|&(position, _)| position);
+        let mut free: Vec<usize> =
+            (0..total).rev().filter(|&p| slots[p] == Slot::Organic).take(overflow.len()).collect();
+        free.reverse();
+        for (p, (requested, candidate)) in free.into_iter().zip(overflow) {
+            slots[p] = Slot::Pin { candidate, requested };
+        }
+    }
+
+    // 6. Promotions, slot by slot from the top.
+    let mut promotion_slots: Vec<(usize, usize)> = rules
+        .promotions
+        .iter()
+        .enumerate()
+        .flat_map(|(k, promotion)| promotion.positions.iter().map(move |&p| (p, k)))
+        .filter(|&(p, _)| (1..=total).contains(&p))
+        .collect();
+    promotion_slots.sort_by_key(|&(position, _)| position);
+    let promotions: Vec<Matcher<'_>> = rules.promotions.iter().map(|p| Matcher::new(&p.when)).collect();
+    for (position, k) in promotion_slots {
+        if slots[position - 1] != Slot::Organic {
+            continue;
+        }
+        // The organic positions above the slot take the first unfixed items of the list; a
+        // matching item among those stays where it is.
+        let organic_above = slots[..position - 1].iter().filter(|&&slot| slot == Slot::Organic).count();
+        let pick = list
+            .iter()
+            .copied()
+            .filter(|&i| !fixed[i as usize])
+            .skip(organic_above)
+            .find(|&i| promotions[k].matches(&candidates[i as usize]));
+        if let Some(candidate) = pick {
+            slots[position - 1] = Slot::Promotion { candidate };
+            fixed[candidate as usize] = true;
+        }
+    }
+
+    // 7. Organic positions, from the pool of everything not fixed, in list order.
+    let pool: Vec<u32> = list.iter().copied().filter(|&i| !fixed[i as usize]).collect();
+    let page_len = n.min(total);
+    let placed = fill(&candidates, &score, &buried, &slots[..page_len], &pool, rules.diversity.as_ref());
+
+    // Without diversity the k-th pool item would be at the k-th organic position.
+    let organic_positions: Vec<usize> = if rules.diversity.is_some() {
+        (0..total).filter(|&p| slots[p] == Slot::Organic).collect()
+    } else {
+        Vec::new()
+    };
+
+    let mut out = Vec::with_capacity(page_len);
+    for (p, place) in placed.into_iter().enumerate() {
+        let i = place.candidate as usize;
+        let mut effects = Vec::new();
+        for (matcher, factor) in &boosts {
+            if matcher.matches(&candidates[i]) {
+                effects.push(Effect::Boost { factor: *factor });
+            }
+        }
+        let pinned = matches!(slots[p], Slot::Pin { .. });
+        if buried[i] && !pinned {
+            effects.push(Effect::Bury);
+        }
+        if let Some(pool_index) = place.pool_index {
+            let without_diversity = organic_positions.get(pool_index as usize).copied();
+            if let Some(q) = without_diversity.filter(|&q| q != p) {
+                effects.push(Effect::Diversity { moved_from: q + 1 });
+            }
+        }
+        if place.relaxed {
+            effects.push(Effect::QuotaRelaxed);
+        }
+        match slots[p] {
+            Slot::Organic => {}
+            Slot::Pin { requested, .. } => effects.push(Effect::Pin { position: requested }),
+            Slot::Promotion { .. } => effects.push(Effect::Promotion { position: p + 1 }),
+        }
+        out.push(Reranked {
+            id: std::mem::take(&mut candidates[i].id),
+            score: score[i],
+            ranker_score: candidates[i].score,
+            position: p + 1,
+            effects,
+        });
+    }
+    out
+}
+
+/// One filled position.
+struct Placed {
+    candidate: u32,
+    /// For an organic position under diversity: the item's index in the pool.
+    pool_index: Option<u32>,
+    relaxed: bool,
+}
+
+/// Fill `slots` (the page): fixed slots with their items, organic ones from `pool` in
+/// order or by the diversity rule.
+fn fill(
+    candidates: &[Candidate],
+    score: &[f64],
+    buried: &[bool],
+    slots: &[Slot],
+    pool: &[u32],
+    diversity: Option<&Diversity>,
+) -> Vec<Placed> {
+    let Some(diversity) = diversity else {
+        let mut organic = pool.iter();
+        return slots
+            .iter()
+            .filter_map(|slot| {
+                let candidate = match *slot {
+                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => candidate,
+                    Slot::Organic => *organic.next()?,
+                };
+                Some(Placed { candidate, pool_index: None, relaxed: false })
+            })
+            .collect();
+    };
+
+    let mut remaining = Remaining::new(pool, buried);
+    let mut placed = Vec::with_capacity(slots.len());
+    match *diversity {
+        Diversity::Mmr { lambda } => {
+            let facts = Facts::new(candidates, slots, pool, usize::MAX);
+            let relevance = relevance(score, pool);
+            let mut max_similarity = vec![0.0f64; pool.len()];
+            for slot in slots {
+                let place =
+                    match *slot {
+                        Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
+                            Placed { candidate, pool_index: None, relaxed: false }
+                        }
+                        Slot::Organic => {
+                            let Some(k) = argmax(remaining.group().iter().map(|&r| {
+                                lambda * relevance[r as usize] - (1.0 - lambda) * max_similarity[r as usize]
+                            })) else {
+                                break;
+                            };
+                            remaining.take(k, false)
+                        }
+                    };
+                if lambda < 1.0 {
+                    for &r in &remaining.order {
+                        let s = facts.similarity(pool[r as usize], place.candidate);
+                        let m = &mut max_similarity[r as usize];
+                        *m = m.max(s);
+                    }
+                }
+                placed.push(place);
+            }
+        }
+        Diversity::Quota { by, max_per_window, window } => {
+            let depth = match by {
+                QuotaKey::Brand => 0,
+                QuotaKey::Category(level) => level,
+            };
+            let facts = Facts::new(candidates, slots, pool, depth);
+            let value_of = |candidate: u32| match by {
+                QuotaKey::Brand => facts.brand(candidate),
+                QuotaKey::Category(_) => facts.category(candidate),
+            };
+            // Value at each page position: known ahead for fixed slots, filled as we go.
+            let mut values: Vec<u32> = slots
+                .iter()
+                .map(|slot| match *slot {
+                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => value_of(candidate),
+                    Slot::Organic => NO_VALUE,
+                })
+                .collect();
+            let quota = WindowQuota { max_per_window, window: window.max(1) };
+            let mut blocked: Vec<u32> = Vec::new();
+            for (p, slot) in slots.iter().enumerate() {
+                let place = match *slot {
+                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
+                        Placed { candidate, pool_index: None, relaxed: false }
+                    }
+                    Slot::Organic => {
+                        if remaining.group().is_empty() {
+                            break;
+                        }
+                        blocked.clear();
+                        let fitting = remaining.group().iter().position(|&r| {
+                            let value = value_of(pool[r as usize]);
+                            if value == NO_VALUE {
+                                return true;
+                            }
+                            if blocked.contains(&value) {
+                                return false;
+                            }
+                            let fits = quota.fits(&values, p, value);
+                            if !fits {
+                                blocked.push(value);
+                            }
+                            fits
+                        });
+                        let place = match fitting {
+                            Some(k) => remaining.take(k, false),
+                            None => remaining.take(0, true),
+                        };
+                        values[p] = value_of(place.candidate);
+                        place
+                    }
+                };
+                placed.push(place);
+            }
+        }
+    }
+    placed
+}
+
+/// Pool indices still to place, in pool order (unburied ones first).
+struct Remaining<'a> {
+    order: Vec<u32>,
+    unburied_left: usize,
+    pool: &'a [u32],
+    buried: &'a [bool],
+}
+
+impl<'a> Remaining<'a> {
+    fn new(pool: &'a [u32], buried: &'a [bool]) -> Self {
+        let unburied_left = pool.iter().filter(|&&i| !buried[i as usize]).count();
+        Self { order: (0..pool.len() as u32).collect(), unburied_left, pool, buried }
+    }
+
+    /// What the next organic position may take: the unburied items while any remain.
+    fn group(&self) -> &[u32] {
+        if self.unburied_left > 0 {
+            &self.order[..self.unburied_left]
+        } else {
+            &self.order
+        }
+    }
+
+    /// Take the `k`-th item of [`Self::group`].
+    fn take(&mut self, k: usize, relaxed: bool) -> Placed {
+        let pool_index = self.order.remove(k);
+        let candidate = self.pool[pool_index as usize];
+        if !self.buried[candidate as usize] {
+            self.unburied_left -= 1;
+        }
+        Placed { candidate, pool_index: Some(pool_index), relaxed }
+    }
+}
+
+/// Index of the first maximum (NaN never wins).
+fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (k, v) in values.enumerate() {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((k, v));
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
+/// Boosted scores of the pool, min–max normalised to `[0, 1]` (by pool index). Infinite
+/// scores map to the ends; NaN to 0; all-equal finite scores to 1.
+fn relevance(score: &[f64], pool: &[u32]) -> Vec<f64> {
+    let finite = || pool.iter().map(|&i| score[i as usize]).filter(|s| s.is_finite());
+    let min = finite().fold(f64::INFINITY, f64::min);
+    let max = finite().fold(f64::NEG_INFINITY, f64::max);
+    // Halves, so that max - min cannot overflow.
+    let range = max / 2.0 - min / 2.0;
+    pool.iter()
+        .map(|&i| {
+            let s = score[i as usize];
+            if s == f64::INFINITY {
+                1.0
+            } else if !s.is_finite() {
+                0.0
+            } else if range > 0.0 {
+                ((s / 2.0 - min / 2.0) / range).clamp(0.0, 1.0)
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+/// The quota of [`Diversity::Quota`] over page positions.
+struct WindowQuota {
+    max_per_window: usize,
+    window: usize,
+}
+
+impl WindowQuota {
+    /// Whether `value` at position `p` keeps at most `max_per_window` of it in every window
+    /// of `window` consecutive positions that contains `p` (`values` holds what is known:
+    /// positions above `p` and fixed positions below).
+    fn fits(&self, values: &[u32], p: usize, value: u32) -> bool {
+        let last = values.len() - 1;
+        let first_start = p.saturating_sub(self.window - 1);
+        let count_at = |q: usize| usize::from(q != p && q <= last && values[q] == value);
+        // The window starting at first_start, then slide it one position at a time.
+        let mut count: usize = (first_start..first_start + self.window).map(count_at).sum();
+        if count >= self.max_per_window {
+            return false;
+        }
+        for start in first_start + 1..=p {
+            count -= count_at(start - 1);
+            count += count_at(start + self.window - 1);
+            if count >= self.max_per_window {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// No brand, no category: a quota does not count the item.
+const NO_VALUE: u32 = u32::MAX;
+
+/// Category prefixes and brands of the candidates in play, interned to small integers: the
+/// id of a prefix of depth `d` identifies the whole path down to `d`, so two items share
+/// depth `d` exactly when their prefix ids at `d` are equal.
+struct Facts {
+    /// Prefix ids of each candidate's path (up to the depth asked), flat.
+    prefixes: Vec<u32>,
+    /// `(start, len)` of each candidate's prefix ids in `prefixes`, by candidate index.
+    spans: Vec<(u32, u32)>,
+    /// By candidate index; `NO_VALUE` for none.
+    brands: Vec<u32>,
+}
+
+/// A string that hashes and compares ASCII case-insensitively.
+#[derive(Clone, Copy)]
+struct Folded<'a>(&'a str);
+
+impl PartialEq for Folded<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(other.0)
+    }
+}
+
+impl Eq for Folded<'_> {}
+
+impl Hash for Folded<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut buffer = [0u8; 32];
+        for chunk in self.0.as_bytes().chunks(buffer.len()) {
+            let folded = &mut buffer[..chunk.len()];
+            folded.copy_from_slice(chunk);
+            folded.make_ascii_lowercase();
+            state.write(folded);
+        }
+        state.write_u8(0xff);
+    }
+}
+
+/// Parent of top-level categories, and of brands (a separate namespace of the same ids).
+const CATEGORY_ROOT: u32 = u32::MAX;
+const BRAND_ROOT: u32 = u32::MAX - 1;
+
+impl Facts {
+    /// Facts of the fixed items in `slots` and of the `pool`, category paths cut at `depth`.
+    fn new(candidates: &[Candidate], slots: &[Slot], pool: &[u32], depth: usize) -> Self {
+        fn intern<'a>(ids: &mut IdMap<(u32, Folded<'a>), u32>, parent: u32, text: &'a str) -> u32 {
+            let next = ids.len() as u32;
+            *ids.entry((parent, Folded(text))).or_insert(next)
+        }
+        let mut ids = IdMap::default();
+        let mut facts = Facts {
+            prefixes: Vec::with_capacity(pool.len() * 3),
+            spans: vec![(0, 0); candidates.len()],
+            brands: vec![NO_VALUE; candidates.len()],
+        };
+        let fixed = slots.iter().filter_map(|slot| match *slot {
+            Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => Some(candidate),
+            Slot::Organic => None,
+        });
+        for i in pool.iter().copied().chain(fixed) {
+            let candidate = &candidates[i as usize];
+            let start = facts.prefixes.len() as u32;
+            let mut parent = CATEGORY_ROOT;
+            for level in candidate.category.iter().take(depth) {
+                parent = intern(&mut ids, parent, level);
+                facts.prefixes.push(parent);
+            }
+            facts.spans[i as usize] = (start, facts.prefixes.len() as u32 - start);
+            if let Some(brand) = &candidate.brand {
+                facts.brands[i as usize] = intern(&mut ids, BRAND_ROOT, brand);
+            }
+        }
+        facts
+    }
+
+    fn path(&self, candidate: u32) -> &[u32] {
+        let (start, len) = self.spans[candidate as usize];
+        &self.prefixes[start as usize..(start + len) as usize]
+    }
+
+    fn brand(&self, candidate: u32) -> u32 {
+        self.brands[candidate as usize]
+    }
+
+    /// The id of the candidate's category path as interned (cut at the depth asked).
+    fn category(&self, candidate: u32) -> u32 {
+        self.path(candidate).last().copied().unwrap_or(NO_VALUE)
+    }
+
+    /// `(shared category depth / deeper path's depth + same brand) / 2`, in `[0, 1]`.
+    fn similarity(&self, a: u32, b: u32) -> f64 {
+        let (pa, pb) = (self.path(a), self.path(b));
+        let deeper = pa.len().max(pb.len());
+        let category = if deeper == 0 {
+            0.0
+        } else {
+            let shared = pa.iter().zip(pb).take_while(|(x, y)| x == y).count();
+            shared as f64 / deeper as f64
+        };
+        let (ba, bb) = (self.brand(a), self.brand(b));
+        let brand = if ba != NO_VALUE && ba == bb { 1.0 } else { 0.0 };
+        (category + brand) / 2.0
+    }
+}
+
+/// A realistic re-ranking workload for benchmarks (`souk bench rerank`): `count` candidates
+/// over 8 top categories × 3 × 3 (three levels) and 30 brands, with random scores, and rules
+/// with a filter, two boosts, a bury, two pins, one promotion with two slots and MMR.
+/// The same seed always gives the same workload.
+pub fn bench_candidates(count: usize, seed: u64) -> (Vec<Candidate>, Rules) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    const COLORS: [&str; 6] = ["black", "white", "red", "blue", "green", "grey"];
+    let candidates: Vec<Candidate> = (0..count)
+        .map(|i| {
+            let (top, middle, leaf) = (rng.gen_range(0..8), rng.gen_range(0..3), rng.gen_range(0..3));
+            let mut tags = Vec::new();
+            for (tag, p) in [("sponsored", 0.1), ("new", 0.15), ("clearance", 0.05)] {
+                if rng.gen_bool(p) {
+                    tags.push(tag.to_string());
+                }
+            }
+            Candidate {
+                id: format!("item-{i:05}"),
+                score: rng.gen_range(-1.0..4.0),
+                category: vec![
+                    format!("Category {top}"),
+                    format!("Category {top}.{middle}"),
+                    format!("Category {top}.{middle}.{leaf}"),
+                ],
+                brand: Some(format!("Brand {}", rng.gen_range(0..30))),
+                price: Some((rng.gen_range(5.0f64..500.0) * 100.0).round() / 100.0),
+                // The pinned items (10 and 20) stay available so the filter keeps them.
+                available: i == 10 || i == 20 || rng.gen_bool(0.95),
+                tags,
+                attributes: vec![("color".to_string(), COLORS[rng.gen_range(0..COLORS.len())].to_string())],
+            }
+        })
+        .collect();
+    let rules = Rules {
+        filter: vec![Condition { available: Some(false), ..Condition::default() }],
+        boost: vec![
+            Boost { when: Condition { brand: Some("Brand 3".into()), ..Condition::default() }, factor: 1.5 },
+            Boost { when: Condition { tag: Some("new".into()), ..Condition::default() }, factor: 1.2 },
+        ],
+        bury: vec![Condition { tag: Some("clearance".into()), ..Condition::default() }],
+        pin: vec![Pin { item: "item-00010".into(), position: 1 }, Pin { item: "item-00020".into(), position: 5 }],
+        promotions: vec![Promotion {
+            positions: vec![3, 7],
+            when: Condition { tag: Some("sponsored".into()), ..Condition::default() },
+        }],
+        diversity: Some(Diversity::Mmr { lambda: 0.7 }),
+    };
+    (candidates, rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn item(id: &str, score: f64) -> Candidate {
+        Candidate::new(id, score)
+    }
+
+    /// A candidate in a category path with a brand.
+    fn faceted(id: &str, score: f64, category: &[&str], brand: Option<&str>) -> Candidate {
+        Candidate {
+            category: category.iter().map(|c| c.to_string()).collect(),
+            brand: brand.map(str::to_string),
+            ..Candidate::new(id, score)
+        }
+    }
+
+    fn tagged(id: &str, score: f64, tag: &str) -> Candidate {
+        Candidate { tags: vec![tag.to_string()], ..Candidate::new(id, score) }
+    }
+
+    /// Candidates `a`, `b`, … with scores 10, 9, …
+    fn letters(count: usize) -> Vec<Candidate> {
+        (0..count).map(|i| item(&((b'a' + i as u8) as char).to_string(), 10.0 - i as f64)).collect()
+    }
+
+    fn ids(out: &[Reranked]) -> Vec<&str> {
+        out.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    fn rules(json: &str) -> Rules {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    fn effects_of<'a>(out: &'a [Reranked], id: &str) -> &'a [Effect] {
+        &out.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("{id} missing")).effects
+    }
+
+    #[test]
+    fn sorts_by_score_with_ties_in_input_order_nan_last_and_positions_from_one() {
+        let candidates =
+            vec![item("nan", f64::NAN), item("low", -3.0), item("tie1", 2.0), item("top", 5.0), item("tie2", 2.0)];
+        let out = rerank(candidates, &Rules::default(), 10);
+        assert_eq!(ids(&out), ["top", "tie1", "tie2", "low", "nan"]);
+        assert_eq!(out.iter().map(|r| r.position).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert!(out.iter().all(|r| r.effects.is_empty()));
+        assert_eq!(out[0].score, 5.0);
+        assert_eq!(ids(&rerank(letters(5), &Rules::default(), 2)), ["a", "b"]);
+        assert!(rerank(letters(5), &Rules::default(), 0).is_empty());
+    }
+
+    #[test]
+    fn duplicates_keep_their_best_copy_and_a_filtered_copy_bans_the_id() {
+        let candidates =
+            vec![item("a", 1.0), item("b", 2.0), item("a", 3.0), tagged("c", 5.0, "recalled"), item("c", 4.0)];
+        let out = rerank(candidates, &rules(r#"{"filter": [{"tag": "recalled"}]}"#), 10);
+        assert_eq!(ids(&out), ["a", "b"]);
+        assert_eq!(out[0].ranker_score, 3.0);
+    }
+
+    #[test]
+    fn pins_land_exactly_at_their_positions() {
+        let pins =
+            r#"{"pin": [{"item": "j", "position": 1}, {"item": "a", "position": 4}, {"item": "e", "position": 6}]}"#;
+        let out = rerank(letters(10), &rules(pins), 10);
+        assert_eq!(ids(&out), ["j", "b", "c", "a", "d", "e", "f", "g", "h", "i"]);
+        assert_eq!(effects_of(&out, "j"), [Effect::Pin { position: 1 }]);
+        assert_eq!(effects_of(&out, "a"), [Effect::Pin { position: 4 }]);
+        assert_eq!(effects_of(&out, "e"), [Effect::Pin { position: 6 }]);
+        assert!(effects_of(&out, "b").is_empty());
+        // A page cut above a pin leaves the pinned item off the page, not higher up.
+        assert_eq!(ids(&rerank(letters(10), &rules(pins), 3)), ["j", "b", "c"]);
+    }
+
+    #[test]
+    fn pins_beyond_a_short_list_go_to_its_end_in_position_order() {
+        let pins =
+            r#"{"pin": [{"item": "a", "position": 9}, {"item": "b", "position": 8}, {"item": "c", "position": 2}]}"#;
+        let out = rerank(letters(5), &rules(pins), 10);
+        assert_eq!(ids(&out), ["d", "c", "e", "b", "a"]);
+        assert_eq!(effects_of(&out, "b"), [Effect::Pin { position: 8 }]);
+        assert_eq!(effects_of(&out, "a"), [Effect::Pin { position: 9 }]);
+        // Still the end of the whole list, so off a page of 3.
+        assert_eq!(ids(&rerank(letters(5), &rules(pins), 3)), ["d", "c", "e"]);
+    }
+
+    #[test]
+    fn filtered_and_unknown_items_are_never_pinned() {
+        let json = r#"{
+            "filter": [{"items": ["b"]}],
+            "pin": [{"item": "b", "position": 1}, {"item": "zz", "position": 2}, {"item": "d", "position": 3}]
+        }"#;
+        let out = rerank(letters(5), &rules(json), 10);
+        assert_eq!(ids(&out), ["a", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn invalid_pins_do_not_panic_and_the_first_listed_wins() {
+        let json = r#"{"pin": [
+            {"item": "c", "position": 1}, {"item": "d", "position": 1}, {"item": "c", "position": 3},
+            {"item": "e", "position": 0}
+        ]}"#;
+        assert_eq!(ids(&rerank(letters(5), &rules(json), 10)), ["c", "a", "b", "d", "e"]);
+    }
+
+    #[test]
+    fn boost_is_sign_aware_and_compounds() {
+        let candidates = vec![
+            item("a", 1.0),
+            Candidate { tags: vec!["new".into()], ..faceted("b", 0.8, &[], Some("Acme")) },
+            faceted("c", -1.0, &[], Some("ACME")),
+            item("d", -0.6),
+            faceted("e", 0.0, &[], Some("acme")),
+            Candidate { price: Some(5.0), ..item("f", -0.3) },
+        ];
+        let json = r#"{"boost": [
+            {"when": {"brand": "acme"}, "factor": 2.0},
+            {"when": {"tag": "NEW"}, "factor": 1.5},
+            {"when": {"max_price": 10}, "factor": 0.25}
+        ]}"#;
+        let out = rerank(candidates, &rules(json), 10);
+        // b: 0.8·2·1.5; c: -1/2 rises; e: 0 stays; f: -0.3/0.25 falls.
+        assert_eq!(ids(&out), ["b", "a", "e", "c", "d", "f"]);
+        let score = |id: &str| out.iter().find(|r| r.id == id).map(|r| r.score);
+        assert_eq!(score("b"), Some(0.8 * 2.0 * 1.5));
+        assert_eq!(score("c"), Some(-0.5));
+        assert_eq!(score("e"), Some(0.0));
+        assert_eq!(score("f"), Some(-0.3 / 0.25));
+        assert_eq!(out[0].ranker_score, 0.8);
+        assert_eq!(effects_of(&out, "b"), [Effect::Boost { factor: 2.0 }, Effect::Boost { factor: 1.5 }]);
+        assert_eq!(effects_of(&out, "f"), [Effect::Boost { factor: 0.25 }]);
+        assert!(effects_of(&out, "a").is_empty());
+    }
+
+    #[test]
+    fn boosting_does_not_depend_on_the_rankers_units() {
+        let (candidates, mut rules) = bench_candidates(120, 3);
+        rules.diversity = None;
+        let scaled: Vec<Candidate> =
+            candidates.iter().map(|c| Candidate { score: c.score * 37.5, ..c.clone() }).collect();
+        assert_eq!(ids(&rerank(candidates, &rules, 120)), ids(&rerank(scaled, &rules, 120)));
+    }
+
+    #[test]
+    fn bury_moves_matches_after_the_rest_keeping_their_order() {
+        let mut candidates = letters(6);
+        for c in &mut candidates {
+            if ["a", "c", "d"].contains(&c.id.as_str()) {
+                c.available = false;
+            }
+        }
+        let out = rerank(candidates, &rules(r#"{"bury": [{"available": false}]}"#), 10);
+        assert_eq!(ids(&out), ["b", "e", "f", "a", "c", "d"]);
+        assert_eq!(effects_of(&out, "a"), [Effect::Bury]);
+        assert!(effects_of(&out, "b").is_empty());
+    }
+
+    #[test]
+    fn promotion_slots_take_the_best_matching_items_below_them() {
+        let mut candidates = letters(8);
+        for c in &mut candidates {
+            if ["b", "e", "g"].contains(&c.id.as_str()) {
+                c.tags.push("sponsored".into());
+            }
+        }
+        let json = r#"{"promotions": [
+            {"positions": [5, 3], "when": {"tag": "sponsored"}},
+            {"positions": [7], "when": {"brand": "nobody"}}
+        ]}"#;
+        let out = rerank(candidates, &rules(json), 10);
+        // b ranks above slot 3 and stays; slots 3 and 5 take e and g; slot 7 finds no match.
+        assert_eq!(ids(&out), ["a", "b", "e", "c", "g", "d", "f", "h"]);
+        assert_eq!(effects_of(&out, "e"), [Effect::Promotion { position: 3 }]);
+        assert_eq!(effects_of(&out, "g"), [Effect::Promotion { position: 5 }]);
+        assert!(effects_of(&out, "b").is_empty());
+        assert!(effects_of(&out, "f").is_empty());
+    }
+
+    #[test]
+    fn buried_items_fill_promotion_slots_only_when_nothing_else_matches() {
+        let candidates = vec![
+            Candidate { available: false, ..tagged("a", 9.0, "sponsored") },
+            item("b", 8.0),
+            tagged("c", 7.0, "sponsored"),
+            item("d", 6.0),
+        ];
+        let json =
+            r#"{"bury": [{"available": false}], "promotions": [{"positions": [1, 2], "when": {"tag": "sponsored"}}]}"#;
+        let out = rerank(candidates, &rules(json), 10);
+        assert_eq!(ids(&out), ["c", "a", "b", "d"]);
+        assert_eq!(effects_of(&out, "a"), [Effect::Bury, Effect::Promotion { position: 2 }]);
+    }
+
+    #[test]
+    fn a_pin_overrides_bury_promotions_and_diversity() {
+        let candidates = vec![
+            faceted("a", 9.0, &["Shoes"], Some("x")),
+            faceted("b", 8.0, &["Shoes"], Some("x")),
+            Candidate { tags: vec!["old".into()], ..faceted("c", 7.0, &["Shoes"], Some("x")) },
+            faceted("d", 6.0, &["Hats"], Some("y")),
+            faceted("e", 5.0, &["Hats"], Some("y")),
+        ];
+        // Unvalidated on purpose: a pin and a promotion slot at one position.
+        let json = r#"{
+            "bury": [{"tag": "old"}],
+            "pin": [{"item": "c", "position": 2}],
+            "promotions": [{"positions": [2], "when": {"brand": "y"}}],
+            "diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2}}
+        }"#;
+        let out = rerank(candidates, &rules(json), 10);
+        assert_eq!(out[1].id, "c");
+        assert_eq!(effects_of(&out, "c"), [Effect::Pin { position: 2 }]);
+        // The quota sees the pinned x at 2: position 1 and 3 take y.
+        assert_eq!(ids(&out)[..3], ["d", "c", "e"]);
+    }
+
+    #[test]
+    fn quota_spreads_values_when_enough_others_remain() {
+        // Three brands, each brand's items scored together: plain order is a run per brand.
+        let mut candidates = Vec::new();
+        for (b, brand) in ["x", "y", "z"].iter().enumerate() {
+            for k in 0..4 {
+                candidates.push(faceted(&format!("{brand}{k}"), 100.0 - (b * 4 + k) as f64, &[], Some(brand)));
+            }
+        }
+        let json = r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 3}}}"#;
+        let out = rerank(candidates, &rules(json), 12);
+        assert_eq!(ids(&out), ["x0", "y0", "z0", "x1", "y1", "z1", "x2", "y2", "z2", "x3", "y3", "z3"]);
+        assert!(out.iter().all(|r| !r.effects.contains(&Effect::QuotaRelaxed)));
+        assert_eq!(effects_of(&out, "y0"), [Effect::Diversity { moved_from: 5 }]);
+        assert!(effects_of(&out, "x0").is_empty());
+    }
+
+    #[test]
+    fn quota_relaxes_when_only_one_value_remains_and_says_so() {
+        let mut candidates: Vec<Candidate> =
+            (0..4).map(|k| faceted(&format!("x{k}"), 10.0 - k as f64, &[], Some("x"))).collect();
+        candidates.push(faceted("y0", 1.0, &[], Some("y")));
+        candidates.push(item("nobrand", 0.5));
+        let json = r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2}}}"#;
+        let out = rerank(candidates, &rules(json), 10);
+        assert_eq!(ids(&out), ["x0", "y0", "x1", "nobrand", "x2", "x3"]);
+        assert_eq!(effects_of(&out, "y0"), [Effect::Diversity { moved_from: 5 }]);
+        assert_eq!(effects_of(&out, "x3"), [Effect::Diversity { moved_from: 4 }, Effect::QuotaRelaxed]);
+        assert!(!effects_of(&out, "x2").contains(&Effect::QuotaRelaxed));
+        assert!(!effects_of(&out, "x1").contains(&Effect::QuotaRelaxed));
+    }
+
+    #[test]
+    fn quota_by_category_level_cuts_the_path() {
+        let candidates = vec![
+            faceted("a", 9.0, &["Home", "Kitchen"], None),
+            faceted("b", 8.0, &["home", "Garden"], None),
+            faceted("c", 7.0, &["Toys"], None),
+        ];
+        let level = |n: usize| {
+            format!(r#"{{"diversity": {{"quota": {{"by": {{"category": {n}}}, "max_per_window": 1, "window": 2}}}}}}"#)
+        };
+        assert_eq!(ids(&rerank(candidates.clone(), &rules(&level(1)), 3)), ["a", "c", "b"]);
+        assert_eq!(ids(&rerank(candidates, &rules(&level(2)), 3)), ["a", "b", "c"]);
+    }
+
+    /// Longest run of consecutive items sharing their top-level category.
+    fn longest_category_run(out: &[Reranked], category: &IdMap<String, String>) -> usize {
+        let mut longest = 0;
+        let mut run = 0;
+        for (k, r) in out.iter().enumerate() {
+            run = if k > 0 && category[&out[k - 1].id] == category[&r.id] { run + 1 } else { 1 };
+            longest = longest.max(run);
+        }
+        longest
+    }
+
+    #[test]
+    fn mmr_below_one_breaks_up_same_category_runs() {
+        // Three categories (each its own brand), each category's items scored together.
+        let mut candidates = Vec::new();
+        for (c, category) in ["Phones", "Cases", "Chargers"].iter().enumerate() {
+            for k in 0..4 {
+                let score = 1.0 - 0.01 * (c * 4 + k) as f64;
+                candidates.push(faceted(&format!("{category}{k}"), score, &["Electronics", category], Some(category)));
+            }
+        }
+        let category: IdMap<String, String> =
+            candidates.iter().map(|c| (c.id.clone(), c.category[1].clone())).collect();
+        let plain = rerank(candidates.clone(), &rules(r#"{"diversity": {"mmr": {"lambda": 1.0}}}"#), 12);
+        let diverse = rerank(candidates, &rules(r#"{"diversity": {"mmr": {"lambda": 0.5}}}"#), 12);
+        assert_eq!(longest_category_run(&plain, &category), 4);
+        assert!(longest_category_run(&diverse, &category) < 4, "{:?}", ids(&diverse));
+        // The top of the list shows every category before a second of any.
+        assert_eq!(ids(&diverse)[..3], ["Phones0", "Cases0", "Chargers0"]);
+        assert_eq!(effects_of(&diverse, "Cases0"), [Effect::Diversity { moved_from: 5 }]);
+        assert!(effects_of(&diverse, "Phones0").is_empty());
+    }
+
+    #[test]
+    fn mmr_keeps_buried_items_last() {
+        let candidates = vec![
+            faceted("a", 9.0, &["X"], None),
+            faceted("b", 8.0, &["X"], None),
+            Candidate { available: false, ..faceted("c", 7.0, &["Y"], None) },
+        ];
+        let json = r#"{"bury": [{"available": false}], "diversity": {"mmr": {"lambda": 0.0}}}"#;
+        assert_eq!(ids(&rerank(candidates, &rules(json), 3)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn conditions_compare_facts_case_insensitively_and_need_every_part() {
+        let candidate = Candidate {
+            category: vec!["Electronics".into(), "Audio".into(), "Headphones".into()],
+            brand: Some("Sony".into()),
+            price: Some(99.0),
+            tags: vec!["Sale".into()],
+            attributes: vec![("Color".into(), "Black".into())],
+            ..Candidate::new("item-1", 1.0)
+        };
+        let check = |json: &str, expected: bool| {
+            let condition: Condition = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(condition.matches(&candidate), expected, "{json}");
+            assert_eq!(Matcher::new(&condition).matches(&candidate), expected, "{json}");
+        };
+        check(r#"{"category": [" electronics ", "AUDIO"]}"#, true);
+        check(r#"{"category": ["Electronics", "Video"]}"#, false);
+        check(r#"{"category": ["Electronics", "Audio", "Headphones", "Wireless"]}"#, false);
+        check(r#"{"brand": "SONY"}"#, true);
+        check(r#"{"brands": ["bose", "sony"]}"#, true);
+        check(r#"{"brands": ["bose"]}"#, false);
+        check(r#"{"min_price": 99, "max_price": 99}"#, true);
+        check(r#"{"min_price": 100}"#, false);
+        check(r#"{"tag": "sale"}"#, true);
+        check(r#"{"attribute": {"name": "color", "value": "BLACK"}}"#, true);
+        check(r#"{"attribute": {"name": "color", "value": "white"}}"#, false);
+        check(r#"{"available": true, "brand": "sony"}"#, true);
+        check(r#"{"available": false, "brand": "sony"}"#, false);
+        check(r#"{"items": ["ITEM-1"]}"#, false);
+        check(r#"{"items": ["item-1"], "brand": "sony"}"#, true);
+        let many: Vec<String> = (0..40).map(|i| format!("item-{i}")).collect();
+        check(&serde_json::json!({ "items": many }).to_string(), true);
+        check(&serde_json::json!({ "items": many, "brand": "bose" }).to_string(), false);
+        // No price: fails any price bound.
+        let unpriced = Candidate::new("x", 1.0);
+        assert!(!Condition { max_price: Some(10.0), ..Condition::default() }.matches(&unpriced));
+    }
+
+    #[test]
+    fn merge_adds_request_rules_and_the_request_wins_a_position() {
+        let config = rules(
+            r#"{
+            "filter": [{"available": false}],
+            "boost": [{"when": {"brand": "a"}, "factor": 2}],
+            "pin": [{"item": "x", "position": 1}, {"item": "y", "position": 2}, {"item": "z", "position": 9}],
+            "promotions": [
+                {"positions": [3, 7], "when": {"tag": "sponsored"}},
+                {"positions": [4], "when": {"tag": "s"}}
+            ],
+            "diversity": {"mmr": {"lambda": 0.5}}
+        }"#,
+        );
+        let request = rules(
+            r#"{
+            "filter": [{"brand": "b"}],
+            "boost": [{"when": {"brand": "a"}, "factor": 3}],
+            "pin": [{"item": "w", "position": 1}, {"item": "z", "position": 5}, {"item": "v", "position": 4}],
+            "promotions": [{"positions": [2], "when": {"tag": "deal"}}]
+        }"#,
+        );
+        let merged = Rules::merge(&config, &request);
+        assert_eq!(merged.filter, [config.filter[0].clone(), request.filter[0].clone()]);
+        assert_eq!(merged.boost.iter().map(|b| b.factor).collect::<Vec<_>>(), [2.0, 3.0]);
+        let pins: Vec<(&str, usize)> = merged.pin.iter().map(|p| (p.item.as_str(), p.position)).collect();
+        assert_eq!(pins, [("w", 1), ("z", 5), ("v", 4)]);
+        let slots: Vec<Vec<usize>> = merged.promotions.iter().map(|p| p.positions.clone()).collect();
+        assert_eq!(slots, [vec![3, 7], vec![2]]);
+        assert_eq!(merged.diversity, config.diversity);
+        merged.validate().expect("merged valid rules are valid");
+
+        let replaced = Rules::merge(&config, &rules(r#"{"diversity": {"mmr": {"lambda": 0.9}}}"#));
+        assert_eq!(replaced.diversity, Some(Diversity::Mmr { lambda: 0.9 }));
+        assert_eq!(Rules::merge(&Rules::default(), &config), config);
+        assert_eq!(Rules::merge(&config, &Rules::default()), config);
+    }
+
+    #[test]
+    fn validation_names_the_code_and_field_of_each_problem() {
+        let check = |json: &str, code: &str, field: &str| {
+            let error = rules(json).validate().expect_err(json);
+            assert_eq!((error.code, error.field.as_str()), (code, field), "{json}: {error}");
+        };
+        check(r#"{"filter": [{}]}"#, "empty_condition", "filter[0]");
+        check(r#"{"bury": [{"brand": "a"}, {"brands": []}]}"#, "invalid_condition", "bury[1].brands");
+        check(r#"{"filter": [{"items": ["a", " "]}]}"#, "invalid_condition", "filter[0].items[1]");
+        check(r#"{"filter": [{"category": []}]}"#, "invalid_condition", "filter[0].category");
+        check(r#"{"filter": [{"tag": ""}]}"#, "invalid_condition", "filter[0].tag");
+        check(
+            r#"{"filter": [{"attribute": {"name": "color", "value": " "}}]}"#,
+            "invalid_condition",
+            "filter[0].attribute.value",
+        );
+        check(r#"{"filter": [{"min_price": 10, "max_price": 5}]}"#, "invalid_condition", "filter[0].max_price");
+        check(r#"{"boost": [{"when": {"brand": "a"}, "factor": 0}]}"#, "invalid_rule", "boost[0].factor");
+        check(r#"{"boost": [{"when": {"brand": "a"}, "factor": -2}]}"#, "invalid_rule", "boost[0].factor");
+        check(r#"{"boost": [{"when": {}, "factor": 2}]}"#, "empty_condition", "boost[0].when");
+        check(r#"{"pin": [{"item": "a", "position": 0}]}"#, "invalid_rule", "pin[0].position");
+        check(r#"{"pin": [{"item": "a", "position": 10001}]}"#, "invalid_rule", "pin[0].position");
+        check(r#"{"pin": [{"item": "", "position": 1}]}"#, "invalid_rule", "pin[0].item");
+        check(
+            r#"{"pin": [{"item": "a", "position": 1}, {"item": "b", "position": 1}]}"#,
+            "duplicate_position",
+            "pin[1].position",
+        );
+        check(
+            r#"{"pin": [{"item": "a", "position": 1}, {"item": "a", "position": 2}]}"#,
+            "duplicate_pin",
+            "pin[1].item",
+        );
+        check(
+            r#"{"promotions": [{"positions": [], "when": {"tag": "s"}}]}"#,
+            "invalid_rule",
+            "promotions[0].positions",
+        );
+        check(
+            r#"{"pin": [{"item": "a", "position": 3}], "promotions": [{"positions": [1, 3], "when": {"tag": "s"}}]}"#,
+            "duplicate_position",
+            "promotions[0].positions[1]",
+        );
+        check(
+            r#"{"promotions": [{"positions": [2, 2], "when": {"tag": "s"}}]}"#,
+            "duplicate_position",
+            "promotions[0].positions[1]",
+        );
+        check(
+            r#"{"promotions": [{"positions": [0], "when": {"tag": "s"}}]}"#,
+            "invalid_rule",
+            "promotions[0].positions[0]",
+        );
+        check(r#"{"diversity": {"mmr": {"lambda": 1.5}}}"#, "invalid_rule", "diversity.mmr.lambda");
+        check(r#"{"diversity": {"mmr": {"lambda": -0.1}}}"#, "invalid_rule", "diversity.mmr.lambda");
+        check(
+            r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 0}}}"#,
+            "invalid_rule",
+            "diversity.quota.window",
+        );
+        check(
+            r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 0, "window": 3}}}"#,
+            "invalid_rule",
+            "diversity.quota.max_per_window",
+        );
+        check(
+            r#"{"diversity": {"quota": {"by": {"category": 0}, "max_per_window": 1, "window": 3}}}"#,
+            "invalid_rule",
+            "diversity.quota.by.category",
+        );
+        // NaN cannot be written in JSON; built directly.
+        let nan = Rules {
+            boost: vec![Boost { when: Condition { tag: Some("t".into()), ..Condition::default() }, factor: f64::NAN }],
+            ..Rules::default()
+        };
+        assert_eq!(nan.validate().map_err(|e| (e.code, e.field)), Err(("invalid_rule", "boost[0].factor".to_string())));
+        let lambda = Rules { diversity: Some(Diversity::Mmr { lambda: f64::NAN }), ..Rules::default() };
+        assert_eq!(lambda.validate().map_err(|e| e.field), Err("diversity.mmr.lambda".to_string()));
+    }
+
+    #[test]
+    fn validate_reports_every_problem_at_once() {
+        let bad = rules(
+            r#"{"filter": [{}], "boost": [{"when": {"tag": "a"}, "factor": 0}], "diversity": {"mmr": {"lambda": 2}}}"#,
+        );
+        assert_eq!(bad.problems().len(), 3);
+        let error = bad.validate().expect_err("three problems");
+        assert_eq!(error.field, "filter[0]");
+        assert!(
+            error.message.contains("boost[0].factor: ") && error.message.contains("diversity.mmr.lambda: "),
+            "{error}"
+        );
+        assert_eq!(Rules::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rules_round_trip_through_json_and_reject_unknown_fields() {
+        let json = r#"{
+            "filter": [{"available": false}, {"category": ["Adult"]}],
+            "boost": [{"when": {"brand": "Acme", "min_price": 10}, "factor": 1.5}],
+            "bury": [{"attribute": {"name": "condition", "value": "used"}}],
+            "pin": [{"item": "sku-1", "position": 1}],
+            "promotions": [{"positions": [3, 7], "when": {"tag": "sponsored"}}],
+            "diversity": {"quota": {"by": {"category": 1}, "max_per_window": 2, "window": 5}}
+        }"#;
+        let parsed = rules(json);
+        parsed.validate().expect("valid");
+        assert_eq!(
+            parsed.diversity,
+            Some(Diversity::Quota { by: QuotaKey::Category(1), max_per_window: 2, window: 5 })
+        );
+        let text = serde_json::to_string(&parsed).expect("serialises");
+        assert_eq!(rules(&text), parsed);
+        assert_eq!(serde_json::to_string(&Rules::default()).ok().as_deref(), Some("{}"));
+        let brand: Rules = rules(r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2}}}"#);
+        assert!(matches!(brand.diversity, Some(Diversity::Quota { by: QuotaKey::Brand, .. })));
+
+        for unknown in [
+            r#"{"filters": []}"#,
+            r#"{"filter": [{"colour": "red"}]}"#,
+            r#"{"boost": [{"when": {"tag": "a"}, "factor": 2, "weight": 1}]}"#,
+            r#"{"pin": [{"item": "a", "position": 1, "sticky": true}]}"#,
+            r#"{"promotions": [{"positions": [1], "when": {"tag": "a"}, "label": "ad"}]}"#,
+            r#"{"diversity": {"mmr": {"lambda": 0.5, "beta": 1}}}"#,
+            r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2, "size": 3}}}"#,
+            r#"{"diversity": {"shuffle": {}}}"#,
+            r#"{"filter": [{"attribute": {"name": "a", "value": "b", "op": "eq"}}]}"#,
+        ] {
+            let error = serde_json::from_str::<Rules>(unknown).expect_err(unknown).to_string();
+            assert!(error.contains("unknown"), "{unknown}: {error}");
+        }
+    }
+
+    #[test]
+    fn effects_serialise_as_tagged_objects() {
+        let check = |effect: Effect, json: &str| {
+            assert_eq!(serde_json::to_string(&effect).ok().as_deref(), Some(json));
+            assert_eq!(serde_json::from_str::<Effect>(json).ok(), Some(effect));
+        };
+        check(Effect::Boost { factor: 1.5 }, r#"{"rule":"boost","factor":1.5}"#);
+        check(Effect::Bury, r#"{"rule":"bury"}"#);
+        check(Effect::Diversity { moved_from: 2 }, r#"{"rule":"diversity","moved_from":2}"#);
+        check(Effect::QuotaRelaxed, r#"{"rule":"quota_relaxed"}"#);
+        check(Effect::Promotion { position: 7 }, r#"{"rule":"promotion","position":7}"#);
+        check(Effect::Pin { position: 3 }, r#"{"rule":"pin","position":3}"#);
+    }
+
+    #[test]
+    fn the_bench_workload_is_valid_and_its_fixed_slots_hold() {
+        let (candidates, rules) = bench_candidates(200, 11);
+        assert_eq!(candidates.len(), 200);
+        rules.validate().expect("bench rules are valid");
+        assert_eq!(bench_candidates(200, 11).0, candidates);
+        let out = rerank(candidates, &rules, 200);
+        assert!(out.len() > 150 && out.len() < 200, "{}", out.len());
+        assert_eq!((out[0].id.as_str(), out[4].id.as_str()), ("item-00010", "item-00020"));
+        assert_eq!(out[2].effects.last(), Some(&Effect::Promotion { position: 3 }));
+        assert_eq!(out[6].effects.last(), Some(&Effect::Promotion { position: 7 }));
+    }
+
+    // ---- property tests ----
+
+    fn candidate_strategy() -> impl Strategy<Value = Candidate> {
+        (
+            0..30u8,
+            prop_oneof![8 => -5.0..5.0f64, 1 => Just(0.0), 1 => Just(f64::NAN)],
+            (0..3u8, 0..2u8, 0..=2usize),
+            proptest::option::of(0..4u8),
+            proptest::option::of(0..100u8),
+            proptest::bool::weighted(0.9),
+            proptest::collection::vec(0..3u8, 0..3),
+        )
+            .prop_map(|(id, score, (top, sub, depth), brand, price, available, tags)| Candidate {
+                id: format!("i{id}"),
+                score,
+                category: [format!("C{top}"), format!("c{top}.{sub}")].into_iter().take(depth).collect(),
+                // Mixed case: matching must not care.
+                brand: brand.map(|b| if b % 2 == 0 { format!("Brand{b}") } else { format!("BRAND{b}") }),
+                price: price.map(f64::from),
+                available,
+                tags: tags.into_iter().map(|t| format!("t{t}")).collect(),
+                attributes: Vec::new(),
+            })
+    }
+
+    fn condition_strategy() -> impl Strategy<Value = Condition> {
+        prop_oneof![
+            proptest::collection::vec(0..30u8, 1..4).prop_map(|ids| Condition {
+                items: Some(ids.iter().map(|i| format!("i{i}")).collect()),
+                ..Condition::default()
+            }),
+            (0..3u8).prop_map(|top| Condition { category: Some(vec![format!("c{top}")]), ..Condition::default() }),
+            (0..4u8).prop_map(|b| Condition { brand: Some(format!("brand{b}")), ..Condition::default() }),
+            (0..3u8).prop_map(|t| Condition { tag: Some(format!("T{t}")), ..Condition::default() }),
+            (0..100u8).prop_map(|p| Condition { max_price: Some(f64::from(p)), ..Condition::default() }),
+            Just(Condition { available: Some(false), ..Condition::default() }),
+        ]
+    }
+
+    fn diversity_strategy() -> impl Strategy<Value = Option<Diversity>> {
+        prop_oneof![
+            Just(None),
+            (0.0..=1.0f64).prop_map(|lambda| Some(Diversity::Mmr { lambda })),
+            (prop_oneof![Just(QuotaKey::Brand), (1..3usize).prop_map(QuotaKey::Category)], 1..3usize, 1..5usize)
+                .prop_map(|(by, max_per_window, window)| Some(Diversity::Quota { by, max_per_window, window })),
+        ]
+    }
+
+    fn rules_strategy() -> impl Strategy<Value = Rules> {
+        (
+            proptest::collection::vec(condition_strategy(), 0..3),
+            proptest::collection::vec((condition_strategy(), 0.25..4.0f64), 0..3),
+            proptest::collection::vec(condition_strategy(), 0..2),
+            proptest::collection::vec((0..30u8, 1..20usize), 0..4),
+            proptest::collection::vec((proptest::collection::vec(1..20usize, 1..3), condition_strategy()), 0..2),
+            diversity_strategy(),
+        )
+            .prop_map(|(filter, boost, bury, pin, promotions, diversity)| Rules {
+                filter,
+                boost: boost.into_iter().map(|(when, factor)| Boost { when, factor }).collect(),
+                bury,
+                pin: pin.into_iter().map(|(i, position)| Pin { item: format!("i{i}"), position }).collect(),
+                promotions: promotions.into_iter().map(|(positions, when)| Promotion { positions, when }).collect(),
+                diversity,
+            })
+    }
+
+    /// The ids a correct answer may contain: not matching any filter, each once.
+    fn eligible(candidates: &[Candidate], rules: &Rules) -> Vec<String> {
+        let banned: HashSet<&str> =
+            candidates.iter().filter(|c| rules.filter.iter().any(|f| f.matches(c))).map(|c| c.id.as_str()).collect();
+        let mut ids: Vec<String> =
+            candidates.iter().filter(|c| !banned.contains(c.id.as_str())).map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn ids_and_effects(out: &[Reranked]) -> Vec<(&str, &[Effect])> {
+        out.iter().map(|r| (r.id.as_str(), r.effects.as_slice())).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn rules_hold_on_random_input(
+            candidates in proptest::collection::vec(candidate_strategy(), 0..40),
+            rules in rules_strategy(),
+            n in 0..45usize,
+        ) {
+            let allowed = eligible(&candidates, &rules);
+            let full = rerank(candidates.clone(), &rules, usize::MAX);
+            let out = rerank(candidates.clone(), &rules, n);
+
+            // Nothing filtered, nothing twice, as many as asked for or allowed.
+            prop_assert_eq!(out.len(), n.min(allowed.len()));
+            prop_assert_eq!(full.len(), allowed.len());
+            let mut seen = HashSet::new();
+            for r in &full {
+                prop_assert!(allowed.binary_search(&r.id).is_ok(), "{} is filtered", r.id);
+                prop_assert!(seen.insert(r.id.clone()), "{} twice", r.id);
+            }
+            // A page is a prefix of a longer page; positions count from 1.
+            prop_assert_eq!(ids_and_effects(&out), ids_and_effects(&full[..out.len()]));
+            prop_assert!(full.iter().enumerate().all(|(k, r)| r.position == k + 1));
+
+            // Each promotion slot holds a matching item.
+            for r in &full {
+                for effect in &r.effects {
+                    if let Effect::Promotion { position } = effect {
+                        prop_assert_eq!(*position, r.position);
+                        // (Some copy of the item matches some promotion with that slot.)
+                        let matching = candidates.iter().filter(|c| c.id == r.id).any(|c| {
+                            rules.promotions.iter().any(|p| p.positions.contains(position) && p.when.matches(c))
+                        });
+                        prop_assert!(matching, "{} in slot {}", r.id, position);
+                    }
+                }
+            }
+
+            if rules.validate().is_ok() {
+                // Every eligible pin inside the list is exactly where it was asked to be.
+                for pin in &rules.pin {
+                    if allowed.binary_search(&pin.item).is_ok() && pin.position <= full.len() {
+                        prop_assert_eq!(&full[pin.position - 1].id, &pin.item);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn mmr_with_lambda_one_is_the_sorted_order(
+            candidates in proptest::collection::vec(candidate_strategy(), 0..40),
+            bury in proptest::collection::vec(condition_strategy(), 0..2),
+        ) {
+            let plain = Rules { bury, ..Rules::default() };
+            let mmr = Rules { diversity: Some(Diversity::Mmr { lambda: 1.0 }), ..plain.clone() };
+            let expected = rerank(candidates.clone(), &plain, usize::MAX);
+            let got = rerank(candidates, &mmr, usize::MAX);
+            prop_assert_eq!(ids_and_effects(&got), ids_and_effects(&expected));
+        }
+
+        #[test]
+        fn quotas_hold_unless_relaxed_and_relax_only_when_needed(
+            candidates in proptest::collection::vec(candidate_strategy(), 0..40),
+            bury in proptest::collection::vec(condition_strategy(), 0..2),
+            by_brand in any::<bool>(),
+            max_per_window in 1..3usize,
+            window in 1..6usize,
+        ) {
+            // Unique ids, so each output item has one set of facts.
+            let mut unique = HashSet::new();
+            let candidates: Vec<Candidate> = candidates.into_iter().filter(|c| unique.insert(c.id.clone())).collect();
+            let by = if by_brand { QuotaKey::Brand } else { QuotaKey::Category(1) };
+            let diversity = Some(Diversity::Quota { by, max_per_window, window });
+            let rules = Rules { bury, diversity, ..Rules::default() };
+            let facts: IdMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
+            let out = rerank(candidates.clone(), &rules, usize::MAX);
+            let value = |r: &Reranked| -> Option<String> {
+                let c = facts[r.id.as_str()];
+                match by {
+                    QuotaKey::Brand => c.brand.as_ref().map(|b| b.to_ascii_lowercase()),
+                    QuotaKey::Category(_) => c.category.first().map(|t| t.to_ascii_lowercase()),
+                }
+            };
+            let is_buried = |r: &Reranked| r.effects.contains(&Effect::Bury);
+            let values: Vec<Option<String>> = out.iter().map(value).collect();
+            let count_in =
+                |v: &String, from: usize, to: usize| values[from..to].iter().filter(|w| w.as_ref() == Some(v)).count();
+            for (q, r) in out.iter().enumerate() {
+                let relaxed = r.effects.contains(&Effect::QuotaRelaxed);
+                let Some(v) = &values[q] else {
+                    prop_assert!(!relaxed);
+                    continue;
+                };
+                let before = q.saturating_sub(window - 1);
+                if !relaxed {
+                    // The window ending here keeps the quota (so every window does: see the
+                    // (max + 1)-th occurrence of a value in any window).
+                    prop_assert!(count_in(v, before, q + 1) <= max_per_window, "{:?} at {}", v, q);
+                } else {
+                    // Every later candidate of the same bury group would have broken it too.
+                    for (k, later) in out.iter().enumerate().skip(q + 1) {
+                        if is_buried(later) != is_buried(r) {
+                            continue;
+                        }
+                        let Some(w) = &values[k] else {
+                            prop_assert!(false, "{} had no value yet {} was relaxed", later.id, r.id);
+                            continue;
+                        };
+                        prop_assert!(count_in(w, before, q) >= max_per_window, "{} would have fit at {}", later.id, q);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "timing: cargo test --release -p souk-engine --lib rank::rerank -- --ignored --nocapture"]
+    fn time_rerank_on_the_bench_workload() {
+        use std::time::{Duration, Instant};
+
+        let (candidates, rules) = bench_candidates(200, 42);
+        let quota = Rules {
+            diversity: Some(Diversity::Quota { by: QuotaKey::Category(1), max_per_window: 2, window: 5 }),
+            ..rules.clone()
+        };
+        let plain = Rules { diversity: None, ..rules.clone() };
+        for (name, rules, n) in [
+            ("mmr, n=200", &rules, 200),
+            ("mmr, n=20", &rules, 20),
+            ("quota, n=200", &quota, 200),
+            ("no diversity, n=200", &plain, 200),
+        ] {
+            let mut times: Vec<Duration> = Vec::with_capacity(10_000);
+            for _ in 0..10_000 {
+                let input = candidates.clone();
+                let start = Instant::now();
+                let out = rerank(input, rules, n);
+                times.push(start.elapsed());
+                std::hint::black_box(out);
+            }
+            times.sort();
+            println!(
+                "rerank 200 candidates, {name}: p50 {:?}, p99 {:?}, max {:?}",
+                times[times.len() / 2],
+                times[times.len() * 99 / 100],
+                times[times.len() - 1]
+            );
+        }
+    }
+}
