@@ -84,6 +84,15 @@ pub struct RecommendQuery {
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
+    /// Re-ranking rules for this request, as JSON: `{"pin":[{"item":"i1","position":1}],
+    /// "boost":[{"when":{"brand":"Acme"},"factor":1.5}], "filter":[…], "bury":[…],
+    /// "promotions":[…], "diversity":{"quota":{"by":"brand","max_per_window":2,"window":5}}}`.
+    /// Added to the configured `[rerank]` rules.
+    pub rules: Option<String>,
+    /// Order with the learned ranker when one is trained (default true).
+    pub ranker: Option<bool>,
+    /// With the ranker: each item's top feature contributions.
+    pub explain: Option<bool>,
 }
 
 /// One recommended item with its reasons.
@@ -95,6 +104,16 @@ pub struct RecommendedItem {
     /// is most similar to (`because`).
     #[schema(value_type = Vec<Object>)]
     pub reasons: Vec<serde_json::Value>,
+    /// What re-ranking rules did to the item (`{"rule":"pin","position":1}`…); absent when
+    /// none applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub effects: Vec<serde_json::Value>,
+    /// The learned ranker's score, the item's place in the blend it reordered, and (with
+    /// `explain=true`) the features that moved it most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ranker: Option<serde_json::Value>,
 }
 
 /// A page of recommendations.
@@ -146,6 +165,8 @@ fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
             id: r.id,
             score: r.score,
             reasons: r.reasons.iter().filter_map(|reason| serde_json::to_value(reason).ok()).collect(),
+            effects: r.effects.iter().filter_map(|effect| serde_json::to_value(effect).ok()).collect(),
+            ranker: r.ranker.as_ref().and_then(|s| serde_json::to_value(s).ok()),
         })
         .collect()
 }
@@ -177,29 +198,82 @@ pub async fn get_recommendations(
     let n = page_size(query.n, 10)?;
     let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
     let request = RecommendRequest {
-        user: id,
+        user: id.clone(),
         n,
         cursor,
         filter: filter_of!(query).to_filter()?,
         exclude: exclusions(query.exclude.as_deref())?,
+        rules: state.request_rules(query.rules.as_deref())?,
+        use_ranker: query.ranker.unwrap_or(true),
+        log_features: state.feature_log.is_some() && state.ranking.log_features,
+        explain: query.explain.unwrap_or(false),
+        now_ms: crate::search_api::chrono_now_ms(),
     };
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
     let page = state
         .compute(move |store| match &models {
-            Some(set) => serving::recommend(set, store, &recommend.config, &request)
-                .map(|p| (p.items, p.next_cursor, Some(set.manifest.trained_at_ms))),
+            Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| {
+                let arm = if p.items.iter().any(|i| i.ranker.is_some()) { "ranker" } else { "blend" };
+                (p.items, p.next_cursor, Some(set.manifest.trained_at_ms), p.features, arm)
+            }),
             None => serving::recommend_without_models(store, &recommend.weights, &request)
-                .map(|(items, cursor)| (items, cursor, None)),
+                .map(|(items, cursor)| (items, cursor, None, Vec::new(), "trending")),
         })
         .await?;
-    let (items, next_cursor, trained_at) = page;
+    let (mut items, next_cursor, trained_at, features, mut arm) = page;
+    let request_id = new_request_id();
+    if !features.is_empty() {
+        // The randomised arm: this page's items in a shuffled order, so that where an item
+        // sits is independent of how good it is (position bias is estimated from it).
+        if (rand_u64() as f64 / u64::MAX as f64) < state.ranking.explore_share {
+            for i in (1..items.len()).rev() {
+                items.swap(i, (rand_u64() % (i as u64 + 1)) as usize);
+            }
+            arm = "explore";
+        }
+        log_page(&state, &request_id, &id, &items, features, arm);
+    }
     Ok(Json(RecommendationsOut {
-        request_id: new_request_id(),
+        request_id,
         items: to_out(items),
         next_cursor: next_cursor.map(|c| c.encode()),
         model: trained_at.map(|t| format!("trained-at-{t}")),
     }))
+}
+
+/// Store what a page showed, in the background (logging never delays or fails a page):
+/// the impression with its request id and arm, and the items' feature rows.
+fn log_page(
+    state: &AppState,
+    request_id: &str,
+    user: &str,
+    items: &[Recommended],
+    features: Vec<(String, Vec<f32>)>,
+    arm: &str,
+) {
+    let Some(log) = state.feature_log.clone() else { return };
+    let (Ok(id), Ok(user)) = (
+        souk_engine::EventId::parse(format!("{request_id}:impression"), "id"),
+        souk_engine::UserId::parse(user, "user"),
+    ) else {
+        return;
+    };
+    let mut impression =
+        souk_engine::Event::new(id, souk_engine::EventType::Impression, user, None, crate::search_api::chrono_now_ms());
+    impression.items = items.iter().filter_map(|i| souk_engine::ItemId::parse(i.id.clone(), "id").ok()).collect();
+    impression.request_id = Some(request_id.to_string());
+    impression.arm = Some(arm.to_string());
+    let request_id = request_id.to_string();
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = log.append(&request_id, &features) {
+            tracing::error!(error = %e, "logging feature rows failed");
+        }
+        if let Err(e) = store.append_events(vec![impression]) {
+            tracing::error!(error = %e, "logging an impression failed");
+        }
+    });
 }
 
 /// Query of `GET /v1/items/{id}/similar`.

@@ -11,6 +11,7 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::model::{Event, EventType};
+use souk_engine::rank::rerank::Rules;
 use souk_engine::search::{
     embedder_reads, Affinity, Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder,
     TEXT_SPACE,
@@ -68,6 +69,9 @@ pub struct SearchParams {
     pub space: Option<String>,
     /// Personalise with the user's affinities (default true when `user` is given).
     pub personalize: Option<bool>,
+    /// Re-ranking rules as JSON (see `GET /v1/users/{id}/recommendations`), added to the
+    /// configured `[rerank]` rules.
+    pub rules: Option<String>,
 }
 
 /// Body of `POST /v1/search`: the parameters above as JSON, plus a query vector of your
@@ -97,6 +101,10 @@ pub struct SearchBody {
     pub space: Option<String>,
     pub personalize: Option<bool>,
     pub vector: Option<Vec<f32>>,
+    /// Re-ranking rules for this search (pin, boost, bury, filter, promotions,
+    /// diversity), added to the configured `[rerank]` rules.
+    #[schema(value_type = Option<Object>)]
+    pub rules: Option<Rules>,
 }
 
 /// One result.
@@ -116,6 +124,10 @@ pub struct SearchItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub explain: Option<serde_json::Value>,
+    /// What re-ranking rules did to the item; absent when none applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub effects: Vec<serde_json::Value>,
 }
 
 /// A page of search results.
@@ -174,6 +186,13 @@ fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
             "explain" => body.explain = Some(parse(&value, "explain", "true or false")?),
             "space" => body.space = Some(value),
             "personalize" => body.personalize = Some(parse(&value, "personalize", "true or false")?),
+            "rules" if !value.trim().is_empty() => {
+                body.rules = Some(
+                    serde_json::from_str(&value)
+                        .map_err(|e| ApiError::bad_request("invalid_rule", format!("rules: {e}"), "rules"))?,
+                )
+            }
+            "rules" => {}
             other => match other.strip_prefix("attr.") {
                 Some(name) if !name.is_empty() => body
                     .attributes
@@ -314,6 +333,7 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
         facets: body.facets.unwrap_or(true),
         explain: body.explain.unwrap_or(false),
         affinity: None,
+        rules: state.merge_rules(body.rules.unwrap_or_default())?,
     };
     let personalize = body.personalize.unwrap_or(true) && user.is_some();
     Ok(Plan { request, user, personalize, query })
@@ -404,6 +424,7 @@ fn to_item(hit: Hit) -> SearchItem {
         category: hit.category,
         price: hit.price,
         explain: hit.explain.map(|e| serde_json::to_value(e).unwrap_or_default()),
+        effects: hit.effects.iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
     }
 }
 
@@ -472,6 +493,6 @@ pub fn popularity_of(set: &souk_engine::recommend::serving::ModelSet) -> std::co
     set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
 }
 
-fn chrono_now_ms() -> i64 {
+pub fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

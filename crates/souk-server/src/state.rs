@@ -6,6 +6,8 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 use souk_engine::rank::profile::{PriceIndex, ProfileConfig};
+use souk_engine::rank::ranker::{FeatureLog, RankConfig};
+use souk_engine::rank::rerank::Rules;
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::{SearchConfig, SearchIndex, TextEmbedder};
@@ -89,6 +91,12 @@ pub struct AppState {
     /// [`PRICE_INDEX_TTL`].
     pub prices: Arc<std::sync::Mutex<Option<CachedPrices>>>,
     pub profile: Arc<ProfileConfig>,
+    /// Configured re-ranking rules (requests add theirs).
+    pub rules: Arc<Rules>,
+    /// The learned ranker's settings, and the feature log it learns from (`None`: no
+    /// logging, and trainings do not train a ranker).
+    pub ranking: Arc<RankConfig>,
+    pub feature_log: Option<Arc<FeatureLog>>,
 }
 
 /// A price index and when it was built.
@@ -125,7 +133,40 @@ impl AppState {
             embedder: None,
             prices: Arc::new(std::sync::Mutex::new(None)),
             profile: Arc::new(ProfileConfig::default()),
+            rules: Arc::new(Rules::default()),
+            ranking: Arc::new(RankConfig::default()),
+            feature_log: None,
         }
+    }
+
+    /// Log served feature rows to `log` and train the ranker from them.
+    pub fn with_ranking(mut self, config: RankConfig, log: FeatureLog) -> Self {
+        self.ranking = Arc::new(config);
+        self.feature_log = Some(Arc::new(log));
+        self
+    }
+
+    /// Apply these rules to every recommendation and search page.
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = Arc::new(rules);
+        self
+    }
+
+    /// The configured rules merged with a request's `rules` (JSON), validated; errors name
+    /// the offending field under `rules`.
+    pub fn request_rules(&self, text: Option<&str>) -> ApiResult<Rules> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok((*self.rules).clone());
+        };
+        let request: Rules = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request("invalid_rule", format!("rules: {e}"), "rules"))?;
+        self.merge_rules(request)
+    }
+
+    /// The configured rules merged with a request's, validated.
+    pub fn merge_rules(&self, request: Rules) -> ApiResult<Rules> {
+        request.validate().map_err(|e| ApiError::validation(e.within("rules")))?;
+        Ok(Rules::merge(&self.rules, &request))
     }
 
     /// The catalog's price index, rebuilt (memory only) when stale.

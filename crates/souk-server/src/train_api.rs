@@ -21,20 +21,30 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     };
     let settings = state.recommend.clone();
     let artifacts = state.artifacts.clone();
-    let (set, generation) = state
+    let log = state.feature_log.clone();
+    let ranking = state.ranking.clone();
+    let previous = state.models.load().as_ref().and_then(|set| set.ranker.clone());
+    let (set, generation, ranker) = state
         .blocking(move |store| {
-            let set = ModelSet::train(store, &settings.config, &settings.weights)?;
+            let mut set = ModelSet::train(store, &settings.config, &settings.weights)?;
+            let ranker = match &log {
+                Some(log) => {
+                    set.train_ranker(store, log, &ranking.gbdt, previous, crate::search_api::chrono_now_ms())?
+                }
+                None => None,
+            };
             let generation = artifacts.as_ref().map(|a| set.save(a)).transpose()?;
-            Ok((set, generation))
+            Ok((set, generation, ranker))
         })
         .await?;
     let manifest = serde_json::to_value(&set.manifest).map_err(|e| ApiError::internal("encoding the manifest", e))?;
+    let ranker = serde_json::to_value(&ranker).map_err(|e| ApiError::internal("encoding the ranker report", e))?;
     if let Some(search) = &state.search {
         search.set_popularity(crate::search_api::popularity_of(&set));
     }
     state.models.store(Some(Arc::new(set)));
     tracing::info!(generation = generation.as_deref().unwrap_or("in-memory"), "model set swapped");
-    Ok(serde_json::json!({ "generation": generation, "manifest": manifest }))
+    Ok(serde_json::json!({ "generation": generation, "manifest": manifest, "ranker": ranker }))
 }
 
 /// Retrain now (admin).

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
+use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::recommend::serving::ModelSet;
 use souk_engine::search::SearchIndex;
 use souk_engine::store::artifacts::ArtifactStore;
@@ -360,7 +361,11 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
     let mut models = ModelSet::load(&artifacts).context("loading the trained models")?;
     if models.is_none() && demo.is_some() {
         eprintln!("souk: training the demo shop's recommendation models");
-        let set = ModelSet::train(store.as_ref(), &config.recommend, &config.weights).context("training")?;
+        let mut set = ModelSet::train(store.as_ref(), &config.recommend, &config.weights).context("training")?;
+        // Without logged traffic no ranker is trained, but feature rows start being logged.
+        let log = FeatureLog::in_data_dir(&config.data_dir);
+        set.train_ranker(store.as_ref(), &log, &config.rank.gbdt, None, unix_now_ms())
+            .context("training the ranker")?;
         set.save(&artifacts).context("saving the models")?;
         models = Some(set);
     }
@@ -402,7 +407,9 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
     }
     let state = souk_server::AppState::with_models(store, config.server.clone(), settings, models.map(Arc::new))
         .with_artifacts(artifacts)
-        .with_search(search, config.search.clone(), embedder);
+        .with_search(search, config.search.clone(), embedder)
+        .with_rules(config.rerank.clone())
+        .with_ranking(config.rank.clone(), FeatureLog::in_data_dir(&config.data_dir));
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -448,4 +455,11 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

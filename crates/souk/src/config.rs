@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use souk_engine::rank::ranker::RankConfig;
+use souk_engine::rank::rerank::Rules;
 use souk_engine::recommend::serving::RecommendConfig;
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::SearchConfig;
@@ -73,6 +75,11 @@ pub struct Config {
     pub recommend: RecommendConfig,
     pub search: SearchConfig,
     pub embed: EmbedConfig,
+    /// Business rules applied to every recommendation and search page (requests add
+    /// their own `rules`).
+    pub rerank: Rules,
+    /// The learned ranker: feature logging, exploration, learner parameters.
+    pub rank: RankConfig,
 }
 
 impl Default for Config {
@@ -86,6 +93,8 @@ impl Default for Config {
             recommend: RecommendConfig::default(),
             search: SearchConfig::default(),
             embed: EmbedConfig::default(),
+            rerank: Rules::default(),
+            rank: RankConfig::default(),
         }
     }
 }
@@ -248,6 +257,8 @@ fn validate(config: &Config) -> Vec<Problem> {
         .chain(config.recommend.problems())
         .chain(config.search.problems())
         .chain(config.embed.problems())
+        .chain(config.rerank.problems().into_iter().map(|e| (format!("rerank.{}", e.field), e.message)))
+        .chain(config.rank.problems())
         .map(|(key, message)| Problem { key, message })
         .collect();
     if !matches!(config.log.format.as_str(), "text" | "json") {

@@ -4,8 +4,10 @@
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use souk_engine::rank::gbdt::GbdtParams;
 use souk_engine::rank::obd::ObdLog;
 use souk_engine::rank::open_bandit::{self, OpenBanditConfig};
+use souk_engine::rank::simulate::{simulate, SimulationConfig};
 
 use crate::recommend_cmd::EvalArgs;
 
@@ -59,6 +61,81 @@ pub fn eval_open_bandit(args: &EvalArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Sections of `--param` for `--protocol simulated-ranking`.
+const SIMULATION_SECTIONS: &[&str] = &["simulation", "gbdt"];
+
+/// `souk eval --protocol simulated-ranking`: the learned ranker against the recall sources
+/// and the hand blend on simulated traffic (see `souk_engine::rank::simulate`).
+pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow::Result<()> {
+    let mut simulation = SimulationConfig { seed: args.seed, ..SimulationConfig::default() };
+    let mut params = GbdtParams::default();
+    for text in &args.params {
+        let Some((section, field, raw)) =
+            text.split_once('=').and_then(|(key, raw)| key.split_once('.').map(|(s, f)| (s, f, raw)))
+        else {
+            bail!("--param expects section.key=value (e.g. simulation.train_requests=5000), found {text:?}");
+        };
+        let parsed = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        match section {
+            "simulation" => {
+                let mut value = serde_json::to_value(&simulation)?;
+                value[field] = parsed;
+                simulation = serde_json::from_value(value).with_context(|| format!("--param {text:?}"))?;
+            }
+            "gbdt" => {
+                let mut value = serde_json::to_value(&params)?;
+                value[field] = parsed;
+                params = serde_json::from_value(value).with_context(|| format!("--param {text:?}"))?;
+            }
+            _ => bail!(
+                "--param {text:?}: unknown section {section:?}; expected one of {}",
+                SIMULATION_SECTIONS.join(", ")
+            ),
+        }
+    }
+    let problems = simulation.problems();
+    if !problems.is_empty() {
+        bail!("{}", problems.iter().map(|(k, m)| format!("simulation.{k}: {m}")).collect::<Vec<_>>().join("; "));
+    }
+    params.validate().map_err(|e| anyhow::anyhow!("gbdt.{}: {}", e.field, e.message))?;
+    let dir = tempfile::tempdir().context("creating a directory for the simulated shop")?;
+    let report = simulate(&simulation, dir.path(), &config.recommend, &config.weights, &params, &mut |stage| {
+        eprintln!("{stage}…");
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "simulated traffic: {} logged requests ({} rows, {} clicks, {} carts, {} purchases), {} judged",
+            report.logged_requests,
+            report.logged_rows,
+            report.clicks,
+            report.carts,
+            report.purchases,
+            report.test_requests
+        );
+        let slots = |v: &[f64]| v.iter().map(|p| format!("{p:.2}")).collect::<Vec<_>>().join(" ");
+        println!(
+            "examination per slot: true {} | estimated {}",
+            slots(&report.true_examination),
+            slots(&report.estimated_examination)
+        );
+        println!("ranker: {} trees in {:.1} s", report.ranker_trees, report.ranker_train_seconds);
+        println!("{:<12} {:>12} {:>8}", "method", "NDCG@10", "se");
+        for m in &report.methods {
+            println!("{:<12} {:>12.4} {:>8.4}", m.method, m.ndcg_at_10, m.se);
+        }
+        println!(
+            "ranker lift: {:+.1}% over the best single source, {:+.1}% over the hand blend",
+            100.0 * report.lift_over_best_source,
+            100.0 * report.lift_over_blend
+        );
+        let top: Vec<String> = report.top_features.iter().map(|(f, g)| format!("{f} {g:.0}")).collect();
+        println!("top features by gain: {}", top.join(", "));
     }
     Ok(())
 }

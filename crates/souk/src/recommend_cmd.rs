@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
+use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::recommend::serving::ModelSet;
 use souk_engine::recommend::{registry, Interactions, Recommender};
 use souk_engine::store::artifacts::ArtifactStore;
@@ -20,7 +21,8 @@ use crate::config::Config;
 pub struct EvalArgs {
     /// random-split, temporal, leave-last-out, strong-generalization, cold-item,
     /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
-    /// model on an Open Bandit Dataset directory given with --path).
+    /// model on an Open Bandit Dataset directory given with --path), or simulated-ranking
+    /// (the learned ranker on simulated traffic over a generated shop).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
@@ -106,6 +108,9 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     if args.protocol == souk_engine::rank::open_bandit::PROTOCOL {
         return crate::rank_cmd::eval_open_bandit(args);
     }
+    if args.protocol == souk_engine::rank::simulate::PROTOCOL {
+        return crate::rank_cmd::eval_simulated(config, args);
+    }
     if args.path.is_some() {
         bail!("--path is for --protocol open-bandit; use --split DIR for a train/test split");
     }
@@ -176,11 +181,26 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     }
     let store = open_store(config)?;
     let started = Instant::now();
-    let set = ModelSet::train(&store, &recommend, &config.weights).context("training")?;
-    let generation = set.save(&ArtifactStore::new(&config.data_dir)).context("saving the models")?;
+    let artifacts = ArtifactStore::new(&config.data_dir);
+    let mut set = ModelSet::train(&store, &recommend, &config.weights).context("training")?;
+    // The ranker learns from the impressions and feature rows served pages logged; the
+    // one serving until now stays unless the new one beats it on the latest traffic.
+    let previous = match ModelSet::load(&artifacts) {
+        Ok(Some(current)) => current.ranker,
+        _ => None,
+    };
+    let log = FeatureLog::in_data_dir(&config.data_dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let ranker = set.train_ranker(&store, &log, &config.rank.gbdt, previous, now).context("training the ranker")?;
+    let generation = set.save(&artifacts).context("saving the models")?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        println!("{}", json!({"generation": generation, "seconds": seconds, "manifest": set.manifest}));
+        println!(
+            "{}",
+            json!({"generation": generation, "seconds": seconds, "manifest": set.manifest, "ranker": ranker})
+        );
     } else {
         println!(
             "trained {} on {} interactions ({} users, {} items) in {seconds:.2}s; saved as models/{generation}",

@@ -24,6 +24,7 @@ pub const FEATURES: &[&str] = &[
     "cf_present",
     "cf_score",
     "cf_rank_log",
+    "factor_score",
     "knn_present",
     "knn_score",
     "knn_rank_log",
@@ -72,6 +73,8 @@ pub struct RecallSignals {
     pub popularity: Option<Signal>,
     pub keyword: Option<Signal>,
     pub vector: Option<Signal>,
+    /// The factor model's score of the item for the user, whichever stage recalled it.
+    pub factor_score: Option<f32>,
 }
 
 impl RecallSignals {
@@ -94,7 +97,7 @@ impl RecallSignals {
 }
 
 /// Per-item counts behind the item features, updated from events as they arrive.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ItemStats {
     items: HashMap<String, ItemCounts>,
     /// Half-life of the trend's short-term rate.
@@ -102,7 +105,7 @@ pub struct ItemStats {
     long_half_life_ms: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct ItemCounts {
     events: f64,
     impressions: f64,
@@ -119,6 +122,12 @@ const PRIOR_IMPRESSIONS: f64 = 50.0;
 const PRIOR_CTR: f64 = 0.05;
 const PRIOR_CLICKS: f64 = 20.0;
 const PRIOR_CONVERSION: f64 = 0.05;
+
+impl Default for ItemStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ItemStats {
     pub fn new() -> Self {
@@ -191,6 +200,7 @@ impl FeatureBuilder<'_> {
             present(signals.cf),
             score(signals.cf),
             rank_log(signals.cf),
+            signals.factor_score.unwrap_or(f32::NAN),
             present(signals.knn),
             score(signals.knn),
             rank_log(signals.knn),

@@ -15,6 +15,10 @@
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
 //! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
 //!   for the ranker's cross features.
+//! - [`ranker`]: the learned ranker in serving — the feature log, training from the shop's
+//!   own impression logs, and the promotion gate.
+//! - [`simulate`]: the simulated-traffic protocol — logged traffic from a generated shop,
+//!   a ranker learned from it, judged against the recall sources on a later window.
 //! - [`rerank`]: the last stage of recall → rank → re-rank, for recommendations and search:
 //!   business rules (filter, boost, bury, pin, promotion slots) and diversity (MMR, quotas)
 //!   over scored candidates, with what each rule did to each item.
@@ -31,4 +35,6 @@ pub mod obd;
 pub mod open_bandit;
 pub mod position_popularity;
 pub mod profile;
+pub mod ranker;
 pub mod rerank;
+pub mod simulate;

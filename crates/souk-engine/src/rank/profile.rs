@@ -66,7 +66,7 @@ impl ProfileConfig {
 }
 
 /// Each leaf category's item prices, for placing a price within its category.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PriceIndex {
     /// Sorted log prices per category path (levels joined by " > ", lower case).
     by_category: HashMap<String, Vec<f32>>,

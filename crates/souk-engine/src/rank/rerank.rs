@@ -369,6 +369,16 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Whether no rule is set (re-ranking would keep the ranker's order).
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_empty()
+            && self.boost.is_empty()
+            && self.bury.is_empty()
+            && self.pin.is_empty()
+            && self.promotions.is_empty()
+            && self.diversity.is_none()
+    }
+
     /// The rules of a request added to the configured ones:
     ///
     /// - filters, boosts and burials of both apply (a request cannot lift a configured

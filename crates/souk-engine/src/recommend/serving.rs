@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,11 @@ use crate::error::{Error, Result, ValidationError};
 use crate::hashing::{DigestSet, IdMap};
 use crate::ids::UserId;
 use crate::model::EventType;
+use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
+use crate::rank::gbdt::{GbdtModel, GbdtParams};
+use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
+use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, RankerReport, RANK_WINDOW};
+use crate::rank::rerank::{rerank, Candidate, Effect, Pin, Promotion, Rules};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{ItemMeta, Storage};
 
@@ -171,6 +177,11 @@ pub struct ModelSet {
     pub popularity: Vec<f32>,
     /// Items by descending popularity.
     pub popularity_order: Vec<u32>,
+    /// The learned ranker, once one has passed the promotion gate.
+    pub ranker: Option<Arc<Ranker>>,
+    /// What feature rows are computed from (after a ranker training ran, even one that
+    /// found too little traffic): rows are then logged for the next training.
+    pub features: Option<Arc<FeatureContext>>,
 }
 
 /// A collaborative source as served.
@@ -262,6 +273,8 @@ impl ModelSet {
             knn,
             popularity_order: order_by(&popularity),
             popularity,
+            ranker: None,
+            features: None,
         })
     }
 
@@ -290,7 +303,41 @@ impl ModelSet {
             writer.write_all(&p.to_le_bytes())?;
         }
         writer.flush()?;
+        if let Some(ranker) = &self.ranker {
+            let mut writer = generation.create(RANKER_MODEL)?;
+            ranker.model.save(&mut writer)?;
+            writer.flush()?;
+            let mut writer = generation.create(RANKER_REPORT)?;
+            serde_json::to_writer_pretty(&mut writer, &ranker.report).map_err(json)?;
+            writer.flush()?;
+        }
+        if let Some(context) = &self.features {
+            let mut writer = generation.create(FEATURE_CONTEXT)?;
+            serde_json::to_writer(&mut writer, context.as_ref()).map_err(json)?;
+            writer.flush()?;
+        }
         Ok(generation.commit()?.name)
+    }
+
+    /// Train a ranker from the logs and keep it if it passes the promotion gate; otherwise
+    /// keep `previous` (the ranker serving until now). Returns the new ranker's report, or
+    /// `None` when the logs hold too little traffic to train on.
+    pub fn train_ranker(
+        &mut self,
+        store: &dyn Storage,
+        log: &FeatureLog,
+        params: &GbdtParams,
+        previous: Option<Arc<Ranker>>,
+        now_ms: i64,
+    ) -> Result<Option<RankerReport>> {
+        self.features = Some(Arc::new(FeatureContext::from_store(store)?));
+        let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
+        let report = trained.as_ref().map(|r| r.report.clone());
+        self.ranker = match trained {
+            Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
+            _ => previous,
+        };
+        Ok(report)
     }
 
     fn user_ids_sorted(&self) -> Vec<String> {
@@ -343,6 +390,21 @@ impl ModelSet {
                 manifest.items
             )));
         }
+        let ranker = if generation.exists(RANKER_MODEL) {
+            let model = GbdtModel::load(&mut generation.open(RANKER_MODEL)?)?;
+            let report: RankerReport = serde_json::from_reader(generation.open(RANKER_REPORT)?)
+                .map_err(|e| corrupt(format!("{RANKER_REPORT}: {e}")))?;
+            Some(Arc::new(Ranker { model, report }))
+        } else {
+            None
+        };
+        let features = if generation.exists(FEATURE_CONTEXT) {
+            let context: FeatureContext = serde_json::from_reader(generation.open(FEATURE_CONTEXT)?)
+                .map_err(|e| corrupt(format!("{FEATURE_CONTEXT}: {e}")))?;
+            Some(Arc::new(context))
+        } else {
+            None
+        };
         Ok(Some(ModelSet {
             item_index: index_of(&item_ids),
             user_index: index_of(&user_ids),
@@ -352,9 +414,15 @@ impl ModelSet {
             knn,
             popularity_order: order_by(&popularity),
             popularity,
+            ranker,
+            features,
         }))
     }
 }
+
+const RANKER_MODEL: &str = "ranker.gbdt";
+const RANKER_REPORT: &str = "ranker.json";
+const FEATURE_CONTEXT: &str = "features.json";
 
 /// Which of a user's items never to recommend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,9 +508,27 @@ pub struct Reason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommended {
     pub id: String,
-    /// Fused score (weighted reciprocal rank).
+    /// Fused score (weighted reciprocal rank), after boosts.
     pub score: f64,
     pub reasons: Vec<Reason>,
+    /// What re-ranking rules did to the item (boost, pin, diversity…); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+    /// The learned ranker's view, when one ranked the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<RankerScore>,
+}
+
+/// How the learned ranker placed an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankerScore {
+    pub score: f64,
+    /// The item's rank and score in the hand blend the ranker reordered.
+    pub blend_rank: usize,
+    pub blend_score: f64,
+    /// The features that moved the score most (with `explain`), largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<(String, f64)>,
 }
 
 /// A request for a user's recommendations.
@@ -453,6 +539,43 @@ pub struct RecommendRequest {
     pub cursor: Option<Cursor>,
     pub filter: ItemFilter,
     pub exclude: Exclusions,
+    /// Re-ranking rules (the configured ones merged with the request's), already validated.
+    pub rules: Rules,
+    /// Order the blend's best candidates with the set's learned ranker (when it has one).
+    pub use_ranker: bool,
+    /// Compute the feature rows of the returned items (for the feature log) even without
+    /// a ranker, when the set has a feature context.
+    pub log_features: bool,
+    /// Return the ranker's top feature contributions per item.
+    pub explain: bool,
+    /// The time affinities decay to (Unix ms); 0: the user's newest interaction.
+    pub now_ms: i64,
+}
+
+/// Candidates the re-ranking rules see, at least (more when a page is larger).
+pub const RERANK_WINDOW: usize = 200;
+
+/// Rules as they apply to a page that starts after `offset` items were shown: pins and
+/// promotion slots are positions in the whole list, so a later page sees them shifted,
+/// and those already passed are dropped.
+fn rules_for_page(rules: &Rules, offset: usize) -> Rules {
+    let mut page = rules.clone();
+    page.pin = rules
+        .pin
+        .iter()
+        .filter(|p| p.position > offset)
+        .map(|p| Pin { item: p.item.clone(), position: p.position - offset })
+        .collect();
+    page.promotions = rules
+        .promotions
+        .iter()
+        .filter_map(|promotion| {
+            let positions: Vec<usize> =
+                promotion.positions.iter().filter(|p| **p > offset).map(|p| p - offset).collect();
+            (!positions.is_empty()).then(|| Promotion { positions, when: promotion.when.clone() })
+        })
+        .collect();
+    page
 }
 
 /// A page of recommendations.
@@ -462,6 +585,9 @@ pub struct RecommendPage {
     pub next_cursor: Option<Cursor>,
     /// The history the answer was computed from (most recent first), for explanations.
     pub history_size: usize,
+    /// The ranker's feature row of each returned item, for the feature log (empty without
+    /// a ranker).
+    pub features: Vec<(String, Vec<f32>)>,
 }
 
 /// Pagination state carried by the client: digests of every item already shown, so no
@@ -571,6 +697,51 @@ pub fn preference_vector(
         Source::Als { model, .. } => Some((name.clone(), model.fold_in(&history.pairs))),
         Source::Dense(_) => None,
     }))
+}
+
+/// The first factor model's score of each item for the user (their live history folded
+/// in): the collaborative opinion of candidates another stage recalled. `None` for items
+/// the model does not know, and for every item without a factor model or history.
+pub fn factor_scores(
+    set: &ModelSet,
+    store: &dyn Storage,
+    user: &str,
+    history_limit: usize,
+    items: &[&str],
+) -> Result<Vec<Option<f32>>> {
+    let Some(model) = set.models.iter().find_map(|(_, source)| match source {
+        Source::Als { model, .. } => Some(model),
+        Source::Dense(_) => None,
+    }) else {
+        return Ok(vec![None; items.len()]);
+    };
+    let history = user_history(set, store, user, history_limit, Exclusions::default())?;
+    if history.pairs.is_empty() {
+        return Ok(vec![None; items.len()]);
+    }
+    let user_vector = model.fold_in(&history.pairs);
+    let f = model.params.factors;
+    Ok(items
+        .iter()
+        .map(|id| {
+            let &i = set.item_index.get(*id)?;
+            let factors = model.item_factors.get(i as usize * f..(i as usize + 1) * f)?;
+            Some(factors.iter().zip(&user_vector).map(|(a, b)| a * b).sum())
+        })
+        .collect())
+}
+
+/// A re-ranking candidate from an item's catalog facts (tags and attributes are not among
+/// the facts kept in memory, so conditions on them match nothing here).
+pub fn candidate_of(id: String, score: f64, meta: Option<&ItemMeta>) -> Candidate {
+    let mut candidate = Candidate::new(id, score);
+    if let Some(meta) = meta {
+        candidate.category = meta.category.iter().map(|c| c.to_string()).collect();
+        candidate.brand = meta.brand.as_ref().map(|b| b.to_string());
+        candidate.price = meta.price.map(f64::from);
+        candidate.available = meta.available;
+    }
+    candidate
 }
 
 /// Items scored by a factor model are searched over this many items at least (the rest of
@@ -710,9 +881,101 @@ pub fn recommend(
     }
     let mut ranked: Vec<(u32, f64, Vec<Reason>)> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
     ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(request.n);
+    // The learned ranker reorders the blend's best candidates.
+    let mut rows: HashMap<u32, Vec<f32>> = HashMap::new();
+    let mut ranker_scores: HashMap<u32, RankerScore> = HashMap::new();
+    let ranker = set.ranker.as_ref().filter(|_| request.use_ranker);
+    let context = set.features.as_ref().filter(|_| ranker.is_some() || request.log_features);
+    if let Some(context) = context {
+        ranked.truncate(RANK_WINDOW.max(request.n * 3));
+        let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+        let metas = store.items_meta(&ids)?;
+        let factors = factor_scores(set, store, &request.user, config.history_limit, &ids)?;
+        let user_id = UserId::parse(request.user.as_str(), "user")?;
+        let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
+        let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };
+        let item_ids: Vec<&str> = interactions.iter().map(|i| i.item.as_str()).collect();
+        let history_metas = store.items_meta(&item_ids)?;
+        let profile = UserProfile::build(&ProfileInputs {
+            user: &request.user,
+            interactions: &interactions,
+            metas: &history_metas,
+            items: &HashMap::new(),
+            prices: &context.prices,
+            weights: &set.manifest.weights,
+            config: &ProfileConfig::default(),
+            now,
+        });
+        let builder = FeatureBuilder { prices: &context.prices, stats: &context.stats };
+        for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
+            let mut signals = RecallSignals::from_reasons(position as u32 + 1, *score, reasons);
+            signals.factor_score = factors[position];
+            let mut row = vec![0f32; FEATURE_COUNT];
+            builder.row(&profile, &set.item_ids[*i as usize], meta.as_ref(), &signals, now, &mut row);
+            if let Some(ranker) = ranker {
+                let predicted = ranker.model.predict(&row);
+                let contributions = if request.explain { ranker.top_contributions(&row, 5) } else { Vec::new() };
+                let blend_rank = position + 1;
+                ranker_scores
+                    .insert(*i, RankerScore { score: predicted, blend_rank, blend_score: *score, contributions });
+                *score = predicted;
+            }
+            rows.insert(*i, row);
+        }
+        if ranker.is_some() {
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+    }
+    let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
+    if request.rules.is_empty() {
+        ranked.truncate(request.n);
+    } else {
+        let rules = rules_for_page(&request.rules, cursor.shown.len());
+        ranked.truncate(RERANK_WINDOW.max(request.n * 3));
+        // A pinned item recall did not propose joins the candidates when the models know
+        // it and it passes the request's exclusions, cursor and filters.
+        for pin in &rules.pin {
+            let Some(&i) = set.item_index.get(&pin.item) else { continue };
+            if ranked.iter().any(|(j, _, _)| *j == i) || rejected(i) {
+                continue;
+            }
+            if take_accepted(set, store, &request.filter, [(i, 0.0)], 1)?.is_empty() {
+                continue;
+            }
+            let floor = ranked.last().map_or(0.0, |r| r.1.min(0.0));
+            ranked.push((
+                i,
+                floor,
+                vec![Reason {
+                    source: "pin".into(),
+                    rank: pin.position,
+                    score: 0.0,
+                    because: None,
+                    because_event: None,
+                }],
+            ));
+        }
+        let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+        let metas = store.items_meta(&ids)?;
+        let candidates: Vec<Candidate> = ranked
+            .iter()
+            .zip(metas)
+            .map(|((i, score, _), meta)| candidate_of(set.item_ids[*i as usize].clone(), *score, meta.as_ref()))
+            .collect();
+        let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
+            ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
+        let mut reordered = Vec::with_capacity(request.n);
+        for out in rerank(candidates, &rules, request.n) {
+            if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
+                effects.insert(i, out.effects);
+                reordered.push((i, out.score, reasons));
+            }
+        }
+        ranked = reordered;
+    }
 
     let mut next = cursor.clone();
+    let mut features = Vec::new();
     let items = ranked
         .into_iter()
         .map(|(i, score, mut reasons)| {
@@ -731,11 +994,20 @@ pub fn recommend(
             }
             let id = set.item_ids[i as usize].clone();
             next.shown.push(item_digest(&id));
-            Recommended { id, score, reasons }
+            if let Some(row) = rows.remove(&i) {
+                features.push((id.clone(), row));
+            }
+            Recommended {
+                id,
+                score,
+                reasons,
+                effects: effects.remove(&i).unwrap_or_default(),
+                ranker: ranker_scores.remove(&i),
+            }
         })
         .collect::<Vec<_>>();
     let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
-    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len() })
+    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features })
 }
 
 /// Items similar to `item` by item-kNN, best first.
@@ -767,6 +1039,8 @@ pub fn similar(
                 because: Some(item.to_string()),
                 because_event: None,
             }],
+            effects: Vec::new(),
+            ranker: None,
         })
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -849,6 +1123,8 @@ pub fn trending(
                         because: None,
                         because_event: None,
                     }],
+                    effects: Vec::new(),
+                    ranker: None,
                 });
             }
         }

@@ -45,6 +45,7 @@ use self::query::{Synonyms, TextFields};
 use self::vectors::VectorSpace;
 use crate::error::{Error, Result, ValidationError};
 use crate::model::Item;
+use crate::rank::rerank::{rerank, Candidate, Effect, Rules};
 use crate::store::Storage;
 
 /// Version of the on-disk search index; a different version is rebuilt from the catalog.
@@ -191,6 +192,8 @@ pub struct SearchRequest {
     pub explain: bool,
     /// The shopper's affinities, for the personal touch.
     pub affinity: Option<Affinity>,
+    /// Re-ranking rules (configured merged with the request's), already validated.
+    pub rules: Rules,
 }
 
 impl SearchRequest {
@@ -208,6 +211,7 @@ impl SearchRequest {
             facets: false,
             explain: false,
             affinity: None,
+            rules: Rules::default(),
         }
     }
 }
@@ -243,6 +247,9 @@ pub struct Hit {
     pub price: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explain>,
+    /// What re-ranking rules did to the item; empty when none applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
 }
 
 /// The answer to a search.
@@ -1185,6 +1192,57 @@ impl SearchIndex {
                 ka.total_cmp(&kb)
             });
         }
+        // Business rules over the best results: pins and promotion slots are positions in
+        // the whole list, so the arrangement is computed down to the page's end.
+        let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
+        if !request.rules.is_empty() {
+            let window = self.config.rerank_window.max(page_end).min(ranked.len());
+            ranked.truncate(window);
+            // A pinned item that did not match joins when it passes the filters.
+            for pin in &request.rules.pin {
+                let Some(&slot) = table.by_id.get(pin.item.as_str()) else { continue };
+                if ranked.iter().any(|(s, _)| *s == slot)
+                    || !table.get(slot).is_some_and(|f| keys.accepts(f, Except::Nothing))
+                {
+                    continue;
+                }
+                ranked.push((slot, Explain::default()));
+            }
+            let count = ranked.len();
+            let candidates: Vec<Candidate> = ranked
+                .iter()
+                .enumerate()
+                .filter_map(|(position, (slot, explain))| {
+                    let facts = table.get(*slot)?;
+                    // Sorted by a key, the order is the score: earlier is better.
+                    let score = if request.sort == Sort::Relevance {
+                        f64::from(explain.score)
+                    } else {
+                        (count - position) as f64
+                    };
+                    let mut candidate = Candidate::new(facts.id.to_string(), score);
+                    candidate.category = facts.category.clone();
+                    candidate.brand = facts.brand.clone();
+                    candidate.price = facts.price;
+                    candidate.available = facts.available;
+                    candidate.attributes = facts.attributes.clone();
+                    Some(candidate)
+                })
+                .collect();
+            let mut by_id: HashMap<String, (u32, Explain)> = ranked
+                .drain(..)
+                .filter_map(|(slot, explain)| table.get(slot).map(|f| (f.id.to_string(), (slot, explain))))
+                .collect();
+            for out in rerank(candidates, &request.rules, page_end) {
+                if let Some((slot, mut explain)) = by_id.remove(&out.id) {
+                    if request.sort == Sort::Relevance {
+                        explain.score = out.score as f32;
+                    }
+                    effects.insert(slot, out.effects);
+                    ranked.push((slot, explain));
+                }
+            }
+        }
         response.hits = ranked
             .into_iter()
             .skip(request.offset)
@@ -1199,6 +1257,7 @@ impl SearchIndex {
                     category: facts.category.clone(),
                     price: facts.price,
                     explain: request.explain.then_some(explain),
+                    effects: effects.remove(&slot).unwrap_or_default(),
                 })
             })
             .collect();

@@ -477,6 +477,25 @@ impl Storage for EmbeddedStore {
         Ok(())
     }
 
+    fn scan_events(&self, types: &[EventType], visit: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
+        let positions: Vec<u64> = {
+            let index = self.index.read();
+            index.rows.iter().filter(|r| !r.erased && types.contains(&r.event_type)).map(|r| r.position).collect()
+        };
+        for packed in positions {
+            match self.log.read_at(LogPosition::unpack(packed))? {
+                LogRecord::Event(event) => visit(event)?,
+                LogRecord::EraseUser { .. } | LogRecord::KnownIds(_) => {
+                    return Err(Error::Corrupt {
+                        path: self.dir.join("events"),
+                        message: "index points at a non-event record".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()> {
         let index = self.index.read();
         for (n, entry) in index.item_entries.iter().enumerate() {

@@ -126,6 +126,9 @@ pub trait Storage: Send + Sync {
     /// Visit the most recent interactions with items, newest first by arrival, at most
     /// `max_rows` of them; `visit` returns false to stop early.
     fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()>;
+    /// Visit every live event of these types in arrival order, read back from the log
+    /// (training sets from impression logs).
+    fn scan_events(&self, types: &[EventType], visit: &mut dyn FnMut(Event) -> Result<()>) -> Result<()>;
     /// Visit the catalog facts of every item that has them, from memory (no IO).
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()>;
 }

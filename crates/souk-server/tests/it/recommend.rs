@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use souk_engine::gen::{GenConfig, Generator};
+use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
@@ -191,4 +192,147 @@ async fn a_profile_reads_as_the_shoppers_tastes_with_a_preference_vector() {
     let (status, bad) = server.get("/v1/users/a%01b/profile").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert_eq!(bad["code"], "invalid_id");
+}
+
+fn rules_query(rules: &Value) -> String {
+    let encoded: String = serde_urlencoded::to_string([("rules", rules.to_string())]).unwrap();
+    encoded
+}
+
+#[tokio::test]
+async fn rules_pin_filter_and_spread_recommendations() {
+    let server = shop();
+    let (_, plain) = server.get("/v1/users/u000007/recommendations?n=10").await;
+    let plain_ids = ids(&plain);
+    // Pin the fifth item first, and an item recall did not propose at 3; filter the brand
+    // of the second; at most one item per brand in any 3 consecutive positions.
+    let (_, item) = server.get(&format!("/v1/items/{}", plain_ids[1])).await;
+    let brand = item["brand"].as_str().unwrap().to_string();
+    let (_, far) = server.get("/v1/users/u000007/recommendations?n=200").await;
+    let outsider = ids(&far).last().unwrap().clone();
+    let rules = json!({
+        "pin": [{"item": plain_ids[4], "position": 1}, {"item": outsider, "position": 3}],
+        "filter": [{"brand": brand}],
+        "diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 3}},
+    });
+    let (status, page) = server.get(&format!("/v1/users/u000007/recommendations?n=10&{}", rules_query(&rules))).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let got = ids(&page);
+    assert_eq!(got.len(), 10);
+    assert_eq!(got[0], plain_ids[4]);
+    assert_eq!(got[2], outsider);
+    assert_eq!(page["items"][0]["effects"][0], json!({"rule": "pin", "position": 1}), "{page}");
+    let mut brands = Vec::new();
+    for id in &got {
+        let (_, item) = server.get(&format!("/v1/items/{id}")).await;
+        brands.push(item["brand"].as_str().unwrap_or("").to_string());
+    }
+    assert!(!brands.contains(&brand), "a filtered brand came back: {brands:?}");
+    // Organic positions keep the quota unless it had to be relaxed (reported).
+    for (position, window) in brands.windows(3).enumerate() {
+        let relaxed = (position..position + 3).any(|p| {
+            page["items"][p]["effects"].as_array().is_some_and(|e| e.iter().any(|x| x["rule"] == "quota_relaxed"))
+        });
+        let pinned = (position..position + 3).filter(|p| *p == 0 || *p == 2).count();
+        let distinct: HashSet<&String> = window.iter().collect();
+        assert!(relaxed || pinned > 0 || distinct.len() == 3, "brands {window:?} at {position}: {page}");
+    }
+    // The next page continues without repeats, and the pins do not come back.
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, next) =
+        server.get(&format!("/v1/users/u000007/recommendations?n=10&cursor={cursor}&{}", rules_query(&rules))).await;
+    let next_ids = ids(&next);
+    assert!(next_ids.iter().all(|id| !got.contains(id)), "{next}");
+
+    // Bad rules are refused with the offending field.
+    let bad = json!({"boost": [{"when": {"brand": "x"}, "factor": -1}]});
+    let (status, error) = server.get(&format!("/v1/users/u000007/recommendations?{}", rules_query(&bad))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "invalid_rule");
+    assert_eq!(error["field"], "rules.boost[0].factor");
+    let (status, error) = server.get("/v1/users/u000007/recommendations?rules=%7Bnope").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["field"], "rules");
+}
+
+/// A shop whose pages log impressions and feature rows (a fifth of them shuffled).
+fn logging_shop() -> (TestServer, Generator) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+    let generator = Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap();
+    let mut sink = StoreSink::new(&store);
+    generator.run(&mut sink, &mut |_| {}).unwrap();
+    sink.finish().unwrap();
+    let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
+    let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
+    let ranking = RankConfig { explore_share: 0.2, ..RankConfig::default() };
+    let log = FeatureLog::in_data_dir(dir.path());
+    let state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)))
+        .with_ranking(ranking, log);
+    (TestServer::from_state(state, dir), generator)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ranker_learns_from_logged_pages_and_serves_with_explanations() {
+    let (server, generator) = logging_shop();
+    // The first training finds no logged traffic: no ranker yet, but pages start logging.
+    let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    assert!(trained["ranker"].is_null(), "{trained}");
+    let item_index = |id: &str| id.trim_start_matches('i').parse::<usize>().unwrap();
+    let mut clicks = Vec::new();
+    for request in 0..600usize {
+        let user = request * 7 % 80;
+        let (status, page) = server.get(&format!("/v1/users/u{user:06}/recommendations?n=10")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let request_id = page["request_id"].as_str().unwrap().to_string();
+        // Shoppers click the two items they like most, wherever they are, and buy the best.
+        let mut liked: Vec<(f64, usize, String)> = ids(&page)
+            .into_iter()
+            .enumerate()
+            .map(|(slot, id)| (generator.true_utility(user, item_index(&id)).unwrap(), slot, id))
+            .collect();
+        liked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (rank, (_, slot, id)) in liked.iter().take(2).enumerate() {
+            // Pages are logged at the server's clock; clicks come after.
+            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            clicks.push(json!({"type": "click", "user": format!("u{user:06}"), "item": id, "request_id": request_id,
+                "position": slot, "timestamp": ts + 10}));
+            if rank == 0 {
+                clicks.push(
+                    json!({"type": "add_to_cart", "user": format!("u{user:06}"), "item": id, "timestamp": ts + 20}),
+                );
+            }
+        }
+    }
+    // Impressions are logged in the background; wait until they are stored.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, stats) = server.get("/v1/stats").await;
+        if stats["events_by_type"]["impression"].as_u64() >= Some(600) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for chunk in clicks.chunks(500) {
+        let (status, body) = server.json("POST", "/v1/events", Value::Array(chunk.to_vec())).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    let report = &trained["ranker"];
+    assert!(report.is_object(), "{trained}");
+    assert!(report["requests_with_clicks"].as_u64() >= Some(500), "{report}");
+    assert!(report["propensities"].is_array(), "the explore arm estimated position bias: {report}");
+    assert!(report["ndcg_model"].as_f64() > report["ndcg_logged"].as_f64(), "{report}");
+    assert_eq!(report["promoted"], true, "{report}");
+    // Served: the ranker's score, the blend rank it started from, its top features.
+    let (_, page) = server.get("/v1/users/u000007/recommendations?n=5&explain=true").await;
+    let first = &page["items"][0]["ranker"];
+    assert!(first["score"].as_f64().is_some() && first["blend_rank"].as_u64().is_some(), "{page}");
+    assert!(first["contributions"].as_array().is_some_and(|c| !c.is_empty()), "{page}");
+    // And can be turned off per request.
+    let (_, plain) = server.get("/v1/users/u000007/recommendations?n=5&ranker=false").await;
+    assert!(plain["items"][0].get("ranker").is_none(), "{plain}");
 }

@@ -181,3 +181,44 @@ async fn bad_search_input_gets_stable_codes() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "search_unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_pin_bury_and_filter_search_results() {
+    let server = server();
+    let (status, body) = server.json("POST", "/v1/items", Value::Array(catalog())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let plain = until(&server, "/v1/search?category=Electronics&n=20", |b| b["total"].as_u64() > Some(3)).await;
+    let plain_ids = ids(&plain);
+    // Pin the sixth result at 1, bury the first, filter the brand of the second (through
+    // POST, rules as an object).
+    let (_, second) = server.get(&format!("/v1/items/{}", plain_ids[1])).await;
+    let brand = second["brand"].as_str().unwrap().to_string();
+    let rules = json!({
+        "pin": [{"item": plain_ids[5], "position": 1}],
+        "bury": [{"items": [plain_ids[0]]}],
+        "filter": [{"brand": brand}],
+    });
+    let (status, ruled) =
+        server.json("POST", "/v1/search", json!({"category": "Electronics", "n": 20, "rules": rules})).await;
+    assert_eq!(status, StatusCode::OK, "{ruled}");
+    let got = ids(&ruled);
+    assert_eq!(got[0], plain_ids[5], "{ruled}");
+    assert_eq!(ruled["items"][0]["effects"][0], json!({"rule": "pin", "position": 1}));
+    assert_eq!(got.last(), Some(&plain_ids[0]), "buried item last: {ruled}");
+    assert!(ruled["items"].as_array().unwrap().iter().all(|i| i["brand"] != brand.as_str()), "{ruled}");
+    // The same through GET, and a bad rule names its field.
+    let query: String = serde_urlencoded::to_string([("rules", rules.to_string())]).unwrap();
+    let (_, via_get) = server.get(&format!("/v1/search?category=Electronics&n=20&{query}")).await;
+    assert_eq!(ids(&via_get), got);
+    // A pinned item outside the filters never shows (z02 is not under Electronics).
+    let outside = json!({"pin": [{"item": "z02", "position": 1}]});
+    let (_, body) = server.json("POST", "/v1/search", json!({"category": "Electronics", "rules": outside})).await;
+    assert!(!ids(&body).contains(&"z02".to_string()), "{body}");
+    let (_, body) = server.json("POST", "/v1/search", json!({"q": "wireless", "rules": outside})).await;
+    assert_eq!(ids(&body)[0], "z02", "a pinned item joins results it did not match: {body}");
+    let bad = json!({"pin": [{"item": "z02", "position": 0}]});
+    let (status, error) = server.json("POST", "/v1/search", json!({"q": "x", "rules": bad})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "invalid_rule");
+    assert_eq!(error["field"], "rules.pin[0].position");
+}

@@ -1,0 +1,387 @@
+//! The learned ranker in serving: what it needs, how it learns from the shop's own logs, and
+//! when a new one may replace the one serving.
+//!
+//! - **Feature log.** When a list is served, the feature rows of the items shown are
+//!   appended to `DATA_DIR/rank/features.jsonl` under the response's request id, exactly as
+//!   [`super::features::FeatureBuilder`] computed them for ranking. Training reads them
+//!   back, so a model learns from the features it will be given.
+//! - **Training** ([`train_from_logs`]): the store's impressions joined to the clicks, carts
+//!   and purchases that followed ([`super::join`]), with their logged rows; graded labels;
+//!   clicked rows weighted by the inverse examination propensity when the randomised
+//!   `explore` arm logged enough traffic (else unweighted, and the report says so). The
+//!   logged requests are split by time: the earlier 80% train (their last eighth for early
+//!   stopping), the later 20% judge.
+//! - **Promotion gate.** On the later window, NDCG@10 over each logged list (labels as
+//!   gains) of the new model's order must beat the order that was shown, and the current
+//!   ranker's order when there is one. Otherwise the current ranker keeps serving.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::model::EventType;
+use crate::rank::features::{ItemStats, FEATURES, FEATURE_COUNT};
+use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
+use crate::rank::join::{examination_propensities, join_impressions, LabeledImpression};
+use crate::rank::profile::PriceIndex;
+use crate::store::Storage;
+use crate::{Error, Result};
+
+/// Candidates the ranker orders per request, at least.
+pub const RANK_WINDOW: usize = 100;
+/// The arm of randomised traffic.
+pub const ARM_EXPLORE: &str = "explore";
+/// Clicks, carts and purchases within a day of an impression are credited to it.
+pub const ATTRIBUTION_WINDOW_MS: i64 = 86_400_000;
+/// Fewest logged requests with a click to train on.
+pub const MIN_REQUESTS: usize = 200;
+
+/// The `[rank]` section: the learned ranker's logging, exploration and learner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankConfig {
+    /// Log the feature rows and impressions of recommendation pages served to known users,
+    /// so a ranker can learn from them (needs a training to have run once).
+    pub log_features: bool,
+    /// Share of logged pages shown in a shuffled order (the `explore` arm), from which
+    /// position bias is estimated. 0 turns exploration off (clicks are then unweighted).
+    pub explore_share: f64,
+    pub gbdt: GbdtParams,
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self { log_features: true, explore_share: 0.05, gbdt: GbdtParams::default() }
+    }
+}
+
+impl RankConfig {
+    /// Problems with these settings, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems: Vec<(String, String)> =
+            self.gbdt.problems().into_iter().map(|(k, m)| (format!("rank.{k}"), m)).collect();
+        if !(0.0..=1.0).contains(&self.explore_share) {
+            problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
+        }
+        problems
+    }
+}
+
+/// Identifies the feature schema; rows logged under another are not trained on.
+pub fn schema() -> u64 {
+    xxhash_rust::xxh3::xxh3_64(FEATURES.join(",").as_bytes())
+}
+
+#[derive(Serialize, Deserialize)]
+struct LoggedRow {
+    schema: u64,
+    request: String,
+    item: String,
+    /// `null` for a missing value.
+    features: Vec<Option<f32>>,
+}
+
+/// Append-only log of served feature rows.
+pub struct FeatureLog {
+    path: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl std::fmt::Debug for FeatureLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureLog").field("path", &self.path).finish()
+    }
+}
+
+impl FeatureLog {
+    /// The log under a data directory (created on first append).
+    pub fn in_data_dir(data_dir: &Path) -> FeatureLog {
+        FeatureLog { path: data_dir.join("rank").join("features.jsonl"), file: Mutex::new(None) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append the rows of one response. Written without fsync: a crash loses at most the
+    /// newest training rows, never stored events.
+    pub fn append(&self, request: &str, rows: &[(String, Vec<f32>)]) -> Result<()> {
+        let mut text = Vec::new();
+        for (item, features) in rows {
+            let row = LoggedRow {
+                schema: schema(),
+                request: request.to_string(),
+                item: item.clone(),
+                features: features.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+            };
+            serde_json::to_writer(&mut text, &row).map_err(|e| Error::Internal(format!("encoding features: {e}")))?;
+            text.push(b'\n');
+        }
+        let mut file = self.file.lock();
+        if file.is_none() {
+            if let Some(parent) = self.path.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            let mut opened = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&self.path)?;
+            // A line torn by a crash is closed, so the next row starts on its own line.
+            let length = opened.metadata()?.len();
+            if length > 0 {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut last = [0u8; 1];
+                opened.seek(SeekFrom::Start(length - 1))?;
+                opened.read_exact(&mut last)?;
+                if last[0] != b'\n' {
+                    opened.write_all(b"\n")?;
+                }
+            }
+            *file = Some(opened);
+        }
+        if let Some(file) = file.as_mut() {
+            file.write_all(&text)?;
+        }
+        Ok(())
+    }
+
+    /// Every row of the current schema by (request, item). A torn or foreign line (a crash
+    /// mid-write, an older schema) is skipped.
+    pub fn read(&self) -> Result<HashMap<(String, String), Vec<f32>>> {
+        let mut rows = HashMap::new();
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(rows),
+            Err(e) => return Err(e.into()),
+        };
+        let expected = schema();
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            let Ok(row) = serde_json::from_str::<LoggedRow>(&line) else { continue };
+            if row.schema != expected || row.features.len() != FEATURE_COUNT {
+                continue;
+            }
+            rows.insert((row.request, row.item), row.features.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect());
+        }
+        Ok(rows)
+    }
+}
+
+/// What one training run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankerReport {
+    pub trained_at_ms: i64,
+    /// Logged requests with feature rows, and how many had a click.
+    pub requests: usize,
+    pub requests_with_clicks: usize,
+    pub rows: usize,
+    /// Examination per slot from the `explore` arm; `None` when it logged too little (rows
+    /// were then not reweighted).
+    pub propensities: Option<Vec<f64>>,
+    pub holdout_requests: usize,
+    /// NDCG@10 on the later window: the new model, the order shown, the current ranker.
+    pub ndcg_model: f64,
+    pub ndcg_logged: f64,
+    pub ndcg_current: Option<f64>,
+    pub trees: usize,
+    /// Whether the new model passed the gate and serves.
+    pub promoted: bool,
+}
+
+/// What feature rows are computed from besides the request: item statistics and the
+/// catalog's prices, as of the last training.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FeatureContext {
+    pub stats: ItemStats,
+    pub prices: PriceIndex,
+}
+
+impl FeatureContext {
+    /// Count every logged event and read the catalog's prices.
+    pub fn from_store(store: &dyn Storage) -> Result<FeatureContext> {
+        let mut stats = ItemStats::new();
+        store.scan_events(
+            &[
+                EventType::Impression,
+                EventType::Click,
+                EventType::View,
+                EventType::AddToCart,
+                EventType::Purchase,
+                EventType::Favorite,
+                EventType::Rating,
+            ],
+            &mut |event| {
+                stats.observe(&event);
+                Ok(())
+            },
+        )?;
+        Ok(FeatureContext { stats, prices: PriceIndex::from_store(store)? })
+    }
+}
+
+/// A trained ranker.
+#[derive(Debug, Clone)]
+pub struct Ranker {
+    pub model: GbdtModel,
+    pub report: RankerReport,
+}
+
+impl Ranker {
+    /// The model's top `k` feature contributions to one row's score (Saabas), largest
+    /// magnitude first.
+    pub fn top_contributions(&self, row: &[f32], k: usize) -> Vec<(String, f64)> {
+        let contributions = self.model.contributions(row);
+        let mut named: Vec<(String, f64)> =
+            FEATURES.iter().map(|f| f.to_string()).zip(contributions.into_iter().take(FEATURE_COUNT)).collect();
+        named.retain(|(_, c)| *c != 0.0);
+        named.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        named.truncate(k);
+        named
+    }
+}
+
+fn ndcg(order: &[usize], gains: &[f64], k: usize) -> f64 {
+    let dcg: f64 = order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum();
+    let mut ideal = gains.to_vec();
+    ideal.sort_by(|a, b| b.total_cmp(a));
+    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();
+    if idcg > 0.0 {
+        dcg / idcg
+    } else {
+        0.0
+    }
+}
+
+/// Train a ranker from the store's impression logs and the feature log, and judge it
+/// against the order shown and the `current` ranker. `Ok(None)` when there is too little
+/// logged traffic (fewer than [`MIN_REQUESTS`] requests with a click).
+pub fn train_from_logs(
+    store: &dyn Storage,
+    log: &FeatureLog,
+    params: &GbdtParams,
+    current: Option<&Ranker>,
+    now_ms: i64,
+) -> Result<Option<Ranker>> {
+    let features = log.read()?;
+    if features.is_empty() {
+        return Ok(None);
+    }
+    let mut events = Vec::new();
+    store.scan_events(
+        &[EventType::Impression, EventType::Click, EventType::AddToCart, EventType::Purchase],
+        &mut |event| {
+            events.push(event);
+            Ok(())
+        },
+    )?;
+    let labeled: Vec<LabeledImpression> = join_impressions(&events, ATTRIBUTION_WINDOW_MS)
+        .into_iter()
+        .filter(|r| features.contains_key(&(r.request_id.clone(), r.item.clone())))
+        .collect();
+    // Requests in time order, each with its rows in slot order.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_request: HashMap<&str, usize> = HashMap::new();
+    for (r, row) in labeled.iter().enumerate() {
+        let group = *by_request.entry(row.request_id.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[group].push(r);
+    }
+    groups.retain(|g| g.len() >= 2 && g.iter().any(|&r| labeled[r].clicked));
+    if groups.len() < MIN_REQUESTS {
+        return Ok(None);
+    }
+    let propensities = examination_propensities(&labeled, ARM_EXPLORE, 10, 0.05)
+        .filter(|_| labeled.iter().filter(|r| r.arm.as_deref() == Some(ARM_EXPLORE) && r.clicked).count() >= 100);
+    let holdout_start = groups.len() - groups.len() / 5;
+    let valid_start = holdout_start - holdout_start / 8;
+    let dataset = |groups: &[Vec<usize>]| -> Result<Dataset> {
+        let (mut rows, mut labels, mut weights, mut sizes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for group in groups {
+            sizes.push(group.len() as u32);
+            for &r in group {
+                let row = &labeled[r];
+                rows.extend_from_slice(&features[&(row.request_id.clone(), row.item.clone())]);
+                labels.push(f32::from(row.grade()));
+                let propensity = propensities
+                    .as_ref()
+                    .and_then(|p| p.get(row.position as usize).copied())
+                    .filter(|_| row.clicked)
+                    .unwrap_or(1.0);
+                weights.push((1.0 / propensity) as f32);
+            }
+        }
+        let names = FEATURES.iter().map(|f| f.to_string()).collect();
+        Ok(Dataset::new(names, rows, labels)?.with_weights(weights)?.with_group_sizes(&sizes)?)
+    };
+    let train = dataset(&groups[..valid_start])?;
+    let valid = dataset(&groups[valid_start..holdout_start])?;
+    let model = gbdt::train(params, &train, Some(&valid))?;
+
+    let (mut model_total, mut logged_total, mut current_total) = (0.0, 0.0, 0.0);
+    for group in &groups[holdout_start..] {
+        let gains: Vec<f64> = group.iter().map(|&r| f64::from(labeled[r].grade())).collect();
+        let rows: Vec<&Vec<f32>> =
+            group.iter().map(|&r| &features[&(labeled[r].request_id.clone(), labeled[r].item.clone())]).collect();
+        let order_by = |scores: Vec<f64>| {
+            let mut order: Vec<usize> = (0..group.len()).collect();
+            order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+            order
+        };
+        model_total += ndcg(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
+        logged_total += ndcg(&(0..group.len()).collect::<Vec<_>>(), &gains, 10);
+        if let Some(current) = current {
+            current_total += ndcg(&order_by(rows.iter().map(|r| current.model.predict(r)).collect()), &gains, 10);
+        }
+    }
+    let holdout = (groups.len() - holdout_start) as f64;
+    let ndcg_model = model_total / holdout;
+    let ndcg_logged = logged_total / holdout;
+    let ndcg_current = current.map(|_| current_total / holdout);
+    let promoted = ndcg_model > ndcg_logged && ndcg_current.is_none_or(|c| ndcg_model > c);
+    Ok(Some(Ranker {
+        report: RankerReport {
+            trained_at_ms: now_ms,
+            requests: by_request.len(),
+            requests_with_clicks: groups.len(),
+            rows: labeled.len(),
+            propensities,
+            holdout_requests: holdout as usize,
+            ndcg_model,
+            ndcg_logged,
+            ndcg_current,
+            trees: model.n_trees(),
+            promoted,
+        },
+        model,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feature_log_round_trips_rows_and_skips_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FeatureLog::in_data_dir(dir.path());
+        assert!(log.read().unwrap().is_empty());
+        let mut row = vec![0.5f32; FEATURE_COUNT];
+        row[3] = f32::NAN;
+        log.append("r1", &[("a".into(), row.clone()), ("b".into(), vec![1.0; FEATURE_COUNT])]).unwrap();
+        // A crash mid-line, and a row of another schema.
+        let mut file = std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+        file.write_all(b"{\"schema\":1,\"request\":\"r2\",\"item\":\"c\",\"features\":[]}\n{\"schema\":").unwrap();
+        drop(file);
+        // A new writer (after the crash) starts on a fresh line.
+        let reopened = FeatureLog::in_data_dir(dir.path());
+        reopened.append("r3", &[("d".into(), vec![2.0; FEATURE_COUNT])]).unwrap();
+        let rows = log.read().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[&("r3".to_string(), "d".to_string())][0], 2.0);
+        let a = &rows[&("r1".to_string(), "a".to_string())];
+        assert!(a[3].is_nan());
+        assert_eq!(a[0], 0.5);
+    }
+}
