@@ -49,8 +49,10 @@
 //!   `λ · relevance − (1 − λ) · max similarity to the items above it`, where relevance is
 //!   the boosted score min–max normalised over the eligible candidates (so it is on the
 //!   same `[0, 1]` scale as the similarity) and the similarity of two items is
-//!   `(shared category depth / longer path depth + same brand) / 2`. `λ = 1` is the sorted
-//!   order.
+//!   `(shared category depth / longer path depth + same brand) / 2` (paths compared down
+//!   to [`MAX_CATEGORY_DEPTH`] levels). `λ = 1` is the sorted order. With the maximum
+//!   similarity as the penalty, MMR spreads the top of the list most: once every category
+//!   and brand has appeared, relevance decides again.
 //! - [`Diversity::Quota`]: at most `max_per_window` items with the same value (brand, or
 //!   category path cut at a level) within any `window` consecutive positions. Each organic
 //!   position takes the best-ranked candidate that keeps the quota in every window it
@@ -74,7 +76,8 @@
 //! a short string per path level) so that their inner loops compare integers: MMR is
 //! `n · c` similarity updates of a few integer compares each, a quota check is
 //! `O(window)`. Allocations are a few `Vec`s of `c` integers or floats per call, plus the
-//! output. Pure: no I/O, no clock, no randomness; the same input gives the same output.
+//! output (the page's ids are copied; the candidates are borrowed). Pure: no I/O, no
+//! clock, no randomness; the same input gives the same output.
 
 use std::collections::HashSet;
 
@@ -800,114 +803,97 @@ fn fill(
     diversity: Option<&Diversity>,
 ) -> Vec<Placed> {
     let slots = &all_slots[..page_len];
-    let Some(diversity) = diversity else {
-        let mut organic = pool.iter();
-        return slots
-            .iter()
-            .filter_map(|slot| {
-                let candidate = match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => candidate,
-                    Slot::Organic => *organic.next()?,
-                };
-                Some(Placed { candidate, pool_index: None, relaxed: false })
-            })
-            .collect();
-    };
-
-    let mut remaining = Remaining::new(pool, buried);
-    let mut placed = Vec::with_capacity(slots.len());
-    match *diversity {
-        Diversity::Mmr { lambda } => {
-            let rows = fact_rows(candidates, slots, pool, MAX_CATEGORY_DEPTH, true);
-            // By pool index, in the order the inner loop walks them.
-            let pool_rows: Vec<FactRow> = pool.iter().map(|&i| rows[i as usize]).collect();
-            let relevance = relevance(score, pool);
-            let similarity_weight = (1.0 - lambda) / f64::from(SIMILARITY_ONE);
-            let mut max_similarity = vec![0u32; pool.len()];
-            for slot in slots {
-                let place = match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
-                        Placed { candidate, pool_index: None, relaxed: false }
-                    }
-                    Slot::Organic => {
-                        let Some(k) = argmax(remaining.group().iter().map(|&r| {
-                            lambda * relevance[r as usize] - similarity_weight * f64::from(max_similarity[r as usize])
-                        })) else {
-                            break;
-                        };
-                        remaining.take(k, false)
-                    }
-                };
-                if lambda < 1.0 {
-                    let placed_row = &rows[place.candidate as usize];
-                    for &r in &remaining.order {
-                        let m = &mut max_similarity[r as usize];
-                        if *m < SIMILARITY_ONE {
-                            *m = (*m).max(pool_rows[r as usize].similarity(placed_row));
-                        }
-                    }
-                }
-                placed.push(place);
-            }
-        }
-        Diversity::Quota { by, max_per_window, window } => {
-            let depth = match by {
-                QuotaKey::Brand => 0,
-                QuotaKey::Category(level) => level,
-            };
-            let window = window.max(1);
-            let seen_slots = &all_slots[..all_slots.len().min(page_len.saturating_add(window - 1))];
-            let rows = fact_rows(candidates, seen_slots, pool, depth, by == QuotaKey::Brand);
-            let value_of = |candidate: u32| match by {
-                QuotaKey::Brand => rows[candidate as usize].brand,
-                QuotaKey::Category(_) => rows[candidate as usize].category(),
-            };
-            // Value at each position the page's windows reach: known ahead for fixed slots,
-            // filled as we go for organic ones.
-            let mut values: Vec<u64> = seen_slots
+    match diversity {
+        None => {
+            let mut organic = pool.iter();
+            slots
                 .iter()
-                .map(|slot| match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => value_of(candidate),
-                    Slot::Organic => NO_VALUE,
+                .filter_map(|slot| {
+                    let candidate = match *slot {
+                        Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => candidate,
+                        Slot::Organic => *organic.next()?,
+                    };
+                    Some(Placed { candidate, pool_index: None, relaxed: false })
                 })
-                .collect();
-            let quota = WindowQuota { max_per_window, window };
-            let mut blocked: Vec<u64> = Vec::new();
-            for (p, slot) in slots.iter().enumerate() {
-                let place = match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
-                        Placed { candidate, pool_index: None, relaxed: false }
-                    }
-                    Slot::Organic => {
-                        if remaining.group().is_empty() {
-                            break;
-                        }
-                        blocked.clear();
-                        let fitting = remaining.group().iter().position(|&r| {
-                            let value = value_of(pool[r as usize]);
-                            if value == NO_VALUE {
-                                return true;
-                            }
-                            if blocked.contains(&value) {
-                                return false;
-                            }
-                            let fits = quota.fits(&values, p, value);
-                            if !fits {
-                                blocked.push(value);
-                            }
-                            fits
-                        });
-                        let place = match fitting {
-                            Some(k) => remaining.take(k, false),
-                            None => remaining.take(0, true),
-                        };
-                        values[p] = value_of(place.candidate);
-                        place
-                    }
-                };
-                placed.push(place);
-            }
+                .collect()
         }
+        Some(&Diversity::Mmr { lambda }) => fill_mmr(candidates, score, buried, slots, pool, lambda),
+        Some(&Diversity::Quota { by, max_per_window, window }) => {
+            let quota = WindowQuota { by, max_per_window, window: window.max(1) };
+            fill_quota(candidates, buried, all_slots, page_len, pool, &quota)
+        }
+    }
+}
+
+/// [`fill`] under [`Diversity::Quota`].
+fn fill_quota(
+    candidates: &[Candidate],
+    buried: &[bool],
+    all_slots: &[Slot],
+    page_len: usize,
+    pool: &[u32],
+    quota: &WindowQuota,
+) -> Vec<Placed> {
+    let (depth, brand) = match quota.by {
+        QuotaKey::Brand => (0, true),
+        QuotaKey::Category(level) => (level, false),
+    };
+    let seen_slots = &all_slots[..all_slots.len().min(page_len.saturating_add(quota.window - 1))];
+    let rows = fact_rows(candidates, seen_slots, pool, depth, brand);
+    let value_of = |candidate: u32| {
+        let row = &rows[candidate as usize];
+        if brand {
+            row.brand
+        } else {
+            row.category()
+        }
+    };
+    // Value at each position the page's windows reach: known ahead for fixed slots, filled
+    // as we go for organic ones.
+    let mut values: Vec<u64> = seen_slots
+        .iter()
+        .map(|slot| match *slot {
+            Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => value_of(candidate),
+            Slot::Organic => NO_VALUE,
+        })
+        .collect();
+    let mut remaining = Remaining::new(pool, buried);
+    let mut blocked: Vec<u64> = Vec::new();
+    let mut placed = Vec::with_capacity(page_len);
+    for (p, slot) in all_slots[..page_len].iter().enumerate() {
+        let place = match *slot {
+            Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
+                Placed { candidate, pool_index: None, relaxed: false }
+            }
+            Slot::Organic => {
+                if remaining.group().is_empty() {
+                    break;
+                }
+                // The best-ranked item that fits; values found not to fit are not checked twice.
+                blocked.clear();
+                let fitting = remaining.group().iter().position(|&r| {
+                    let value = value_of(pool[r as usize]);
+                    if value == NO_VALUE {
+                        return true;
+                    }
+                    if blocked.contains(&value) {
+                        return false;
+                    }
+                    let fits = quota.fits(&values, p, value);
+                    if !fits {
+                        blocked.push(value);
+                    }
+                    fits
+                });
+                let place = match fitting {
+                    Some(k) => remaining.take(k, false),
+                    None => remaining.take(0, true),
+                };
+                values[p] = value_of(place.candidate);
+                place
+            }
+        };
+        placed.push(place);
     }
     placed
 }
@@ -946,15 +932,81 @@ impl<'a> Remaining<'a> {
     }
 }
 
-/// Index of the first maximum (NaN never wins).
-fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (k, v) in values.enumerate() {
-        if best.is_none_or(|(_, b)| v > b) {
-            best = Some((k, v));
-        }
+/// A pool item still to place under MMR, with what its inner loop needs inline.
+struct MmrEntry {
+    row: FactRow,
+    /// `λ · relevance`.
+    relevance: f64,
+    /// `λ · relevance − (1 − λ) · max similarity`: the MMR value.
+    value: f64,
+    /// Most similar item placed so far, in [`FactRow::similarity`] units.
+    max_similarity: u32,
+    pool_index: u32,
+}
+
+/// [`fill`] under [`Diversity::Mmr`]. The items still to place are kept in two arrays
+/// (unburied, buried), unordered: ties go to the lower pool index, so the arrays can lose
+/// items by `swap_remove` and the inner loops run over contiguous memory.
+fn fill_mmr(
+    candidates: &[Candidate],
+    score: &[f64],
+    buried: &[bool],
+    slots: &[Slot],
+    pool: &[u32],
+    lambda: f64,
+) -> Vec<Placed> {
+    let relevance = relevance(score, pool);
+    let mut groups: [Vec<MmrEntry>; 2] = [Vec::with_capacity(pool.len()), Vec::new()];
+    for (k, &i) in pool.iter().enumerate() {
+        let value = lambda * relevance[k];
+        let entry = MmrEntry {
+            row: FactRow::new(&candidates[i as usize], MAX_CATEGORY_DEPTH, true),
+            relevance: value,
+            value,
+            max_similarity: 0,
+            pool_index: k as u32,
+        };
+        groups[usize::from(buried[i as usize])].push(entry);
     }
-    best.map(|(k, _)| k)
+    let similarity_weight = (1.0 - lambda) / f64::from(SIMILARITY_ONE);
+    let mut placed = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let (place, row) = match *slot {
+            Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
+                let row = FactRow::new(&candidates[candidate as usize], MAX_CATEGORY_DEPTH, true);
+                (Placed { candidate, pool_index: None, relaxed: false }, row)
+            }
+            Slot::Organic => {
+                let group = if groups[0].is_empty() { &mut groups[1] } else { &mut groups[0] };
+                let Some(first) = group.first() else {
+                    break;
+                };
+                // The first maximum in pool order (NaN never wins).
+                let mut best = (0, first.value, first.pool_index);
+                for (k, entry) in group.iter().enumerate().skip(1) {
+                    if entry.value > best.1 || (entry.value == best.1 && entry.pool_index < best.2) {
+                        best = (k, entry.value, entry.pool_index);
+                    }
+                }
+                let entry = group.swap_remove(best.0);
+                let candidate = pool[entry.pool_index as usize];
+                (Placed { candidate, pool_index: Some(entry.pool_index), relaxed: false }, entry.row)
+            }
+        };
+        if lambda < 1.0 {
+            for entry in groups.iter_mut().flatten() {
+                if entry.max_similarity < SIMILARITY_ONE {
+                    let similarity = entry.row.similarity(&row);
+                    if similarity > entry.max_similarity {
+                        entry.max_similarity = similarity;
+                        entry.value = entry.relevance - similarity_weight * f64::from(similarity);
+                    }
+                }
+            }
+        }
+        placed.push(place);
+    }
+    placed
 }
 
 /// Boosted scores of the pool, min–max normalised to `[0, 1]` (by pool index). Infinite
@@ -983,6 +1035,7 @@ fn relevance(score: &[f64], pool: &[u32]) -> Vec<f64> {
 
 /// The quota of [`Diversity::Quota`] over page positions.
 struct WindowQuota {
+    by: QuotaKey,
     max_per_window: usize,
     window: usize,
 }
@@ -1884,6 +1937,19 @@ mod tests {
                     }
                 }
             }
+        }
+
+        #[test]
+        fn merging_valid_rules_gives_valid_rules(config in rules_strategy(), request in rules_strategy()) {
+            prop_assume!(config.validate().is_ok() && request.validate().is_ok());
+            let merged = Rules::merge(&config, &request);
+            prop_assert_eq!(merged.validate(), Ok(()));
+            // Every request pin survives; the request's diversity wins when it has one.
+            for pin in &request.pin {
+                prop_assert!(merged.pin.contains(pin));
+            }
+            let diversity = if request.diversity.is_some() { &request.diversity } else { &config.diversity };
+            prop_assert_eq!(&merged.diversity, diversity);
         }
 
         #[test]
