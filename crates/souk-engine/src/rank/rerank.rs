@@ -49,8 +49,10 @@
 //!   `λ · relevance − (1 − λ) · max similarity to the items above it`, where relevance is
 //!   the boosted score min–max normalised over the eligible candidates (so it is on the
 //!   same `[0, 1]` scale as the similarity) and the similarity of two items is
-//!   `(shared category depth / longer path depth + same brand) / 2`. `λ = 1` is the sorted
-//!   order.
+//!   `(shared category depth / longer path depth + same brand) / 2` (paths compared down
+//!   to [`MAX_CATEGORY_DEPTH`] levels). `λ = 1` is the sorted order. With the maximum
+//!   similarity as the penalty, MMR spreads the top of the list most: once every category
+//!   and brand has appeared, relevance decides again.
 //! - [`Diversity::Quota`]: at most `max_per_window` items with the same value (brand, or
 //!   category path cut at a level) within any `window` consecutive positions. Each organic
 //!   position takes the best-ranked candidate that keeps the quota in every window it
@@ -70,466 +72,28 @@
 //! For `c` candidates, `k` conditions and a page of `n`: filtering and boosting evaluate
 //! `c · k` conditions (string compares of short facts; long `items` lists are hashed once
 //! per call); sorting is `c log c`; pins and promotions scan the sorted list once per pin
-//! or slot. MMR and quotas intern category prefixes and brands to small integers once per
-//! call (one hash-map insert per path level) so that their inner loops compare integers:
-//! MMR is `n · c` similarity updates of a few integer compares each, a quota check is
+//! or slot. MMR and quotas digest category prefixes and brands once per call (one xxh3 of
+//! a short string per path level) so that their inner loops compare integers: MMR is
+//! `n · c` similarity updates of a few integer compares each, a quota check is
 //! `O(window)`. Allocations are a few `Vec`s of `c` integers or floats per call, plus the
-//! output. Pure: no I/O, no clock, no randomness; the same input gives the same output.
+//! output (the page's ids are copied; the candidates are borrowed). Pure: no I/O, no
+//! clock, no randomness; the same input gives the same output.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
-use crate::hashing::IdMap;
+mod diversity;
+mod rules;
 
-/// Largest position a pin or promotion slot may name: far beyond any page, small enough
-/// that a position list cannot be used to make the engine do unbounded work.
-pub const MAX_POSITION: usize = 10_000;
-
-/// Beyond this many ids, a condition's `items` list is hashed once per call instead of
-/// scanned per candidate.
-const ITEM_SET_THRESHOLD: usize = 16;
-
-/// One scored candidate with the catalog facts the rules look at.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub id: String,
-    /// The ranker's score: higher is better, any real number.
-    pub score: f64,
-    /// Category path, top level first.
-    #[serde(default)]
-    pub category: Vec<String>,
-    #[serde(default)]
-    pub brand: Option<String>,
-    #[serde(default)]
-    pub price: Option<f64>,
-    #[serde(default = "available_by_default")]
-    pub available: bool,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// `(name, value)` pairs.
-    #[serde(default)]
-    pub attributes: Vec<(String, String)>,
-}
-
-fn available_by_default() -> bool {
-    true
-}
-
-impl Candidate {
-    /// A candidate with an id and a score and no facts (available).
-    pub fn new(id: impl Into<String>, score: f64) -> Self {
-        Self {
-            id: id.into(),
-            score,
-            category: Vec::new(),
-            brand: None,
-            price: None,
-            available: true,
-            tags: Vec::new(),
-            attributes: Vec::new(),
-        }
-    }
-}
-
-/// A set of facts a candidate may have; every part given must hold (AND). A condition with
-/// no part is invalid (it would match everything).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Condition {
-    /// The candidate's id is one of these (exact).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<String>>,
-    /// The candidate's category path starts with this prefix, e.g. `["Electronics", "Audio"]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    /// The candidate's brand is one of these.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brands: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_price: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_price: Option<f64>,
-    /// The candidate carries this tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    /// The candidate has this attribute with this value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attribute: Option<AttributeCondition>,
-    /// The candidate's availability is this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available: Option<bool>,
-}
-
-/// An attribute with a value, e.g. `{ "name": "color", "value": "red" }`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttributeCondition {
-    pub name: String,
-    pub value: String,
-}
-
-fn same_text(rule: &str, fact: &str) -> bool {
-    rule.trim().eq_ignore_ascii_case(fact)
-}
-
-impl Condition {
-    /// Whether no part is given.
-    pub fn is_empty(&self) -> bool {
-        let Condition { items, category, brand, brands, min_price, max_price, tag, attribute, available } = self;
-        items.is_none()
-            && category.is_none()
-            && brand.is_none()
-            && brands.is_none()
-            && min_price.is_none()
-            && max_price.is_none()
-            && tag.is_none()
-            && attribute.is_none()
-            && available.is_none()
-    }
-
-    /// Whether the candidate satisfies every part given.
-    pub fn matches(&self, candidate: &Candidate) -> bool {
-        self.items.as_ref().is_none_or(|items| items.contains(&candidate.id)) && self.matches_facts(candidate)
-    }
-
-    /// [`Self::matches`] without the `items` part.
-    fn matches_facts(&self, candidate: &Candidate) -> bool {
-        if let Some(prefix) = &self.category {
-            if prefix.len() > candidate.category.len()
-                || !prefix.iter().zip(&candidate.category).all(|(rule, fact)| same_text(rule, fact))
-            {
-                return false;
-            }
-        }
-        let brand = candidate.brand.as_deref();
-        if self.brand.as_ref().is_some_and(|rule| !brand.is_some_and(|fact| same_text(rule, fact))) {
-            return false;
-        }
-        if self.brands.as_ref().is_some_and(|rules| !brand.is_some_and(|fact| rules.iter().any(|r| same_text(r, fact))))
-        {
-            return false;
-        }
-        if self.min_price.is_some_and(|min| candidate.price.is_none_or(|p| p < min)) {
-            return false;
-        }
-        if self.max_price.is_some_and(|max| candidate.price.is_none_or(|p| p > max)) {
-            return false;
-        }
-        if self.tag.as_ref().is_some_and(|rule| !candidate.tags.iter().any(|fact| same_text(rule, fact))) {
-            return false;
-        }
-        if let Some(rule) = &self.attribute {
-            if !candidate
-                .attributes
-                .iter()
-                .any(|(name, value)| same_text(&rule.name, name) && same_text(&rule.value, value))
-            {
-                return false;
-            }
-        }
-        self.available.is_none_or(|a| a == candidate.available)
-    }
-
-    fn problems(&self, path: &str, out: &mut Vec<ValidationError>) {
-        let invalid = |field: String, message: String| ValidationError::new("invalid_condition", field, message);
-        if self.is_empty() {
-            out.push(ValidationError::new(
-                "empty_condition",
-                path,
-                "expected at least one of items, category, brand, brands, min_price, max_price, tag, attribute, \
-                 available, found none",
-            ));
-            return;
-        }
-        for (key, list) in [("items", &self.items), ("category", &self.category), ("brands", &self.brands)] {
-            let Some(list) = list else { continue };
-            if list.is_empty() {
-                out.push(invalid(format!("{path}.{key}"), "expected at least one value, found an empty list".into()));
-            }
-            for (i, value) in list.iter().enumerate() {
-                if value.trim().is_empty() {
-                    out.push(invalid(
-                        format!("{path}.{key}[{i}]"),
-                        "expected a non-blank value, found a blank one".into(),
-                    ));
-                }
-            }
-        }
-        for (key, value) in [("brand", &self.brand), ("tag", &self.tag)] {
-            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                out.push(invalid(format!("{path}.{key}"), "expected a non-blank value, found a blank one".into()));
-            }
-        }
-        if let Some(attribute) = &self.attribute {
-            for (key, value) in [("name", &attribute.name), ("value", &attribute.value)] {
-                if value.trim().is_empty() {
-                    out.push(invalid(
-                        format!("{path}.attribute.{key}"),
-                        "expected a non-blank value, found a blank one".into(),
-                    ));
-                }
-            }
-        }
-        for (key, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
-            if let Some(value) = value.filter(|v| !v.is_finite()) {
-                out.push(invalid(format!("{path}.{key}"), format!("expected a finite number, found {value}")));
-            }
-        }
-        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
-            if min > max {
-                out.push(invalid(
-                    format!("{path}.max_price"),
-                    format!("expected at least min_price {min}, found {max}"),
-                ));
-            }
-        }
-    }
-}
-
-/// Multiply the score of matching candidates by `factor` (sign-aware, see the module docs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Boost {
-    pub when: Condition,
-    /// Positive and finite: above 1 raises, below 1 lowers.
-    pub factor: f64,
-}
-
-/// Place `item` at `position` (1-based), if it is an eligible candidate (not filtered).
-///
-/// The item must be among the candidates: re-ranking has no catalog to check an unknown
-/// id against the filters, so a caller that wants to pin an item the ranker did not
-/// recall adds it to the candidates (with any score). A pin of an id that is not an
-/// eligible candidate does nothing. When fewer candidates are eligible than the position,
-/// the item goes to the end of the list instead (pins beyond the end keep their order by
-/// position), so a short list still shows it; a position beyond the page `n` keeps the
-/// item off the page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pin {
-    pub item: String,
-    pub position: usize,
-}
-
-/// Reserve `positions` (1-based) for the best-ranked candidates matching `when`, e.g.
-/// sponsored slots at 3 and 7.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Promotion {
-    pub positions: Vec<usize>,
-    pub when: Condition,
-}
-
-/// How to spread similar items apart (see the module docs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Diversity {
-    /// Maximal marginal relevance; `lambda` in `[0, 1]` weighs relevance against novelty.
-    Mmr { lambda: f64 },
-    /// At most `max_per_window` items sharing a value of `by` within any `window`
-    /// consecutive positions, while other candidates remain.
-    Quota { by: QuotaKey, max_per_window: usize, window: usize },
-}
-
-/// The value a quota counts: `"brand"`, or `{ "category": N }` — the category path cut at
-/// level `N` (1 is the top level; a shorter path counts as itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuotaKey {
-    Brand,
-    Category(usize),
-}
-
-/// Every re-ranking rule; the `[rerank]` section of the configuration and the `rules` of a
-/// request have this shape. See the module docs for how they combine.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Rules {
-    /// Candidates matching any of these never appear.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filter: Vec<Condition>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub boost: Vec<Boost>,
-    /// Candidates matching any of these go after all others.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub bury: Vec<Condition>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pin: Vec<Pin>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub promotions: Vec<Promotion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diversity: Option<Diversity>,
-}
-
-impl Rules {
-    /// Whether no rule is set (re-ranking would keep the ranker's order).
-    pub fn is_empty(&self) -> bool {
-        self.filter.is_empty()
-            && self.boost.is_empty()
-            && self.bury.is_empty()
-            && self.pin.is_empty()
-            && self.promotions.is_empty()
-            && self.diversity.is_none()
-    }
-
-    /// The rules of a request added to the configured ones:
-    ///
-    /// - filters, boosts and burials of both apply (a request cannot lift a configured
-    ///   filter; boosts matching the same item compound);
-    /// - at a position both fix, the request's pin or promotion slot wins and the
-    ///   configured one is dropped (a configured promotion left without slots is dropped);
-    ///   an item both pin goes where the request says;
-    /// - the request's diversity, if it has one, replaces the configured one.
-    ///
-    /// Merging two valid rule sets gives a valid one.
-    pub fn merge(config: &Rules, request: &Rules) -> Rules {
-        let mut request_positions: HashSet<usize> = request.pin.iter().map(|p| p.position).collect();
-        request_positions.extend(request.promotions.iter().flat_map(|p| p.positions.iter().copied()));
-        let request_items: HashSet<&str> = request.pin.iter().map(|p| p.item.as_str()).collect();
-
-        let pin = config
-            .pin
-            .iter()
-            .filter(|p| !request_positions.contains(&p.position) && !request_items.contains(p.item.as_str()))
-            .chain(&request.pin)
-            .cloned()
-            .collect();
-        let promotions = config
-            .promotions
-            .iter()
-            .filter_map(|promotion| {
-                let positions: Vec<usize> =
-                    promotion.positions.iter().copied().filter(|p| !request_positions.contains(p)).collect();
-                (!positions.is_empty()).then(|| Promotion { positions, when: promotion.when.clone() })
-            })
-            .chain(request.promotions.iter().cloned())
-            .collect();
-        Rules {
-            filter: config.filter.iter().chain(&request.filter).cloned().collect(),
-            boost: config.boost.iter().chain(&request.boost).cloned().collect(),
-            bury: config.bury.iter().chain(&request.bury).cloned().collect(),
-            pin,
-            promotions,
-            diversity: request.diversity.clone().or_else(|| config.diversity.clone()),
-        }
-    }
-
-    /// Every problem with these rules, each with a stable code and the path of the
-    /// offending field (`boost[1].factor`, `diversity.quota.window`, …).
-    pub fn problems(&self) -> Vec<ValidationError> {
-        let mut out = Vec::new();
-        for (i, condition) in self.filter.iter().enumerate() {
-            condition.problems(&format!("filter[{i}]"), &mut out);
-        }
-        for (i, boost) in self.boost.iter().enumerate() {
-            if !(boost.factor.is_finite() && boost.factor > 0.0) {
-                out.push(invalid_rule(
-                    format!("boost[{i}].factor"),
-                    format!("expected a positive finite factor, found {}", boost.factor),
-                ));
-            }
-            boost.when.problems(&format!("boost[{i}].when"), &mut out);
-        }
-        for (i, condition) in self.bury.iter().enumerate() {
-            condition.problems(&format!("bury[{i}]"), &mut out);
-        }
-
-        // Which field first fixed each position, for duplicate reports.
-        let mut fixed: IdMap<usize, String> = IdMap::default();
-        let mut pinned: IdMap<&str, String> = IdMap::default();
-        let mut check_position = |field: String, position: usize, out: &mut Vec<ValidationError>| {
-            if !(1..=MAX_POSITION).contains(&position) {
-                out.push(invalid_rule(field, format!("expected a position in 1..={MAX_POSITION}, found {position}")));
-            } else if let Some(first) = fixed.get(&position) {
-                out.push(ValidationError::new(
-                    "duplicate_position",
-                    field,
-                    format!("expected each position fixed once, found position {position} already fixed by {first}"),
-                ));
-            } else {
-                fixed.insert(position, field);
-            }
-        };
-        for (i, pin) in self.pin.iter().enumerate() {
-            if pin.item.trim().is_empty() {
-                out.push(invalid_rule(format!("pin[{i}].item"), "expected an item id, found a blank one".into()));
-            } else if let Some(first) = pinned.get(pin.item.as_str()) {
-                out.push(ValidationError::new(
-                    "duplicate_pin",
-                    format!("pin[{i}].item"),
-                    format!("expected each item pinned once, found {} already pinned by {first}", pin.item),
-                ));
-            } else {
-                pinned.insert(&pin.item, format!("pin[{i}]"));
-            }
-            check_position(format!("pin[{i}].position"), pin.position, &mut out);
-        }
-        for (i, promotion) in self.promotions.iter().enumerate() {
-            if promotion.positions.is_empty() {
-                out.push(invalid_rule(
-                    format!("promotions[{i}].positions"),
-                    "expected at least one position, found none".into(),
-                ));
-            }
-            for (k, &position) in promotion.positions.iter().enumerate() {
-                check_position(format!("promotions[{i}].positions[{k}]"), position, &mut out);
-            }
-            promotion.when.problems(&format!("promotions[{i}].when"), &mut out);
-        }
-
-        match &self.diversity {
-            Some(Diversity::Mmr { lambda }) if !(0.0..=1.0).contains(lambda) => {
-                out.push(invalid_rule("diversity.mmr.lambda".into(), format!("expected 0..=1, found {lambda}")));
-            }
-            None | Some(Diversity::Mmr { .. }) => {}
-            Some(Diversity::Quota { by, max_per_window, window }) => {
-                if *by == QuotaKey::Category(0) {
-                    out.push(invalid_rule(
-                        "diversity.quota.by.category".into(),
-                        "expected a category level from 1 (the top level), found 0".into(),
-                    ));
-                }
-                if *max_per_window == 0 {
-                    out.push(invalid_rule(
-                        "diversity.quota.max_per_window".into(),
-                        "expected at least 1, found 0".into(),
-                    ));
-                }
-                if !(1..=MAX_POSITION).contains(window) {
-                    out.push(invalid_rule(
-                        "diversity.quota.window".into(),
-                        format!("expected 1..={MAX_POSITION}, found {window}"),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    /// `Ok` when [`Self::problems`] is empty; else the first problem (its code and field),
-    /// with every other one appended to its message.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        let mut problems = self.problems().into_iter();
-        let Some(mut first) = problems.next() else {
-            return Ok(());
-        };
-        for problem in problems {
-            first.message.push_str(&format!("; {}: {}", problem.field, problem.message));
-        }
-        Err(first)
-    }
-}
-
-fn invalid_rule(field: String, message: String) -> ValidationError {
-    ValidationError::new("invalid_rule", field, message)
-}
+use diversity::fill;
+use rules::{matchers, Matcher};
+pub use rules::{
+    AttributeCondition, Boost, Candidate, Condition, Diversity, Pin, Promotion, QuotaKey, Rules, MAX_CATEGORY_DEPTH,
+    MAX_POSITION,
+};
 
 /// What a rule did to an item, e.g. `{"rule":"boost","factor":1.5}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -563,34 +127,6 @@ pub struct Reranked {
     pub effects: Vec<Effect>,
 }
 
-/// A condition ready to test many candidates: a long `items` list becomes a hash set.
-struct Matcher<'r> {
-    condition: &'r Condition,
-    items: Option<HashSet<&'r str, ahash::RandomState>>,
-}
-
-impl<'r> Matcher<'r> {
-    fn new(condition: &'r Condition) -> Self {
-        let items = condition
-            .items
-            .as_ref()
-            .filter(|items| items.len() > ITEM_SET_THRESHOLD)
-            .map(|items| items.iter().map(String::as_str).collect());
-        Self { condition, items }
-    }
-
-    fn matches(&self, candidate: &Candidate) -> bool {
-        match &self.items {
-            Some(items) => items.contains(candidate.id.as_str()) && self.condition.matches_facts(candidate),
-            None => self.condition.matches(candidate),
-        }
-    }
-}
-
-fn matchers(conditions: &[Condition]) -> Vec<Matcher<'_>> {
-    conditions.iter().map(Matcher::new).collect()
-}
-
 /// The sort key of a score: NaN last, -0 equal to 0.
 fn sort_key(score: f64) -> f64 {
     if score.is_nan() {
@@ -609,15 +145,16 @@ enum Slot {
 }
 
 /// Apply `rules` to `candidates` and return the first `n` items of the result. See the
-/// module docs for the semantics. Never panics, even on rules that fail
-/// [`Rules::validate`]: of two pins of one item or at one position the first listed wins,
-/// a position 0 is ignored.
-pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Reranked> {
+/// module docs for the semantics. Borrows the candidates: the caller keeps them (to attach
+/// facts to a response, say), and only the page's ids are copied. Never panics, even on
+/// rules that fail [`Rules::validate`]: of two pins of one item or at one position the
+/// first listed wins, and a position 0 is ignored.
+pub fn rerank(candidates: &[Candidate], rules: &Rules, n: usize) -> Vec<Reranked> {
     if n == 0 || candidates.is_empty() {
         return Vec::new();
     }
     // Indices are u32 to halve the working set; more candidates than that is a caller bug.
-    candidates.truncate(u32::MAX as usize);
+    let candidates = &candidates[..candidates.len().min(u32::MAX as usize)];
 
     // 1. Filter: ban the id of every matching candidate.
     let filters = matchers(&rules.filter);
@@ -641,9 +178,11 @@ pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Re
         })
         .collect();
 
-    // 3. Sort (stable: ties keep input order), drop banned ids and later duplicates.
-    let mut order: Vec<u32> = (0..candidates.len() as u32).collect();
-    order.sort_by(|&a, &b| sort_key(score[b as usize]).total_cmp(&sort_key(score[a as usize])));
+    // 3. Sort (ties keep input order), drop banned ids and later duplicates. Keys inline, so
+    // the sort compares without indirection.
+    let mut keyed: Vec<(f64, u32)> = (0..candidates.len()).map(|i| (sort_key(score[i]), i as u32)).collect();
+    keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut order: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
     let mut seen: HashSet<&str, ahash::RandomState> =
         HashSet::with_capacity_and_hasher(order.len(), Default::default());
     order.retain(|&i| {
@@ -736,7 +275,7 @@ pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Re
     // 7. Organic positions, from the pool of everything not fixed, in list order.
     let pool: Vec<u32> = list.iter().copied().filter(|&i| !fixed[i as usize]).collect();
     let page_len = n.min(total);
-    let placed = fill(&candidates, &score, &buried, &slots[..page_len], &pool, rules.diversity.as_ref());
+    let placed = fill(candidates, &score, &buried, &slots, page_len, &pool, rules.diversity.as_ref());
 
     // Without diversity the k-th pool item would be at the k-th organic position.
     let organic_positions: Vec<usize> = if rules.diversity.is_some() {
@@ -773,7 +312,7 @@ pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Re
             Slot::Promotion { .. } => effects.push(Effect::Promotion { position: p + 1 }),
         }
         out.push(Reranked {
-            id: std::mem::take(&mut candidates[i].id),
+            id: candidates[i].id.clone(),
             score: score[i],
             ranker_score: candidates[i].score,
             position: p + 1,
@@ -781,335 +320,6 @@ pub fn rerank(mut candidates: Vec<Candidate>, rules: &Rules, n: usize) -> Vec<Re
         });
     }
     out
-}
-
-/// One filled position.
-struct Placed {
-    candidate: u32,
-    /// For an organic position under diversity: the item's index in the pool.
-    pool_index: Option<u32>,
-    relaxed: bool,
-}
-
-/// Fill `slots` (the page): fixed slots with their items, organic ones from `pool` in
-/// order or by the diversity rule.
-fn fill(
-    candidates: &[Candidate],
-    score: &[f64],
-    buried: &[bool],
-    slots: &[Slot],
-    pool: &[u32],
-    diversity: Option<&Diversity>,
-) -> Vec<Placed> {
-    let Some(diversity) = diversity else {
-        let mut organic = pool.iter();
-        return slots
-            .iter()
-            .filter_map(|slot| {
-                let candidate = match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => candidate,
-                    Slot::Organic => *organic.next()?,
-                };
-                Some(Placed { candidate, pool_index: None, relaxed: false })
-            })
-            .collect();
-    };
-
-    let mut remaining = Remaining::new(pool, buried);
-    let mut placed = Vec::with_capacity(slots.len());
-    match *diversity {
-        Diversity::Mmr { lambda } => {
-            let facts = Facts::new(candidates, slots, pool, usize::MAX);
-            let relevance = relevance(score, pool);
-            let mut max_similarity = vec![0.0f64; pool.len()];
-            for slot in slots {
-                let place =
-                    match *slot {
-                        Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
-                            Placed { candidate, pool_index: None, relaxed: false }
-                        }
-                        Slot::Organic => {
-                            let Some(k) = argmax(remaining.group().iter().map(|&r| {
-                                lambda * relevance[r as usize] - (1.0 - lambda) * max_similarity[r as usize]
-                            })) else {
-                                break;
-                            };
-                            remaining.take(k, false)
-                        }
-                    };
-                if lambda < 1.0 {
-                    for &r in &remaining.order {
-                        let s = facts.similarity(pool[r as usize], place.candidate);
-                        let m = &mut max_similarity[r as usize];
-                        *m = m.max(s);
-                    }
-                }
-                placed.push(place);
-            }
-        }
-        Diversity::Quota { by, max_per_window, window } => {
-            let depth = match by {
-                QuotaKey::Brand => 0,
-                QuotaKey::Category(level) => level,
-            };
-            let facts = Facts::new(candidates, slots, pool, depth);
-            let value_of = |candidate: u32| match by {
-                QuotaKey::Brand => facts.brand(candidate),
-                QuotaKey::Category(_) => facts.category(candidate),
-            };
-            // Value at each page position: known ahead for fixed slots, filled as we go.
-            let mut values: Vec<u32> = slots
-                .iter()
-                .map(|slot| match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => value_of(candidate),
-                    Slot::Organic => NO_VALUE,
-                })
-                .collect();
-            let quota = WindowQuota { max_per_window, window: window.max(1) };
-            let mut blocked: Vec<u32> = Vec::new();
-            for (p, slot) in slots.iter().enumerate() {
-                let place = match *slot {
-                    Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => {
-                        Placed { candidate, pool_index: None, relaxed: false }
-                    }
-                    Slot::Organic => {
-                        if remaining.group().is_empty() {
-                            break;
-                        }
-                        blocked.clear();
-                        let fitting = remaining.group().iter().position(|&r| {
-                            let value = value_of(pool[r as usize]);
-                            if value == NO_VALUE {
-                                return true;
-                            }
-                            if blocked.contains(&value) {
-                                return false;
-                            }
-                            let fits = quota.fits(&values, p, value);
-                            if !fits {
-                                blocked.push(value);
-                            }
-                            fits
-                        });
-                        let place = match fitting {
-                            Some(k) => remaining.take(k, false),
-                            None => remaining.take(0, true),
-                        };
-                        values[p] = value_of(place.candidate);
-                        place
-                    }
-                };
-                placed.push(place);
-            }
-        }
-    }
-    placed
-}
-
-/// Pool indices still to place, in pool order (unburied ones first).
-struct Remaining<'a> {
-    order: Vec<u32>,
-    unburied_left: usize,
-    pool: &'a [u32],
-    buried: &'a [bool],
-}
-
-impl<'a> Remaining<'a> {
-    fn new(pool: &'a [u32], buried: &'a [bool]) -> Self {
-        let unburied_left = pool.iter().filter(|&&i| !buried[i as usize]).count();
-        Self { order: (0..pool.len() as u32).collect(), unburied_left, pool, buried }
-    }
-
-    /// What the next organic position may take: the unburied items while any remain.
-    fn group(&self) -> &[u32] {
-        if self.unburied_left > 0 {
-            &self.order[..self.unburied_left]
-        } else {
-            &self.order
-        }
-    }
-
-    /// Take the `k`-th item of [`Self::group`].
-    fn take(&mut self, k: usize, relaxed: bool) -> Placed {
-        let pool_index = self.order.remove(k);
-        let candidate = self.pool[pool_index as usize];
-        if !self.buried[candidate as usize] {
-            self.unburied_left -= 1;
-        }
-        Placed { candidate, pool_index: Some(pool_index), relaxed }
-    }
-}
-
-/// Index of the first maximum (NaN never wins).
-fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (k, v) in values.enumerate() {
-        if best.is_none_or(|(_, b)| v > b) {
-            best = Some((k, v));
-        }
-    }
-    best.map(|(k, _)| k)
-}
-
-/// Boosted scores of the pool, min–max normalised to `[0, 1]` (by pool index). Infinite
-/// scores map to the ends; NaN to 0; all-equal finite scores to 1.
-fn relevance(score: &[f64], pool: &[u32]) -> Vec<f64> {
-    let finite = || pool.iter().map(|&i| score[i as usize]).filter(|s| s.is_finite());
-    let min = finite().fold(f64::INFINITY, f64::min);
-    let max = finite().fold(f64::NEG_INFINITY, f64::max);
-    // Halves, so that max - min cannot overflow.
-    let range = max / 2.0 - min / 2.0;
-    pool.iter()
-        .map(|&i| {
-            let s = score[i as usize];
-            if s == f64::INFINITY {
-                1.0
-            } else if !s.is_finite() {
-                0.0
-            } else if range > 0.0 {
-                ((s / 2.0 - min / 2.0) / range).clamp(0.0, 1.0)
-            } else {
-                1.0
-            }
-        })
-        .collect()
-}
-
-/// The quota of [`Diversity::Quota`] over page positions.
-struct WindowQuota {
-    max_per_window: usize,
-    window: usize,
-}
-
-impl WindowQuota {
-    /// Whether `value` at position `p` keeps at most `max_per_window` of it in every window
-    /// of `window` consecutive positions that contains `p` (`values` holds what is known:
-    /// positions above `p` and fixed positions below).
-    fn fits(&self, values: &[u32], p: usize, value: u32) -> bool {
-        let last = values.len() - 1;
-        let first_start = p.saturating_sub(self.window - 1);
-        let count_at = |q: usize| usize::from(q != p && q <= last && values[q] == value);
-        // The window starting at first_start, then slide it one position at a time.
-        let mut count: usize = (first_start..first_start + self.window).map(count_at).sum();
-        if count >= self.max_per_window {
-            return false;
-        }
-        for start in first_start + 1..=p {
-            count -= count_at(start - 1);
-            count += count_at(start + self.window - 1);
-            if count >= self.max_per_window {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// No brand, no category: a quota does not count the item.
-const NO_VALUE: u32 = u32::MAX;
-
-/// Category prefixes and brands of the candidates in play, interned to small integers: the
-/// id of a prefix of depth `d` identifies the whole path down to `d`, so two items share
-/// depth `d` exactly when their prefix ids at `d` are equal.
-struct Facts {
-    /// Prefix ids of each candidate's path (up to the depth asked), flat.
-    prefixes: Vec<u32>,
-    /// `(start, len)` of each candidate's prefix ids in `prefixes`, by candidate index.
-    spans: Vec<(u32, u32)>,
-    /// By candidate index; `NO_VALUE` for none.
-    brands: Vec<u32>,
-}
-
-/// A string that hashes and compares ASCII case-insensitively.
-#[derive(Clone, Copy)]
-struct Folded<'a>(&'a str);
-
-impl PartialEq for Folded<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(other.0)
-    }
-}
-
-impl Eq for Folded<'_> {}
-
-impl Hash for Folded<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut buffer = [0u8; 32];
-        for chunk in self.0.as_bytes().chunks(buffer.len()) {
-            let folded = &mut buffer[..chunk.len()];
-            folded.copy_from_slice(chunk);
-            folded.make_ascii_lowercase();
-            state.write(folded);
-        }
-        state.write_u8(0xff);
-    }
-}
-
-/// Parent of top-level categories, and of brands (a separate namespace of the same ids).
-const CATEGORY_ROOT: u32 = u32::MAX;
-const BRAND_ROOT: u32 = u32::MAX - 1;
-
-impl Facts {
-    /// Facts of the fixed items in `slots` and of the `pool`, category paths cut at `depth`.
-    fn new(candidates: &[Candidate], slots: &[Slot], pool: &[u32], depth: usize) -> Self {
-        fn intern<'a>(ids: &mut IdMap<(u32, Folded<'a>), u32>, parent: u32, text: &'a str) -> u32 {
-            let next = ids.len() as u32;
-            *ids.entry((parent, Folded(text))).or_insert(next)
-        }
-        let mut ids = IdMap::default();
-        let mut facts = Facts {
-            prefixes: Vec::with_capacity(pool.len() * 3),
-            spans: vec![(0, 0); candidates.len()],
-            brands: vec![NO_VALUE; candidates.len()],
-        };
-        let fixed = slots.iter().filter_map(|slot| match *slot {
-            Slot::Pin { candidate, .. } | Slot::Promotion { candidate } => Some(candidate),
-            Slot::Organic => None,
-        });
-        for i in pool.iter().copied().chain(fixed) {
-            let candidate = &candidates[i as usize];
-            let start = facts.prefixes.len() as u32;
-            let mut parent = CATEGORY_ROOT;
-            for level in candidate.category.iter().take(depth) {
-                parent = intern(&mut ids, parent, level);
-                facts.prefixes.push(parent);
-            }
-            facts.spans[i as usize] = (start, facts.prefixes.len() as u32 - start);
-            if let Some(brand) = &candidate.brand {
-                facts.brands[i as usize] = intern(&mut ids, BRAND_ROOT, brand);
-            }
-        }
-        facts
-    }
-
-    fn path(&self, candidate: u32) -> &[u32] {
-        let (start, len) = self.spans[candidate as usize];
-        &self.prefixes[start as usize..(start + len) as usize]
-    }
-
-    fn brand(&self, candidate: u32) -> u32 {
-        self.brands[candidate as usize]
-    }
-
-    /// The id of the candidate's category path as interned (cut at the depth asked).
-    fn category(&self, candidate: u32) -> u32 {
-        self.path(candidate).last().copied().unwrap_or(NO_VALUE)
-    }
-
-    /// `(shared category depth / deeper path's depth + same brand) / 2`, in `[0, 1]`.
-    fn similarity(&self, a: u32, b: u32) -> f64 {
-        let (pa, pb) = (self.path(a), self.path(b));
-        let deeper = pa.len().max(pb.len());
-        let category = if deeper == 0 {
-            0.0
-        } else {
-            let shared = pa.iter().zip(pb).take_while(|(x, y)| x == y).count();
-            shared as f64 / deeper as f64
-        };
-        let (ba, bb) = (self.brand(a), self.brand(b));
-        let brand = if ba != NO_VALUE && ba == bb { 1.0 } else { 0.0 };
-        (category + brand) / 2.0
-    }
 }
 
 /// A realistic re-ranking workload for benchmarks (`souk bench rerank`): `count` candidates
@@ -1167,6 +377,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::hashing::IdMap;
 
     fn item(id: &str, score: f64) -> Candidate {
         Candidate::new(id, score)
@@ -1206,20 +417,20 @@ mod tests {
     fn sorts_by_score_with_ties_in_input_order_nan_last_and_positions_from_one() {
         let candidates =
             vec![item("nan", f64::NAN), item("low", -3.0), item("tie1", 2.0), item("top", 5.0), item("tie2", 2.0)];
-        let out = rerank(candidates, &Rules::default(), 10);
+        let out = rerank(&candidates, &Rules::default(), 10);
         assert_eq!(ids(&out), ["top", "tie1", "tie2", "low", "nan"]);
         assert_eq!(out.iter().map(|r| r.position).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
         assert!(out.iter().all(|r| r.effects.is_empty()));
         assert_eq!(out[0].score, 5.0);
-        assert_eq!(ids(&rerank(letters(5), &Rules::default(), 2)), ["a", "b"]);
-        assert!(rerank(letters(5), &Rules::default(), 0).is_empty());
+        assert_eq!(ids(&rerank(&letters(5), &Rules::default(), 2)), ["a", "b"]);
+        assert!(rerank(&letters(5), &Rules::default(), 0).is_empty());
     }
 
     #[test]
     fn duplicates_keep_their_best_copy_and_a_filtered_copy_bans_the_id() {
         let candidates =
             vec![item("a", 1.0), item("b", 2.0), item("a", 3.0), tagged("c", 5.0, "recalled"), item("c", 4.0)];
-        let out = rerank(candidates, &rules(r#"{"filter": [{"tag": "recalled"}]}"#), 10);
+        let out = rerank(&candidates, &rules(r#"{"filter": [{"tag": "recalled"}]}"#), 10);
         assert_eq!(ids(&out), ["a", "b"]);
         assert_eq!(out[0].ranker_score, 3.0);
     }
@@ -1228,26 +439,26 @@ mod tests {
     fn pins_land_exactly_at_their_positions() {
         let pins =
             r#"{"pin": [{"item": "j", "position": 1}, {"item": "a", "position": 4}, {"item": "e", "position": 6}]}"#;
-        let out = rerank(letters(10), &rules(pins), 10);
+        let out = rerank(&letters(10), &rules(pins), 10);
         assert_eq!(ids(&out), ["j", "b", "c", "a", "d", "e", "f", "g", "h", "i"]);
         assert_eq!(effects_of(&out, "j"), [Effect::Pin { position: 1 }]);
         assert_eq!(effects_of(&out, "a"), [Effect::Pin { position: 4 }]);
         assert_eq!(effects_of(&out, "e"), [Effect::Pin { position: 6 }]);
         assert!(effects_of(&out, "b").is_empty());
         // A page cut above a pin leaves the pinned item off the page, not higher up.
-        assert_eq!(ids(&rerank(letters(10), &rules(pins), 3)), ["j", "b", "c"]);
+        assert_eq!(ids(&rerank(&letters(10), &rules(pins), 3)), ["j", "b", "c"]);
     }
 
     #[test]
     fn pins_beyond_a_short_list_go_to_its_end_in_position_order() {
         let pins =
             r#"{"pin": [{"item": "a", "position": 9}, {"item": "b", "position": 8}, {"item": "c", "position": 2}]}"#;
-        let out = rerank(letters(5), &rules(pins), 10);
+        let out = rerank(&letters(5), &rules(pins), 10);
         assert_eq!(ids(&out), ["d", "c", "e", "b", "a"]);
         assert_eq!(effects_of(&out, "b"), [Effect::Pin { position: 8 }]);
         assert_eq!(effects_of(&out, "a"), [Effect::Pin { position: 9 }]);
         // Still the end of the whole list, so off a page of 3.
-        assert_eq!(ids(&rerank(letters(5), &rules(pins), 3)), ["d", "c", "e"]);
+        assert_eq!(ids(&rerank(&letters(5), &rules(pins), 3)), ["d", "c", "e"]);
     }
 
     #[test]
@@ -1256,7 +467,7 @@ mod tests {
             "filter": [{"items": ["b"]}],
             "pin": [{"item": "b", "position": 1}, {"item": "zz", "position": 2}, {"item": "d", "position": 3}]
         }"#;
-        let out = rerank(letters(5), &rules(json), 10);
+        let out = rerank(&letters(5), &rules(json), 10);
         assert_eq!(ids(&out), ["a", "c", "d", "e"]);
     }
 
@@ -1266,7 +477,7 @@ mod tests {
             {"item": "c", "position": 1}, {"item": "d", "position": 1}, {"item": "c", "position": 3},
             {"item": "e", "position": 0}
         ]}"#;
-        assert_eq!(ids(&rerank(letters(5), &rules(json), 10)), ["c", "a", "b", "d", "e"]);
+        assert_eq!(ids(&rerank(&letters(5), &rules(json), 10)), ["c", "a", "b", "d", "e"]);
     }
 
     #[test]
@@ -1284,7 +495,7 @@ mod tests {
             {"when": {"tag": "NEW"}, "factor": 1.5},
             {"when": {"max_price": 10}, "factor": 0.25}
         ]}"#;
-        let out = rerank(candidates, &rules(json), 10);
+        let out = rerank(&candidates, &rules(json), 10);
         // b: 0.8·2·1.5; c: -1/2 rises; e: 0 stays; f: -0.3/0.25 falls.
         assert_eq!(ids(&out), ["b", "a", "e", "c", "d", "f"]);
         let score = |id: &str| out.iter().find(|r| r.id == id).map(|r| r.score);
@@ -1304,7 +515,7 @@ mod tests {
         rules.diversity = None;
         let scaled: Vec<Candidate> =
             candidates.iter().map(|c| Candidate { score: c.score * 37.5, ..c.clone() }).collect();
-        assert_eq!(ids(&rerank(candidates, &rules, 120)), ids(&rerank(scaled, &rules, 120)));
+        assert_eq!(ids(&rerank(&candidates, &rules, 120)), ids(&rerank(&scaled, &rules, 120)));
     }
 
     #[test]
@@ -1315,7 +526,7 @@ mod tests {
                 c.available = false;
             }
         }
-        let out = rerank(candidates, &rules(r#"{"bury": [{"available": false}]}"#), 10);
+        let out = rerank(&candidates, &rules(r#"{"bury": [{"available": false}]}"#), 10);
         assert_eq!(ids(&out), ["b", "e", "f", "a", "c", "d"]);
         assert_eq!(effects_of(&out, "a"), [Effect::Bury]);
         assert!(effects_of(&out, "b").is_empty());
@@ -1333,7 +544,7 @@ mod tests {
             {"positions": [5, 3], "when": {"tag": "sponsored"}},
             {"positions": [7], "when": {"brand": "nobody"}}
         ]}"#;
-        let out = rerank(candidates, &rules(json), 10);
+        let out = rerank(&candidates, &rules(json), 10);
         // b ranks above slot 3 and stays; slots 3 and 5 take e and g; slot 7 finds no match.
         assert_eq!(ids(&out), ["a", "b", "e", "c", "g", "d", "f", "h"]);
         assert_eq!(effects_of(&out, "e"), [Effect::Promotion { position: 3 }]);
@@ -1352,7 +563,7 @@ mod tests {
         ];
         let json =
             r#"{"bury": [{"available": false}], "promotions": [{"positions": [1, 2], "when": {"tag": "sponsored"}}]}"#;
-        let out = rerank(candidates, &rules(json), 10);
+        let out = rerank(&candidates, &rules(json), 10);
         assert_eq!(ids(&out), ["c", "a", "b", "d"]);
         assert_eq!(effects_of(&out, "a"), [Effect::Bury, Effect::Promotion { position: 2 }]);
     }
@@ -1373,7 +584,7 @@ mod tests {
             "promotions": [{"positions": [2], "when": {"brand": "y"}}],
             "diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2}}
         }"#;
-        let out = rerank(candidates, &rules(json), 10);
+        let out = rerank(&candidates, &rules(json), 10);
         assert_eq!(out[1].id, "c");
         assert_eq!(effects_of(&out, "c"), [Effect::Pin { position: 2 }]);
         // The quota sees the pinned x at 2: position 1 and 3 take y.
@@ -1390,7 +601,7 @@ mod tests {
             }
         }
         let json = r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 3}}}"#;
-        let out = rerank(candidates, &rules(json), 12);
+        let out = rerank(&candidates, &rules(json), 12);
         assert_eq!(ids(&out), ["x0", "y0", "z0", "x1", "y1", "z1", "x2", "y2", "z2", "x3", "y3", "z3"]);
         assert!(out.iter().all(|r| !r.effects.contains(&Effect::QuotaRelaxed)));
         assert_eq!(effects_of(&out, "y0"), [Effect::Diversity { moved_from: 5 }]);
@@ -1404,12 +615,47 @@ mod tests {
         candidates.push(faceted("y0", 1.0, &[], Some("y")));
         candidates.push(item("nobrand", 0.5));
         let json = r#"{"diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 2}}}"#;
-        let out = rerank(candidates, &rules(json), 10);
+        let out = rerank(&candidates, &rules(json), 10);
         assert_eq!(ids(&out), ["x0", "y0", "x1", "nobrand", "x2", "x3"]);
         assert_eq!(effects_of(&out, "y0"), [Effect::Diversity { moved_from: 5 }]);
         assert_eq!(effects_of(&out, "x3"), [Effect::Diversity { moved_from: 4 }, Effect::QuotaRelaxed]);
         assert!(!effects_of(&out, "x2").contains(&Effect::QuotaRelaxed));
         assert!(!effects_of(&out, "x1").contains(&Effect::QuotaRelaxed));
+    }
+
+    #[test]
+    fn a_quota_sees_fixed_items_just_below_the_page() {
+        // Regression: the pinned x at 4 is below a page of 3 but shares a window with 3.
+        let candidates = vec![
+            faceted("p", 0.0, &[], Some("x")),
+            item("a", 9.0),
+            item("b", 8.0),
+            faceted("c", 7.0, &[], Some("x")),
+            item("d", 6.0),
+        ];
+        let json = r#"{
+            "pin": [{"item": "p", "position": 4}],
+            "diversity": {"quota": {"by": "brand", "max_per_window": 1, "window": 3}}
+        }"#;
+        let full = rerank(&candidates, &rules(json), 5);
+        assert_eq!(ids(&full), ["a", "b", "d", "p", "c"]);
+        assert_eq!(effects_of(&full, "c"), [Effect::Diversity { moved_from: 3 }, Effect::QuotaRelaxed]);
+        assert_eq!(ids(&rerank(&candidates, &rules(json), 3)), ["a", "b", "d"]);
+    }
+
+    #[test]
+    fn unvalidated_diversity_does_not_panic() {
+        let (candidates, _) = bench_candidates(50, 1);
+        for diversity in [
+            Diversity::Quota { by: QuotaKey::Brand, max_per_window: 0, window: usize::MAX },
+            Diversity::Quota { by: QuotaKey::Category(0), max_per_window: 1, window: 0 },
+            Diversity::Quota { by: QuotaKey::Category(usize::MAX), max_per_window: usize::MAX, window: 3 },
+            Diversity::Mmr { lambda: f64::NAN },
+            Diversity::Mmr { lambda: -3.0 },
+        ] {
+            let rules = Rules { diversity: Some(diversity.clone()), ..Rules::default() };
+            assert_eq!(rerank(&candidates, &rules, 60).len(), 50, "{diversity:?}");
+        }
     }
 
     #[test]
@@ -1422,8 +668,8 @@ mod tests {
         let level = |n: usize| {
             format!(r#"{{"diversity": {{"quota": {{"by": {{"category": {n}}}, "max_per_window": 1, "window": 2}}}}}}"#)
         };
-        assert_eq!(ids(&rerank(candidates.clone(), &rules(&level(1)), 3)), ["a", "c", "b"]);
-        assert_eq!(ids(&rerank(candidates, &rules(&level(2)), 3)), ["a", "b", "c"]);
+        assert_eq!(ids(&rerank(&candidates, &rules(&level(1)), 3)), ["a", "c", "b"]);
+        assert_eq!(ids(&rerank(&candidates, &rules(&level(2)), 3)), ["a", "b", "c"]);
     }
 
     /// Longest run of consecutive items sharing their top-level category.
@@ -1449,8 +695,8 @@ mod tests {
         }
         let category: IdMap<String, String> =
             candidates.iter().map(|c| (c.id.clone(), c.category[1].clone())).collect();
-        let plain = rerank(candidates.clone(), &rules(r#"{"diversity": {"mmr": {"lambda": 1.0}}}"#), 12);
-        let diverse = rerank(candidates, &rules(r#"{"diversity": {"mmr": {"lambda": 0.5}}}"#), 12);
+        let plain = rerank(&candidates, &rules(r#"{"diversity": {"mmr": {"lambda": 1.0}}}"#), 12);
+        let diverse = rerank(&candidates, &rules(r#"{"diversity": {"mmr": {"lambda": 0.5}}}"#), 12);
         assert_eq!(longest_category_run(&plain, &category), 4);
         assert!(longest_category_run(&diverse, &category) < 4, "{:?}", ids(&diverse));
         // The top of the list shows every category before a second of any.
@@ -1467,7 +713,7 @@ mod tests {
             Candidate { available: false, ..faceted("c", 7.0, &["Y"], None) },
         ];
         let json = r#"{"bury": [{"available": false}], "diversity": {"mmr": {"lambda": 0.0}}}"#;
-        assert_eq!(ids(&rerank(candidates, &rules(json), 3)), ["a", "b", "c"]);
+        assert_eq!(ids(&rerank(&candidates, &rules(json), 3)), ["a", "b", "c"]);
     }
 
     #[test]
@@ -1611,11 +857,15 @@ mod tests {
             "invalid_rule",
             "diversity.quota.max_per_window",
         );
-        check(
-            r#"{"diversity": {"quota": {"by": {"category": 0}, "max_per_window": 1, "window": 3}}}"#,
-            "invalid_rule",
-            "diversity.quota.by.category",
-        );
+        for level in [0, MAX_CATEGORY_DEPTH + 1] {
+            check(
+                &format!(
+                    r#"{{"diversity": {{"quota": {{"by": {{"category": {level}}}, "max_per_window": 1, "window": 3}}}}}}"#
+                ),
+                "invalid_rule",
+                "diversity.quota.by.category",
+            );
+        }
         // NaN cannot be written in JSON; built directly.
         let nan = Rules {
             boost: vec![Boost { when: Condition { tag: Some("t".into()), ..Condition::default() }, factor: f64::NAN }],
@@ -1699,7 +949,7 @@ mod tests {
         assert_eq!(candidates.len(), 200);
         rules.validate().expect("bench rules are valid");
         assert_eq!(bench_candidates(200, 11).0, candidates);
-        let out = rerank(candidates, &rules, 200);
+        let out = rerank(&candidates, &rules, 200);
         assert!(out.len() > 150 && out.len() < 200, "{}", out.len());
         assert_eq!((out[0].id.as_str(), out[4].id.as_str()), ("item-00010", "item-00020"));
         assert_eq!(out[2].effects.last(), Some(&Effect::Promotion { position: 3 }));
@@ -1798,8 +1048,8 @@ mod tests {
             n in 0..45usize,
         ) {
             let allowed = eligible(&candidates, &rules);
-            let full = rerank(candidates.clone(), &rules, usize::MAX);
-            let out = rerank(candidates.clone(), &rules, n);
+            let full = rerank(&candidates, &rules, usize::MAX);
+            let out = rerank(&candidates, &rules, n);
 
             // Nothing filtered, nothing twice, as many as asked for or allowed.
             prop_assert_eq!(out.len(), n.min(allowed.len()));
@@ -1838,14 +1088,27 @@ mod tests {
         }
 
         #[test]
+        fn merging_valid_rules_gives_valid_rules(config in rules_strategy(), request in rules_strategy()) {
+            prop_assume!(config.validate().is_ok() && request.validate().is_ok());
+            let merged = Rules::merge(&config, &request);
+            prop_assert_eq!(merged.validate(), Ok(()));
+            // Every request pin survives; the request's diversity wins when it has one.
+            for pin in &request.pin {
+                prop_assert!(merged.pin.contains(pin));
+            }
+            let diversity = if request.diversity.is_some() { &request.diversity } else { &config.diversity };
+            prop_assert_eq!(&merged.diversity, diversity);
+        }
+
+        #[test]
         fn mmr_with_lambda_one_is_the_sorted_order(
             candidates in proptest::collection::vec(candidate_strategy(), 0..40),
             bury in proptest::collection::vec(condition_strategy(), 0..2),
         ) {
             let plain = Rules { bury, ..Rules::default() };
             let mmr = Rules { diversity: Some(Diversity::Mmr { lambda: 1.0 }), ..plain.clone() };
-            let expected = rerank(candidates.clone(), &plain, usize::MAX);
-            let got = rerank(candidates, &mmr, usize::MAX);
+            let expected = rerank(&candidates, &plain, usize::MAX);
+            let got = rerank(&candidates, &mmr, usize::MAX);
             prop_assert_eq!(ids_and_effects(&got), ids_and_effects(&expected));
         }
 
@@ -1864,7 +1127,7 @@ mod tests {
             let diversity = Some(Diversity::Quota { by, max_per_window, window });
             let rules = Rules { bury, diversity, ..Rules::default() };
             let facts: IdMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
-            let out = rerank(candidates.clone(), &rules, usize::MAX);
+            let out = rerank(&candidates, &rules, usize::MAX);
             let value = |r: &Reranked| -> Option<String> {
                 let c = facts[r.id.as_str()];
                 match by {
@@ -1901,41 +1164,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    #[ignore = "timing: cargo test --release -p souk-engine --lib rank::rerank -- --ignored --nocapture"]
-    fn time_rerank_on_the_bench_workload() {
-        use std::time::{Duration, Instant};
-
-        let (candidates, rules) = bench_candidates(200, 42);
-        let quota = Rules {
-            diversity: Some(Diversity::Quota { by: QuotaKey::Category(1), max_per_window: 2, window: 5 }),
-            ..rules.clone()
-        };
-        let plain = Rules { diversity: None, ..rules.clone() };
-        for (name, rules, n) in [
-            ("mmr, n=200", &rules, 200),
-            ("mmr, n=20", &rules, 20),
-            ("quota, n=200", &quota, 200),
-            ("no diversity, n=200", &plain, 200),
-        ] {
-            let mut times: Vec<Duration> = Vec::with_capacity(10_000);
-            for _ in 0..10_000 {
-                let input = candidates.clone();
-                let start = Instant::now();
-                let out = rerank(input, rules, n);
-                times.push(start.elapsed());
-                std::hint::black_box(out);
-            }
-            times.sort();
-            println!(
-                "rerank 200 candidates, {name}: p50 {:?}, p99 {:?}, max {:?}",
-                times[times.len() / 2],
-                times[times.len() * 99 / 100],
-                times[times.len() - 1]
-            );
         }
     }
 }

@@ -965,7 +965,7 @@ pub fn recommend(
         let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
             ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
         let mut reordered = Vec::with_capacity(request.n);
-        for out in rerank(candidates, &rules, request.n) {
+        for out in rerank(&candidates, &rules, request.n) {
             if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
                 effects.insert(i, out.effects);
                 reordered.push((i, out.score, reasons));

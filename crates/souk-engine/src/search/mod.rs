@@ -1233,7 +1233,7 @@ impl SearchIndex {
                 .drain(..)
                 .filter_map(|(slot, explain)| table.get(slot).map(|f| (f.id.to_string(), (slot, explain))))
                 .collect();
-            for out in rerank(candidates, &request.rules, page_end) {
+            for out in rerank(&candidates, &request.rules, page_end) {
                 if let Some((slot, mut explain)) = by_id.remove(&out.id) {
                     if request.sort == Sort::Relevance {
                         explain.score = out.score as f32;
