@@ -354,6 +354,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let index = search_index(&state)?;
     let request_id = new_request_id();
     let embedder: Option<Arc<dyn TextEmbedder>> = state.embedder.clone();
+    let query_vectors = state.query_vectors.clone();
     let weights = state.recommend.weights.clone();
     let Plan { mut request, user, personalize, query } = plan;
     let history_user = user.clone().filter(|_| personalize);
@@ -362,8 +363,16 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
             // Embed the query for the text space when nothing else supplies a vector.
             if request.mode != SearchMode::Keyword && request.query_vector.is_none() && request.space == TEXT_SPACE {
                 if let Some(embedder) = embedder.as_deref().filter(|e| embedder_reads(*e, &request.query)) {
-                    let mut vectors = embedder.embed(&[request.query.as_str()], true)?;
-                    request.query_vector = vectors.pop();
+                    request.query_vector = match query_vectors.get(embedder.id(), &request.query) {
+                        Some(vector) => Some(vector.as_ref().clone()),
+                        None => {
+                            let vector = embedder.embed(&[request.query.as_str()], true)?.pop();
+                            if let Some(v) = &vector {
+                                query_vectors.put(embedder.id(), &request.query, Arc::new(v.clone()));
+                            }
+                            vector
+                        }
+                    };
                 }
             }
             let mut affinity: Option<Affinity> = None;

@@ -10,7 +10,7 @@ use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::rank::rerank::Rules;
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
-use souk_engine::search::{SearchConfig, SearchIndex, TextEmbedder};
+use souk_engine::search::{QueryVectorCache, SearchConfig, SearchIndex, TextEmbedder};
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::Storage;
 
@@ -97,6 +97,8 @@ pub struct AppState {
     /// logging, and trainings do not train a ranker).
     pub ranking: Arc<RankConfig>,
     pub feature_log: Option<Arc<FeatureLog>>,
+    /// Embeddings of recent queries.
+    pub query_vectors: Arc<QueryVectorCache>,
 }
 
 /// A price index and when it was built.
@@ -136,6 +138,7 @@ impl AppState {
             rules: Arc::new(Rules::default()),
             ranking: Arc::new(RankConfig::default()),
             feature_log: None,
+            query_vectors: Arc::new(QueryVectorCache::new(SearchConfig::default().query_cache)),
         }
     }
 
@@ -190,6 +193,7 @@ impl AppState {
         embedder: Option<Arc<dyn TextEmbedder>>,
     ) -> Self {
         self.search = Some(index);
+        self.query_vectors = Arc::new(QueryVectorCache::new(settings.query_cache));
         self.search_settings = Arc::new(settings);
         self.embedder = embedder;
         self

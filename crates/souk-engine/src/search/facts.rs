@@ -38,6 +38,66 @@ pub struct Facts {
     pub attributes: Vec<(String, String)>,
     /// Hash of the item's stored form: an unchanged item is not reindexed.
     pub hash: u64,
+    /// Small-integer ids of the facet values, given when the item enters the table.
+    pub(crate) facet_ids: FacetIds,
+}
+
+/// An item's facet values as ids of the table's [`FacetNames`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FacetIds {
+    /// Per category level, the id of its path from the root.
+    category_paths: Vec<u32>,
+    brand: Option<u32>,
+    /// Per (name, value) attribute pair.
+    attributes: Vec<u32>,
+}
+
+/// Strings numbered in order of first sight.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<String, u32, ahash::RandomState>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// The facet values of every item the table has held, numbered so that counting facets
+/// adds to arrays instead of hashing strings for every match.
+#[derive(Debug, Default)]
+pub(crate) struct FacetNames {
+    category_paths: Interner,
+    brands: Interner,
+    /// `name` U+001F `value`.
+    attributes: Interner,
+    attribute_parts: Vec<(String, String)>,
+}
+
+impl FacetNames {
+    /// Give `facts` the ids of its values (numbering values not seen before).
+    pub(crate) fn assign(&mut self, facts: &mut Facts) {
+        let category_paths = facts.category_paths.iter().map(|p| self.category_paths.id(p)).collect();
+        let brand = facts.brand.as_deref().map(|b| self.brands.id(b));
+        let mut attributes = Vec::with_capacity(facts.attributes.len());
+        for (name, value) in &facts.attributes {
+            let before = self.attributes.names.len();
+            let id = self.attributes.id(&format!("{name}\u{1f}{value}"));
+            if self.attributes.names.len() > before {
+                self.attribute_parts.push((name.clone(), value.clone()));
+            }
+            attributes.push(id);
+        }
+        facts.facet_ids = FacetIds { category_paths, brand, attributes };
+    }
 }
 
 /// The text values of an attribute (array elements one by one); booleans only with
@@ -84,6 +144,7 @@ impl Facts {
             created_at: item.created_at,
             attributes,
             hash: item_hash(item),
+            facet_ids: FacetIds::default(),
         }
     }
 
@@ -151,35 +212,58 @@ impl FilterKeys {
     }
 
     pub fn accepts(&self, facts: &Facts, except: Except) -> bool {
-        if self.available_only && !facts.available {
-            return false;
+        self.verdicts(facts).accepts(except)
+    }
+
+    /// No filter but availability.
+    fn is_unfiltered(&self) -> bool {
+        self.category.is_empty()
+            && self.brands.is_empty()
+            && self.price_min.is_none()
+            && self.price_max.is_none()
+            && self.attributes.is_empty()
+    }
+
+    /// Which filters an item passes, each judged once (facet counting asks the same item
+    /// about every filter but one, four times).
+    pub(crate) fn verdicts(&self, facts: &Facts) -> Verdicts {
+        let available = !self.available_only || facts.available;
+        if self.is_unfiltered() {
+            return Verdicts { available, category: true, brand: true, price: true, attribute: true };
         }
-        if except != Except::Category
-            && (self.category.len() > facts.category_keys.len()
-                || self.category.iter().zip(&facts.category_keys).any(|(a, b)| a != b))
-        {
-            return false;
-        }
-        if except != Except::Brand
-            && !self.brands.is_empty()
-            && !facts.brand_key.as_ref().is_some_and(|b| self.brands.contains(b))
-        {
-            return false;
-        }
-        if except != Except::Price && (self.price_min.is_some() || self.price_max.is_some()) {
-            let Some(price) = facts.price else { return false };
-            if self.price_min.is_some_and(|min| price < min) || self.price_max.is_some_and(|max| price > max) {
-                return false;
+        let category = self.category.len() <= facts.category_keys.len()
+            && self.category.iter().zip(&facts.category_keys).all(|(a, b)| a == b);
+        let brand = self.brands.is_empty() || facts.brand_key.as_ref().is_some_and(|b| self.brands.contains(b));
+        let price = match facts.price {
+            _ if self.price_min.is_none() && self.price_max.is_none() => true,
+            None => false,
+            Some(price) => {
+                !(self.price_min.is_some_and(|min| price < min) || self.price_max.is_some_and(|max| price > max))
             }
-        }
-        if except != Except::Attribute {
-            for (name, values) in &self.attributes {
-                if !values.iter().any(|v| facts.attribute(name, v)) {
-                    return false;
-                }
-            }
-        }
-        true
+        };
+        let attribute = self.attributes.iter().all(|(name, values)| values.iter().any(|v| facts.attribute(name, v)));
+        Verdicts { available, category, brand, price, attribute }
+    }
+}
+
+/// One item's pass or fail per filter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verdicts {
+    available: bool,
+    category: bool,
+    brand: bool,
+    price: bool,
+    attribute: bool,
+}
+
+impl Verdicts {
+    /// Whether the item passes every filter but `except`.
+    pub(crate) fn accepts(self, except: Except) -> bool {
+        self.available
+            && (self.category || except == Except::Category)
+            && (self.brand || except == Except::Brand)
+            && (self.price || except == Except::Price)
+            && (self.attribute || except == Except::Attribute)
     }
 }
 
@@ -210,40 +294,42 @@ pub struct Facets {
     pub attributes: BTreeMap<String, Vec<FacetCount>>,
 }
 
-fn top_counts(counts: HashMap<&str, u64>) -> Vec<FacetCount> {
-    let mut out: Vec<(&str, u64)> = counts.into_iter().collect();
-    out.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    out.truncate(FACET_VALUES);
-    out.into_iter().map(|(value, count)| FacetCount { value: value.to_string(), count }).collect()
+fn top_counts(mut counts: Vec<(String, u64)>) -> Vec<FacetCount> {
+    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.truncate(FACET_VALUES);
+    counts.into_iter().map(|(value, count)| FacetCount { value, count }).collect()
 }
 
 /// Count facets over `matches` (facts of every matching item, before filtering).
-pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys) -> Facets {
+pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys, names: &FacetNames) -> Facets {
     let depth = keys.category_depth();
-    let mut category: HashMap<&str, u64> = HashMap::new();
-    let mut brand: HashMap<&str, u64> = HashMap::new();
+    // Counted into arrays by facet id: facet counting touches every match.
+    let mut category = vec![0u64; names.category_paths.names.len()];
+    let mut brand = vec![0u64; names.brands.names.len()];
     let mut price = vec![0u64; PRICE_BUCKETS.len() + 1];
-    let mut attributes: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut attributes = vec![0u64; names.attributes.names.len()];
     for facts in matches {
+        let verdicts = keys.verdicts(facts);
+        let ids = &facts.facet_ids;
         // Children of the selected category: counted with every filter, its own included.
-        if let Some(path) = facts.category_paths.get(depth) {
-            if keys.accepts(facts, Except::Nothing) {
-                *category.entry(path).or_default() += 1;
+        if let Some(&path) = ids.category_paths.get(depth) {
+            if verdicts.accepts(Except::Nothing) {
+                category[path as usize] += 1;
             }
         }
-        if let Some(b) = &facts.brand {
-            if keys.accepts(facts, Except::Brand) {
-                *brand.entry(b).or_default() += 1;
+        if let Some(b) = ids.brand {
+            if verdicts.accepts(Except::Brand) {
+                brand[b as usize] += 1;
             }
         }
         if let Some(p) = facts.price {
-            if keys.accepts(facts, Except::Price) {
+            if verdicts.accepts(Except::Price) {
                 price[PRICE_BUCKETS.iter().position(|&max| p < max).unwrap_or(PRICE_BUCKETS.len())] += 1;
             }
         }
-        if !facts.attributes.is_empty() && keys.accepts(facts, Except::Attribute) {
-            for (name, value) in &facts.attributes {
-                *attributes.entry((name, value)).or_default() += 1;
+        if !ids.attributes.is_empty() && verdicts.accepts(Except::Attribute) {
+            for &a in &ids.attributes {
+                attributes[a as usize] += 1;
             }
         }
     }
@@ -257,15 +343,24 @@ pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys) -> Facets {
             count,
         })
         .collect();
-    let mut by_name: BTreeMap<String, HashMap<&str, u64>> = BTreeMap::new();
-    for ((name, value), count) in attributes {
-        by_name.entry(name.to_string()).or_default().insert(value, count);
+    let mut by_name: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for (id, &count) in attributes.iter().enumerate().filter(|(_, c)| **c > 0) {
+        let (name, value) = &names.attribute_parts[id];
+        by_name.entry(name).or_default().push((value, count));
     }
+    let named = |counts: &[u64], interner: &Interner| -> Vec<(String, u64)> {
+        counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(id, c)| (interner.names[id].clone(), *c)).collect()
+    };
     Facets {
-        category: top_counts(category),
-        brand: top_counts(brand),
+        category: top_counts(named(&category, &names.category_paths)),
+        brand: top_counts(named(&brand, &names.brands)),
         price,
-        attributes: by_name.into_iter().map(|(name, counts)| (name, top_counts(counts))).collect(),
+        attributes: by_name
+            .into_iter()
+            .map(|(name, counts)| {
+                (name.to_string(), top_counts(counts.into_iter().map(|(v, c)| (v.to_string(), c)).collect()))
+            })
+            .collect(),
     }
 }
 
@@ -335,7 +430,13 @@ mod tests {
         item.brand = Some(brand.to_string());
         item.price = Some(price);
         item.attributes.insert("color".into(), serde_json::json!(color));
-        Facts::of(&item)
+        let mut facts = Facts::of(&item);
+        NAMES.with(|names| names.borrow_mut().assign(&mut facts));
+        facts
+    }
+
+    thread_local! {
+        static NAMES: std::cell::RefCell<FacetNames> = std::cell::RefCell::new(FacetNames::default());
     }
 
     #[test]
@@ -352,7 +453,7 @@ mod tests {
         let keys = FilterKeys::new(&filters);
         let accepted: Vec<&str> = matches.iter().filter(|f| keys.accepts(f, Except::Nothing)).map(|f| &*f.id).collect();
         assert_eq!(accepted, vec!["a", "c"]);
-        let facets = count_facets(&matches, &keys);
+        let facets = NAMES.with(|names| count_facets(&matches, &keys, &names.borrow()));
         // Brand counts ignore the brand filter but keep the category filter.
         assert_eq!(
             facets.brand,

@@ -39,7 +39,7 @@ use tantivy::{
 };
 
 use self::analyze::Analyzer;
-use self::facts::{count_facets, Except, FilterKeys};
+use self::facts::{count_facets, Except, FacetNames, FilterKeys};
 pub use self::facts::{Affinity, FacetCount, Facets, Facts, Filters, PriceBucket};
 use self::query::{Synonyms, TextFields};
 use self::vectors::VectorSpace;
@@ -75,6 +75,9 @@ pub struct SearchConfig {
     pub personal_weight: f32,
     /// How many of the best results the personal touch may reorder.
     pub rerank_window: usize,
+    /// Query embeddings kept for repeated queries (least recently used dropped first);
+    /// 0 embeds every query.
+    pub query_cache: usize,
 }
 
 impl Default for SearchConfig {
@@ -88,6 +91,7 @@ impl Default for SearchConfig {
             semantic_candidates: 200,
             personal_weight: 0.3,
             rerank_window: 100,
+            query_cache: 10_000,
         }
     }
 }
@@ -317,6 +321,7 @@ struct Meta {
 struct FactsTable {
     slots: Vec<Option<Arc<Facts>>>,
     by_id: HashMap<Arc<str>, u32>,
+    names: FacetNames,
 }
 
 impl FactsTable {
@@ -326,6 +331,71 @@ impl FactsTable {
 
     fn by_id(&self, id: &str) -> Option<&Arc<Facts>> {
         self.by_id.get(id).and_then(|&slot| self.get(slot))
+    }
+}
+
+/// Embeddings of recent queries, so a repeated query (shoppers repeat the head queries
+/// all day) costs a lookup instead of a run of the language model. Least recently used
+/// entries go first; keyed by the model and the exact query text.
+pub struct QueryVectorCache {
+    capacity: usize,
+    inner: Mutex<QueryCacheInner>,
+}
+
+#[derive(Default)]
+struct QueryCacheInner {
+    /// Key → (vector, last use).
+    entries: HashMap<(String, String), (Arc<Vec<f32>>, u64)>,
+    /// Last use → key, oldest first.
+    order: BTreeMap<u64, (String, String)>,
+    clock: u64,
+}
+
+impl QueryVectorCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, inner: Mutex::new(QueryCacheInner::default()) }
+    }
+
+    /// The cached vector of `query` under `model`, marked as just used.
+    pub fn get(&self, model: &str, query: &str) -> Option<Arc<Vec<f32>>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let mut inner = self.inner.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let key = (model.to_string(), query.to_string());
+        let (vector, used) = inner.entries.get_mut(&key)?;
+        let (vector, previous) = (vector.clone(), std::mem::replace(used, now));
+        inner.order.remove(&previous);
+        inner.order.insert(now, key);
+        Some(vector)
+    }
+
+    pub fn put(&self, model: &str, query: &str, vector: Arc<Vec<f32>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let key = (model.to_string(), query.to_string());
+        if let Some((_, previous)) = inner.entries.insert(key.clone(), (vector, now)) {
+            inner.order.remove(&previous);
+        }
+        inner.order.insert(now, key);
+        while inner.entries.len() > self.capacity {
+            let Some((_, oldest)) = inner.order.pop_first() else { break };
+            inner.entries.remove(&oldest);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -570,7 +640,11 @@ impl SearchIndex {
             fields,
             analyzer,
             synonyms,
-            facts: RwLock::new(FactsTable { slots: vec![None; next_slot as usize], by_id: HashMap::new() }),
+            facts: RwLock::new(FactsTable {
+                slots: vec![None; next_slot as usize],
+                by_id: HashMap::new(),
+                names: FacetNames::default(),
+            }),
             retired: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
             spaces: RwLock::new(BTreeMap::new()),
@@ -590,6 +664,8 @@ impl SearchIndex {
                     kept += 1;
                     let mut table = this.facts.write();
                     let id = facts.id.clone();
+                    let mut facts = facts;
+                    table.names.assign(&mut facts);
                     table.slots[doc.slot as usize] = Some(Arc::new(facts));
                     table.by_id.insert(id, doc.slot);
                 }
@@ -807,7 +883,9 @@ impl SearchIndex {
                 writer.add_document(document).map_err(tantivy_error)?;
                 let slot = first_slot + n as u32;
                 let id = facts.id.clone();
-                table.slots[slot as usize] = Some(Arc::new(facts.clone()));
+                let mut facts = facts.clone();
+                table.names.assign(&mut facts);
+                table.slots[slot as usize] = Some(Arc::new(facts));
                 if let Some(old) = table.by_id.insert(id, slot) {
                     retired.push(old);
                 }
@@ -1060,7 +1138,8 @@ impl SearchIndex {
             let mut all: Vec<&Facts> =
                 keyword.iter().filter_map(|(slot, _)| table.get(*slot).map(|f| f.as_ref())).collect();
             if !semantic.is_empty() {
-                let keyword_slots: std::collections::HashSet<u32> = keyword.iter().map(|(s, _)| *s).collect();
+                let keyword_slots: std::collections::HashSet<u32, ahash::RandomState> =
+                    keyword.iter().map(|(s, _)| *s).collect();
                 all.extend(
                     semantic
                         .iter()
@@ -1068,14 +1147,15 @@ impl SearchIndex {
                         .filter_map(|(s, _)| table.get(*s).map(|f| f.as_ref())),
                 );
             }
-            response.facets = Some(count_facets(&all, &keys));
+            response.facets = Some(count_facets(&all, &keys, &table.names));
         }
         keyword.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
 
         // Semantic candidates passed the filters inside the index walk; the total counts
         // the union of both match sets.
-        let in_semantic: HashMap<u32, usize> = semantic.iter().enumerate().map(|(rank, (s, _))| (*s, rank)).collect();
-        let mut keyword_scores_of_semantic: HashMap<u32, f32> = HashMap::new();
+        let in_semantic: HashMap<u32, usize, ahash::RandomState> =
+            semantic.iter().enumerate().map(|(rank, (s, _))| (*s, rank)).collect();
+        let mut keyword_scores_of_semantic: HashMap<u32, f32, ahash::RandomState> = HashMap::default();
         for (slot, score) in &keyword {
             if in_semantic.contains_key(slot) {
                 keyword_scores_of_semantic.insert(*slot, *score);
@@ -1110,7 +1190,8 @@ impl SearchIndex {
         keyword.sort_unstable_by(keyword_order);
         let max_bm25 = keyword.first().map_or(0.0, |k| k.1);
 
-        let mut candidates: HashMap<u32, Explain> = HashMap::with_capacity(keyword.len() + semantic.len());
+        let mut candidates: HashMap<u32, Explain, ahash::RandomState> =
+            HashMap::with_capacity_and_hasher(keyword.len() + semantic.len(), ahash::RandomState::new());
         for (rank, (slot, score)) in keyword.iter().enumerate() {
             let entry = candidates.entry(*slot).or_default();
             entry.bm25 = Some(*score);

@@ -299,3 +299,20 @@ fn the_personal_touch_reorders_by_affinity() {
     assert!(personal.hits[0].explain.as_ref().unwrap().personal.unwrap() > 0.0);
     assert_eq!(personal.total, plain.total);
 }
+
+#[test]
+fn the_query_vector_cache_keeps_the_most_recently_used() {
+    let cache = QueryVectorCache::new(2);
+    cache.put("m", "a", Arc::new(vec![1.0]));
+    cache.put("m", "b", Arc::new(vec![2.0]));
+    // Using "a" makes "b" the oldest; a third query drops it.
+    assert_eq!(cache.get("m", "a").as_deref(), Some(&vec![1.0]));
+    cache.put("m", "c", Arc::new(vec![3.0]));
+    assert_eq!(cache.len(), 2);
+    assert!(cache.get("m", "b").is_none());
+    assert!(cache.get("other-model", "a").is_none(), "keyed by model too");
+    assert_eq!(cache.get("m", "c").as_deref(), Some(&vec![3.0]));
+    let off = QueryVectorCache::new(0);
+    off.put("m", "a", Arc::new(vec![1.0]));
+    assert!(off.get("m", "a").is_none() && off.is_empty());
+}
