@@ -47,7 +47,7 @@ impl Dataset {
             }
         }
         let n_features = feature_names.len();
-        if rows.len() % n_features != 0 {
+        if !rows.len().is_multiple_of(n_features) {
             return Err(invalid(
                 "invalid_length",
                 "rows",

@@ -47,7 +47,7 @@ use crate::error::{Result, ValidationError};
 use crate::rank::ftrl::problems_to_error;
 use bins::BinnedData;
 use grow::{TreeLearner, TreeParams};
-use objective::{binary_gradients, LambdaRank};
+use objective::{binary_gradients, LambdaRank, NdcgEvaluator};
 
 /// Largest query group LambdaRank accepts: its cost grows with `group rows × truncation`
 /// (× group rows without truncation), and a group this large is more likely a dataset whose
@@ -230,11 +230,32 @@ fn check_data(params: &GbdtParams, data: &Dataset, name: &str) -> Result<(), Val
     Ok(())
 }
 
-/// The validation metric after an iteration and whether a higher value is better.
-fn validation_metric(params: &GbdtParams, data: &Dataset, scores: &[f64]) -> Option<f64> {
-    match params.objective {
-        Objective::LambdaRank => mean_ndcg(data, scores, params.eval_at),
-        Objective::Binary => binary_log_loss(data, scores),
+/// The validation metric: mean NDCG@`eval_at` (higher is better) or log loss (lower).
+enum Validation {
+    Ndcg(NdcgEvaluator),
+    LogLoss,
+}
+
+impl Validation {
+    fn new(params: &GbdtParams, data: &Dataset) -> Self {
+        match params.objective {
+            Objective::LambdaRank => Validation::Ndcg(NdcgEvaluator::new(data, params.eval_at)),
+            Objective::Binary => Validation::LogLoss,
+        }
+    }
+
+    fn metric(&self, data: &Dataset, scores: &[f64]) -> Option<f64> {
+        match self {
+            Validation::Ndcg(evaluator) => evaluator.mean(data, scores),
+            Validation::LogLoss => binary_log_loss(data, scores),
+        }
+    }
+
+    fn better(&self, metric: f64, than: f64) -> bool {
+        match self {
+            Validation::Ndcg(_) => metric > than,
+            Validation::LogLoss => metric < than,
+        }
     }
 }
 
@@ -257,7 +278,7 @@ pub fn train(params: &GbdtParams, train: &Dataset, valid: Option<&Dataset>) -> R
             )
             .into());
         }
-        if validation_metric(params, valid, &vec![0.0; valid.n_rows()]).is_none() {
+        if Validation::new(params, valid).metric(valid, &vec![0.0; valid.n_rows()]).is_none() {
             return Err(ValidationError::new(
                 "invalid_label",
                 "valid.labels",
@@ -283,6 +304,7 @@ pub fn train(params: &GbdtParams, train: &Dataset, valid: Option<&Dataset>) -> R
     let mut learner = TreeLearner::new(&binned, n_rows, params.tree_params());
     let mut scores = vec![base_score; n_rows];
     let mut valid_scores = valid.map(|v| vec![base_score; v.n_rows()]);
+    let validation = valid.map(|v| Validation::new(params, v));
     let (mut gradients, mut hessians) = (vec![0f32; n_rows], vec![0f32; n_rows]);
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let per_tree = ((params.feature_fraction * n_features as f64).round() as usize).clamp(1, n_features);
@@ -316,15 +338,11 @@ pub fn train(params: &GbdtParams, train: &Dataset, valid: Option<&Dataset>) -> R
             }
         }
         let tree = grown.tree;
-        if let (Some(valid), Some(valid_scores)) = (valid, valid_scores.as_mut()) {
+        if let (Some(valid), Some(valid_scores), Some(validation)) = (valid, valid_scores.as_mut(), &validation) {
             valid_scores.par_iter_mut().enumerate().for_each(|(i, s)| *s += tree.predict(valid.row(i)));
-            let metric = validation_metric(params, valid, valid_scores).unwrap_or(f64::NAN);
+            let metric = validation.metric(valid, valid_scores).unwrap_or(f64::NAN);
             metrics.push(metric);
-            let improved = best.is_none_or(|(_, b)| match params.objective {
-                Objective::LambdaRank => metric > b,
-                Objective::Binary => metric < b,
-            });
-            if improved {
+            if best.is_none_or(|(_, b)| validation.better(metric, b)) {
                 best = Some((iteration, metric));
             }
             tracing::debug!(iteration, metric, "gbdt iteration");
@@ -412,12 +430,11 @@ mod tests {
         for col in 0..d {
             let pivot = (col..d).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs())).unwrap();
             a.swap(col, pivot);
-            for r in 0..d {
-                if r != col {
-                    let factor = a[r][col] / a[col][col];
-                    for c in col..=d {
-                        a[r][c] -= factor * a[col][c];
-                    }
+            let pivot_row = a[col].clone();
+            for (_, row) in a.iter_mut().enumerate().filter(|(r, _)| *r != col) {
+                let factor = row[col] / pivot_row[col];
+                for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= factor * p;
                 }
             }
         }
@@ -524,10 +541,10 @@ mod tests {
         assert_eq!(loaded, model);
         assert_eq!(model_bytes(&loaded), bytes);
         let batch = loaded.predict_batch(data.rows());
-        for i in 0..data.n_rows() {
+        for (i, scored) in batch.iter().enumerate() {
             let row = data.row(i);
             assert_eq!(loaded.predict(row).to_bits(), model.predict(row).to_bits());
-            assert_eq!(batch[i].to_bits(), model.predict(row).to_bits());
+            assert_eq!(scored.to_bits(), model.predict(row).to_bits());
         }
         assert_eq!(loaded.history(), model.history());
         assert_eq!(loaded.feature_names(), data.feature_names());
