@@ -342,12 +342,15 @@ pub struct QueryVectorCache {
     inner: Mutex<QueryCacheInner>,
 }
 
+/// (model id, query text).
+type QueryKey = (String, String);
+
 #[derive(Default)]
 struct QueryCacheInner {
     /// Key → (vector, last use).
-    entries: HashMap<(String, String), (Arc<Vec<f32>>, u64)>,
+    entries: HashMap<QueryKey, (Arc<Vec<f32>>, u64)>,
     /// Last use → key, oldest first.
-    order: BTreeMap<u64, (String, String)>,
+    order: BTreeMap<u64, QueryKey>,
     clock: u64,
 }
 
