@@ -75,8 +75,8 @@ pub enum Objective {
 pub struct GbdtParams {
     pub objective: Objective,
     /// LambdaRank: only pairs with at least one row in the current top `truncation` give
-    /// lambdas, and |ΔNDCG| is that of NDCG@`truncation` (LightGBM's
-    /// `lambdarank_truncation_level`). 0: every pair.
+    /// lambdas, and |ΔNDCG| is normalised by the ideal DCG@`truncation` (LightGBM's
+    /// `lambdarank_truncation_level`, same default). 0: every pair, the whole group's DCG.
     pub truncation: usize,
     /// LambdaRank: the validation metric is mean NDCG@`eval_at`. 0: the whole group.
     pub eval_at: usize,
