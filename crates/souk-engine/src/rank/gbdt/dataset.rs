@@ -79,7 +79,9 @@ impl Dataset {
         Ok(Self { feature_names, rows, labels, weights: vec![1.0; n_rows], groups: vec![0, n_rows as u32] })
     }
 
-    /// Per-row importance weights (e.g. inverse propensities), finite and non-negative.
+    /// Per-row importance weights (e.g. inverse propensities), finite and non-negative. A
+    /// weight acts as a count: Binary multiplies the row's gradient and hessian by it,
+    /// LambdaRank a pair's by the product of its two rows' weights.
     pub fn with_weights(mut self, weights: Vec<f32>) -> Result<Self, ValidationError> {
         if weights.len() != self.n_rows() {
             return Err(invalid(

@@ -5,11 +5,11 @@
 //! regression trees on lambda gradients — pairwise RankNet gradients scaled by how much NDCG
 //! would change if the pair swapped — with Newton leaf values. The learner follows
 //! LightGBM's design and defaults so results are comparable to its `lambdarank`:
-//! - [`bins`]: quantile bins per feature, found once; training reads a `u8` bin matrix.
-//! - [`grow`]: leaf-wise (best-first) trees on gradient histograms, histogram subtraction,
+//! - `bins`: quantile bins per feature, found once; training reads a `u8` bin matrix.
+//! - `grow`: leaf-wise (best-first) trees on gradient histograms, histogram subtraction,
 //!   features in parallel; missing values (NaN) go where the split learned they should.
-//! - [`objective`]: lambda gradients per query group in parallel; binary log loss; NDCG.
-//! - [`model`]: prediction, Saabas path contributions, gain importance, the artifact.
+//! - `objective`: lambda gradients per query group in parallel; binary log loss; NDCG.
+//! - `model`: prediction, Saabas path contributions, gain importance, the artifact.
 //!
 //! [`train`] boosts up to [`GbdtParams::trees`] trees, scoring a validation set after each
 //! one (NDCG@`eval_at` or log loss) and, with early stopping, keeps the best iteration's
@@ -24,7 +24,7 @@
 //!
 //! Cost of training, per tree, for `n` rows and `f` features: gradients in O(n · truncation)
 //! for LambdaRank; histograms in about `n · f · (1 + log2(leaves) / 2)` byte reads; split
-//! search in `leaves · f · 256`. Serving: see [`model`].
+//! search in `leaves · f · 256`. Serving: see [`GbdtModel::predict`].
 
 mod bins;
 mod dataset;
@@ -75,8 +75,8 @@ pub enum Objective {
 pub struct GbdtParams {
     pub objective: Objective,
     /// LambdaRank: only pairs with at least one row in the current top `truncation` give
-    /// lambdas, and |ΔNDCG| is that of NDCG@`truncation` (LightGBM's
-    /// `lambdarank_truncation_level`). 0: every pair.
+    /// lambdas, and |ΔNDCG| is normalised by the ideal DCG@`truncation` (LightGBM's
+    /// `lambdarank_truncation_level`, same default). 0: every pair, the whole group's DCG.
     pub truncation: usize,
     /// LambdaRank: the validation metric is mean NDCG@`eval_at`. 0: the whole group.
     pub eval_at: usize,
