@@ -197,6 +197,10 @@ pub async fn get_recommendations(
     souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
+    // A random sample of pages is logged for the ranker to learn from.
+    let log_features = state.feature_log.is_some()
+        && state.ranking.log_features
+        && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.log_share;
     let request = RecommendRequest {
         user: id.clone(),
         n,
@@ -205,7 +209,7 @@ pub async fn get_recommendations(
         exclude: exclusions(query.exclude.as_deref())?,
         rules: state.request_rules(query.rules.as_deref())?,
         use_ranker: query.ranker.unwrap_or(true),
-        log_features: state.feature_log.is_some() && state.ranking.log_features,
+        log_features,
         explain: query.explain.unwrap_or(false),
         now_ms: crate::search_api::chrono_now_ms(),
     };
@@ -223,7 +227,7 @@ pub async fn get_recommendations(
         .await?;
     let (mut items, next_cursor, trained_at, features, mut arm) = page;
     let request_id = new_request_id();
-    if !features.is_empty() {
+    if log_features && !features.is_empty() {
         // The randomised arm: this page's items in a shuffled order, so that where an item
         // sits is independent of how good it is (position bias is estimated from it).
         if (rand_u64() as f64 / u64::MAX as f64) < state.ranking.explore_share {

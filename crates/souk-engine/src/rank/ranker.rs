@@ -46,6 +46,9 @@ pub struct RankConfig {
     /// Log the feature rows and impressions of recommendation pages served to known users,
     /// so a ranker can learn from them (needs a training to have run once).
     pub log_features: bool,
+    /// Share of those pages logged (a random sample): logging costs a feature row per
+    /// shown item and an impression event.
+    pub log_share: f64,
     /// Share of logged pages shown in a shuffled order (the `explore` arm), from which
     /// position bias is estimated. 0 turns exploration off (clicks are then unweighted).
     pub explore_share: f64,
@@ -54,7 +57,7 @@ pub struct RankConfig {
 
 impl Default for RankConfig {
     fn default() -> Self {
-        Self { log_features: true, explore_share: 0.05, gbdt: GbdtParams::default() }
+        Self { log_features: true, log_share: 0.1, explore_share: 0.05, gbdt: GbdtParams::default() }
     }
 }
 
@@ -63,6 +66,9 @@ impl RankConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems: Vec<(String, String)> =
             self.gbdt.problems().into_iter().map(|(k, m)| (format!("rank.{k}"), m)).collect();
+        if !(0.0..=1.0).contains(&self.log_share) {
+            problems.push(("rank.log_share".into(), format!("expected 0..=1, found {}", self.log_share)));
+        }
         if !(0.0..=1.0).contains(&self.explore_share) {
             problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
         }

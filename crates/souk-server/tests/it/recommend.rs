@@ -265,7 +265,7 @@ fn logging_shop() -> (TestServer, Generator) {
     sink.finish().unwrap();
     let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
     let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
-    let ranking = RankConfig { explore_share: 0.2, ..RankConfig::default() };
+    let ranking = RankConfig { explore_share: 0.2, log_share: 1.0, ..RankConfig::default() };
     let log = FeatureLog::in_data_dir(dir.path());
     let state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)))
         .with_ranking(ranking, log);
