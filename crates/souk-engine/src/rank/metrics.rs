@@ -195,6 +195,21 @@ impl ClickMetrics {
     }
 }
 
+/// NDCG@k of `order` (indices into `gains`) against the ideal order of all gains, with
+/// linear gains (the value of each item, e.g. its expected purchase value) and log2
+/// discounts; 0 when no item has a gain.
+pub fn ndcg_of_order(order: &[usize], gains: &[f64], k: usize) -> f64 {
+    let dcg: f64 = order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum();
+    let mut ideal: Vec<f64> = gains.to_vec();
+    ideal.sort_by(|a, b| b.total_cmp(a));
+    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();
+    if idcg > 0.0 {
+        dcg / idcg
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -360,5 +375,15 @@ mod tests {
             }
             prop_assert!((log_loss(&p, &y).unwrap() - total / p.len() as f64).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn ndcg_is_one_for_the_ideal_order_and_less_otherwise() {
+        let gains = [0.0, 3.0, 1.0];
+        assert_eq!(ndcg_of_order(&[1, 2, 0], &gains, 10), 1.0);
+        let swapped = ndcg_of_order(&[2, 1, 0], &gains, 10);
+        let expected = (1.0 + 3.0 / 3f64.log2()) / (3.0 + 1.0 / 3f64.log2());
+        assert!((swapped - expected).abs() < 1e-12);
+        assert_eq!(ndcg_of_order(&[0], &[0.0], 10), 0.0);
     }
 }

@@ -148,13 +148,8 @@ impl FunnelStage {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PriceBand {
-    Low,
-    Mid,
-    High,
-}
+/// The same bands the generator gives its shoppers, so profiles compare with its truth.
+pub use crate::gen::PriceBand;
 
 /// One affinity: a category, brand or attribute value with its decayed score and share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

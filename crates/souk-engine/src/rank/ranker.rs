@@ -26,6 +26,7 @@ use crate::model::EventType;
 use crate::rank::features::{ItemStats, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions, LabeledImpression};
+use crate::rank::metrics::ndcg_of_order;
 use crate::rank::profile::PriceIndex;
 use crate::store::Storage;
 use crate::{Error, Result};
@@ -246,18 +247,6 @@ impl Ranker {
     }
 }
 
-fn ndcg(order: &[usize], gains: &[f64], k: usize) -> f64 {
-    let dcg: f64 = order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum();
-    let mut ideal = gains.to_vec();
-    ideal.sort_by(|a, b| b.total_cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();
-    if idcg > 0.0 {
-        dcg / idcg
-    } else {
-        0.0
-    }
-}
-
 /// Train a ranker from the store's impression logs and the feature log, and judge it
 /// against the order shown and the `current` ranker. `Ok(None)` when there is too little
 /// logged traffic (fewer than [`MIN_REQUESTS`] requests with a click).
@@ -335,10 +324,11 @@ pub fn train_from_logs(
             order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
             order
         };
-        model_total += ndcg(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
-        logged_total += ndcg(&(0..group.len()).collect::<Vec<_>>(), &gains, 10);
+        model_total += ndcg_of_order(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
+        logged_total += ndcg_of_order(&(0..group.len()).collect::<Vec<_>>(), &gains, 10);
         if let Some(current) = current {
-            current_total += ndcg(&order_by(rows.iter().map(|r| current.model.predict(r)).collect()), &gains, 10);
+            current_total +=
+                ndcg_of_order(&order_by(rows.iter().map(|r| current.model.predict(r)).collect()), &gains, 10);
         }
     }
     let holdout = (groups.len() - holdout_start) as f64;

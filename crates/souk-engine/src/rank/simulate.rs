@@ -49,6 +49,7 @@ use crate::model::{Event, EventType, Record, RecordSink};
 use crate::rank::features::{FeatureBuilder, ItemStats, RecallSignals, Signal, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
+use crate::rank::metrics::ndcg_of_order;
 use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
 use crate::recommend::serving::{factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest};
 use crate::recommend::EventWeights;
@@ -200,19 +201,6 @@ fn funnel(u: f64, available: bool) -> (f64, f64, f64) {
 
 fn examination(slot: usize) -> f64 {
     1.0 / (1.0 + slot as f64)
-}
-
-/// NDCG@k of `order` (indices into `gains`) against the ideal order of all gains.
-fn ndcg_at(order: &[usize], gains: &[f64], k: usize) -> f64 {
-    let dcg: f64 = order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum();
-    let mut ideal: Vec<f64> = gains.to_vec();
-    ideal.sort_by(|a, b| b.total_cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();
-    if idcg > 0.0 {
-        dcg / idcg
-    } else {
-        0.0
-    }
 }
 
 /// One request's candidates with everything the methods and the judge need.
@@ -613,7 +601,7 @@ pub fn simulate(
                 "keyword" => order.sort_by(by_source(|s| s.keyword.map(|x| x.rank))),
                 _ => order.sort_by(by_source(|s| s.popularity.map(|x| x.rank))),
             }
-            scores[m].push(ndcg_at(&order, &gains, 10));
+            scores[m].push(ndcg_of_order(&order, &gains, 10));
         }
         // Production keeps serving the blend, and shoppers keep shopping.
         let order: Vec<usize> = (0..config.shown).collect();
@@ -664,16 +652,6 @@ pub fn simulate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ndcg_is_one_for_the_ideal_order_and_less_otherwise() {
-        let gains = [0.0, 3.0, 1.0];
-        assert_eq!(ndcg_at(&[1, 2, 0], &gains, 10), 1.0);
-        let swapped = ndcg_at(&[2, 1, 0], &gains, 10);
-        let expected = (1.0 + 3.0 / 3f64.log2()) / (3.0 + 1.0 / 3f64.log2());
-        assert!((swapped - expected).abs() < 1e-12);
-        assert_eq!(ndcg_at(&[0], &[0.0], 10), 0.0);
-    }
 
     #[test]
     fn a_small_search_simulation_learns_a_ranker_that_beats_keywords_and_the_blend() {

@@ -709,26 +709,35 @@ pub fn factor_scores(
     history_limit: usize,
     items: &[&str],
 ) -> Result<Vec<Option<f32>>> {
-    let Some(model) = set.models.iter().find_map(|(_, source)| match source {
-        Source::Als { model, .. } => Some(model),
-        Source::Dense(_) => None,
-    }) else {
+    let Some(model) = first_factor_model(set) else {
         return Ok(vec![None; items.len()]);
     };
     let history = user_history(set, store, user, history_limit, Exclusions::default())?;
     if history.pairs.is_empty() {
         return Ok(vec![None; items.len()]);
     }
-    let user_vector = model.fold_in(&history.pairs);
+    Ok(scores_of_vector(set, model, &model.fold_in(&history.pairs), items))
+}
+
+/// The first factor model of the set, whose fold-in is the user's preference vector.
+fn first_factor_model(set: &ModelSet) -> Option<&AlsModel> {
+    set.models.iter().find_map(|(_, source)| match source {
+        Source::Als { model, .. } => Some(model.as_ref()),
+        Source::Dense(_) => None,
+    })
+}
+
+/// Each item's factors against a folded-in user vector (`None` for unknown items).
+fn scores_of_vector(set: &ModelSet, model: &AlsModel, user_vector: &[f32], items: &[&str]) -> Vec<Option<f32>> {
     let f = model.params.factors;
-    Ok(items
+    items
         .iter()
         .map(|id| {
             let &i = set.item_index.get(*id)?;
             let factors = model.item_factors.get(i as usize * f..(i as usize + 1) * f)?;
-            Some(factors.iter().zip(&user_vector).map(|(a, b)| a * b).sum())
+            Some(factors.iter().zip(user_vector).map(|(a, b)| a * b).sum())
         })
-        .collect())
+        .collect()
 }
 
 /// A re-ranking candidate from an item's catalog facts (tags and attributes are not among
@@ -825,6 +834,8 @@ pub fn recommend(
         }
     };
     let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
+    // The first factor model's fold-in, kept for the ranker's factor-score feature.
+    let mut folded: Option<(&AlsModel, Vec<f32>)> = None;
     if !history.pairs.is_empty() {
         for (name, source) in &set.models {
             // Always fold in the live history: a trained user vector would ignore the
@@ -832,7 +843,12 @@ pub fn recommend(
             let list = match source {
                 Source::Als { model, index } => {
                     let user_vector = model.fold_in(&history.pairs);
-                    ranked_then_accepted(&|k| index.search(&user_vector, k, ALS_PROBE_ITEMS.max(k), rejected))?
+                    let list =
+                        ranked_then_accepted(&|k| index.search(&user_vector, k, ALS_PROBE_ITEMS.max(k), rejected))?;
+                    if folded.is_none() {
+                        folded = Some((model.as_ref(), user_vector));
+                    }
+                    list
                 }
                 Source::Dense(model) => {
                     let mut scores = vec![0f32; set.item_ids.len()];
@@ -890,7 +906,10 @@ pub fn recommend(
         ranked.truncate(RANK_WINDOW.max(request.n * 3));
         let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
         let metas = store.items_meta(&ids)?;
-        let factors = factor_scores(set, store, &request.user, config.history_limit, &ids)?;
+        let factors = match &folded {
+            Some((model, user_vector)) => scores_of_vector(set, model, user_vector, &ids),
+            None => vec![None; ids.len()],
+        };
         let user_id = UserId::parse(request.user.as_str(), "user")?;
         let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
         let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };

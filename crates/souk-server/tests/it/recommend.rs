@@ -15,6 +15,12 @@ use souk_server::{AppState, RecommendSettings, ServerConfig};
 use crate::TestServer;
 
 fn shop() -> TestServer {
+    shop_with(None).0
+}
+
+/// A generated shop with trained models; with `ranking`, its pages log impressions and
+/// feature rows for the ranker.
+fn shop_with(ranking: Option<RankConfig>) -> (TestServer, Generator) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
     let generator = Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap();
@@ -23,8 +29,11 @@ fn shop() -> TestServer {
     sink.finish().unwrap();
     let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
     let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
-    let state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)));
-    TestServer::from_state(state, dir)
+    let mut state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)));
+    if let Some(ranking) = ranking {
+        state = state.with_ranking(ranking, FeatureLog::in_data_dir(dir.path()));
+    }
+    (TestServer::from_state(state, dir), generator)
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -255,26 +264,11 @@ async fn rules_pin_filter_and_spread_recommendations() {
     assert_eq!(error["field"], "rules");
 }
 
-/// A shop whose pages log impressions and feature rows (a fifth of them shuffled).
-fn logging_shop() -> (TestServer, Generator) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
-    let generator = Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap();
-    let mut sink = StoreSink::new(&store);
-    generator.run(&mut sink, &mut |_| {}).unwrap();
-    sink.finish().unwrap();
-    let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
-    let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
-    let ranking = RankConfig { explore_share: 0.2, log_share: 1.0, ..RankConfig::default() };
-    let log = FeatureLog::in_data_dir(dir.path());
-    let state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)))
-        .with_ranking(ranking, log);
-    (TestServer::from_state(state, dir), generator)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ranker_learns_from_logged_pages_and_serves_with_explanations() {
-    let (server, generator) = logging_shop();
+    // Every page logged, a fifth of them shuffled.
+    let ranking = RankConfig { explore_share: 0.2, log_share: 1.0, ..RankConfig::default() };
+    let (server, generator) = shop_with(Some(ranking));
     // The first training finds no logged traffic: no ranker yet, but pages start logging.
     let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{trained}");
