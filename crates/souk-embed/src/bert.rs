@@ -13,7 +13,9 @@
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
+
+use crate::dense::DenseLayer;
 
 /// The activation between the two feed-forward projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +193,7 @@ impl EncoderWeights for VarBuilder<'_> {
 /// slower than its f32 product on our CPUs (94 vs 17 ms for 576×384 by 384×1536), and the
 /// expanded weights of a small model cost little memory (85 MB for multilingual-e5-small);
 /// the vectors stay within float noise of the engine's (cosine ≥ 0.9997 on the fixture).
-fn stacked_linear(parts: Vec<(WeightMatrix, Tensor)>, in_dim: usize) -> candle_core::Result<Linear> {
+fn stacked_linear(parts: Vec<(WeightMatrix, Tensor)>, in_dim: usize) -> candle_core::Result<DenseLayer> {
     let mut weights = Vec::with_capacity(parts.len());
     let mut biases = Vec::with_capacity(parts.len());
     for (weight, bias) in parts {
@@ -212,7 +214,7 @@ fn stacked_linear(parts: Vec<(WeightMatrix, Tensor)>, in_dim: usize) -> candle_c
         });
         biases.push(bias);
     }
-    Ok(Linear::new(Tensor::cat(&weights, 0)?, Some(Tensor::cat(&biases, 0)?)))
+    DenseLayer::new(Tensor::cat(&weights, 0)?, Tensor::cat(&biases, 0)?)
 }
 
 struct Embeddings {
@@ -226,11 +228,11 @@ struct Embeddings {
 
 struct Layer {
     /// Query, key and value projections stacked into one `[3·H, H]` layer.
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: DenseLayer,
+    attention_output: DenseLayer,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: DenseLayer,
+    output: DenseLayer,
     output_norm: LayerNorm,
 }
 
@@ -259,7 +261,7 @@ fn projection(
     prefix: &str,
     out_dim: usize,
     in_dim: usize,
-) -> candle_core::Result<Linear> {
+) -> candle_core::Result<DenseLayer> {
     stacked_linear(vec![projection_part(weights, prefix, out_dim, in_dim)?], in_dim)
 }
 

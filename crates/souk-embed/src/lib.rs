@@ -14,7 +14,9 @@
 //! product (E5) runs on a pool of its own of `CANDLE_NUM_THREADS` threads (default: the same),
 //! which only those variables bound.
 
+mod batcher;
 mod bert;
+mod dense;
 mod e5;
 mod error;
 mod gelu;
@@ -23,6 +25,7 @@ pub mod throughput;
 
 use std::num::NonZeroUsize;
 
+pub use batcher::QueryBatcher;
 pub use e5::{E5Small, E5_SMALL_ID};
 pub use error::EmbedError;
 pub use minilm::{MiniLm, MINILM_ID};

@@ -150,6 +150,11 @@ fn vectors_match_sentence_transformers() {
     // Queries and passages are the same to MiniLM.
     let as_queries = model.embed(&texts, TextKind::Query).unwrap();
     assert_eq!(as_queries, actual);
+    // One at a time, as a search query is embedded (the small-input path).
+    let alone: Vec<Vec<f32>> =
+        texts.iter().map(|text| model.embed(&[text], TextKind::Query).unwrap().remove(0)).collect();
+    let minimum = check_cosines(&texts, &alone, &expected, 0.999);
+    eprintln!("minimum cosine against sentence-transformers, one text at a time: {minimum:.7}");
 }
 
 #[test]
@@ -172,10 +177,12 @@ fn a_text_gets_the_same_vector_alone_and_in_a_batch() {
     let together = model.embed(&texts, TextKind::Passage).unwrap();
     let alone: Vec<Vec<f32>> =
         texts.iter().map(|text| model.embed(&[text], TextKind::Passage).unwrap().remove(0)).collect();
+    // A short text alone takes the small-input path (half-precision weights); a batch takes
+    // the f32 matrix product. They agree to float noise.
     check_cosines(&texts, &together, &alone, 0.99999);
     for ((text, a), b) in texts.iter().zip(&together).zip(&alone) {
         let largest = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(largest < 1e-5, "largest difference {largest} for {text:?}");
+        assert!(largest < 5e-4, "largest difference {largest} for {text:?}");
     }
     // Through embed_batched, in batches of 5, with progress.
     let mut reported = Vec::new();

@@ -41,11 +41,16 @@ pub struct EmbedConfig {
     pub model_path: String,
     /// Texts embedded per batch.
     pub batch_size: usize,
+    /// Search queries that arrive together are embedded in one pass of at most this many
+    /// (1: every query alone).
+    pub query_batch: usize,
+    /// Query passes that may run at the same time (0: one per core).
+    pub query_passes: usize,
 }
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        Self { model_path: String::new(), batch_size: 32 }
+        Self { model_path: String::new(), batch_size: 32, query_batch: 16, query_passes: 0 }
     }
 }
 
@@ -57,6 +62,12 @@ impl EmbedConfig {
         }
         if !(1..=1024).contains(&self.batch_size) {
             problems.push(("embed.batch_size".into(), format!("expected 1..=1024, found {}", self.batch_size)));
+        }
+        if !(1..=256).contains(&self.query_batch) {
+            problems.push(("embed.query_batch".into(), format!("expected 1..=256, found {}", self.query_batch)));
+        }
+        if self.query_passes > 64 {
+            problems.push(("embed.query_passes".into(), format!("expected 0..=64, found {}", self.query_passes)));
         }
         problems
     }

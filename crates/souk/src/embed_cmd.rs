@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use souk_embed::{E5Small, Embedder, MiniLm, TextKind, E5_SMALL_ID};
+use souk_embed::{E5Small, Embedder, MiniLm, QueryBatcher, TextKind, E5_SMALL_ID};
 use souk_engine::search::TextEmbedder;
 
 use crate::config::EmbedConfig;
@@ -42,14 +42,18 @@ pub fn load_embedder(config: &EmbedConfig) -> anyhow::Result<Option<Arc<dyn Text
     }
     let started = std::time::Instant::now();
     let path = Path::new(&config.model_path);
+    let passes = match config.query_passes {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        passes => passes,
+    };
     let (model, multilingual): (Box<dyn Embedder>, bool) = if path.is_dir() {
         let model = MiniLm::load(path).with_context(|| format!("loading the text embedder from {}", path.display()))?;
-        (Box::new(model), false)
+        (Box::new(QueryBatcher::new(model, config.query_batch, passes)?), false)
     } else {
         let model =
             E5Small::load(path).with_context(|| format!("loading the text embedder from {}", path.display()))?;
         debug_assert_eq!(model.id(), E5_SMALL_ID);
-        (Box::new(model), true)
+        (Box::new(QueryBatcher::new(model, config.query_batch, passes)?), true)
     };
     tracing::info!(
         model = model.id(),

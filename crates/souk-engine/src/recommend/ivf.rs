@@ -13,7 +13,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::kernels::dot;
+use super::kernels::{dot, dot_rows};
 
 /// Catalogs smaller than this are searched exhaustively.
 pub const EXACT_BELOW: usize = 20_000;
@@ -129,12 +129,16 @@ impl IvfIndex {
         ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         let mut top = TopK::new(k);
         let mut scored = 0;
+        let mut scores = Vec::new();
         for (c, _) in ranked {
             if scored >= probe_items && top.is_full() {
                 break;
             }
-            for slot in self.offsets[c]..self.offsets[c + 1] {
-                let score = dot(query, &self.vectors[slot * self.dims..(slot + 1) * self.dims]);
+            let (first, end) = (self.offsets[c], self.offsets[c + 1]);
+            scores.clear();
+            scores.resize(end - first, 0.0);
+            dot_rows(query, &self.vectors[first * self.dims..end * self.dims], &mut scores);
+            for (slot, &score) in (first..end).zip(&scores) {
                 scored += 1;
                 if top.admits(score) {
                     let item = self.order[slot];

@@ -10,6 +10,47 @@ use super::artifact::{Array, Artifact};
 use super::data::Interactions;
 use crate::{Error, Result, ValidationError};
 
+/// `out[r] = Σ query[k]·rows[r·d + k]` for the `out.len()` rows of width `d = query.len()`
+/// stored back to back in `rows`: the scan of a vector search. One run-time dispatch to the
+/// widest vectors the CPU has (fused multiply-add where present, through `pulp`) covers all
+/// rows, so the loop runs at about twice the speed of [`dot`], whose build targets the
+/// baseline instruction set.
+pub(crate) fn dot_rows(query: &[f32], rows: &[f32], out: &mut [f32]) {
+    struct Scan<'a> {
+        query: &'a [f32],
+        rows: &'a [f32],
+        out: &'a mut [f32],
+    }
+    impl pulp::WithSimd for Scan<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, simd: S) {
+            let dim = self.query.len();
+            let (q_head, q_tail) = S::as_simd_f32s(self.query);
+            for (r, out) in self.out.iter_mut().enumerate() {
+                let row = &self.rows[r * dim..(r + 1) * dim];
+                let (w_head, w_tail) = S::as_simd_f32s(row);
+                let mut acc = [simd.splat_f32s(0.0); 4];
+                let mut chunks_q = q_head.chunks_exact(4);
+                let mut chunks_w = w_head.chunks_exact(4);
+                for (q, w) in (&mut chunks_q).zip(&mut chunks_w) {
+                    for k in 0..4 {
+                        acc[k] = simd.mul_add_e_f32s(q[k], w[k], acc[k]);
+                    }
+                }
+                for (&q, &w) in chunks_q.remainder().iter().zip(chunks_w.remainder()) {
+                    acc[0] = simd.mul_add_e_f32s(q, w, acc[0]);
+                }
+                let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+                let tail: f32 = q_tail.iter().zip(&row[dim - w_tail.len()..]).map(|(a, b)| a * b).sum();
+                *out = simd.reduce_sum_f32s(sum) + tail;
+            }
+        }
+    }
+    debug_assert!(rows.len() >= out.len() * query.len());
+    pulp::Arch::new().dispatch(Scan { query, rows, out });
+}
+
 /// `Σ a[k]·b[k]`, with eight independent accumulators so the loop vectorises (a single
 /// running sum is a serial dependency chain the compiler may not reorder for floats).
 #[inline]
@@ -233,6 +274,20 @@ pub(crate) fn map_rows(data: &Interactions, f: impl Fn(usize, f32) -> f32) -> In
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_rows_matches_dot() {
+        for dim in [1, 7, 8, 33, 384] {
+            let query: Vec<f32> = (0..dim).map(|k| (k % 5) as f32 * 0.25 - 0.5).collect();
+            let rows: Vec<f32> = (0..dim * 6).map(|k| ((k * 7) % 11) as f32 / 11.0 - 0.4).collect();
+            let mut out = vec![f32::NAN; 6];
+            dot_rows(&query, &rows, &mut out);
+            for (r, &score) in out.iter().enumerate() {
+                let expected = dot(&query, &rows[r * dim..(r + 1) * dim]);
+                assert!((score - expected).abs() < 1e-4 * expected.abs().max(1.0), "{dim}: {score} vs {expected}");
+            }
+        }
+    }
 
     #[test]
     fn dot_matches_naive_for_odd_lengths() {
