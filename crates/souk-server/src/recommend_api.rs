@@ -175,7 +175,7 @@ pub fn new_request_id() -> String {
     format!("r-{:016x}", rand_u64())
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // A per-process random key hashed with a counter: unique and unpredictable enough for
     // request ids without another dependency.

@@ -11,17 +11,19 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::model::{Event, EventType};
+use souk_engine::rank::ranker::ARM_EXPLORE;
 use souk_engine::rank::rerank::Rules;
+use souk_engine::rank::search_ranking::SearchRanking;
 use souk_engine::search::{
-    embedder_reads, Affinity, Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder,
-    TEXT_SPACE,
+    embedder_reads, Affinity, Facets, Filters, Fusion, Hit, RankingStage, SearchIndex, SearchMode, SearchRequest, Sort,
+    TextEmbedder, TEXT_SPACE,
 };
 use souk_engine::{EventId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
-use crate::recommend_api::new_request_id;
+use crate::recommend_api::{new_request_id, rand_u64};
 use crate::state::AppState;
 
 /// Most results one page may ask for.
@@ -69,6 +71,9 @@ pub struct SearchParams {
     pub space: Option<String>,
     /// Personalise with the user's affinities (default true when `user` is given).
     pub personalize: Option<bool>,
+    /// Order the best results with the learned search ranker when one has been trained
+    /// (default true; needs `user` and personalisation).
+    pub ranker: Option<bool>,
     /// Re-ranking rules as JSON (see `GET /v1/users/{id}/recommendations`), added to the
     /// configured `[rerank]` rules.
     pub rules: Option<String>,
@@ -100,6 +105,7 @@ pub struct SearchBody {
     pub explain: Option<bool>,
     pub space: Option<String>,
     pub personalize: Option<bool>,
+    pub ranker: Option<bool>,
     pub vector: Option<Vec<f32>>,
     /// Re-ranking rules for this search (pin, boost, bury, filter, promotions,
     /// diversity), added to the configured `[rerank]` rules.
@@ -186,6 +192,7 @@ fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
             "explain" => body.explain = Some(parse(&value, "explain", "true or false")?),
             "space" => body.space = Some(value),
             "personalize" => body.personalize = Some(parse(&value, "personalize", "true or false")?),
+            "ranker" => body.ranker = Some(parse(&value, "ranker", "true or false")?),
             "rules" if !value.trim().is_empty() => {
                 body.rules = Some(
                     serde_json::from_str(&value)
@@ -217,6 +224,7 @@ struct Plan {
     request: SearchRequest,
     user: Option<UserId>,
     personalize: bool,
+    use_ranker: bool,
     query: String,
 }
 
@@ -336,7 +344,8 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
         rules: state.merge_rules(body.rules.unwrap_or_default())?,
     };
     let personalize = body.personalize.unwrap_or(true) && user.is_some();
-    Ok(Plan { request, user, personalize, query })
+    let use_ranker = body.ranker.unwrap_or(true);
+    Ok(Plan { request, user, personalize, use_ranker, query })
 }
 
 fn search_index(state: &AppState) -> ApiResult<Arc<SearchIndex>> {
@@ -356,9 +365,16 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let embedder: Option<Arc<dyn TextEmbedder>> = state.embedder.clone();
     let query_vectors = state.query_vectors.clone();
     let weights = state.recommend.weights.clone();
-    let Plan { mut request, user, personalize, query } = plan;
+    let history_limit = state.recommend.config.history_limit;
+    let models = state.models.load_full();
+    let Plan { mut request, user, personalize, use_ranker, query } = plan;
     let history_user = user.clone().filter(|_| personalize);
-    let (response, affinity) = state
+    // A random sample of pages is logged for the search ranker to learn from.
+    let log_features = history_user.is_some()
+        && state.search_feature_log.is_some()
+        && state.ranking.log_features
+        && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.log_share;
+    let (mut response, affinity, rows, arm) = state
         .compute(move |store| {
             // Embed the query for the text space when nothing else supplies a vector.
             if request.mode != SearchMode::Keyword && request.query_vector.is_none() && request.space == TEXT_SPACE {
@@ -394,12 +410,40 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
                 }
             }
             request.affinity = affinity.clone();
-            Ok((index.search(&request)?, affinity))
+            // recall → the learned ranker (or, without one, rows recorded for it) → rules.
+            let mut stage = match (&models, &history_user) {
+                (Some(set), Some(user))
+                    if SearchRanking::applies(set) && ((use_ranker && set.search_ranker.is_some()) || log_features) =>
+                {
+                    let stage =
+                        SearchRanking::new(set, store, user.clone(), chrono_now_ms(), history_limit, use_ranker);
+                    Some(stage.with_contributions(request.explain))
+                }
+                _ => None,
+            };
+            let response = index.search_ranked(&request, stage.as_mut().map(|s| s as &mut dyn RankingStage))?;
+            let (rows, arm) = match &stage {
+                Some(stage) if log_features => {
+                    let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();
+                    (stage.rows_of(&shown), Some(if stage.ranks() { "ranker" } else { "blend" }))
+                }
+                _ => (Vec::new(), None),
+            };
+            Ok((response, affinity, rows, arm))
         })
         .await?;
 
     if let Some(user) = user {
-        log_search(&state, &request_id, user, &query, &response.hits);
+        let mut arm = arm;
+        if !rows.is_empty() && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.explore_share {
+            // The randomised arm: the page in a shuffled order, so that where a result sits
+            // is independent of how good it is (position bias is estimated from it).
+            for i in (1..response.hits.len()).rev() {
+                response.hits.swap(i, (rand_u64() % (i as u64 + 1)) as usize);
+            }
+            arm = Some(ARM_EXPLORE);
+        }
+        log_search(&state, &request_id, user, &query, &response.hits, arm, rows);
     }
     let facets: serde_json::Value =
         response.facets.as_ref().map_or(serde_json::Value::Object(Default::default()), |f: &Facets| {
@@ -438,8 +482,17 @@ fn to_item(hit: Hit) -> SearchItem {
 }
 
 /// Store the search and what it showed, in the background: logging never delays or fails
-/// a search.
-fn log_search(state: &AppState, request_id: &str, user: UserId, query: &str, hits: &[Hit]) {
+/// a search. A sampled page also has its arm on the impression and its results' feature
+/// rows in the search feature log.
+fn log_search(
+    state: &AppState,
+    request_id: &str,
+    user: UserId,
+    query: &str,
+    hits: &[Hit],
+    arm: Option<&str>,
+    rows: Vec<(String, Vec<f32>)>,
+) {
     let now = chrono_now_ms();
     let shown: Vec<souk_engine::ItemId> =
         hits.iter().filter_map(|h| souk_engine::ItemId::parse(h.id.clone(), "id").ok()).collect();
@@ -456,12 +509,20 @@ fn log_search(state: &AppState, request_id: &str, user: UserId, query: &str, hit
             let mut impression = Event::new(id, EventType::Impression, user, None, now);
             impression.items = shown;
             impression.request_id = Some(request_id.to_string());
+            impression.arm = arm.map(str::to_string);
             events.push(impression);
         }
     }
     let store = state.store.clone();
     let metrics = state.metrics.clone();
+    let log = state.search_feature_log.clone().filter(|_| !rows.is_empty());
+    let request_id = request_id.to_string();
     tokio::task::spawn_blocking(move || {
+        if let Some(log) = log {
+            if let Err(e) = log.append(&request_id, &rows) {
+                tracing::error!(error = %e, "logging search feature rows failed");
+            }
+        }
         if let Err(e) = store.append_events(events) {
             tracing::error!(error = %e, "logging a search failed");
         } else {

@@ -97,6 +97,8 @@ pub struct AppState {
     /// logging, and trainings do not train a ranker).
     pub ranking: Arc<RankConfig>,
     pub feature_log: Option<Arc<FeatureLog>>,
+    /// The search pages' feature log (next to `feature_log`).
+    pub search_feature_log: Option<Arc<FeatureLog>>,
     /// Embeddings of recent queries.
     pub query_vectors: Arc<QueryVectorCache>,
 }
@@ -138,13 +140,16 @@ impl AppState {
             rules: Arc::new(Rules::default()),
             ranking: Arc::new(RankConfig::default()),
             feature_log: None,
+            search_feature_log: None,
             query_vectors: Arc::new(QueryVectorCache::new(SearchConfig::default().query_cache)),
         }
     }
 
-    /// Log served feature rows to `log` and train the ranker from them.
+    /// Log served feature rows to `log` (search pages' rows beside it) and train the rankers
+    /// from them.
     pub fn with_ranking(mut self, config: RankConfig, log: FeatureLog) -> Self {
         self.ranking = Arc::new(config);
+        self.search_feature_log = Some(Arc::new(log.for_search()));
         self.feature_log = Some(Arc::new(log));
         self
     }

@@ -22,29 +22,41 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     let settings = state.recommend.clone();
     let artifacts = state.artifacts.clone();
     let log = state.feature_log.clone();
+    let search_log = state.search_feature_log.clone();
     let ranking = state.ranking.clone();
-    let previous = state.models.load().as_ref().and_then(|set| set.ranker.clone());
-    let (set, generation, ranker) = state
+    let (previous, previous_search) =
+        state.models.load().as_ref().map_or((None, None), |set| (set.ranker.clone(), set.search_ranker.clone()));
+    let (set, generation, ranker, search_ranker) = state
         .blocking(move |store| {
             let mut set = ModelSet::train(store, &settings.config, &settings.weights)?;
+            let now = crate::search_api::chrono_now_ms();
             let ranker = match &log {
-                Some(log) => {
-                    set.train_ranker(store, log, &ranking.gbdt, previous, crate::search_api::chrono_now_ms())?
-                }
+                Some(log) => set.train_ranker(store, log, &ranking.gbdt, previous, now)?,
+                None => None,
+            };
+            let search_ranker = match &search_log {
+                Some(log) => set.train_search_ranker(store, log, &ranking.gbdt, previous_search, now)?,
                 None => None,
             };
             let generation = artifacts.as_ref().map(|a| set.save(a)).transpose()?;
-            Ok((set, generation, ranker))
+            Ok((set, generation, ranker, search_ranker))
         })
         .await?;
     let manifest = serde_json::to_value(&set.manifest).map_err(|e| ApiError::internal("encoding the manifest", e))?;
     let ranker = serde_json::to_value(&ranker).map_err(|e| ApiError::internal("encoding the ranker report", e))?;
+    let search_ranker =
+        serde_json::to_value(&search_ranker).map_err(|e| ApiError::internal("encoding the ranker report", e))?;
     if let Some(search) = &state.search {
         search.set_popularity(crate::search_api::popularity_of(&set));
     }
     state.models.store(Some(Arc::new(set)));
     tracing::info!(generation = generation.as_deref().unwrap_or("in-memory"), "model set swapped");
-    Ok(serde_json::json!({ "generation": generation, "manifest": manifest, "ranker": ranker }))
+    Ok(serde_json::json!({
+        "generation": generation,
+        "manifest": manifest,
+        "ranker": ranker,
+        "search_ranker": search_ranker,
+    }))
 }
 
 /// Retrain now (admin).

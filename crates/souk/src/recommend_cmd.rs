@@ -185,21 +185,24 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     let mut set = ModelSet::train(&store, &recommend, &config.weights).context("training")?;
     // The ranker learns from the impressions and feature rows served pages logged; the
     // one serving until now stays unless the new one beats it on the latest traffic.
-    let previous = match ModelSet::load(&artifacts) {
-        Ok(Some(current)) => current.ranker,
-        _ => None,
+    let (previous, previous_search) = match ModelSet::load(&artifacts) {
+        Ok(Some(current)) => (current.ranker, current.search_ranker),
+        _ => (None, None),
     };
     let log = FeatureLog::in_data_dir(&config.data_dir);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let ranker = set.train_ranker(&store, &log, &config.rank.gbdt, previous, now).context("training the ranker")?;
+    let search_ranker = set
+        .train_search_ranker(&store, &log.for_search(), &config.rank.gbdt, previous_search, now)
+        .context("training the search ranker")?;
     let generation = set.save(&artifacts).context("saving the models")?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
         println!(
             "{}",
-            json!({"generation": generation, "seconds": seconds, "manifest": set.manifest, "ranker": ranker})
+            json!({"generation": generation, "seconds": seconds, "manifest": set.manifest, "ranker": ranker, "search_ranker": search_ranker})
         );
     } else {
         println!(

@@ -17,6 +17,8 @@
 //!   for the ranker's cross features.
 //! - [`ranker`]: the learned ranker in serving — the feature log, training from the shop's
 //!   own impression logs, and the promotion gate.
+//! - [`search_ranking`]: the learned ranker's stage on the search page (feature rows from
+//!   the search stages' scores, scored by the search ranker, kept for the feature log).
 //! - [`simulate`]: the simulated-traffic protocol — logged traffic from a generated shop,
 //!   a ranker learned from it, judged against the recall sources on a later window.
 //! - [`rerank`]: the last stage of recall → rank → re-rank, for recommendations and search:
@@ -37,4 +39,5 @@ pub mod position_popularity;
 pub mod profile;
 pub mod ranker;
 pub mod rerank;
+pub mod search_ranking;
 pub mod simulate;

@@ -104,9 +104,21 @@ impl std::fmt::Debug for FeatureLog {
 }
 
 impl FeatureLog {
-    /// The log under a data directory (created on first append).
+    /// The recommendation pages' log under a data directory (created on first append).
     pub fn in_data_dir(data_dir: &Path) -> FeatureLog {
         FeatureLog { path: data_dir.join("rank").join("features.jsonl"), file: Mutex::new(None) }
+    }
+
+    /// The search pages' log under a data directory: their rows describe other recall
+    /// stages (keyword, vector), so the search ranker learns from them alone.
+    pub fn search_in_data_dir(data_dir: &Path) -> FeatureLog {
+        FeatureLog::in_data_dir(data_dir).for_search()
+    }
+
+    /// The search pages' log in the same directory as this one.
+    pub fn for_search(&self) -> FeatureLog {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        FeatureLog { path: dir.join("search_features.jsonl"), file: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {

@@ -46,11 +46,12 @@ use serde::{Deserialize, Serialize};
 use crate::gen::{GenConfig, Generator};
 use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType, Record, RecordSink};
-use crate::rank::features::{FeatureBuilder, ItemStats, RecallSignals, Signal, FEATURES, FEATURE_COUNT};
+use crate::rank::features::{FeatureBuilder, ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
 use crate::rank::metrics::ndcg_of_order;
 use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
+use crate::rank::search_ranking::search_signals;
 use crate::recommend::serving::{factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest};
 use crate::recommend::EventWeights;
 use crate::search::{SearchConfig, SearchIndex, SearchRequest};
@@ -292,13 +293,8 @@ impl World<'_> {
                     .enumerate()
                     .map(|(c, hit)| {
                         let explain = hit.explain.clone().unwrap_or_default();
-                        RecallSignals {
-                            blend: Signal { rank: c as u32 + 1, score: hit.score },
-                            keyword: explain
-                                .keyword_rank
-                                .map(|rank| Signal { rank: rank as u32, score: explain.bm25.unwrap_or(0.0) }),
-                            ..RecallSignals::default()
-                        }
+                        // The serving stage's signals (factor scores are added below).
+                        search_signals(c, &explain, None)
                     })
                     .collect();
                 (response.hits.into_iter().map(|h| h.id).collect(), signals, Some(&query.grades))

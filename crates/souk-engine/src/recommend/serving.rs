@@ -179,6 +179,8 @@ pub struct ModelSet {
     pub popularity_order: Vec<u32>,
     /// The learned ranker, once one has passed the promotion gate.
     pub ranker: Option<Arc<Ranker>>,
+    /// The search page's learned ranker (trained from search pages' logs), likewise.
+    pub search_ranker: Option<Arc<Ranker>>,
     /// What feature rows are computed from (after a ranker training ran, even one that
     /// found too little traffic): rows are then logged for the next training.
     pub features: Option<Arc<FeatureContext>>,
@@ -274,6 +276,7 @@ impl ModelSet {
             popularity_order: order_by(&popularity),
             popularity,
             ranker: None,
+            search_ranker: None,
             features: None,
         })
     }
@@ -303,11 +306,15 @@ impl ModelSet {
             writer.write_all(&p.to_le_bytes())?;
         }
         writer.flush()?;
-        if let Some(ranker) = &self.ranker {
-            let mut writer = generation.create(RANKER_MODEL)?;
+        for (ranker, model_file, report_file) in [
+            (&self.ranker, RANKER_MODEL, RANKER_REPORT),
+            (&self.search_ranker, SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT),
+        ] {
+            let Some(ranker) = ranker else { continue };
+            let mut writer = generation.create(model_file)?;
             ranker.model.save(&mut writer)?;
             writer.flush()?;
-            let mut writer = generation.create(RANKER_REPORT)?;
+            let mut writer = generation.create(report_file)?;
             serde_json::to_writer_pretty(&mut writer, &ranker.report).map_err(json)?;
             writer.flush()?;
         }
@@ -334,6 +341,28 @@ impl ModelSet {
         let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
         let report = trained.as_ref().map(|r| r.report.clone());
         self.ranker = match trained {
+            Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
+            _ => previous,
+        };
+        Ok(report)
+    }
+
+    /// The same for the search page, from its own feature log (search pages' rows). Call
+    /// after [`ModelSet::train_ranker`], which counts the feature context both share.
+    pub fn train_search_ranker(
+        &mut self,
+        store: &dyn Storage,
+        log: &FeatureLog,
+        params: &GbdtParams,
+        previous: Option<Arc<Ranker>>,
+        now_ms: i64,
+    ) -> Result<Option<RankerReport>> {
+        if self.features.is_none() {
+            self.features = Some(Arc::new(FeatureContext::from_store(store)?));
+        }
+        let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
+        let report = trained.as_ref().map(|r| r.report.clone());
+        self.search_ranker = match trained {
             Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
             _ => previous,
         };
@@ -390,14 +419,17 @@ impl ModelSet {
                 manifest.items
             )));
         }
-        let ranker = if generation.exists(RANKER_MODEL) {
-            let model = GbdtModel::load(&mut generation.open(RANKER_MODEL)?)?;
-            let report: RankerReport = serde_json::from_reader(generation.open(RANKER_REPORT)?)
-                .map_err(|e| corrupt(format!("{RANKER_REPORT}: {e}")))?;
-            Some(Arc::new(Ranker { model, report }))
-        } else {
-            None
+        let load_ranker = |model_file: &str, report_file: &str| -> Result<Option<Arc<Ranker>>> {
+            if !generation.exists(model_file) {
+                return Ok(None);
+            }
+            let model = GbdtModel::load(&mut generation.open(model_file)?)?;
+            let report: RankerReport = serde_json::from_reader(generation.open(report_file)?)
+                .map_err(|e| corrupt(format!("{report_file}: {e}")))?;
+            Ok(Some(Arc::new(Ranker { model, report })))
         };
+        let ranker = load_ranker(RANKER_MODEL, RANKER_REPORT)?;
+        let search_ranker = load_ranker(SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT)?;
         let features = if generation.exists(FEATURE_CONTEXT) {
             let context: FeatureContext = serde_json::from_reader(generation.open(FEATURE_CONTEXT)?)
                 .map_err(|e| corrupt(format!("{FEATURE_CONTEXT}: {e}")))?;
@@ -415,6 +447,7 @@ impl ModelSet {
             popularity_order: order_by(&popularity),
             popularity,
             ranker,
+            search_ranker,
             features,
         }))
     }
@@ -422,6 +455,8 @@ impl ModelSet {
 
 const RANKER_MODEL: &str = "ranker.gbdt";
 const RANKER_REPORT: &str = "ranker.json";
+const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";
+const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
 const FEATURE_CONTEXT: &str = "features.json";
 
 /// Which of a user's items never to recommend.

@@ -234,8 +234,30 @@ pub struct Explain {
     pub fusion: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal: Option<f32>,
+    /// The learned ranker's score, when a [`RankingStage`] ordered the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<f32>,
+    /// The ranker's largest feature contributions to that score (with `explain`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<(String, f64)>,
     pub score: f32,
 }
+
+/// A learned ranking stage between recall (keyword, vector, fusion, personal touch) and the
+/// business rules: it sees the best results in relevance order and may score them.
+pub trait RankingStage {
+    /// Scores (higher first) for `candidates` — id and per-stage scores, best first — and,
+    /// per candidate, the contributions to report; `None` keeps the order as it is (a stage
+    /// that only records what it saw).
+    fn score(&mut self, candidates: &[(&str, &Explain)]) -> Result<Option<Vec<StageScore>>>;
+}
+
+/// A [`RankingStage`]'s score of one candidate and its largest feature contributions.
+pub type StageScore = (f32, Vec<(String, f64)>);
+
+/// How many of the best results a [`RankingStage`] sees at least (also at least the page and
+/// the rules' window, `search.rerank_window`).
+pub const RANKING_WINDOW: usize = 100;
 
 /// One result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1055,6 +1077,16 @@ impl SearchIndex {
 
     /// Run a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        self.search_ranked(request, None)
+    }
+
+    /// [`SearchIndex::search`] with a learned ranking stage over the best
+    /// [`RANKING_WINDOW`] results (relevance order only; a sort by key ignores it).
+    pub fn search_ranked(
+        &self,
+        request: &SearchRequest,
+        stage: Option<&mut dyn RankingStage>,
+    ) -> Result<SearchResponse> {
         let keys = FilterKeys::new(&request.filters);
         let searcher = self.reader.searcher();
         let mut response = SearchResponse {
@@ -1254,6 +1286,28 @@ impl SearchIndex {
                 explain.score = base + self.config.personal_weight * personal;
             }
             ranked[..window].sort_unstable_by(relevance);
+        }
+
+        // The learned ranker reorders the best results.
+        if let Some(stage) = stage.filter(|_| request.sort == Sort::Relevance) {
+            // Everything the rules may arrange is scored by the ranker, so they compare like
+            // with like.
+            let window = RANKING_WINDOW.max(self.config.rerank_window).max(page_end).min(ranked.len());
+            let seen: Vec<(&str, &Explain)> = ranked[..window]
+                .iter()
+                .filter_map(|(slot, explain)| table.get(*slot).map(|f| (&*f.id, explain)))
+                .collect();
+            let scored = if seen.len() == window { stage.score(&seen)? } else { None };
+            if let Some(scores) = scored.filter(|scores| scores.len() == window) {
+                for ((_, explain), (score, contributions)) in ranked[..window].iter_mut().zip(scores) {
+                    explain.ranker = Some(score);
+                    explain.score = score;
+                    explain.contributions = if request.explain { contributions } else { Vec::new() };
+                }
+                // Stable: equal scores keep the relevance order. Results past the window
+                // keep their place after it.
+                ranked[..window].sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+            }
         }
 
         let order = |f: &Facts, key: Sort| -> f64 {

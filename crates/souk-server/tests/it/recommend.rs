@@ -9,6 +9,7 @@ use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
+use souk_engine::search::{SearchConfig, SearchIndex};
 use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
 use souk_server::{AppState, RecommendSettings, ServerConfig};
 
@@ -21,6 +22,11 @@ fn shop() -> TestServer {
 /// A generated shop with trained models; with `ranking`, its pages log impressions and
 /// feature rows for the ranker.
 fn shop_with(ranking: Option<RankConfig>) -> (TestServer, Generator) {
+    shop_with_search(ranking, false)
+}
+
+/// [`shop_with`], and with `search` a search index over the catalog.
+fn shop_with_search(ranking: Option<RankConfig>, search: bool) -> (TestServer, Generator) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
     let generator = Generator::new(GenConfig { items: 300, users: 80, events: 6_000, seed: 3 }).unwrap();
@@ -29,11 +35,35 @@ fn shop_with(ranking: Option<RankConfig>) -> (TestServer, Generator) {
     sink.finish().unwrap();
     let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
     let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
+    let index = search.then(|| {
+        let settings = SearchConfig { commit_interval_ms: 20, ..SearchConfig::default() };
+        (SearchIndex::open(&dir.path().join("search"), settings.clone(), &store).unwrap(), settings)
+    });
     let mut state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)));
     if let Some(ranking) = ranking {
         state = state.with_ranking(ranking, FeatureLog::in_data_dir(dir.path()));
     }
+    if let Some((index, settings)) = index {
+        state = state.with_search(index, settings, None);
+    }
     (TestServer::from_state(state, dir), generator)
+}
+
+/// Waits until the store holds `count` impressions (pages log them in the background).
+async fn until_impressions(server: &TestServer, count: u64) {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, stats) = server.get("/v1/stats").await;
+        if stats["events_by_type"]["impression"].as_u64() >= Some(count) {
+            return;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -300,15 +330,7 @@ async fn a_ranker_learns_from_logged_pages_and_serves_with_explanations() {
         }
     }
     // Impressions are logged in the background; wait until they are stored.
-    let started = std::time::Instant::now();
-    loop {
-        let (_, stats) = server.get("/v1/stats").await;
-        if stats["events_by_type"]["impression"].as_u64() >= Some(600) {
-            break;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{stats}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_impressions(&server, 600).await;
     for chunk in clicks.chunks(500) {
         let (status, body) = server.json("POST", "/v1/events", Value::Array(chunk.to_vec())).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -329,4 +351,92 @@ async fn a_ranker_learns_from_logged_pages_and_serves_with_explanations() {
     // And can be turned off per request.
     let (_, plain) = server.get("/v1/users/u000007/recommendations?n=5&ranker=false").await;
     assert!(plain["items"][0].get("ranker").is_none(), "{plain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_ranker_learns_from_logged_search_pages_and_orders_them() {
+    // Every search page logged, a fifth of them shuffled.
+    let ranking = RankConfig { explore_share: 0.2, log_share: 1.0, ..RankConfig::default() };
+    let (server, generator) = shop_with_search(Some(ranking), true);
+    let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    assert!(trained["search_ranker"].is_null(), "no search traffic yet: {trained}");
+    let item_index = |id: &str| id.trim_start_matches('i').parse::<usize>().unwrap();
+    let cases = generator.search_cases(30, false, 11);
+    let (mut clicks, mut pages) = (Vec::new(), 0u64);
+    for request in 0..700usize {
+        let user = request * 7 % 80;
+        let case = &cases[request % cases.len()];
+        let query = serde_urlencoded::to_string([("q", case.query.as_str())]).unwrap();
+        let (status, page) = server.get(&format!("/v1/search?{query}&user=u{user:06}&n=10&facets=false")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let shown = ids(&page);
+        if shown.is_empty() {
+            continue;
+        }
+        pages += 1;
+        if shown.len() < 2 {
+            continue;
+        }
+        let request_id = page["request_id"].as_str().unwrap().to_string();
+        // Shoppers click the two results that fit the query and their taste best, wherever
+        // they are, and cart the best.
+        let grade = |item: usize| case.grades.iter().find(|(i, _)| *i as usize == item).map_or(0, |(_, g)| *g);
+        let mut liked: Vec<(f64, usize, String)> = shown
+            .into_iter()
+            .enumerate()
+            .map(|(slot, id)| {
+                let item = item_index(&id);
+                (f64::from(grade(item)) + generator.true_utility(user, item).unwrap(), slot, id)
+            })
+            .collect();
+        liked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let ts = now_ms();
+        for (rank, (_, slot, id)) in liked.iter().take(2).enumerate() {
+            clicks.push(json!({"type": "click", "user": format!("u{user:06}"), "item": id, "request_id": request_id,
+                "position": slot, "timestamp": ts + 10}));
+            if rank == 0 {
+                clicks.push(
+                    json!({"type": "add_to_cart", "user": format!("u{user:06}"), "item": id, "timestamp": ts + 20}),
+                );
+            }
+        }
+    }
+    assert!(pages >= 400, "only {pages} searches found anything");
+    until_impressions(&server, pages).await;
+    for chunk in clicks.chunks(500) {
+        let (status, body) = server.json("POST", "/v1/events", Value::Array(chunk.to_vec())).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    // Search pages train the search ranker only.
+    assert!(trained["ranker"].is_null(), "{trained}");
+    let report = &trained["search_ranker"];
+    assert!(report["requests_with_clicks"].as_u64() >= Some(300), "{report}");
+    assert!(report["ndcg_model"].as_f64() > report["ndcg_logged"].as_f64(), "{report}");
+    assert_eq!(report["promoted"], true, "{report}");
+
+    // Served: each result carries the ranker's score and its top features, and the order
+    // follows that score — except on the logged pages of the shuffled arm (a fifth here),
+    // so some of a few tries must come back in score order.
+    let query = serde_urlencoded::to_string([("q", cases[0].query.as_str())]).unwrap();
+    let mut in_order = 0;
+    for _ in 0..8 {
+        let (_, page) = server.get(&format!("/v1/search?{query}&user=u000007&n=10&explain=true")).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() >= 3, "{page}");
+        let scores: Vec<f64> = items.iter().map(|i| i["explain"]["ranker"].as_f64().unwrap()).collect();
+        assert!(items[0]["explain"]["contributions"].as_array().is_some_and(|c| !c.is_empty()), "{page}");
+        in_order += usize::from(scores.windows(2).all(|w| w[0] >= w[1]));
+    }
+    assert!(in_order >= 3, "{in_order} of 8 pages in the ranker's order");
+    // Off per request, and without a shopper.
+    let (_, plain) = server.get(&format!("/v1/search?{query}&user=u000007&n=10&explain=true&ranker=false")).await;
+    assert!(plain["items"][0]["explain"].get("ranker").is_none(), "{plain}");
+    let (_, anonymous) = server.get(&format!("/v1/search?{query}&n=10&explain=true")).await;
+    assert!(anonymous["items"][0]["explain"].get("ranker").is_none(), "{anonymous}");
+    let (status, bad) = server.get(&format!("/v1/search?{query}&ranker=maybe")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["field"], "ranker");
 }
