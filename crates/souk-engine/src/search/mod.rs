@@ -19,7 +19,7 @@ pub mod query;
 pub mod relevance;
 pub mod vectors;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -38,7 +38,7 @@ use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use self::analyze::Analyzer;
+use self::analyze::{Analyzer, QueryUnit};
 use self::facts::{count_facets, Except, FacetNames, FilterKeys};
 pub use self::facts::{Affinity, FacetCount, Facets, Facts, Filters, PriceBucket};
 use self::query::{Synonyms, TextFields};
@@ -234,6 +234,11 @@ pub struct Explain {
     pub fusion: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal: Option<f32>,
+    /// The query's words found in the result's title, brand, category or attributes (as
+    /// typed, normalised); matches through the description, synonyms or typo tolerance are
+    /// not listed here (the response's `expanded` and `fuzzy` name those words).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
     /// The learned ranker's score, when a [`RankingStage`] ordered the result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranker: Option<f32>,
@@ -1075,6 +1080,34 @@ impl SearchIndex {
         self.space(TEXT_SPACE, embedder.dim())
     }
 
+    /// The surfaces of `units` that `facts` (title, brand, category path, attribute values)
+    /// contains: the whole term, all of its search-mode parts, or all of its characters
+    /// and bigrams — the ways the keyword query matches a unit, short of synonyms and typos.
+    fn matched_words(&self, units: &[QueryUnit], facts: &Facts) -> Vec<String> {
+        let (mut terms, mut grams) = (Vec::new(), Vec::new());
+        for text in std::iter::once(facts.title.as_str())
+            .chain(facts.brand.as_deref())
+            .chain(facts.category.iter().map(String::as_str))
+            .chain(facts.attributes.iter().map(|(_, value)| value.as_str()))
+        {
+            self.analyzer.index_terms(text, &mut terms, &mut grams);
+        }
+        let terms: HashSet<&str> = terms.iter().map(String::as_str).collect();
+        let grams: HashSet<&str> = grams.iter().map(String::as_str).collect();
+        let all_in = |wanted: &[String], set: &HashSet<&str>| {
+            !wanted.is_empty() && wanted.iter().all(|w| set.contains(w.as_str()))
+        };
+        let mut matched: Vec<String> = Vec::new();
+        for unit in units {
+            let found =
+                terms.contains(unit.term.as_str()) || all_in(&unit.parts, &terms) || all_in(&unit.grams, &grams);
+            if found && !matched.contains(&unit.surface) {
+                matched.push(unit.surface.clone());
+            }
+        }
+        matched
+    }
+
     /// Run a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
         self.search_ranked(request, None)
@@ -1381,12 +1414,16 @@ impl SearchIndex {
                 }
             }
         }
+        let units = if request.explain && !blank { self.analyzer.query_units(&request.query) } else { Vec::new() };
         response.hits = ranked
             .into_iter()
             .skip(request.offset)
             .take(request.limit)
-            .filter_map(|(slot, explain)| {
+            .filter_map(|(slot, mut explain)| {
                 let facts = table.get(slot)?;
+                if !units.is_empty() {
+                    explain.matched = self.matched_words(&units, facts);
+                }
                 Some(Hit {
                     id: facts.id.to_string(),
                     score: explain.score,

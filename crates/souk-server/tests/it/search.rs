@@ -71,6 +71,16 @@ async fn search_finds_filters_facets_explains_and_logs() {
     assert!(body["items"][0]["explain"]["bm25"].as_f64().is_some_and(|s| s > 0.0), "{body}");
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
     assert_eq!(body["total"], 2);
+    // The words that matched, as reasons: stemmed English, a brand, Chinese compounds.
+    let (_, body) = server.get("/v1/search?q=sony%20headphone&explain=true").await;
+    assert_eq!(body["items"][0]["explain"]["matched"], json!(["sony", "headphone"]), "{body}");
+    let (_, body) =
+        server.get("/v1/search?q=%E8%93%9D%E7%89%99%E8%80%B3%E6%9C%BA%20%E5%8D%8E%E4%B8%BA&explain=true").await;
+    assert_eq!(body["items"][0]["id"], "z02", "{body}");
+    let matched = body["items"][0]["explain"]["matched"].as_array().unwrap();
+    assert!(matched.contains(&json!("华为")) && matched.len() >= 2, "{body}");
+    let (_, body) = server.get("/v1/search?q=wireless").await;
+    assert!(body["items"][0].get("explain").is_none(), "{body}");
     let (_, body) = server.get("/v1/search?attr.color=White&include_unavailable=true&n=50").await;
     let mut white = ids(&body);
     white.sort();
