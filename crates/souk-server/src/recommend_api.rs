@@ -3,7 +3,9 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use souk_engine::recommend::serving::{self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended};
+use souk_engine::recommend::serving::{
+    self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended, SURFACE_RECOMMENDATIONS,
+};
 use souk_engine::ValidationError;
 use utoipa::{IntoParams, ToSchema};
 
@@ -212,6 +214,7 @@ pub async fn get_recommendations(
         log_features,
         explain: query.explain.unwrap_or(false),
         now_ms: crate::search_api::chrono_now_ms(),
+        online: state.online.as_ref().map(|(online, _)| online.clone()),
     };
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
@@ -246,6 +249,16 @@ pub async fn get_recommendations(
     }))
 }
 
+/// The feature rows of an impression's items, in the order it showed them.
+pub(crate) fn in_page_order(impression: &souk_engine::Event, rows: &[(String, Vec<f32>)]) -> Vec<(String, Vec<f32>)> {
+    let by_item: std::collections::HashMap<&str, &Vec<f32>> = rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
+    impression
+        .items
+        .iter()
+        .filter_map(|item| by_item.get(item.as_str()).map(|row| (item.as_str().to_string(), (*row).clone())))
+        .collect()
+}
+
 /// Store what a page showed, in the background (logging never delays or fails a page):
 /// the impression with its request id and arm, and the items' feature rows.
 fn log_page(
@@ -268,6 +281,14 @@ fn log_page(
     impression.items = items.iter().filter_map(|i| souk_engine::ItemId::parse(i.id.clone(), "id").ok()).collect();
     impression.request_id = Some(request_id.to_string());
     impression.arm = Some(arm.to_string());
+    if let Some((online, _)) = &state.online {
+        online.observe_page(
+            request_id,
+            SURFACE_RECOMMENDATIONS,
+            impression.timestamp,
+            &in_page_order(&impression, &features),
+        );
+    }
     let request_id = request_id.to_string();
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use souk_engine::model::{Event, EventType};
 use souk_engine::rank::ranker::ARM_EXPLORE;
 use souk_engine::rank::rerank::Rules;
-use souk_engine::rank::search_ranking::SearchRanking;
+use souk_engine::rank::search_ranking::{SearchRanking, SURFACE_SEARCH};
 use souk_engine::search::{
     embedder_reads, Affinity, Facets, Filters, Fusion, Hit, RankingStage, SearchIndex, SearchMode, SearchRequest, Sort,
     TextEmbedder, TEXT_SPACE,
@@ -367,6 +367,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let weights = state.recommend.weights.clone();
     let history_limit = state.recommend.config.history_limit;
     let models = state.models.load_full();
+    let online = state.online.as_ref().map(|(online, _)| online.clone());
     let Plan { mut request, user, personalize, use_ranker, query } = plan;
     let history_user = user.clone().filter(|_| personalize);
     // A random sample of pages is logged for the search ranker to learn from.
@@ -417,7 +418,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
                 {
                     let stage =
                         SearchRanking::new(set, store, user.clone(), chrono_now_ms(), history_limit, use_ranker);
-                    Some(stage.with_contributions(request.explain))
+                    Some(stage.with_contributions(request.explain).with_online(online.as_deref()))
                 }
                 _ => None,
             };
@@ -510,6 +511,14 @@ fn log_search(
             impression.items = shown;
             impression.request_id = Some(request_id.to_string());
             impression.arm = arm.map(str::to_string);
+            if let Some((online, _)) = state.online.as_ref().filter(|_| !rows.is_empty()) {
+                online.observe_page(
+                    request_id,
+                    SURFACE_SEARCH,
+                    now,
+                    &crate::recommend_api::in_page_order(&impression, &rows),
+                );
+            }
             events.push(impression);
         }
     }

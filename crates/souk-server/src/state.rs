@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
+use souk_engine::rank::online::OnlineClickModel;
 use souk_engine::rank::profile::{PriceIndex, ProfileConfig};
 use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::rank::rerank::Rules;
@@ -99,6 +100,9 @@ pub struct AppState {
     pub feature_log: Option<Arc<FeatureLog>>,
     /// The search pages' feature log (next to `feature_log`).
     pub search_feature_log: Option<Arc<FeatureLog>>,
+    /// The online click model (with the feature log, when `[rank.online]` is enabled) and
+    /// where it is saved.
+    pub online: Option<(Arc<OnlineClickModel>, std::path::PathBuf)>,
     /// Embeddings of recent queries.
     pub query_vectors: Arc<QueryVectorCache>,
 }
@@ -141,6 +145,7 @@ impl AppState {
             ranking: Arc::new(RankConfig::default()),
             feature_log: None,
             search_feature_log: None,
+            online: None,
             query_vectors: Arc::new(QueryVectorCache::new(SearchConfig::default().query_cache)),
         }
     }
@@ -148,6 +153,14 @@ impl AppState {
     /// Log served feature rows to `log` (search pages' rows beside it) and train the rankers
     /// from them.
     pub fn with_ranking(mut self, config: RankConfig, log: FeatureLog) -> Self {
+        let path = OnlineClickModel::path_in_log_dir(log.path().parent().unwrap_or(std::path::Path::new(".")));
+        self.online = config.online.enabled.then(|| {
+            let online = OnlineClickModel::open(config.online.clone(), &path).unwrap_or_else(|e| {
+                tracing::error!(error = %e, path = %path.display(), "the saved online click model is unreadable; starting afresh");
+                OnlineClickModel::new(config.online.clone()).expect("validated online click model settings")
+            });
+            (Arc::new(online), path)
+        });
         self.ranking = Arc::new(config);
         self.search_feature_log = Some(Arc::new(log.for_search()));
         self.feature_log = Some(Arc::new(log));

@@ -30,7 +30,16 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 #[utoipa::path(get, path = "/metrics", tag = "stats", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let stats = state.blocking(|store| store.stats()).await?;
+    let online = state.online.as_ref().map(|(online, _)| online.stats()).unwrap_or_default();
     let body = state.metrics.render(&[
+        ("souk_online_click_examples", "Examples the online click model learned from.", online.examples as f64),
+        ("souk_online_click_clicks", "Clicked examples among them.", online.clicks as f64),
+        ("souk_online_click_pending_pages", "Logged pages waiting for their clicks.", online.pending_pages as f64),
+        (
+            "souk_online_click_log_loss",
+            "Recent progressive-validation log loss of the online click model (NaN before any example).",
+            online.recent_log_loss.unwrap_or(f64::NAN),
+        ),
         ("souk_items", "Distinct items known.", stats.items as f64),
         ("souk_users", "Distinct users known.", stats.users as f64),
         ("souk_events", "Events stored.", stats.events as f64),

@@ -66,6 +66,29 @@ pub async fn post_train(State(state): State<AppState>) -> ApiResult<Json<serde_j
     train_now(&state).await.map(Json)
 }
 
+/// Every `every`, teach the online click model the pages whose click window closed, and
+/// save it every tenth time it learned something (and once it goes quiet).
+pub async fn online_loop(state: AppState, every: Duration) {
+    let Some((online, path)) = state.online.clone() else { return };
+    let mut ticker = tokio::time::interval(every);
+    let mut unsaved = 0usize;
+    loop {
+        ticker.tick().await;
+        let learned = online.flush(crate::search_api::chrono_now_ms());
+        if learned > 0 {
+            unsaved += 1;
+        }
+        if unsaved >= 10 || (unsaved > 0 && learned == 0) {
+            let (online, path) = (online.clone(), path.clone());
+            match tokio::task::spawn_blocking(move || online.save(&path)).await {
+                Ok(Ok(())) => unsaved = 0,
+                Ok(Err(e)) => tracing::warn!(error = %e, "saving the online click model failed"),
+                Err(e) => tracing::warn!(error = %e, "saving the online click model failed"),
+            }
+        }
+    }
+}
+
 /// Every `every`, retrain if events arrived since the live model set was trained.
 pub async fn retrain_loop(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);

@@ -418,6 +418,7 @@ fn serve(config: &Config, demo: Option<&GenArgs>) -> anyhow::Result<()> {
         println!("souk: listening on http://{address}");
         std::io::stdout().flush()?;
         tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+        tokio::spawn(souk_server::train_api::online_loop(state.clone(), std::time::Duration::from_secs(5)));
         if config.recommend.retrain_seconds > 0 {
             tokio::spawn(souk_server::train_api::retrain_loop(
                 state.clone(),

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::model::{Event, EventType};
+use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{PriceIndex, UserProfile};
 use crate::store::ItemMeta;
 
@@ -50,6 +51,9 @@ pub const FEATURES: &[&str] = &[
     "category_path_share",
     "brand_affinity",
     "price_fit",
+    // The online click model's prediction at slot 1 (see `rank::online`); last, because it
+    // reads the rest of the row.
+    "online_ctr",
 ];
 
 /// Number of features in a row.
@@ -170,6 +174,9 @@ impl ItemStats {
 pub struct FeatureBuilder<'a> {
     pub prices: &'a PriceIndex,
     pub stats: &'a ItemStats,
+    /// The online click model and the page's surface (`recs`, `search`); without one the
+    /// `online_ctr` feature is missing (NaN).
+    pub online: Option<(&'a OnlineClickModel, &'a str)>,
 }
 
 impl FeatureBuilder<'_> {
@@ -230,8 +237,12 @@ impl FeatureBuilder<'_> {
                 (Some(item), Some(user)) => -(item - user).abs(),
                 _ => f32::NAN,
             },
+            f32::NAN,
         ];
         out.copy_from_slice(&values);
+        if let Some((online, surface)) = self.online {
+            out[FEATURE_COUNT - 1] = online.predict(surface, item, out);
+        }
     }
 }
 
@@ -296,7 +307,14 @@ mod tests {
             ..RecallSignals::default()
         };
         let mut row = vec![0f32; FEATURE_COUNT];
-        FeatureBuilder { prices: &prices, stats: &stats }.row(&profile, "s1", Some(&shoes), &signals, 3_000, &mut row);
+        FeatureBuilder { prices: &prices, stats: &stats, online: None }.row(
+            &profile,
+            "s1",
+            Some(&shoes),
+            &signals,
+            3_000,
+            &mut row,
+        );
         let get = |name: &str| row[FEATURES.iter().position(|f| *f == name).unwrap()];
         assert_eq!(get("blend_rank_log"), 3f32.ln());
         assert_eq!(get("knn_present"), 1.0);

@@ -11,6 +11,8 @@
 //!   candidates, and binary log loss — with its versioned artifact.
 //! - [`position_popularity`]: click rate per (item, slot) with a Beta prior — the baseline.
 //! - [`metrics`]: AUC, log loss and calibration of click probabilities.
+//! - [`online`]: the online click model — FTRL-Proximal updated from logged pages and their
+//!   clicks as they arrive, whose prediction is the ranker's `online_ctr` feature.
 //! - [`obd`]: the Open Bandit Dataset's csv files and the features drawn from them.
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
 //! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
@@ -34,6 +36,7 @@ pub mod gbdt;
 pub mod join;
 pub mod metrics;
 pub mod obd;
+pub mod online;
 pub mod open_bandit;
 pub mod position_popularity;
 pub mod profile;

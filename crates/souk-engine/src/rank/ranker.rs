@@ -27,6 +27,7 @@ use crate::rank::features::{ItemStats, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions, LabeledImpression};
 use crate::rank::metrics::ndcg_of_order;
+use crate::rank::online::OnlineConfig;
 use crate::rank::profile::PriceIndex;
 use crate::store::Storage;
 use crate::{Error, Result};
@@ -54,11 +55,19 @@ pub struct RankConfig {
     /// position bias is estimated. 0 turns exploration off (clicks are then unweighted).
     pub explore_share: f64,
     pub gbdt: GbdtParams,
+    /// The online click model, learning from logged pages between trainings.
+    pub online: OnlineConfig,
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
-        Self { log_features: true, log_share: 0.1, explore_share: 0.05, gbdt: GbdtParams::default() }
+        Self {
+            log_features: true,
+            log_share: 0.1,
+            explore_share: 0.05,
+            gbdt: GbdtParams::default(),
+            online: OnlineConfig::default(),
+        }
     }
 }
 
@@ -73,6 +82,7 @@ impl RankConfig {
         if !(0.0..=1.0).contains(&self.explore_share) {
             problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
         }
+        problems.extend(self.online.problems().into_iter().map(|(k, m)| (format!("rank.online.{k}"), m)));
         problems
     }
 }

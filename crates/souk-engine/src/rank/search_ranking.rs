@@ -11,11 +11,15 @@
 use std::collections::HashMap;
 
 use crate::rank::features::{FeatureBuilder, RecallSignals, Signal, FEATURE_COUNT};
+use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{ProfileConfig, UserProfile};
 use crate::recommend::serving::{factor_scores, ModelSet};
 use crate::search::{Explain, RankingStage, StageScore};
 use crate::store::Storage;
 use crate::{Result, UserId};
+
+/// The surface name search pages give the online click model.
+pub const SURFACE_SEARCH: &str = "search";
 
 /// Contributions reported per result with `explain`.
 const CONTRIBUTIONS: usize = 5;
@@ -41,6 +45,7 @@ pub struct SearchRanking<'a> {
     history_limit: usize,
     use_ranker: bool,
     explain: bool,
+    online: Option<&'a OnlineClickModel>,
     rows: HashMap<String, Vec<f32>>,
 }
 
@@ -54,7 +59,23 @@ impl<'a> SearchRanking<'a> {
         history_limit: usize,
         use_ranker: bool,
     ) -> SearchRanking<'a> {
-        SearchRanking { set, store, user, now_ms, history_limit, use_ranker, explain: false, rows: HashMap::new() }
+        SearchRanking {
+            set,
+            store,
+            user,
+            now_ms,
+            history_limit,
+            use_ranker,
+            explain: false,
+            online: None,
+            rows: HashMap::new(),
+        }
+    }
+
+    /// Fill the `online_ctr` feature from this online click model.
+    pub fn with_online(mut self, online: Option<&'a OnlineClickModel>) -> Self {
+        self.online = online;
+        self
     }
 
     /// Also compute each result's top feature contributions (for `explain=true`).
@@ -95,7 +116,11 @@ impl RankingStage for SearchRanking<'_> {
             self.now_ms,
             false,
         )?;
-        let builder = FeatureBuilder { prices: &context.prices, stats: &context.stats };
+        let builder = FeatureBuilder {
+            prices: &context.prices,
+            stats: &context.stats,
+            online: self.online.map(|o| (o, SURFACE_SEARCH)),
+        };
         let ranker = self.set.search_ranker.as_ref().filter(|_| self.use_ranker);
         let mut scores = Vec::with_capacity(if ranker.is_some() { candidates.len() } else { 0 });
         for (position, ((id, explain), meta)) in candidates.iter().zip(&metas).enumerate() {

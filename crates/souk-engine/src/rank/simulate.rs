@@ -312,7 +312,7 @@ impl World<'_> {
         let profile =
             UserProfile::load(self.store, &user_id, &self.prices, self.weights, &ProfileConfig::default(), now, false)?;
         let metas = self.store.items_meta(&id_refs)?;
-        let builder = FeatureBuilder { prices: &self.prices, stats };
+        let builder = FeatureBuilder { prices: &self.prices, stats, online: None };
         let mut rows = vec![0f32; ids.len() * FEATURE_COUNT];
         let mut utilities = Vec::with_capacity(ids.len());
         let mut available = Vec::with_capacity(ids.len());

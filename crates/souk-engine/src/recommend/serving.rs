@@ -33,6 +33,7 @@ use crate::ids::UserId;
 use crate::model::EventType;
 use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
 use crate::rank::gbdt::{GbdtModel, GbdtParams};
+use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
 use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, RankerReport, RANK_WINDOW};
 use crate::rank::rerank::{rerank, Candidate, Effect, Pin, Promotion, Rules};
@@ -453,6 +454,9 @@ impl ModelSet {
     }
 }
 
+/// The surface name recommendation pages give the online click model.
+pub const SURFACE_RECOMMENDATIONS: &str = "recs";
+
 const RANKER_MODEL: &str = "ranker.gbdt";
 const RANKER_REPORT: &str = "ranker.json";
 const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";
@@ -585,6 +589,8 @@ pub struct RecommendRequest {
     pub explain: bool,
     /// The time affinities decay to (Unix ms); 0: the user's newest interaction.
     pub now_ms: i64,
+    /// The online click model, whose prediction is the `online_ctr` feature.
+    pub online: Option<Arc<OnlineClickModel>>,
 }
 
 /// Candidates the re-ranking rules see, at least (more when a page is larger).
@@ -960,7 +966,11 @@ pub fn recommend(
             config: &ProfileConfig::default(),
             now,
         });
-        let builder = FeatureBuilder { prices: &context.prices, stats: &context.stats };
+        let builder = FeatureBuilder {
+            prices: &context.prices,
+            stats: &context.stats,
+            online: request.online.as_deref().map(|o| (o, SURFACE_RECOMMENDATIONS)),
+        };
         for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
             let mut signals = RecallSignals::from_reasons(position as u32 + 1, *score, reasons);
             signals.factor_score = factors[position];

@@ -440,3 +440,72 @@ async fn a_search_ranker_learns_from_logged_search_pages_and_orders_them() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert_eq!(bad["field"], "ranker");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_online_click_model_learns_from_clicks_between_trainings() {
+    use souk_engine::rank::features::FEATURE_COUNT;
+    use souk_engine::rank::online::{OnlineClickModel, OnlineConfig};
+    let online = OnlineConfig { window_ms: 0, ..OnlineConfig::default() };
+    let ranking = RankConfig { explore_share: 0.0, log_share: 1.0, online: online.clone(), ..RankConfig::default() };
+    let (server, generator) = shop_with(Some(ranking));
+    let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+    let (model, path) = server.state.online.clone().expect("the online click model runs with the feature log");
+    let item_index = |id: &str| id.trim_start_matches('i').parse::<usize>().unwrap();
+    let (mut clicks, mut clicked) = (Vec::new(), HashSet::new());
+    for request in 0..200usize {
+        let user = request * 7 % 80;
+        let (status, page) = server.get(&format!("/v1/users/u{user:06}/recommendations?n=10")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let request_id = page["request_id"].as_str().unwrap().to_string();
+        let best = ids(&page)
+            .into_iter()
+            .max_by(|a, b| {
+                let utility = |id: &str| generator.true_utility(user, item_index(id)).unwrap();
+                utility(a).total_cmp(&utility(b))
+            })
+            .unwrap();
+        clicks.push(json!({"type": "click", "user": format!("u{user:06}"), "item": best, "request_id": request_id,
+            "timestamp": now_ms() + 10}));
+        clicked.insert((request_id, best));
+    }
+    assert_eq!(model.stats().pending_pages, 200);
+    for chunk in clicks.chunks(100) {
+        let (status, body) = server.json("POST", "/v1/events", Value::Array(chunk.to_vec())).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The window (0 ms here) has closed for every page: each shown item is one example.
+    assert_eq!(model.flush(now_ms() + 1), 2_000);
+    let stats = model.stats();
+    assert_eq!((stats.examples, stats.clicks, stats.pending_pages), (2_000, 200, 0), "{stats:?}");
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(metrics.as_str().is_some_and(|m| m.contains("souk_online_click_examples 2000")), "{metrics}");
+
+    // What it learned separates the clicked items from the rest on those pages.
+    let rows = server.state.feature_log.as_ref().unwrap().read().unwrap();
+    let (mut hit, mut miss) = (Vec::new(), Vec::new());
+    for ((request, item), row) in &rows {
+        let p = f64::from(model.predict("recs", item, row));
+        if clicked.contains(&(request.clone(), item.clone())) {
+            hit.push(p)
+        } else {
+            miss.push(p)
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert_eq!(hit.len(), 200);
+    assert!(mean(&hit) > mean(&miss) * 1.2, "clicked {} vs not {}", mean(&hit), mean(&miss));
+    // Pages served from now on carry its prediction as the `online_ctr` feature.
+    let (_, page) = server.get("/v1/users/u000007/recommendations?n=10").await;
+    let request_id = page["request_id"].as_str().unwrap();
+    let rows = server.state.feature_log.as_ref().unwrap().read().unwrap();
+    let online_ctr: Vec<f32> =
+        ids(&page).iter().map(|id| rows[&(request_id.to_string(), id.clone())][FEATURE_COUNT - 1]).collect();
+    assert!(online_ctr.iter().all(|p| p.is_finite() && *p > 0.0 && *p < 1.0), "{online_ctr:?}");
+    assert!(online_ctr.iter().any(|p| *p != online_ctr[0]), "{online_ctr:?}");
+    // Saved, it reopens as it was.
+    model.save(&path).unwrap();
+    let reopened = OnlineClickModel::open(online, &path).unwrap();
+    let (item, row) = rows.iter().next().map(|((_, item), row)| (item.clone(), row.clone())).unwrap();
+    assert_eq!(reopened.predict("recs", &item, &row), model.predict("recs", &item, &row));
+}
