@@ -50,9 +50,12 @@ use crate::rank::features::{FeatureBuilder, ItemStats, RecallSignals, FEATURES, 
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
 use crate::rank::metrics::ndcg_of_order;
+use crate::rank::online::{OnlineClickModel, OnlineConfig};
 use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
-use crate::rank::search_ranking::search_signals;
-use crate::recommend::serving::{factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest};
+use crate::rank::search_ranking::{search_signals, SURFACE_SEARCH};
+use crate::recommend::serving::{
+    factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest, SURFACE_RECOMMENDATIONS,
+};
 use crate::recommend::EventWeights;
 use crate::search::{SearchConfig, SearchIndex, SearchRequest};
 use crate::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
@@ -97,6 +100,8 @@ pub struct SimulationConfig {
     pub explore_share: f64,
     pub explore_depth: usize,
     pub seed: u64,
+    /// Run the online click model over the logged traffic (the `online_ctr` feature).
+    pub online: bool,
 }
 
 impl Default for SimulationConfig {
@@ -114,6 +119,7 @@ impl Default for SimulationConfig {
             explore_share: 0.2,
             explore_depth: 30,
             seed: 42,
+            online: true,
         }
     }
 }
@@ -243,6 +249,17 @@ struct World<'a> {
     users: Vec<String>,
     pick_user: WeightedIndex<f64>,
     config: &'a SimulationConfig,
+    /// Learns from the logged pages as they happen (default settings: clicks wait 5 min).
+    online: Option<OnlineClickModel>,
+}
+
+impl World<'_> {
+    fn surface_name(&self) -> &'static str {
+        match self.config.surface {
+            Surface::Recommendations => SURFACE_RECOMMENDATIONS,
+            Surface::Search => SURFACE_SEARCH,
+        }
+    }
 }
 
 impl World<'_> {
@@ -312,7 +329,11 @@ impl World<'_> {
         let profile =
             UserProfile::load(self.store, &user_id, &self.prices, self.weights, &ProfileConfig::default(), now, false)?;
         let metas = self.store.items_meta(&id_refs)?;
-        let builder = FeatureBuilder { prices: &self.prices, stats, online: None };
+        let builder = FeatureBuilder {
+            prices: &self.prices,
+            stats,
+            online: self.online.as_ref().map(|o| (o, self.surface_name())),
+        };
         let mut rows = vec![0f32; ids.len() * FEATURE_COUNT];
         let mut utilities = Vec::with_capacity(ids.len());
         let mut available = Vec::with_capacity(ids.len());
@@ -467,6 +488,7 @@ pub fn simulate(
         pick_user: WeightedIndex::new(truth.users.iter().map(|u| u.activity.max(1e-6)))
             .map_err(|e| Error::Internal(format!("shopper activity: {e}")))?,
         config,
+        online: config.online.then(|| OnlineClickModel::new(OnlineConfig::default())).transpose()?,
     };
     let setup_seconds = started.elapsed().as_secs_f64();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f7a_ff1c);
@@ -506,6 +528,20 @@ pub fn simulate(
             feature_log.insert((format!("sim-{number}"), request.items[c].clone()), row);
         }
         let events = respond(&mut rng, number, &request, &order, arm, now)?;
+        if let Some(online) = &world.online {
+            let request_id = format!("sim-{number}");
+            let rows: Vec<(String, Vec<f32>)> = order
+                .iter()
+                .map(|&c| (request.items[c].clone(), request.rows[c * FEATURE_COUNT..][..FEATURE_COUNT].to_vec()))
+                .collect();
+            online.observe_page(&request_id, world.surface_name(), now, &rows);
+            for click in events.iter().filter(|e| e.event_type == EventType::Click) {
+                if let Some(item) = &click.item {
+                    online.observe_click(&request_id, item.as_str());
+                }
+            }
+            online.flush(now);
+        }
         logged.extend(events.iter().cloned());
         pending.extend(events);
         if pending.len() >= 500 {
