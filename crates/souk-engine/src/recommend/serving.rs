@@ -1133,13 +1133,55 @@ pub fn recommend_without_models(
         }
     }
     let cursor = request.cursor.clone().unwrap_or_default();
-    let wanted = request.n + excluded.len() + cursor.shown.len();
+    // With rules, they arrange a wider window (as with models).
+    let depth = if request.rules.is_empty() { request.n } else { RERANK_WINDOW.max(request.n * 3) };
+    let wanted = depth + excluded.len() + cursor.shown.len();
+    let allowed = |id: &str| !excluded.contains(&xxhash_rust::xxh3::xxh3_64(id.as_bytes())) && !cursor.contains(id);
     let mut items: Vec<Recommended> =
         trending(store, weights, 24.0 * 3.6e6, TRENDING_WINDOW_ROWS, wanted, &request.filter)?
             .into_iter()
-            .filter(|r| !excluded.contains(&xxhash_rust::xxh3::xxh3_64(r.id.as_bytes())) && !cursor.contains(&r.id))
-            .take(request.n)
+            .filter(|r| allowed(&r.id))
+            .take(depth)
             .collect();
+    if !request.rules.is_empty() {
+        let rules = rules_for_page(&request.rules, cursor.shown.len());
+        // Pinned items join when the catalog has them and they pass the filters.
+        let floor = items.last().map_or(0.0, |r| r.score.min(0.0));
+        for pin in &rules.pin {
+            if items.iter().any(|r| r.id == pin.item) || !allowed(&pin.item) {
+                continue;
+            }
+            let meta = store.items_meta(&[pin.item.as_str()])?.pop().flatten();
+            if meta.is_some() && request.filter.accepts(meta.as_ref()) {
+                items.push(Recommended {
+                    id: pin.item.clone(),
+                    score: floor,
+                    reasons: vec![Reason {
+                        source: "pin".into(),
+                        rank: pin.position,
+                        score: 0.0,
+                        because: None,
+                        because_event: None,
+                    }],
+                    effects: Vec::new(),
+                    ranker: None,
+                });
+            }
+        }
+        let ids: Vec<&str> = items.iter().map(|r| r.id.as_str()).collect();
+        let metas = store.items_meta(&ids)?;
+        let candidates: Vec<Candidate> =
+            items.iter().zip(&metas).map(|(r, meta)| candidate_of(r.id.clone(), r.score, meta.as_ref())).collect();
+        let mut by_id: HashMap<String, Recommended> = items.drain(..).map(|r| (r.id.clone(), r)).collect();
+        for out in rerank(&candidates, &rules, request.n) {
+            if let Some(mut item) = by_id.remove(&out.id) {
+                item.score = out.score;
+                item.effects = out.effects;
+                items.push(item);
+            }
+        }
+    }
+    items.truncate(request.n);
     let mut next = cursor;
     for (rank, item) in items.iter_mut().enumerate() {
         item.reasons[0].rank = rank + 1;

@@ -185,6 +185,21 @@ async fn before_training_recommendations_fall_back_to_trending_and_training_swap
     assert_eq!(status, StatusCode::OK);
     assert!(page["model"].is_null());
     assert_eq!(page["items"][0]["reasons"][0]["source"], "trending");
+    // Rules apply to the trending fallback too.
+    let catalog: Vec<Value> = (0..6)
+        .map(|n| json!({"id": format!("i{n}"), "title": format!("Item {n}"), "brand": if n == 0 { "Acme" } else { "Other" }}))
+        .collect();
+    let (status, body) = server.json("POST", "/v1/items", Value::Array(catalog)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rules = json!({"pin": [{"item": "i5", "position": 1}], "filter": [{"brand": "Acme"}]});
+    let (status, ruled) =
+        server.get(&format!("/v1/users/u0/recommendations?n=5&exclude=none&{}", rules_query(&rules))).await;
+    assert_eq!(status, StatusCode::OK, "{ruled}");
+    let ruled_ids = ids(&ruled);
+    assert_eq!(ruled_ids[0], "i5", "{ruled}");
+    assert_eq!(ruled["items"][0]["effects"][0]["rule"], "pin", "{ruled}");
+    assert!(!ruled_ids.contains(&"i0".to_string()), "{ruled}");
+    assert_eq!(ruled_ids.len(), 5);
     assert_eq!(server.get("/v1/items/i1/similar").await.0, StatusCode::SERVICE_UNAVAILABLE);
     let (status, trained) = server.call("POST", "/v1/train", None, Vec::new()).await;
     assert_eq!(status, StatusCode::OK, "{trained}");
