@@ -41,6 +41,7 @@ pub const FEATURES: &[&str] = &[
     "item_trend",
     "item_ctr",
     "item_conversion",
+    "item_rating",
     "item_price_log",
     "item_price_position",
     "item_available",
@@ -115,6 +116,11 @@ struct ItemCounts {
     impressions: f64,
     clicks: f64,
     purchases: f64,
+    /// Ratings received and the sum of their values (1–5).
+    #[serde(default)]
+    ratings: f64,
+    #[serde(default)]
+    rating_sum: f64,
     /// Exponentially decayed event rates (short and long half-life) as of `updated`.
     short: f64,
     long: f64,
@@ -126,6 +132,9 @@ const PRIOR_IMPRESSIONS: f64 = 50.0;
 const PRIOR_CTR: f64 = 0.05;
 const PRIOR_CLICKS: f64 = 20.0;
 const PRIOR_CONVERSION: f64 = 0.05;
+/// Prior of the mean rating: as many ratings as this at the middle of the scale.
+const PRIOR_RATINGS: f64 = 5.0;
+const PRIOR_RATING: f64 = 3.0;
 
 impl Default for ItemStats {
     fn default() -> Self {
@@ -155,6 +164,12 @@ impl ItemStats {
                 match event.event_type {
                     EventType::Click => counts.clicks += 1.0,
                     EventType::Purchase => counts.purchases += 1.0,
+                    EventType::Rating => {
+                        if let Some(value) = event.value.filter(|v| v.is_finite()) {
+                            counts.ratings += 1.0;
+                            counts.rating_sum += value.clamp(1.0, 5.0);
+                        }
+                    }
                     _ => {}
                 }
                 let age = (event.timestamp - counts.updated).max(0) as f64;
@@ -224,6 +239,9 @@ impl FeatureBuilder<'_> {
             ((1.0 + short * self.stats.long_half_life_ms / self.stats.trend_half_life_ms) / (1.0 + long)).ln() as f32,
             ((counts.clicks + PRIOR_IMPRESSIONS * PRIOR_CTR) / (counts.impressions + PRIOR_IMPRESSIONS)) as f32,
             ((counts.purchases + PRIOR_CLICKS * PRIOR_CONVERSION) / (counts.clicks + PRIOR_CLICKS)) as f32,
+            // The item's review sentiment: its smoothed mean rating mapped from 1–5 to −1…1.
+            (((counts.rating_sum + PRIOR_RATINGS * PRIOR_RATING) / (counts.ratings + PRIOR_RATINGS) - 3.0) / 2.0)
+                as f32,
             meta.and_then(|m| m.price).map_or(f32::NAN, |p| (1.0 + p.max(0.0)).ln()),
             position.unwrap_or(f32::NAN),
             meta.map_or(f32::NAN, |m| if m.available { 1.0 } else { 0.0 }),
@@ -284,6 +302,11 @@ mod tests {
         }
         stats.observe(&event("e1", EventType::Click, "s1", 1_000));
         stats.observe(&event("e2", EventType::Purchase, "s1", 2_000));
+        for (n, stars) in [5.0, 5.0, 4.0].into_iter().enumerate() {
+            let mut rating = event(&format!("r{n}"), EventType::Rating, "s1", 2_500);
+            rating.value = Some(stars);
+            stats.observe(&rating);
+        }
         let interactions = vec![UserInteraction {
             item: "s1".into(),
             event_type: EventType::Purchase,
@@ -323,6 +346,9 @@ mod tests {
         assert!(get("cf_score").is_nan());
         assert!((get("item_ctr") - (1.0 + 2.5) / 60.0).abs() < 1e-6);
         assert!((get("item_conversion") - (1.0 + 1.0) / 21.0).abs() < 1e-6);
+        // (14 + 5 · 3) / 8 = 3.625 stars → (3.625 − 3) / 2.
+        assert!((get("item_rating") - 0.3125).abs() < 1e-6);
+        assert!(get("online_ctr").is_nan(), "no online model given");
         assert_eq!(get("item_price_position"), 0.625);
         assert_eq!(get("category_affinity"), 1.0);
         assert_eq!(get("brand_affinity"), 1.0);
