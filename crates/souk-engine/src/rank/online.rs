@@ -84,8 +84,20 @@ struct PendingPage {
 #[derive(Default)]
 struct Pending {
     pages: VecDeque<PendingPage>,
+    /// Request ids of the waiting pages.
+    waiting: HashSet<String>,
     /// Clicked items per waiting request.
     clicks: HashMap<String, HashSet<String>>,
+}
+
+impl Pending {
+    /// Take the oldest page and its clicks.
+    fn pop(&mut self) -> Option<(PendingPage, HashSet<String>)> {
+        let page = self.pages.pop_front()?;
+        self.waiting.remove(&page.request_id);
+        let clicks = self.clicks.remove(&page.request_id).unwrap_or_default();
+        Some((page, clicks))
+    }
 }
 
 /// What the model has learned so far, for stats.
@@ -196,12 +208,15 @@ impl OnlineClickModel {
             .collect();
         let overflow = {
             let mut pending = self.pending.lock();
+            if !pending.waiting.insert(request_id.to_string()) {
+                return; // the same page twice
+            }
             pending.pages.push_back(PendingPage { request_id: request_id.to_string(), shown_at, items });
-            let excess = pending.pages.len().saturating_sub(self.config.max_pending);
-            let pages: Vec<PendingPage> = pending.pages.drain(..excess).collect();
-            let clicks: Vec<HashSet<String>> =
-                pages.iter().map(|p| pending.clicks.remove(&p.request_id).unwrap_or_default()).collect();
-            pages.into_iter().zip(clicks).collect::<Vec<_>>()
+            let mut overflow = Vec::new();
+            while pending.pages.len() > self.config.max_pending {
+                overflow.extend(pending.pop());
+            }
+            overflow
         };
         self.learn(overflow);
     }
@@ -209,9 +224,7 @@ impl OnlineClickModel {
     /// A click on `item` from the page `request_id` (ignored unless that page is waiting).
     pub fn observe_click(&self, request_id: &str, item: &str) {
         let mut pending = self.pending.lock();
-        // Pages are few per second: a linear scan from the newest end finds recent ones
-        // quickly and keeps no second index to maintain.
-        if pending.pages.iter().rev().any(|p| p.request_id == request_id) {
+        if pending.waiting.contains(request_id) {
             pending.clicks.entry(request_id.to_string()).or_default().insert(item.to_string());
         }
     }
@@ -223,9 +236,7 @@ impl OnlineClickModel {
             let mut pending = self.pending.lock();
             let mut due = Vec::new();
             while pending.pages.front().is_some_and(|p| p.shown_at <= now_ms - self.config.window_ms) {
-                let Some(page) = pending.pages.pop_front() else { break };
-                let clicks = pending.clicks.remove(&page.request_id).unwrap_or_default();
-                due.push((page, clicks));
+                due.extend(pending.pop());
             }
             due
         };
