@@ -15,7 +15,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
-use crate::dense::DenseLayer;
+use crate::dense::{DenseLayer, SMALL_ROWS};
 
 /// The activation between the two feed-forward projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,22 +335,83 @@ impl BertEncoder {
             ((attention_mask.ones_like()? - attention_mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, tokens))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
 
+        // A small input (one query) computes attention in plain loops: for a handful of tokens
+        // the per-call work of candle's batched products (transposes, copies, thread setup)
+        // costs more than the arithmetic.
+        let small_mask = if batch * tokens <= SMALL_ROWS {
+            Some(attention_mask.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&xs)?.reshape((batch, tokens, 3, heads, head_dim))?;
-            // [B, T, heads, D] → [B, heads, T, D], contiguous for the batched matrix products.
-            let split = |index: usize| qkv.narrow(2, index, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
-            let query = (split(0)? * scale)?;
-            let key = split(1)?;
-            let value = split(2)?;
-            let scores = query.matmul(&key.t()?)?.broadcast_add(&mask_bias)?;
-            let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, tokens, hidden))?;
+            let qkv = layer.qkv.forward(&xs)?;
+            let context = if let Some(mask) = &small_mask {
+                let qkv = qkv.flatten_all()?.to_vec1::<f32>()?;
+                let context = attention_small(&qkv, mask, batch, tokens, heads, head_dim);
+                Tensor::from_vec(context, (batch, tokens, hidden), xs.device())?
+            } else {
+                let qkv = qkv.reshape((batch, tokens, 3, heads, head_dim))?;
+                // [B, T, heads, D] → [B, heads, T, D], contiguous for the batched matrix products.
+                let split = |index: usize| qkv.narrow(2, index, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+                let query = (split(0)? * scale)?;
+                let key = split(1)?;
+                let value = split(2)?;
+                let scores = query.matmul(&key.t()?)?.broadcast_add(&mask_bias)?;
+                let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
+                probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, tokens, hidden))?
+            };
             let attended = layer.attention_norm.forward(&(layer.attention_output.forward(&context)? + &xs)?)?;
             let intermediate = self.config.hidden_activation.apply(&layer.intermediate.forward(&attended)?)?;
             xs = layer.output_norm.forward(&(layer.output.forward(&intermediate)? + &attended)?)?;
         }
         Ok(xs)
     }
+}
+
+/// Scaled dot-product attention of every head, from the fused projection `qkv` laid out as
+/// `[B, T, 3, heads, D]` (query, key, value), with `mask` `[B, T]` (1 for a token, 0 for
+/// padding, whose keys get no weight). Returns the context `[B, T, heads·D]`. The same
+/// arithmetic as the batched path, in loops.
+fn attention_small(qkv: &[f32], mask: &[f32], batch: usize, tokens: usize, heads: usize, head_dim: usize) -> Vec<f32> {
+    let hidden = heads * head_dim;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let at = |b: usize, t: usize, part: usize, h: usize| ((b * tokens + t) * 3 + part) * hidden + h * head_dim;
+    let mut context = vec![0f32; batch * tokens * hidden];
+    let mut weights = vec![0f32; tokens];
+    for b in 0..batch {
+        let mask_row = &mask[b * tokens..(b + 1) * tokens];
+        for h in 0..heads {
+            for i in 0..tokens {
+                let query = &qkv[at(b, i, 0, h)..][..head_dim];
+                let mut max = f32::NEG_INFINITY;
+                for (j, weight) in weights.iter_mut().enumerate() {
+                    *weight = if mask_row[j] > 0.0 {
+                        let key = &qkv[at(b, j, 1, h)..][..head_dim];
+                        query.iter().zip(key).map(|(q, k)| q * scale * k).sum::<f32>()
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    max = max.max(*weight);
+                }
+                let mut total = 0f32;
+                for weight in weights.iter_mut() {
+                    *weight = if weight.is_finite() { (*weight - max).exp() } else { 0.0 };
+                    total += *weight;
+                }
+                let out = &mut context[(b * tokens + i) * hidden + h * head_dim..][..head_dim];
+                for (j, &weight) in weights.iter().enumerate() {
+                    if weight == 0.0 {
+                        continue;
+                    }
+                    let p = weight / total;
+                    for (o, v) in out.iter_mut().zip(&qkv[at(b, j, 2, h)..][..head_dim]) {
+                        *o += p * v;
+                    }
+                }
+            }
+        }
+    }
+    context
 }
 
 /// Mean of the hidden states over real tokens (mask 1), then L2 normalisation: sentence-
