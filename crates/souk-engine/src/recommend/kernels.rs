@@ -13,8 +13,9 @@ use crate::{Error, Result, ValidationError};
 /// `out[r] = Σ query[k]·rows[r·d + k]` for the `out.len()` rows of width `d = query.len()`
 /// stored back to back in `rows`: the scan of a vector search. One run-time dispatch to the
 /// widest vectors the CPU has (fused multiply-add where present, through `pulp`) covers all
-/// rows, so the loop runs at about twice the speed of [`dot`], whose build targets the
-/// baseline instruction set.
+/// rows, so the scan gets the full vector width and fused multiply-adds that [`dot`], built
+/// for the baseline instruction set, does not (the scan was 18% of a hybrid search server's
+/// CPU before; see BENCHMARKS.md).
 pub(crate) fn dot_rows(query: &[f32], rows: &[f32], out: &mut [f32]) {
     struct Scan<'a> {
         query: &'a [f32],

@@ -339,12 +339,8 @@ impl ModelSet {
         now_ms: i64,
     ) -> Result<Option<RankerReport>> {
         self.features = Some(Arc::new(FeatureContext::from_store(store)?));
-        let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
-        let report = trained.as_ref().map(|r| r.report.clone());
-        self.ranker = match trained {
-            Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
-            _ => previous,
-        };
+        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        self.ranker = ranker;
         Ok(report)
     }
 
@@ -361,12 +357,8 @@ impl ModelSet {
         if self.features.is_none() {
             self.features = Some(Arc::new(FeatureContext::from_store(store)?));
         }
-        let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
-        let report = trained.as_ref().map(|r| r.report.clone());
-        self.search_ranker = match trained {
-            Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
-            _ => previous,
-        };
+        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        self.search_ranker = ranker;
         Ok(report)
     }
 
@@ -456,6 +448,24 @@ impl ModelSet {
 
 /// The surface name recommendation pages give the online click model.
 pub const SURFACE_RECOMMENDATIONS: &str = "recs";
+
+/// Train a ranker from `log`; the one to serve is the new one if it passed the promotion
+/// gate, else `previous`. Also returns the new one's report (`None`: too little traffic).
+fn train_gated(
+    store: &dyn Storage,
+    log: &FeatureLog,
+    params: &GbdtParams,
+    previous: Option<Arc<Ranker>>,
+    now_ms: i64,
+) -> Result<(Option<Arc<Ranker>>, Option<RankerReport>)> {
+    let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
+    let report = trained.as_ref().map(|r| r.report.clone());
+    let serving = match trained {
+        Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
+        _ => previous,
+    };
+    Ok((serving, report))
+}
 
 const RANKER_MODEL: &str = "ranker.gbdt";
 const RANKER_REPORT: &str = "ranker.json";
