@@ -8,14 +8,13 @@
 //! per weight, so the time goes into streaming every weight from memory once per query
 //! (42 MB of f32 for all-MiniLM-L6-v2's dense layers, more than a 32 MB last-level cache).
 //!
-//! The weights never change, so [`DenseLayer`] keeps a row-major copy in half precision
-//! (`[out, in]`, each output's weights contiguous; 21 MB for MiniLM, which a last-level cache
-//! can keep between queries) and, for at most [`SMALL_ROWS`] rows, computes every output as dot
-//! products from it: each block of [`BLOCK`] weight rows is read once, widened to f32 (F16C
-//! when the CPU has it), kept in cache while every token is multiplied by it, with the
-//! arithmetic in f32 on the widest vectors the CPU has (chosen at run time through `pulp`,
-//! without `unsafe` here). Larger inputs (catalog batches) keep candle's f32 product, which is
-//! faster once the packing is shared by many rows.
+//! The weights never change, so [`DenseLayer`] keeps a copy in half precision (21 MB for
+//! MiniLM, which a last-level cache can keep between queries), laid out in blocks of [`BLOCK`]
+//! output rows, and for at most [`SMALL_ROWS`] rows computes every output as dot products from
+//! it: each block is read once, widened to f32, kept in cache while every token is multiplied
+//! by it, with the arithmetic in f32 on the widest vectors the CPU has (chosen at run time
+//! through `pulp`, without `unsafe` here). Larger inputs (catalog batches) keep candle's f32
+//! product, which is faster once the packing is shared by many rows.
 //!
 //! Half-precision weights move a query's vector by float noise only: cosine ≥ 0.99999 to the
 //! f32 product on the reference sentences (`tests::small_inputs_match_the_general_product`
@@ -33,15 +32,29 @@ pub(crate) const SMALL_ROWS: usize = 48;
 /// in flight, and `BLOCK` rows of a 1,536-wide layer (48 KB) still fit the first-level cache.
 const BLOCK: usize = 8;
 
+/// Columns stored together per row inside a block: one 256-bit vector of f32.
+const CHUNK: usize = 8;
+
 /// A dense layer `y = x·Wᵀ + b` with both a candle [`Linear`] (for large inputs) and a
-/// row-major half-precision copy of its weights (for small ones).
+/// half-precision copy of its weights laid out for the dot-product kernel (for small ones).
+///
+/// The copy is cut into blocks of [`BLOCK`] output rows; inside a block, columns go in chunks
+/// of [`CHUNK`], and each chunk holds the `BLOCK` rows' values one after the other
+/// (`[block][chunk][row][column in chunk]`). The kernel then reads one block front to back
+/// with fixed offsets: every weight it multiplies next is at a constant distance from the
+/// last, so no address depends on the one before (with one row after another, the eight row
+/// pointers formed a chain of additions that held the multiply-adds to one per cycle).
+/// Rows and columns are padded with zeros to whole blocks and chunks.
 pub(crate) struct DenseLayer {
     linear: Linear,
-    /// IEEE half-precision bit patterns; subnormals flushed to zero (see [`half_bits`]).
+    /// IEEE half-precision bit patterns in the block layout; subnormals flushed to zero
+    /// (see [`half_bits`]).
     weight: Vec<u16>,
     bias: Vec<f32>,
     in_dim: usize,
     out_dim: usize,
+    /// `in_dim` rounded up to whole chunks.
+    padded_in: usize,
 }
 
 impl DenseLayer {
@@ -52,7 +65,16 @@ impl DenseLayer {
             candle_core::bail!("bias of {} values for {out_dim} outputs", bias.dims1()?)
         }
         let rows = weight.to_vec2::<f32>()?;
-        let weight_copy = rows.into_iter().flatten().map(half_bits).collect();
+        let padded_in = in_dim.div_ceil(CHUNK) * CHUNK;
+        let blocks = out_dim.div_ceil(BLOCK);
+        let mut weight_copy = vec![0u16; blocks * BLOCK * padded_in];
+        for (o, row) in rows.iter().enumerate() {
+            let (block, r) = (o / BLOCK, o % BLOCK);
+            for (k, &value) in row.iter().enumerate() {
+                let (chunk, c) = (k / CHUNK, k % CHUNK);
+                weight_copy[block * BLOCK * padded_in + (chunk * BLOCK + r) * CHUNK + c] = half_bits(value);
+            }
+        }
         let bias_copy = bias.to_vec1::<f32>()?;
         Ok(DenseLayer {
             linear: Linear::new(weight, Some(bias)),
@@ -60,6 +82,7 @@ impl DenseLayer {
             bias: bias_copy,
             in_dim,
             out_dim,
+            padded_in,
         })
     }
 
@@ -82,12 +105,23 @@ impl DenseLayer {
 
     /// `output[r·out + o] = bias[o] + Σₖ input[r·in + k] · weight[o·in + k]`.
     fn multiply(&self, input: &[f32], rows: usize, output: &mut [f32]) {
-        Arch::new().dispatch(DotProducts { layer: self, input, rows, output });
+        // The input rows, zero-padded to whole chunks like the weights.
+        let padded = if self.padded_in == self.in_dim {
+            input.to_vec()
+        } else {
+            let mut padded = vec![0f32; rows * self.padded_in];
+            for (target, source) in padded.chunks_exact_mut(self.padded_in).zip(input.chunks_exact(self.in_dim)) {
+                target[..self.in_dim].copy_from_slice(source);
+            }
+            padded
+        };
+        Arch::new().dispatch(DotProducts { layer: self, input: &padded, rows, output });
     }
 }
 
 struct DotProducts<'a> {
     layer: &'a DenseLayer,
+    /// `rows × padded_in`.
     input: &'a [f32],
     rows: usize,
     output: &'a mut [f32],
@@ -99,30 +133,21 @@ impl WithSimd for DotProducts<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let DotProducts { layer, input, rows, output } = self;
-        let (in_dim, out_dim) = (layer.in_dim, layer.out_dim);
-        let mut widened = vec![0f32; BLOCK * in_dim];
-        let mut start = 0;
-        while start < out_dim {
+        let (padded_in, out_dim) = (layer.padded_in, layer.out_dim);
+        let block_len = BLOCK * padded_in;
+        let mut widened = vec![0f32; block_len];
+        for (block_index, block) in layer.weight.chunks_exact(block_len).enumerate() {
+            widen(block, &mut widened);
+            let start = block_index * BLOCK;
             let count = BLOCK.min(out_dim - start);
-            let block = &mut widened[..count * in_dim];
-            widen(&layer.weight[start * in_dim..(start + count) * in_dim], block);
-            let block = &*block;
             for row in 0..rows {
-                let x = &input[row * in_dim..(row + 1) * in_dim];
-                let mut sums = [0f32; BLOCK];
-                if count == BLOCK {
-                    dots_block(simd, x, block, in_dim, &mut sums);
-                } else {
-                    for (index, sum) in sums.iter_mut().enumerate().take(count) {
-                        *sum = dot(simd, x, &block[index * in_dim..(index + 1) * in_dim]);
-                    }
-                }
+                let x = &input[row * padded_in..(row + 1) * padded_in];
+                let sums = dots_block(simd, x, &widened);
                 let out = &mut output[row * out_dim + start..row * out_dim + start + count];
                 for (index, value) in out.iter_mut().enumerate() {
                     *value = sums[index] + layer.bias[start + index];
                 }
             }
-            start += count;
         }
     }
 }
@@ -138,49 +163,39 @@ fn half_bits(value: f32) -> u16 {
     }
 }
 
-/// Half-precision bits to f32, for finite normal values and zeros (all [`half_bits`] makes):
-/// the exponent and mantissa move into f32 position, a multiplication by 2¹¹² re-biases the
-/// exponent, and the sign is put back. Branch-free, so the loop vectorises with the features
-/// of the caller (AVX2 inside [`DotProducts`]).
+/// Half-precision bits to f32, for finite normal values and zeros (all [`half_bits`] makes).
+/// The half goes to the top 16 bits of a 32-bit word; an arithmetic shift right by 3 moves its
+/// exponent and mantissa into f32 position (copying the sign into the three bits after it,
+/// which the mask clears), and a multiplication by 2¹¹² re-biases the exponent. Branch-free,
+/// so the loop vectorises with the features of the caller (AVX2 inside [`DotProducts`]).
 #[inline(always)]
 fn widen(source: &[u16], target: &mut [f32]) {
     const REBIAS: f32 = 5.192_297e33; // 2^112
     for (value, &bits) in target.iter_mut().zip(source) {
-        let bits = u32::from(bits);
-        let magnitude = f32::from_bits((bits & 0x7fff) << 13) * REBIAS;
-        *value = f32::from_bits(magnitude.to_bits() | ((bits & 0x8000) << 16));
+        let shifted = ((u32::from(bits) << 16) as i32 >> 3) as u32;
+        *value = f32::from_bits(shifted & 0x8fff_ffff) * REBIAS;
     }
 }
 
-/// The dot products of `x` with each of the [`BLOCK`] rows of `block`, into `sums`.
+/// The dot products of `x` (`padded_in` values) with the [`BLOCK`] rows of a widened block in
+/// the block layout.
 #[inline(always)]
-fn dots_block<S: Simd>(simd: S, x: &[f32], block: &[f32], in_dim: usize, sums: &mut [f32; BLOCK]) {
-    let (x_head, x_tail) = S::as_simd_f32s(x);
-    let rows: [&[f32]; BLOCK] = std::array::from_fn(|index| &block[index * in_dim..(index + 1) * in_dim]);
-    let heads: [&[S::f32s]; BLOCK] = std::array::from_fn(|index| S::as_simd_f32s(rows[index]).0);
+fn dots_block<S: Simd>(simd: S, x: &[f32], block: &[f32]) -> [f32; BLOCK] {
     let mut accumulators = [simd.splat_f32s(0.0); BLOCK];
-    for (lane, &xv) in x_head.iter().enumerate() {
-        for (accumulator, head) in accumulators.iter_mut().zip(&heads) {
-            *accumulator = simd.mul_add_e_f32s(xv, head[lane], *accumulator);
+    // Left over where a vector is wider than a chunk (or for a scalar fallback's remainder).
+    let mut tails = [0f32; BLOCK];
+    for (xs, ws) in x.chunks_exact(CHUNK).zip(block.chunks_exact(CHUNK * BLOCK)) {
+        let (x_head, x_tail) = S::as_simd_f32s(xs);
+        for (index, accumulator) in accumulators.iter_mut().enumerate() {
+            let w = &ws[index * CHUNK..(index + 1) * CHUNK];
+            let (w_head, w_tail) = S::as_simd_f32s(w);
+            for (&a, &b) in x_head.iter().zip(w_head) {
+                *accumulator = simd.mul_add_e_f32s(a, b, *accumulator);
+            }
+            tails[index] += x_tail.iter().zip(w_tail).map(|(a, b)| a * b).sum::<f32>();
         }
     }
-    let tail_start = x.len() - x_tail.len();
-    for (index, sum) in sums.iter_mut().enumerate() {
-        let tail: f32 = x_tail.iter().zip(&rows[index][tail_start..]).map(|(a, b)| a * b).sum();
-        *sum = simd.reduce_sum_f32s(accumulators[index]) + tail;
-    }
-}
-
-#[inline(always)]
-fn dot<S: Simd>(simd: S, x: &[f32], w: &[f32]) -> f32 {
-    let (x_head, x_tail) = S::as_simd_f32s(x);
-    let (w_head, w_tail) = S::as_simd_f32s(w);
-    let mut accumulator = simd.splat_f32s(0.0);
-    for (&a, &b) in x_head.iter().zip(w_head) {
-        accumulator = simd.mul_add_e_f32s(a, b, accumulator);
-    }
-    let tail: f32 = x_tail.iter().zip(w_tail).map(|(a, b)| a * b).sum();
-    simd.reduce_sum_f32s(accumulator) + tail
+    std::array::from_fn(|index| simd.reduce_sum_f32s(accumulators[index]) + tails[index])
 }
 
 #[cfg(test)]
