@@ -335,19 +335,20 @@ impl BertEncoder {
             ((attention_mask.ones_like()? - attention_mask)? * f64::from(f32::MIN))?.reshape((batch, 1, 1, tokens))?;
         let scale = 1.0 / (head_dim as f64).sqrt();
 
-        // A small input (one query) computes attention in plain loops: for a handful of tokens
-        // the per-call work of candle's batched products (transposes, copies, thread setup)
-        // costs more than the arithmetic.
-        let small_mask = if batch * tokens <= SMALL_ROWS {
-            Some(attention_mask.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
-        } else {
-            None
-        };
+        // A small input (a query, or a few together) computes attention in plain loops: for a
+        // handful of tokens the per-call work of candle's batched products (transposes,
+        // copies, thread setup) costs more than the arithmetic. Its padding rows are not
+        // computed at all (dense layers skip them, attention gives them no weight and no
+        // output); only the real tokens' rows are ever read.
+        let mask_values = attention_mask.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let live: Vec<bool> = mask_values.iter().map(|&m| m > 0.0).collect();
+        let small = live.iter().filter(|&&l| l).count() <= SMALL_ROWS;
+        let live = small.then_some(live.as_slice());
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&xs)?;
-            let context = if let Some(mask) = &small_mask {
+            let qkv = layer.qkv.forward_rows(&xs, live)?;
+            let context = if small {
                 let qkv = qkv.flatten_all()?.to_vec1::<f32>()?;
-                let context = attention_small(&qkv, mask, batch, tokens, heads, head_dim);
+                let context = attention_small(&qkv, &mask_values, batch, tokens, heads, head_dim);
                 Tensor::from_vec(context, (batch, tokens, hidden), xs.device())?
             } else {
                 let qkv = qkv.reshape((batch, tokens, 3, heads, head_dim))?;
@@ -360,9 +361,11 @@ impl BertEncoder {
                 let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
                 probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, tokens, hidden))?
             };
-            let attended = layer.attention_norm.forward(&(layer.attention_output.forward(&context)? + &xs)?)?;
-            let intermediate = self.config.hidden_activation.apply(&layer.intermediate.forward(&attended)?)?;
-            xs = layer.output_norm.forward(&(layer.output.forward(&intermediate)? + &attended)?)?;
+            let attended =
+                layer.attention_norm.forward(&(layer.attention_output.forward_rows(&context, live)? + &xs)?)?;
+            let intermediate =
+                self.config.hidden_activation.apply(&layer.intermediate.forward_rows(&attended, live)?)?;
+            xs = layer.output_norm.forward(&(layer.output.forward_rows(&intermediate, live)? + &attended)?)?;
         }
         Ok(xs)
     }
@@ -370,8 +373,8 @@ impl BertEncoder {
 
 /// Scaled dot-product attention of every head, from the fused projection `qkv` laid out as
 /// `[B, T, 3, heads, D]` (query, key, value), with `mask` `[B, T]` (1 for a token, 0 for
-/// padding, whose keys get no weight). Returns the context `[B, T, heads·D]`. The same
-/// arithmetic as the batched path, in loops.
+/// padding, whose keys get no weight and whose rows are left at zero). Returns the context
+/// `[B, T, heads·D]`. The same arithmetic as the batched path, in loops.
 fn attention_small(qkv: &[f32], mask: &[f32], batch: usize, tokens: usize, heads: usize, head_dim: usize) -> Vec<f32> {
     let hidden = heads * head_dim;
     let scale = 1.0 / (head_dim as f32).sqrt();
@@ -382,6 +385,10 @@ fn attention_small(qkv: &[f32], mask: &[f32], batch: usize, tokens: usize, heads
         let mask_row = &mask[b * tokens..(b + 1) * tokens];
         for h in 0..heads {
             for i in 0..tokens {
+                if mask_row[i] <= 0.0 {
+                    // A padding position: nobody reads its output.
+                    continue;
+                }
                 let query = &qkv[at(b, i, 0, h)..][..head_dim];
                 let mut max = f32::NEG_INFINITY;
                 for (j, weight) in weights.iter_mut().enumerate() {

@@ -86,16 +86,21 @@ impl DenseLayer {
         })
     }
 
-    /// `xs` is `[..., in]`; returns `[..., out]`.
-    pub(crate) fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+    /// `y = x·Wᵀ + b` for `xs` `[..., in]`, returning `[..., out]`, where `live` (one flag per row of `xs`, when given) names
+    /// the rows anyone will read: the others (a batch's padding) are not computed on the
+    /// small-input path and come back as zeros. Whether the small path is taken depends on
+    /// the live rows.
+    pub(crate) fn forward_rows(&self, xs: &Tensor, live: Option<&[bool]>) -> candle_core::Result<Tensor> {
         let dims = xs.dims();
         let rows = xs.elem_count() / self.in_dim.max(1);
-        if dims.last() != Some(&self.in_dim) || rows > SMALL_ROWS {
+        let live = live.filter(|l| l.len() == rows);
+        let computed = live.map_or(rows, |l| l.iter().filter(|&&x| x).count());
+        if dims.last() != Some(&self.in_dim) || computed > SMALL_ROWS {
             return self.linear.forward(xs);
         }
         let input = xs.flatten_all()?.to_vec1::<f32>()?;
         let mut output = vec![0f32; rows * self.out_dim];
-        self.multiply(&input, rows, &mut output);
+        self.multiply(&input, rows, live, &mut output);
         let mut shape = dims.to_vec();
         if let Some(last) = shape.last_mut() {
             *last = self.out_dim;
@@ -104,7 +109,8 @@ impl DenseLayer {
     }
 
     /// `output[r·out + o] = bias[o] + Σₖ input[r·in + k] · weight[o·in + k]`.
-    fn multiply(&self, input: &[f32], rows: usize, output: &mut [f32]) {
+    /// Rows not `live` are skipped (left as they are in `output`).
+    fn multiply(&self, input: &[f32], rows: usize, live: Option<&[bool]>, output: &mut [f32]) {
         // The input rows, zero-padded to whole chunks like the weights.
         let padded = if self.padded_in == self.in_dim {
             input.to_vec()
@@ -115,7 +121,8 @@ impl DenseLayer {
             }
             padded
         };
-        Arch::new().dispatch(DotProducts { layer: self, input: &padded, rows, output });
+        let rows: Vec<usize> = (0..rows).filter(|&r| live.is_none_or(|l| l[r])).collect();
+        Arch::new().dispatch(DotProducts { layer: self, input: &padded, rows: &rows, output });
     }
 }
 
@@ -123,7 +130,8 @@ struct DotProducts<'a> {
     layer: &'a DenseLayer,
     /// `rows × padded_in`.
     input: &'a [f32],
-    rows: usize,
+    /// The rows to compute.
+    rows: &'a [usize],
     output: &'a mut [f32],
 }
 
@@ -140,7 +148,7 @@ impl WithSimd for DotProducts<'_> {
             widen(block, &mut widened);
             let start = block_index * BLOCK;
             let count = BLOCK.min(out_dim - start);
-            for row in 0..rows {
+            for &row in rows {
                 let x = &input[row * padded_in..(row + 1) * padded_in];
                 let sums = dots_block(simd, x, &widened);
                 let out = &mut output[row * out_dim + start..row * out_dim + start + count];
@@ -229,7 +237,7 @@ mod tests {
             let layer = layer(out_dim, in_dim);
             for rows in [1, 7, SMALL_ROWS] {
                 let xs = input(rows, in_dim);
-                let ours = layer.forward(&xs).unwrap();
+                let ours = layer.forward_rows(&xs, None).unwrap();
                 let reference = layer.linear.forward(&xs).unwrap();
                 assert_eq!(ours.dims(), reference.dims());
                 let ours = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -258,7 +266,7 @@ mod tests {
     fn large_inputs_take_the_general_product() {
         let layer = layer(16, 8);
         let xs = input(SMALL_ROWS + 1, 8);
-        let ours = layer.forward(&xs).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ours = layer.forward_rows(&xs, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let reference = layer.linear.forward(&xs).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(ours, reference);
     }

@@ -192,6 +192,23 @@ fn a_text_gets_the_same_vector_alone_and_in_a_batch() {
     assert!(model.embed(&[], TextKind::Query).unwrap().is_empty());
 }
 
+/// Short queries of different lengths embedded together (as the server's query batcher does)
+/// take the small-input path with padding rows that are never computed; each must get the
+/// vector it gets alone.
+#[test]
+fn short_queries_of_different_lengths_batch_like_alone() {
+    let model = model();
+    let queries =
+        ["mat", "red summer dress", "usb-c charger 65w fast", "cheap wireless earbuds for running in the rain"];
+    let together = model.embed(&queries, TextKind::Query).unwrap();
+    for (query, vector) in queries.iter().zip(&together) {
+        let alone = model.embed(&[query], TextKind::Query).unwrap().remove(0);
+        let largest = vector.iter().zip(&alone).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(largest < 1e-5, "largest difference {largest} for {query:?}");
+        assert!(cosine(vector, &alone) > 0.999_999, "{query:?}");
+    }
+}
+
 #[test]
 fn text_past_max_seq_length_is_truncated() {
     let reference = reference();
