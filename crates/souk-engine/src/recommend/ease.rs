@@ -18,9 +18,10 @@ use super::kernels::{axpy, check_range, invalid, map_values};
 use super::Recommender;
 use crate::{Error, Result};
 
-/// Parameters of [`train`]. Tuning grid used by the registry: `lambda ∈ {50, 200, 500,
-/// 1000}` × `popularity_exponent ∈ {0, 0.15}` (dropout off: on MovieLens-100K it only
-/// helped at small λ, below the best plain EASE).
+/// Parameters of [`train`]. Tuning grid used by the registry: plain EASE with `lambda ∈ {50,
+/// 200, 500, 1000}` × `popularity_exponent ∈ {0, 0.15}`, and the user-weighted DLAE with
+/// `lambda ∈ {100, 300}` × `user_exponent ∈ {0.5, 0.75}` × `dropout ∈ {0.4, 0.6}`,
+/// `popularity_exponent` 0.1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EaseParams {
@@ -37,6 +38,15 @@ pub struct EaseParams {
     /// — EASE's scores favour popular items, and a mild penalty trades a little of that
     /// head for the long tail. In [0, 1]; 0 is plain EASE.
     pub popularity_exponent: f32,
+    /// `g` in a user weight `|u|^−g`: each user's row enters the Gram matrix with that
+    /// weight, so heavy users (hundreds of items) stop dominating the item co-occurrences
+    /// that light users also depend on; `λ` is scaled by the mean user weight to keep its
+    /// size comparable. In [0, 2]; 0 is plain EASE.
+    pub user_exponent: f32,
+    /// Solve the dropout autoencoder without EASE's zero-diagonal constraint (DLAE, Steck
+    /// 2020 §3): `B = I − P·Λ`, i.e. `B_ij = −P_ij·Λ_jj`, instead of EASE's `−P_ij / P_jj`.
+    /// The diagonal (only ever scoring items the user already has) is kept at 0.
+    pub dlae: bool,
     /// Refuse to train with more interacted items than this: `B` takes `n²·4` bytes and
     /// the solve needs three such buffers (50,000 items ≈ 30 GB).
     pub max_items: usize,
@@ -44,7 +54,15 @@ pub struct EaseParams {
 
 impl Default for EaseParams {
     fn default() -> Self {
-        Self { lambda: 200.0, dropout: 0.0, binary: true, popularity_exponent: 0.0, max_items: 50_000 }
+        Self {
+            lambda: 200.0,
+            dropout: 0.0,
+            binary: true,
+            popularity_exponent: 0.0,
+            user_exponent: 0.0,
+            dlae: false,
+            max_items: 50_000,
+        }
     }
 }
 
@@ -52,7 +70,8 @@ impl EaseParams {
     pub fn validate(&self) -> Result<()> {
         check_range("ease.lambda", self.lambda, f32::MIN_POSITIVE, f32::MAX)?;
         check_range("ease.dropout", self.dropout, 0.0, 0.95)?;
-        check_range("ease.popularity_exponent", self.popularity_exponent, 0.0, 1.0)
+        check_range("ease.popularity_exponent", self.popularity_exponent, 0.0, 1.0)?;
+        check_range("ease.user_exponent", self.user_exponent, 0.0, 2.0)
     }
 }
 
@@ -101,21 +120,39 @@ pub fn train(data: &Interactions, params: &EaseParams) -> Result<EaseModel> {
         position[i as usize] = k as u32;
     }
 
-    // G = XᵀX over active items, one row per task: row i = Σ_{u ∋ i} x_ui · x_u.
+    // Per-user weights |u|^−g (1 for plain EASE), and their mean over users with history.
+    let user_weights: Vec<f32> = (0..user_major.n_users())
+        .map(|u| {
+            let n = user_major.row(u).0.len();
+            if n == 0 || params.user_exponent == 0.0 {
+                1.0
+            } else {
+                (n as f32).powf(-params.user_exponent)
+            }
+        })
+        .collect();
+    let with_history = (0..user_major.n_users()).filter(|&u| !user_major.row(u).0.is_empty());
+    let (sum, count) = with_history.fold((0f64, 0usize), |(s, c), u| (s + f64::from(user_weights[u]), c + 1));
+    let mean_user_weight = if count == 0 { 1.0 } else { (sum / count as f64) as f32 };
+
+    // G = Xᵀ·W·X over active items, one row per task: row i = Σ_{u ∋ i} w_u · x_ui · x_u.
     let mut g = zeros(m * m)?;
     g.par_chunks_mut(m.max(1)).enumerate().for_each(|(a, row)| {
         let (users, xs) = item_major.row(active[a] as usize);
         for (&u, &xu) in users.iter().zip(xs) {
             let (items, ws) = user_major.row(u as usize);
+            let xu = xu * user_weights[u as usize];
             for (&j, &w) in items.iter().zip(ws) {
                 row[position[j as usize] as usize] += xu * w;
             }
         }
     });
-    // Λ = λI + p/(1−p)·diag(G) (Steck 2020 eq. 7; p = 0 gives EASE's λI).
+    // Λ = λ·w̄·I + p/(1−p)·diag(G) (Steck 2020 eq. 7; p = 0 gives EASE's λI).
     let dropout_scale = params.dropout / (1.0 - params.dropout);
-    for a in 0..m {
-        g[a * m + a] += params.lambda + dropout_scale * g[a * m + a];
+    let regularisation: Vec<f32> =
+        (0..m).map(|a| params.lambda * mean_user_weight + dropout_scale * g[a * m + a]).collect();
+    for (a, l) in regularisation.iter().enumerate() {
+        g[a * m + a] += l;
     }
 
     // P = (G + Λ)⁻¹ by Cholesky: G + Λ is symmetric positive definite for λ > 0. Symmetry
@@ -148,9 +185,11 @@ pub fn train(data: &Interactions, params: &EaseParams) -> Result<EaseModel> {
     let diagonal: Vec<f32> = (0..m).map(|j| p[j * m + j]).collect();
     let penalty: Vec<f32> =
         active.iter().map(|&i| (item_major.row(i as usize).0.len() as f32).powf(-params.popularity_exponent)).collect();
+    // DLAE's columns are scaled by Λ_jj instead of 1/P_jj.
+    let column: Vec<f32> = if params.dlae { regularisation } else { diagonal.iter().map(|d| 1.0 / d).collect() };
     p.par_chunks_mut(m.max(1)).enumerate().for_each(|(i, row)| {
         for (j, v) in row.iter_mut().enumerate() {
-            *v = if i == j { 0.0 } else { -*v / diagonal[j] * penalty[j] };
+            *v = if i == j { 0.0 } else { -*v * column[j] * penalty[j] };
         }
     });
     Ok(EaseModel { params: params.clone(), n_items, active, position, weights: p })
@@ -233,15 +272,21 @@ mod tests {
     use super::*;
     use crate::recommend::InteractionsBuilder;
 
-    /// Dense reference in f64: P = (XᵀX + Λ)⁻¹ by Gauss–Jordan, B = I − P·diag(1/diag P).
-    fn reference(x: &[Vec<f64>], lambda: f64, dropout: f64) -> Vec<Vec<f64>> {
+    /// Dense reference in f64: P = (XᵀWX + Λ)⁻¹ by Gauss–Jordan with W = diag(|u|^−g) and
+    /// Λ = λ·mean(W) + p/(1−p)·diag(XᵀWX); B = I − P·diag(1/diag P) (EASE) or
+    /// −P·Λ off the diagonal (DLAE).
+    fn reference_weighted(x: &[Vec<f64>], lambda: f64, dropout: f64, g: f64, dlae: bool) -> Vec<Vec<f64>> {
         let n = x[0].len();
+        let w: Vec<f64> = x.iter().map(|row| row.iter().filter(|&&v| v != 0.0).count() as f64).map(|c| c.powf(-g)).collect();
+        let mean_w = w.iter().sum::<f64>() / w.len() as f64;
         let mut a = vec![vec![0f64; 2 * n]; n];
+        let mut l = vec![0f64; n];
         for i in 0..n {
             for j in 0..n {
-                a[i][j] = x.iter().map(|row| row[i] * row[j]).sum();
+                a[i][j] = x.iter().zip(&w).map(|(row, wu)| wu * row[i] * row[j]).sum();
             }
-            a[i][i] += lambda + dropout / (1.0 - dropout) * a[i][i];
+            l[i] = lambda * mean_w + dropout / (1.0 - dropout) * a[i][i];
+            a[i][i] += l[i];
             a[i][n + i] = 1.0;
         }
         for c in 0..n {
@@ -259,7 +304,12 @@ mod tests {
                 }
             }
         }
-        (0..n).map(|i| (0..n).map(|j| if i == j { 0.0 } else { -a[i][n + j] / a[j][n + j] }).collect()).collect()
+        let column = |j: usize| if dlae { l[j] } else { 1.0 / a[j][n + j] };
+        (0..n).map(|i| (0..n).map(|j| if i == j { 0.0 } else { -a[i][n + j] * column(j) }).collect()).collect()
+    }
+
+    fn reference(x: &[Vec<f64>], lambda: f64, dropout: f64) -> Vec<Vec<f64>> {
+        reference_weighted(x, lambda, dropout, 0.0, false)
     }
 
     fn data_and_dense() -> (Interactions, Vec<Vec<f64>>) {
@@ -301,6 +351,32 @@ mod tests {
             }
             assert_eq!((scores[3], scores[5]), (0.0, 0.0));
         }
+    }
+
+    /// User weights |u|^−g and the DLAE solution against the f64 reference.
+    #[test]
+    fn user_weighted_dlae_matches_a_dense_f64_computation() {
+        let (data, dense) = data_and_dense();
+        let active = [0u32, 1, 2, 4];
+        for (g, dlae, dropout) in [(0.75, false, 0.0), (0.0, true, 0.6), (0.75, true, 0.6), (1.5, true, 0.2)] {
+            let params = EaseParams { lambda: 1.5, dropout, user_exponent: g, dlae, ..Default::default() };
+            let model = train(&data, &params).unwrap();
+            let expected = reference_weighted(&dense, 1.5, f64::from(dropout), f64::from(g), dlae);
+            for (a, &i) in active.iter().enumerate() {
+                for (b, &j) in active.iter().enumerate() {
+                    let got = f64::from(model.weight(i, j));
+                    assert!(
+                        (got - expected[a][b]).abs() < 1e-4,
+                        "g {g}, dlae {dlae}: B[{i}][{j}] = {got}, expected {}",
+                        expected[a][b]
+                    );
+                }
+            }
+        }
+        let plain = train(&data, &EaseParams { lambda: 1.5, dropout: 0.6, ..Default::default() }).unwrap();
+        let dlae = train(&data, &EaseParams { lambda: 1.5, dropout: 0.6, dlae: true, ..Default::default() }).unwrap();
+        assert!((plain.weight(0, 1) - dlae.weight(0, 1)).abs() > 1e-3, "DLAE must differ from EASE");
+        assert!(train(&data, &EaseParams { user_exponent: 2.5, ..Default::default() }).is_err());
     }
 
     #[test]

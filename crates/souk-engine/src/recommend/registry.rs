@@ -60,10 +60,20 @@ pub fn default_grid(name: &str) -> Vec<Value> {
                     .flat_map(move |r| [1.0, 10.0].map(|a| json!({ "factors": f, "regularization": r, "alpha": a })))
             })
             .collect(),
-        "ease" => [50.0, 200.0, 500.0, 1000.0]
-            .iter()
-            .flat_map(|l| [0.0, 0.15].map(|b| json!({ "lambda": l, "popularity_exponent": b })))
-            .collect(),
+        "ease" => {
+            let plain = [50.0, 200.0, 500.0, 1000.0]
+                .iter()
+                .flat_map(|l| [0.0, 0.15].map(|b| json!({ "lambda": l, "popularity_exponent": b })));
+            // The user-weighted dropout autoencoder (see `ease::EaseParams::user_exponent`).
+            let dlae = [100.0, 300.0].iter().flat_map(|l| {
+                [0.5, 0.75].iter().flat_map(move |g| {
+                    [0.4, 0.6].map(|p| {
+                        json!({ "lambda": l, "user_exponent": g, "dropout": p, "dlae": true, "popularity_exponent": 0.1 })
+                    })
+                })
+            });
+            plain.chain(dlae).collect()
+        }
         "infinite_ae" => [1.0, 2.0, 3.0, 5.0].map(|l| json!({ "lambda": l })).to_vec(),
         _ => Vec::new(),
     }
