@@ -277,7 +277,8 @@ mod tests {
     /// −P·Λ off the diagonal (DLAE).
     fn reference_weighted(x: &[Vec<f64>], lambda: f64, dropout: f64, g: f64, dlae: bool) -> Vec<Vec<f64>> {
         let n = x[0].len();
-        let w: Vec<f64> = x.iter().map(|row| row.iter().filter(|&&v| v != 0.0).count() as f64).map(|c| c.powf(-g)).collect();
+        let w: Vec<f64> =
+            x.iter().map(|row| row.iter().filter(|&&v| v != 0.0).count() as f64).map(|c| c.powf(-g)).collect();
         let mean_w = w.iter().sum::<f64>() / w.len() as f64;
         let mut a = vec![vec![0f64; 2 * n]; n];
         let mut l = vec![0f64; n];

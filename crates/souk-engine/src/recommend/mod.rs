@@ -2,13 +2,15 @@
 //!
 //! Owns: turning stored events into a weighted user × item matrix ([`Interactions`],
 //! event weights from configuration), the [`Recommender`] trait every model implements,
-//! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE, ∞-AE), their registry and
+//! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE/DLAE, ∞-AE, blends of
+//! them), their registry and
 //! their versioned artifacts. Never touches the store's files or the network: training
 //! reads an `Interactions` value, serving calls [`Recommender::score`], saving writes to a
 //! caller's writer.
 
 pub mod als;
 pub mod artifact;
+pub mod blend;
 pub mod data;
 pub mod ease;
 pub mod infinite_ae;
@@ -22,6 +24,7 @@ pub mod serving;
 
 pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;
+pub use blend::{BlendModel, BlendParams};
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
 pub use ease::{EaseModel, EaseParams};
 pub use infinite_ae::{InfiniteAeModel, InfiniteAeParams};

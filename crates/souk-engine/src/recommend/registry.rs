@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::artifact::Artifact;
 use super::data::Interactions;
 use super::kernels::params_from_json;
-use super::{als, ease, infinite_ae, itemknn, popularity, rp3beta, Recommender};
+use super::{als, blend, ease, infinite_ae, itemknn, popularity, rp3beta, Recommender};
 use crate::{Error, Result, ValidationError};
 
 /// Names accepted by [`train_model`], [`default_grid`] and [`load_model`].
-pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease", "infinite_ae"];
+pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease", "infinite_ae", "blend"];
 
 fn unknown(name: &str) -> Error {
     Error::Invalid(ValidationError::new(
@@ -36,6 +36,7 @@ pub fn train_model(name: &str, params: &Value, data: &Interactions) -> Result<Bo
         "als" => Box::new(als::train(data, &params_from_json(name, params)?)?),
         "ease" => Box::new(ease::train(data, &params_from_json(name, params)?)?),
         "infinite_ae" => Box::new(infinite_ae::train(data, &params_from_json(name, params)?)?),
+        "blend" => Box::new(blend::train(data, &params_from_json(name, params)?)?),
         _ => return Err(unknown(name)),
     })
 }
@@ -75,6 +76,19 @@ pub fn default_grid(name: &str) -> Vec<Value> {
             plain.chain(dlae).collect()
         }
         "infinite_ae" => [1.0, 2.0, 3.0, 5.0].map(|l| json!({ "lambda": l })).to_vec(),
+        // The DLAE part fixed (its own grid's best on MovieLens-100K); ALS's confidence and
+        // the share of each part tuned.
+        "blend" => [0.3, 0.5]
+            .iter()
+            .flat_map(|w| {
+                [1.0, 5.0].map(|alpha| {
+                    json!({ "parts": [
+                        { "model": "ease", "params": blend::dlae_params(), "weight": 1.0 - w },
+                        { "model": "als", "params": { "factors": 128, "regularization": 50.0, "alpha": alpha }, "weight": w },
+                    ] })
+                })
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -88,7 +102,11 @@ pub fn save_model(model: &dyn Recommender, writer: &mut dyn Write) -> Result<()>
 
 /// Read a model written by [`save_model`].
 pub fn load_model(reader: &mut dyn Read) -> Result<Box<dyn Recommender>> {
-    let artifact = Artifact::read_from(reader)?;
+    model_from_artifact(Artifact::read_from(reader)?)
+}
+
+/// The model an artifact holds (see [`load_model`]).
+pub(crate) fn model_from_artifact(artifact: Artifact) -> Result<Box<dyn Recommender>> {
     Ok(match artifact.name.as_str() {
         "popularity" => Box::new(popularity::PopularityModel::from_artifact(artifact)?),
         "itemknn" => Box::new(itemknn::ItemKnnModel::from_artifact(artifact)?),
@@ -96,6 +114,7 @@ pub fn load_model(reader: &mut dyn Read) -> Result<Box<dyn Recommender>> {
         "als" => Box::new(als::AlsModel::from_artifact(artifact)?),
         "ease" => Box::new(ease::EaseModel::from_artifact(artifact)?),
         "infinite_ae" => Box::new(infinite_ae::InfiniteAeModel::from_artifact(artifact)?),
+        "blend" => Box::new(blend::BlendModel::from_artifact(artifact)?),
         other => return Err(super::artifact::corrupt_artifact(format!("unknown model {other:?} in artifact"))),
     })
 }
@@ -113,6 +132,10 @@ mod tests {
             "itemknn" => json!({ "neighbours": 5, "shrink": 1.0, "binary": false }),
             "ease" => json!({ "lambda": 5.0, "dropout": 0.1 }),
             "infinite_ae" => json!({ "lambda": 0.5, "depth": 2 }),
+            "blend" => json!({ "parts": [
+                { "model": "ease", "params": { "lambda": 5.0, "dlae": true, "dropout": 0.2 }, "weight": 0.6 },
+                { "model": "als", "params": { "factors": 4, "iterations": 3 }, "weight": 0.4 },
+            ] }),
             _ => json!(null),
         }
     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::als::{AlsModel, AlsParams};
 use super::artifact::Artifact;
+use super::blend::BlendParams;
 use super::ease::EaseParams;
 use super::infinite_ae::InfiniteAeParams;
 use super::itemknn::{self, ItemKnnModel, ItemKnnParams};
@@ -48,7 +49,7 @@ pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendConfig {
     /// Collaborative models trained by `souk train` and used as recall sources (`als`,
-    /// `ease`, `infinite_ae`, `rp3beta`).
+    /// `ease`, `infinite_ae`, `rp3beta`, `blend`).
     pub models: Vec<String>,
     /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
     /// the model names).
@@ -63,6 +64,7 @@ pub struct RecommendConfig {
     pub als: AlsParams,
     pub ease: EaseParams,
     pub infinite_ae: InfiniteAeParams,
+    pub blend: BlendParams,
     pub itemknn: ItemKnnParams,
     pub rp3beta: Rp3betaParams,
     pub popularity: PopularityParams,
@@ -76,6 +78,7 @@ impl Default for RecommendConfig {
                 ("als", 1.0),
                 ("ease", 1.0),
                 ("infinite_ae", 1.0),
+                ("blend", 1.0),
                 ("rp3beta", 1.0),
                 ("itemknn", 0.8),
                 ("popularity", 0.2),
@@ -89,6 +92,7 @@ impl Default for RecommendConfig {
             als: AlsParams::default(),
             ease: EaseParams::default(),
             infinite_ae: InfiniteAeParams::default(),
+            blend: BlendParams::default(),
             itemknn: ItemKnnParams::default(),
             rp3beta: Rp3betaParams::default(),
             popularity: PopularityParams::default(),
@@ -103,6 +107,7 @@ impl RecommendConfig {
             "als" => serde_json::to_value(&self.als),
             "ease" => serde_json::to_value(&self.ease),
             "infinite_ae" => serde_json::to_value(&self.infinite_ae),
+            "blend" => serde_json::to_value(&self.blend),
             "itemknn" => serde_json::to_value(&self.itemknn),
             "rp3beta" => serde_json::to_value(&self.rp3beta),
             "popularity" => serde_json::to_value(&self.popularity),
@@ -125,7 +130,7 @@ impl RecommendConfig {
             if !registry::MODELS.contains(&model.as_str()) || model == "itemknn" || model == "popularity" {
                 problems.push((
                     "recommend.models".into(),
-                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, found {model:?} (itemknn and popularity are always on)"),
+                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, blend, found {model:?} (itemknn and popularity are always on)"),
                 ));
             }
         }
