@@ -51,9 +51,11 @@ impl Default for BlendParams {
         Self {
             parts: vec![
                 BlendPart { model: "ease".into(), params: dlae_params(), weight: 0.5 },
+                // α 5: on both MovieLens-100K validation splits within 0.003 of the best, where
+                // α 1 was 0.013 behind on one of them.
                 BlendPart {
                     model: "als".into(),
-                    params: json!({ "factors": 128, "regularization": 50.0 }),
+                    params: json!({ "factors": 128, "regularization": 50.0, "alpha": 5.0 }),
                     weight: 0.5,
                 },
             ],
