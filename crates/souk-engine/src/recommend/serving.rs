@@ -174,6 +174,10 @@ pub struct ModelSetManifest {
 pub struct ModelSet {
     pub manifest: ModelSetManifest,
     pub item_ids: Vec<String>,
+    /// `xxh3_64` of each item id, by item index: exclusion and cursor checks compare
+    /// digests without reading the id strings (scattered reads that were most of the
+    /// candidate search's time).
+    pub item_digests: Vec<u64>,
     pub item_index: IdMap<String, u32>,
     pub user_index: IdMap<String, u32>,
     /// Collaborative sources, by name.
@@ -276,6 +280,7 @@ impl ModelSet {
             },
             item_index: index_of(&data.item_ids),
             user_index: index_of(&data.user_ids),
+            item_digests: digests_of(&data.item_ids),
             item_ids: data.item_ids,
             models,
             knn,
@@ -438,6 +443,7 @@ impl ModelSet {
         Ok(Some(ModelSet {
             item_index: index_of(&item_ids),
             user_index: index_of(&user_ids),
+            item_digests: digests_of(&item_ids),
             item_ids,
             manifest,
             models,
@@ -662,6 +668,10 @@ fn item_digest(id: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
 }
 
+fn digests_of(ids: &[String]) -> Vec<u64> {
+    ids.iter().map(|id| xxhash_rust::xxh3::xxh3_64(id.as_bytes())).collect()
+}
+
 impl Cursor {
     pub fn encode(&self) -> String {
         let mut bytes = Vec::with_capacity(1 + 4 * self.shown.len());
@@ -871,9 +881,10 @@ pub fn recommend(
     let cursor = request.cursor.clone().unwrap_or_default();
     let shown: DigestSet<u32> = cursor.shown.iter().copied().collect();
     // Exclusions and earlier pages are checked first, without the store.
+    // (`item_digest` is the low half of the id's xxh3_64.)
     let rejected = |i: u32| -> bool {
-        let id = set.item_ids[i as usize].as_str();
-        history.excluded.contains(&xxhash_rust::xxh3::xxh3_64(id.as_bytes())) || shown.contains(&item_digest(id))
+        let digest = set.item_digests[i as usize];
+        history.excluded.contains(&digest) || shown.contains(&(digest as u32))
     };
     let want = config.candidates_per_source.max(request.n * 3);
     // Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
