@@ -113,13 +113,13 @@ impl DenseLayer {
     fn multiply(&self, input: &[f32], rows: usize, live: Option<&[bool]>, output: &mut [f32]) {
         // The input rows, zero-padded to whole chunks like the weights.
         let padded = if self.padded_in == self.in_dim {
-            input.to_vec()
+            std::borrow::Cow::Borrowed(input)
         } else {
             let mut padded = vec![0f32; rows * self.padded_in];
             for (target, source) in padded.chunks_exact_mut(self.padded_in).zip(input.chunks_exact(self.in_dim)) {
                 target[..self.in_dim].copy_from_slice(source);
             }
-            padded
+            std::borrow::Cow::Owned(padded)
         };
         let rows: Vec<usize> = (0..rows).filter(|&r| live.is_none_or(|l| l[r])).collect();
         Arch::new().dispatch(DotProducts { layer: self, input: &padded, rows: &rows, output });
