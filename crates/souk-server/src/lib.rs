@@ -92,6 +92,15 @@ async fn fallback() -> error::ApiError {
     error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such endpoint", None)
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not answer {method}"),
+        None,
+    )
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -113,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/train", post(train_api::post_train))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)

@@ -39,12 +39,16 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<ConfigProblems>().is_some() {
         return exit::CONFIG;
     }
+    if error.downcast_ref::<crate::store_cmd::DamageFound>().is_some() {
+        return exit::DAMAGED;
+    }
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<souk_engine::Error>() {
             return match e.kind() {
                 ErrorKind::BadInput => exit::BAD_INPUT,
                 ErrorKind::Conflict => exit::LOCKED,
-                ErrorKind::NotFound | ErrorKind::Corrupt | ErrorKind::Internal => exit::FAILURE,
+                ErrorKind::Corrupt => exit::DAMAGED,
+                ErrorKind::NotFound | ErrorKind::Internal => exit::FAILURE,
             };
         }
         if let Some(e) = cause.downcast_ref::<souk_engine::ValidationError>() {
@@ -91,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(&config, None),
         Command::Import { format, paths, skip_bad, json } => import(&config, &format, &paths, skip_bad, json),
         Command::Stats { json } => stats(&config, json),
+        Command::Verify { json } => crate::store_cmd::verify(&config, json),
+        Command::Repair { json } => crate::store_cmd::repair(&config, json),
         Command::Train { models, json } => crate::recommend_cmd::train(&config, models.as_deref(), json),
         Command::Eval(args) => crate::recommend_cmd::eval(&config, &args),
         Command::Index { embed, json } => crate::search_cmd::index(&config, embed, json),

@@ -8,6 +8,7 @@ mod embed_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,18 @@ pub enum Command {
         #[arg(long)]
         skip_bad: bool,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every event-log segment, the catalog and the model checksums without changing
+    /// anything; exit 6 if anything is damaged.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Salvage every valid event of a damaged event log into a new log (the damaged one is
+    /// kept beside it) and say what was lost.
+    Repair {
         #[arg(long)]
         json: bool,
     },
@@ -146,12 +159,13 @@ pub enum ConfigCommand {
 }
 
 /// Exit codes: 0 success, 1 failure, 2 usage (clap), 3 invalid configuration, 4 data
-/// directory in use, 5 bad input data.
+/// directory in use, 5 bad input data, 6 stored data is damaged (`souk verify` says where).
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const CONFIG: u8 = 3;
     pub const LOCKED: u8 = 4;
     pub const BAD_INPUT: u8 = 5;
+    pub const DAMAGED: u8 = 6;
 }
 
 fn main() -> ExitCode {

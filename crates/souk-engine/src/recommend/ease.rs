@@ -409,7 +409,9 @@ mod tests {
     #[test]
     fn empty_data_scores_zero() {
         let model = train(&Interactions::default(), &EaseParams::default()).unwrap();
-        let mut scores: Vec<f32> = vec![];
+        // Whatever the buffer held before, a model trained on nothing scores every slot 0.
+        let mut scores: Vec<f32> = vec![7.0; 3];
         model.score(None, &[(0, 1.0)], &mut scores);
+        assert_eq!(scores, vec![0.0; 3]);
     }
 }

@@ -8,12 +8,48 @@
 //! then `CURRENT` switched (write `CURRENT.tmp`, sync, rename, sync the directory). A
 //! crash at any point leaves the previous generation live. The two newest generations are
 //! kept so a reader that opened the previous one can finish.
+//!
+//! Every generation holds `CHECKSUMS`: one line `crc32 bytes name` per file, written at
+//! commit, so `souk verify` checks every model file whatever its format.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
+
+/// The checksum list of a generation.
+const CHECKSUMS: &str = "CHECKSUMS";
+
+/// What checking the live generation found (`souk verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModelCheck {
+    pub generation: Option<String>,
+    pub files: u64,
+    pub problems: Vec<String>,
+}
+
+fn file_checksum(path: &Path) -> Result<(u32, u64)> {
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| io_error(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    Ok((hasher.finalize(), bytes))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
 
 /// The `models` directory of a data directory.
 #[derive(Debug, Clone)]
@@ -72,6 +108,15 @@ impl ArtifactStore {
         Ok(GenerationWriter { root: self.dir.clone(), number, tmp, files: Vec::new() })
     }
 
+    /// Check the live generation's files (no generation: nothing to check).
+    pub fn verify_current(&self) -> Result<ModelCheck> {
+        match self.current() {
+            Ok(Some(generation)) => generation.verify(),
+            Ok(None) => Ok(ModelCheck::default()),
+            Err(e) => Ok(ModelCheck { generation: None, files: 0, problems: vec![e.to_string()] }),
+        }
+    }
+
     /// The live generation, if any.
     pub fn current(&self) -> Result<Option<Generation>> {
         let path = self.dir.join("CURRENT");
@@ -107,8 +152,18 @@ impl GenerationWriter {
 
     /// Make the generation durable and live.
     pub fn commit(self) -> Result<Generation> {
+        let mut sums = String::new();
         for path in &self.files {
             File::open(path)?.sync_all()?;
+            let (crc, bytes) = file_checksum(path)?;
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            sums.push_str(&format!("{crc:08x} {bytes} {name}\n"));
+        }
+        {
+            let path = self.tmp.join(CHECKSUMS);
+            let mut file = File::create(&path).map_err(|e| io_error(&path, e))?;
+            file.write_all(sums.as_bytes())?;
+            file.sync_all()?;
         }
         let name = generation_name(self.number);
         let dir = self.root.join(&name);
@@ -131,6 +186,37 @@ impl GenerationWriter {
 }
 
 impl Generation {
+    /// Check every file against the generation's checksum list.
+    pub fn verify(&self) -> Result<ModelCheck> {
+        let mut check = ModelCheck { generation: Some(self.name.clone()), ..ModelCheck::default() };
+        let list = self.dir.join(CHECKSUMS);
+        if !list.exists() {
+            check.problems.push(format!("{}: no checksum list (written by an older build; retrain)", self.name));
+            return Ok(check);
+        }
+        for line in fs_err::read_to_string(&list)?.lines().filter(|l| !l.is_empty()) {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(crc), Some(bytes), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+                check.problems.push(format!("{}: unreadable checksum line {line:?}", self.name));
+                continue;
+            };
+            check.files += 1;
+            let path = self.dir.join(name);
+            if !path.is_file() {
+                check.problems.push(format!("{}/{name}: missing", self.name));
+                continue;
+            }
+            let (found_crc, found_bytes) = file_checksum(&path)?;
+            if format!("{found_crc:08x}") != crc || found_bytes.to_string() != bytes {
+                check.problems.push(format!(
+                    "{}/{name}: checksum mismatch (stored {crc}, {bytes} bytes; found {found_crc:08x}, {found_bytes} bytes)",
+                    self.name
+                ));
+            }
+        }
+        Ok(check)
+    }
+
     pub fn open(&self, name: &str) -> Result<BufReader<File>> {
         check_file_name(name)?;
         let path = self.dir.join(name);
@@ -171,5 +257,21 @@ mod tests {
         assert_eq!(live.name, "g-00000004");
         assert_eq!(store.generations().unwrap(), vec![3, 4]);
         assert!(store.begin().unwrap().create("../escape").is_err());
+    }
+
+    #[test]
+    fn verify_finds_a_changed_model_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        let mut writer = store.begin().unwrap();
+        writer.create("a.bin").unwrap().write_all(&[1, 2, 3, 4]).unwrap();
+        writer.create("b.json").unwrap().write_all(b"{}").unwrap();
+        let live = writer.commit().unwrap();
+        let check = store.verify_current().unwrap();
+        assert_eq!((check.files, check.problems.len()), (2, 0), "{check:?}");
+        fs_err::write(live.dir.join("a.bin"), [1, 2, 9, 4]).unwrap();
+        let check = store.verify_current().unwrap();
+        assert_eq!(check.problems.len(), 1);
+        assert!(check.problems[0].contains("a.bin"), "{check:?}");
     }
 }

@@ -57,6 +57,13 @@ impl<'a> ItemFacts<'a> {
     }
 }
 
+fn integrity_problems(connection: &Connection, quick: bool) -> rusqlite::Result<Vec<String>> {
+    let pragma = if quick { "PRAGMA quick_check" } else { "PRAGMA integrity_check" };
+    let mut statement = connection.prepare(pragma)?;
+    let rows = statement.query_map([], |row| row.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().filter(|row| row != "ok").collect())
+}
+
 /// See the module docs.
 pub struct Catalog {
     path: PathBuf,
@@ -75,6 +82,15 @@ impl Catalog {
         // Erased users' rows are overwritten, not just unlinked.
         connection.pragma_update(None, "secure_delete", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A damaged file must stop the open here, not fail requests later.
+        let problems = integrity_problems(&connection, true)
+            .map_err(|e| corrupt(path, format!("the catalog database cannot be read: {e}")))?;
+        if !problems.is_empty() {
+            return Err(corrupt(
+                path,
+                format!("the catalog database is damaged (SQLite quick_check: {})", problems.join("; ")),
+            ));
+        }
         connection.execute_batch(SCHEMA)?;
         let version: Option<String> = connection
             .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0))
@@ -98,6 +114,16 @@ impl Catalog {
             }
         }
         Ok(Self { path: path.to_path_buf(), connection: Mutex::new(connection) })
+    }
+
+    /// SQLite's integrity check of the file at `path`, read-only (`quick`: the faster form
+    /// that skips index-content checks). Empty when the database is sound.
+    pub fn integrity_problems(path: &Path, quick: bool) -> Result<Vec<String>> {
+        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        match integrity_problems(&connection, quick) {
+            Ok(problems) => Ok(problems),
+            Err(e) => Ok(vec![format!("the database cannot be read: {e}")]),
+        }
     }
 
     /// Insert or replace items in one transaction.

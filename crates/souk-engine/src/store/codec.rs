@@ -68,6 +68,12 @@ fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
+/// Whether `byte` is the kind byte of some record (a cheap first test when searching
+/// damaged bytes for the next frame).
+pub fn is_record_kind(byte: u8) -> bool {
+    matches!(byte, KIND_EVENT | KIND_ERASE_USER | KIND_KNOWN_IDS)
+}
+
 /// Append the encoding of `record` to `out`.
 pub fn encode(record: &LogRecord, out: &mut Vec<u8>) {
     match record {

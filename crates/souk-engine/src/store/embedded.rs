@@ -67,6 +67,21 @@ struct FormatFile {
     version: u32,
 }
 
+/// What `souk verify` found in a data directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub log: super::verify::LogCheck,
+    /// Problems SQLite's integrity check reports (empty when the catalog is sound).
+    pub catalog: Vec<String>,
+    pub models: super::artifacts::ModelCheck,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.log.is_clean() && self.catalog.is_empty() && self.models.problems.is_empty()
+    }
+}
+
 /// See the module docs.
 pub struct EmbeddedStore {
     dir: PathBuf,
@@ -146,6 +161,7 @@ impl EmbeddedStore {
                 },
             )?;
         }
+        super::verify::finish_interrupted(dir)?;
         super::compact::prepare(dir, config.segment_bytes)?;
         let started = std::time::Instant::now();
         let log = EventLog::open(&dir.join("events"), config.segment_bytes, |record, position| {
@@ -169,6 +185,38 @@ impl EmbeddedStore {
             catalog,
             failed: AtomicBool::new(false),
         })
+    }
+
+    /// Check the data directory without changing it: every event-log segment, the catalog
+    /// (SQLite's full integrity check) and the live model generation's checksums. Takes the
+    /// directory lock (fails with [`Error::Locked`] while a server holds it).
+    pub fn verify(dir: &Path) -> Result<VerifyReport> {
+        if !dir.join("FORMAT").exists() {
+            return Err(Error::not_found("data directory", dir.display().to_string()));
+        }
+        let _lock = lock_dir(dir)?;
+        check_format(dir)?;
+        let log = super::verify::check_log(&dir.join("events"), |_| Ok(()))?;
+        let catalog_path = dir.join("catalog.sqlite3");
+        let catalog = if catalog_path.exists() {
+            Catalog::integrity_problems(&catalog_path, false)?
+        } else {
+            vec!["the catalog file is missing".into()]
+        };
+        let models = super::artifacts::ArtifactStore::new(dir).verify_current()?;
+        Ok(VerifyReport { log, catalog, models })
+    }
+
+    /// Salvage every valid frame of a damaged event log into a new log (see
+    /// [`super::verify`]). Takes the directory lock.
+    pub fn repair(dir: &Path, config: &StoreConfig) -> Result<super::verify::RepairReport> {
+        if !dir.join("FORMAT").exists() {
+            return Err(Error::not_found("data directory", dir.display().to_string()));
+        }
+        let _lock = lock_dir(dir)?;
+        check_format(dir)?;
+        super::verify::finish_interrupted(dir)?;
+        super::verify::repair_log(dir, config.segment_bytes)
     }
 
     pub fn dir(&self) -> &Path {

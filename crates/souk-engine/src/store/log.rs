@@ -9,9 +9,24 @@
 //! arrive while a sync is running find their bytes already covered and return without a
 //! second sync. A write is acknowledged only after `sync_to` returns.
 //!
-//! Recovery: a frame that is cut short or fails its checksum at the end of the newest
-//! segment is a torn write from a crash and is truncated away; damage anywhere else is
-//! reported as corruption, never skipped silently.
+//! Beside the segments, `DURABLE` holds a point known to be on stable storage (refreshed
+//! after an `fdatasync` at most once a second, at every rotation and on a clean close) and
+//! `SEALED` the final length of every sealed segment. Both are lower bounds that recovery
+//! checks: a segment shorter than recorded, or a bad frame before the durable point, is lost
+//! acknowledged data and is reported, whatever it looks like.
+//!
+//! Recovery distinguishes a torn tail from damage. A torn tail is what a crash in the middle
+//! of an append leaves at the very end of the newest segment: a partial frame (fewer header
+//! bytes than a frame needs, or a length that runs past the end of the file) or a zero-filled
+//! stretch, with no valid frame after it. It was never acknowledged (acknowledgement waits for
+//! `fdatasync`), so it is truncated away. Anything else is damage and stops the open with
+//! [`Error::Corrupt`] naming the segment and the offset: a complete frame that fails its
+//! checksum, a frame whose length was damaged (the rest of the file checksums as one frame),
+//! any bad frame followed by a valid one (a flipped byte in the middle of the segment), or a
+//! bad frame in any segment but the newest. A zero-filled stretch must reach the end and be
+//! at least [`ZERO_FILL_MIN`] bytes long: no record ends in that many zeros, so a shorter one
+//! cannot be told from a damaged last frame and is refused. [`scan_segment`] finds every valid frame around
+//! damaged stretches for `souk verify` and `souk repair`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -29,6 +44,93 @@ const HEADER_LEN: u64 = 16;
 const FRAME_HEADER_LEN: usize = 8;
 /// Largest accepted frame payload; anything bigger in a file is corruption.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// The durable mark (`DIR/DURABLE`): `segment u32, offset u64, crc32 u32` (little-endian) of a point up to
+/// which everything is known to be on stable storage. Written after an `fdatasync` (at most
+/// once per [`MARK_INTERVAL`] while appending, at every rotation and on a clean close), so
+/// it is a lower bound: damage before it is never mistaken for a torn tail.
+const MARK_FILE: &str = "DURABLE";
+const MARK_LEN: usize = 16;
+/// How often appends refresh the durable mark.
+const MARK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DurableMark {
+    segment: u32,
+    offset: u64,
+}
+
+impl DurableMark {
+    fn encode(self) -> [u8; MARK_LEN] {
+        let mut bytes = [0u8; MARK_LEN];
+        bytes[..4].copy_from_slice(&self.segment.to_le_bytes());
+        bytes[4..12].copy_from_slice(&self.offset.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..12]);
+        bytes[12..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != MARK_LEN || crc32fast::hash(&bytes[..12]).to_le_bytes() != bytes[12..] {
+            return None;
+        }
+        Some(Self {
+            segment: u32::from_le_bytes(bytes[..4].try_into().ok()?),
+            offset: u64::from_le_bytes(bytes[4..12].try_into().ok()?),
+        })
+    }
+}
+
+/// Lengths of sealed segments, one [`DurableMark`] encoding each, appended at every
+/// rotation: a sealed segment found shorter has lost acknowledged events.
+const SEALED_FILE: &str = "SEALED";
+
+/// The recorded length of every sealed segment (a torn last entry is ignored).
+fn read_sealed(dir: &Path) -> std::collections::HashMap<u32, u64> {
+    let bytes = std::fs::read(dir.join(SEALED_FILE)).unwrap_or_default();
+    bytes.chunks_exact(MARK_LEN).filter_map(DurableMark::decode).map(|m| (m.segment, m.offset)).collect()
+}
+
+fn read_mark(dir: &Path) -> Option<DurableMark> {
+    let bytes = std::fs::read(dir.join(MARK_FILE)).ok()?;
+    let mark = DurableMark::decode(&bytes);
+    if mark.is_none() {
+        tracing::warn!(dir = %dir.display(), "the event log's durable mark is unreadable; recovery falls back to frame checks alone");
+    }
+    mark
+}
+
+/// The mark file and when it was last written.
+struct MarkWriter {
+    file: File,
+    sealed: File,
+    written: Option<std::time::Instant>,
+    last: Option<DurableMark>,
+}
+
+impl MarkWriter {
+    /// Record the final length of a segment that was just sealed (synced).
+    fn seal(&mut self, segment: u32, len: u64) -> std::io::Result<()> {
+        self.sealed.write_all(&DurableMark { segment, offset: len }.encode())?;
+        self.sealed.sync_data()
+    }
+
+    /// Record `mark` (already durable in the log) unless one was written recently;
+    /// `force` writes regardless. A failure is logged: the mark is only a lower bound.
+    fn record(&mut self, mark: DurableMark, force: bool) {
+        if self.last == Some(mark) || (!force && self.written.is_some_and(|at| at.elapsed() < MARK_INTERVAL)) {
+            return;
+        }
+        let result = self.file.write_all_at(&mark.encode(), 0).and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.written = Some(std::time::Instant::now());
+                self.last = Some(mark);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record the event log's durable mark"),
+        }
+    }
+}
 
 /// Where a record lives: segment number and byte offset of its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +194,18 @@ pub struct EventLog {
     synced: Mutex<u64>,
     /// Read handles by segment number (index = number - 1).
     readers: RwLock<Vec<Arc<File>>>,
+    mark: Mutex<MarkWriter>,
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        // A clean close: everything written is made durable and marked, so any later
+        // damage anywhere in the log is reported, never truncated.
+        let writer = self.writer.lock();
+        if writer.current.file.sync_data().is_ok() {
+            self.mark.lock().record(DurableMark { segment: writer.current.number, offset: writer.current.len }, true);
+        }
+    }
 }
 
 fn segment_path(dir: &Path, number: u32) -> PathBuf {
@@ -125,19 +239,7 @@ impl EventLog {
         mut visit: impl FnMut(LogRecord, LogPosition) -> Result<()>,
     ) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
-        let mut numbers = Vec::new();
-        for entry in fs_err::read_dir(dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(n) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".log")) {
-                let number = n.parse::<u32>().map_err(|_| Error::Corrupt {
-                    path: dir.join(name.as_ref()),
-                    message: "unexpected segment file name".into(),
-                })?;
-                numbers.push(number);
-            }
-        }
-        numbers.sort_unstable();
+        let numbers = segment_numbers(dir)?;
         for (index, number) in numbers.iter().enumerate() {
             if *number as usize != index + 1 {
                 return Err(Error::Corrupt {
@@ -149,12 +251,29 @@ impl EventLog {
                 });
             }
         }
+        let mark = read_mark(dir);
+        let sealed = read_sealed(dir);
+        if let Some(mark) = mark {
+            if numbers.last().is_none_or(|last| *last < mark.segment) {
+                return Err(Error::Corrupt {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "segment {} was recorded as durable but the log ends before it; acknowledged events are missing",
+                        mark.segment
+                    ),
+                });
+            }
+        }
         let mut readers = Vec::new();
         let mut last = None;
         let count = numbers.len();
         for (index, number) in numbers.into_iter().enumerate() {
             let is_last = index + 1 == count;
-            let segment = replay_segment(dir, number, is_last, &mut visit)?;
+            let floor = match sealed.get(&number) {
+                Some(len) => *len,
+                None => mark.filter(|m| m.segment == number).map_or(0, |m| m.offset),
+            };
+            let segment = replay_segment(dir, number, is_last, floor, &mut visit)?;
             readers.push(segment.file.clone());
             last = Some(segment);
         }
@@ -166,12 +285,24 @@ impl EventLog {
                 segment
             }
         };
+        let mark_path = dir.join(MARK_FILE);
+        let mark_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&mark_path)
+            .map_err(|e| io_context(&mark_path, e))?;
+        let sealed_path = dir.join(SEALED_FILE);
+        let sealed_file =
+            OpenOptions::new().create(true).append(true).open(&sealed_path).map_err(|e| io_context(&sealed_path, e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(HEADER_LEN + 1),
             writer: Mutex::new(Writer { current, written: 0 }),
             synced: Mutex::new(0),
             readers: RwLock::new(readers),
+            mark: Mutex::new(MarkWriter { file: mark_file, sealed: sealed_file, written: None, last: mark }),
         })
     }
 
@@ -204,8 +335,13 @@ impl EventLog {
         // by a sync of the new segment alone.
         let old_path = segment_path(&self.dir, writer.current.number);
         writer.current.file.sync_data().map_err(|e| io_context(&old_path, e))?;
+        self.mark
+            .lock()
+            .seal(writer.current.number, writer.current.len)
+            .map_err(|e| io_context(&self.dir.join(SEALED_FILE), e))?;
         let next = create_segment(&self.dir, writer.current.number + 1)?;
         self.readers.write().push(next.file.clone());
+        self.mark.lock().record(DurableMark { segment: next.number, offset: next.len }, true);
         writer.current = next;
         Ok(())
     }
@@ -216,12 +352,13 @@ impl EventLog {
         if *synced >= end {
             return Ok(());
         }
-        let (file, number, target) = {
+        let (file, number, offset, target) = {
             let writer = self.writer.lock();
-            (writer.current.file.clone(), writer.current.number, writer.written)
+            (writer.current.file.clone(), writer.current.number, writer.current.len, writer.written)
         };
         file.sync_data().map_err(|e| io_context(&segment_path(&self.dir, number), e))?;
         *synced = target;
+        self.mark.lock().record(DurableMark { segment: number, offset }, false);
         Ok(())
     }
 
@@ -255,16 +392,25 @@ impl EventLog {
     }
 }
 
+/// Replay one segment; `durable` is the recorded durable length of this segment (0 when
+/// the mark is in a later segment or unknown).
 fn replay_segment(
     dir: &Path,
     number: u32,
     is_last: bool,
+    durable: u64,
     visit: &mut impl FnMut(LogRecord, LogPosition) -> Result<()>,
 ) -> Result<Segment> {
     let path = segment_path(dir, number);
     let mut file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| io_context(&path, e))?;
     let file_len = file.metadata().map_err(|e| io_context(&path, e))?.len();
     let corrupt = |message: String| Error::Corrupt { path: path.clone(), message };
+    if file_len < durable {
+        return Err(corrupt(format!(
+            "segment {number} is {file_len} bytes but {durable} were recorded as durable: acknowledged events are \
+             missing; nothing was changed. `souk repair` salvages every valid frame into a new log"
+        )));
+    }
     if file_len < HEADER_LEN {
         if is_last {
             // A crash while creating the segment: start it again.
@@ -287,46 +433,247 @@ fn replay_segment(
     }
     let mut offset = HEADER_LEN;
     let mut payload = Vec::new();
-    let mut torn: Option<String> = None;
+    let mut bad: Option<String> = None;
     while offset < file_len {
         let remaining = file_len - offset;
         if remaining < FRAME_HEADER_LEN as u64 {
-            torn = Some(format!("{remaining} stray bytes at {offset}"));
+            bad = Some(format!("{remaining} stray bytes"));
             break;
         }
         let mut frame_header = [0u8; FRAME_HEADER_LEN];
         reader.read_exact(&mut frame_header).map_err(|e| io_context(&path, e))?;
-        let len = u32::from_le_bytes([frame_header[0], frame_header[1], frame_header[2], frame_header[3]]) as usize;
-        let crc = u32::from_le_bytes([frame_header[4], frame_header[5], frame_header[6], frame_header[7]]);
-        if len > MAX_FRAME_BYTES || (len + FRAME_HEADER_LEN) as u64 > remaining {
-            torn = Some(format!("frame at {offset} runs past the end of the segment"));
+        let (len, crc) = frame_header_fields(&frame_header);
+        if len == 0 || len > MAX_FRAME_BYTES || (len + FRAME_HEADER_LEN) as u64 > remaining {
+            bad = Some(format!("frame claims {len} bytes"));
             break;
         }
         payload.resize(len, 0);
         reader.read_exact(&mut payload).map_err(|e| io_context(&path, e))?;
         if crc32fast::hash(&payload) != crc {
-            torn = Some(format!("checksum mismatch at {offset}"));
+            bad = Some("checksum mismatch".into());
             break;
         }
-        let record = codec::decode(&payload).map_err(|e| corrupt(format!("at {offset}: {e}")))?;
+        let record = match codec::decode(&payload) {
+            Ok(record) => record,
+            Err(e) => {
+                bad = Some(format!("undecodable record: {e}"));
+                break;
+            }
+        };
         visit(record, LogPosition { segment: number, offset: offset as u32 })?;
         offset += (FRAME_HEADER_LEN + len) as u64;
     }
     drop(reader);
-    if let Some(reason) = torn {
+    if let Some(reason) = bad {
+        let damage = |detail: String| {
+            corrupt(format!(
+                "segment {number} is damaged at byte offset {offset} ({reason}){detail}; nothing was \
+                 changed. `souk verify` lists every damaged stretch, `souk repair` salvages every \
+                 valid frame into a new log and keeps the damaged one"
+            ))
+        };
         if !is_last {
-            return Err(corrupt(reason));
+            return Err(damage(String::new()));
         }
-        tracing::warn!(path = %path.display(), %reason, kept_bytes = offset, dropped_bytes = file_len - offset, "truncating torn tail of the event log");
-        file.set_len(offset).map_err(|e| io_context(&path, e))?;
-        file.sync_all().map_err(|e| io_context(&path, e))?;
+        if offset < durable {
+            return Err(damage(format!(", before the last point recorded as durable ({durable})")));
+        }
+        let mut rest = Vec::with_capacity((file_len - offset) as usize);
+        file.seek(SeekFrom::Start(offset)).map_err(|e| io_context(&path, e))?;
+        (&mut file).take(file_len - offset).read_to_end(&mut rest).map_err(|e| io_context(&path, e))?;
+        match classify_tail(&rest) {
+            Tail::Torn => {
+                tracing::warn!(path = %path.display(), %reason, kept_bytes = offset, dropped_bytes = file_len - offset, "truncating the torn tail of the event log (an unacknowledged write cut short by a crash)");
+                file.set_len(offset).map_err(|e| io_context(&path, e))?;
+                file.sync_all().map_err(|e| io_context(&path, e))?;
+            }
+            Tail::Damaged(detail) => return Err(damage(detail)),
+        }
     }
     file.seek(SeekFrom::End(0)).map_err(|e| io_context(&path, e))?;
     Ok(Segment { number, file: Arc::new(file), len: offset })
 }
 
+fn frame_header_fields(header: &[u8]) -> (usize, u32) {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    (len, crc)
+}
+
+/// A valid frame at the start of `bytes`: its record and its length with the header.
+fn valid_frame(bytes: &[u8]) -> Option<(LogRecord, usize)> {
+    if bytes.len() < FRAME_HEADER_LEN {
+        return None;
+    }
+    let (len, crc) = frame_header_fields(bytes);
+    if len == 0 || len > MAX_FRAME_BYTES || len > bytes.len() - FRAME_HEADER_LEN {
+        return None;
+    }
+    let payload = &bytes[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
+    // Cheap test first: the record kind byte rules out almost every misaligned position.
+    if !codec::is_record_kind(payload[0]) || crc32fast::hash(payload) != crc {
+        return None;
+    }
+    codec::decode(payload).ok().map(|record| (record, FRAME_HEADER_LEN + len))
+}
+
+/// The first offset at or after `from` where a valid frame starts.
+fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN)).find(|&at| valid_frame(&bytes[at..]).is_some())
+}
+
+/// What the bytes from the first bad frame of the newest segment to its end are.
+enum Tail {
+    /// A write cut short by a crash: safe to truncate.
+    Torn,
+    /// Damage; the text says why it is not a torn write.
+    Damaged(String),
+}
+
+fn classify_tail(rest: &[u8]) -> Tail {
+    if let Some(at) = next_valid_frame(rest, 1) {
+        return Tail::Damaged(format!(", and a valid frame follows {at} bytes later"));
+    }
+    if rest.iter().all(|b| *b == 0) {
+        return Tail::Torn;
+    }
+    if rest.len() < FRAME_HEADER_LEN {
+        return Tail::Torn;
+    }
+    let (len, crc) = frame_header_fields(rest);
+    let body = &rest[FRAME_HEADER_LEN..];
+    let partial = len > body.len();
+    if partial {
+        // A damaged length field makes a complete last frame look partial: its payload
+        // still checksums as a whole.
+        if !body.is_empty() && crc32fast::hash(body) == crc {
+            return Tail::Damaged(", the frame's length field is damaged (its payload is intact)".into());
+        }
+        return Tail::Torn;
+    }
+    // A complete frame that fails its checksum: torn only if it is zero-filled from some
+    // point to the end (blocks the crash never wrote).
+    let nonzero = rest.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    if rest.len() - nonzero >= ZERO_FILL_MIN {
+        return Tail::Torn;
+    }
+    Tail::Damaged(", a complete frame fails its checksum".into())
+}
+
+/// Trailing zero bytes that mark a frame as never fully written (a crash leaves whole
+/// unwritten blocks; records do not end in this many zeros).
+pub const ZERO_FILL_MIN: usize = 16;
+
+/// A stretch of a segment that holds no valid frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedStretch {
+    pub offset: u64,
+    pub len: u64,
+    /// Whether the stretch runs to the end of the newest segment and is what a crash
+    /// leaves (see the module docs): not damage, an unacknowledged write.
+    pub torn_tail: bool,
+}
+
+/// A valid record found by [`scan_segment`] with the bytes of its whole frame.
+pub struct LogRecordRef<'a> {
+    pub record: LogRecord,
+    pub frame: &'a [u8],
+}
+
+/// What [`scan_segment`] found: counts of valid frames and the stretches between them that
+/// are not frames.
+#[derive(Debug)]
+pub struct SegmentScan {
+    pub number: u32,
+    pub bytes: u64,
+    pub records: u64,
+    pub damaged: Vec<DamagedStretch>,
+    /// The header is unreadable (bad magic or version): nothing of the segment is trusted.
+    pub bad_header: Option<String>,
+}
+
+/// The segment numbers in a log directory, in order (gaps are the caller's concern).
+pub fn segment_numbers(dir: &Path) -> Result<Vec<u32>> {
+    let mut numbers = Vec::new();
+    for entry in fs_err::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".log")) {
+            let number = n.parse::<u32>().map_err(|_| Error::Corrupt {
+                path: dir.join(name.as_ref()),
+                message: "unexpected segment file name".into(),
+            })?;
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// The path of segment `number` in `dir`.
+pub fn segment_file(dir: &Path, number: u32) -> PathBuf {
+    segment_path(dir, number)
+}
+
+/// Read a segment without changing it: every valid frame and every stretch that is not
+/// one. A bad frame is skipped by searching forward for the next valid frame.
+pub fn scan_segment(
+    dir: &Path,
+    number: u32,
+    is_last: bool,
+    visit: &mut impl FnMut(LogRecordRef<'_>) -> Result<()>,
+) -> Result<SegmentScan> {
+    let path = segment_path(dir, number);
+    let bytes = fs_err::read(&path)?;
+    let mut scan = SegmentScan { number, bytes: bytes.len() as u64, records: 0, damaged: Vec::new(), bad_header: None };
+    let durable = match read_sealed(dir).get(&number) {
+        Some(len) => *len,
+        None => read_mark(dir).filter(|m| m.segment == number).map_or(0, |m| m.offset),
+    };
+    if (bytes.len() as u64) < durable {
+        scan.bad_header = Some(format!(
+            "{} bytes long but {durable} were recorded as durable (acknowledged events are missing)",
+            bytes.len()
+        ));
+    }
+    if bytes.len() < HEADER_LEN as usize {
+        // In the newest segment this is a crash while creating it (the open starts it again).
+        if !is_last {
+            scan.bad_header = Some(format!("segment shorter than its header ({} bytes)", bytes.len()));
+        }
+        return Ok(scan);
+    }
+    if &bytes[..8] != MAGIC {
+        scan.bad_header = Some("not a souk event log segment (bad magic)".into());
+        return Ok(scan);
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != LOG_FORMAT_VERSION {
+        scan.bad_header = Some(format!("unsupported format version {version}"));
+        return Ok(scan);
+    }
+    let mut at = HEADER_LEN as usize;
+    while at < bytes.len() {
+        if let Some((record, len)) = valid_frame(&bytes[at..]) {
+            visit(LogRecordRef { record, frame: &bytes[at..at + len] })?;
+            scan.records += 1;
+            at += len;
+            continue;
+        }
+        let next = next_valid_frame(&bytes, at + 1);
+        let end = next.unwrap_or(bytes.len());
+        let torn_tail =
+            is_last && next.is_none() && at as u64 >= durable && matches!(classify_tail(&bytes[at..]), Tail::Torn);
+        scan.damaged.push(DamagedStretch { offset: at as u64, len: (end - at) as u64, torn_tail });
+        at = end;
+    }
+    Ok(scan)
+}
+
 #[cfg(test)]
 mod tests {
+    use rand::{RngCore, SeedableRng};
+
     use super::*;
     use crate::ids::{EventId, ItemId, UserId};
     use crate::model::{Event, EventType};
@@ -401,10 +748,13 @@ mod tests {
     #[test]
     fn a_torn_tail_is_truncated_and_earlier_records_kept() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let (log, _) = replay(dir.path(), 1 << 20);
-            append_all(&log, &(0..20).map(event).collect::<Vec<_>>());
-        }
+        let (log, _) = replay(dir.path(), 1 << 20);
+        append_all(&log, &(0..19).map(event).collect::<Vec<_>>());
+        // The 20th is written but the process dies before its fdatasync.
+        let mut frames = Vec::new();
+        frame(&event(19), &mut frames);
+        log.append(&frames, &[0], &mut Vec::new()).unwrap();
+        std::mem::forget(log);
         let path = segment_path(dir.path(), 1);
         let len = fs_err::metadata(&path).unwrap().len();
         // Simulate a crash in the middle of the last frame.
@@ -417,6 +767,21 @@ mod tests {
         let (_, seen) = replay(dir.path(), 1 << 20);
         assert_eq!(seen.len(), 20);
         assert_eq!(seen[19], event(99));
+    }
+
+    #[test]
+    fn after_a_clean_close_a_shorter_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = replay(dir.path(), 1 << 20);
+            append_all(&log, &(0..20).map(event).collect::<Vec<_>>());
+        }
+        let path = segment_path(dir.path(), 1);
+        let len = fs_err::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let error = EventLog::open(dir.path(), 1 << 20, |_, _| Ok(())).err().expect("the open must refuse");
+        assert!(error.to_string().contains("recorded as durable"), "{error}");
+        assert_eq!(fs_err::metadata(&path).unwrap().len(), len - 3, "nothing is truncated");
     }
 
     #[test]
@@ -447,5 +812,168 @@ mod tests {
         fs_err::write(&path, bytes).unwrap();
         let result = EventLog::open(dir.path(), 1 << 20, |_, _| Ok(()));
         assert!(matches!(result, Err(Error::FormatVersion { found: 99, .. })));
+    }
+
+    const SMALL_SEGMENT: u64 = 400;
+
+    /// Records of a log written one durable append per record across two segments (the
+    /// second one the newest), and the bytes of both segments.
+    fn two_segment_log(dir: &Path) -> (Vec<LogRecord>, Vec<u8>, Vec<u8>) {
+        let records: Vec<_> = (0..40).map(event).collect();
+        let (log, _) = replay(dir, SMALL_SEGMENT);
+        for r in &records {
+            append_all(&log, std::slice::from_ref(r));
+        }
+        drop(log);
+        assert_eq!(segment_numbers(dir).unwrap(), vec![1, 2, 3], "the test expects three segments");
+        (records, fs_err::read(segment_path(dir, 2)).unwrap(), fs_err::read(segment_path(dir, 3)).unwrap())
+    }
+
+    /// Open must either give back every record or refuse without changing the files (a torn
+    /// tail after the durable point aside, which is truncated).
+    fn survives_or_refuses(dir: &Path, records: &[LogRecord], what: &str) -> bool {
+        let before: Vec<_> = (1..=3).map(|n| fs_err::read(segment_path(dir, n)).unwrap()).collect();
+        let mut seen = Vec::new();
+        match EventLog::open(dir, SMALL_SEGMENT, |r, _| {
+            seen.push(r);
+            Ok(())
+        }) {
+            Ok(_) => {
+                assert_eq!(seen, records, "{what}: an open that succeeds must keep every acknowledged record");
+                true
+            }
+            Err(Error::Corrupt { message, .. }) => {
+                assert!(message.contains("segment") || message.contains("magic"), "{what}: unclear message {message}");
+                let after: Vec<_> = (1..=3).map(|n| fs_err::read(segment_path(dir, n)).unwrap()).collect();
+                assert!(before == after, "{what}: a refused open must not change the files");
+                false
+            }
+            Err(Error::FormatVersion { .. }) => false,
+            Err(other) => panic!("{what}: unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_in_a_segment_is_refused_never_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, sealed, newest) = two_segment_log(dir.path());
+        for (number, original) in [(2u32, &sealed), (3, &newest)] {
+            let path = segment_path(dir.path(), number);
+            for at in 0..original.len() {
+                let mut bytes = original.clone();
+                bytes[at] ^= 0x5a;
+                fs_err::write(&path, &bytes).unwrap();
+                let opened = survives_or_refuses(dir.path(), &records, &format!("flip at {at} of segment {number}"));
+                // Only the segment-number field of the header carries no data.
+                assert_eq!(opened, (12..16).contains(&at), "flip at {at} of segment {number}");
+            }
+            fs_err::write(&path, original).unwrap();
+        }
+    }
+
+    #[test]
+    fn garbage_over_any_frame_is_refused_and_garbage_after_the_last_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, _, newest) = two_segment_log(dir.path());
+        let path = segment_path(dir.path(), 3);
+        let mut noise = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for at in (HEADER_LEN as usize..newest.len()).step_by(5) {
+            let mut bytes = newest.clone();
+            let end = (at + 24).min(bytes.len());
+            noise.fill_bytes(&mut bytes[at..end]);
+            fs_err::write(&path, &bytes).unwrap();
+            assert!(!survives_or_refuses(dir.path(), &records, &format!("garbage at {at}")));
+        }
+        for tail in [1usize, 7, 8, 100, 5000] {
+            let mut bytes = newest.clone();
+            let mut garbage = vec![0u8; tail];
+            noise.fill_bytes(&mut garbage);
+            bytes.extend_from_slice(&garbage);
+            fs_err::write(&path, &bytes).unwrap();
+            assert!(survives_or_refuses(dir.path(), &records, &format!("{tail} garbage bytes at the end")));
+            assert_eq!(fs_err::read(&path).unwrap(), newest, "the torn tail is truncated away");
+        }
+    }
+
+    #[test]
+    fn truncation_anywhere_after_a_clean_close_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, sealed, newest) = two_segment_log(dir.path());
+        for (number, original) in [(2u32, &sealed), (3, &newest)] {
+            let path = segment_path(dir.path(), number);
+            for cut in HEADER_LEN as usize..original.len() {
+                fs_err::write(&path, &original[..cut]).unwrap();
+                assert!(!survives_or_refuses(dir.path(), &records, &format!("segment {number} cut at {cut}")));
+            }
+            fs_err::write(&path, original).unwrap();
+        }
+        assert!(survives_or_refuses(dir.path(), &records, "the intact log"));
+    }
+
+    #[test]
+    fn power_loss_after_the_last_fdatasync_keeps_every_acknowledged_record() {
+        // The durable image is what was synced; the unsynced suffix may be lost, cut short or
+        // zero-filled (a file size that got ahead of its data).
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..30).map(event).collect();
+        let (log, _) = replay(dir.path(), 1 << 20);
+        append_all(&log, &records[..20]);
+        let durable = fs_err::read(segment_path(dir.path(), 1)).unwrap();
+        let mut frames = Vec::new();
+        let mut starts = Vec::new();
+        for r in &records[20..] {
+            starts.push(frames.len());
+            frame(r, &mut frames);
+        }
+        log.append(&frames, &starts, &mut Vec::new()).unwrap();
+        // Power is lost: no clean close.
+        std::mem::forget(log);
+        let full = fs_err::read(segment_path(dir.path(), 1)).unwrap();
+        assert_eq!(full.len(), durable.len() + frames.len());
+        let path = segment_path(dir.path(), 1);
+        for lost_from in durable.len()..full.len() {
+            for zero_fill in [false, true] {
+                let mut image = full[..lost_from].to_vec();
+                if zero_fill {
+                    image.resize(full.len(), 0);
+                }
+                fs_err::write(&path, &image).unwrap();
+                let mut seen = Vec::new();
+                let opened = EventLog::open(dir.path(), 1 << 20, |r, _| {
+                    seen.push(r);
+                    Ok(())
+                });
+                // A zero fill shorter than ZERO_FILL_MIN inside the last frame cannot be told
+                // from damage: the open may refuse it (and changes nothing then).
+                let must_open = !zero_fill || full.len() - lost_from >= ZERO_FILL_MIN;
+                match opened {
+                    Ok(_) => assert!(seen.len() >= 20 && seen[..] == records[..seen.len()], "lost from {lost_from}"),
+                    Err(e) if must_open => panic!("lost from {lost_from}, zero fill {zero_fill}: {e}"),
+                    Err(_) => assert_eq!(fs_err::read(&path).unwrap(), image),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_flip_in_the_middle_of_a_large_newest_segment_names_the_segment_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..5_000).map(event).collect();
+        {
+            let (log, _) = replay(dir.path(), 1 << 30);
+            append_all(&log, &records);
+        }
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs_err::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        fs_err::write(&path, &bytes).unwrap();
+        let error = match EventLog::open(dir.path(), 1 << 30, |_, _| Ok(())) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("the open must refuse"),
+        };
+        assert!(error.contains("segment 1 is damaged at byte offset"), "{error}");
+        assert!(error.contains("souk repair"), "{error}");
+        assert_eq!(fs_err::read(&path).unwrap(), bytes, "nothing is truncated");
     }
 }

@@ -18,12 +18,13 @@ mod embedded;
 pub mod index;
 pub mod log;
 mod sink;
+pub mod verify;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use embedded::{EmbeddedStore, StoreConfig, DATA_FORMAT_VERSION};
+pub use embedded::{EmbeddedStore, StoreConfig, VerifyReport, DATA_FORMAT_VERSION};
 pub use index::{Interaction, ItemMeta};
 pub use sink::{SinkSummary, StoreSink};
 

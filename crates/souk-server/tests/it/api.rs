@@ -114,4 +114,8 @@ async fn service_endpoints_answer() {
     assert!(page.as_str().unwrap().contains("<title>Souk</title>"));
     let (status, body) = server.get("/v2/nothing").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
+    // A known path with a method it does not answer: 405 with the JSON error body.
+    let (status, body) = server.json("DELETE", "/v1/stats", serde_json::json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("DELETE")), "{body}");
 }

@@ -1,6 +1,6 @@
 //! Recommendations served from a trained model set over a generated shop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -497,7 +497,8 @@ async fn the_online_click_model_learns_from_clicks_between_trainings() {
     assert!(metrics.as_str().is_some_and(|m| m.contains("souk_online_click_examples 2000")), "{metrics}");
 
     // What it learned separates the clicked items from the rest on those pages.
-    let rows = server.state.feature_log.as_ref().unwrap().read().unwrap();
+    let requests: Vec<String> = clicked.iter().map(|(request, _)| request.clone()).collect();
+    let rows = logged_rows(&server, &requests).await;
     let (mut hit, mut miss) = (Vec::new(), Vec::new());
     for ((request, item), row) in &rows {
         let p = f64::from(model.predict("recs", item, row));
@@ -513,7 +514,7 @@ async fn the_online_click_model_learns_from_clicks_between_trainings() {
     // Pages served from now on carry its prediction as the `online_ctr` feature.
     let (_, page) = server.get("/v1/users/u000007/recommendations?n=10").await;
     let request_id = page["request_id"].as_str().unwrap();
-    let rows = server.state.feature_log.as_ref().unwrap().read().unwrap();
+    let rows = logged_rows(&server, &[request_id.to_string()]).await;
     let online_ctr: Vec<f32> =
         ids(&page).iter().map(|id| rows[&(request_id.to_string(), id.clone())][FEATURE_COUNT - 1]).collect();
     assert!(online_ctr.iter().all(|p| p.is_finite() && *p > 0.0 && *p < 1.0), "{online_ctr:?}");
@@ -523,4 +524,19 @@ async fn the_online_click_model_learns_from_clicks_between_trainings() {
     let reopened = OnlineClickModel::open(online, &path).unwrap();
     let (item, row) = rows.iter().next().map(|((_, item), row)| (item.clone(), row.clone())).unwrap();
     assert_eq!(reopened.predict("recs", &item, &row), model.predict("recs", &item, &row));
+}
+
+/// The feature log once the rows of every one of `requests` are in it: pages log their rows
+/// after the response, so a test waits for the write itself (bounded, then fails).
+async fn logged_rows(server: &TestServer, requests: &[String]) -> HashMap<(String, String), Vec<f32>> {
+    let log = server.state.feature_log.as_ref().expect("the feature log is on");
+    for _ in 0..3_000 {
+        let rows = log.read().unwrap();
+        let logged: HashSet<&str> = rows.keys().map(|(request, _)| request.as_str()).collect();
+        if requests.iter().all(|r| logged.contains(r.as_str())) {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the feature rows of {} pages were not written", requests.len());
 }

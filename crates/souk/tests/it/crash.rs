@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::Server;
+use crate::{run_ok, souk, Server};
 
 const PER_BATCH: usize = 50;
 
@@ -103,4 +103,53 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     assert_eq!(output.status.code(), Some(4), "expected exit code 4 (data directory in use)");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("in use by another souk process"), "{stderr}");
+}
+
+/// The byte-flip reproduction: one flipped byte in the middle of the newest (and only)
+/// segment. Every command refuses with the segment and offset, nothing is cut off; `verify`
+/// lists the damage; `repair` salvages every other event.
+#[test]
+fn a_flipped_byte_in_the_newest_segment_stops_every_open_and_repair_salvages_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--items", "300", "--users", "100", "--events", "20000", "--seed", "3"];
+    run_ok(souk().arg("--data-dir").arg(&data).arg("gen").args(args));
+    let stats = |data: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&run_ok(souk().arg("--data-dir").arg(data).args(["stats", "--json"])).stdout).unwrap()
+    };
+    let before = stats(&data)["events"].as_u64().unwrap();
+    assert_eq!(before, 20_000);
+    let segment = data.join("events").join("seg-00000001.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    for command in [&["stats", "--json"][..], &["train"][..]] {
+        let output = souk().arg("--data-dir").arg(&data).args(command).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(6), "{command:?}: {stderr}");
+        assert!(stderr.contains("segment 1 is damaged at byte offset"), "{stderr}");
+        assert!(stderr.contains("souk repair"), "{stderr}");
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "a refused open changes nothing");
+
+    let output = souk().arg("--data-dir").arg(&data).args(["verify", "--json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(6));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let damage = report["report"]["log"]["damage"].as_array().unwrap();
+    assert_eq!(damage.len(), 1, "{report}");
+    assert_eq!(damage[0]["segment"], 1);
+    assert_eq!(damage[0]["torn_tail"], false);
+    let offset = damage[0]["offset"].as_u64().unwrap();
+    assert!(offset <= middle as u64 && middle as u64 <= offset + damage[0]["bytes"].as_u64().unwrap());
+
+    let output = run_ok(souk().arg("--data-dir").arg(&data).args(["repair", "--json"]));
+    let repair: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(repair["repaired"], true);
+    assert_eq!(repair["check"]["records"].as_u64().unwrap(), before - 1, "exactly the damaged event is lost");
+    assert!(data.join("events.damaged-1").join("seg-00000001.log").exists());
+    assert_eq!(stats(&data)["events"].as_u64().unwrap(), before - 1);
+    run_ok(souk().arg("--data-dir").arg(&data).args(["verify"]));
 }

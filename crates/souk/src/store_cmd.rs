@@ -1,0 +1,119 @@
+//! `souk verify` and `souk repair`: checking a data directory and salvaging a damaged event
+//! log. Both take the directory lock, so they run while no server holds it.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use souk_engine::store::verify::{LogCheck, RepairReport};
+use souk_engine::store::{EmbeddedStore, VerifyReport};
+
+use crate::config::Config;
+
+/// Damage found: the command's report says where (exit code [`crate::exit::DAMAGED`]).
+#[derive(Debug)]
+pub struct DamageFound(pub String);
+
+impl std::fmt::Display for DamageFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DamageFound {}
+
+fn describe_log(log: &LogCheck, out: &mut String) {
+    let _ = writeln!(out, "event log: {} segments, {} bytes, {} valid records", log.segments, log.bytes, log.records);
+    for problem in &log.problems {
+        let _ = writeln!(out, "  DAMAGED: {problem}");
+    }
+    for damage in &log.damage {
+        if damage.torn_tail {
+            let _ = writeln!(
+                out,
+                "  torn tail: segment {} from byte {} ({} bytes of an unacknowledged write; the next open truncates it)",
+                damage.segment, damage.offset, damage.bytes
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  DAMAGED: segment {} bytes {}..{} ({} bytes hold no valid frame)",
+                damage.segment,
+                damage.offset,
+                damage.offset + damage.bytes,
+                damage.bytes
+            );
+        }
+    }
+}
+
+pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
+    let report: VerifyReport = EmbeddedStore::verify(&config.data_dir)
+        .with_context(|| format!("verifying the data directory {}", config.data_dir.display()))?;
+    if json {
+        println!("{}", serde_json::json!({"ok": report.is_clean(), "report": report}));
+    } else {
+        let mut out = String::new();
+        let _ = writeln!(out, "data directory: {}", config.data_dir.display());
+        describe_log(&report.log, &mut out);
+        if report.catalog.is_empty() {
+            let _ = writeln!(out, "catalog: ok (integrity_check)");
+        }
+        for problem in &report.catalog {
+            let _ = writeln!(out, "catalog: DAMAGED: {problem}");
+        }
+        match &report.models.generation {
+            Some(name) if report.models.problems.is_empty() => {
+                let _ = writeln!(out, "models: {name}, {} files, checksums ok", report.models.files);
+            }
+            None if report.models.problems.is_empty() => {
+                let _ = writeln!(out, "models: none trained");
+            }
+            _ => {}
+        }
+        for problem in &report.models.problems {
+            let _ = writeln!(out, "models: DAMAGED: {problem}");
+        }
+        print!("{out}");
+    }
+    if report.is_clean() {
+        return Ok(());
+    }
+    let mut advice = String::from("the data directory is damaged");
+    if !report.log.is_clean() {
+        advice.push_str("; `souk repair` salvages every valid event into a new log");
+    }
+    if !report.catalog.is_empty() {
+        advice.push_str("; restore the catalog from a snapshot or re-import it");
+    }
+    if !report.models.problems.is_empty() {
+        advice.push_str("; `souk train` writes a new model generation");
+    }
+    Err(DamageFound(advice).into())
+}
+
+pub fn repair(config: &Config, json: bool) -> anyhow::Result<()> {
+    let report: RepairReport = EmbeddedStore::repair(&config.data_dir, &config.store)
+        .with_context(|| format!("repairing the data directory {}", config.data_dir.display()))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    describe_log(&report.check, &mut out);
+    if report.repaired {
+        let _ = writeln!(
+            out,
+            "repaired: kept {} records; lost {} damaged bytes{}",
+            report.check.records,
+            report.check.damaged_bytes(),
+            if report.check.problems.is_empty() { "" } else { " and the unreadable segments above" }
+        );
+        if let Some(kept) = &report.kept_damaged {
+            let _ = writeln!(out, "the damaged log is kept in {} (delete it when done)", kept.display());
+        }
+    } else {
+        let _ = writeln!(out, "nothing to repair");
+    }
+    print!("{out}");
+    Ok(())
+}
