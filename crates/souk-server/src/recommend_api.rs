@@ -319,7 +319,7 @@ pub struct SimilarQuery {
 /// Items similar to an item.
 #[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "recommendations",
     params(("id" = String, Path, description = "Item id"), SimilarQuery),
-    responses((status = 200, body = RecommendationsOut), (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = RecommendationsOut), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_similar(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -328,17 +328,10 @@ pub async fn get_similar(
     souk_engine::ItemId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let filter = filter_of!(query).to_filter()?;
-    let Some(models) = state.models.load_full() else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "model_not_ready",
-            "no model has been trained yet: run `souk train` or wait for background training",
-            None,
-        ));
-    };
+    let models = state.models.load_full();
     let item = id.clone();
-    let found = state.compute(move |store| serving::similar(&models, store, &item, n, &filter)).await?;
-    let items = found.ok_or_else(|| ApiError::not_found("item (in the trained model)", &id))?;
+    let found = state.compute(move |store| serving::similar(models.as_deref(), store, &item, n, &filter)).await?;
+    let items = found.ok_or_else(|| ApiError::not_found("item", &id))?;
     Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
 }
 

@@ -119,6 +119,8 @@ pub struct StatsOut {
     pub events_by_type: BTreeMap<String, u64>,
     pub social_edges: u64,
     pub catalog_items: u64,
+    /// Items with live events but no catalog record (not served until the catalog has them).
+    pub items_without_record: u64,
     pub catalog_users: u64,
     #[schema(value_type = Object)]
     pub storage: serde_json::Value,

@@ -468,6 +468,7 @@ impl Storage for EmbeddedStore {
                 .collect(),
             social_edges,
             catalog_items,
+            items_without_record: index.items_without_record(),
             catalog_users,
             storage: StorageStats {
                 backend: "embedded".into(),

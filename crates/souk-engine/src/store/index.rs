@@ -246,6 +246,12 @@ impl EventIndex {
         self.item_entries.iter().filter(|e| e.in_catalog || e.total() > 0).count() as u64
     }
 
+    /// Items with live events but no catalog record: stored, never served until the
+    /// catalog has them (events may arrive before their item; a deleted item lands here).
+    pub fn items_without_record(&self) -> u64 {
+        self.item_entries.iter().filter(|e| !e.in_catalog && e.total() > 0).count() as u64
+    }
+
     /// Users known from the catalog, live events or social edges.
     pub fn known_users(&self) -> u64 {
         self.user_entries.iter().filter(|e| e.in_catalog || e.follow_degree > 0 || !e.rows.is_empty()).count() as u64

@@ -62,6 +62,8 @@ pub struct Stats {
     pub social_edges: u64,
     /// Items with a catalog record.
     pub catalog_items: u64,
+    /// Items with live events but no catalog record (not served until the catalog has them).
+    pub items_without_record: u64,
     /// Users with a user record.
     pub catalog_users: u64,
     pub storage: StorageStats,

@@ -181,16 +181,23 @@ async fn before_training_recommendations_fall_back_to_trending_and_training_swap
         .map(|n| json!({"type": "view", "user": format!("u{}", n % 8), "item": format!("i{}", n % 6), "timestamp": 1000 + n}))
         .collect();
     server.json("POST", "/v1/events", Value::Array(events)).await;
+    // Events arrived before their items: stored, counted, but nothing is served until the
+    // catalog holds the items.
     let (status, page) = server.get("/v1/users/u0/recommendations?n=5&exclude=none").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page["model"].is_null());
-    assert_eq!(page["items"][0]["reasons"][0]["source"], "trending");
-    // Rules apply to the trending fallback too.
+    assert_eq!(ids(&page), Vec::<String>::new(), "{page}");
+    assert_eq!(server.get("/v1/stats").await.1["items_without_record"], 6);
     let catalog: Vec<Value> = (0..6)
         .map(|n| json!({"id": format!("i{n}"), "title": format!("Item {n}"), "brand": if n == 0 { "Acme" } else { "Other" }}))
         .collect();
     let (status, body) = server.json("POST", "/v1/items", Value::Array(catalog)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(server.get("/v1/stats").await.1["items_without_record"], 0);
+    let (status, page) = server.get("/v1/users/u0/recommendations?n=5&exclude=none").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page["model"].is_null());
+    assert_eq!(page["items"][0]["reasons"][0]["source"], "trending");
+    // Rules apply to the trending fallback too.
     let rules = json!({"pin": [{"item": "i5", "position": 1}], "filter": [{"brand": "Acme"}]});
     let (status, ruled) =
         server.get(&format!("/v1/users/u0/recommendations?n=5&exclude=none&{}", rules_query(&rules))).await;
@@ -200,7 +207,10 @@ async fn before_training_recommendations_fall_back_to_trending_and_training_swap
     assert_eq!(ruled["items"][0]["effects"][0]["rule"], "pin", "{ruled}");
     assert!(!ruled_ids.contains(&"i0".to_string()), "{ruled}");
     assert_eq!(ruled_ids.len(), 5);
-    assert_eq!(server.get("/v1/items/i1/similar").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // Before any training, similar answers from the catalog (items i1..i5 share the brand).
+    let (status, similar) = server.get("/v1/items/i1/similar?n=3").await;
+    assert_eq!(status, StatusCode::OK, "{similar}");
+    assert_eq!(ids(&similar), vec!["i2", "i3", "i4"], "{similar}");
     let (status, trained) = server.call("POST", "/v1/train", None, Vec::new()).await;
     assert_eq!(status, StatusCode::OK, "{trained}");
     assert_eq!(trained["manifest"]["users"], 8);
@@ -539,4 +549,79 @@ async fn logged_rows(server: &TestServer, requests: &[String]) -> HashMap<(Strin
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("the feature rows of {} pages were not written", requests.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_item_is_never_recommended_similar_or_trending_even_after_a_retrain() {
+    let (server, _) = shop_with(None);
+    let (_, trending) = server.get("/v1/trending?n=5").await;
+    let top = ids(&trending)[0].clone();
+    // Someone's page and a similar list that show it before the delete.
+    let mut shown_to = None;
+    for user in 0..80 {
+        let (_, page) = server.get(&format!("/v1/users/u{user:06}/recommendations?n=20")).await;
+        if ids(&page).contains(&top) {
+            shown_to = Some(user);
+            break;
+        }
+    }
+    let user = shown_to.expect("the most popular item is on somebody's page");
+    let (status, _) = server.call("DELETE", &format!("/v1/items/{top}"), None, Vec::new()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for retrain in [false, true] {
+        if retrain {
+            let (status, body) = server.json("POST", "/v1/train", json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (_, trending) = server.get("/v1/trending?n=50").await;
+        assert!(!ids(&trending).contains(&top), "retrain {retrain}: {trending}");
+        let (_, page) = server.get(&format!("/v1/users/u{user:06}/recommendations?n=50")).await;
+        assert!(!ids(&page).is_empty() && !ids(&page).contains(&top), "retrain {retrain}: {page}");
+        for other in ids(&trending).iter().take(5) {
+            let (_, similar) = server.get(&format!("/v1/items/{other}/similar?n=50")).await;
+            assert!(!ids(&similar).contains(&top), "retrain {retrain}: {similar}");
+        }
+        let (status, _) = server.get(&format!("/v1/items/{top}/similar")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "a deleted item has no similar list");
+    }
+    // Stored events stay (and are counted as such).
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!(stats["items_without_record"], 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_item_without_interactions_has_similar_items_from_its_category_and_brand() {
+    let (server, _) = shop_with(None);
+    let (status, known) = server.get("/v1/items/i000005").await;
+    assert_eq!(status, StatusCode::OK, "{known}");
+    let category = known["category"].clone();
+    let new_item = json!({"id": "brand-new", "title": "Brand new thing", "category": category, "brand": "Nobody"});
+    let (status, body) = server.json("PUT", "/v1/items/brand-new", new_item).await;
+    assert!(status.is_success(), "{body}");
+    let (status, similar) = server.get("/v1/items/brand-new/similar?n=8").await;
+    assert_eq!(status, StatusCode::OK, "{similar}");
+    let listed = ids(&similar);
+    assert_eq!(listed.len(), 8, "{similar}");
+    assert!(!listed.contains(&"brand-new".to_string()));
+    // The deepest shared category path first, never rising down the list.
+    let mut depths = Vec::new();
+    for id in &listed {
+        let (_, item) = server.get(&format!("/v1/items/{id}")).await;
+        let shared = item["category"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(category.as_array().unwrap())
+            .take_while(|(a, b)| a == b)
+            .count();
+        depths.push(shared);
+    }
+    assert_eq!(depths[0], category.as_array().unwrap().len(), "{depths:?}");
+    assert!(depths.windows(2).all(|w| w[0] >= w[1]) && depths[7] >= 1, "{depths:?}");
+    assert!(similar["items"].as_array().unwrap().iter().all(|i| i["reasons"][0]["source"] == "catalog"));
+    // Best first: scores never rise down the list.
+    let scores: Vec<f64> = similar["items"].as_array().unwrap().iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    // Unknown items are still 404.
+    assert_eq!(server.get("/v1/items/never-heard-of/similar").await.0, StatusCode::NOT_FOUND);
 }
