@@ -5,6 +5,8 @@
 //! Callers (the server, the CLI) hand it validated configuration and call it from worker
 //! threads.
 
+#[cfg(test)]
+mod architecture_tests;
 pub mod error;
 pub mod eval;
 pub mod gen;
@@ -16,6 +18,7 @@ pub mod model;
 pub mod rank;
 pub mod recommend;
 pub mod search;
+pub mod serving;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result, ValidationError};

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events_api;
 pub mod items_api;
 pub mod metrics;
+pub mod page;
 pub mod recommend_api;
 pub mod search_api;
 pub mod state;

@@ -3,13 +3,14 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use souk_engine::recommend::serving::{
+use souk_engine::serving::{
     self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended, SURFACE_RECOMMENDATIONS,
 };
 use souk_engine::ValidationError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
+use crate::page::{in_page_order, new_request_id, now_ms, rand_u64};
 use crate::state::AppState;
 
 /// Most items one page may ask for.
@@ -173,20 +174,6 @@ fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
         .collect()
 }
 
-pub fn new_request_id() -> String {
-    format!("r-{:016x}", rand_u64())
-}
-
-pub(crate) fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // A per-process random key hashed with a counter: unique and unpredictable enough for
-    // request ids without another dependency.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    hasher.finish()
-}
-
 /// Recommendations for a user ("for you"), with reasons.
 #[utoipa::path(get, path = "/v1/users/{id}/recommendations", tag = "recommendations",
     params(("id" = String, Path, description = "User id"), RecommendQuery),
@@ -213,7 +200,7 @@ pub async fn get_recommendations(
         use_ranker: query.ranker.unwrap_or(true),
         log_features,
         explain: query.explain.unwrap_or(false),
-        now_ms: crate::search_api::chrono_now_ms(),
+        now_ms: now_ms(),
         online: state.online.as_ref().map(|(online, _)| online.clone()),
     };
     let models = state.models.load_full();
@@ -249,16 +236,6 @@ pub async fn get_recommendations(
     }))
 }
 
-/// The feature rows of an impression's items, in the order it showed them.
-pub(crate) fn in_page_order(impression: &souk_engine::Event, rows: &[(String, Vec<f32>)]) -> Vec<(String, Vec<f32>)> {
-    let by_item: std::collections::HashMap<&str, &Vec<f32>> = rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
-    impression
-        .items
-        .iter()
-        .filter_map(|item| by_item.get(item.as_str()).map(|row| (item.as_str().to_string(), (*row).clone())))
-        .collect()
-}
-
 /// Store what a page showed, in the background (logging never delays or fails a page):
 /// the impression with its request id and arm, and the items' feature rows.
 fn log_page(
@@ -276,8 +253,7 @@ fn log_page(
     ) else {
         return;
     };
-    let mut impression =
-        souk_engine::Event::new(id, souk_engine::EventType::Impression, user, None, crate::search_api::chrono_now_ms());
+    let mut impression = souk_engine::Event::new(id, souk_engine::EventType::Impression, user, None, now_ms());
     impression.items = items.iter().filter_map(|i| souk_engine::ItemId::parse(i.id.clone(), "id").ok()).collect();
     impression.request_id = Some(request_id.to_string());
     impression.arm = Some(arm.to_string());

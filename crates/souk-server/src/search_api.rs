@@ -13,17 +13,17 @@ use serde::{Deserialize, Serialize};
 use souk_engine::model::{Event, EventType};
 use souk_engine::rank::ranker::ARM_EXPLORE;
 use souk_engine::rank::rerank::Rules;
-use souk_engine::rank::search_ranking::{SearchRanking, SURFACE_SEARCH};
 use souk_engine::search::{
     embedder_reads, Affinity, Facets, Filters, Fusion, Hit, RankingStage, SearchIndex, SearchMode, SearchRequest, Sort,
     TextEmbedder, TEXT_SPACE,
 };
+use souk_engine::serving::search_ranking::{SearchRanking, SURFACE_SEARCH};
 use souk_engine::{EventId, UserId};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
-use crate::recommend_api::{new_request_id, rand_u64};
+use crate::page::{in_page_order, new_request_id, now_ms, rand_u64};
 use crate::state::AppState;
 
 /// Most results one page may ask for.
@@ -394,7 +394,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
             }
             let mut affinity: Option<Affinity> = None;
             if let Some(user) = &history_user {
-                let now = chrono_now_ms();
+                let now = now_ms();
                 let history = store.user_interactions(user, AFFINITY_HISTORY)?;
                 // Recent behaviour counts more: a 30-day half-life.
                 let pairs: Vec<(String, f32)> = history
@@ -416,8 +416,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
                 (Some(set), Some(user))
                     if SearchRanking::applies(set) && ((use_ranker && set.search_ranker.is_some()) || log_features) =>
                 {
-                    let stage =
-                        SearchRanking::new(set, store, user.clone(), chrono_now_ms(), history_limit, use_ranker);
+                    let stage = SearchRanking::new(set, store, user.clone(), now_ms(), history_limit, use_ranker);
                     Some(stage.with_contributions(request.explain).with_online(online.as_deref()))
                 }
                 _ => None,
@@ -494,7 +493,7 @@ fn log_search(
     arm: Option<&str>,
     rows: Vec<(String, Vec<f32>)>,
 ) {
-    let now = chrono_now_ms();
+    let now = now_ms();
     let shown: Vec<souk_engine::ItemId> =
         hits.iter().filter_map(|h| souk_engine::ItemId::parse(h.id.clone(), "id").ok()).collect();
     let mut events = Vec::with_capacity(2);
@@ -512,12 +511,7 @@ fn log_search(
             impression.request_id = Some(request_id.to_string());
             impression.arm = arm.map(str::to_string);
             if let Some((online, _)) = state.online.as_ref().filter(|_| !rows.is_empty()) {
-                online.observe_page(
-                    request_id,
-                    SURFACE_SEARCH,
-                    now,
-                    &crate::recommend_api::in_page_order(&impression, &rows),
-                );
+                online.observe_page(request_id, SURFACE_SEARCH, now, &in_page_order(&impression, &rows));
             }
             events.push(impression);
         }
@@ -566,12 +560,8 @@ pub async fn post_search(State(state): State<AppState>, body: Body) -> ApiResult
 
 /// Popularity for search (sort and ties) from a trained model set: users per item on a
 /// log scale, the most popular item at 1.
-pub fn popularity_of(set: &souk_engine::recommend::serving::ModelSet) -> std::collections::HashMap<Arc<str>, f32> {
+pub fn popularity_of(set: &souk_engine::serving::ModelSet) -> std::collections::HashMap<Arc<str>, f32> {
     let max = set.popularity.iter().copied().fold(0f32, f32::max);
     let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
     set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
-}
-
-pub fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -9,9 +9,9 @@ use souk_engine::rank::online::OnlineClickModel;
 use souk_engine::rank::profile::{PriceIndex, ProfileConfig};
 use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::rank::rerank::Rules;
-use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::{QueryVectorCache, SearchConfig, SearchIndex, TextEmbedder};
+use souk_engine::serving::{ModelSet, RecommendConfig};
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::Storage;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use souk_engine::recommend::serving::ModelSet;
+use souk_engine::serving::ModelSet;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     let (set, generation, ranker, search_ranker) = state
         .blocking(move |store| {
             let mut set = ModelSet::train(store, &settings.config, &settings.weights)?;
-            let now = crate::search_api::chrono_now_ms();
+            let now = crate::page::now_ms();
             let ranker = match &log {
                 Some(log) => set.train_ranker(store, log, &ranking.gbdt, previous, now)?,
                 None => None,
@@ -74,7 +74,7 @@ pub async fn online_loop(state: AppState, every: Duration) {
     let mut unsaved = 0usize;
     loop {
         ticker.tick().await;
-        let learned = online.flush(crate::search_api::chrono_now_ms());
+        let learned = online.flush(crate::page::now_ms());
         if learned > 0 {
             unsaved += 1;
         }

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use souk_engine::rank::profile::UserProfile;
-use souk_engine::recommend::serving;
+use souk_engine::serving;
 use souk_engine::{input, Follow, UserId};
 
 use crate::body::{json_value, read_limited};

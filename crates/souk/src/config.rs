@@ -8,9 +8,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use souk_engine::rank::ranker::RankConfig;
 use souk_engine::rank::rerank::Rules;
-use souk_engine::recommend::serving::RecommendConfig;
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::SearchConfig;
+use souk_engine::serving::RecommendConfig;
 use souk_engine::store::StoreConfig;
 use souk_server::ServerConfig;
 

@@ -4,10 +4,10 @@
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use souk_engine::eval::simulate::{simulate, SimulationConfig};
 use souk_engine::rank::gbdt::GbdtParams;
 use souk_engine::rank::obd::ObdLog;
 use souk_engine::rank::open_bandit::{self, OpenBanditConfig};
-use souk_engine::rank::simulate::{simulate, SimulationConfig};
 
 use crate::recommend_cmd::EvalArgs;
 
@@ -69,7 +69,7 @@ pub fn eval_open_bandit(args: &EvalArgs) -> anyhow::Result<()> {
 const SIMULATION_SECTIONS: &[&str] = &["simulation", "gbdt"];
 
 /// `souk eval --protocol simulated-ranking`: the learned ranker against the recall sources
-/// and the hand blend on simulated traffic (see `souk_engine::rank::simulate`).
+/// and the hand blend on simulated traffic (see `souk_engine::eval::simulate`).
 pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow::Result<()> {
     let mut simulation = SimulationConfig { seed: args.seed, ..SimulationConfig::default() };
     let mut params = GbdtParams::default();

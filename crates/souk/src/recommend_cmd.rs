@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
 use souk_engine::rank::ranker::FeatureLog;
-use souk_engine::recommend::serving::ModelSet;
 use souk_engine::recommend::{registry, Interactions, Recommender};
+use souk_engine::serving::ModelSet;
 use souk_engine::store::artifacts::ArtifactStore;
 
 use crate::commands::open_store;
@@ -108,7 +108,7 @@ pub fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     if args.protocol == souk_engine::rank::open_bandit::PROTOCOL {
         return crate::rank_cmd::eval_open_bandit(args);
     }
-    if args.protocol == souk_engine::rank::simulate::PROTOCOL {
+    if args.protocol == souk_engine::eval::simulate::PROTOCOL {
         return crate::rank_cmd::eval_simulated(config, args);
     }
     if args.path.is_some() {

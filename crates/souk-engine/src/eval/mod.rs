@@ -29,6 +29,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod protocol;
 pub mod runner;
+pub mod simulate;
 
 pub use data::{EvalData, EvalDataBuilder, EvalPair, EventTypeSet, Listed};
 pub use evaluate::{evaluate, Metrics};

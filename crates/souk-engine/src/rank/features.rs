@@ -18,47 +18,7 @@ use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{PriceIndex, UserProfile};
 use crate::store::ItemMeta;
 
-/// Feature names, in row order.
-pub const FEATURES: &[&str] = &[
-    "blend_score",
-    "blend_rank_log",
-    "cf_present",
-    "cf_score",
-    "cf_rank_log",
-    "factor_score",
-    "knn_present",
-    "knn_score",
-    "knn_rank_log",
-    "popularity_present",
-    "popularity_rank_log",
-    "keyword_present",
-    "keyword_score",
-    "keyword_rank_log",
-    "vector_present",
-    "vector_score",
-    "vector_rank_log",
-    "item_events_log",
-    "item_trend",
-    "item_ctr",
-    "item_conversion",
-    "item_rating",
-    "item_price_log",
-    "item_price_position",
-    "item_available",
-    "user_events_log",
-    "user_funnel_stage",
-    "user_price_position",
-    "category_affinity",
-    "category_path_share",
-    "brand_affinity",
-    "price_fit",
-    // The online click model's prediction at slot 1 (see `rank::online`); last, because it
-    // reads the rest of the row.
-    "online_ctr",
-];
-
-/// Number of features in a row.
-pub const FEATURE_COUNT: usize = FEATURES.len();
+pub use super::schema::{FEATURES, FEATURE_COUNT};
 
 /// A recall stage's opinion of a candidate: its rank there (1-based) and score.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -85,12 +45,18 @@ pub struct RecallSignals {
 impl RecallSignals {
     /// Signals from a recommendation's reasons: `itemknn`, `popularity`/`trending`, and any
     /// other source as the collaborative model.
-    pub fn from_reasons(blend_rank: u32, blend_score: f64, reasons: &[crate::recommend::serving::Reason]) -> Self {
+    /// `reasons`: each recall source that proposed the item, as (source name, rank there,
+    /// score there).
+    pub fn from_reasons<'a>(
+        blend_rank: u32,
+        blend_score: f64,
+        reasons: impl IntoIterator<Item = (&'a str, usize, f32)>,
+    ) -> Self {
         let mut signals =
             RecallSignals { blend: Signal { rank: blend_rank, score: blend_score as f32 }, ..RecallSignals::default() };
-        for reason in reasons {
-            let signal = Some(Signal { rank: reason.rank as u32, score: reason.score });
-            match reason.source.as_str() {
+        for (source, rank, score) in reasons {
+            let signal = Some(Signal { rank: rank as u32, score });
+            match source {
                 "itemknn" => signals.knn = signal,
                 "popularity" | "trending" => signals.popularity = signal,
                 _ if signals.cf.is_none() => signals.cf = signal,

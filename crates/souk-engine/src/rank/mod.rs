@@ -42,5 +42,4 @@ pub mod position_popularity;
 pub mod profile;
 pub mod ranker;
 pub mod rerank;
-pub mod search_ranking;
-pub mod simulate;
+pub mod schema;

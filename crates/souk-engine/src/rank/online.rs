@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::rank::features::FEATURES;
 use crate::rank::ftrl::{Feature, FeatureHasher, FtrlModel, FtrlParams};
+use crate::rank::schema::FEATURES;
 use crate::{Error, Result};
 
 /// Settings of the online click model (`[rank.online]`).

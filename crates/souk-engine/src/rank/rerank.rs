@@ -64,7 +64,7 @@
 //!
 //! Item ids compare exactly. Brands, category levels, tags and attribute names and values
 //! compare ASCII case-insensitively, with the rule's side trimmed, like
-//! [`crate::recommend::serving::ItemFilter`]. An item without a price fails `min_price`
+//! [`crate::serving::ItemFilter`]. An item without a price fails `min_price`
 //! and `max_price`.
 //!
 //! # Cost model

@@ -7,7 +7,7 @@
 //! Standardising per user keeps one part from dominating a user only because its scores
 //! happen to be spread wider for them.
 //!
-//! Owns the parts' training (through the registry), their combination, and a composite
+//! Owns the parts' training (through the trainer the registry hands it), their combination, and a composite
 //! artifact: the parts' artifacts one after the other, their names, parameters, weights and
 //! array counts in the blend's parameters.
 
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::artifact::Artifact;
 use super::data::Interactions;
 use super::kernels::invalid;
-use super::{registry, Recommender};
+use super::Recommender;
 use crate::Result;
 
 /// One model of a blend.
@@ -64,12 +64,13 @@ impl Default for BlendParams {
 }
 
 impl BlendParams {
-    pub fn validate(&self) -> Result<()> {
+    /// Check the parts against `models`, the names a part may take.
+    pub fn validate(&self, models: &[&str]) -> Result<()> {
         if self.parts.is_empty() {
             return Err(invalid("blend.parts", "a blend needs at least one part"));
         }
         for part in &self.parts {
-            if part.model == "blend" || !registry::MODELS.contains(&part.model.as_str()) {
+            if part.model == "blend" || !models.contains(&part.model.as_str()) {
                 return Err(invalid(
                     "blend.parts",
                     format!("{:?} cannot be part of a blend; expected another registry model", part.model),
@@ -89,12 +90,23 @@ pub struct BlendModel {
     parts: Vec<(Box<dyn Recommender>, f32)>,
 }
 
-pub fn train(data: &Interactions, params: &BlendParams) -> Result<BlendModel> {
-    params.validate()?;
+/// Trains one part by model name and parameters (the registry's `train_model`).
+pub type TrainPart<'a> = &'a dyn Fn(&str, &Value, &Interactions) -> Result<Box<dyn Recommender>>;
+/// Loads one part from its artifact (the registry's `model_from_artifact`).
+pub type LoadPart<'a> = &'a dyn Fn(Artifact) -> Result<Box<dyn Recommender>>;
+
+/// Train every part with `train_part`; `models` are the names a part may take.
+pub fn train(
+    data: &Interactions,
+    params: &BlendParams,
+    models: &[&str],
+    train_part: TrainPart<'_>,
+) -> Result<BlendModel> {
+    params.validate(models)?;
     let parts = params
         .parts
         .iter()
-        .map(|part| Ok((registry::train_model(&part.model, &part.params, data)?, part.weight)))
+        .map(|part| Ok((train_part(&part.model, &part.params, data)?, part.weight)))
         .collect::<Result<Vec<_>>>()?;
     Ok(BlendModel { params: params.clone(), parts })
 }
@@ -111,7 +123,7 @@ fn standardise(scores: &mut [f32]) {
 }
 
 impl BlendModel {
-    pub fn from_artifact(artifact: Artifact) -> Result<Self> {
+    pub fn from_artifact(artifact: Artifact, load_part: LoadPart<'_>) -> Result<Self> {
         let corrupt = |m: &str| super::artifact::corrupt_artifact(format!("blend: {m}"));
         let parts_meta = artifact.params.get("parts").and_then(Value::as_array).ok_or_else(|| corrupt("no parts"))?;
         let mut arrays = artifact.arrays.into_iter();
@@ -131,7 +143,7 @@ impl BlendModel {
             if name == "blend" {
                 return Err(corrupt("a blend inside a blend"));
             }
-            parts.push((registry::model_from_artifact(part)?, weight as f32));
+            parts.push((load_part(part)?, weight as f32));
             params.parts.push(BlendPart {
                 model: name.to_string(),
                 params: meta.get("trained_with").cloned().unwrap_or(Value::Null),
@@ -185,6 +197,7 @@ impl Recommender for BlendModel {
 mod tests {
     use super::*;
     use crate::recommend::als::tests::synthetic;
+    use crate::recommend::registry::{self, MODELS};
 
     #[test]
     fn scores_are_the_weighted_sum_of_standardised_parts() {
@@ -193,7 +206,7 @@ mod tests {
             BlendPart { model: "ease".into(), params: json!({ "lambda": 5.0 }), weight: 0.7 },
             BlendPart { model: "popularity".into(), params: Value::Null, weight: 0.3 },
         ];
-        let blend = train(&data, &BlendParams { parts }).unwrap();
+        let blend = train(&data, &BlendParams { parts }, MODELS, &registry::train_model).unwrap();
         let ease = registry::train_model("ease", &json!({ "lambda": 5.0 }), &data).unwrap();
         let popularity = registry::train_model("popularity", &Value::Null, &data).unwrap();
         for u in 0..data.n_users() {
@@ -229,7 +242,7 @@ mod tests {
             vec![BlendPart { model: "svd".into(), params: Value::Null, weight: 1.0 }],
             vec![BlendPart { model: "als".into(), params: Value::Null, weight: 0.0 }],
         ] {
-            match train(&data, &BlendParams { parts }) {
+            match train(&data, &BlendParams { parts }, MODELS, &registry::train_model) {
                 Err(crate::Error::Invalid(v)) => assert_eq!(v.field, "blend.parts"),
                 Err(other) => panic!("expected a validation error, got {other:?}"),
                 Ok(_) => panic!("expected a validation error"),

@@ -20,7 +20,6 @@ pub(crate) mod kernels;
 pub mod popularity;
 pub mod registry;
 pub mod rp3beta;
-pub mod serving;
 
 pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;

@@ -36,7 +36,7 @@ pub fn train_model(name: &str, params: &Value, data: &Interactions) -> Result<Bo
         "als" => Box::new(als::train(data, &params_from_json(name, params)?)?),
         "ease" => Box::new(ease::train(data, &params_from_json(name, params)?)?),
         "infinite_ae" => Box::new(infinite_ae::train(data, &params_from_json(name, params)?)?),
-        "blend" => Box::new(blend::train(data, &params_from_json(name, params)?)?),
+        "blend" => Box::new(blend::train(data, &params_from_json(name, params)?, MODELS, &train_model)?),
         _ => return Err(unknown(name)),
     })
 }
@@ -114,7 +114,7 @@ pub(crate) fn model_from_artifact(artifact: Artifact) -> Result<Box<dyn Recommen
         "als" => Box::new(als::AlsModel::from_artifact(artifact)?),
         "ease" => Box::new(ease::EaseModel::from_artifact(artifact)?),
         "infinite_ae" => Box::new(infinite_ae::InfiniteAeModel::from_artifact(artifact)?),
-        "blend" => Box::new(blend::BlendModel::from_artifact(artifact)?),
+        "blend" => Box::new(blend::BlendModel::from_artifact(artifact, &model_from_artifact)?),
         other => return Err(super::artifact::corrupt_artifact(format!("unknown model {other:?} in artifact"))),
     })
 }

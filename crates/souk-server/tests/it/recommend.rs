@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::rank::ranker::{FeatureLog, RankConfig};
-use souk_engine::recommend::serving::{ModelSet, RecommendConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::{SearchConfig, SearchIndex};
+use souk_engine::serving::{ModelSet, RecommendConfig};
 use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
 use souk_server::{AppState, RecommendSettings, ServerConfig};
 

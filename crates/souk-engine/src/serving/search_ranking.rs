@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use crate::rank::features::{FeatureBuilder, RecallSignals, Signal, FEATURE_COUNT};
 use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{ProfileConfig, UserProfile};
-use crate::recommend::serving::{factor_scores, ModelSet};
 use crate::search::{Explain, RankingStage, StageScore};
+use crate::serving::{factor_scores, ModelSet};
 use crate::store::Storage;
 use crate::{Result, UserId};
 

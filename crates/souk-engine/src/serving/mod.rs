@@ -10,6 +10,12 @@
 //! item-kNN on the recent history, popularity) → exclusions and filters → reciprocal-rank
 //! fusion weighted per source → cursor (skip what earlier pages showed) → reasons.
 //! Cost: one dense score vector per source (items × 4 bytes) and a partial sort.
+//!
+//! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
+//! (`rank::rerank`) and search (`search_ranking`, the search page's ranking stage); only
+//! `eval` sits above it.
+
+pub mod search_ranking;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -18,16 +24,6 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::als::{AlsModel, AlsParams};
-use super::artifact::Artifact;
-use super::blend::BlendParams;
-use super::ease::EaseParams;
-use super::infinite_ae::InfiniteAeParams;
-use super::itemknn::{self, ItemKnnModel, ItemKnnParams};
-use super::ivf::{IvfIndex, TopK};
-use super::popularity::PopularityParams;
-use super::rp3beta::Rp3betaParams;
-use super::{registry, EventWeights, Interactions, Recommender};
 use crate::error::{Error, Result, ValidationError};
 use crate::hashing::{DigestSet, IdMap};
 use crate::ids::UserId;
@@ -38,6 +34,16 @@ use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
 use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, RankerReport, RANK_WINDOW};
 use crate::rank::rerank::{rerank, Candidate, Effect, Pin, Promotion, Rules};
+use crate::recommend::als::{AlsModel, AlsParams};
+use crate::recommend::artifact::Artifact;
+use crate::recommend::blend::BlendParams;
+use crate::recommend::ease::EaseParams;
+use crate::recommend::infinite_ae::InfiniteAeParams;
+use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
+use crate::recommend::ivf::{IvfIndex, TopK};
+use crate::recommend::popularity::PopularityParams;
+use crate::recommend::rp3beta::Rp3betaParams;
+use crate::recommend::{registry, EventWeights, Interactions, Recommender};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{ItemMeta, Storage};
 
@@ -245,7 +251,7 @@ impl ModelSet {
         for name in &config.models {
             let t = std::time::Instant::now();
             let source = if name == "als" {
-                Source::als(super::als::train(&data, &config.als)?)
+                Source::als(crate::recommend::als::train(&data, &config.als)?)
             } else {
                 Source::Dense(registry::train_model(name, &config.params_for(name)?, &data)?)
             };
@@ -408,8 +414,9 @@ impl ModelSet {
             };
             models.push((name.clone(), source));
         }
-        let knn =
-            ItemKnnModel::from_artifact(super::artifact::Artifact::read_from(&mut generation.open("itemknn.model")?)?)?;
+        let knn = ItemKnnModel::from_artifact(crate::recommend::artifact::Artifact::read_from(
+            &mut generation.open("itemknn.model")?,
+        )?)?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut generation.open("popularity.f32")?, &mut bytes)?;
         let popularity: Vec<f32> =
@@ -994,7 +1001,11 @@ pub fn recommend(
             online: request.online.as_deref().map(|o| (o, SURFACE_RECOMMENDATIONS)),
         };
         for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
-            let mut signals = RecallSignals::from_reasons(position as u32 + 1, *score, reasons);
+            let mut signals = RecallSignals::from_reasons(
+                position as u32 + 1,
+                *score,
+                reasons.iter().map(|r| (r.source.as_str(), r.rank, r.score)),
+            );
             signals.factor_score = factors[position];
             let mut row = vec![0f32; FEATURE_COUNT];
             builder.row(&profile, &set.item_ids[*i as usize], meta.as_ref(), &signals, now, &mut row);

@@ -22,7 +22,7 @@
 //!    anything else), add a clicked item to the cart with
 //!    `σ(0.7u − 3.8)` (if available) and buy a carted one with `σ(0.6u − 1)` (the generator's
 //!    own funnel). Their events are stored, so histories move as traffic flows.
-//! 4. **Training set** from the logs ([`super::join`]): impressions joined to clicks, carts
+//! 4. **Training set** from the logs ([`crate::rank::join`]): impressions joined to clicks, carts
 //!    and purchases; graded labels; clicked rows weighted by the inverse of the examination
 //!    propensity estimated from the randomised bucket. A LambdaMART model trains on it,
 //!    early-stopped on the last tenth of the logged requests.
@@ -52,12 +52,10 @@ use crate::rank::join::{examination_propensities, join_impressions};
 use crate::rank::metrics::ndcg_of_order;
 use crate::rank::online::{OnlineClickModel, OnlineConfig};
 use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
-use crate::rank::search_ranking::{search_signals, SURFACE_SEARCH};
-use crate::recommend::serving::{
-    factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest, SURFACE_RECOMMENDATIONS,
-};
 use crate::recommend::EventWeights;
 use crate::search::{SearchConfig, SearchIndex, SearchRequest};
+use crate::serving::search_ranking::{search_signals, SURFACE_SEARCH};
+use crate::serving::{factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest, SURFACE_RECOMMENDATIONS};
 use crate::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
 use crate::{Error, Result};
 
@@ -281,7 +279,13 @@ impl World<'_> {
                     .items
                     .iter()
                     .enumerate()
-                    .map(|(c, r)| RecallSignals::from_reasons(c as u32 + 1, r.score, &r.reasons))
+                    .map(|(c, r)| {
+                        RecallSignals::from_reasons(
+                            c as u32 + 1,
+                            r.score,
+                            r.reasons.iter().map(|x| (x.source.as_str(), x.rank, x.score)),
+                        )
+                    })
                     .collect();
                 (page.items.into_iter().map(|r| r.id).collect(), signals, None)
             }
