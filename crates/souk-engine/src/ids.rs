@@ -31,7 +31,57 @@ pub fn validate_id(value: &str, field: &str) -> Result<(), ValidationError> {
             format!("ids must not contain control characters (found one at character {position})"),
         ));
     }
+    if let Some(position) = value.chars().position(is_bidi_control) {
+        return Err(ValidationError::new(
+            "invalid_id",
+            field,
+            format!(
+                "ids must not contain bidirectional embedding, override or isolate characters (found one at character {position})"
+            ),
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(ValidationError::new("invalid_id", field, format!("{value:?} is not an id")));
+    }
+    if value.chars().all(is_invisible) {
+        return Err(ValidationError::new(
+            "invalid_id",
+            field,
+            "expected an id with at least one visible character, found only spaces or invisible characters",
+        ));
+    }
     Ok(())
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): they
+/// make an id display as another one.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that print nothing: white space, the format characters that only steer
+/// shaping or direction (zero-width space and joiners, direction marks, word joiner,
+/// invisible operators, byte-order mark, soft hyphen) and variation selectors.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
 }
 
 macro_rules! id_type {
@@ -97,6 +147,19 @@ mod tests {
         assert_eq!(validate_id("a\nb", "id").unwrap_err().code, "invalid_id");
         assert_eq!(validate_id(&"x".repeat(257), "id").unwrap_err().code, "id_too_long");
         assert!(validate_id(&"x".repeat(256), "id").is_ok());
+    }
+
+    #[test]
+    fn dots_invisible_ids_and_bidi_controls_are_refused() {
+        for bad in
+            [".", "..", " ", "\u{3000}", "\u{200B}", "\u{200E}\u{200F}", "\u{FEFF}\u{2060}", "\u{00AD}", "a\u{202E}b"]
+        {
+            assert_eq!(validate_id(bad, "id").map_err(|e| e.code), Err("invalid_id"), "{bad:?}");
+        }
+        // Visible text with marks or joiners inside stays valid, as do dotted names.
+        for good in ["...", ".hidden", "a.b", "שלום\u{200F}", "👩\u{200D}💻", "a b", "x\u{FE0F}"] {
+            assert!(validate_id(good, "id").is_ok(), "{good:?}");
+        }
     }
 
     #[test]

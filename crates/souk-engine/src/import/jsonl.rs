@@ -121,7 +121,7 @@ mod tests {
         (
             event_type,
             "[a-z0-9:-]{1,12}",
-            "[a-zA-Z0-9 é蓝]{1,8}",
+            "[a-zA-Z0-9é蓝][a-zA-Z0-9 é蓝]{0,7}",
             "[a-z0-9]{1,8}",
             0..MAX_TIMESTAMP_MS,
             prop::option::of(0u64..100_000),
