@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use souk_engine::input::Lang;
 use souk_engine::serving::{
     self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended, SURFACE_RECOMMENDATIONS,
 };
@@ -72,6 +73,8 @@ impl FilterQuery {
 /// Query of `GET /v1/users/{id}/recommendations`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct RecommendQuery {
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
     /// Items per page (default 10, at most 1000).
     pub n: Option<usize>,
     /// `next_cursor` of the previous page: no item of an earlier page comes again.
@@ -102,6 +105,15 @@ pub struct RecommendQuery {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecommendedItem {
     pub id: String,
+    /// The item's title (the Chinese title with `lang=zh` where the catalog has one).
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Category path, root first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
     pub score: f64,
     /// Why: each source that proposed the item, its rank there, and the history item it
     /// is most similar to (`because`).
@@ -166,6 +178,10 @@ fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
         .into_iter()
         .map(|r| RecommendedItem {
             id: r.id,
+            title: r.title,
+            brand: r.brand,
+            category: r.category,
+            price: r.price,
             score: r.score,
             reasons: r.reasons.iter().filter_map(|reason| serde_json::to_value(reason).ok()).collect(),
             effects: r.effects.iter().filter_map(|effect| serde_json::to_value(effect).ok()).collect(),
@@ -203,16 +219,21 @@ pub async fn get_recommendations(
         now_ms: now_ms(),
         online: state.online.as_ref().map(|(online, _)| online.clone()),
     };
+    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
     let models = state.models.load_full();
     let recommend = state.recommend.clone();
     let page = state
-        .compute(move |store| match &models {
-            Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| {
-                let arm = if p.items.iter().any(|i| i.ranker.is_some()) { "ranker" } else { "blend" };
-                (p.items, p.next_cursor, Some(set.manifest.trained_at_ms), p.features, arm)
-            }),
-            None => serving::recommend_without_models(store, &recommend.weights, &request)
-                .map(|(items, cursor)| (items, cursor, None, Vec::new(), "trending")),
+        .compute(move |store| {
+            let mut page = match &models {
+                Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| {
+                    let arm = if p.items.iter().any(|i| i.ranker.is_some()) { "ranker" } else { "blend" };
+                    (p.items, p.next_cursor, Some(set.manifest.trained_at_ms), p.features, arm)
+                }),
+                None => serving::recommend_without_models(store, &recommend.weights, &request)
+                    .map(|(items, cursor)| (items, cursor, None, Vec::new(), "trending")),
+            }?;
+            serving::describe(store, &mut page.0, lang)?;
+            Ok(page)
         })
         .await?;
     let (mut items, next_cursor, trained_at, features, mut arm) = page;
@@ -280,6 +301,8 @@ fn log_page(
 /// Query of `GET /v1/items/{id}/similar`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SimilarQuery {
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
     /// How many (default 10, at most 1000).
     pub n: Option<usize>,
     /// Category path prefix, e.g. `Electronics > Audio`.
@@ -306,7 +329,16 @@ pub async fn get_similar(
     let filter = filter_of!(query).to_filter()?;
     let models = state.models.load_full();
     let item = id.clone();
-    let found = state.compute(move |store| serving::similar(models.as_deref(), store, &item, n, &filter)).await?;
+    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
+    let found = state
+        .compute(move |store| {
+            let mut found = serving::similar(models.as_deref(), store, &item, n, &filter)?;
+            if let Some(items) = &mut found {
+                serving::describe(store, items, lang)?;
+            }
+            Ok(found)
+        })
+        .await?;
     let items = found.ok_or_else(|| ApiError::not_found("item", &id))?;
     Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
 }
@@ -314,6 +346,8 @@ pub async fn get_similar(
 /// Query of `GET /v1/trending`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TrendingQuery {
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
     /// How many (default 10, at most 1000).
     pub n: Option<usize>,
     /// Half-life of an event's weight, in hours (default 24).
@@ -347,9 +381,13 @@ pub async fn get_trending(
     }
     let filter = filter_of!(query).to_filter()?;
     let weights = state.recommend.weights.clone();
+    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
     let items = state
         .blocking(move |store| {
-            serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter)
+            let mut items =
+                serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter)?;
+            serving::describe(store, &mut items, lang)?;
+            Ok(items)
         })
         .await?;
     Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))

@@ -25,6 +25,7 @@ use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
 use crate::page::{in_page_order, new_request_id, now_ms, rand_u64};
 use crate::state::AppState;
+use souk_engine::input::Lang;
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
@@ -77,6 +78,8 @@ pub struct SearchParams {
     /// Re-ranking rules as JSON (see `GET /v1/users/{id}/recommendations`), added to the
     /// configured `[rerank]` rules.
     pub rules: Option<String>,
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
 }
 
 /// Body of `POST /v1/search`: the parameters above as JSON, plus a query vector of your
@@ -111,6 +114,8 @@ pub struct SearchBody {
     /// diversity), added to the configured `[rerank]` rules.
     #[schema(value_type = Option<Object>)]
     pub rules: Option<Rules>,
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
 }
 
 /// One result.
@@ -188,6 +193,7 @@ fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
                 body.include_unavailable = Some(parse(&value, "include_unavailable", "true or false")?)
             }
             "sort" => body.sort = Some(value),
+            "lang" => body.lang = Some(value),
             "facets" => body.facets = Some(parse(&value, "facets", "true or false")?),
             "explain" => body.explain = Some(parse(&value, "explain", "true or false")?),
             "space" => body.space = Some(value),
@@ -226,6 +232,7 @@ struct Plan {
     personalize: bool,
     use_ranker: bool,
     query: String,
+    lang: Lang,
 }
 
 fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
@@ -345,7 +352,8 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
     };
     let personalize = body.personalize.unwrap_or(true) && user.is_some();
     let use_ranker = body.ranker.unwrap_or(true);
-    Ok(Plan { request, user, personalize, use_ranker, query })
+    let lang = Lang::parse(body.lang.as_deref(), "lang").map_err(ApiError::validation)?;
+    Ok(Plan { request, user, personalize, use_ranker, query, lang })
 }
 
 fn search_index(state: &AppState) -> ApiResult<Arc<SearchIndex>> {
@@ -368,7 +376,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let history_limit = state.recommend.config.history_limit;
     let models = state.models.load_full();
     let online = state.online.as_ref().map(|(online, _)| online.clone());
-    let Plan { mut request, user, personalize, use_ranker, query } = plan;
+    let Plan { mut request, user, personalize, use_ranker, query, lang } = plan;
     let history_user = user.clone().filter(|_| personalize);
     // A random sample of pages is logged for the search ranker to learn from.
     let log_features = history_user.is_some()
@@ -421,7 +429,8 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
                 }
                 _ => None,
             };
-            let response = index.search_ranked(&request, stage.as_mut().map(|s| s as &mut dyn RankingStage))?;
+            let mut response = index.search_ranked(&request, stage.as_mut().map(|s| s as &mut dyn RankingStage))?;
+            souk_engine::serving::describe_hits(store, &mut response.hits, lang)?;
             let (rows, arm) = match &stage {
                 Some(stage) if log_features => {
                     let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod fast;
@@ -654,6 +655,29 @@ pub fn record_to_json(record: &Record) -> Value {
         map.insert("kind".to_string(), Value::String(kind.to_string()));
     }
     value
+}
+
+/// The language a page is shown in (`lang=`): English titles, or Chinese ones where the
+/// catalog has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// `en` or `zh` (absent: `en`).
+    pub fn parse(text: Option<&str>, field: &str) -> Result<Lang, ValidationError> {
+        match text.map(str::trim) {
+            None | Some("") | Some("en") => Ok(Lang::En),
+            Some("zh") => Ok(Lang::Zh),
+            Some(other) => {
+                Err(ValidationError::new("invalid_lang", field, format!("expected en or zh, found {other:?}")))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

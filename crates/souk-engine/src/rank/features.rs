@@ -257,6 +257,7 @@ mod tests {
             brand: Some(Arc::from("Acme")),
             price: Some(30.0),
             available: true,
+            ..ItemMeta::default()
         };
         let prices = PriceIndex::from_prices([10.0f32, 20.0, 30.0, 40.0].map(|p| (&shoes.category[..], p)));
         let mut stats = ItemStats::new();

@@ -109,7 +109,12 @@ impl PriceIndex {
     pub fn from_prices<'a>(items: impl IntoIterator<Item = (&'a [Arc<str>], f32)>) -> PriceIndex {
         let mut index = PriceIndex::default();
         for (category, price) in items {
-            index.add(&ItemMeta { category: category.into(), brand: None, price: Some(price), available: true });
+            index.add(&ItemMeta {
+                category: category.into(),
+                price: Some(price),
+                available: true,
+                ..ItemMeta::default()
+            });
         }
         index.finish();
         index
@@ -504,6 +509,7 @@ mod tests {
             brand: Some(Arc::from(brand)),
             price: Some(price),
             available: true,
+            ..ItemMeta::default()
         }
     }
 

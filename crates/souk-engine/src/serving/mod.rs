@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, ValidationError};
 use crate::hashing::{DigestSet, IdMap};
 use crate::ids::UserId;
+use crate::input::Lang;
 use crate::model::EventType;
 use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
 use crate::rank::gbdt::{GbdtModel, GbdtParams};
@@ -565,12 +566,24 @@ pub struct Reason {
     /// What the user did with `because` (view, purchase…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub because_event: Option<EventType>,
+    /// The title of `because` (filled by [`describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because_title: Option<String>,
 }
 
 /// One recommended item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Recommended {
     pub id: String,
+    /// What a page shows of the item (filled by [`describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
     /// Fused score (weighted reciprocal rank), after boosts.
     pub score: f64,
     pub reasons: Vec<Reason>,
@@ -962,6 +975,7 @@ pub fn recommend(
                 score: *s,
                 because: None,
                 because_event: None,
+                because_title: None,
             });
         }
     }
@@ -1049,6 +1063,7 @@ pub fn recommend(
                     score: 0.0,
                     because: None,
                     because_event: None,
+                    because_title: None,
                 }],
             ));
         }
@@ -1100,11 +1115,59 @@ pub fn recommend(
                 reasons,
                 effects: effects.remove(&i).unwrap_or_default(),
                 ranker: ranker_scores.remove(&i),
+                ..Recommended::default()
             }
         })
         .collect::<Vec<_>>();
     let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
     Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features })
+}
+
+/// Fill in what a page shows of each item (title — the Chinese one with `Lang::Zh` where the
+/// catalog has it —, brand, category path, price) and the title of every item a reason
+/// cites, with one lookup of the catalog facts in memory.
+pub fn describe(store: &dyn Storage, items: &mut [Recommended], lang: Lang) -> Result<()> {
+    let mut ids: Vec<String> = items.iter().map(|r| r.id.clone()).collect();
+    ids.extend(items.iter().flat_map(|r| r.reasons.iter().filter_map(|x| x.because.clone())));
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let metas = store.items_meta(&refs)?;
+    let by_id: HashMap<&str, &ItemMeta> =
+        refs.iter().zip(&metas).filter_map(|(id, meta)| meta.as_ref().map(|m| (*id, m))).collect();
+    let title = |meta: &ItemMeta| {
+        let zh = if lang == Lang::Zh { meta.title_zh.as_deref() } else { None };
+        zh.or(meta.title.as_deref()).map(str::to_string)
+    };
+    let titles: HashMap<&str, Option<String>> = by_id.iter().map(|(id, meta)| (*id, title(meta))).collect();
+    for item in items.iter_mut() {
+        if let Some(meta) = by_id.get(item.id.as_str()) {
+            item.title = titles.get(item.id.as_str()).cloned().flatten();
+            item.brand = meta.brand.as_deref().map(str::to_string);
+            item.category = meta.category.iter().map(|c| c.to_string()).collect();
+            // Prices are kept as f32 in memory: the shortest decimal that round-trips is
+            // the catalog's own price (55.99, not 55.9900016784668).
+            item.price = meta.price.map(|p| p.to_string().parse::<f64>().unwrap_or(f64::from(p)));
+        }
+        for reason in &mut item.reasons {
+            reason.because_title = reason.because.as_deref().and_then(|b| titles.get(b).cloned().flatten());
+        }
+    }
+    Ok(())
+}
+
+/// Search results' titles in the page's language: with `Lang::Zh`, the Chinese title where
+/// the catalog has one (the index holds the catalog's own title).
+pub fn describe_hits(store: &dyn Storage, hits: &mut [crate::search::Hit], lang: Lang) -> Result<()> {
+    if lang != Lang::Zh {
+        return Ok(());
+    }
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    let metas = store.items_meta(&ids)?;
+    for (hit, meta) in hits.iter_mut().zip(metas) {
+        if let Some(zh) = meta.and_then(|m| m.title_zh) {
+            hit.title = zh.to_string();
+        }
+    }
+    Ok(())
 }
 
 /// Items similar to `item`, best first: its item-kNN neighbours, then — when those are
@@ -1182,9 +1245,11 @@ fn similar_item(id: String, score: f64, source: &str, because: &str) -> Recommen
             score: score as f32,
             because: Some(because.to_string()),
             because_event: None,
+            because_title: None,
         }],
         effects: Vec::new(),
         ranker: None,
+        ..Recommended::default()
     }
 }
 
@@ -1253,9 +1318,11 @@ pub fn recommend_without_models(
                         score: 0.0,
                         because: None,
                         because_event: None,
+                        because_title: None,
                     }],
                     effects: Vec::new(),
                     ranker: None,
+                    ..Recommended::default()
                 });
             }
         }
@@ -1336,9 +1403,11 @@ pub fn trending(
                         score: (score as f32).max(f32::MIN_POSITIVE),
                         because: None,
                         because_event: None,
+                        because_title: None,
                     }],
                     effects: Vec::new(),
                     ranker: None,
+                    ..Recommended::default()
                 });
             }
         }

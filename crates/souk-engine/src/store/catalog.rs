@@ -16,13 +16,14 @@ use crate::ids::{ItemId, UserId};
 use crate::model::{Follow, FollowKind, Item, User};
 
 /// Version of the catalog schema; bump with a migration when the tables change.
-pub const CATALOG_FORMAT_VERSION: u32 = 1;
+pub const CATALOG_FORMAT_VERSION: u32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
-    category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL
+    category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL,
+    title TEXT, title_zh TEXT
 );
 CREATE TABLE IF NOT EXISTS users (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS follows (
@@ -43,6 +44,9 @@ pub struct ItemFacts<'a> {
     pub brand: Option<&'a str>,
     pub price: Option<f64>,
     pub available: bool,
+    pub title: Option<&'a str>,
+    /// The Chinese title (`translations.zh.title`), where the catalog has one.
+    pub title_zh: Option<&'a str>,
 }
 
 impl<'a> ItemFacts<'a> {
@@ -53,8 +57,25 @@ impl<'a> ItemFacts<'a> {
             brand: item.brand.as_deref(),
             price: item.price,
             available: item.available,
+            title: Some(item.title.as_str()),
+            title_zh: item.translations.get("zh").map(|t| t.title.as_str()),
         }
     }
+}
+
+/// Version 1 → 2: titles in their own columns (filled from the documents), so that opening
+/// the store keeps every item's title in memory without parsing documents.
+fn migrate_titles(connection: &Connection) -> Result<()> {
+    connection.execute_batch(
+        "BEGIN;
+         ALTER TABLE items ADD COLUMN title TEXT;
+         ALTER TABLE items ADD COLUMN title_zh TEXT;
+         UPDATE items SET title = json_extract(doc, '$.title'),
+                          title_zh = json_extract(doc, '$.translations.zh.title');
+         UPDATE meta SET value = '2' WHERE key = 'format_version';
+         COMMIT;",
+    )?;
+    Ok(())
 }
 
 fn integrity_problems(connection: &Connection, quick: bool) -> rusqlite::Result<Vec<String>> {
@@ -104,7 +125,9 @@ impl Catalog {
             }
             Some(v) => {
                 let found = v.parse::<u32>().map_err(|_| corrupt(path, format!("unreadable format version {v:?}")))?;
-                if found != CATALOG_FORMAT_VERSION {
+                if found == 1 {
+                    migrate_titles(&connection)?;
+                } else if found != CATALOG_FORMAT_VERSION {
                     return Err(Error::FormatVersion {
                         path: path.to_path_buf(),
                         found,
@@ -132,9 +155,11 @@ impl Catalog {
         let tx = connection.transaction()?;
         {
             let mut statement = tx.prepare_cached(
-                "INSERT INTO items (id, doc, category, brand, price, available) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO items (id, doc, category, brand, price, available, title, title_zh)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, category = excluded.category,
-                     brand = excluded.brand, price = excluded.price, available = excluded.available",
+                     brand = excluded.brand, price = excluded.price, available = excluded.available,
+                     title = excluded.title, title_zh = excluded.title_zh",
             )?;
             for item in items {
                 let doc = serde_json::to_string(item).map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
@@ -144,7 +169,9 @@ impl Catalog {
                     item.category.join(CATEGORY_SEPARATOR),
                     item.brand,
                     item.price,
-                    item.available
+                    item.available,
+                    item.title,
+                    item.translations.get("zh").map(|t| t.title.as_str())
                 ])?;
             }
         }
@@ -293,8 +320,8 @@ impl Catalog {
         mut follow: impl FnMut(&str, &str),
     ) -> Result<()> {
         let connection = self.connection.lock();
-        let mut statement =
-            connection.prepare("SELECT id, category, brand, price, available FROM items ORDER BY seq")?;
+        let mut statement = connection
+            .prepare("SELECT id, category, brand, price, available, title, title_zh FROM items ORDER BY seq")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let category = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
@@ -304,6 +331,8 @@ impl Catalog {
                 brand: row.get_ref(2)?.as_str_or_null().map_err(rusqlite::Error::from)?,
                 price: row.get::<_, Option<f64>>(3)?,
                 available: row.get::<_, bool>(4)?,
+                title: row.get_ref(5)?.as_str_or_null().map_err(rusqlite::Error::from)?,
+                title_zh: row.get_ref(6)?.as_str_or_null().map_err(rusqlite::Error::from)?,
             });
         }
         let mut statement = connection.prepare("SELECT id FROM users ORDER BY seq")?;
@@ -345,4 +374,63 @@ pub enum CatalogTable {
     Items,
     Users,
     Follows,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_catalog_gains_title_columns_from_its_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                r#"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
+                     category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL);
+                 INSERT INTO meta VALUES ('format_version', '1');
+                 INSERT INTO items (id, doc, category, brand, price, available) VALUES ('i1',
+                     '{"id":"i1","title":"Red shoe","translations":{"zh":{"title":"红鞋"}}}', '', NULL, NULL, 1);"#,
+            )
+            .unwrap();
+        }
+        let catalog = Catalog::open(&path).unwrap();
+        let mut seen = Vec::new();
+        catalog
+            .scan_ids(
+                |facts| seen.push((facts.title.map(str::to_string), facts.title_zh.map(str::to_string))),
+                |_| {},
+                |_, _| {},
+            )
+            .unwrap();
+        assert_eq!(seen, vec![(Some("Red shoe".to_string()), Some("红鞋".to_string()))]);
+        assert_eq!(catalog.get_item(&ItemId::parse("i1", "id").unwrap()).unwrap().unwrap().title, "Red shoe");
+        drop(catalog);
+        let version: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, CATALOG_FORMAT_VERSION.to_string());
+    }
+
+    #[test]
+    fn a_damaged_catalog_file_stops_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        {
+            let catalog = Catalog::open(&path).unwrap();
+            let items: Vec<Item> = (0..2_000)
+                .map(|n| Item::new(ItemId::parse(format!("i{n}"), "id").unwrap(), format!("item number {n}")))
+                .collect();
+            catalog.put_items(&items).unwrap();
+            let connection = catalog.connection.lock();
+            connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+        let error = Catalog::open(&path).err().expect("a cut catalog must not open");
+        assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    }
 }

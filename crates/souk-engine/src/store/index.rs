@@ -83,12 +83,15 @@ pub struct UserEntry {
 
 /// The catalog facts of an item kept in memory for filtering: category levels and brand
 /// as shared strings (one copy per distinct label), price, availability.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemMeta {
     pub category: Box<[Arc<str>]>,
     pub brand: Option<Arc<str>>,
     pub price: Option<f32>,
     pub available: bool,
+    /// What a page shows: the title, and the Chinese title where the catalog has one.
+    pub title: Option<Arc<str>>,
+    pub title_zh: Option<Arc<str>>,
 }
 
 impl ItemMeta {
@@ -169,8 +172,14 @@ impl EventIndex {
         let brand = facts.brand.map(|b| self.label(b));
         let entry = &mut self.item_entries[n as usize];
         entry.in_catalog = true;
-        entry.meta =
-            Some(ItemMeta { category, brand, price: facts.price.map(|p| p as f32), available: facts.available });
+        entry.meta = Some(ItemMeta {
+            category,
+            brand,
+            price: facts.price.map(|p| p as f32),
+            available: facts.available,
+            title: facts.title.map(Arc::from),
+            title_zh: facts.title_zh.map(Arc::from),
+        });
         n
     }
 

@@ -625,3 +625,52 @@ async fn a_catalog_item_without_interactions_has_similar_items_from_its_category
     // Unknown items are still 404.
     assert_eq!(server.get("/v1/items/never-heard-of/similar").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_items_carry_what_a_page_shows_in_the_asked_language() {
+    let (server, _) = shop_with_search(None, true);
+    let item = |id: String| {
+        let server = &server;
+        async move { server.get(&format!("/v1/items/{id}")).await.1 }
+    };
+    let (status, page) = server.get("/v1/users/u000003/recommendations?n=5&lang=zh").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut cited = 0;
+    for listed in page["items"].as_array().unwrap() {
+        let record = item(listed["id"].as_str().unwrap().to_string()).await;
+        assert_eq!(listed["title"], record["translations"]["zh"]["title"], "{listed}");
+        assert_eq!(listed["brand"], record["brand"]);
+        assert_eq!(listed["category"], record["category"]);
+        assert_eq!(listed["price"], record["price"]);
+        for reason in listed["reasons"].as_array().unwrap() {
+            if let Some(because) = reason["because"].as_str() {
+                let cited_item = item(because.to_string()).await;
+                assert_eq!(reason["because_title"], cited_item["translations"]["zh"]["title"], "{reason}");
+                cited += 1;
+            }
+        }
+    }
+    assert!(cited > 0, "some reason cites an item: {page}");
+    for path in ["/v1/trending?n=3", "/v1/items/i000005/similar?n=3"] {
+        let (status, listed) = server.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        for entry in listed["items"].as_array().unwrap() {
+            let record = item(entry["id"].as_str().unwrap().to_string()).await;
+            assert_eq!(entry["title"], record["title"], "{path}: {entry}");
+        }
+    }
+    let (_, zh) = server.get("/v1/trending?n=3&lang=zh").await;
+    let record = item(zh["items"][0]["id"].as_str().unwrap().to_string()).await;
+    assert_eq!(zh["items"][0]["title"], record["translations"]["zh"]["title"]);
+    // Search answers in the asked language too.
+    let (status, found) = server.get("/v1/search?q=lipstick&n=3&lang=zh").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let hit = &found["items"][0];
+    let record = item(hit["id"].as_str().unwrap().to_string()).await;
+    assert_eq!(hit["title"], record["translations"]["zh"]["title"], "{hit}");
+    let (status, bad) = server.get("/v1/trending?lang=fr").await;
+    assert_eq!(
+        (status, bad["code"].as_str(), bad["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_lang"), Some("lang"))
+    );
+}
