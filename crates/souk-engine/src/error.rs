@@ -96,3 +96,606 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What class of failure a code belongs to (the `type` column of the error table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// The caller sent something malformed, out of range or too large.
+    InvalidRequest,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// A part this request needs is not running here.
+    Unavailable,
+    /// A failure inside Souk.
+    Internal,
+}
+
+/// One stable error code: what a client scripts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    /// The HTTP status of a response with this code.
+    pub status: u16,
+    pub error_type: ErrorType,
+    pub description: &'static str,
+}
+
+/// Every error code Souk answers with, once, sorted by code. The server's status mapping
+/// and `docs/errors.md` come from it; a test fails on a code used in the source but not
+/// listed here, and on a listed code nothing uses.
+pub const ERROR_CODES: &[ErrorCode] = &[
+    ErrorCode {
+        code: "conflict",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "The request conflicts with the current state",
+    },
+    ErrorCode {
+        code: "corrupt",
+        status: 500,
+        error_type: ErrorType::Internal,
+        description: "Stored data is damaged or written by an unknown format version; `souk verify` says where",
+    },
+    ErrorCode {
+        code: "duplicate_pin",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Two pin rules name the same item",
+    },
+    ErrorCode {
+        code: "duplicate_position",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Two pin or promotion rules claim the same position",
+    },
+    ErrorCode {
+        code: "empty",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A list that must hold at least one value is empty",
+    },
+    ErrorCode {
+        code: "empty_body",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The request body is empty",
+    },
+    ErrorCode {
+        code: "empty_condition",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A rule condition names no field to match",
+    },
+    ErrorCode {
+        code: "empty_dataset",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "There is nothing to train on",
+    },
+    ErrorCode {
+        code: "empty_id",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An id is the empty string",
+    },
+    ErrorCode {
+        code: "empty_text",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A text that must not be empty is empty",
+    },
+    ErrorCode {
+        code: "expected_one_log",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An Open Bandit folder must hold exactly one log CSV",
+    },
+    ErrorCode {
+        code: "feature_mismatch",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Feature rows do not have the model's number of features",
+    },
+    ErrorCode {
+        code: "group_too_large",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A ranking group (one page) has more rows than the ranker accepts",
+    },
+    ErrorCode {
+        code: "id_mismatch",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The id in the body differs from the id in the path",
+    },
+    ErrorCode {
+        code: "id_too_long",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An id is longer than 256 bytes",
+    },
+    ErrorCode {
+        code: "internal",
+        status: 500,
+        error_type: ErrorType::Internal,
+        description: "An unexpected failure inside Souk (logged on the server)",
+    },
+    ErrorCode {
+        code: "invalid_attribute",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An item attribute is not a string, number or boolean",
+    },
+    ErrorCode {
+        code: "invalid_body",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The request body is not what the endpoint takes",
+    },
+    ErrorCode {
+        code: "invalid_category",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A category path is empty or has an empty level",
+    },
+    ErrorCode {
+        code: "invalid_condition",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A rule condition is malformed",
+    },
+    ErrorCode {
+        code: "invalid_config",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A generator configuration value is out of range",
+    },
+    ErrorCode {
+        code: "invalid_csv",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A CSV file cannot be read as CSV",
+    },
+    ErrorCode {
+        code: "invalid_cursor",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The cursor was not returned by an earlier page",
+    },
+    ErrorCode {
+        code: "invalid_eval_config",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An evaluation setting is out of range",
+    },
+    ErrorCode {
+        code: "invalid_event_type",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The event type is not one of the known types",
+    },
+    ErrorCode {
+        code: "invalid_exclude",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "`exclude` names something other than seen, purchased, disliked or none",
+    },
+    ErrorCode {
+        code: "invalid_follow_kind",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The kind of a follow is not a known kind",
+    },
+    ErrorCode {
+        code: "invalid_id",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An id holds control or bidirectional characters, nothing visible, or is `.`/`..`",
+    },
+    ErrorCode {
+        code: "invalid_json",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The body is not valid JSON",
+    },
+    ErrorCode {
+        code: "invalid_label",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A training label is not a finite number in range",
+    },
+    ErrorCode {
+        code: "invalid_lang",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "`lang` is not `en` or `zh`",
+    },
+    ErrorCode {
+        code: "invalid_number",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A number is not a number, or is out of range",
+    },
+    ErrorCode {
+        code: "invalid_parameter",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A query parameter has a value of the wrong type",
+    },
+    ErrorCode {
+        code: "invalid_params",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A model's parameters are malformed",
+    },
+    ErrorCode {
+        code: "invalid_probability",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A probability is outside 0..=1",
+    },
+    ErrorCode {
+        code: "invalid_protocol",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The evaluation protocol is not a known protocol",
+    },
+    ErrorCode {
+        code: "invalid_query_string",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The query string cannot be parsed",
+    },
+    ErrorCode {
+        code: "invalid_range",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The lower end of a range exceeds the upper end",
+    },
+    ErrorCode {
+        code: "invalid_ratio",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A ratio is outside its range",
+    },
+    ErrorCode {
+        code: "invalid_record_kind",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An import record's kind is not item, user, event or follow",
+    },
+    ErrorCode {
+        code: "invalid_rule",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A re-ranking rule is malformed",
+    },
+    ErrorCode {
+        code: "invalid_simulation",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A simulation setting is out of range",
+    },
+    ErrorCode {
+        code: "invalid_target",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The evaluation target is not a known target",
+    },
+    ErrorCode {
+        code: "invalid_timestamp",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A timestamp is neither RFC 3339 nor Unix milliseconds in range",
+    },
+    ErrorCode {
+        code: "invalid_type",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A field has the wrong JSON type",
+    },
+    ErrorCode {
+        code: "invalid_utf8",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Text is not valid UTF-8",
+    },
+    ErrorCode {
+        code: "invalid_value",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A value is outside what the field accepts",
+    },
+    ErrorCode {
+        code: "invalid_vector",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A vector is empty, has non-finite values or the wrong length",
+    },
+    ErrorCode {
+        code: "invalid_weight",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A weight is negative or not finite",
+    },
+    ErrorCode {
+        code: "length_mismatch",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Two lists that go together differ in length",
+    },
+    ErrorCode {
+        code: "locked",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "The data directory is in use by another souk process",
+    },
+    ErrorCode {
+        code: "method_not_allowed",
+        status: 405,
+        error_type: ErrorType::InvalidRequest,
+        description: "The endpoint does not answer this HTTP method",
+    },
+    ErrorCode {
+        code: "missing_column",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An import file lacks a required column",
+    },
+    ErrorCode {
+        code: "missing_field",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A required field is missing",
+    },
+    ErrorCode {
+        code: "no_route",
+        status: 404,
+        error_type: ErrorType::NotFound,
+        description: "No endpoint has this path",
+    },
+    ErrorCode {
+        code: "not_an_array",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The body must be a JSON array",
+    },
+    ErrorCode {
+        code: "not_found",
+        status: 404,
+        error_type: ErrorType::NotFound,
+        description: "The item, user or other thing asked for does not exist",
+    },
+    ErrorCode {
+        code: "parse_error",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A line of an import file cannot be parsed",
+    },
+    ErrorCode {
+        code: "payload_too_large",
+        status: 413,
+        error_type: ErrorType::InvalidRequest,
+        description: "The body is larger than the server accepts",
+    },
+    ErrorCode {
+        code: "query_too_long",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The search query is longer than accepted",
+    },
+    ErrorCode {
+        code: "search_unavailable",
+        status: 503,
+        error_type: ErrorType::Unavailable,
+        description: "This server runs without a search index",
+    },
+    ErrorCode {
+        code: "self_follow",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A user cannot follow themselves",
+    },
+    ErrorCode {
+        code: "semantic_unavailable",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Semantic search was asked for but no text embedder is configured",
+    },
+    ErrorCode {
+        code: "split_too_small",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A split leaves too few rows to train or test on",
+    },
+    ErrorCode {
+        code: "text_too_long",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A text field is longer than accepted",
+    },
+    ErrorCode {
+        code: "too_few_items",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "Fewer items than the operation needs",
+    },
+    ErrorCode {
+        code: "too_many_events",
+        status: 413,
+        error_type: ErrorType::InvalidRequest,
+        description: "A batch holds more events than accepted",
+    },
+    ErrorCode {
+        code: "too_many_items",
+        status: 413,
+        error_type: ErrorType::InvalidRequest,
+        description: "A batch holds more items than accepted",
+    },
+    ErrorCode {
+        code: "training_in_progress",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "A training is already running",
+    },
+    ErrorCode {
+        code: "unknown_field",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A field is not one the record takes",
+    },
+    ErrorCode {
+        code: "unknown_format",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The import format is not a known format",
+    },
+    ErrorCode {
+        code: "unknown_model",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The model is not one the registry knows",
+    },
+    ErrorCode {
+        code: "unknown_parameter",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A query parameter is not one the endpoint takes",
+    },
+    ErrorCode {
+        code: "unknown_vector_space",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "The vector space has no vectors",
+    },
+];
+
+/// The table entry of `code`.
+pub fn error_code(code: &str) -> Option<&'static ErrorCode> {
+    ERROR_CODES.binary_search_by(|entry| entry.code.cmp(code)).ok().map(|i| &ERROR_CODES[i])
+}
+
+/// The error table as a Markdown page (`docs/errors.md`).
+pub fn error_table_markdown() -> String {
+    let mut out = String::from(
+        "# Error codes\n\nEvery error response is JSON `{\"code\", \"message\", \"field\"?}`; `code` is one of\nthese and never changes meaning. Generated from `ERROR_CODES` in\n`crates/souk-engine/src/error.rs`.\n\n| code | HTTP status | type | meaning |\n|---|---|---|---|\n",
+    );
+    for entry in ERROR_CODES {
+        let kind = serde_json::to_value(entry.error_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", entry.code, entry.status, kind, entry.description));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Every `.rs` file of the workspace's crates, with its text.
+    fn workspace_sources() -> Vec<(PathBuf, String)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let mut out = Vec::new();
+        for krate in std::fs::read_dir(&crates).unwrap() {
+            let src = krate.unwrap().path().join("src");
+            if src.is_dir() {
+                walk(&src, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The string literals passed as error codes: the first string argument of
+    /// `ValidationError::new`, `ApiError::new` and `bad_request`, and `code: "…"` fields.
+    fn codes_used(text: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for anchor in ["ValidationError::new(", "ApiError::new(", "bad_request(", "code: \""] {
+            let mut rest = text;
+            while let Some(at) = rest.find(anchor) {
+                rest = &rest[at + anchor.len()..];
+                let start = if anchor.ends_with('"') { Some(0) } else { rest.find('"').map(|q| q + 1) };
+                let Some(start) = start else { continue };
+                // Only a literal that comes before the call's first comma-separated
+                // non-status argument: skip `field, "message"` shapes.
+                let head = &rest[..start.saturating_sub(1)];
+                if head.contains('(') || head.matches(',').count() > 1 || head.contains(';') {
+                    continue;
+                }
+                if let Some(end) = rest[start..].find('"') {
+                    let code = &rest[start..start + end];
+                    if !code.is_empty()
+                        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    {
+                        out.insert(code.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_holds_each_code_once() {
+        assert!(ERROR_CODES.windows(2).all(|w| w[0].code < w[1].code), "sorted, no duplicates");
+        for entry in ERROR_CODES {
+            assert!((400..600).contains(&entry.status), "{entry:?}");
+            assert!(!entry.description.is_empty() && !entry.description.ends_with('.'), "{entry:?}");
+            assert_eq!(error_code(entry.code), Some(entry));
+        }
+        assert_eq!(error_code("no_such_code"), None);
+    }
+
+    #[test]
+    fn every_code_in_the_source_is_in_the_table_and_every_listed_code_is_used() {
+        let sources = workspace_sources();
+        assert!(sources.len() > 50, "the scan must see the workspace");
+        let mut used = BTreeSet::new();
+        for (path, text) in &sources {
+            if path.ends_with("souk-engine/src/error.rs") {
+                continue;
+            }
+            for code in codes_used(text) {
+                assert!(error_code(&code).is_some(), "{}: code {code:?} is not in ERROR_CODES", path.display());
+                used.insert(code);
+            }
+        }
+        let everything: String = sources
+            .iter()
+            .filter(|(path, _)| !path.ends_with("souk-engine/src/error.rs"))
+            .map(|(_, text)| text.as_str())
+            .collect();
+        for entry in ERROR_CODES {
+            assert!(everything.contains(&format!("\"{}\"", entry.code)), "{} is listed but never used", entry.code);
+        }
+        assert!(used.len() > 40, "the scan finds the codes: {used:?}");
+    }
+
+    #[test]
+    fn the_error_page_is_generated_from_the_table() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+        let page = error_table_markdown();
+        if std::env::var_os("SOUK_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &page).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(committed == page, "docs/errors.md is stale: run `SOUK_UPDATE_DOCS=1 cargo test -p souk-engine error`");
+    }
+}

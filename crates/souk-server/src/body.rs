@@ -1,7 +1,7 @@
 //! Reading request bodies with limits and JSON errors (axum's own rejections are plain text).
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -10,7 +10,6 @@ use crate::error::{ApiError, ApiResult};
 pub async fn read_limited(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("request body exceeds the limit of {limit} bytes"),
             Some("body".into()),

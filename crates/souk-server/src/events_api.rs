@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use souk_engine::input;
 
@@ -36,7 +36,6 @@ pub async fn post_events(State(state): State<AppState>, headers: HeaderMap, body
         let records = json_raw_list(text, ndjson, "events")?;
         if records.len() > max_batch {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
                 "too_many_events",
                 format!("expected at most {max_batch} events per request, found {}", records.len()),
                 Some("events".into()),

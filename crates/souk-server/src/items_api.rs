@@ -88,7 +88,6 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
     let values = json_list(&bytes, is_ndjson(&headers), "items")?;
     if values.len() > state.config.max_batch {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_items",
             format!("expected at most {} items per request, found {}", state.config.max_batch, values.len()),
             Some("items".into()),

@@ -90,16 +90,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 }
 
 async fn fallback() -> error::ApiError {
-    error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_route", "no such endpoint", None)
+    error::ApiError::new("no_route", "no such endpoint", None)
 }
 
 async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
-    error::ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("this endpoint does not answer {method}"),
-        None,
-    )
+    error::ApiError::new("method_not_allowed", format!("this endpoint does not answer {method}"), None)
 }
 
 /// The whole HTTP surface.

@@ -357,14 +357,10 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
 }
 
 fn search_index(state: &AppState) -> ApiResult<Arc<SearchIndex>> {
-    state.search.clone().ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "search_unavailable",
-            "this server runs without a search index",
-            None,
-        )
-    })
+    state
+        .search
+        .clone()
+        .ok_or_else(|| ApiError::new("search_unavailable", "this server runs without a search index", None))
 }
 
 async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use souk_engine::serving::ModelSet;
 
@@ -17,7 +16,7 @@ use crate::state::AppState;
 /// Train, save and swap; returns the new manifest. Fails with 409 if a training is running.
 pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     let Ok(_guard) = state.training.try_lock() else {
-        return Err(ApiError::new(StatusCode::CONFLICT, "training_in_progress", "a training is already running", None));
+        return Err(ApiError::new("training_in_progress", "a training is already running", None));
     };
     let settings = state.recommend.clone();
     let artifacts = state.artifacts.clone();
