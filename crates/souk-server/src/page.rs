@@ -1,5 +1,5 @@
-//! What every served page shares below the handlers: request ids, randomness for log
-//! sampling and the explore arm, the clock, and the order of a page's feature rows.
+//! What every served page shares below the handlers: request ids, the clock, and the
+//! background write of a logged page (the page log's policy is the engine's).
 //! The handlers of recommendations and search both use it; it uses neither.
 
 /// A fresh request id for a served page (`r-` and 16 hex digits).
@@ -8,7 +8,7 @@ pub fn new_request_id() -> String {
 }
 
 /// A random 64-bit number.
-pub fn rand_u64() -> u64 {
+fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // A per-process random key hashed with a counter: unique and unpredictable enough for
     // request ids without another dependency.
@@ -23,12 +23,22 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The feature rows of an impression's items, in the order it showed them.
-pub fn in_page_order(impression: &souk_engine::Event, rows: &[(String, Vec<f32>)]) -> Vec<(String, Vec<f32>)> {
-    let by_item: std::collections::HashMap<&str, &Vec<f32>> = rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
-    impression
-        .items
-        .iter()
-        .filter_map(|item| by_item.get(item.as_str()).map(|row| (item.as_str().to_string(), (*row).clone())))
-        .collect()
+/// Write a logged page in the background (logging never delays or fails a page); the
+/// online click model sees the page at once.
+pub fn log_page(
+    state: &crate::state::AppState,
+    record: souk_engine::serving::page_log::PageRecord,
+    log: Option<std::sync::Arc<souk_engine::rank::ranker::FeatureLog>>,
+) {
+    if let Some((online, _)) = &state.online {
+        record.observe(online);
+    }
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    let searched = record.events.iter().any(|e| e.event_type == souk_engine::EventType::Search);
+    tokio::task::spawn_blocking(move || match record.write(store.as_ref(), log.as_deref()) {
+        Ok(()) if searched => metrics.count_search_logged(),
+        Ok(()) => {}
+        Err(e) => tracing::error!(error = %e, "logging a served page failed"),
+    });
 }

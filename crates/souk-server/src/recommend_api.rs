@@ -4,14 +4,13 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::Lang;
-use souk_engine::serving::{
-    self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended, SURFACE_RECOMMENDATIONS,
-};
+use souk_engine::serving::page_log::{self, Arm, LogPolicy, Served, Surface};
+use souk_engine::serving::{self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended};
 use souk_engine::ValidationError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::page::{in_page_order, new_request_id, now_ms, rand_u64};
+use crate::page::{new_request_id, now_ms};
 use crate::state::AppState;
 
 /// Most items one page may ask for.
@@ -199,13 +198,11 @@ pub async fn get_recommendations(
     Path(id): Path<String>,
     Query(query): Query<RecommendQuery>,
 ) -> ApiResult<Json<RecommendationsOut>> {
-    souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
+    let user = souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
-    // A random sample of pages is logged for the ranker to learn from.
-    let log_features = state.feature_log.is_some()
-        && state.ranking.log_features
-        && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.log_share;
+    let policy = LogPolicy::of(&state.ranking);
+    let log_features = state.feature_log.is_some() && policy.sample();
     let request = RecommendRequest {
         user: id.clone(),
         n,
@@ -226,28 +223,31 @@ pub async fn get_recommendations(
         .compute(move |store| {
             let mut page = match &models {
                 Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| {
-                    let arm = if p.items.iter().any(|i| i.ranker.is_some()) { "ranker" } else { "blend" };
+                    let arm = if p.items.iter().any(|i| i.ranker.is_some()) { Arm::Ranker } else { Arm::Blend };
                     (p.items, p.next_cursor, Some(set.manifest.trained_at_ms), p.features, arm)
                 }),
                 None => serving::recommend_without_models(store, &recommend.weights, &request)
-                    .map(|(items, cursor)| (items, cursor, None, Vec::new(), "trending")),
+                    .map(|(items, cursor)| (items, cursor, None, Vec::new(), Arm::Trending)),
             }?;
             serving::describe(store, &mut page.0, lang)?;
             Ok(page)
         })
         .await?;
-    let (mut items, next_cursor, trained_at, features, mut arm) = page;
+    let (mut items, next_cursor, trained_at, features, arm) = page;
     let request_id = new_request_id();
     if log_features && !features.is_empty() {
-        // The randomised arm: this page's items in a shuffled order, so that where an item
-        // sits is independent of how good it is (position bias is estimated from it).
-        if (rand_u64() as f64 / u64::MAX as f64) < state.ranking.explore_share {
-            for i in (1..items.len()).rev() {
-                items.swap(i, (rand_u64() % (i as u64 + 1)) as usize);
-            }
-            arm = "explore";
-        }
-        log_page(&state, &request_id, &id, &items, features, arm);
+        let arm = policy.explore(&mut items, arm);
+        let shown: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let served = Served {
+            surface: Surface::Recommendations,
+            request_id: &request_id,
+            user: &user,
+            shown: &shown,
+            arm: Some(arm),
+            query: None,
+        };
+        let record = page_log::record(served, &features, now_ms());
+        crate::page::log_page(&state, record, state.feature_log.clone());
     }
     Ok(Json(RecommendationsOut {
         request_id,
@@ -255,47 +255,6 @@ pub async fn get_recommendations(
         next_cursor: next_cursor.map(|c| c.encode()),
         model: trained_at.map(|t| format!("trained-at-{t}")),
     }))
-}
-
-/// Store what a page showed, in the background (logging never delays or fails a page):
-/// the impression with its request id and arm, and the items' feature rows.
-fn log_page(
-    state: &AppState,
-    request_id: &str,
-    user: &str,
-    items: &[Recommended],
-    features: Vec<(String, Vec<f32>)>,
-    arm: &str,
-) {
-    let Some(log) = state.feature_log.clone() else { return };
-    let (Ok(id), Ok(user)) = (
-        souk_engine::EventId::parse(format!("{request_id}:impression"), "id"),
-        souk_engine::UserId::parse(user, "user"),
-    ) else {
-        return;
-    };
-    let mut impression = souk_engine::Event::new(id, souk_engine::EventType::Impression, user, None, now_ms());
-    impression.items = items.iter().filter_map(|i| souk_engine::ItemId::parse(i.id.clone(), "id").ok()).collect();
-    impression.request_id = Some(request_id.to_string());
-    impression.arm = Some(arm.to_string());
-    if let Some((online, _)) = &state.online {
-        online.observe_page(
-            request_id,
-            SURFACE_RECOMMENDATIONS,
-            impression.timestamp,
-            &in_page_order(&impression, &features),
-        );
-    }
-    let request_id = request_id.to_string();
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = log.append(&request_id, &features) {
-            tracing::error!(error = %e, "logging feature rows failed");
-        }
-        if let Err(e) = store.append_events(vec![impression]) {
-            tracing::error!(error = %e, "logging an impression failed");
-        }
-    });
 }
 
 /// Query of `GET /v1/items/{id}/similar`.

@@ -10,22 +10,21 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use souk_engine::model::{Event, EventType};
-use souk_engine::rank::ranker::ARM_EXPLORE;
 use souk_engine::rank::rerank::Rules;
 use souk_engine::search::{
     embedder_reads, Affinity, Facets, Filters, Fusion, Hit, RankingStage, SearchIndex, SearchMode, SearchRequest, Sort,
     TextEmbedder, TEXT_SPACE,
 };
-use souk_engine::serving::search_ranking::{SearchRanking, SURFACE_SEARCH};
-use souk_engine::{EventId, UserId};
+use souk_engine::serving::search_ranking::SearchRanking;
+use souk_engine::UserId;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
-use crate::page::{in_page_order, new_request_id, now_ms, rand_u64};
+use crate::page::{new_request_id, now_ms};
 use crate::state::AppState;
 use souk_engine::input::Lang;
+use souk_engine::serving::page_log::{self, Arm, LogPolicy, Served, Surface};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
@@ -375,10 +374,8 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let Plan { mut request, user, personalize, use_ranker, query, lang } = plan;
     let history_user = user.clone().filter(|_| personalize);
     // A random sample of pages is logged for the search ranker to learn from.
-    let log_features = history_user.is_some()
-        && state.search_feature_log.is_some()
-        && state.ranking.log_features
-        && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.log_share;
+    let policy = LogPolicy::of(&state.ranking);
+    let log_features = history_user.is_some() && state.search_feature_log.is_some() && policy.sample();
     let (mut response, affinity, rows, arm) = state
         .compute(move |store| {
             // Embed the query for the text space when nothing else supplies a vector.
@@ -430,7 +427,7 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
             let (rows, arm) = match &stage {
                 Some(stage) if log_features => {
                     let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();
-                    (stage.rows_of(&shown), Some(if stage.ranks() { "ranker" } else { "blend" }))
+                    (stage.rows_of(&shown), Some(if stage.ranks() { Arm::Ranker } else { Arm::Blend }))
                 }
                 _ => (Vec::new(), None),
             };
@@ -439,16 +436,23 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
         .await?;
 
     if let Some(user) = user {
-        let mut arm = arm;
-        if !rows.is_empty() && (rand_u64() as f64 / u64::MAX as f64) < state.ranking.explore_share {
-            // The randomised arm: the page in a shuffled order, so that where a result sits
-            // is independent of how good it is (position bias is estimated from it).
-            for i in (1..response.hits.len()).rev() {
-                response.hits.swap(i, (rand_u64() % (i as u64 + 1)) as usize);
-            }
-            arm = Some(ARM_EXPLORE);
-        }
-        log_search(&state, &request_id, user, &query, &response.hits, arm, rows);
+        // Every search of a known shopper is logged; a sampled one with its feature rows,
+        // and perhaps in the explore arm's random order.
+        let arm = match arm {
+            Some(arm) if !rows.is_empty() => Some(policy.explore(&mut response.hits, arm)),
+            other => other,
+        };
+        let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();
+        let served = Served {
+            surface: Surface::Search,
+            request_id: &request_id,
+            user: &user,
+            shown: &shown,
+            arm,
+            query: Some(&query),
+        };
+        let record = page_log::record(served, &rows, now_ms());
+        crate::page::log_page(&state, record, state.search_feature_log.clone());
     }
     let facets: serde_json::Value =
         response.facets.as_ref().map_or(serde_json::Value::Object(Default::default()), |f: &Facets| {
@@ -484,59 +488,6 @@ fn to_item(hit: Hit) -> SearchItem {
         explain: hit.explain.map(|e| serde_json::to_value(e).unwrap_or_default()),
         effects: hit.effects.iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
     }
-}
-
-/// Store the search and what it showed, in the background: logging never delays or fails
-/// a search. A sampled page also has its arm on the impression and its results' feature
-/// rows in the search feature log.
-fn log_search(
-    state: &AppState,
-    request_id: &str,
-    user: UserId,
-    query: &str,
-    hits: &[Hit],
-    arm: Option<&str>,
-    rows: Vec<(String, Vec<f32>)>,
-) {
-    let now = now_ms();
-    let shown: Vec<souk_engine::ItemId> =
-        hits.iter().filter_map(|h| souk_engine::ItemId::parse(h.id.clone(), "id").ok()).collect();
-    let mut events = Vec::with_capacity(2);
-    if let Ok(id) = EventId::parse(format!("{request_id}:search"), "id") {
-        let mut search = Event::new(id, EventType::Search, user.clone(), None, now);
-        search.query = Some(query.to_string());
-        search.items = shown.clone();
-        search.request_id = Some(request_id.to_string());
-        events.push(search);
-    }
-    if !shown.is_empty() {
-        if let Ok(id) = EventId::parse(format!("{request_id}:impression"), "id") {
-            let mut impression = Event::new(id, EventType::Impression, user, None, now);
-            impression.items = shown;
-            impression.request_id = Some(request_id.to_string());
-            impression.arm = arm.map(str::to_string);
-            if let Some((online, _)) = state.online.as_ref().filter(|_| !rows.is_empty()) {
-                online.observe_page(request_id, SURFACE_SEARCH, now, &in_page_order(&impression, &rows));
-            }
-            events.push(impression);
-        }
-    }
-    let store = state.store.clone();
-    let metrics = state.metrics.clone();
-    let log = state.search_feature_log.clone().filter(|_| !rows.is_empty());
-    let request_id = request_id.to_string();
-    tokio::task::spawn_blocking(move || {
-        if let Some(log) = log {
-            if let Err(e) = log.append(&request_id, &rows) {
-                tracing::error!(error = %e, "logging search feature rows failed");
-            }
-        }
-        if let Err(e) = store.append_events(events) {
-            tracing::error!(error = %e, "logging a search failed");
-        } else {
-            metrics.count_search_logged();
-        }
-    });
 }
 
 /// Search the catalog.

@@ -15,6 +15,7 @@
 //! (`rank::rerank`) and search (`search_ranking`, the search page's ranking stage); only
 //! `eval` sits above it.
 
+pub mod page_log;
 pub mod search_ranking;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,0 +1,235 @@
+//! The page log: which served pages are logged, the randomised `explore` arm, and what a
+//! logged page writes — the events (a search and its impression, or an impression) and the
+//! feature rows of the items shown, in the order shown — for the rankers and the online
+//! click model to learn from. One policy for every surface; the server only decides when
+//! the blocking write runs.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::error::Result;
+use crate::ids::{EventId, ItemId, UserId};
+use crate::model::{Event, EventType};
+use crate::rank::online::OnlineClickModel;
+use crate::rank::ranker::{FeatureLog, RankConfig};
+use crate::store::Storage;
+
+/// Where a page was served (the online click model keeps one model per surface).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Recommendations,
+    Search,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Recommendations => super::SURFACE_RECOMMENDATIONS,
+            Surface::Search => super::search_ranking::SURFACE_SEARCH,
+        }
+    }
+}
+
+/// Which policy ordered a page (stored on its impression; joins learn per arm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arm {
+    /// The hand-weighted fusion of the recall sources.
+    Blend,
+    /// The learned ranker.
+    Ranker,
+    /// A random permutation of the page (position bias is estimated from it).
+    Explore,
+    /// Trending items, before any model is trained.
+    Trending,
+}
+
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Blend => "blend",
+            Arm::Ranker => "ranker",
+            Arm::Explore => crate::rank::ranker::ARM_EXPLORE,
+            Arm::Trending => "trending",
+        }
+    }
+}
+
+/// Which pages are logged and which are explored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogPolicy {
+    /// Share of pages whose feature rows are logged.
+    pub log_share: f64,
+    /// Share of logged pages served in a random order.
+    pub explore_share: f64,
+}
+
+impl LogPolicy {
+    pub fn of(config: &RankConfig) -> Self {
+        Self {
+            log_share: if config.log_features { config.log_share } else { 0.0 },
+            explore_share: config.explore_share,
+        }
+    }
+
+    /// Whether to log this page.
+    pub fn sample(&self) -> bool {
+        self.sample_with(&mut rand::thread_rng())
+    }
+
+    pub fn sample_with(&self, rng: &mut impl Rng) -> bool {
+        self.log_share > 0.0 && rng.gen::<f64>() < self.log_share
+    }
+
+    /// With probability `explore_share`, shuffle the page and return the explore arm;
+    /// otherwise leave it and return `arm`.
+    pub fn explore<T>(&self, items: &mut [T], arm: Arm) -> Arm {
+        self.explore_with(items, arm, &mut rand::thread_rng())
+    }
+
+    pub fn explore_with<T>(&self, items: &mut [T], arm: Arm, rng: &mut impl Rng) -> Arm {
+        if self.explore_share > 0.0 && rng.gen::<f64>() < self.explore_share {
+            items.shuffle(rng);
+            Arm::Explore
+        } else {
+            arm
+        }
+    }
+}
+
+/// What one logged page writes.
+#[derive(Debug, Clone)]
+pub struct PageRecord {
+    pub request_id: String,
+    pub surface: Surface,
+    pub timestamp: i64,
+    /// The search (for search pages) and the impression (when anything was shown).
+    pub events: Vec<Event>,
+    /// The shown items' feature rows, in the order shown.
+    pub rows: Vec<(String, Vec<f32>)>,
+}
+
+/// A served page as the log sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    pub surface: Surface,
+    pub request_id: &'a str,
+    pub user: &'a UserId,
+    /// The items shown, in page order.
+    pub shown: &'a [&'a str],
+    pub arm: Option<Arm>,
+    /// The query of a search page.
+    pub query: Option<&'a str>,
+}
+
+/// The record of a served page; `rows` are the feature rows the page computed (any order;
+/// items without a row are left out of the rows).
+pub fn record(page: Served<'_>, rows: &[(String, Vec<f32>)], now_ms: i64) -> PageRecord {
+    let Served { surface, request_id, user, shown, arm, query } = page;
+    let items: Vec<ItemId> = shown.iter().filter_map(|id| ItemId::parse(*id, "id").ok()).collect();
+    let mut events = Vec::with_capacity(2);
+    if let (Some(query), Ok(id)) = (query, EventId::parse(format!("{request_id}:search"), "id")) {
+        let mut search = Event::new(id, EventType::Search, user.clone(), None, now_ms);
+        search.query = Some(query.to_string());
+        search.items = items.clone();
+        search.request_id = Some(request_id.to_string());
+        events.push(search);
+    }
+    if !items.is_empty() {
+        if let Ok(id) = EventId::parse(format!("{request_id}:impression"), "id") {
+            let mut impression = Event::new(id, EventType::Impression, user.clone(), None, now_ms);
+            impression.items = items;
+            impression.request_id = Some(request_id.to_string());
+            impression.arm = arm.map(|a| a.as_str().to_string());
+            events.push(impression);
+        }
+    }
+    let by_item: std::collections::HashMap<&str, &Vec<f32>> = rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
+    let rows = shown.iter().filter_map(|id| by_item.get(id).map(|row| (id.to_string(), (*row).clone()))).collect();
+    PageRecord { request_id: request_id.to_string(), surface, timestamp: now_ms, events, rows }
+}
+
+impl PageRecord {
+    /// Let the online click model wait for this page's clicks (at once, before the write).
+    pub fn observe(&self, online: &OnlineClickModel) {
+        if !self.rows.is_empty() {
+            online.observe_page(&self.request_id, self.surface.as_str(), self.timestamp, &self.rows);
+        }
+    }
+
+    /// Write the feature rows (when a log is given and there are any) and the events.
+    /// Blocking IO: run it off the request path.
+    pub fn write(self, store: &dyn Storage, log: Option<&FeatureLog>) -> Result<()> {
+        if let Some(log) = log.filter(|_| !self.rows.is_empty()) {
+            log.append(&self.request_id, &self.rows)?;
+        }
+        if !self.events.is_empty() {
+            store.append_events(self.events)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_search_page_records_the_search_and_its_impression_with_rows_in_page_order() {
+        let user = UserId::parse("u1", "user").unwrap();
+        let rows = vec![("b".to_string(), vec![2.0]), ("a".to_string(), vec![1.0])];
+        let served = Served {
+            surface: Surface::Search,
+            request_id: "r-1",
+            user: &user,
+            shown: &["a", "b", "c"],
+            arm: Some(Arm::Ranker),
+            query: Some("shoes"),
+        };
+        let page = record(served, &rows, 42);
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(page.events[0].event_type, EventType::Search);
+        assert_eq!(page.events[0].query.as_deref(), Some("shoes"));
+        let impression = &page.events[1];
+        assert_eq!(impression.event_type, EventType::Impression);
+        assert_eq!(impression.arm.as_deref(), Some("ranker"));
+        assert_eq!(impression.id.as_str(), "r-1:impression");
+        assert_eq!(impression.items.iter().map(ItemId::as_str).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        assert_eq!(page.rows, vec![("a".to_string(), vec![1.0]), ("b".to_string(), vec![2.0])]);
+        // A recommendation page has no search event; an empty page no impression.
+        let served = Served {
+            surface: Surface::Recommendations,
+            request_id: "r-2",
+            user: &user,
+            shown: &[],
+            arm: None,
+            query: None,
+        };
+        let page = record(served, &[], 42);
+        assert!(page.events.is_empty());
+    }
+
+    #[test]
+    fn sampling_and_exploring_follow_their_shares() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let policy = LogPolicy { log_share: 0.25, explore_share: 0.5 };
+        let logged = (0..4_000).filter(|_| policy.sample_with(&mut rng)).count();
+        assert!((800..1_200).contains(&logged), "{logged}");
+        let mut explored = 0;
+        for _ in 0..2_000 {
+            let mut page: Vec<u32> = (0..10).collect();
+            if policy.explore_with(&mut page, Arm::Blend, &mut rng) == Arm::Explore {
+                explored += 1;
+                let mut sorted = page.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..10).collect::<Vec<_>>(), "a permutation");
+            } else {
+                assert_eq!(page, (0..10).collect::<Vec<_>>(), "untouched");
+            }
+        }
+        assert!((850..1_150).contains(&explored), "{explored}");
+        let off = LogPolicy::of(&RankConfig { log_features: false, ..RankConfig::default() });
+        assert!(!(0..100).any(|_| off.sample_with(&mut rng)));
+    }
+}
