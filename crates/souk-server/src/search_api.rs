@@ -12,10 +12,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::rank::rerank::Rules;
 use souk_engine::search::{
-    embedder_reads, Affinity, Facets, Filters, Fusion, Hit, RankingStage, SearchIndex, SearchMode, SearchRequest, Sort,
-    TextEmbedder, TEXT_SPACE,
+    Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder, TEXT_SPACE,
 };
-use souk_engine::serving::search_ranking::SearchRanking;
+use souk_engine::serving::search_page::{search_page, SearchPage, SearchPageRequest, SearchServices};
 use souk_engine::UserId;
 use utoipa::{IntoParams, ToSchema};
 
@@ -24,14 +23,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::page::{new_request_id, now_ms};
 use crate::state::AppState;
 use souk_engine::input::Lang;
-use souk_engine::serving::page_log::{self, Arm, LogPolicy, Served, Surface};
+use souk_engine::serving::page_log::{self, LogPolicy, Served, Surface};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
 /// Deepest offset a search may page to.
 pub const MAX_OFFSET: usize = 10_000;
-/// How many of a user's recent interactions shape the personal touch.
-const AFFINITY_HISTORY: usize = 200;
 
 /// Query parameters of `GET /v1/search` (documentation; parsed by hand so that repeated
 /// and `attr.NAME` parameters work).
@@ -371,69 +368,28 @@ async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
     let history_limit = state.recommend.config.history_limit;
     let models = state.models.load_full();
     let online = state.online.as_ref().map(|(online, _)| online.clone());
-    let Plan { mut request, user, personalize, use_ranker, query, lang } = plan;
+    let Plan { request, user, personalize, use_ranker, query, lang } = plan;
     let history_user = user.clone().filter(|_| personalize);
     // A random sample of pages is logged for the search ranker to learn from.
     let policy = LogPolicy::of(&state.ranking);
     let log_features = history_user.is_some() && state.search_feature_log.is_some() && policy.sample();
-    let (mut response, affinity, rows, arm) = state
+    let page = state
         .compute(move |store| {
-            // Embed the query for the text space when nothing else supplies a vector.
-            if request.mode != SearchMode::Keyword && request.query_vector.is_none() && request.space == TEXT_SPACE {
-                if let Some(embedder) = embedder.as_deref().filter(|e| embedder_reads(*e, &request.query)) {
-                    request.query_vector = match query_vectors.get(embedder.id(), &request.query) {
-                        Some(vector) => Some(vector.as_ref().clone()),
-                        None => {
-                            let vector = embedder.embed(&[request.query.as_str()], true)?.pop();
-                            if let Some(v) = &vector {
-                                query_vectors.put(embedder.id(), &request.query, Arc::new(v.clone()));
-                            }
-                            vector
-                        }
-                    };
-                }
-            }
-            let mut affinity: Option<Affinity> = None;
-            if let Some(user) = &history_user {
-                let now = now_ms();
-                let history = store.user_interactions(user, AFFINITY_HISTORY)?;
-                // Recent behaviour counts more: a 30-day half-life.
-                let pairs: Vec<(String, f32)> = history
-                    .iter()
-                    .map(|h| {
-                        let age_days = ((now - h.timestamp).max(0) as f64 / 86_400_000.0) as f32;
-                        let w = weights.weight_of(h.event_type, h.value, h.dwell_ms) * 0.5f32.powf(age_days / 30.0);
-                        (h.item.clone(), w)
-                    })
-                    .collect();
-                let a = index.affinity(pairs.iter().map(|(i, w)| (i.as_str(), *w)));
-                if !a.is_empty() {
-                    affinity = Some(a);
-                }
-            }
-            request.affinity = affinity.clone();
-            // recall → the learned ranker (or, without one, rows recorded for it) → rules.
-            let mut stage = match (&models, &history_user) {
-                (Some(set), Some(user))
-                    if SearchRanking::applies(set) && ((use_ranker && set.search_ranker.is_some()) || log_features) =>
-                {
-                    let stage = SearchRanking::new(set, store, user.clone(), now_ms(), history_limit, use_ranker);
-                    Some(stage.with_contributions(request.explain).with_online(online.as_deref()))
-                }
-                _ => None,
+            let services = SearchServices {
+                index: &index,
+                embedder: embedder.as_deref(),
+                query_vectors: &query_vectors,
+                models: models.as_deref(),
+                weights: &weights,
+                history_limit,
+                online: online.as_deref(),
             };
-            let mut response = index.search_ranked(&request, stage.as_mut().map(|s| s as &mut dyn RankingStage))?;
-            souk_engine::serving::describe_hits(store, &mut response.hits, lang)?;
-            let (rows, arm) = match &stage {
-                Some(stage) if log_features => {
-                    let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();
-                    (stage.rows_of(&shown), Some(if stage.ranks() { Arm::Ranker } else { Arm::Blend }))
-                }
-                _ => (Vec::new(), None),
-            };
-            Ok((response, affinity, rows, arm))
+            let page =
+                SearchPageRequest { request, user: history_user, use_ranker, log_features, lang, now_ms: now_ms() };
+            search_page(&services, store, page)
         })
         .await?;
+    let SearchPage { mut response, affinity, rows, arm } = page;
 
     if let Some(user) = user {
         // Every search of a known shopper is logged; a sampled one with its feature rows,

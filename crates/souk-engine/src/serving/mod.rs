@@ -16,6 +16,7 @@
 //! `eval` sits above it.
 
 pub mod page_log;
+pub mod search_page;
 pub mod search_ranking;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
