@@ -53,6 +53,12 @@ pub use state::{AppState, RecommendSettings, ServerConfig};
         stats_api::get_stats,
         stats_api::health,
         stats_api::metrics,
+        recommend_api::get_recommendations,
+        recommend_api::get_similar,
+        recommend_api::get_trending,
+        train_api::post_train,
+        web::index,
+        openapi,
     ),
     components(schemas(
         error::ErrorBody,
@@ -64,6 +70,11 @@ pub use state::{AppState, RecommendSettings, ServerConfig};
         wire::StatsOut,
         wire::Health,
         wire::Erased,
+        recommend_api::RecommendationsOut,
+        recommend_api::RecommendedItem,
+        recommend_api::ReasonOut,
+        recommend_api::EffectOut,
+        recommend_api::RankerOut,
         search_api::SearchOut,
         search_api::SearchItem,
         search_api::SearchBody
@@ -71,6 +82,9 @@ pub use state::{AppState, RecommendSettings, ServerConfig};
 )]
 pub struct ApiDoc;
 
+/// This document: every route, its parameters and its typed responses.
+#[utoipa::path(get, path = "/openapi.json", tag = "stats",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

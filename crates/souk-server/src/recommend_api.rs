@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::Lang;
+use souk_engine::rank::rerank::Effect;
 use souk_engine::serving::page_log::{self, Arm, LogPolicy, Served, Surface};
 use souk_engine::serving::{self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended};
 use souk_engine::ValidationError;
@@ -100,6 +101,57 @@ pub struct RecommendQuery {
     pub explain: Option<bool>,
 }
 
+/// Why an item was listed: one recall source that proposed it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReasonOut {
+    /// `als`, `ease`, `itemknn`, `popularity`, `trending`, `catalog`, `pin`…
+    pub source: String,
+    /// The item's rank in that source (1-based).
+    pub rank: usize,
+    /// The source's own score.
+    pub score: f32,
+    /// "Because you …": the id of the item of the shopper's history (or, for similar
+    /// items, the item asked about) it is most similar to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+    /// What the shopper did with `because`: view, purchase…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because_event: Option<String>,
+    /// The title of `because`, in the page's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because_title: Option<String>,
+}
+
+/// What a re-ranking rule did to an item.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EffectOut {
+    /// `boost`, `bury`, `diversity`, `quota_relaxed`, `promotion` or `pin`.
+    pub rule: String,
+    /// Boost: the factor the score was multiplied by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// Diversity: where the item would have been without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<usize>,
+    /// Pin and promotion: the position the rule gave the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// How the learned ranker placed an item.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RankerOut {
+    pub score: f64,
+    /// The item's rank and score in the hand blend the ranker reordered.
+    pub blend_rank: usize,
+    pub blend_score: f64,
+    /// With `explain=true`: the features that moved the score most, as `[name, amount]`,
+    /// largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
+    pub contributions: Vec<(String, f64)>,
+}
+
 /// One recommended item with its reasons.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecommendedItem {
@@ -114,20 +166,51 @@ pub struct RecommendedItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
     pub score: f64,
-    /// Why: each source that proposed the item, its rank there, and the history item it
-    /// is most similar to (`because`).
-    #[schema(value_type = Vec<Object>)]
-    pub reasons: Vec<serde_json::Value>,
-    /// What re-ranking rules did to the item (`{"rule":"pin","position":1}`…); absent when
-    /// none applied.
+    pub reasons: Vec<ReasonOut>,
+    /// What re-ranking rules did to the item; absent when none applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
-    pub effects: Vec<serde_json::Value>,
+    pub effects: Vec<EffectOut>,
     /// The learned ranker's score, the item's place in the blend it reordered, and (with
     /// `explain=true`) the features that moved it most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub ranker: Option<serde_json::Value>,
+    pub ranker: Option<RankerOut>,
+}
+
+fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
+    ReasonOut {
+        source: reason.source,
+        rank: reason.rank,
+        score: reason.score,
+        because: reason.because,
+        because_event: reason.because_event.map(|e| e.as_str().to_string()),
+        because_title: reason.because_title,
+    }
+}
+
+fn effect_out(effect: Effect) -> EffectOut {
+    let mut out = EffectOut { rule: String::new(), factor: None, moved_from: None, position: None };
+    out.rule = match effect {
+        Effect::Boost { factor } => {
+            out.factor = Some(factor);
+            "boost"
+        }
+        Effect::Bury => "bury",
+        Effect::Diversity { moved_from } => {
+            out.moved_from = Some(moved_from);
+            "diversity"
+        }
+        Effect::QuotaRelaxed => "quota_relaxed",
+        Effect::Promotion { position } => {
+            out.position = Some(position);
+            "promotion"
+        }
+        Effect::Pin { position } => {
+            out.position = Some(position);
+            "pin"
+        }
+    }
+    .to_string();
+    out
 }
 
 /// A page of recommendations.
@@ -182,9 +265,14 @@ fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
             category: r.category,
             price: r.price,
             score: r.score,
-            reasons: r.reasons.iter().filter_map(|reason| serde_json::to_value(reason).ok()).collect(),
-            effects: r.effects.iter().filter_map(|effect| serde_json::to_value(effect).ok()).collect(),
-            ranker: r.ranker.as_ref().and_then(|s| serde_json::to_value(s).ok()),
+            reasons: r.reasons.into_iter().map(reason_out).collect(),
+            effects: r.effects.into_iter().map(effect_out).collect(),
+            ranker: r.ranker.map(|s| RankerOut {
+                score: s.score,
+                blend_rank: s.blend_rank,
+                blend_score: s.blend_score,
+                contributions: s.contributions,
+            }),
         })
         .collect()
 }

@@ -119,3 +119,47 @@ async fn service_endpoints_answer() {
     assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
     assert!(body["message"].as_str().is_some_and(|m| m.contains("DELETE")), "{body}");
 }
+
+/// Every route the router answers, as `(METHOD, path)`, read from its definition in
+/// `lib.rs` (`.route("PATH", get(..).post(..))`).
+fn router_routes() -> std::collections::BTreeSet<(String, String)> {
+    let source = include_str!("../../src/lib.rs");
+    let mut routes = std::collections::BTreeSet::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(\"") {
+        rest = &rest[at + ".route(\"".len()..];
+        let path_end = rest.find('"').unwrap();
+        let path = rest[..path_end].to_string();
+        // The method chain runs to the end of the `.route(` call: the next line break.
+        let chain = &rest[path_end..rest.find('\n').unwrap_or(rest.len())];
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let needle = format!("{method}(");
+            if chain.match_indices(&needle).any(|(i, _)| i == 0 || !chain.as_bytes()[i - 1].is_ascii_alphanumeric()) {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_with_typed_responses() {
+    let server = TestServer::new(ServerConfig::default());
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes = router_routes();
+    assert!(routes.len() > 20, "the reader must see the router: {routes:?}");
+    let undocumented: Vec<_> = routes.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&routes).collect();
+    assert!(undocumented.is_empty() && unserved.is_empty(), "undocumented {undocumented:?}, unserved {unserved:?}");
+    // Recommendation pages are typed down to their reasons.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["RecommendedItem"]["properties"]["reasons"]["items"]["$ref"], "#/components/schemas/ReasonOut");
+    assert!(schemas["ReasonOut"]["properties"]["because_title"].is_object(), "{}", schemas["ReasonOut"]);
+}
