@@ -9,6 +9,7 @@
 mod architecture_tests;
 pub mod error;
 pub mod eval;
+pub mod fusion;
 pub mod gen;
 pub mod hashing;
 pub mod ids;

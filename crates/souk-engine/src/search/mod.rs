@@ -44,6 +44,7 @@ pub use self::facts::{Affinity, FacetCount, Facets, Facts, Filters, PriceBucket}
 use self::query::{Synonyms, TextFields};
 use self::vectors::VectorSpace;
 use crate::error::{Error, Result, ValidationError};
+use crate::fusion;
 use crate::model::Item;
 use crate::rank::rerank::{rerank, Candidate, Effect, Rules};
 use crate::store::Storage;
@@ -1286,13 +1287,12 @@ impl SearchIndex {
                 SearchMode::Semantic => explain.vector.unwrap_or(0.0),
                 SearchMode::Hybrid => match request.fusion {
                     Fusion::Rrf { k } => {
-                        explain.keyword_rank.map_or(0.0, |r| 1.0 / (k + r as f32))
-                            + explain.vector_rank.map_or(0.0, |r| 1.0 / (k + r as f32))
+                        let term = |rank: Option<usize>| rank.map_or(0.0, |r| fusion::reciprocal_rank(f64::from(k), r));
+                        (term(explain.keyword_rank) + term(explain.vector_rank)) as f32
                     }
                     Fusion::Weighted { alpha } => {
-                        let kw = explain.bm25.map_or(0.0, |s| if max_bm25 > 0.0 { s / max_bm25 } else { 0.0 });
-                        let range = max_cos - min_cos;
-                        let vec = explain.vector.map_or(0.0, |s| if range > 0.0 { (s - min_cos) / range } else { 1.0 });
+                        let kw = explain.bm25.map_or(0.0, |s| fusion::max_scaled(s, max_bm25));
+                        let vec = explain.vector.map_or(0.0, |s| fusion::min_max(s, min_cos, max_cos));
                         alpha * kw + (1.0 - alpha) * vec
                     }
                 },

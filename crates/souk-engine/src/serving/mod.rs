@@ -27,6 +27,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, ValidationError};
+use crate::fusion;
 use crate::hashing::{DigestSet, IdMap};
 use crate::ids::UserId;
 use crate::input::Lang;
@@ -961,7 +962,7 @@ pub fn recommend(
     let popular = set.popularity_order.iter().filter(|i| !rejected(**i)).map(|&i| (i, set.popularity[i as usize]));
     sources.push(("popularity".into(), take_accepted(set, store, &request.filter, popular, want)?));
 
-    // Weighted reciprocal-rank fusion (Cormack et al. 2009, k = 60).
+    // Weighted reciprocal-rank fusion (`fusion`), keeping each source's reason.
     let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
     for (name, list) in &sources {
         let weight = config.source_weights.get(name).copied().unwrap_or(1.0);
@@ -970,7 +971,7 @@ pub fn recommend(
         }
         for (rank, (i, s)) in list.iter().enumerate() {
             let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
-            entry.0 += weight / (60.0 + rank as f64 + 1.0);
+            entry.0 += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
             entry.1.push(Reason {
                 source: name.clone(),
                 rank: rank + 1,
