@@ -16,6 +16,7 @@
 //! `eval` sits above it.
 
 pub mod page_log;
+pub mod recall;
 pub mod search_page;
 pub mod search_ranking;
 
@@ -50,6 +51,7 @@ use crate::recommend::rp3beta::Rp3betaParams;
 use crate::recommend::{registry, EventWeights, Interactions, Recommender};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{ItemMeta, Storage};
+use recall::Recall;
 
 /// Version of the model-set manifest.
 pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
@@ -555,7 +557,7 @@ impl ItemFilter {
 }
 
 /// Why an item was recommended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     /// The source that proposed it: a model name, `itemknn`, `popularity` or `trending`.
     pub source: String,
@@ -728,14 +730,15 @@ fn excludes(exclude: Exclusions, event_type: EventType) -> bool {
 }
 
 /// The user's history in the model's item space, newest first, with the exclusion set.
-struct History {
+pub struct History {
     /// (model item, summed weight), positive sums only.
-    pairs: Vec<(u32, f32)>,
+    pub pairs: Vec<(u32, f32)>,
     /// Most recent event per model item (for "because you …").
-    last_event: HashMap<u32, EventType>,
+    pub last_event: HashMap<u32, EventType>,
     /// Recency order of model items (newest first).
-    recent: Vec<u32>,
-    excluded: DigestSet<u64>,
+    pub recent: Vec<u32>,
+    /// Digests of the ids of items the request excludes.
+    pub excluded: DigestSet<u64>,
 }
 
 fn user_history(set: &ModelSet, store: &dyn Storage, user: &str, limit: usize, exclude: Exclusions) -> Result<History> {
@@ -854,42 +857,8 @@ fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<(u3
     top.into_sorted()
 }
 
-/// Candidates of one source, checked against the catalog in batches (one store lock per
-/// batch): the first `want` of `ranked` (best first) whose items pass the filter.
-fn take_accepted(
-    set: &ModelSet,
-    store: &dyn Storage,
-    filter: &ItemFilter,
-    ranked: impl IntoIterator<Item = (u32, f32)>,
-    want: usize,
-) -> Result<Vec<(u32, f32)>> {
-    const BATCH: usize = 128;
-    let mut out = Vec::with_capacity(want);
-    let mut batch: Vec<(u32, f32)> = Vec::with_capacity(BATCH);
-    let flush = |batch: &mut Vec<(u32, f32)>, out: &mut Vec<(u32, f32)>| -> Result<()> {
-        let ids: Vec<&str> = batch.iter().map(|(i, _)| set.item_ids[*i as usize].as_str()).collect();
-        let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
-        for (candidate, ok) in batch.drain(..).zip(verdicts) {
-            if ok && out.len() < want {
-                out.push(candidate);
-            }
-        }
-        Ok(())
-    };
-    for candidate in ranked {
-        batch.push(candidate);
-        if batch.len() == BATCH {
-            flush(&mut batch, &mut out)?;
-            if out.len() >= want {
-                return Ok(out);
-            }
-        }
-    }
-    flush(&mut batch, &mut out)?;
-    Ok(out)
-}
-
-/// Answer a "for you" request.
+/// Answer a "for you" request: history → recall sources → fusion → the learned ranker
+/// (and the feature rows of a logged page) → re-ranking rules → the page (reasons, cursor).
 pub fn recommend(
     set: &ModelSet,
     store: &dyn Storage,
@@ -905,208 +874,34 @@ pub fn recommend(
         let digest = set.item_digests[i as usize];
         history.excluded.contains(&digest) || shown.contains(&(digest as u32))
     };
-    let want = config.candidates_per_source.max(request.n * 3);
-    // Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
-    let ranked_then_accepted = |fetch: &dyn Fn(usize) -> Vec<(u32, f32)>| -> Result<Vec<(u32, f32)>> {
-        let mut wanted = want * 2;
-        loop {
-            let ranked = fetch(wanted);
-            let complete = ranked.len() < wanted;
-            let accepted = take_accepted(set, store, &request.filter, ranked, want)?;
-            if accepted.len() >= want || complete || wanted >= set.item_ids.len() {
-                return Ok(accepted);
-            }
-            wanted *= 8;
-        }
+    let recall = Recall {
+        set,
+        store,
+        history: &history,
+        filter: &request.filter,
+        rejected: &rejected,
+        want: config.candidates_per_source.max(request.n * 3),
     };
-    let mut sources: Vec<(String, Vec<(u32, f32)>)> = Vec::new();
-    // The first factor model's fold-in, kept for the ranker's factor-score feature.
-    let mut folded: Option<(&AlsModel, Vec<f32>)> = None;
-    if !history.pairs.is_empty() {
-        for (name, source) in &set.models {
-            // Always fold in the live history: a trained user vector would ignore the
-            // events that arrived since training.
-            let list = match source {
-                Source::Als { model, index } => {
-                    let user_vector = model.fold_in(&history.pairs);
-                    let list =
-                        ranked_then_accepted(&|k| index.search(&user_vector, k, ALS_PROBE_ITEMS.max(k), rejected))?;
-                    if folded.is_none() {
-                        folded = Some((model.as_ref(), user_vector));
-                    }
-                    list
-                }
-                Source::Dense(model) => {
-                    let mut scores = vec![0f32; set.item_ids.len()];
-                    model.score(None, &history.pairs, &mut scores);
-                    ranked_then_accepted(&|k| top_k(&scores, k, rejected))?
-                }
-            };
-            sources.push((name.clone(), list));
-        }
-        // Item-kNN on the most recent items ("because you viewed X"), accumulated sparsely
-        // over their neighbours only.
-        let mut knn_scores: HashMap<u32, f32> = HashMap::new();
-        for &j in history.recent.iter().take(20) {
-            let weight = history.pairs.binary_search_by_key(&j, |(i, _)| *i).map_or(0.0, |k| history.pairs[k].1);
-            let weight = if set.knn.params.binary { 1.0 } else { weight };
-            let (neighbours, sims) = set.knn.neighbours_of(j);
-            for (i, s) in neighbours.iter().zip(sims) {
-                *knn_scores.entry(*i).or_default() += weight * s;
-            }
-        }
-        let mut ranked: Vec<(u32, f32)> = knn_scores.into_iter().filter(|(i, s)| *s > 0.0 && !rejected(*i)).collect();
-        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        sources.push(("itemknn".into(), take_accepted(set, store, &request.filter, ranked, want)?));
+    let folds = recall::fold_ins(set, &history);
+    let mut lists = Vec::new();
+    for source in recall::recall_sources(set, &history, &folds) {
+        lists.push((source.name().to_string(), source.recall(&recall)?));
     }
-    let popular = set.popularity_order.iter().filter(|i| !rejected(**i)).map(|&i| (i, set.popularity[i as usize]));
-    sources.push(("popularity".into(), take_accepted(set, store, &request.filter, popular, want)?));
-
-    // Weighted reciprocal-rank fusion (`fusion`), keeping each source's reason.
-    let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
-    for (name, list) in &sources {
-        let weight = config.source_weights.get(name).copied().unwrap_or(1.0);
-        if weight == 0.0 {
-            continue;
-        }
-        for (rank, (i, s)) in list.iter().enumerate() {
-            let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
-            entry.0 += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
-            entry.1.push(Reason {
-                source: name.clone(),
-                rank: rank + 1,
-                score: *s,
-                because: None,
-                because_event: None,
-                because_title: None,
-            });
-        }
-    }
-    let mut ranked: Vec<(u32, f64, Vec<Reason>)> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
-    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    // The learned ranker reorders the blend's best candidates.
-    let mut rows: HashMap<u32, Vec<f32>> = HashMap::new();
-    let mut ranker_scores: HashMap<u32, RankerScore> = HashMap::new();
-    let ranker = set.ranker.as_ref().filter(|_| request.use_ranker);
-    let context = set.features.as_ref().filter(|_| ranker.is_some() || request.log_features);
-    if let Some(context) = context {
-        ranked.truncate(RANK_WINDOW.max(request.n * 3));
-        let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
-        let metas = store.items_meta(&ids)?;
-        let factors = match &folded {
-            Some((model, user_vector)) => scores_of_vector(set, model, user_vector, &ids),
-            None => vec![None; ids.len()],
-        };
-        let user_id = UserId::parse(request.user.as_str(), "user")?;
-        let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
-        let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };
-        let item_ids: Vec<&str> = interactions.iter().map(|i| i.item.as_str()).collect();
-        let history_metas = store.items_meta(&item_ids)?;
-        let profile = UserProfile::build(&ProfileInputs {
-            user: &request.user,
-            interactions: &interactions,
-            metas: &history_metas,
-            items: &HashMap::new(),
-            prices: &context.prices,
-            weights: &set.manifest.weights,
-            config: &ProfileConfig::default(),
-            now,
-        });
-        let builder = FeatureBuilder {
-            prices: &context.prices,
-            stats: &context.stats,
-            online: request.online.as_deref().map(|o| (o, SURFACE_RECOMMENDATIONS)),
-        };
-        for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
-            let mut signals = RecallSignals::from_reasons(
-                position as u32 + 1,
-                *score,
-                reasons.iter().map(|r| (r.source.as_str(), r.rank, r.score)),
-            );
-            signals.factor_score = factors[position];
-            let mut row = vec![0f32; FEATURE_COUNT];
-            builder.row(&profile, &set.item_ids[*i as usize], meta.as_ref(), &signals, now, &mut row);
-            if let Some(ranker) = ranker {
-                let predicted = ranker.model.predict(&row);
-                let contributions = if request.explain { ranker.top_contributions(&row, 5) } else { Vec::new() };
-                let blend_rank = position + 1;
-                ranker_scores
-                    .insert(*i, RankerScore { score: predicted, blend_rank, blend_score: *score, contributions });
-                *score = predicted;
-            }
-            rows.insert(*i, row);
-        }
-        if ranker.is_some() {
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        }
-    }
-    let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
-    if request.rules.is_empty() {
-        ranked.truncate(request.n);
-    } else {
-        let rules = rules_for_page(&request.rules, cursor.shown.len());
-        ranked.truncate(RERANK_WINDOW.max(request.n * 3));
-        // A pinned item recall did not propose joins the candidates when the models know
-        // it and it passes the request's exclusions, cursor and filters.
-        for pin in &rules.pin {
-            let Some(&i) = set.item_index.get(&pin.item) else { continue };
-            if ranked.iter().any(|(j, _, _)| *j == i) || rejected(i) {
-                continue;
-            }
-            if take_accepted(set, store, &request.filter, [(i, 0.0)], 1)?.is_empty() {
-                continue;
-            }
-            let floor = ranked.last().map_or(0.0, |r| r.1.min(0.0));
-            ranked.push((
-                i,
-                floor,
-                vec![Reason {
-                    source: "pin".into(),
-                    rank: pin.position,
-                    score: 0.0,
-                    because: None,
-                    because_event: None,
-                    because_title: None,
-                }],
-            ));
-        }
-        let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
-        let metas = store.items_meta(&ids)?;
-        let candidates: Vec<Candidate> = ranked
-            .iter()
-            .zip(metas)
-            .map(|((i, score, _), meta)| candidate_of(set.item_ids[*i as usize].clone(), *score, meta.as_ref()))
-            .collect();
-        let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
-            ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
-        let mut reordered = Vec::with_capacity(request.n);
-        for out in rerank(&candidates, &rules, request.n) {
-            if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
-                effects.insert(i, out.effects);
-                reordered.push((i, out.score, reasons));
-            }
-        }
-        ranked = reordered;
-    }
+    let mut ranked = fuse(&lists, &config.source_weights);
+    // The first factor model's fold-in is the ranker's factor-score feature.
+    let folded = set.models.iter().zip(&folds).find_map(|((_, source), fold)| match (source, fold) {
+        (Source::Als { model, .. }, Some(vector)) => Some((model.as_ref(), vector.as_slice())),
+        _ => None,
+    });
+    let Ranked { mut rows, scores: mut ranker_scores } = rank_stage(set, store, request, folded, &mut ranked)?;
+    let mut effects = rules_stage(&recall, request, cursor.shown.len(), &mut ranked)?;
 
     let mut next = cursor.clone();
     let mut features = Vec::new();
     let items = ranked
         .into_iter()
         .map(|(i, score, mut reasons)| {
-            // The history item this one is most similar to, for the explanation.
-            let because = history
-                .recent
-                .iter()
-                .map(|&j| (j, set.knn.similarity(j, i)))
-                .filter(|(_, s)| *s > 0.0)
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((j, _)) = because {
-                for reason in reasons.iter_mut().filter(|r| r.source != "popularity") {
-                    reason.because = Some(set.item_ids[j as usize].clone());
-                    reason.because_event = history.last_event.get(&j).copied();
-                }
-            }
+            explain_because(set, &history, i, &mut reasons);
             let id = set.item_ids[i as usize].clone();
             next.shown.push(item_digest(&id));
             if let Some(row) = rows.remove(&i) {
@@ -1124,6 +919,169 @@ pub fn recommend(
         .collect::<Vec<_>>();
     let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
     Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features })
+}
+
+/// A candidate on its way through the stages: model item, score, reasons.
+type Scored = (u32, f64, Vec<Reason>);
+
+/// Weighted reciprocal-rank fusion of the sources' lists (`fusion`), keeping each source's
+/// reason; best first. A source weighted 0 takes no part.
+fn fuse(lists: &[(String, Vec<(u32, f32)>)], weights: &BTreeMap<String, f64>) -> Vec<Scored> {
+    let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
+    for (name, list) in lists {
+        let weight = weights.get(name).copied().unwrap_or(1.0);
+        if weight == 0.0 {
+            continue;
+        }
+        for (rank, (i, s)) in list.iter().enumerate() {
+            let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
+            entry.0 += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
+            entry.1.push(Reason { source: name.clone(), rank: rank + 1, score: *s, ..Reason::default() });
+        }
+    }
+    let mut ranked: Vec<Scored> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
+    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+/// What the ranking stage leaves for the page: each candidate's feature row (logged or
+/// ranked pages) and the ranker's view of each item.
+#[derive(Default)]
+struct Ranked {
+    rows: HashMap<u32, Vec<f32>>,
+    scores: HashMap<u32, RankerScore>,
+}
+
+/// The learned ranker reorders the blend's best candidates; a logged page (or a ranked
+/// one) also gets each candidate's feature row.
+fn rank_stage(
+    set: &ModelSet,
+    store: &dyn Storage,
+    request: &RecommendRequest,
+    folded: Option<(&AlsModel, &[f32])>,
+    ranked: &mut Vec<Scored>,
+) -> Result<Ranked> {
+    let mut rows: HashMap<u32, Vec<f32>> = HashMap::new();
+    let mut ranker_scores: HashMap<u32, RankerScore> = HashMap::new();
+    let ranker = set.ranker.as_ref().filter(|_| request.use_ranker);
+    let Some(context) = set.features.as_ref().filter(|_| ranker.is_some() || request.log_features) else {
+        return Ok(Ranked::default());
+    };
+    ranked.truncate(RANK_WINDOW.max(request.n * 3));
+    let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+    let metas = store.items_meta(&ids)?;
+    let factors = match folded {
+        Some((model, user_vector)) => scores_of_vector(set, model, user_vector, &ids),
+        None => vec![None; ids.len()],
+    };
+    let user_id = UserId::parse(request.user.as_str(), "user")?;
+    let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
+    let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };
+    let item_ids: Vec<&str> = interactions.iter().map(|i| i.item.as_str()).collect();
+    let history_metas = store.items_meta(&item_ids)?;
+    let profile = UserProfile::build(&ProfileInputs {
+        user: &request.user,
+        interactions: &interactions,
+        metas: &history_metas,
+        items: &HashMap::new(),
+        prices: &context.prices,
+        weights: &set.manifest.weights,
+        config: &ProfileConfig::default(),
+        now,
+    });
+    let builder = FeatureBuilder {
+        prices: &context.prices,
+        stats: &context.stats,
+        online: request.online.as_deref().map(|o| (o, SURFACE_RECOMMENDATIONS)),
+    };
+    for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
+        let mut signals = RecallSignals::from_reasons(
+            position as u32 + 1,
+            *score,
+            reasons.iter().map(|r| (r.source.as_str(), r.rank, r.score)),
+        );
+        signals.factor_score = factors[position];
+        let mut row = vec![0f32; FEATURE_COUNT];
+        builder.row(&profile, &set.item_ids[*i as usize], meta.as_ref(), &signals, now, &mut row);
+        if let Some(ranker) = ranker {
+            let predicted = ranker.model.predict(&row);
+            let contributions = if request.explain { ranker.top_contributions(&row, 5) } else { Vec::new() };
+            let blend_rank = position + 1;
+            ranker_scores.insert(*i, RankerScore { score: predicted, blend_rank, blend_score: *score, contributions });
+            *score = predicted;
+        }
+        rows.insert(*i, row);
+    }
+    if ranker.is_some() {
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+    Ok(Ranked { rows, scores: ranker_scores })
+}
+
+/// The re-ranking rules arrange the page (the window above it, so that pins and diversity
+/// have room); `offset` items were shown on earlier pages. A pinned item recall did not
+/// propose joins when the models know it and it passes exclusions, cursor and filters.
+/// Returns what the rules did to each item.
+fn rules_stage(
+    recall: &Recall<'_>,
+    request: &RecommendRequest,
+    offset: usize,
+    ranked: &mut Vec<Scored>,
+) -> Result<HashMap<u32, Vec<Effect>>> {
+    let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
+    if request.rules.is_empty() {
+        ranked.truncate(request.n);
+        return Ok(effects);
+    }
+    let set = recall.set;
+    let rules = rules_for_page(&request.rules, offset);
+    ranked.truncate(RERANK_WINDOW.max(request.n * 3));
+    for pin in &rules.pin {
+        let Some(&i) = set.item_index.get(&pin.item) else { continue };
+        if ranked.iter().any(|(j, _, _)| *j == i) || (recall.rejected)(i) {
+            continue;
+        }
+        if recall::take_accepted(set, recall.store, &request.filter, [(i, 0.0)], 1)?.is_empty() {
+            continue;
+        }
+        let floor = ranked.last().map_or(0.0, |r| r.1.min(0.0));
+        ranked.push((i, floor, vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }]));
+    }
+    let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+    let metas = recall.store.items_meta(&ids)?;
+    let candidates: Vec<Candidate> = ranked
+        .iter()
+        .zip(metas)
+        .map(|((i, score, _), meta)| candidate_of(set.item_ids[*i as usize].clone(), *score, meta.as_ref()))
+        .collect();
+    let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
+        ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
+    let mut reordered = Vec::with_capacity(request.n);
+    for out in rerank(&candidates, &rules, request.n) {
+        if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
+            effects.insert(i, out.effects);
+            reordered.push((i, out.score, reasons));
+        }
+    }
+    *ranked = reordered;
+    Ok(effects)
+}
+
+/// "Because you …": the history item most similar to item `i` (by item-kNN) is cited by
+/// every reason but popularity's.
+fn explain_because(set: &ModelSet, history: &History, i: u32, reasons: &mut [Reason]) {
+    let because = history
+        .recent
+        .iter()
+        .map(|&j| (j, set.knn.similarity(j, i)))
+        .filter(|(_, s)| *s > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((j, _)) = because {
+        for reason in reasons.iter_mut().filter(|r| r.source != "popularity") {
+            reason.because = Some(set.item_ids[j as usize].clone());
+            reason.because_event = history.last_event.get(&j).copied();
+        }
+    }
 }
 
 /// Fill in what a page shows of each item (title — the Chinese one with `Lang::Zh` where the
@@ -1475,5 +1433,26 @@ mod tests {
         assert!(shop_clock(&mut stamps).unwrap() < 1_000);
         assert_eq!(shop_clock(&mut []), None);
         assert!((ln_add_exp(-1000.0, -1000.0) - (-1000.0 + std::f64::consts::LN_2)).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    #[test]
+    fn fusion_keeps_every_sources_reason_and_drops_a_source_weighted_zero() {
+        let lists = vec![
+            ("als".to_string(), vec![(1, 0.9), (2, 0.8)]),
+            ("itemknn".to_string(), vec![(2, 3.0), (3, 1.0)]),
+            ("popularity".to_string(), vec![(4, 10.0)]),
+        ];
+        let weights: BTreeMap<String, f64> = [("popularity".to_string(), 0.0)].into_iter().collect();
+        let fused = fuse(&lists, &weights);
+        let order: Vec<u32> = fused.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(order, vec![2, 1, 3], "agreement first; popularity weighted 0 takes no part");
+        let reasons: Vec<(&str, usize)> = fused[0].2.iter().map(|r| (r.source.as_str(), r.rank)).collect();
+        assert_eq!(reasons, vec![("als", 2), ("itemknn", 1)]);
+        assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
     }
 }

@@ -1,0 +1,251 @@
+//! Recall sources of a "for you" page. Each proposes candidates from the shopper's live
+//! history — best first, already past the exclusions, the cursor and the catalog filters —
+//! under a name that its reasons carry and its fusion weight is looked up by. A new source
+//! is a new type here implementing [`RecallSource`], listed in [`recall_sources`]; the page
+//! pipeline does not change.
+
+use std::collections::HashMap;
+
+use super::{top_k, History, ItemFilter, ModelSet, Source, ALS_PROBE_ITEMS};
+use crate::error::Result;
+use crate::store::Storage;
+
+/// What every recall source sees of one request.
+pub struct Recall<'a> {
+    pub set: &'a ModelSet,
+    pub store: &'a dyn Storage,
+    pub history: &'a History,
+    pub filter: &'a ItemFilter,
+    /// Excluded or already shown (checked without the store).
+    pub rejected: &'a dyn Fn(u32) -> bool,
+    /// Candidates each source should return.
+    pub want: usize,
+}
+
+impl Recall<'_> {
+    /// The first `want` of `ranked` (best first) whose items pass the filter, checked
+    /// against the catalog in batches (one store lock per batch).
+    pub fn accepted(&self, ranked: impl IntoIterator<Item = (u32, f32)>) -> Result<Vec<(u32, f32)>> {
+        take_accepted(self.set, self.store, self.filter, ranked, self.want)
+    }
+
+    /// Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
+    fn fetched_then_accepted(&self, fetch: &dyn Fn(usize) -> Vec<(u32, f32)>) -> Result<Vec<(u32, f32)>> {
+        let mut wanted = self.want * 2;
+        loop {
+            let ranked = fetch(wanted);
+            let complete = ranked.len() < wanted;
+            let accepted = self.accepted(ranked)?;
+            if accepted.len() >= self.want || complete || wanted >= self.set.item_ids.len() {
+                return Ok(accepted);
+            }
+            wanted *= 8;
+        }
+    }
+}
+
+/// Candidates of one source, checked against the catalog in batches: the first `want` of
+/// `ranked` (best first) whose items pass the filter.
+pub fn take_accepted(
+    set: &ModelSet,
+    store: &dyn Storage,
+    filter: &ItemFilter,
+    ranked: impl IntoIterator<Item = (u32, f32)>,
+    want: usize,
+) -> Result<Vec<(u32, f32)>> {
+    const BATCH: usize = 128;
+    let mut out = Vec::with_capacity(want);
+    let mut batch: Vec<(u32, f32)> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<(u32, f32)>, out: &mut Vec<(u32, f32)>| -> Result<()> {
+        let ids: Vec<&str> = batch.iter().map(|(i, _)| set.item_ids[*i as usize].as_str()).collect();
+        let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
+        for (candidate, ok) in batch.drain(..).zip(verdicts) {
+            if ok && out.len() < want {
+                out.push(candidate);
+            }
+        }
+        Ok(())
+    };
+    for candidate in ranked {
+        batch.push(candidate);
+        if batch.len() == BATCH {
+            flush(&mut batch, &mut out)?;
+            if out.len() >= want {
+                return Ok(out);
+            }
+        }
+    }
+    flush(&mut batch, &mut out)?;
+    Ok(out)
+}
+
+/// One recall source.
+pub trait RecallSource {
+    /// The name its reasons carry and its fusion weight is looked up by.
+    fn name(&self) -> &str;
+    /// Candidates, best first, that pass exclusions, cursor and filters.
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>>;
+}
+
+/// The sources of a request, in fusion order: every collaborative model of the set and
+/// item-kNN on the recent history (when there is a history), then popularity.
+/// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
+pub fn recall_sources<'a>(
+    set: &'a ModelSet,
+    history: &History,
+    folds: &'a [Option<Vec<f32>>],
+) -> Vec<Box<dyn RecallSource + 'a>> {
+    let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
+    if !history.pairs.is_empty() {
+        for ((name, source), fold) in set.models.iter().zip(folds) {
+            sources.push(Box::new(Collaborative { name, source, user_vector: fold.as_deref() }));
+        }
+        sources.push(Box::new(RecentNeighbours));
+    }
+    sources.push(Box::new(Popular));
+    sources
+}
+
+/// Each model's fold-in of the live history (factor models only; `None` for the others
+/// and without a history). Always the live history: a trained user vector would ignore
+/// the events that arrived since training.
+pub fn fold_ins(set: &ModelSet, history: &History) -> Vec<Option<Vec<f32>>> {
+    set.models
+        .iter()
+        .map(|(_, source)| match source {
+            Source::Als { model, .. } if !history.pairs.is_empty() => Some(model.fold_in(&history.pairs)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A collaborative model: factor models search their inverted-file index with the folded
+/// user vector; dense models score every item from the history.
+struct Collaborative<'a> {
+    name: &'a str,
+    source: &'a Source,
+    user_vector: Option<&'a [f32]>,
+}
+
+impl RecallSource for Collaborative<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        match self.source {
+            Source::Als { index, .. } => {
+                let Some(user_vector) = self.user_vector else { return Ok(Vec::new()) };
+                recall.fetched_then_accepted(&|k| {
+                    index.search(user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i))
+                })
+            }
+            Source::Dense(model) => {
+                let mut scores = vec![0f32; recall.set.item_ids.len()];
+                model.score(None, &recall.history.pairs, &mut scores);
+                recall.fetched_then_accepted(&|k| top_k(&scores, k, |i| (recall.rejected)(i)))
+            }
+        }
+    }
+}
+
+/// Item-kNN on the 20 most recent items ("because you viewed X"), accumulated sparsely
+/// over their neighbours only.
+struct RecentNeighbours;
+
+/// How many of the most recent history items item-kNN starts from.
+const RECENT_ITEMS: usize = 20;
+
+impl RecallSource for RecentNeighbours {
+    fn name(&self) -> &str {
+        "itemknn"
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        let (set, history) = (recall.set, recall.history);
+        let mut knn_scores: HashMap<u32, f32> = HashMap::new();
+        for &j in history.recent.iter().take(RECENT_ITEMS) {
+            let weight = history.pairs.binary_search_by_key(&j, |(i, _)| *i).map_or(0.0, |k| history.pairs[k].1);
+            let weight = if set.knn.params.binary { 1.0 } else { weight };
+            let (neighbours, sims) = set.knn.neighbours_of(j);
+            for (i, s) in neighbours.iter().zip(sims) {
+                *knn_scores.entry(*i).or_default() += weight * s;
+            }
+        }
+        let mut ranked: Vec<(u32, f32)> =
+            knn_scores.into_iter().filter(|(i, s)| *s > 0.0 && !(recall.rejected)(*i)).collect();
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        recall.accepted(ranked)
+    }
+}
+
+/// The most popular items (what a cold user sees first).
+struct Popular;
+
+impl RecallSource for Popular {
+    fn name(&self) -> &str {
+        "popularity"
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        let set = recall.set;
+        recall.accepted(
+            set.popularity_order.iter().filter(|i| !(recall.rejected)(**i)).map(|&i| (i, set.popularity[i as usize])),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{GenConfig, Generator};
+    use crate::recommend::EventWeights;
+    use crate::serving::{user_history, Exclusions, RecommendConfig};
+    use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
+
+    fn shop(dir: &std::path::Path) -> (EmbeddedStore, ModelSet) {
+        let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
+        let generator = Generator::new(GenConfig { items: 200, users: 60, events: 4_000, seed: 5 }).unwrap();
+        let mut sink = StoreSink::new(&store);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        sink.finish().unwrap();
+        let set = ModelSet::train(&store, &RecommendConfig::default(), &EventWeights::default()).unwrap();
+        (store, set)
+    }
+
+    #[test]
+    fn every_source_returns_accepted_unrejected_candidates_best_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, set) = shop(dir.path());
+        let history = user_history(&set, &store, "u000004", 200, Exclusions::default()).unwrap();
+        assert!(!history.pairs.is_empty());
+        // Reject every third item; accept only available items of one brand.
+        let rejected = |i: u32| i.is_multiple_of(3);
+        let brand = {
+            let ids: Vec<&str> = set.item_ids.iter().map(String::as_str).collect();
+            store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
+        };
+        let filter = ItemFilter { brand: Some(brand.clone()), available_only: true, ..ItemFilter::default() };
+        let recall =
+            Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
+        let folds = fold_ins(&set, &history);
+        let sources = recall_sources(&set, &history, &folds);
+        let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
+        assert_eq!(names, vec!["als", "itemknn", "popularity"]);
+        for source in &sources {
+            let list = source.recall(&recall).unwrap();
+            assert!(list.len() <= 5, "{}", source.name());
+            for (i, _) in &list {
+                assert!(!rejected(*i), "{} proposed a rejected item", source.name());
+                let meta = store.items_meta(&[set.item_ids[*i as usize].as_str()]).unwrap().pop().flatten().unwrap();
+                assert_eq!(meta.brand.as_deref(), Some(brand.as_str()), "{}", source.name());
+            }
+            assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.name());
+        }
+        // A cold user gets popularity alone.
+        let cold = user_history(&set, &store, "nobody-yet", 200, Exclusions::default()).unwrap();
+        let folds = fold_ins(&set, &cold);
+        let names: Vec<String> = recall_sources(&set, &cold, &folds).iter().map(|s| s.name().to_string()).collect();
+        assert_eq!(names, vec!["popularity"]);
+    }
+}
