@@ -15,8 +15,8 @@ use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
 use souk_engine::store::{bench as storage_bench, Storage, StoreSink};
 
-use crate::commands::{generate, open_store, FileSink};
 use crate::config::Config;
+use crate::shared::{generate, open_store, FileSink};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {

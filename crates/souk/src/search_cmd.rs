@@ -4,17 +4,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::json;
 use souk_engine::gen::Generator;
-use souk_engine::gen::{GenConfig, GroundTruth};
 use souk_engine::search::relevance::judge;
 use souk_engine::search::{Fusion, SearchIndex, SearchMode, TextEmbedder};
 use souk_engine::store::Storage;
 
-use crate::commands::{open_search, open_store};
 use crate::config::Config;
 use crate::embed_cmd::load_embedder;
+use crate::shared::{generated_shop, open_search, open_store};
 
 /// Embed every catalog item that lacks a current vector, with a progress bar.
 pub fn embed_all(
@@ -71,14 +70,6 @@ pub fn index(config: &Config, embed: bool, json_out: bool) -> anyhow::Result<()>
         println!("search index: {report}");
     }
     Ok(())
-}
-
-/// The generator configuration of a data directory made by `souk gen`.
-pub fn generated_shop(data_dir: &Path) -> anyhow::Result<GenConfig> {
-    let path = data_dir.join("ground_truth.json");
-    let file = std::fs::File::open(&path)
-        .with_context(|| format!("search evaluation needs a shop made by `souk gen` (no {} found)", path.display()))?;
-    Ok(GroundTruth::read_json(std::io::BufReader::new(file), &path)?.config)
 }
 
 /// `souk eval --protocol search`: graded NDCG@k of keyword, semantic and hybrid search in
