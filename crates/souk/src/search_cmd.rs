@@ -1,7 +1,6 @@
-//! `souk index` (build the search index and embeddings), `souk eval --protocol search`
-//! (relevance on the generator's ground truth) and the search part of `souk bench`.
+//! `souk index` (build the search index and embeddings) and `souk eval --protocol search`
+//! (relevance on the generator's ground truth).
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -154,19 +153,4 @@ pub fn eval_search(config: &Config, queries: usize, seed: u64, k: usize, json_ou
         }
     }
     Ok(())
-}
-
-/// Queries for load tests: judged queries of a generated shop, both languages mixed.
-pub fn bench_queries(data_dir: &Path, count: usize) -> anyhow::Result<Vec<String>> {
-    let generator = Generator::new(generated_shop(data_dir)?)?;
-    let mut queries: Vec<String> = Vec::with_capacity(count);
-    for (a, b) in generator.search_cases(count.div_ceil(2), false, 7).into_iter().zip(generator.search_cases(
-        count.div_ceil(2),
-        true,
-        7,
-    )) {
-        queries.push(a.query);
-        queries.push(b.query);
-    }
-    Ok(queries)
 }
