@@ -1,19 +1,32 @@
 //! The `souk` binary: command-line parsing, configuration, logging and the subcommands.
 //! Thin: the work happens in `souk-engine` and `souk-server`.
+//!
+//! Layers, top down; a module uses only modules below it: this file (the command line,
+//! dispatch, exit codes) → the subcommands (`*_cmd`) and `bench` → `shared` (what several
+//! of them use) → `embed_cmd` → `config`.
 
 mod bench;
-mod commands;
 mod config;
+mod data_cmd;
 mod embed_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
+mod serve_cmd;
+mod shared;
 mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use souk_engine::ErrorKind;
+
+use crate::config::{Config, FlagOverrides};
+use crate::data_cmd::GenArgs;
+use crate::serve_cmd::DemoSize;
+use crate::shared::EvalArgs;
 
 // Ingest and training allocate many small, short-lived values across threads; mimalloc
 // handles that pattern markedly better than the system allocator (see BENCHMARKS.md).
@@ -93,7 +106,7 @@ pub enum Command {
         json: bool,
     },
     /// Offline evaluation with full ranking under a named protocol.
-    Eval(recommend_cmd::EvalArgs),
+    Eval(EvalArgs),
     /// Generate a synthetic shop (deterministic for a seed) into the data directory, or
     /// as files with --out.
     Gen(GenArgs),
@@ -122,36 +135,6 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct GenArgs {
-    #[arg(long, default_value_t = 1_000)]
-    pub items: usize,
-    #[arg(long, default_value_t = 500)]
-    pub users: usize,
-    #[arg(long, default_value_t = 20_000)]
-    pub events: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Write JSONL files and the ground truth into this directory instead of importing.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoSize {
-    #[arg(long, default_value_t = 2_000)]
-    pub items: usize,
-    #[arg(long, default_value_t = 500)]
-    pub users: usize,
-    #[arg(long, default_value_t = 50_000)]
-    pub events: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Merge all layers, print the result and every problem; exit 3 if there are any.
@@ -168,13 +151,129 @@ pub mod exit {
     pub const DAMAGED: u8 = 6;
 }
 
+/// A configuration with problems; carries the exit code.
+#[derive(Debug)]
+struct ConfigProblems(Vec<config::Problem>);
+
+impl std::fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problems):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}
+
+/// Choose the exit code for an error chain.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<ConfigProblems>().is_some() {
+        return exit::CONFIG;
+    }
+    if error.downcast_ref::<store_cmd::DamageFound>().is_some() {
+        return exit::DAMAGED;
+    }
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<souk_engine::Error>() {
+            return match e.kind() {
+                ErrorKind::BadInput => exit::BAD_INPUT,
+                ErrorKind::Conflict => exit::LOCKED,
+                ErrorKind::Corrupt => exit::DAMAGED,
+                ErrorKind::NotFound | ErrorKind::Internal => exit::FAILURE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<souk_engine::ValidationError>() {
+            let _ = e;
+            return exit::BAD_INPUT;
+        }
+    }
+    exit::FAILURE
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The search library reports every segment merge at info: quiet unless asked.
+        let level = &config.log.level;
+        let directives = if level.contains("tantivy") { level.clone() } else { format!("{level},tantivy=warn") };
+        tracing_subscriber::EnvFilter::new(directives)
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Ignore a second initialisation (tests run several commands in one process).
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } | Command::Demo { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let flags = FlagOverrides { data_dir: cli.data_dir.clone(), listen };
+    let (config, problems) = config::load(cli.config.as_deref(), std::env::vars(), &flags)?;
+    if let Command::Config { command: ConfigCommand::Check } = &cli.command {
+        let text = toml::to_string_pretty(&config).context("printing the configuration")?;
+        println!("{text}");
+        if problems.is_empty() {
+            eprintln!("configuration is valid");
+            return Ok(());
+        }
+        return Err(ConfigProblems(problems).into());
+    }
+    if !problems.is_empty() {
+        return Err(ConfigProblems(problems).into());
+    }
+    init_logging(&config);
+    match cli.command {
+        Command::Serve { .. } => serve_cmd::serve(&config, None),
+        Command::Import { format, paths, skip_bad, json } => data_cmd::import(&config, &format, &paths, skip_bad, json),
+        Command::Stats { json } => data_cmd::stats(&config, json),
+        Command::Verify { json } => store_cmd::verify(&config, json),
+        Command::Repair { json } => store_cmd::repair(&config, json),
+        Command::Train { models, json } => recommend_cmd::train(&config, models.as_deref(), json),
+        Command::Eval(args) => eval(&config, &args),
+        Command::Index { embed, json } => search_cmd::index(&config, embed, json),
+        Command::Gen(args) => data_cmd::gen(&config, &args),
+        Command::Demo { size, .. } => serve_cmd::serve(&config, Some(&size)),
+        Command::Config { .. } => Ok(()),
+        Command::Bench { command } => bench::run(&config, command),
+        Command::BenchPhase { phase } => bench::run_phase(&config, phase),
+    }
+}
+
+/// `souk eval`: the open-bandit and simulated-ranking protocols evaluate the ranker, the
+/// search protocol the search index, the others the recommendation models.
+fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
+    if args.protocol == souk_engine::rank::open_bandit::PROTOCOL {
+        return rank_cmd::eval_open_bandit(args);
+    }
+    if args.protocol == souk_engine::eval::simulate::PROTOCOL {
+        return rank_cmd::eval_simulated(config, args);
+    }
+    if args.path.is_some() {
+        bail!("--path is for --protocol open-bandit; use --split DIR for a train/test split");
+    }
+    let ks = args
+        .k
+        .split(',')
+        .map(|k| {
+            k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.protocol == "search" && args.split.is_none() {
+        let k = ks.first().copied().unwrap_or(10);
+        return search_cmd::eval_search(config, args.queries.max(1), args.seed, k, args.json);
+    }
+    recommend_cmd::eval(config, args, ks)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("souk: error: {error:#}");
-            ExitCode::from(commands::exit_code(&error))
+            ExitCode::from(exit_code(&error))
         }
     }
 }

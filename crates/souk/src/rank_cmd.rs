@@ -9,7 +9,7 @@ use souk_engine::rank::gbdt::GbdtParams;
 use souk_engine::rank::obd::ObdLog;
 use souk_engine::rank::open_bandit::{self, OpenBanditConfig};
 
-use crate::recommend_cmd::EvalArgs;
+use crate::shared::EvalArgs;
 
 /// The sections `--param SECTION.KEY=VALUE` can set; `open-bandit` is the protocol itself
 /// (`validation_ratio`, `bootstrap_resamples`).

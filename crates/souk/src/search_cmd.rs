@@ -1,20 +1,18 @@
-//! `souk index` (build the search index and embeddings), `souk eval --protocol search`
-//! (relevance on the generator's ground truth) and the search part of `souk bench`.
+//! `souk index` (build the search index and embeddings) and `souk eval --protocol search`
+//! (relevance on the generator's ground truth).
 
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::json;
 use souk_engine::gen::Generator;
-use souk_engine::gen::{GenConfig, GroundTruth};
 use souk_engine::search::relevance::judge;
 use souk_engine::search::{Fusion, SearchIndex, SearchMode, TextEmbedder};
 use souk_engine::store::Storage;
 
-use crate::commands::{open_search, open_store};
 use crate::config::Config;
 use crate::embed_cmd::load_embedder;
+use crate::shared::{generated_shop, open_search, open_store};
 
 /// Embed every catalog item that lacks a current vector, with a progress bar.
 pub fn embed_all(
@@ -71,14 +69,6 @@ pub fn index(config: &Config, embed: bool, json_out: bool) -> anyhow::Result<()>
         println!("search index: {report}");
     }
     Ok(())
-}
-
-/// The generator configuration of a data directory made by `souk gen`.
-pub fn generated_shop(data_dir: &Path) -> anyhow::Result<GenConfig> {
-    let path = data_dir.join("ground_truth.json");
-    let file = std::fs::File::open(&path)
-        .with_context(|| format!("search evaluation needs a shop made by `souk gen` (no {} found)", path.display()))?;
-    Ok(GroundTruth::read_json(std::io::BufReader::new(file), &path)?.config)
 }
 
 /// `souk eval --protocol search`: graded NDCG@k of keyword, semantic and hybrid search in
@@ -163,19 +153,4 @@ pub fn eval_search(config: &Config, queries: usize, seed: u64, k: usize, json_ou
         }
     }
     Ok(())
-}
-
-/// Queries for load tests: judged queries of a generated shop, both languages mixed.
-pub fn bench_queries(data_dir: &Path, count: usize) -> anyhow::Result<Vec<String>> {
-    let generator = Generator::new(generated_shop(data_dir)?)?;
-    let mut queries: Vec<String> = Vec::with_capacity(count);
-    for (a, b) in generator.search_cases(count.div_ceil(2), false, 7).into_iter().zip(generator.search_cases(
-        count.div_ceil(2),
-        true,
-        7,
-    )) {
-        queries.push(a.query);
-        queries.push(b.query);
-    }
-    Ok(queries)
 }

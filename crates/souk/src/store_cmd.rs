@@ -9,7 +9,8 @@ use souk_engine::store::{EmbeddedStore, VerifyReport};
 
 use crate::config::Config;
 
-/// Damage found: the command's report says where (exit code [`crate::exit::DAMAGED`]).
+/// Damage found: the command's report says where (the binary exits with 6, "stored data is
+/// damaged").
 #[derive(Debug)]
 pub struct DamageFound(pub String);
 

@@ -10,7 +10,6 @@
 //! version that is checked on open; one process owns a data directory at a time.
 
 pub mod artifacts;
-pub mod bench;
 pub mod catalog;
 pub mod codec;
 pub mod compact;

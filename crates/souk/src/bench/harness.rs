@@ -1,0 +1,211 @@
+//! The measuring harness of `souk bench`: scratch directories, `souk` child processes (a
+//! measured phase or a server, each with its own peak memory), concurrent HTTP load,
+//! percentiles and latency summaries.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+/// Where a scenario keeps its files: a directory given with `--work-dir` (kept afterwards)
+/// or a temporary one (removed afterwards).
+pub enum Scratch {
+    Kept(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl Scratch {
+    pub fn new(work_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Ok(match work_dir {
+            Some(dir) => Scratch::Kept(dir),
+            None => Scratch::Temp(tempfile::Builder::new().prefix("souk-bench-").tempdir()?),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Scratch::Kept(dir) => dir,
+            Scratch::Temp(dir) => dir.path(),
+        }
+    }
+}
+
+/// The machine a report was measured on.
+pub fn machine() -> Value {
+    json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)})
+}
+
+/// Peak resident memory of a process, from /proc (Linux), in bytes.
+pub fn peak_rss_bytes(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Mean and percentiles (ms) of request latencies; sorts them.
+pub fn latency_summary(latencies: &mut [f64]) -> Value {
+    latencies.sort_by(f64::total_cmp);
+    let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    json!({"mean": mean, "p50": percentile(latencies, 0.50), "p90": percentile(latencies, 0.90),
+        "p99": percentile(latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0)})
+}
+
+/// GET `url(k)` for k = 0, 1, … during two seconds before measuring (answers unread).
+pub fn warm_up(agent: &ureq::Agent, url: &dyn Fn(usize) -> String) {
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut k = 0usize;
+    while Instant::now() < until {
+        let _ = agent.get(&url(k)).call();
+        k += 1;
+    }
+}
+
+/// What a load run measured.
+pub struct Load {
+    /// Milliseconds per answered request, client by client.
+    pub latencies: Vec<f64>,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Seconds from the first request to the last answer.
+    pub seconds: f64,
+}
+
+/// `clients` threads, each with its own connection, send GET requests one after another for
+/// `seconds`: client `c`'s `k`-th request goes to `url(c, k)`.
+pub fn load(clients: usize, seconds: f64, url: &(dyn Fn(usize, usize) -> String + Sync)) -> Load {
+    let started = Instant::now();
+    let stop = started + Duration::from_secs_f64(seconds);
+    let per_client: Vec<(Vec<f64>, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || {
+                    let agent = ureq::AgentBuilder::new().build();
+                    let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                    let mut k = 0usize;
+                    while Instant::now() < stop {
+                        let url = url(c, k);
+                        let t = Instant::now();
+                        match agent.get(&url).call() {
+                            Ok(response) => {
+                                let _ = response.into_string();
+                                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                            }
+                            Err(_) => errors += 1,
+                        }
+                        k += 1;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let latencies = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+    let errors = per_client.iter().map(|(_, e)| e).sum();
+    Load { latencies, errors, seconds }
+}
+
+/// Run `souk ARGS` on a data directory, its output discarded.
+pub fn run_child(exe: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Process::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SOUK__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .with_context(|| format!("running souk {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("souk {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Run `souk ARGS --json` on a data directory and parse its output.
+pub fn run_child_json(exe: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Value> {
+    let output = Process::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SOUK__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running souk {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!("souk {} failed with {}", args.join(" "), output.status);
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| format!("reading the output of souk {}", args.join(" ")))
+}
+
+/// A `souk serve` child process on a free port.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(exe: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_env(exe, data_dir, &[])
+    }
+
+    pub fn start_with_env(exe: &Path, data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut child = Process::new(exe)
+            .envs(env.iter().copied())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SOUK__LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting souk serve")?;
+        let stdout = child.stdout.take().context("reading the server's output")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(base) = line.trim().strip_prefix("souk: listening on ") else {
+            let _ = child.kill();
+            bail!("the server did not start: {line:?}");
+        };
+        Ok(Self { base: base.to_string(), child })
+    }
+
+    /// The server's peak resident memory so far.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        peak_rss_bytes(&self.child.id().to_string())
+    }
+
+    pub fn stop(&mut self) {
+        // SIGTERM for a graceful stop; fall back to kill.
+        let terminated =
+            Process::new("kill").args(["-TERM", &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
+        if !terminated {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}

@@ -1,0 +1,60 @@
+//! `souk bench`: measured runs whose figures go into BENCHMARKS.md, one file per scenario,
+//! all over the measuring harness ([`harness`]).
+//!
+//! Each measured phase runs in its own process so that its peak memory (VmHWM) is its own.
+
+mod harness;
+mod ingest;
+mod recommend;
+mod rerank;
+mod search;
+mod storage;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Re-ranking: business rules and diversity over scored candidates, timed per call in
+    /// this process (no server), against a plain sort of the same candidates.
+    Rerank(rerank::RerankArgs),
+    /// Recommendation latency under concurrency against `souk serve` on a generated shop.
+    Recommend(recommend::RecommendArgs),
+    /// Search: index build time (with and without embeddings) and latency under
+    /// concurrency per mode against `souk serve` on a generated shop.
+    Search(search::SearchArgs),
+    /// Training time and peak memory of each model on the data directory (or a split).
+    Train(train::TrainArgs),
+    /// Ingest throughput: bulk JSONL import, then HTTP batches, each durable when acknowledged.
+    Ingest(ingest::IngestArgs),
+    /// Event storage: the embedded event log against SQLite on the same events.
+    Storage(storage::StorageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Phase {
+    /// Import a JSONL file into the data directory and report throughput and peak memory.
+    Import { file: PathBuf },
+}
+
+pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Rerank(args) => rerank::run(&args),
+        BenchCommand::Recommend(args) => recommend::run(args),
+        BenchCommand::Search(args) => search::run(config, args),
+        BenchCommand::Train(args) => train::run(config, &args),
+        BenchCommand::Ingest(args) => ingest::run(args),
+        BenchCommand::Storage(args) => storage::run(args),
+    }
+}
+
+/// A measured phase in this process, started by a scenario as a child.
+pub fn run_phase(config: &Config, phase: Phase) -> anyhow::Result<()> {
+    match phase {
+        Phase::Import { file } => ingest::import_phase(config, file),
+    }
+}

@@ -1,0 +1,153 @@
+//! `souk import`, `souk stats` and `souk gen`: filling the data directory and saying what it
+//! holds.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use souk_engine::gen::{GenConfig, Generator};
+use souk_engine::import::{self, Format, ImportOptions};
+use souk_engine::store::{Storage, StoreSink};
+
+use crate::config::Config;
+use crate::shared::{generate, open_store, progress_bar, write_ground_truth, FileSink};
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    #[arg(long, default_value_t = 1_000)]
+    pub items: usize,
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write JSONL files and the ground truth into this directory instead of importing.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn import(config: &Config, format: &str, paths: &[PathBuf], skip_bad: bool, json: bool) -> anyhow::Result<()> {
+    let format: Format = format.parse().map_err(|e: souk_engine::ValidationError| anyhow::anyhow!(e.message))?;
+    for path in paths {
+        if !path.exists() {
+            bail!("no such file or directory: {}", path.display());
+        }
+    }
+    let store = open_store(config)?;
+    let started = std::time::Instant::now();
+    let bar = progress_bar(0, "{spinner} importing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}");
+    let mut sink = StoreSink::new(&store);
+    let options = ImportOptions { strict: !skip_bad };
+    let report = import::import_paths(format, paths, &options, &mut sink, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("importing {format} from {}", display_paths(paths)))?;
+    let written = sink.finish().context("writing the last batch")?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = store.stats()?;
+    if json {
+        let value = serde_json::json!({
+            "format": format.as_str(),
+            "files": report.files,
+            "bytes": report.bytes,
+            "read": {"items": report.items, "users": report.users, "events": report.events, "follows": report.follows,
+                     "distinct_users": report.distinct_users, "distinct_items": report.distinct_items,
+                     "kg_triples": report.kg_triples, "skipped": report.skipped},
+            "stored": written,
+            "seconds": seconds,
+            "warnings": report.warnings,
+            "stats": stats,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!(
+            "imported {} events ({} already stored), {} items, {} users, {} social edges from {} in {:.2}s",
+            written.events,
+            written.duplicate_events,
+            written.items,
+            written.users,
+            written.follows,
+            display_paths(paths),
+            seconds
+        );
+        if report.skipped > 0 {
+            println!("skipped {} bad lines", report.skipped);
+        }
+        if report.kg_triples > 0 {
+            println!("read {} knowledge-graph triples", report.kg_triples);
+        }
+        for warning in &report.warnings {
+            println!("warning: {warning}");
+        }
+        println!(
+            "store now holds {} events, {} items, {} users, {} social edges",
+            stats.events, stats.items, stats.users, stats.social_edges
+        );
+    }
+    Ok(())
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+pub fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    let stats = store.stats()?;
+    if json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else {
+        println!("data directory: {}", config.data_dir.display());
+        println!("items:         {}", stats.items);
+        println!("users:         {}", stats.users);
+        println!("events:        {}", stats.events);
+        for (event_type, count) in &stats.events_by_type {
+            if *count > 0 {
+                println!("  {event_type:<17}{count}");
+            }
+        }
+        println!("social edges:  {}", stats.social_edges);
+        println!(
+            "event log:     {} bytes; catalog: {} bytes",
+            stats.storage.event_log_bytes, stats.storage.catalog_bytes
+        );
+    }
+    Ok(())
+}
+
+pub fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let generator =
+        Generator::new(GenConfig { items: args.items, users: args.users, events: args.events, seed: args.seed })
+            .context("configuring the generator")?;
+    let (summary, target) = match &args.out {
+        Some(dir) => {
+            let mut sink = FileSink::create(dir)?;
+            let summary = generate(&generator, args.events, &mut sink, args.json)?;
+            sink.finish()?;
+            write_ground_truth(&generator, &dir.join("ground_truth.json"))?;
+            (summary, dir.clone())
+        }
+        None => {
+            let store = open_store(config)?;
+            let mut sink = StoreSink::new(&store);
+            let summary = generate(&generator, args.events, &mut sink, args.json)?;
+            sink.finish().context("writing the last batch")?;
+            write_ground_truth(&generator, &config.data_dir.join("ground_truth.json"))?;
+            (summary, config.data_dir.clone())
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", serde_json::json!({"summary": summary, "seconds": seconds, "target": target}));
+    } else {
+        println!("generated {summary:?} into {} in {seconds:.2}s", target.display());
+    }
+    Ok(())
+}

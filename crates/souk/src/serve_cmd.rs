@@ -1,0 +1,175 @@
+//! `souk serve` and `souk demo`: the HTTP API over the data directory (the demo first fills
+//! an empty one with a generated shop and trains it).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use souk_engine::gen::{GenConfig, Generator};
+use souk_engine::rank::ranker::FeatureLog;
+use souk_engine::search::{SearchIndex, TextEmbedder};
+use souk_engine::serving::ModelSet;
+use souk_engine::store::artifacts::ArtifactStore;
+use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
+
+use crate::config::Config;
+use crate::embed_cmd::load_embedder;
+use crate::shared::{generate, open_search, open_store, unix_now_ms, write_ground_truth};
+
+#[derive(Debug, Args)]
+pub struct DemoSize {
+    #[arg(long, default_value_t = 2_000)]
+    pub items: usize,
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    #[arg(long, default_value_t = 50_000)]
+    pub events: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Serve the data directory; with `demo`, first fill an empty data directory with a
+/// generated shop.
+pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
+    let store = Arc::new(open_store(config)?);
+    if let Some(size) = demo {
+        fill_demo_shop(config, &store, size)?;
+    }
+    let artifacts = ArtifactStore::new(&config.data_dir);
+    let models = load_models(config, &store, &artifacts, demo.is_some())?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let settings = souk_server::RecommendSettings { config: config.recommend.clone(), weights: config.weights.clone() };
+    let search = open_search(config, store.as_ref())?;
+    if let Some(set) = &models {
+        search.set_popularity(souk_server::search_api::popularity_of(set));
+    }
+    let embedder = load_embedder(&config.embed)?;
+    if let Some(embedder) = &embedder {
+        embed_in_background(&search, &store, embedder, config.embed.batch_size);
+    }
+    let state = souk_server::AppState::with_models(store, config.server.clone(), settings, models.map(Arc::new))
+        .with_artifacts(artifacts)
+        .with_search(search, config.search.clone(), embedder)
+        .with_rules(config.rerank.clone())
+        .with_ranking(config.rank.clone(), FeatureLog::in_data_dir(&config.data_dir));
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.server.listen))?;
+        let address = listener.local_addr()?;
+        println!("souk: listening on http://{address}");
+        std::io::stdout().flush()?;
+        tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+        tokio::spawn(souk_server::train_api::online_loop(state.clone(), std::time::Duration::from_secs(5)));
+        if config.recommend.retrain_seconds > 0 {
+            tokio::spawn(souk_server::train_api::retrain_loop(
+                state.clone(),
+                std::time::Duration::from_secs(config.recommend.retrain_seconds),
+            ));
+        }
+        souk_server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Generate the demo shop into an empty data directory (a filled one is served as it is).
+fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> anyhow::Result<()> {
+    let stats = store.stats()?;
+    if stats.events == 0 && stats.catalog_items == 0 {
+        eprintln!(
+            "souk: building a demo shop ({} items, {} users, {} events, seed {}) in {}",
+            size.items,
+            size.users,
+            size.events,
+            size.seed,
+            config.data_dir.display()
+        );
+        let generator =
+            Generator::new(GenConfig { items: size.items, users: size.users, events: size.events, seed: size.seed })?;
+        let mut sink = StoreSink::new(store);
+        generate(&generator, size.events, &mut sink, false)?;
+        sink.finish()?;
+        write_ground_truth(&generator, &config.data_dir.join("ground_truth.json"))?;
+    } else {
+        eprintln!("souk: the data directory already holds a shop; serving it as it is");
+    }
+    Ok(())
+}
+
+/// The saved models; for the demo, trained (and saved) first when there are none.
+fn load_models(
+    config: &Config,
+    store: &EmbeddedStore,
+    artifacts: &ArtifactStore,
+    demo: bool,
+) -> anyhow::Result<Option<ModelSet>> {
+    let mut models = ModelSet::load(artifacts).context("loading the trained models")?;
+    if models.is_none() && demo {
+        eprintln!("souk: training the demo shop's recommendation models");
+        let mut set = ModelSet::train(store, &config.recommend, &config.weights).context("training")?;
+        // Without logged traffic no ranker is trained, but feature rows start being logged.
+        let log = FeatureLog::in_data_dir(&config.data_dir);
+        set.train_ranker(store, &log, &config.rank.gbdt, None, unix_now_ms()).context("training the ranker")?;
+        set.save(artifacts).context("saving the models")?;
+        models = Some(set);
+    }
+    match &models {
+        Some(set) => tracing::info!(
+            users = set.manifest.users,
+            items = set.manifest.items,
+            trained_at_ms = set.manifest.trained_at_ms,
+            "loaded models"
+        ),
+        None => tracing::info!(
+            "no trained models yet: recommendations fall back to trending until `souk train` or POST /v1/train"
+        ),
+    }
+    Ok(models)
+}
+
+/// Embed what is missing in the background: keyword search serves meanwhile.
+fn embed_in_background(
+    search: &Arc<SearchIndex>,
+    store: &Arc<EmbeddedStore>,
+    embedder: &Arc<dyn TextEmbedder>,
+    batch: usize,
+) {
+    let (search, store, embedder) = (search.clone(), store.clone(), embedder.clone());
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let result = search.embed_missing(store.as_ref(), embedder.as_ref(), batch, &mut |p| {
+            if p.done % 10_000 < batch || p.done == p.total {
+                tracing::info!(done = p.done, total = p.total, "embedding items");
+            }
+        });
+        match result {
+            Ok(p) => tracing::info!(items = p.total, seconds = started.elapsed().as_secs_f64(), "items embedded"),
+            Err(e) => tracing::error!(error = %e, "embedding items failed"),
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

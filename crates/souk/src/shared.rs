@@ -1,0 +1,223 @@
+//! What several subcommands and benchmarks use: opening the data directory and its search
+//! index, generating a shop (into the store or as files), the `souk eval` arguments and the
+//! model list with its parameters. Depends on the configuration and the engine only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use souk_engine::gen::{GenConfig, Generator, GroundTruth};
+use souk_engine::recommend::registry;
+use souk_engine::search::SearchIndex;
+use souk_engine::store::{EmbeddedStore, Storage};
+use souk_engine::{Record, RecordSink};
+
+use crate::config::Config;
+
+pub fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
+    EmbeddedStore::open(&config.data_dir, &config.store)
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))
+}
+
+/// Open the search index of the data directory, reconciling it with the catalog.
+pub fn open_search(config: &Config, store: &dyn Storage) -> anyhow::Result<Arc<SearchIndex>> {
+    SearchIndex::open(&config.data_dir.join("search"), config.search.clone(), store).context("opening the search index")
+}
+
+pub fn progress_bar(total: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Writes generated records as JSONL files, one per kind.
+pub struct FileSink {
+    items: std::io::BufWriter<std::fs::File>,
+    users: std::io::BufWriter<std::fs::File>,
+    follows: std::io::BufWriter<std::fs::File>,
+    events: std::io::BufWriter<std::fs::File>,
+}
+
+impl FileSink {
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let open = |name: &str| -> anyhow::Result<_> {
+            let path = dir.join(name);
+            Ok(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            ))
+        };
+        Ok(Self {
+            items: open("items.jsonl")?,
+            users: open("users.jsonl")?,
+            follows: open("follows.jsonl")?,
+            events: open("events.jsonl")?,
+        })
+    }
+
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        for writer in [&mut self.items, &mut self.users, &mut self.follows, &mut self.events] {
+            writer.flush()?;
+            writer.get_ref().sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink for FileSink {
+    fn put(&mut self, record: Record) -> souk_engine::Result<()> {
+        let writer = match &record {
+            Record::Item(_) => &mut self.items,
+            Record::User(_) => &mut self.users,
+            Record::Follow(_) => &mut self.follows,
+            Record::Event(_) => &mut self.events,
+        };
+        serde_json::to_writer(&mut *writer, &souk_engine::input::record_to_json(&record))
+            .map_err(|e| souk_engine::Error::Io(e.into()))?;
+        writer.write_all(b"\n")?;
+        Ok(())
+    }
+}
+
+/// Generate a shop into `sink`, with a progress bar over events.
+pub fn generate(
+    generator: &Generator,
+    events: usize,
+    sink: &mut dyn RecordSink,
+    quiet: bool,
+) -> anyhow::Result<souk_engine::gen::GenSummary> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        progress_bar(events as u64, "{spinner} generating [{bar:30}] {pos}/{len} events {per_sec} eta {eta}")
+    };
+    let summary = generator
+        .run(sink, &mut |progress| {
+            if progress.phase == souk_engine::gen::GenPhase::Events {
+                bar.set_position(progress.done);
+            }
+        })
+        .context("generating the shop")?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+pub fn write_ground_truth(generator: &Generator, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    generator.ground_truth()?.write_json(&mut writer).with_context(|| format!("writing {}", path.display()))?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// The generator configuration of a data directory made by `souk gen`.
+pub fn generated_shop(data_dir: &Path) -> anyhow::Result<GenConfig> {
+    let path = data_dir.join("ground_truth.json");
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("search evaluation needs a shop made by `souk gen` (no {} found)", path.display()))?;
+    Ok(GroundTruth::read_json(std::io::BufReader::new(file), &path)?.config)
+}
+
+/// `souk eval` arguments (see the interface contract).
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// random-split, temporal, leave-last-out, strong-generalization, cold-item,
+    /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
+    /// model on an Open Bandit Dataset directory given with --path), or simulated-ranking
+    /// (the learned ranker on simulated traffic over a generated shop).
+    #[arg(long, default_value = "random-split")]
+    pub protocol: String,
+    /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// With --protocol open-bandit: the directory holding the impression log and
+    /// item_context.csv (e.g. obd/random/all).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Cut-offs, e.g. 10,20.
+    #[arg(long, default_value = "10,20")]
+    pub k: String,
+    /// Comma list of models (default: all of popularity, itemknn, rp3beta, als, ease).
+    #[arg(long)]
+    pub models: Option<String>,
+    /// Evaluate on exactly the split in DIR/train.tsv and DIR/test.tsv (user<TAB>item; a
+    /// training line may add an event type, weighted by [weights]).
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    /// With --split: the event type of the test items (e.g. purchase); only training
+    /// pairs of this type are left out of the ranking, so carted items stay rankable.
+    #[arg(long, value_name = "TYPE")]
+    pub target: Option<String>,
+    /// Tune each model on a validation split carved from the training data (never the
+    /// test data), over its default grid, then report the chosen parameters.
+    #[arg(long)]
+    pub tune: bool,
+    /// Set a parameter, e.g. --param als.factors=128 or, for open-bandit, ftrl.alpha=0.1,
+    /// features.crosses=false, popularity-by-position.prior_strength=50 or
+    /// open-bandit.validation_ratio=0.8 (repeatable; a JSON value).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Judged queries per language (protocol search).
+    #[arg(long, default_value_t = 300)]
+    pub queries: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Each model's parameters: the configured ones with `--param model.key=value` overrides.
+pub fn model_params(config: &Config, models: &[String], overrides: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for model in models {
+        let mut params = config.recommend.params_for(model)?;
+        for text in overrides {
+            let Some((key, value)) = text.split_once('=') else {
+                bail!("--param expects model.key=value, found {text:?}");
+            };
+            let Some((name, field)) = key.split_once('.') else {
+                bail!("--param expects model.key=value, found {text:?}");
+            };
+            if !registry::MODELS.contains(&name) {
+                bail!("--param {text:?}: unknown model {name:?}; expected one of {}", registry::MODELS.join(", "));
+            }
+            if name == model {
+                let value: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+                params[field] = value;
+            }
+        }
+        out.push((model.clone(), params));
+    }
+    Ok(out)
+}
+
+/// The models of a `--models` comma list (default: every registered model).
+pub fn model_list(text: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let models: Vec<String> = match text {
+        Some(text) => text.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+        None => registry::MODELS.iter().map(|m| m.to_string()).collect(),
+    };
+    for model in &models {
+        if !registry::MODELS.contains(&model.as_str()) {
+            bail!("unknown model {model:?}; expected one of {}", registry::MODELS.join(", "));
+        }
+    }
+    if models.is_empty() {
+        bail!("--models is empty");
+    }
+    Ok(models)
+}
