@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
-use souk_engine::serving::ModelSet;
+use souk_engine::serving::training::{self, Trained, Training};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -23,22 +23,20 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     let log = state.feature_log.clone();
     let search_log = state.search_feature_log.clone();
     let ranking = state.ranking.clone();
-    let (previous, previous_search) =
-        state.models.load().as_ref().map_or((None, None), |set| (set.ranker.clone(), set.search_ranker.clone()));
-    let (set, generation, ranker, search_ranker) = state
+    let serving = state.models.load_full();
+    let Trained { set, generation, ranker, search_ranker } = state
         .blocking(move |store| {
-            let mut set = ModelSet::train(store, &settings.config, &settings.weights)?;
-            let now = crate::page::now_ms();
-            let ranker = match &log {
-                Some(log) => set.train_ranker(store, log, &ranking.gbdt, previous, now)?,
-                None => None,
+            let training = Training {
+                config: &settings.config,
+                weights: &settings.weights,
+                gbdt: &ranking.gbdt,
+                log: log.as_deref(),
+                search_log: search_log.as_deref(),
+                serving: serving.as_deref(),
+                artifacts: artifacts.as_ref(),
+                now_ms: crate::page::now_ms(),
             };
-            let search_ranker = match &search_log {
-                Some(log) => set.train_search_ranker(store, log, &ranking.gbdt, previous_search, now)?,
-                None => None,
-            };
-            let generation = artifacts.as_ref().map(|a| set.save(a)).transpose()?;
-            Ok((set, generation, ranker, search_ranker))
+            training::train(store, &training)
         })
         .await?;
     let manifest = serde_json::to_value(&set.manifest).map_err(|e| ApiError::internal("encoding the manifest", e))?;

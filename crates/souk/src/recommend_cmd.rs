@@ -8,6 +8,7 @@ use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
 use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::recommend::{registry, Interactions, Recommender};
+use souk_engine::serving::training::{self, Trained, Training};
 use souk_engine::serving::ModelSet;
 use souk_engine::store::artifacts::ArtifactStore;
 
@@ -74,20 +75,23 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     let store = open_store(config)?;
     let started = Instant::now();
     let artifacts = ArtifactStore::new(&config.data_dir);
-    let mut set = ModelSet::train(&store, &recommend, &config.weights).context("training")?;
-    // The ranker learns from the impressions and feature rows served pages logged; the
-    // one serving until now stays unless the new one beats it on the latest traffic.
-    let (previous, previous_search) = match ModelSet::load(&artifacts) {
-        Ok(Some(current)) => (current.ranker, current.search_ranker),
-        _ => (None, None),
-    };
+    // The rankers learn from the impressions and feature rows served pages logged; the
+    // ones serving until now stay unless the new ones beat them on the latest traffic.
+    let serving = ModelSet::load(&artifacts).ok().flatten();
     let log = FeatureLog::in_data_dir(&config.data_dir);
-    let now = unix_now_ms();
-    let ranker = set.train_ranker(&store, &log, &config.rank.gbdt, previous, now).context("training the ranker")?;
-    let search_ranker = set
-        .train_search_ranker(&store, &log.for_search(), &config.rank.gbdt, previous_search, now)
-        .context("training the search ranker")?;
-    let generation = set.save(&artifacts).context("saving the models")?;
+    let search_log = log.for_search();
+    let training = Training {
+        config: &recommend,
+        weights: &config.weights,
+        gbdt: &config.rank.gbdt,
+        log: Some(&log),
+        search_log: Some(&search_log),
+        serving: serving.as_ref(),
+        artifacts: Some(&artifacts),
+        now_ms: unix_now_ms(),
+    };
+    let Trained { set, generation, ranker, search_ranker } = training::train(&store, &training).context("training")?;
+    let generation = generation.unwrap_or_default();
     let seconds = started.elapsed().as_secs_f64();
     if json {
         println!(

@@ -9,6 +9,7 @@ use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::search::{SearchIndex, TextEmbedder};
+use souk_engine::serving::training::{self, Training};
 use souk_engine::serving::ModelSet;
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
@@ -109,12 +110,21 @@ fn load_models(
     let mut models = ModelSet::load(artifacts).context("loading the trained models")?;
     if models.is_none() && demo {
         eprintln!("souk: training the demo shop's recommendation models");
-        let mut set = ModelSet::train(store, &config.recommend, &config.weights).context("training")?;
-        // Without logged traffic no ranker is trained, but feature rows start being logged.
+        // The same training as `souk train`: without logged traffic no ranker is trained
+        // yet, but the feature context is, so pages start logging feature rows.
         let log = FeatureLog::in_data_dir(&config.data_dir);
-        set.train_ranker(store, &log, &config.rank.gbdt, None, unix_now_ms()).context("training the ranker")?;
-        set.save(artifacts).context("saving the models")?;
-        models = Some(set);
+        let search_log = log.for_search();
+        let training = Training {
+            config: &config.recommend,
+            weights: &config.weights,
+            gbdt: &config.rank.gbdt,
+            log: Some(&log),
+            search_log: Some(&search_log),
+            serving: None,
+            artifacts: Some(artifacts),
+            now_ms: unix_now_ms(),
+        };
+        models = Some(training::train(store, &training).context("training")?.set);
     }
     match &models {
         Some(set) => tracing::info!(

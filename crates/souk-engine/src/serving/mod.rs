@@ -19,6 +19,7 @@ pub mod page_log;
 pub mod recall;
 pub mod search_page;
 pub mod search_ranking;
+pub mod training;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};

@@ -1,0 +1,55 @@
+//! Training, orchestrated once for the CLI (`souk train`), the server (`POST /v1/train`,
+//! background retraining) and the demo: every model of the set, then the recommendation
+//! ranker and the search ranker from the logged pages (each promoted only when it beats the
+//! one serving until now on the latest traffic), then a new model generation.
+
+use super::ModelSet;
+use super::RecommendConfig;
+use crate::error::Result;
+use crate::rank::gbdt::GbdtParams;
+use crate::rank::ranker::{FeatureLog, RankerReport};
+use crate::recommend::EventWeights;
+use crate::store::artifacts::ArtifactStore;
+use crate::store::Storage;
+
+/// What one training uses.
+pub struct Training<'a> {
+    pub config: &'a RecommendConfig,
+    pub weights: &'a EventWeights,
+    pub gbdt: &'a GbdtParams,
+    /// The logged recommendation pages (absent: no ranker is trained).
+    pub log: Option<&'a FeatureLog>,
+    /// The logged search pages (absent: no search ranker is trained).
+    pub search_log: Option<&'a FeatureLog>,
+    /// The set serving until now: its rankers are the ones a new ranker must beat.
+    pub serving: Option<&'a ModelSet>,
+    /// Where the new generation is saved (absent: kept in memory only).
+    pub artifacts: Option<&'a ArtifactStore>,
+    pub now_ms: i64,
+}
+
+/// What a training produced.
+pub struct Trained {
+    pub set: ModelSet,
+    /// The saved generation's name.
+    pub generation: Option<String>,
+    pub ranker: Option<RankerReport>,
+    pub search_ranker: Option<RankerReport>,
+}
+
+/// Train every model and both rankers, and save the generation.
+pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
+    let mut set = ModelSet::train(store, training.config, training.weights)?;
+    let previous = training.serving.and_then(|s| s.ranker.clone());
+    let previous_search = training.serving.and_then(|s| s.search_ranker.clone());
+    let ranker = match training.log {
+        Some(log) => set.train_ranker(store, log, training.gbdt, previous, training.now_ms)?,
+        None => None,
+    };
+    let search_ranker = match training.search_log {
+        Some(log) => set.train_search_ranker(store, log, training.gbdt, previous_search, training.now_ms)?,
+        None => None,
+    };
+    let generation = training.artifacts.map(|a| set.save(a)).transpose()?;
+    Ok(Trained { set, generation, ranker, search_ranker })
+}
