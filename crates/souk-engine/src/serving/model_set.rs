@@ -1,0 +1,471 @@
+//! The model set: every recall source trained together, saved as one generation and
+//! swapped whole; its configuration and manifest.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, ValidationError};
+use crate::hashing::IdMap;
+use crate::rank::gbdt::{GbdtModel, GbdtParams};
+use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, RankerReport};
+use crate::recommend::als::{AlsModel, AlsParams};
+use crate::recommend::artifact::Artifact;
+use crate::recommend::blend::BlendParams;
+use crate::recommend::ease::EaseParams;
+use crate::recommend::infinite_ae::InfiniteAeParams;
+use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
+use crate::recommend::ivf::IvfIndex;
+use crate::recommend::popularity::PopularityParams;
+use crate::recommend::rp3beta::Rp3betaParams;
+use crate::recommend::{registry, EventWeights, Interactions, Recommender};
+use crate::store::artifacts::ArtifactStore;
+use crate::store::Storage;
+
+use super::*;
+
+/// Version of the model-set manifest.
+pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
+
+/// How recommendations are trained and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendConfig {
+    /// Collaborative models trained by `souk train` and used as recall sources (`als`,
+    /// `ease`, `infinite_ae`, `rp3beta`, `blend`).
+    pub models: Vec<String>,
+    /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
+    /// the model names).
+    pub source_weights: BTreeMap<String, f64>,
+    /// How many of a user's latest interactions make up their history.
+    pub history_limit: usize,
+    /// Candidates taken from each source before fusion.
+    pub candidates_per_source: usize,
+    /// Retrain in the background every this many seconds when new events arrived (0: only
+    /// `souk train`).
+    pub retrain_seconds: u64,
+    pub als: AlsParams,
+    pub ease: EaseParams,
+    pub infinite_ae: InfiniteAeParams,
+    pub blend: BlendParams,
+    pub itemknn: ItemKnnParams,
+    pub rp3beta: Rp3betaParams,
+    pub popularity: PopularityParams,
+}
+
+impl Default for RecommendConfig {
+    fn default() -> Self {
+        Self {
+            models: vec!["als".into()],
+            source_weights: [
+                ("als", 1.0),
+                ("ease", 1.0),
+                ("infinite_ae", 1.0),
+                ("blend", 1.0),
+                ("rp3beta", 1.0),
+                ("itemknn", 0.8),
+                ("popularity", 0.2),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            history_limit: 200,
+            candidates_per_source: 100,
+            retrain_seconds: 0,
+            als: AlsParams::default(),
+            ease: EaseParams::default(),
+            infinite_ae: InfiniteAeParams::default(),
+            blend: BlendParams::default(),
+            itemknn: ItemKnnParams::default(),
+            rp3beta: Rp3betaParams::default(),
+            popularity: PopularityParams::default(),
+        }
+    }
+}
+
+impl RecommendConfig {
+    /// The configured parameters of a model, as the registry takes them.
+    pub fn params_for(&self, name: &str) -> Result<serde_json::Value> {
+        let value = match name {
+            "als" => serde_json::to_value(&self.als),
+            "ease" => serde_json::to_value(&self.ease),
+            "infinite_ae" => serde_json::to_value(&self.infinite_ae),
+            "blend" => serde_json::to_value(&self.blend),
+            "itemknn" => serde_json::to_value(&self.itemknn),
+            "rp3beta" => serde_json::to_value(&self.rp3beta),
+            "popularity" => serde_json::to_value(&self.popularity),
+            other => {
+                return Err(ValidationError::new(
+                    "unknown_model",
+                    "models",
+                    format!("unknown model {other:?}; expected one of: {}", registry::MODELS.join(", ")),
+                )
+                .into())
+            }
+        };
+        value.map_err(|e| Error::Internal(format!("encoding parameters: {e}")))
+    }
+
+    /// Problems with this configuration, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for model in &self.models {
+            if !registry::MODELS.contains(&model.as_str()) || model == "itemknn" || model == "popularity" {
+                problems.push((
+                    "recommend.models".into(),
+                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, blend, found {model:?} (itemknn and popularity are always on)"),
+                ));
+            }
+        }
+        for (source, weight) in &self.source_weights {
+            if !weight.is_finite() || *weight < 0.0 {
+                problems.push((
+                    format!("recommend.source_weights.{source}"),
+                    format!("expected a non-negative number, found {weight}"),
+                ));
+            }
+        }
+        if !(1..=100_000).contains(&self.history_limit) {
+            problems
+                .push(("recommend.history_limit".into(), format!("expected 1..=100000, found {}", self.history_limit)));
+        }
+        if !(10..=100_000).contains(&self.candidates_per_source) {
+            problems.push((
+                "recommend.candidates_per_source".into(),
+                format!("expected 10..=100000, found {}", self.candidates_per_source),
+            ));
+        }
+        problems
+    }
+}
+
+/// What the model set was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSetManifest {
+    pub format_version: u32,
+    pub trained_at_ms: i64,
+    pub events: u64,
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+    pub models: Vec<String>,
+    pub train_seconds: BTreeMap<String, f64>,
+    pub weights: EventWeights,
+}
+
+/// Everything serving needs from training, swapped as one value.
+pub struct ModelSet {
+    pub manifest: ModelSetManifest,
+    pub item_ids: Vec<String>,
+    /// `xxh3_64` of each item id, by item index: exclusion and cursor checks compare
+    /// digests without reading the id strings (scattered reads that were most of the
+    /// candidate search's time).
+    pub item_digests: Vec<u64>,
+    pub item_index: IdMap<String, u32>,
+    pub user_index: IdMap<String, u32>,
+    /// Collaborative sources, by name.
+    pub models: Vec<(String, Source)>,
+    pub knn: ItemKnnModel,
+    /// Users per item in training (popularity, and the cold-start fallback).
+    pub popularity: Vec<f32>,
+    /// Items by descending popularity.
+    pub popularity_order: Vec<u32>,
+    /// The learned ranker, once one has passed the promotion gate.
+    pub ranker: Option<Arc<Ranker>>,
+    /// The search page's learned ranker (trained from search pages' logs), likewise.
+    pub search_ranker: Option<Arc<Ranker>>,
+    /// What feature rows are computed from (after a ranker training ran, even one that
+    /// found too little traffic): rows are then logged for the next training.
+    pub features: Option<Arc<FeatureContext>>,
+}
+
+/// A collaborative source as served.
+pub enum Source {
+    /// Factor model: candidates come from an inverted-file index over the item factors.
+    Als { model: Box<AlsModel>, index: IvfIndex },
+    /// Any other model: scores every item.
+    Dense(Box<dyn Recommender>),
+}
+
+impl Source {
+    /// Serve a factor model through an inverted-file index over its item factors.
+    pub fn als(model: AlsModel) -> Source {
+        let index =
+            IvfIndex::build(&model.item_factors, model.params.factors, IvfIndex::clusters_for(model.n_items), 42);
+        Source::Als { model: Box::new(model), index }
+    }
+
+    fn as_recommender(&self) -> &dyn Recommender {
+        match self {
+            Source::Als { model, .. } => model.as_ref(),
+            Source::Dense(model) => model.as_ref(),
+        }
+    }
+}
+
+/// Items by descending score (ties by item number).
+pub(super) fn order_by(scores: &[f32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_unstable_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+    order
+}
+
+pub(super) fn index_of(ids: &[String]) -> IdMap<String, u32> {
+    ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect()
+}
+
+impl ModelSet {
+    /// Train every configured source on the store's current interactions.
+    pub fn train(store: &dyn Storage, config: &RecommendConfig, weights: &EventWeights) -> Result<ModelSet> {
+        let started = std::time::Instant::now();
+        let events = store.stats()?.events;
+        let data = Interactions::from_store(store, weights)?;
+        if data.nnz() == 0 {
+            return Err(Error::Conflict("no interactions to train on: import or ingest events first".into()));
+        }
+        let mut train_seconds = BTreeMap::new();
+        let mut models = Vec::new();
+        for name in &config.models {
+            let t = std::time::Instant::now();
+            let source = if name == "als" {
+                Source::als(crate::recommend::als::train(&data, &config.als)?)
+            } else {
+                Source::Dense(registry::train_model(name, &config.params_for(name)?, &data)?)
+            };
+            train_seconds.insert(name.clone(), t.elapsed().as_secs_f64());
+            models.push((name.clone(), source));
+        }
+        let t = std::time::Instant::now();
+        let knn = itemknn::train(&data, &config.itemknn)?;
+        train_seconds.insert("itemknn".into(), t.elapsed().as_secs_f64());
+        let mut popularity = vec![0f32; data.n_items()];
+        for &i in &data.indices {
+            popularity[i as usize] += 1.0;
+        }
+        tracing::info!(
+            users = data.n_users(),
+            items = data.n_items(),
+            interactions = data.nnz(),
+            seconds = started.elapsed().as_secs_f64(),
+            "trained model set"
+        );
+        Ok(ModelSet {
+            manifest: ModelSetManifest {
+                format_version: MODEL_SET_FORMAT_VERSION,
+                trained_at_ms: chrono::Utc::now().timestamp_millis(),
+                events,
+                users: data.n_users(),
+                items: data.n_items(),
+                interactions: data.nnz(),
+                models: config.models.clone(),
+                train_seconds,
+                weights: weights.clone(),
+            },
+            item_index: index_of(&data.item_ids),
+            user_index: index_of(&data.user_ids),
+            item_digests: digests_of(&data.item_ids),
+            item_ids: data.item_ids,
+            models,
+            knn,
+            popularity_order: order_by(&popularity),
+            popularity,
+            ranker: None,
+            search_ranker: None,
+            features: None,
+        })
+    }
+
+    /// Write the set as a new artifact generation and make it live.
+    pub fn save(&self, artifacts: &ArtifactStore) -> Result<String> {
+        let mut generation = artifacts.begin()?;
+        let json = |e: serde_json::Error| Error::Internal(format!("encoding the manifest: {e}"));
+        serde_json::to_writer_pretty(generation.create("manifest.json")?, &self.manifest).map_err(json)?;
+        for (file, ids) in [("items.txt", &self.item_ids), ("users.txt", &self.user_ids_sorted())] {
+            let mut writer = generation.create(file)?;
+            for id in ids.iter() {
+                writeln!(writer, "{id}")?;
+            }
+            writer.flush()?;
+        }
+        for (name, model) in &self.models {
+            let mut writer = generation.create(&format!("{name}.model"))?;
+            registry::save_model(model.as_recommender(), &mut writer)?;
+            writer.flush()?;
+        }
+        let mut writer = generation.create("itemknn.model")?;
+        registry::save_model(&self.knn, &mut writer)?;
+        writer.flush()?;
+        let mut writer = generation.create("popularity.f32")?;
+        for p in &self.popularity {
+            writer.write_all(&p.to_le_bytes())?;
+        }
+        writer.flush()?;
+        for (ranker, model_file, report_file) in [
+            (&self.ranker, RANKER_MODEL, RANKER_REPORT),
+            (&self.search_ranker, SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT),
+        ] {
+            let Some(ranker) = ranker else { continue };
+            let mut writer = generation.create(model_file)?;
+            ranker.model.save(&mut writer)?;
+            writer.flush()?;
+            let mut writer = generation.create(report_file)?;
+            serde_json::to_writer_pretty(&mut writer, &ranker.report).map_err(json)?;
+            writer.flush()?;
+        }
+        if let Some(context) = &self.features {
+            let mut writer = generation.create(FEATURE_CONTEXT)?;
+            serde_json::to_writer(&mut writer, context.as_ref()).map_err(json)?;
+            writer.flush()?;
+        }
+        Ok(generation.commit()?.name)
+    }
+
+    /// Train a ranker from the logs and keep it if it passes the promotion gate; otherwise
+    /// keep `previous` (the ranker serving until now). Returns the new ranker's report, or
+    /// `None` when the logs hold too little traffic to train on.
+    pub fn train_ranker(
+        &mut self,
+        store: &dyn Storage,
+        log: &FeatureLog,
+        params: &GbdtParams,
+        previous: Option<Arc<Ranker>>,
+        now_ms: i64,
+    ) -> Result<Option<RankerReport>> {
+        self.features = Some(Arc::new(FeatureContext::from_store(store)?));
+        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        self.ranker = ranker;
+        Ok(report)
+    }
+
+    /// The same for the search page, from its own feature log (search pages' rows). Call
+    /// after [`ModelSet::train_ranker`], which counts the feature context both share.
+    pub fn train_search_ranker(
+        &mut self,
+        store: &dyn Storage,
+        log: &FeatureLog,
+        params: &GbdtParams,
+        previous: Option<Arc<Ranker>>,
+        now_ms: i64,
+    ) -> Result<Option<RankerReport>> {
+        if self.features.is_none() {
+            self.features = Some(Arc::new(FeatureContext::from_store(store)?));
+        }
+        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        self.search_ranker = ranker;
+        Ok(report)
+    }
+
+    fn user_ids_sorted(&self) -> Vec<String> {
+        let mut users: Vec<(&String, &u32)> = self.user_index.iter().collect();
+        users.sort_by_key(|(_, u)| **u);
+        users.into_iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Load the live generation, if one was trained.
+    pub fn load(artifacts: &ArtifactStore) -> Result<Option<ModelSet>> {
+        let Some(generation) = artifacts.current()? else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| Error::Corrupt { path: format!("models/{}", generation.name).into(), message };
+        let manifest: ModelSetManifest = serde_json::from_reader(generation.open("manifest.json")?)
+            .map_err(|e| corrupt(format!("manifest.json: {e}")))?;
+        if manifest.format_version != MODEL_SET_FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path: format!("models/{}/manifest.json", generation.name).into(),
+                found: manifest.format_version,
+                expected: MODEL_SET_FORMAT_VERSION,
+            });
+        }
+        let read_ids = |file: &str| -> Result<Vec<String>> {
+            generation.open(file)?.lines().collect::<std::io::Result<Vec<_>>>().map_err(Error::from)
+        };
+        let item_ids = read_ids("items.txt")?;
+        let user_ids = read_ids("users.txt")?;
+        let mut models = Vec::new();
+        for name in &manifest.models {
+            let file = format!("{name}.model");
+            let source = if name == "als" {
+                Source::als(AlsModel::from_artifact(Artifact::read_from(&mut generation.open(&file)?)?)?)
+            } else {
+                Source::Dense(registry::load_model(&mut generation.open(&file)?)?)
+            };
+            models.push((name.clone(), source));
+        }
+        let knn = ItemKnnModel::from_artifact(crate::recommend::artifact::Artifact::read_from(
+            &mut generation.open("itemknn.model")?,
+        )?)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut generation.open("popularity.f32")?, &mut bytes)?;
+        let popularity: Vec<f32> =
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if popularity.len() != item_ids.len() || item_ids.len() != manifest.items {
+            return Err(corrupt(format!(
+                "{} items in items.txt, {} popularity values, {} in the manifest",
+                item_ids.len(),
+                popularity.len(),
+                manifest.items
+            )));
+        }
+        let load_ranker = |model_file: &str, report_file: &str| -> Result<Option<Arc<Ranker>>> {
+            if !generation.exists(model_file) {
+                return Ok(None);
+            }
+            let model = GbdtModel::load(&mut generation.open(model_file)?)?;
+            let report: RankerReport = serde_json::from_reader(generation.open(report_file)?)
+                .map_err(|e| corrupt(format!("{report_file}: {e}")))?;
+            Ok(Some(Arc::new(Ranker { model, report })))
+        };
+        let ranker = load_ranker(RANKER_MODEL, RANKER_REPORT)?;
+        let search_ranker = load_ranker(SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT)?;
+        let features = if generation.exists(FEATURE_CONTEXT) {
+            let context: FeatureContext = serde_json::from_reader(generation.open(FEATURE_CONTEXT)?)
+                .map_err(|e| corrupt(format!("{FEATURE_CONTEXT}: {e}")))?;
+            Some(Arc::new(context))
+        } else {
+            None
+        };
+        Ok(Some(ModelSet {
+            item_index: index_of(&item_ids),
+            user_index: index_of(&user_ids),
+            item_digests: digests_of(&item_ids),
+            item_ids,
+            manifest,
+            models,
+            knn,
+            popularity_order: order_by(&popularity),
+            popularity,
+            ranker,
+            search_ranker,
+            features,
+        }))
+    }
+}
+
+/// The surface name recommendation pages give the online click model.
+pub const SURFACE_RECOMMENDATIONS: &str = "recs";
+
+/// Train a ranker from `log`; the one to serve is the new one if it passed the promotion
+/// gate, else `previous`. Also returns the new one's report (`None`: too little traffic).
+pub(super) fn train_gated(
+    store: &dyn Storage,
+    log: &FeatureLog,
+    params: &GbdtParams,
+    previous: Option<Arc<Ranker>>,
+    now_ms: i64,
+) -> Result<(Option<Arc<Ranker>>, Option<RankerReport>)> {
+    let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
+    let report = trained.as_ref().map(|r| r.report.clone());
+    let serving = match trained {
+        Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
+        _ => previous,
+    };
+    Ok((serving, report))
+}
+
+pub(super) const RANKER_MODEL: &str = "ranker.gbdt";
+pub(super) const RANKER_REPORT: &str = "ranker.json";
+pub(super) const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";
+pub(super) const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
+pub(super) const FEATURE_CONTEXT: &str = "features.json";

@@ -1,0 +1,296 @@
+//! The "for you" page as a pipeline of stages: recall sources → fusion → the learned
+//! ranker → re-ranking rules → reasons and cursor.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::Result;
+use crate::fusion;
+use crate::hashing::DigestSet;
+use crate::ids::UserId;
+use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
+use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
+use crate::rank::ranker::RANK_WINDOW;
+use crate::rank::rerank::{rerank, Candidate, Effect};
+use crate::recommend::als::AlsModel;
+use crate::recommend::ivf::TopK;
+use crate::store::{ItemMeta, Storage};
+use recall::Recall;
+
+use super::*;
+
+/// A re-ranking candidate from an item's catalog facts (tags and attributes are not among
+/// the facts kept in memory, so conditions on them match nothing here).
+pub fn candidate_of(id: String, score: f64, meta: Option<&ItemMeta>) -> Candidate {
+    let mut candidate = Candidate::new(id, score);
+    if let Some(meta) = meta {
+        candidate.category = meta.category.iter().map(|c| c.to_string()).collect();
+        candidate.brand = meta.brand.as_ref().map(|b| b.to_string());
+        candidate.price = meta.price.map(f64::from);
+        candidate.available = meta.available;
+    }
+    candidate
+}
+
+/// Items scored by a factor model are searched over this many items at least (the rest of
+/// the catalog is pruned by the inverted-file index).
+pub const ALS_PROBE_ITEMS: usize = 8_000;
+
+/// Top `k` items of a dense score vector, skipping those `skip` rejects; best first.
+/// One pass with an admission threshold: most items cost one comparison.
+pub(super) fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<(u32, f32)> {
+    let mut top = TopK::new(k);
+    for (i, &s) in scores.iter().enumerate() {
+        if top.admits(s) && !skip(i as u32) {
+            top.push(i as u32, s);
+        }
+    }
+    top.into_sorted()
+}
+
+/// Answer a "for you" request: history → recall sources → fusion → the learned ranker
+/// (and the feature rows of a logged page) → re-ranking rules → the page (reasons, cursor).
+pub fn recommend(
+    set: &ModelSet,
+    store: &dyn Storage,
+    config: &RecommendConfig,
+    request: &RecommendRequest,
+) -> Result<RecommendPage> {
+    let history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
+    let cursor = request.cursor.clone().unwrap_or_default();
+    let shown: DigestSet<u32> = cursor.shown.iter().copied().collect();
+    // Exclusions and earlier pages are checked first, without the store.
+    // (`item_digest` is the low half of the id's xxh3_64.)
+    let rejected = |i: u32| -> bool {
+        let digest = set.item_digests[i as usize];
+        history.excluded.contains(&digest) || shown.contains(&(digest as u32))
+    };
+    let recall = Recall {
+        set,
+        store,
+        history: &history,
+        filter: &request.filter,
+        rejected: &rejected,
+        want: config.candidates_per_source.max(request.n * 3),
+    };
+    let folds = recall::fold_ins(set, &history);
+    let mut lists = Vec::new();
+    for source in recall::recall_sources(set, &history, &folds) {
+        lists.push((source.name().to_string(), source.recall(&recall)?));
+    }
+    let mut ranked = fuse(&lists, &config.source_weights);
+    // The first factor model's fold-in is the ranker's factor-score feature.
+    let folded = set.models.iter().zip(&folds).find_map(|((_, source), fold)| match (source, fold) {
+        (Source::Als { model, .. }, Some(vector)) => Some((model.as_ref(), vector.as_slice())),
+        _ => None,
+    });
+    let Ranked { mut rows, scores: mut ranker_scores } = rank_stage(set, store, request, folded, &mut ranked)?;
+    let mut effects = rules_stage(&recall, request, cursor.shown.len(), &mut ranked)?;
+
+    let mut next = cursor.clone();
+    let mut features = Vec::new();
+    let items = ranked
+        .into_iter()
+        .map(|(i, score, mut reasons)| {
+            explain_because(set, &history, i, &mut reasons);
+            let id = set.item_ids[i as usize].clone();
+            next.shown.push(item_digest(&id));
+            if let Some(row) = rows.remove(&i) {
+                features.push((id.clone(), row));
+            }
+            Recommended {
+                id,
+                score,
+                reasons,
+                effects: effects.remove(&i).unwrap_or_default(),
+                ranker: ranker_scores.remove(&i),
+                ..Recommended::default()
+            }
+        })
+        .collect::<Vec<_>>();
+    let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
+    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features })
+}
+
+/// A candidate on its way through the stages: model item, score, reasons.
+pub(super) type Scored = (u32, f64, Vec<Reason>);
+
+/// Weighted reciprocal-rank fusion of the sources' lists (`fusion`), keeping each source's
+/// reason; best first. A source weighted 0 takes no part.
+pub(super) fn fuse(lists: &[(String, Vec<(u32, f32)>)], weights: &BTreeMap<String, f64>) -> Vec<Scored> {
+    let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
+    for (name, list) in lists {
+        let weight = weights.get(name).copied().unwrap_or(1.0);
+        if weight == 0.0 {
+            continue;
+        }
+        for (rank, (i, s)) in list.iter().enumerate() {
+            let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
+            entry.0 += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
+            entry.1.push(Reason { source: name.clone(), rank: rank + 1, score: *s, ..Reason::default() });
+        }
+    }
+    let mut ranked: Vec<Scored> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
+    ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+/// What the ranking stage leaves for the page: each candidate's feature row (logged or
+/// ranked pages) and the ranker's view of each item.
+#[derive(Default)]
+pub(super) struct Ranked {
+    rows: HashMap<u32, Vec<f32>>,
+    scores: HashMap<u32, RankerScore>,
+}
+
+/// The learned ranker reorders the blend's best candidates; a logged page (or a ranked
+/// one) also gets each candidate's feature row.
+pub(super) fn rank_stage(
+    set: &ModelSet,
+    store: &dyn Storage,
+    request: &RecommendRequest,
+    folded: Option<(&AlsModel, &[f32])>,
+    ranked: &mut Vec<Scored>,
+) -> Result<Ranked> {
+    let mut rows: HashMap<u32, Vec<f32>> = HashMap::new();
+    let mut ranker_scores: HashMap<u32, RankerScore> = HashMap::new();
+    let ranker = set.ranker.as_ref().filter(|_| request.use_ranker);
+    let Some(context) = set.features.as_ref().filter(|_| ranker.is_some() || request.log_features) else {
+        return Ok(Ranked::default());
+    };
+    ranked.truncate(RANK_WINDOW.max(request.n * 3));
+    let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+    let metas = store.items_meta(&ids)?;
+    let factors = match folded {
+        Some((model, user_vector)) => scores_of_vector(set, model, user_vector, &ids),
+        None => vec![None; ids.len()],
+    };
+    let user_id = UserId::parse(request.user.as_str(), "user")?;
+    let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
+    let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };
+    let item_ids: Vec<&str> = interactions.iter().map(|i| i.item.as_str()).collect();
+    let history_metas = store.items_meta(&item_ids)?;
+    let profile = UserProfile::build(&ProfileInputs {
+        user: &request.user,
+        interactions: &interactions,
+        metas: &history_metas,
+        items: &HashMap::new(),
+        prices: &context.prices,
+        weights: &set.manifest.weights,
+        config: &ProfileConfig::default(),
+        now,
+    });
+    let builder = FeatureBuilder {
+        prices: &context.prices,
+        stats: &context.stats,
+        online: request.online.as_deref().map(|o| (o, SURFACE_RECOMMENDATIONS)),
+    };
+    for (position, ((i, score, reasons), meta)) in ranked.iter_mut().zip(&metas).enumerate() {
+        let mut signals = RecallSignals::from_reasons(
+            position as u32 + 1,
+            *score,
+            reasons.iter().map(|r| (r.source.as_str(), r.rank, r.score)),
+        );
+        signals.factor_score = factors[position];
+        let mut row = vec![0f32; FEATURE_COUNT];
+        builder.row(&profile, &set.item_ids[*i as usize], meta.as_ref(), &signals, now, &mut row);
+        if let Some(ranker) = ranker {
+            let predicted = ranker.model.predict(&row);
+            let contributions = if request.explain { ranker.top_contributions(&row, 5) } else { Vec::new() };
+            let blend_rank = position + 1;
+            ranker_scores.insert(*i, RankerScore { score: predicted, blend_rank, blend_score: *score, contributions });
+            *score = predicted;
+        }
+        rows.insert(*i, row);
+    }
+    if ranker.is_some() {
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+    Ok(Ranked { rows, scores: ranker_scores })
+}
+
+/// The re-ranking rules arrange the page (the window above it, so that pins and diversity
+/// have room); `offset` items were shown on earlier pages. A pinned item recall did not
+/// propose joins when the models know it and it passes exclusions, cursor and filters.
+/// Returns what the rules did to each item.
+pub(super) fn rules_stage(
+    recall: &Recall<'_>,
+    request: &RecommendRequest,
+    offset: usize,
+    ranked: &mut Vec<Scored>,
+) -> Result<HashMap<u32, Vec<Effect>>> {
+    let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
+    if request.rules.is_empty() {
+        ranked.truncate(request.n);
+        return Ok(effects);
+    }
+    let set = recall.set;
+    let rules = rules_for_page(&request.rules, offset);
+    ranked.truncate(RERANK_WINDOW.max(request.n * 3));
+    for pin in &rules.pin {
+        let Some(&i) = set.item_index.get(&pin.item) else { continue };
+        if ranked.iter().any(|(j, _, _)| *j == i) || (recall.rejected)(i) {
+            continue;
+        }
+        if recall::take_accepted(set, recall.store, &request.filter, [(i, 0.0)], 1)?.is_empty() {
+            continue;
+        }
+        let floor = ranked.last().map_or(0.0, |r| r.1.min(0.0));
+        ranked.push((i, floor, vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }]));
+    }
+    let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
+    let metas = recall.store.items_meta(&ids)?;
+    let candidates: Vec<Candidate> = ranked
+        .iter()
+        .zip(metas)
+        .map(|((i, score, _), meta)| candidate_of(set.item_ids[*i as usize].clone(), *score, meta.as_ref()))
+        .collect();
+    let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
+        ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
+    let mut reordered = Vec::with_capacity(request.n);
+    for out in rerank(&candidates, &rules, request.n) {
+        if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
+            effects.insert(i, out.effects);
+            reordered.push((i, out.score, reasons));
+        }
+    }
+    *ranked = reordered;
+    Ok(effects)
+}
+
+/// "Because you …": the history item most similar to item `i` (by item-kNN) is cited by
+/// every reason but popularity's.
+pub(super) fn explain_because(set: &ModelSet, history: &History, i: u32, reasons: &mut [Reason]) {
+    let because = history
+        .recent
+        .iter()
+        .map(|&j| (j, set.knn.similarity(j, i)))
+        .filter(|(_, s)| *s > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((j, _)) = because {
+        for reason in reasons.iter_mut().filter(|r| r.source != "popularity") {
+            reason.because = Some(set.item_ids[j as usize].clone());
+            reason.because_event = history.last_event.get(&j).copied();
+        }
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    #[test]
+    fn fusion_keeps_every_sources_reason_and_drops_a_source_weighted_zero() {
+        let lists = vec![
+            ("als".to_string(), vec![(1, 0.9), (2, 0.8)]),
+            ("itemknn".to_string(), vec![(2, 3.0), (3, 1.0)]),
+            ("popularity".to_string(), vec![(4, 10.0)]),
+        ];
+        let weights: BTreeMap<String, f64> = [("popularity".to_string(), 0.0)].into_iter().collect();
+        let fused = fuse(&lists, &weights);
+        let order: Vec<u32> = fused.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(order, vec![2, 1, 3], "agreement first; popularity weighted 0 takes no part");
+        let reasons: Vec<(&str, usize)> = fused[0].2.iter().map(|r| (r.source.as_str(), r.rank)).collect();
+        assert_eq!(reasons, vec![("als", 2), ("itemknn", 1)]);
+        assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
+    }
+}

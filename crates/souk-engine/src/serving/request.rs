@@ -1,0 +1,235 @@
+//! What a recommendation request asks and what a page answers: exclusions, catalog
+//! filters, reasons, the cursor that never repeats an item.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ValidationError};
+use crate::model::EventType;
+use crate::rank::online::OnlineClickModel;
+use crate::rank::rerank::{Effect, Pin, Promotion, Rules};
+use crate::store::ItemMeta;
+
+/// Which of a user's items never to recommend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusions {
+    /// Every item the user interacted with (viewed, clicked, bought…).
+    pub seen: bool,
+    pub purchased: bool,
+    pub disliked: bool,
+}
+
+impl Default for Exclusions {
+    fn default() -> Self {
+        Self { seen: true, purchased: true, disliked: true }
+    }
+}
+
+/// Catalog filters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemFilter {
+    /// Category path prefix, e.g. `["Electronics", "Audio"]`.
+    pub category: Option<Vec<String>>,
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Leave out items marked unavailable (default true).
+    pub available_only: bool,
+}
+
+impl ItemFilter {
+    /// Whether an item passes. An item without a catalog record (only known from events, or
+    /// deleted) never does: only what the catalog holds is served.
+    pub fn accepts(&self, meta: Option<&ItemMeta>) -> bool {
+        let Some(meta) = meta else {
+            return false;
+        };
+        if self.available_only && !meta.available {
+            return false;
+        }
+        if let Some(category) = &self.category {
+            let levels: Vec<&str> = category.iter().map(String::as_str).collect();
+            if !meta.in_category(&levels) {
+                return false;
+            }
+        }
+        if let Some(brand) = &self.brand {
+            if !meta.brand.as_deref().is_some_and(|b| b.eq_ignore_ascii_case(brand.trim())) {
+                return false;
+            }
+        }
+        let price = meta.price.map(f64::from);
+        if self.min_price.is_some_and(|min| price.is_none_or(|p| p < min)) {
+            return false;
+        }
+        if self.max_price.is_some_and(|max| price.is_none_or(|p| p > max)) {
+            return false;
+        }
+        true
+    }
+}
+
+/// Why an item was recommended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The source that proposed it: a model name, `itemknn`, `popularity` or `trending`.
+    pub source: String,
+    /// Its rank in that source (1-based).
+    pub rank: usize,
+    /// The source's own score.
+    pub score: f32,
+    /// "Because you …": the item of the user's history it is most similar to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+    /// What the user did with `because` (view, purchase…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because_event: Option<EventType>,
+    /// The title of `because` (filled by [`describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because_title: Option<String>,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recommended {
+    pub id: String,
+    /// What a page shows of the item (filled by [`describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Fused score (weighted reciprocal rank), after boosts.
+    pub score: f64,
+    pub reasons: Vec<Reason>,
+    /// What re-ranking rules did to the item (boost, pin, diversity…); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+    /// The learned ranker's view, when one ranked the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<RankerScore>,
+}
+
+/// How the learned ranker placed an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankerScore {
+    pub score: f64,
+    /// The item's rank and score in the hand blend the ranker reordered.
+    pub blend_rank: usize,
+    pub blend_score: f64,
+    /// The features that moved the score most (with `explain`), largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<(String, f64)>,
+}
+
+/// A request for a user's recommendations.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendRequest {
+    pub user: String,
+    pub n: usize,
+    pub cursor: Option<Cursor>,
+    pub filter: ItemFilter,
+    pub exclude: Exclusions,
+    /// Re-ranking rules (the configured ones merged with the request's), already validated.
+    pub rules: Rules,
+    /// Order the blend's best candidates with the set's learned ranker (when it has one).
+    pub use_ranker: bool,
+    /// Compute the feature rows of the returned items (for the feature log) even without
+    /// a ranker, when the set has a feature context.
+    pub log_features: bool,
+    /// Return the ranker's top feature contributions per item.
+    pub explain: bool,
+    /// The time affinities decay to (Unix ms); 0: the user's newest interaction.
+    pub now_ms: i64,
+    /// The online click model, whose prediction is the `online_ctr` feature.
+    pub online: Option<Arc<OnlineClickModel>>,
+}
+
+/// Candidates the re-ranking rules see, at least (more when a page is larger).
+pub const RERANK_WINDOW: usize = 200;
+
+/// Rules as they apply to a page that starts after `offset` items were shown: pins and
+/// promotion slots are positions in the whole list, so a later page sees them shifted,
+/// and those already passed are dropped.
+pub(super) fn rules_for_page(rules: &Rules, offset: usize) -> Rules {
+    let mut page = rules.clone();
+    page.pin = rules
+        .pin
+        .iter()
+        .filter(|p| p.position > offset)
+        .map(|p| Pin { item: p.item.clone(), position: p.position - offset })
+        .collect();
+    page.promotions = rules
+        .promotions
+        .iter()
+        .filter_map(|promotion| {
+            let positions: Vec<usize> =
+                promotion.positions.iter().filter(|p| **p > offset).map(|p| p - offset).collect();
+            (!positions.is_empty()).then(|| Promotion { positions, when: promotion.when.clone() })
+        })
+        .collect();
+    page
+}
+
+/// A page of recommendations.
+#[derive(Debug, Clone)]
+pub struct RecommendPage {
+    pub items: Vec<Recommended>,
+    pub next_cursor: Option<Cursor>,
+    /// The history the answer was computed from (most recent first), for explanations.
+    pub history_size: usize,
+    /// The ranker's feature row of each returned item, for the feature log (empty without
+    /// a ranker).
+    pub features: Vec<(String, Vec<f32>)>,
+}
+
+/// Pagination state carried by the client: digests of every item already shown, so no
+/// later page repeats one even if the ranking moved in between (events arrive, models
+/// swap). Stateless on the server; grows by 4 bytes per shown item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub(super) shown: Vec<u32>,
+}
+
+pub(super) const CURSOR_VERSION: u8 = 1;
+/// Most items a cursor may carry (then the client starts over).
+pub const MAX_CURSOR_ITEMS: usize = 5_000;
+
+pub(super) fn item_digest(id: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
+}
+
+pub(super) fn digests_of(ids: &[String]) -> Vec<u64> {
+    ids.iter().map(|id| xxhash_rust::xxh3::xxh3_64(id.as_bytes())).collect()
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(1 + 4 * self.shown.len());
+        bytes.push(CURSOR_VERSION);
+        for d in &self.shown {
+            bytes.extend_from_slice(&d.to_le_bytes());
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(text: &str) -> Result<Cursor, ValidationError> {
+        let invalid =
+            || ValidationError::new("invalid_cursor", "cursor", "expected a cursor returned by an earlier page");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
+        let (&version, rest) = bytes.split_first().ok_or_else(invalid)?;
+        if version != CURSOR_VERSION || rest.len() % 4 != 0 || rest.len() / 4 > MAX_CURSOR_ITEMS {
+            return Err(invalid());
+        }
+        Ok(Cursor { shown: rest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.shown.contains(&item_digest(id))
+    }
+}

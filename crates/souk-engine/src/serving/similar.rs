@@ -1,0 +1,92 @@
+//! Items similar to an item: item-kNN neighbours, then catalog items sharing its category
+//! path or brand (so an item without interactions has an answer).
+
+use std::collections::HashSet;
+
+use crate::error::Result;
+use crate::store::{ItemMeta, Storage};
+
+use super::*;
+
+/// Items similar to `item`, best first: its item-kNN neighbours, then — when those are
+/// fewer than `n`, or the item has no interactions yet — catalog items that share its
+/// category path (deepest first) or brand, by popularity. `None` when the catalog does not
+/// hold the item (unknown or deleted).
+pub fn similar(
+    set: Option<&ModelSet>,
+    store: &dyn Storage,
+    item: &str,
+    n: usize,
+    filter: &ItemFilter,
+) -> Result<Option<Vec<Recommended>>> {
+    let Some(target) = store.items_meta(&[item])?.pop().flatten() else {
+        return Ok(None);
+    };
+    let mut out: Vec<Recommended> = Vec::new();
+    if let Some((set, &i)) = set.and_then(|set| set.item_index.get(item).map(|i| (set, i))) {
+        let (neighbours, sims) = set.knn.neighbours_of(i);
+        let ids: Vec<&str> = neighbours.iter().map(|j| set.item_ids[*j as usize].as_str()).collect();
+        let metas = store.items_meta(&ids)?;
+        out = neighbours
+            .iter()
+            .zip(sims)
+            .zip(metas)
+            .filter(|((j, _), meta)| **j != i && filter.accepts(meta.as_ref()))
+            .map(|((j, s), _)| similar_item(set.item_ids[*j as usize].clone(), f64::from(*s), "itemknn", item))
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        out.truncate(n);
+    }
+    if out.len() < n {
+        let taken: HashSet<String> = out.iter().map(|r| r.id.clone()).collect();
+        let mut alike: Vec<(u32, f32, String)> = Vec::new();
+        store.scan_item_meta(&mut |id, meta| {
+            let affinity = catalog_affinity(&target, meta);
+            if affinity > 0 && id != item && !taken.contains(id) && filter.accepts(Some(meta)) {
+                let popularity =
+                    set.and_then(|set| set.item_index.get(id).map(|j| set.popularity[*j as usize])).unwrap_or(0.0);
+                alike.push((affinity, popularity, id.to_string()));
+            }
+        })?;
+        alike.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.cmp(&b.2)));
+        // Below every kNN neighbour, in the fallback's own order.
+        let floor = out.last().map_or(0.0, |r| r.score.min(0.0));
+        let room = n - out.len();
+        for (k, (_, _, id)) in alike.into_iter().take(room).enumerate() {
+            out.push(similar_item(id, floor - (k + 1) as f64 * 1e-6, "catalog", item));
+        }
+    }
+    for (rank, r) in out.iter_mut().enumerate() {
+        r.reasons[0].rank = rank + 1;
+    }
+    Ok(Some(out))
+}
+
+/// How much two items have in common in the catalog: two points per shared category level
+/// (from the top), one for the same brand; 0 for nothing.
+pub(super) fn catalog_affinity(a: &ItemMeta, b: &ItemMeta) -> u32 {
+    let levels = a.category.iter().zip(b.category.iter()).take_while(|(x, y)| x.eq_ignore_ascii_case(y)).count();
+    let brand = match (&a.brand, &b.brand) {
+        (Some(x), Some(y)) if x.eq_ignore_ascii_case(y) => 1,
+        _ => 0,
+    };
+    2 * levels as u32 + brand
+}
+
+pub(super) fn similar_item(id: String, score: f64, source: &str, because: &str) -> Recommended {
+    Recommended {
+        id,
+        score,
+        reasons: vec![Reason {
+            source: source.into(),
+            rank: 0,
+            score: score as f32,
+            because: Some(because.to_string()),
+            because_event: None,
+            because_title: None,
+        }],
+        effects: Vec::new(),
+        ranker: None,
+        ..Recommended::default()
+    }
+}
