@@ -45,26 +45,14 @@ macro_rules! filter_of {
 
 impl FilterQuery {
     fn to_filter(&self) -> ApiResult<ItemFilter> {
-        for (name, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
-            if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                return Err(ApiError::bad_request("invalid_number", "expected a non-negative price", name));
-            }
-        }
-        if let (Some(min), Some(max)) = (self.min_price, self.max_price) {
-            if min > max {
-                return Err(ApiError::bad_request(
-                    "invalid_range",
-                    format!("min_price {min} exceeds max_price {max}"),
-                    "min_price",
-                ));
-            }
-        }
+        let (min_price, max_price) =
+            souk_engine::input::parse_price_range(self.min_price, self.max_price).map_err(ApiError::validation)?;
         let category = self.category.as_deref().map(souk_engine::input::split_category_path).filter(|c| !c.is_empty());
         Ok(ItemFilter {
             category,
             brand: self.brand.clone().filter(|b| !b.trim().is_empty()),
-            min_price: self.min_price,
-            max_price: self.max_price,
+            min_price,
+            max_price,
             available_only: !self.include_unavailable.unwrap_or(false),
         })
     }

@@ -295,20 +295,7 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
             )
         })?,
     };
-    for (name, value) in [("min_price", body.min_price), ("max_price", body.max_price)] {
-        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            return Err(ApiError::bad_request("invalid_number", "expected a non-negative price", name));
-        }
-    }
-    if let (Some(min), Some(max)) = (body.min_price, body.max_price) {
-        if min > max {
-            return Err(ApiError::bad_request(
-                "invalid_range",
-                format!("min_price {min} exceeds max_price {max}"),
-                "min_price",
-            ));
-        }
-    }
+    souk_engine::input::parse_price_range(body.min_price, body.max_price).map_err(ApiError::validation)?;
     if let Some(vector) = &body.vector {
         if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
             return Err(ApiError::bad_request(
