@@ -154,7 +154,8 @@ impl FeatureLog {
             if let Some(parent) = self.path.parent() {
                 fs_err::create_dir_all(parent)?;
             }
-            let mut opened = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&self.path)?;
+            let mut opened =
+                fs_err::OpenOptions::new().create(true).read(true).append(true).open(&self.path)?.into_parts().0;
             // A line torn by a crash is closed, so the next row starts on its own line.
             let length = opened.metadata()?.len();
             if length > 0 {

@@ -91,7 +91,7 @@ impl VectorSpace {
         let mut records = 0usize;
         if path.exists() {
             let mut bytes = Vec::new();
-            std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+            fs_err::File::open(path)?.read_to_end(&mut bytes)?;
             if bytes.len() < 12 || &bytes[..8] != MAGIC {
                 return Err(corrupt(path, "not a vector file"));
             }
@@ -127,7 +127,7 @@ impl VectorSpace {
             }
             if good < bytes.len() {
                 tracing::warn!(path = %path.display(), kept = good, found = bytes.len(), "cutting a torn vector file tail");
-                let file = std::fs::OpenOptions::new().write(true).open(path)?;
+                let file = fs_err::OpenOptions::new().write(true).open(path)?;
                 file.set_len(good as u64)?;
                 file.sync_all()?;
             }
@@ -148,16 +148,16 @@ impl VectorSpace {
                     compact.put(row.id.clone(), row.hash, vector);
                 }
             }
-            let mut file = std::fs::File::create(&temporary)?;
+            let mut file = fs_err::File::create(&temporary)?;
             file.write_all(&out)?;
             file.sync_all()?;
-            std::fs::rename(&temporary, path)?;
+            fs_err::rename(&temporary, path)?;
             if let Some(parent) = path.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
+                fs_err::File::open(parent)?.sync_all()?;
             }
             rows = compact;
         }
-        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let file = fs_err::OpenOptions::new().append(true).open(path)?.into_parts().0;
         let space = Self {
             name: name.to_string(),
             dim,

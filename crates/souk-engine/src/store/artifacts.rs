@@ -154,7 +154,7 @@ impl GenerationWriter {
     pub fn commit(self) -> Result<Generation> {
         let mut sums = String::new();
         for path in &self.files {
-            File::open(path)?.sync_all()?;
+            fs_err::File::open(path)?.sync_all()?;
             let (crc, bytes) = file_checksum(path)?;
             let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             sums.push_str(&format!("{crc:08x} {bytes} {name}\n"));
@@ -170,12 +170,12 @@ impl GenerationWriter {
         fs_err::rename(&self.tmp, &dir)?;
         let current_tmp = self.root.join("CURRENT.tmp");
         {
-            let mut file = File::create(&current_tmp)?;
+            let mut file = fs_err::File::create(&current_tmp)?;
             file.write_all(name.as_bytes())?;
             file.sync_all()?;
         }
         fs_err::rename(&current_tmp, self.root.join("CURRENT"))?;
-        File::open(&self.root)?.sync_all()?;
+        fs_err::File::open(&self.root)?.sync_all()?;
         // Keep this generation and the one before it.
         let store = ArtifactStore { dir: self.root.clone() };
         for old in store.generations()?.into_iter().filter(|n| *n + 1 < self.number) {

@@ -14,7 +14,6 @@
 //! compaction simply runs again.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use super::codec::LogRecord;
@@ -37,14 +36,14 @@ pub struct CompactReport {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
+    fs_err::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
 /// Mark that erased events wait for compaction (durably).
 pub fn request(dir: &Path) -> Result<()> {
     let path = dir.join(MARKER);
-    File::create(&path)?.sync_all()?;
+    fs_err::File::create(&path)?.sync_all()?;
     sync_dir(dir)
 }
 
@@ -135,7 +134,7 @@ fn compact(dir: &Path, segment_bytes: u64) -> Result<CompactReport> {
     write(&mut frames, &mut starts)?;
     target.sync_to(end)?;
     drop(target);
-    File::create(compacted.join("COMPLETE"))?.sync_all()?;
+    fs_err::File::create(compacted.join("COMPLETE"))?.sync_all()?;
     sync_dir(&compacted)?;
     fs_err::rename(&events, dir.join("events.old"))?;
     fs_err::rename(&compacted, &events)?;

@@ -13,7 +13,7 @@
 //! (the next open recovers from the log), so memory never claims more than the disk holds.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,7 +94,8 @@ pub struct EmbeddedStore {
 
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("souk.lock");
-    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
+    let mut file =
+        fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?.into_parts().0;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
@@ -125,9 +126,9 @@ fn check_format(dir: &Path) -> Result<()> {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let tmp = dir.join("FORMAT.tmp");
         fs_err::write(&tmp, text)?;
-        File::open(&tmp)?.sync_all()?;
+        fs_err::File::open(&tmp)?.sync_all()?;
         fs_err::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()?;
+        fs_err::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }
@@ -612,6 +613,15 @@ mod tests {
         let recent = store.user_events(&UserId::parse("u1", "u").unwrap(), 10).unwrap();
         assert_eq!(recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
         assert_eq!(store.item_counts(&ItemId::parse("i1", "i").unwrap()).unwrap().unwrap().total, 2);
+    }
+
+    #[test]
+    fn an_io_error_names_the_path_it_happened_at() {
+        let dir = tempfile::tempdir().unwrap();
+        // The lock file's place is taken by a directory: opening it fails.
+        fs_err::create_dir_all(dir.path().join("souk.lock")).unwrap();
+        let error = EmbeddedStore::open(dir.path(), &StoreConfig::default()).err().expect("the open must fail");
+        assert!(error.to_string().contains("souk.lock"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! `events.damaged-N/` for the operator to inspect or delete. An interrupted swap is
 //! finished on the next open ([`finish_interrupted`]); an incomplete copy is removed.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -104,7 +103,7 @@ pub struct RepairReport {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
+    fs_err::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -143,7 +142,7 @@ pub fn repair_log(data_dir: &Path, segment_bytes: u64) -> Result<RepairReport> {
     flush(&mut frames, &mut starts)?;
     target.sync_to(end)?;
     drop(target);
-    File::create(target_dir.join("COMPLETE"))?.sync_all()?;
+    fs_err::File::create(target_dir.join("COMPLETE"))?.sync_all()?;
     sync_dir(&target_dir)?;
     let kept = (1..).map(|n| data_dir.join(format!("events.damaged-{n}"))).find(|p| !p.exists()).expect("a free name");
     fs_err::rename(&events, &kept)?;
@@ -248,7 +247,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let target = data.path().join(REPAIR_DIR);
         write_log(&target, 5, 1 << 20);
-        File::create(target.join("COMPLETE")).unwrap();
+        fs_err::File::create(target.join("COMPLETE")).unwrap();
         finish_interrupted(data.path()).unwrap();
         assert_eq!(read_all(&data.path().join("events"), 1 << 20).unwrap().len(), 5);
         assert!(!target.exists());
