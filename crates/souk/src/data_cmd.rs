@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
+use souk_engine::store::DataDir;
 use souk_engine::store::{Storage, StoreSink};
 
 use crate::config::Config;
@@ -139,7 +140,7 @@ pub fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
             let mut sink = StoreSink::new(&store);
             let summary = generate(&generator, args.events, &mut sink, args.json)?;
             sink.finish().context("writing the last batch")?;
-            write_ground_truth(&generator, &config.data_dir.join("ground_truth.json"))?;
+            write_ground_truth(&generator, &DataDir::new(&config.data_dir).ground_truth())?;
             (summary, config.data_dir.clone())
         }
     };

@@ -12,6 +12,7 @@ use souk_engine::search::{SearchIndex, TextEmbedder};
 use souk_engine::serving::training::{self, Training};
 use souk_engine::serving::ModelSet;
 use souk_engine::store::artifacts::ArtifactStore;
+use souk_engine::store::DataDir;
 use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
 
 use crate::config::Config;
@@ -93,7 +94,7 @@ fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> an
         let mut sink = StoreSink::new(store);
         generate(&generator, size.events, &mut sink, false)?;
         sink.finish()?;
-        write_ground_truth(&generator, &config.data_dir.join("ground_truth.json"))?;
+        write_ground_truth(&generator, &DataDir::new(&config.data_dir).ground_truth())?;
     } else {
         eprintln!("souk: the data directory already holds a shop; serving it as it is");
     }

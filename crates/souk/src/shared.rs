@@ -13,6 +13,7 @@ use serde_json::Value;
 use souk_engine::gen::{GenConfig, Generator, GroundTruth};
 use souk_engine::recommend::registry;
 use souk_engine::search::SearchIndex;
+use souk_engine::store::DataDir;
 use souk_engine::store::{EmbeddedStore, Storage};
 use souk_engine::{Record, RecordSink};
 
@@ -25,7 +26,8 @@ pub fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
 
 /// Open the search index of the data directory, reconciling it with the catalog.
 pub fn open_search(config: &Config, store: &dyn Storage) -> anyhow::Result<Arc<SearchIndex>> {
-    SearchIndex::open(&config.data_dir.join("search"), config.search.clone(), store).context("opening the search index")
+    SearchIndex::open(&DataDir::new(&config.data_dir).search(), config.search.clone(), store)
+        .context("opening the search index")
 }
 
 pub fn progress_bar(total: u64, template: &str) -> ProgressBar {
@@ -126,7 +128,7 @@ pub fn write_ground_truth(generator: &Generator, path: &Path) -> anyhow::Result<
 
 /// The generator configuration of a data directory made by `souk gen`.
 pub fn generated_shop(data_dir: &Path) -> anyhow::Result<GenConfig> {
-    let path = data_dir.join("ground_truth.json");
+    let path = DataDir::new(data_dir).ground_truth();
     let file = std::fs::File::open(&path)
         .with_context(|| format!("search evaluation needs a shop made by `souk gen` (no {} found)", path.display()))?;
     Ok(GroundTruth::read_json(std::io::BufReader::new(file), &path)?.config)

@@ -292,7 +292,7 @@ impl OnlineClickModel {
 
     /// Where a data directory keeps the model.
     pub fn path_in(data_dir: &Path) -> PathBuf {
-        Self::path_in_log_dir(&data_dir.join("rank"))
+        crate::store::DataDir::new(data_dir).online_model()
     }
 
     /// The model's file beside the feature logs in `dir` (`DATA_DIR/rank`).

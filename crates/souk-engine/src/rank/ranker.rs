@@ -116,7 +116,7 @@ impl std::fmt::Debug for FeatureLog {
 impl FeatureLog {
     /// The recommendation pages' log under a data directory (created on first append).
     pub fn in_data_dir(data_dir: &Path) -> FeatureLog {
-        FeatureLog { path: data_dir.join("rank").join("features.jsonl"), file: Mutex::new(None) }
+        FeatureLog { path: crate::store::DataDir::new(data_dir).feature_log(), file: Mutex::new(None) }
     }
 
     /// The search pages' log under a data directory: their rows describe other recall

@@ -78,7 +78,7 @@ fn generation_name(number: u64) -> String {
 
 impl ArtifactStore {
     pub fn new(data_dir: &Path) -> Self {
-        Self { dir: data_dir.join("models") }
+        Self { dir: super::DataDir::new(data_dir).models() }
     }
 
     fn generations(&self) -> Result<Vec<u64>> {

@@ -50,7 +50,7 @@ pub fn request(dir: &Path) -> Result<()> {
 /// Finish or undo an interrupted compaction, then compact if one was requested. Runs
 /// before the log is opened for use, with the data directory locked.
 pub fn prepare(dir: &Path, segment_bytes: u64) -> Result<Option<CompactReport>> {
-    let events = dir.join("events");
+    let events = super::DataDir::new(dir).events();
     let compacted = dir.join("events.compact");
     let old = dir.join("events.old");
     if !events.exists() && old.exists() {
@@ -78,7 +78,7 @@ pub fn prepare(dir: &Path, segment_bytes: u64) -> Result<Option<CompactReport>> 
 }
 
 fn compact(dir: &Path, segment_bytes: u64) -> Result<CompactReport> {
-    let events = dir.join("events");
+    let events = super::DataDir::new(dir).events();
     let compacted = dir.join("events.compact");
     // Pass 1: where each user's last tombstone stands in the log.
     let mut sequence = 0u64;

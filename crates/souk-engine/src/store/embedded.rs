@@ -25,6 +25,7 @@ use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
 use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
 use super::log::{self, EventLog, LogPosition};
+use super::DataDir;
 use super::{AppendOutcome, EraseReport, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction};
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
@@ -140,7 +141,7 @@ impl EmbeddedStore {
         fs_err::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
         check_format(dir)?;
-        let catalog = Catalog::open(&dir.join("catalog.sqlite3"))?;
+        let catalog = Catalog::open(&DataDir::new(dir).catalog())?;
         let mut index = EventIndex::default();
         {
             let index = std::cell::RefCell::new(&mut index);
@@ -165,7 +166,7 @@ impl EmbeddedStore {
         super::verify::finish_interrupted(dir)?;
         super::compact::prepare(dir, config.segment_bytes)?;
         let started = std::time::Instant::now();
-        let log = EventLog::open(&dir.join("events"), config.segment_bytes, |record, position| {
+        let log = EventLog::open(&DataDir::new(dir).events(), config.segment_bytes, |record, position| {
             match record {
                 LogRecord::Event(event) => {
                     index.insert_event(&event, event_id_digest(event.id.as_str()), position.pack());
@@ -197,8 +198,8 @@ impl EmbeddedStore {
         }
         let _lock = lock_dir(dir)?;
         check_format(dir)?;
-        let log = super::verify::check_log(&dir.join("events"), |_| Ok(()))?;
-        let catalog_path = dir.join("catalog.sqlite3");
+        let log = super::verify::check_log(&DataDir::new(dir).events(), |_| Ok(()))?;
+        let catalog_path = DataDir::new(dir).catalog();
         let catalog = if catalog_path.exists() {
             Catalog::integrity_problems(&catalog_path, false)?
         } else {

@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod catalog;
 pub mod codec;
 pub mod compact;
+mod data_dir;
 mod embedded;
 pub mod index;
 pub mod log;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use data_dir::DataDir;
 pub use embedded::{EmbeddedStore, StoreConfig, VerifyReport, DATA_FORMAT_VERSION};
 pub use index::{Interaction, ItemMeta};
 pub use sink::{SinkSummary, StoreSink};

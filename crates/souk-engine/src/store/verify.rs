@@ -110,7 +110,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Salvage every valid frame of `DATA_DIR/events` into a new log and swap it in. Call with
 /// the data directory locked and the log not open.
 pub fn repair_log(data_dir: &Path, segment_bytes: u64) -> Result<RepairReport> {
-    let events = data_dir.join("events");
+    let events = super::DataDir::new(data_dir).events();
     let check = check_log(&events, |_| Ok(()))?;
     if check.is_clean() {
         return Ok(RepairReport { check, repaired: false, kept_damaged: None });
@@ -156,7 +156,7 @@ pub fn repair_log(data_dir: &Path, segment_bytes: u64) -> Result<RepairReport> {
 /// Finish a repair interrupted between its renames, or remove an incomplete copy. Runs
 /// before the log is opened, with the data directory locked.
 pub fn finish_interrupted(data_dir: &Path) -> Result<()> {
-    let events = data_dir.join("events");
+    let events = super::DataDir::new(data_dir).events();
     let target_dir = data_dir.join(REPAIR_DIR);
     if !target_dir.exists() {
         return Ok(());
