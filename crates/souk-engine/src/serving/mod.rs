@@ -23,6 +23,7 @@ pub mod page_log;
 pub mod recall;
 mod recommend_page;
 mod request;
+mod rules;
 pub mod search_page;
 pub mod search_ranking;
 mod similar;

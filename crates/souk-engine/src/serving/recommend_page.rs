@@ -10,7 +10,7 @@ use crate::ids::UserId;
 use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
 use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
 use crate::rank::ranker::RANK_WINDOW;
-use crate::rank::rerank::{rerank, Candidate, Effect};
+use crate::rank::rerank::{Candidate, Effect};
 use crate::recommend::als::AlsModel;
 use crate::recommend::ivf::TopK;
 use crate::store::{ItemMeta, Storage};
@@ -226,34 +226,28 @@ pub(super) fn rules_stage(
     let set = recall.set;
     let rules = rules_for_page(&request.rules, offset);
     ranked.truncate(RERANK_WINDOW.max(request.n * 3));
-    for pin in &rules.pin {
-        let Some(&i) = set.item_index.get(&pin.item) else { continue };
-        if ranked.iter().any(|(j, _, _)| *j == i) || (recall.rejected)(i) {
-            continue;
-        }
-        if recall::take_accepted(set, recall.store, &request.filter, [(i, 0.0)], 1)?.is_empty() {
-            continue;
-        }
-        let floor = ranked.last().map_or(0.0, |r| r.1.min(0.0));
-        ranked.push((i, floor, vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }]));
+    let window = std::mem::take(ranked);
+    let page = super::rules::arrange(
+        recall.store,
+        window,
+        |(i, _, _)| set.item_ids[*i as usize].clone(),
+        |(_, score, _)| *score,
+        &rules,
+        request.n,
+        |pin, floor| {
+            let Some(&i) = set.item_index.get(&pin.item) else { return Ok(None) };
+            if (recall.rejected)(i)
+                || recall::take_accepted(set, recall.store, &request.filter, [(i, 0.0)], 1)?.is_empty()
+            {
+                return Ok(None);
+            }
+            Ok(Some((i, floor, vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }])))
+        },
+    )?;
+    for ((i, _, reasons), score, item_effects) in page {
+        effects.insert(i, item_effects);
+        ranked.push((i, score, reasons));
     }
-    let ids: Vec<&str> = ranked.iter().map(|(i, _, _)| set.item_ids[*i as usize].as_str()).collect();
-    let metas = recall.store.items_meta(&ids)?;
-    let candidates: Vec<Candidate> = ranked
-        .iter()
-        .zip(metas)
-        .map(|((i, score, _), meta)| candidate_of(set.item_ids[*i as usize].clone(), *score, meta.as_ref()))
-        .collect();
-    let mut by_id: HashMap<&str, (u32, Vec<Reason>)> =
-        ranked.iter().map(|(i, _, reasons)| (set.item_ids[*i as usize].as_str(), (*i, reasons.clone()))).collect();
-    let mut reordered = Vec::with_capacity(request.n);
-    for out in rerank(&candidates, &rules, request.n) {
-        if let Some((i, reasons)) = by_id.remove(out.id.as_str()) {
-            effects.insert(i, out.effects);
-            reordered.push((i, out.score, reasons));
-        }
-    }
-    *ranked = reordered;
     Ok(effects)
 }
 

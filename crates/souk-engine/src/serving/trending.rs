@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::hashing::DigestSet;
 use crate::ids::UserId;
-use crate::rank::rerank::{rerank, Candidate};
 use crate::recommend::EventWeights;
 use crate::store::Storage;
 
@@ -60,42 +59,34 @@ pub fn recommend_without_models(
     if !request.rules.is_empty() {
         let rules = rules_for_page(&request.rules, cursor.shown.len());
         // Pinned items join when the catalog has them and they pass the filters.
-        let floor = items.last().map_or(0.0, |r| r.score.min(0.0));
-        for pin in &rules.pin {
-            if items.iter().any(|r| r.id == pin.item) || !allowed(&pin.item) {
-                continue;
-            }
-            let meta = store.items_meta(&[pin.item.as_str()])?.pop().flatten();
-            if meta.is_some() && request.filter.accepts(meta.as_ref()) {
-                items.push(Recommended {
+        let page = super::rules::arrange(
+            store,
+            std::mem::take(&mut items),
+            |r| r.id.clone(),
+            |r| r.score,
+            &rules,
+            request.n,
+            |pin, floor| {
+                if !allowed(&pin.item) {
+                    return Ok(None);
+                }
+                let meta = store.items_meta(&[pin.item.as_str()])?.pop().flatten();
+                Ok((meta.is_some() && request.filter.accepts(meta.as_ref())).then(|| Recommended {
                     id: pin.item.clone(),
                     score: floor,
-                    reasons: vec![Reason {
-                        source: "pin".into(),
-                        rank: pin.position,
-                        score: 0.0,
-                        because: None,
-                        because_event: None,
-                        because_title: None,
-                    }],
-                    effects: Vec::new(),
-                    ranker: None,
+                    reasons: vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }],
                     ..Recommended::default()
-                });
-            }
-        }
-        let ids: Vec<&str> = items.iter().map(|r| r.id.as_str()).collect();
-        let metas = store.items_meta(&ids)?;
-        let candidates: Vec<Candidate> =
-            items.iter().zip(&metas).map(|(r, meta)| candidate_of(r.id.clone(), r.score, meta.as_ref())).collect();
-        let mut by_id: HashMap<String, Recommended> = items.drain(..).map(|r| (r.id.clone(), r)).collect();
-        for out in rerank(&candidates, &rules, request.n) {
-            if let Some(mut item) = by_id.remove(&out.id) {
-                item.score = out.score;
-                item.effects = out.effects;
-                items.push(item);
-            }
-        }
+                }))
+            },
+        )?;
+        items = page
+            .into_iter()
+            .map(|(mut item, score, effects)| {
+                item.score = score;
+                item.effects = effects;
+                item
+            })
+            .collect();
     }
     items.truncate(request.n);
     let mut next = cursor;
