@@ -280,7 +280,7 @@ pub async fn get_recommendations(
     let policy = LogPolicy::of(&state.ranking);
     let log_features = state.feature_log.is_some() && policy.sample();
     let request = RecommendRequest {
-        user: id.clone(),
+        user: user.clone(),
         n,
         cursor,
         filter: filter_of!(query).to_filter()?,

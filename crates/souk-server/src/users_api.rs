@@ -160,7 +160,7 @@ pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) 
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let profile = UserProfile::load(store, &user_id, &prices, &weights, &config, now, true)?;
             let vector = match &models {
-                Some(set) => serving::preference_vector(set, store, user_id.as_str(), history_limit)?,
+                Some(set) => serving::preference_vector(set, store, &user_id, history_limit)?,
                 None => None,
             };
             Ok((profile, store.get_user(&user_id)?, store.follows_of(&user_id)?, vector))

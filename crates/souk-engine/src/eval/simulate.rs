@@ -273,7 +273,7 @@ impl World<'_> {
                     self.set,
                     self.store,
                     self.recommend_config,
-                    &RecommendRequest { user: user.clone(), n: self.config.candidates, ..RecommendRequest::default() },
+                    &RecommendRequest::new(user_id.clone(), self.config.candidates),
                 )?;
                 let signals = page
                     .items
@@ -326,7 +326,8 @@ impl World<'_> {
         }
         let mut signals = signals;
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let factor_scores = factor_scores(self.set, self.store, &user, self.recommend_config.history_limit, &id_refs)?;
+        let factor_scores =
+            factor_scores(self.set, self.store, &user_id, self.recommend_config.history_limit, &id_refs)?;
         for (signal, score) in signals.iter_mut().zip(factor_scores) {
             signal.factor_score = score;
         }

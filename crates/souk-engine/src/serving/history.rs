@@ -37,17 +37,16 @@ pub struct History {
 pub(super) fn user_history(
     set: &ModelSet,
     store: &dyn Storage,
-    user: &str,
+    user: &UserId,
     limit: usize,
     exclude: Exclusions,
 ) -> Result<History> {
-    let user_id = UserId::parse(user, "user")?;
     let weights = &set.manifest.weights;
     let mut sums: HashMap<u32, f32> = HashMap::new();
     let mut last_event = HashMap::new();
     let mut recent = Vec::new();
     let mut excluded = DigestSet::default();
-    for interaction in store.user_interactions(&user_id, limit)? {
+    for interaction in store.user_interactions(user, limit)? {
         let digest = xxhash_rust::xxh3::xxh3_64(interaction.item.as_bytes());
         if excludes(exclude, interaction.event_type) {
             excluded.insert(digest);
@@ -73,7 +72,7 @@ pub(super) fn user_history(
 pub fn preference_vector(
     set: &ModelSet,
     store: &dyn Storage,
-    user: &str,
+    user: &UserId,
     history_limit: usize,
 ) -> Result<Option<(String, Vec<f32>)>> {
     let history = user_history(set, store, user, history_limit, Exclusions::default())?;
@@ -92,7 +91,7 @@ pub fn preference_vector(
 pub fn factor_scores(
     set: &ModelSet,
     store: &dyn Storage,
-    user: &str,
+    user: &UserId,
     history_limit: usize,
     items: &[&str],
 ) -> Result<Vec<Option<f32>>> {

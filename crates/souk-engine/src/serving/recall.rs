@@ -199,6 +199,7 @@ impl RecallSource for Popular {
 mod tests {
     use super::*;
     use crate::gen::{GenConfig, Generator};
+    use crate::ids::UserId;
     use crate::recommend::EventWeights;
     use crate::serving::{user_history, Exclusions, RecommendConfig};
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
@@ -217,7 +218,8 @@ mod tests {
     fn every_source_returns_accepted_unrejected_candidates_best_first() {
         let dir = tempfile::tempdir().unwrap();
         let (store, set) = shop(dir.path());
-        let history = user_history(&set, &store, "u000004", 200, Exclusions::default()).unwrap();
+        let history =
+            user_history(&set, &store, &UserId::parse("u000004", "user").unwrap(), 200, Exclusions::default()).unwrap();
         assert!(!history.pairs.is_empty());
         // Reject every third item; accept only available items of one brand.
         let rejected = |i: u32| i.is_multiple_of(3);
@@ -243,7 +245,9 @@ mod tests {
             assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.name());
         }
         // A cold user gets popularity alone.
-        let cold = user_history(&set, &store, "nobody-yet", 200, Exclusions::default()).unwrap();
+        let cold =
+            user_history(&set, &store, &UserId::parse("nobody-yet", "user").unwrap(), 200, Exclusions::default())
+                .unwrap();
         let folds = fold_ins(&set, &cold);
         let names: Vec<String> = recall_sources(&set, &cold, &folds).iter().map(|s| s.name().to_string()).collect();
         assert_eq!(names, vec!["popularity"]);

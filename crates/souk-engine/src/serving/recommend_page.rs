@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::Result;
 use crate::fusion;
 use crate::hashing::DigestSet;
-use crate::ids::UserId;
 use crate::rank::features::{FeatureBuilder, RecallSignals, FEATURE_COUNT};
 use crate::rank::profile::{ProfileConfig, ProfileInputs, UserProfile};
 use crate::rank::ranker::RANK_WINDOW;
@@ -164,13 +163,12 @@ pub(super) fn rank_stage(
         Some((model, user_vector)) => scores_of_vector(set, model, user_vector, &ids),
         None => vec![None; ids.len()],
     };
-    let user_id = UserId::parse(request.user.as_str(), "user")?;
-    let interactions = store.user_interactions(&user_id, ProfileConfig::default().history_limit)?;
+    let interactions = store.user_interactions(&request.user, ProfileConfig::default().history_limit)?;
     let now = if request.now_ms > 0 { request.now_ms } else { interactions.first().map_or(0, |i| i.timestamp) };
     let item_ids: Vec<&str> = interactions.iter().map(|i| i.item.as_str()).collect();
     let history_metas = store.items_meta(&item_ids)?;
     let profile = UserProfile::build(&ProfileInputs {
-        user: &request.user,
+        user: request.user.as_str(),
         interactions: &interactions,
         metas: &history_metas,
         items: &HashMap::new(),

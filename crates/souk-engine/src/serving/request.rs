@@ -7,6 +7,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ValidationError};
+use crate::ids::UserId;
 use crate::model::EventType;
 use crate::rank::online::OnlineClickModel;
 use crate::rank::rerank::{Effect, Pin, Promotion, Rules};
@@ -128,9 +129,10 @@ pub struct RankerScore {
 }
 
 /// A request for a user's recommendations.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RecommendRequest {
-    pub user: String,
+    /// Parsed once, where the request enters.
+    pub user: UserId,
     pub n: usize,
     pub cursor: Option<Cursor>,
     pub filter: ItemFilter,
@@ -148,6 +150,25 @@ pub struct RecommendRequest {
     pub now_ms: i64,
     /// The online click model, whose prediction is the `online_ctr` feature.
     pub online: Option<Arc<OnlineClickModel>>,
+}
+
+impl RecommendRequest {
+    /// `n` items for `user`, with the default exclusions and nothing else asked.
+    pub fn new(user: UserId, n: usize) -> Self {
+        Self {
+            user,
+            n,
+            cursor: None,
+            filter: ItemFilter::default(),
+            exclude: Exclusions::default(),
+            rules: Rules::default(),
+            use_ranker: false,
+            log_features: false,
+            explain: false,
+            now_ms: 0,
+            online: None,
+        }
+    }
 }
 
 /// Candidates the re-ranking rules see, at least (more when a page is larger).

@@ -106,7 +106,7 @@ impl RankingStage for SearchRanking<'_> {
         let Some(context) = self.set.features.as_ref() else { return Ok(None) };
         let ids: Vec<&str> = candidates.iter().map(|(id, _)| *id).collect();
         let metas = self.store.items_meta(&ids)?;
-        let factors = factor_scores(self.set, self.store, self.user.as_str(), self.history_limit, &ids)?;
+        let factors = factor_scores(self.set, self.store, &self.user, self.history_limit, &ids)?;
         let profile = UserProfile::load(
             self.store,
             &self.user,

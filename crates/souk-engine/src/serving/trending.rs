@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::hashing::DigestSet;
-use crate::ids::UserId;
 use crate::recommend::EventWeights;
 use crate::store::Storage;
 
@@ -38,9 +37,8 @@ pub fn recommend_without_models(
     weights: &EventWeights,
     request: &RecommendRequest,
 ) -> Result<(Vec<Recommended>, Option<Cursor>)> {
-    let user = UserId::parse(request.user.as_str(), "user")?;
     let mut excluded = DigestSet::default();
-    for interaction in store.user_interactions(&user, 100_000)? {
+    for interaction in store.user_interactions(&request.user, 100_000)? {
         if excludes(request.exclude, interaction.event_type) {
             excluded.insert(xxhash_rust::xxh3::xxh3_64(interaction.item.as_bytes()));
         }
@@ -170,6 +168,7 @@ pub fn trending(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::UserId;
     use crate::ids::{EventId, ItemId};
     use crate::model::EventType;
     use crate::model::{Event, Item};
