@@ -93,6 +93,10 @@ fn read_sealed(dir: &Path) -> std::collections::HashMap<u32, u64> {
 
 fn read_mark(dir: &Path) -> Option<DurableMark> {
     let bytes = std::fs::read(dir.join(MARK_FILE)).ok()?;
+    if bytes.is_empty() {
+        // Created, never written: nothing was made durable yet.
+        return None;
+    }
     let mark = DurableMark::decode(&bytes);
     if mark.is_none() {
         tracing::warn!(dir = %dir.display(), "the event log's durable mark is unreadable; recovery falls back to frame checks alone");
