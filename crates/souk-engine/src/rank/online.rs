@@ -297,7 +297,7 @@ impl OnlineClickModel {
 
     /// The model's file beside the feature logs in `dir` (`DATA_DIR/rank`).
     pub fn path_in_log_dir(dir: &Path) -> PathBuf {
-        dir.join("online_ctr.ftrl")
+        dir.join(crate::store::DataDir::ONLINE_MODEL)
     }
 }
 

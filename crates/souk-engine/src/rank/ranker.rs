@@ -128,7 +128,7 @@ impl FeatureLog {
     /// The search pages' log in the same directory as this one.
     pub fn for_search(&self) -> FeatureLog {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        FeatureLog { path: dir.join("search_features.jsonl"), file: Mutex::new(None) }
+        FeatureLog { path: dir.join(crate::store::DataDir::SEARCH_FEATURE_LOG), file: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {

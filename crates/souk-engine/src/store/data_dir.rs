@@ -23,6 +23,11 @@ pub struct DataDir {
 }
 
 impl DataDir {
+    /// File names inside [`DataDir::rank`], for logs kept in a folder of their own.
+    pub const FEATURE_LOG: &'static str = "features.jsonl";
+    pub const SEARCH_FEATURE_LOG: &'static str = "search_features.jsonl";
+    pub const ONLINE_MODEL: &'static str = "online_ctr.ftrl";
+
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
@@ -61,15 +66,15 @@ impl DataDir {
     }
 
     pub fn feature_log(&self) -> PathBuf {
-        self.rank().join("features.jsonl")
+        self.rank().join(Self::FEATURE_LOG)
     }
 
     pub fn search_feature_log(&self) -> PathBuf {
-        self.rank().join("search_features.jsonl")
+        self.rank().join(Self::SEARCH_FEATURE_LOG)
     }
 
     pub fn online_model(&self) -> PathBuf {
-        self.rank().join("online_ctr.ftrl")
+        self.rank().join(Self::ONLINE_MODEL)
     }
 
     pub fn ground_truth(&self) -> PathBuf {
