@@ -24,15 +24,16 @@ pub(super) fn arrange<T>(
     mut pinned: impl FnMut(&Pin, f64) -> Result<Option<T>>,
 ) -> Result<Vec<(T, f64, Vec<Effect>)>> {
     let floor = window.last().map_or(0.0, |x| score_of(x).min(0.0));
+    let mut ids: Vec<String> = window.iter().map(&id_of).collect();
     for pin in &rules.pin {
-        if window.iter().any(|x| id_of(x) == pin.item) {
+        if ids.contains(&pin.item) {
             continue;
         }
         if let Some(entry) = pinned(pin, floor)? {
+            ids.push(id_of(&entry));
             window.push(entry);
         }
     }
-    let ids: Vec<String> = window.iter().map(&id_of).collect();
     let metas = store.items_meta(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
     let candidates: Vec<_> = window
         .iter()

@@ -675,14 +675,15 @@ pub fn scan_segment(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::{RngCore, SeedableRng};
 
     use super::*;
     use crate::ids::{EventId, ItemId, UserId};
     use crate::model::{Event, EventType};
 
-    fn event(n: u32) -> LogRecord {
+    /// A view event numbered `n` (the log's tests and the repair tests share it).
+    pub(crate) fn event(n: u32) -> LogRecord {
         LogRecord::Event(Event::new(
             EventId::parse(format!("e{n}"), "id").unwrap(),
             EventType::View,

@@ -175,19 +175,8 @@ pub fn finish_interrupted(data_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{EventId, ItemId, UserId};
-    use crate::model::{Event, EventType};
     use crate::store::codec::LogRecord;
-
-    fn event(n: u32) -> LogRecord {
-        LogRecord::Event(Event::new(
-            EventId::parse(format!("e{n}"), "id").unwrap(),
-            EventType::View,
-            UserId::parse(format!("u{}", n % 7), "user").unwrap(),
-            Some(ItemId::parse(format!("i{}", n % 13), "item").unwrap()),
-            i64::from(n),
-        ))
-    }
+    use crate::store::log::tests::event;
 
     fn write_log(dir: &Path, n: u32, segment_bytes: u64) {
         let log = EventLog::open(dir, segment_bytes, |_, _| Ok(())).unwrap();
