@@ -77,6 +77,9 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Internal(String),
+    /// A refusal with its own code in [`ERROR_CODES`] (e.g. `training_in_progress`).
+    #[error("{message}")]
+    Coded { code: &'static str, message: String },
 }
 
 impl Error {
@@ -87,6 +90,12 @@ impl Error {
             Error::Conflict(_) | Error::Locked { .. } => ErrorKind::Conflict,
             Error::Corrupt { .. } | Error::FormatVersion { .. } => ErrorKind::Corrupt,
             Error::Io(_) | Error::Sqlite(_) | Error::Internal(_) => ErrorKind::Internal,
+            Error::Coded { code, .. } => match error_code(code).map(|c| c.error_type) {
+                Some(ErrorType::InvalidRequest) => ErrorKind::BadInput,
+                Some(ErrorType::NotFound) => ErrorKind::NotFound,
+                Some(ErrorType::Conflict | ErrorType::Unavailable) => ErrorKind::Conflict,
+                Some(ErrorType::Internal) | None => ErrorKind::Internal,
+            },
         }
     }
 

@@ -73,6 +73,7 @@ impl From<Error> for ApiError {
                 ApiError::new("corrupt", "stored data is unreadable", None)
             }
             Error::Io(_) | Error::Sqlite(_) | Error::Internal(_) => ApiError::internal("serving the request", error),
+            Error::Coded { code, message } => ApiError::new(code, message, None),
         }
     }
 }

@@ -51,21 +51,7 @@ pub async fn post_events(State(state): State<AppState>, headers: HeaderMap, body
     })
     .await
     .map_err(|e| ApiError::internal("parsing events", e))??;
-    // Clicks on logged pages teach the online click model (once its window closes).
-    let clicks: Vec<(String, String)> = match &state.online {
-        Some(_) => events
-            .iter()
-            .filter(|e| e.event_type == souk_engine::EventType::Click)
-            .filter_map(|e| Some((e.request_id.clone()?, e.item.as_ref()?.as_str().to_string())))
-            .collect(),
-        None => Vec::new(),
-    };
-    let outcome = state.blocking(move |store| store.append_events(events)).await?;
-    if let Some((online, _)) = &state.online {
-        for (request_id, item) in &clicks {
-            online.observe_click(request_id, item);
-        }
-    }
+    let outcome = state.blocking(move |shop| shop.ingest(events)).await?;
     state.metrics.events_stored.fetch_add(outcome.accepted - outcome.duplicates, Ordering::Relaxed);
     state.metrics.events_duplicate.fetch_add(outcome.duplicates, Ordering::Relaxed);
     Ok(Json(Accepted { accepted: outcome.accepted, duplicates: outcome.duplicates }))

@@ -35,35 +35,6 @@ pub fn reconcile_id(value: &mut Value, path_id: &str) -> ApiResult<()> {
     }
 }
 
-/// Store items in the catalog and the search index (vectors are checked first, so a
-/// refused batch stores nothing). Text embeddings follow in the background.
-async fn store_items(state: &AppState, items: Vec<souk_engine::Item>) -> ApiResult<()> {
-    let search = state.search.clone();
-    let embedder = state.embedder.clone();
-    state
-        .blocking(move |store| {
-            if let Some(search) = &search {
-                search.check_vectors(&items)?;
-            }
-            store.put_items(items.clone())?;
-            if let Some(search) = &search {
-                search.index_items(items.clone())?;
-                if let Some(embedder) = embedder {
-                    let search = search.clone();
-                    // Keyword search sees the items at the next commit; their vectors follow
-                    // as fast as the model runs (and at the next start if this is cut short).
-                    std::thread::spawn(move || {
-                        if let Err(e) = search.embed_items(&items, embedder.as_ref()) {
-                            tracing::error!(error = %e, "embedding items failed");
-                        }
-                    });
-                }
-            }
-            Ok(())
-        })
-        .await
-}
-
 /// Create or replace an item.
 #[utoipa::path(put, path = "/v1/items/{id}", tag = "items",
     params(("id" = String, Path, description = "Item id")),
@@ -75,7 +46,7 @@ pub async fn put_item(State(state): State<AppState>, Path(id): Path<String>, bod
     reconcile_id(&mut value, &id)?;
     let item = input::parse_item(&value).map_err(ApiError::validation)?;
     let stored = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
-    store_items(&state, vec![item]).await?;
+    state.blocking(move |shop| shop.put_items(vec![item])).await?;
     Ok(Json(stored))
 }
 
@@ -99,7 +70,7 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
         .map(|(i, v)| input::parse_item(v).map_err(|e| ApiError::validation(e.within(&format!("items[{i}]")))))
         .collect::<ApiResult<Vec<_>>>()?;
     let accepted = items.len() as u64;
-    store_items(&state, items).await?;
+    state.blocking(move |shop| shop.put_items(items)).await?;
     Ok(Json(Accepted { accepted, duplicates: 0 }))
 }
 
@@ -110,7 +81,7 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
 pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let item_id = path_item_id(&id)?;
     let (item, counts) =
-        state.blocking(move |store| Ok((store.get_item(&item_id)?, store.item_counts(&item_id)?))).await?;
+        state.blocking(move |shop| Ok((shop.store().get_item(&item_id)?, shop.store().item_counts(&item_id)?))).await?;
     let item = item.ok_or_else(|| ApiError::not_found("item", &id))?;
     let mut value = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
     if let Some(counts) = counts {
@@ -125,16 +96,7 @@ pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses((status = 204, description = "Deleted"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let item_id = path_item_id(&id)?;
-    let search = state.search.clone();
-    let deleted = state
-        .blocking(move |store| {
-            let existed = store.delete_item(&item_id)?;
-            if let Some(search) = search {
-                search.delete_items(&[item_id.as_str()])?;
-            }
-            Ok(existed)
-        })
-        .await?;
+    let deleted = state.blocking(move |shop| shop.delete_item(&item_id)).await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -10,7 +10,6 @@ pub mod error;
 pub mod events_api;
 pub mod items_api;
 pub mod metrics;
-pub mod page;
 pub mod recommend_api;
 pub mod search_api;
 pub mod state;
@@ -29,7 +28,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-pub use state::{AppState, RecommendSettings, ServerConfig};
+pub use state::{AppState, ServerConfig};
 
 /// The OpenAPI document, generated from the handlers and wire types.
 #[derive(OpenApi)]

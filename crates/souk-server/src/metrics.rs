@@ -16,14 +16,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
     pub events_stored: AtomicU64,
     pub events_duplicate: AtomicU64,
-    pub searches_logged: AtomicU64,
 }
 
 impl Metrics {
-    pub fn count_search_logged(&self) {
-        self.searches_logged.fetch_add(1, Ordering::Relaxed);
-    }
-
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut requests = self.requests.lock();
         let entry = requests.entry((method.to_string(), route.to_string(), status)).or_insert((0, 0.0));
@@ -31,8 +26,8 @@ impl Metrics {
         entry.1 += seconds;
     }
 
-    /// Render all metrics; `gauges` adds point-in-time values (name, help, value).
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// Render all metrics; `counters` and `gauges` add the engine's (name, help, value).
+    pub fn render(&self, counters: &[(&str, &str, f64)], gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP souk_http_requests_total HTTP requests by method, route and status.\n# TYPE souk_http_requests_total counter\n");
         let requests = self.requests.lock().clone();
@@ -60,12 +55,10 @@ impl Metrics {
                 "Re-delivered events recognised by id and not stored again.",
                 self.events_duplicate.load(Ordering::Relaxed) as f64,
             ),
-            (
-                "souk_searches_logged_total",
-                "Searches stored as search and impression events.",
-                self.searches_logged.load(Ordering::Relaxed) as f64,
-            ),
-        ] {
+        ]
+        .into_iter()
+        .chain(counters.iter().copied())
+        {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
         for (name, help, value) in gauges {

@@ -5,14 +5,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::Lang;
 use souk_engine::rank::rerank::Effect;
-use souk_engine::serving::page_log::{self, Arm, LogPolicy, Served, Surface};
-use souk_engine::serving::{self, Cursor, Exclusions, ItemFilter, RecommendRequest, Recommended};
-use souk_engine::ValidationError;
+use souk_engine::serving::shop::{RecommendAsk, ServedPage, TrendingAsk};
+use souk_engine::serving::{Cursor, Exclusions, ItemFilter, Recommended};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::page::{new_request_id, now_ms};
-use crate::state::AppState;
+use crate::state::{parse_rules, AppState};
 
 /// Most items one page may ask for.
 pub const MAX_PAGE: usize = 1_000;
@@ -274,63 +272,28 @@ pub async fn get_recommendations(
     Path(id): Path<String>,
     Query(query): Query<RecommendQuery>,
 ) -> ApiResult<Json<RecommendationsOut>> {
-    let user = souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
-    let n = page_size(query.n, 10)?;
-    let cursor = query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?;
-    let policy = LogPolicy::of(&state.ranking);
-    let log_features = state.feature_log.is_some() && policy.sample();
-    let request = RecommendRequest {
-        user: user.clone(),
-        n,
-        cursor,
+    let ask = RecommendAsk {
+        user: souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?,
+        n: page_size(query.n, 10)?,
+        cursor: query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?,
         filter: filter_of!(query).to_filter()?,
         exclude: exclusions(query.exclude.as_deref())?,
-        rules: state.request_rules(query.rules.as_deref())?,
+        rules: parse_rules(query.rules.as_deref())?,
         use_ranker: query.ranker.unwrap_or(true),
-        log_features,
         explain: query.explain.unwrap_or(false),
-        now_ms: now_ms(),
-        online: state.online.as_ref().map(|(online, _)| online.clone()),
+        lang: Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?,
     };
-    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
-    let models = state.models.load_full();
-    let recommend = state.recommend.clone();
-    let page = state
-        .compute(move |store| {
-            let mut page = match &models {
-                Some(set) => serving::recommend(set, store, &recommend.config, &request).map(|p| {
-                    let arm = if p.items.iter().any(|i| i.ranker.is_some()) { Arm::Ranker } else { Arm::Blend };
-                    (p.items, p.next_cursor, Some(set.manifest.trained_at_ms), p.features, arm)
-                }),
-                None => serving::recommend_without_models(store, &recommend.weights, &request)
-                    .map(|(items, cursor)| (items, cursor, None, Vec::new(), Arm::Trending)),
-            }?;
-            serving::describe(store, &mut page.0, lang)?;
-            Ok(page)
-        })
-        .await?;
-    let (mut items, next_cursor, trained_at, features, arm) = page;
-    let request_id = new_request_id();
-    if log_features && !features.is_empty() {
-        let arm = policy.explore(&mut items, arm);
-        let shown: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        let served = Served {
-            surface: Surface::Recommendations,
-            request_id: &request_id,
-            user: &user,
-            shown: &shown,
-            arm: Some(arm),
-            query: None,
-        };
-        let record = page_log::record(served, &features, now_ms());
-        crate::page::log_page(&state, record, state.feature_log.clone());
+    let page = state.compute(move |shop| shop.recommend(ask)).await?;
+    Ok(Json(page_out(page)))
+}
+
+fn page_out(page: ServedPage) -> RecommendationsOut {
+    RecommendationsOut {
+        request_id: page.request_id,
+        items: to_out(page.items),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+        model: page.trained_at_ms.map(|t| format!("trained-at-{t}")),
     }
-    Ok(Json(RecommendationsOut {
-        request_id,
-        items: to_out(items),
-        next_cursor: next_cursor.map(|c| c.encode()),
-        model: trained_at.map(|t| format!("trained-at-{t}")),
-    }))
 }
 
 /// Query of `GET /v1/items/{id}/similar`.
@@ -362,20 +325,11 @@ pub async fn get_similar(
     souk_engine::ItemId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
     let n = page_size(query.n, 10)?;
     let filter = filter_of!(query).to_filter()?;
-    let models = state.models.load_full();
-    let item = id.clone();
     let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
-    let found = state
-        .compute(move |store| {
-            let mut found = serving::similar(models.as_deref(), store, &item, n, &filter)?;
-            if let Some(items) = &mut found {
-                serving::describe(store, items, lang)?;
-            }
-            Ok(found)
-        })
-        .await?;
-    let items = found.ok_or_else(|| ApiError::not_found("item", &id))?;
-    Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
+    let item = id.clone();
+    let found = state.compute(move |shop| shop.similar(&item, n, &filter, lang)).await?;
+    let page = found.ok_or_else(|| ApiError::not_found("item", &id))?;
+    Ok(Json(page_out(page)))
 }
 
 /// Query of `GET /v1/trending`.
@@ -405,25 +359,12 @@ pub async fn get_trending(
     State(state): State<AppState>,
     Query(query): Query<TrendingQuery>,
 ) -> ApiResult<Json<RecommendationsOut>> {
-    let n = page_size(query.n, 10)?;
-    let half_life_hours = query.half_life_hours.unwrap_or(24.0);
-    if !(half_life_hours.is_finite() && half_life_hours > 0.0) {
-        return Err(ApiError::validation(ValidationError::new(
-            "invalid_number",
-            "half_life_hours",
-            "expected a positive number of hours",
-        )));
-    }
-    let filter = filter_of!(query).to_filter()?;
-    let weights = state.recommend.weights.clone();
-    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
-    let items = state
-        .blocking(move |store| {
-            let mut items =
-                serving::trending(store, &weights, half_life_hours * 3.6e6, serving::TRENDING_WINDOW_ROWS, n, &filter)?;
-            serving::describe(store, &mut items, lang)?;
-            Ok(items)
-        })
-        .await?;
-    Ok(Json(RecommendationsOut { request_id: new_request_id(), items: to_out(items), next_cursor: None, model: None }))
+    let ask = TrendingAsk {
+        n: page_size(query.n, 10)?,
+        half_life_hours: query.half_life_hours.unwrap_or(24.0),
+        filter: filter_of!(query).to_filter()?,
+        lang: Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?,
+    };
+    let page = state.blocking(move |shop| shop.trending(&ask)).await?;
+    Ok(Json(page_out(page)))
 }

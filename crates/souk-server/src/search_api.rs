@@ -4,26 +4,21 @@
 //! `request_id`, so later clicks join the results they came from.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::rank::rerank::Rules;
-use souk_engine::search::{
-    Facets, Filters, Fusion, Hit, SearchIndex, SearchMode, SearchRequest, Sort, TextEmbedder, TEXT_SPACE,
-};
-use souk_engine::serving::search_page::{search_page, SearchPage, SearchPageRequest, SearchServices};
+use souk_engine::search::{Facets, Filters, Hit, SearchMode, Sort};
+use souk_engine::serving::shop::{SearchAsk, SearchServed};
 use souk_engine::UserId;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
-use crate::page::{new_request_id, now_ms};
 use crate::state::AppState;
 use souk_engine::input::Lang;
-use souk_engine::serving::page_log::{self, LogPolicy, Served, Surface};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
@@ -221,17 +216,8 @@ fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
     Ok(body)
 }
 
-/// What a validated search needs besides the engine request.
-struct Plan {
-    request: SearchRequest,
-    user: Option<UserId>,
-    personalize: bool,
-    use_ranker: bool,
-    query: String,
-    lang: Lang,
-}
-
-fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
+/// The engine's search ask from the request's parameters, validated.
+fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
     let n = body.n.unwrap_or(10);
     if !(1..=MAX_RESULTS).contains(&n) {
         return Err(ApiError::bad_request(
@@ -252,12 +238,11 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
     if query.chars().count() > 512 {
         return Err(ApiError::bad_request("query_too_long", "expected a query of at most 512 characters", "q"));
     }
-    let has_embedder = state.embedder.is_some();
     let mode = match body.mode.as_deref() {
-        None if has_embedder || body.vector.is_some() => SearchMode::Hybrid,
-        None | Some("keyword") => SearchMode::Keyword,
-        Some("semantic") => SearchMode::Semantic,
-        Some("hybrid") => SearchMode::Hybrid,
+        None => None,
+        Some("keyword") => Some(SearchMode::Keyword),
+        Some("semantic") => Some(SearchMode::Semantic),
+        Some("hybrid") => Some(SearchMode::Hybrid),
         Some(other) => {
             return Err(ApiError::bad_request(
                 "invalid_parameter",
@@ -266,17 +251,9 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
             ))
         }
     };
-    let alpha = body.alpha.unwrap_or(state.search_settings.hybrid_alpha);
-    if !(0.0..=1.0).contains(&alpha) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!("expected alpha in 0..=1, found {alpha}"),
-            "alpha",
-        ));
-    }
-    let fusion = match body.fusion.as_deref() {
-        None | Some("rrf") => Fusion::Rrf { k: state.search_settings.rrf_k },
-        Some("weighted") => Fusion::Weighted { alpha },
+    let weighted = match body.fusion.as_deref() {
+        None | Some("rrf") => false,
+        Some("weighted") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
                 "invalid_parameter",
@@ -318,85 +295,29 @@ fn plan(body: SearchBody, state: &AppState) -> ApiResult<Plan> {
             .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v)))
             .collect(),
     };
-    let request = SearchRequest {
-        query: query.clone(),
+    Ok(SearchAsk {
+        query,
         mode,
-        fusion,
-        query_vector: body.vector,
-        space: body.space.unwrap_or_else(|| TEXT_SPACE.to_string()),
+        weighted,
+        alpha: body.alpha,
+        vector: body.vector,
+        space: body.space,
         filters,
         sort,
         offset,
         limit: n,
         facets: body.facets.unwrap_or(true),
         explain: body.explain.unwrap_or(false),
-        affinity: None,
-        rules: state.merge_rules(body.rules.unwrap_or_default())?,
-    };
-    let personalize = body.personalize.unwrap_or(true) && user.is_some();
-    let use_ranker = body.ranker.unwrap_or(true);
-    let lang = Lang::parse(body.lang.as_deref(), "lang").map_err(ApiError::validation)?;
-    Ok(Plan { request, user, personalize, use_ranker, query, lang })
+        rules: body.rules.unwrap_or_default(),
+        personalize: body.personalize.unwrap_or(true),
+        user,
+        use_ranker: body.ranker.unwrap_or(true),
+        lang: Lang::parse(body.lang.as_deref(), "lang").map_err(ApiError::validation)?,
+    })
 }
 
-fn search_index(state: &AppState) -> ApiResult<Arc<SearchIndex>> {
-    state
-        .search
-        .clone()
-        .ok_or_else(|| ApiError::new("search_unavailable", "this server runs without a search index", None))
-}
-
-async fn run(state: AppState, plan: Plan) -> ApiResult<Json<SearchOut>> {
-    let index = search_index(&state)?;
-    let request_id = new_request_id();
-    let embedder: Option<Arc<dyn TextEmbedder>> = state.embedder.clone();
-    let query_vectors = state.query_vectors.clone();
-    let weights = state.recommend.weights.clone();
-    let history_limit = state.recommend.config.history_limit;
-    let models = state.models.load_full();
-    let online = state.online.as_ref().map(|(online, _)| online.clone());
-    let Plan { request, user, personalize, use_ranker, query, lang } = plan;
-    let history_user = user.clone().filter(|_| personalize);
-    // A random sample of pages is logged for the search ranker to learn from.
-    let policy = LogPolicy::of(&state.ranking);
-    let log_features = history_user.is_some() && state.search_feature_log.is_some() && policy.sample();
-    let page = state
-        .compute(move |store| {
-            let services = SearchServices {
-                index: &index,
-                embedder: embedder.as_deref(),
-                query_vectors: &query_vectors,
-                models: models.as_deref(),
-                weights: &weights,
-                history_limit,
-                online: online.as_deref(),
-            };
-            let page =
-                SearchPageRequest { request, user: history_user, use_ranker, log_features, lang, now_ms: now_ms() };
-            search_page(&services, store, page)
-        })
-        .await?;
-    let SearchPage { mut response, affinity, rows, arm } = page;
-
-    if let Some(user) = user {
-        // Every search of a known shopper is logged; a sampled one with its feature rows,
-        // and perhaps in the explore arm's random order.
-        let arm = match arm {
-            Some(arm) if !rows.is_empty() => Some(policy.explore(&mut response.hits, arm)),
-            other => other,
-        };
-        let shown: Vec<&str> = response.hits.iter().map(|h| h.id.as_str()).collect();
-        let served = Served {
-            surface: Surface::Search,
-            request_id: &request_id,
-            user: &user,
-            shown: &shown,
-            arm,
-            query: Some(&query),
-        };
-        let record = page_log::record(served, &rows, now_ms());
-        crate::page::log_page(&state, record, state.search_feature_log.clone());
-    }
+async fn run(state: AppState, ask: SearchAsk) -> ApiResult<Json<SearchOut>> {
+    let SearchServed { request_id, response, affinity } = state.compute(move |shop| shop.search(ask)).await?;
     let facets: serde_json::Value =
         response.facets.as_ref().map_or(serde_json::Value::Object(Default::default()), |f: &Facets| {
             serde_json::to_value(f).unwrap_or_default()
@@ -439,8 +360,8 @@ fn to_item(hit: Hit) -> SearchItem {
 pub async fn get_search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<SearchOut>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request("invalid_query_string", e.to_string(), "query"))?;
-    let plan = plan(body_from_pairs(pairs)?, &state)?;
-    run(state, plan).await
+    let ask = ask_of(body_from_pairs(pairs)?)?;
+    run(state, ask).await
 }
 
 /// Search with a JSON body (for query vectors of your own and attribute filters).
@@ -453,14 +374,6 @@ pub async fn post_search(State(state): State<AppState>, body: Body) -> ApiResult
         let field = message.split('`').nth(1).unwrap_or("body").to_string();
         ApiError::bad_request("invalid_body", message, field)
     })?;
-    let plan = plan(body, &state)?;
-    run(state, plan).await
-}
-
-/// Popularity for search (sort and ties) from a trained model set: users per item on a
-/// log scale, the most popular item at 1.
-pub fn popularity_of(set: &souk_engine::serving::ModelSet) -> std::collections::HashMap<Arc<str>, f32> {
-    let max = set.popularity.iter().copied().fold(0f32, f32::max);
-    let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
-    set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
+    let ask = ask_of(body)?;
+    run(state, ask).await
 }

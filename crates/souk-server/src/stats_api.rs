@@ -1,5 +1,7 @@
 //! `GET /v1/stats`, `GET /health`, `GET /metrics`.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,7 +14,7 @@ use crate::wire::{Health, StatsOut};
 /// Counts of what the store holds (the same JSON as `souk stats --json`).
 #[utoipa::path(get, path = "/v1/stats", tag = "stats", responses((status = 200, body = StatsOut)))]
 pub async fn get_stats(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    let stats = state.blocking(|store| store.stats()).await?;
+    let stats = state.blocking(|shop| shop.store().stats()).await?;
     Ok(Json(serde_json::to_value(stats).map_err(|e| ApiError::internal("encoding stats", e))?))
 }
 
@@ -29,23 +31,49 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "stats", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let stats = state.blocking(|store| store.stats()).await?;
-    let online = state.online.as_ref().map(|(online, _)| online.stats()).unwrap_or_default();
-    let body = state.metrics.render(&[
-        ("souk_online_click_examples", "Examples the online click model learned from.", online.examples as f64),
-        ("souk_online_click_clicks", "Clicked examples among them.", online.clicks as f64),
-        ("souk_online_click_pending_pages", "Logged pages waiting for their clicks.", online.pending_pages as f64),
+    let stats = state.blocking(|shop| shop.store().stats()).await?;
+    let online = state.shop.online_stats();
+    let pages = state.shop.page_log_stats();
+    let counters = [
         (
-            "souk_online_click_log_loss",
-            "Recent progressive-validation log loss of the online click model (NaN before any example).",
-            online.recent_log_loss.unwrap_or(f64::NAN),
+            "souk_searches_logged_total",
+            "Searches stored as search and impression events.",
+            pages.searches.load(Ordering::Relaxed) as f64,
         ),
-        ("souk_items", "Distinct items known.", stats.items as f64),
-        ("souk_users", "Distinct users known.", stats.users as f64),
-        ("souk_events", "Events stored.", stats.events as f64),
-        ("souk_social_edges", "Social edges stored.", stats.social_edges as f64),
-        ("souk_event_log_bytes", "Bytes in the event log.", stats.storage.event_log_bytes as f64),
-        ("souk_uptime_seconds", "Seconds since the server started.", state.started.elapsed().as_secs_f64()),
-    ]);
+        (
+            "souk_pages_logged_total",
+            "Served pages written to the page log.",
+            pages.written.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "souk_pages_log_dropped_total",
+            "Served pages not logged because the page log writer was behind.",
+            pages.dropped.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "souk_pages_log_failed_total",
+            "Served pages whose page log write failed.",
+            pages.failed.load(Ordering::Relaxed) as f64,
+        ),
+    ];
+    let body = state.metrics.render(
+        &counters,
+        &[
+            ("souk_online_click_examples", "Examples the online click model learned from.", online.examples as f64),
+            ("souk_online_click_clicks", "Clicked examples among them.", online.clicks as f64),
+            ("souk_online_click_pending_pages", "Logged pages waiting for their clicks.", online.pending_pages as f64),
+            (
+                "souk_online_click_log_loss",
+                "Recent progressive-validation log loss of the online click model (NaN before any example).",
+                online.recent_log_loss.unwrap_or(f64::NAN),
+            ),
+            ("souk_items", "Distinct items known.", stats.items as f64),
+            ("souk_users", "Distinct users known.", stats.users as f64),
+            ("souk_events", "Events stored.", stats.events as f64),
+            ("souk_social_edges", "Social edges stored.", stats.social_edges as f64),
+            ("souk_event_log_bytes", "Bytes in the event log.", stats.storage.event_log_bytes as f64),
+            ("souk_uptime_seconds", "Seconds since the server started.", state.started.elapsed().as_secs_f64()),
+        ],
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use souk_engine::rank::profile::UserProfile;
-use souk_engine::serving;
+use souk_engine::serving::page_log::now_ms;
+use souk_engine::serving::shop::UserOverview;
 use souk_engine::{input, Follow, UserId};
 
 use crate::body::{json_value, read_limited};
@@ -32,7 +32,7 @@ pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, bod
     reconcile_id(&mut value, &id)?;
     let user = input::parse_user(&value).map_err(ApiError::validation)?;
     let stored = serde_json::to_value(&user).map_err(|e| ApiError::internal("encoding a user", e))?;
-    state.blocking(move |store| store.put_users(vec![user])).await?;
+    state.blocking(move |shop| shop.store().put_users(vec![user])).await?;
     Ok(Json(stored))
 }
 
@@ -43,7 +43,8 @@ pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, bod
 pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let user_id = path_user_id(&id, "id")?;
     let (user, follows, recent) = state
-        .blocking(move |store| {
+        .blocking(move |shop| {
+            let store = shop.store();
             Ok((store.get_user(&user_id)?, store.follows_of(&user_id)?, store.user_events(&user_id, 1)?))
         })
         .await?;
@@ -64,7 +65,7 @@ pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses((status = 200, description = "What was erased", body = Erased)))]
 pub async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Erased>> {
     let user_id = path_user_id(&id, "id")?;
-    let report = state.blocking(move |store| store.erase_user(&user_id)).await?;
+    let report = state.blocking(move |shop| shop.store().erase_user(&user_id)).await?;
     Ok(Json(Erased { user_record: report.user_record, events: report.events, social_edges: report.social_edges }))
 }
 
@@ -89,7 +90,7 @@ pub async fn get_user_events(
     if !(1..=10_000).contains(&n) {
         return Err(ApiError::bad_request("invalid_number", format!("expected n in 1..=10000, found {n}"), "n"));
     }
-    let events = state.blocking(move |store| store.user_events(&user_id, n)).await?;
+    let events = state.blocking(move |shop| shop.store().user_events(&user_id, n)).await?;
     Ok(Json(json!({ "user": id, "events": events })))
 }
 
@@ -118,7 +119,7 @@ pub async fn put_follow(
     map.insert("user".into(), Value::String(id));
     map.insert("other".into(), Value::String(other));
     let follow: Follow = input::parse_follow(&value).map_err(ApiError::validation)?;
-    state.blocking(move |store| store.put_follows(vec![follow])).await?;
+    state.blocking(move |shop| shop.store().put_follows(vec![follow])).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,7 +133,7 @@ pub async fn delete_follow(
 ) -> ApiResult<StatusCode> {
     let user = path_user_id(&id, "user")?;
     let other_id = path_user_id(&other, "other")?;
-    if state.blocking(move |store| store.delete_follow(&user, &other_id)).await? {
+    if state.blocking(move |shop| shop.store().delete_follow(&user, &other_id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("follow", &format!("{id} -> {other}")))
@@ -147,28 +148,8 @@ pub async fn delete_follow(
     responses((status = 200, description = "The profile"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let user_id = path_user_id(&id, "id")?;
-    let models = state.models.load_full();
-    let weights = state.recommend.weights.clone();
-    let history_limit = state.recommend.config.history_limit;
-    let config = *state.profile;
-    let worker = state.clone();
-    let (profile, user, follows, vector) = state
-        .compute(move |store| {
-            let prices = worker.price_index(store)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            let profile = UserProfile::load(store, &user_id, &prices, &weights, &config, now, true)?;
-            let vector = match &models {
-                Some(set) => serving::preference_vector(set, store, &user_id, history_limit)?,
-                None => None,
-            };
-            Ok((profile, store.get_user(&user_id)?, store.follows_of(&user_id)?, vector))
-        })
-        .await?;
-    if user.is_none() && follows.is_empty() && profile.activity.events == 0 {
-        return Err(ApiError::not_found("user", &id));
-    }
+    let overview = state.compute(move |shop| shop.user_overview(&user_id, now_ms())).await?;
+    let UserOverview { profile, user, follows, vector } = overview.ok_or_else(|| ApiError::not_found("user", &id))?;
     let mut value = serde_json::to_value(&profile).map_err(|e| ApiError::internal("encoding a profile", e))?;
     value["preference_vector"] = match vector {
         Some((model, values)) => json!({"model": model, "dimensions": values.len(), "values": values}),

@@ -1,19 +1,17 @@
 //! `souk train` and `souk eval`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
-use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::recommend::{registry, Interactions, Recommender};
-use souk_engine::serving::training::{self, Trained, Training};
-use souk_engine::serving::ModelSet;
-use souk_engine::store::artifacts::ArtifactStore;
+use souk_engine::serving::shop::TrainReport;
 
 use crate::config::Config;
-use crate::shared::{model_list, model_params, open_store, unix_now_ms, EvalArgs};
+use crate::shared::{model_list, model_params, open_shop, open_store, saved_models, EvalArgs};
 
 /// `souk eval` with a recommendation protocol (or a split directory): every model ranks all
 /// items for each test user, cut off at each of `ks`.
@@ -74,43 +72,32 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     }
     let store = open_store(config)?;
     let started = Instant::now();
-    let artifacts = ArtifactStore::new(&config.data_dir);
     // The rankers learn from the impressions and feature rows served pages logged; the
     // ones serving until now stay unless the new ones beat them on the latest traffic.
-    let serving = ModelSet::load(&artifacts).ok().flatten();
-    let log = FeatureLog::in_data_dir(&config.data_dir);
-    let search_log = log.for_search();
-    let training = Training {
-        config: &recommend,
-        weights: &config.weights,
-        gbdt: &config.rank.gbdt,
-        log: Some(&log),
-        search_log: Some(&search_log),
-        serving: serving.as_ref(),
-        artifacts: Some(&artifacts),
-        now_ms: unix_now_ms(),
-    };
-    let Trained { set, generation, ranker, search_ranker } = training::train(&store, &training).context("training")?;
+    // An unreadable current generation is replaced, not an obstacle.
+    let serving = saved_models(config).ok().flatten();
+    let shop = open_shop(config, Arc::new(store), recommend, serving);
+    let TrainReport { generation, manifest, ranker, search_ranker } = shop.train().context("training")?;
     let generation = generation.unwrap_or_default();
     let seconds = started.elapsed().as_secs_f64();
     if json {
         println!(
             "{}",
-            json!({"generation": generation, "seconds": seconds, "manifest": set.manifest, "ranker": ranker, "search_ranker": search_ranker})
+            json!({"generation": generation, "seconds": seconds, "manifest": manifest, "ranker": ranker, "search_ranker": search_ranker})
         );
     } else {
         println!(
             "trained {} on {} interactions ({} users, {} items) in {seconds:.2}s; saved as models/{generation}",
-            set.manifest
+            manifest
                 .models
                 .iter()
                 .chain(std::iter::once(&"itemknn".to_string()))
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", "),
-            set.manifest.interactions,
-            set.manifest.users,
-            set.manifest.items
+            manifest.interactions,
+            manifest.users,
+            manifest.items
         );
     }
     Ok(())

@@ -7,17 +7,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
-use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::search::{SearchIndex, TextEmbedder};
-use souk_engine::serving::training::{self, Training};
-use souk_engine::serving::ModelSet;
-use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::DataDir;
 use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
 
 use crate::config::Config;
 use crate::embed_cmd::load_embedder;
-use crate::shared::{generate, open_search, open_store, unix_now_ms, write_ground_truth};
+use crate::shared::{generate, open_search, open_shop, open_store, saved_models, write_ground_truth};
 
 #[derive(Debug, Args)]
 pub struct DemoSize {
@@ -38,24 +34,33 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
     if let Some(size) = demo {
         fill_demo_shop(config, &store, size)?;
     }
-    let artifacts = ArtifactStore::new(&config.data_dir);
-    let models = load_models(config, &store, &artifacts, demo.is_some())?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let settings = souk_server::RecommendSettings { config: config.recommend.clone(), weights: config.weights.clone() };
     let search = open_search(config, store.as_ref())?;
-    if let Some(set) = &models {
-        search.set_popularity(souk_server::search_api::popularity_of(set));
-    }
     let embedder = load_embedder(&config.embed)?;
     if let Some(embedder) = &embedder {
         embed_in_background(&search, &store, embedder, config.embed.batch_size);
     }
-    let state = souk_server::AppState::with_models(store, config.server.clone(), settings, models.map(Arc::new))
-        .with_artifacts(artifacts)
-        .with_search(search, config.search.clone(), embedder)
-        .with_rules(config.rerank.clone())
-        .with_ranking(config.rank.clone(), FeatureLog::in_data_dir(&config.data_dir));
+    let models = saved_models(config)?;
+    let shop = open_shop(config, store, config.recommend.clone(), models).with_search(search, embedder);
+    if demo.is_some() && shop.models().is_none() {
+        eprintln!("souk: training the demo shop's recommendation models");
+        // The same training as `souk train`: without logged traffic no ranker is trained
+        // yet, but the feature context is, so pages start logging feature rows.
+        shop.train().context("training")?;
+    }
+    match shop.models() {
+        Some(set) => tracing::info!(
+            users = set.manifest.users,
+            items = set.manifest.items,
+            trained_at_ms = set.manifest.trained_at_ms,
+            "loaded models"
+        ),
+        None => tracing::info!(
+            "no trained models yet: recommendations fall back to trending until `souk train` or POST /v1/train"
+        ),
+    }
+    let state = souk_server::AppState::new(shop, config.server.clone());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -99,46 +104,6 @@ fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> an
         eprintln!("souk: the data directory already holds a shop; serving it as it is");
     }
     Ok(())
-}
-
-/// The saved models; for the demo, trained (and saved) first when there are none.
-fn load_models(
-    config: &Config,
-    store: &EmbeddedStore,
-    artifacts: &ArtifactStore,
-    demo: bool,
-) -> anyhow::Result<Option<ModelSet>> {
-    let mut models = ModelSet::load(artifacts).context("loading the trained models")?;
-    if models.is_none() && demo {
-        eprintln!("souk: training the demo shop's recommendation models");
-        // The same training as `souk train`: without logged traffic no ranker is trained
-        // yet, but the feature context is, so pages start logging feature rows.
-        let log = FeatureLog::in_data_dir(&config.data_dir);
-        let search_log = log.for_search();
-        let training = Training {
-            config: &config.recommend,
-            weights: &config.weights,
-            gbdt: &config.rank.gbdt,
-            log: Some(&log),
-            search_log: Some(&search_log),
-            serving: None,
-            artifacts: Some(artifacts),
-            now_ms: unix_now_ms(),
-        };
-        models = Some(training::train(store, &training).context("training")?.set);
-    }
-    match &models {
-        Some(set) => tracing::info!(
-            users = set.manifest.users,
-            items = set.manifest.items,
-            trained_at_ms = set.manifest.trained_at_ms,
-            "loaded models"
-        ),
-        None => tracing::info!(
-            "no trained models yet: recommendations fall back to trending until `souk train` or POST /v1/train"
-        ),
-    }
-    Ok(models)
 }
 
 /// Embed what is missing in the background: keyword search serves meanwhile.

@@ -11,8 +11,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use souk_engine::gen::{GenConfig, Generator, GroundTruth};
+use souk_engine::rank::profile::ProfileConfig;
+use souk_engine::rank::ranker::FeatureLog;
 use souk_engine::recommend::registry;
 use souk_engine::search::SearchIndex;
+use souk_engine::serving::{ModelSet, RecommendConfig, Shop, ShopSettings};
+use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::DataDir;
 use souk_engine::store::{EmbeddedStore, Storage};
 use souk_engine::{Record, RecordSink};
@@ -25,6 +29,35 @@ pub fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
 }
 
 /// Open the search index of the data directory, reconciling it with the catalog.
+/// The model set saved as the data directory's current generation, if any.
+pub fn saved_models(config: &Config) -> anyhow::Result<Option<ModelSet>> {
+    ModelSet::load(&ArtifactStore::new(&config.data_dir)).context("loading the trained models")
+}
+
+/// A shop over `store` as the configuration describes it, serving `models`, saving new
+/// generations in the data directory and logging pages there; the search index is added
+/// by who serves search.
+pub fn open_shop(
+    config: &Config,
+    store: Arc<dyn Storage>,
+    recommend: RecommendConfig,
+    models: Option<ModelSet>,
+) -> Shop {
+    let artifacts = ArtifactStore::new(&config.data_dir);
+    let settings = ShopSettings {
+        recommend,
+        weights: config.weights.clone(),
+        rules: config.rerank.clone(),
+        ranking: config.rank.clone(),
+        profile: ProfileConfig::default(),
+        search: config.search.clone(),
+    };
+    Shop::new(store, settings)
+        .with_models(models)
+        .with_artifacts(artifacts)
+        .with_page_log(FeatureLog::in_data_dir(&config.data_dir))
+}
+
 pub fn open_search(config: &Config, store: &dyn Storage) -> anyhow::Result<Arc<SearchIndex>> {
     SearchIndex::open(&DataDir::new(&config.data_dir).search(), config.search.clone(), store)
         .context("opening the search index")
@@ -36,13 +69,6 @@ pub fn progress_bar(total: u64, template: &str) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Writes generated records as JSONL files, one per kind.

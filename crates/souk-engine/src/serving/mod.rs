@@ -11,7 +11,8 @@
 //! history), `recall` (the recall sources), `recommend_page` (the "for you" pipeline:
 //! recall → fusion → ranker → rules → reasons), `similar`, `trending` (and the page
 //! before any training), `describe` (what a page shows of each item), `page_log`,
-//! `search_page` and `search_ranking` (the search page), `training`.
+//! `search_page` and `search_ranking` (the search page), `training`, and `shop`: the one
+//! entry point front ends call.
 //!
 //! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
 //! (`rank::rerank`) and search; only `eval` sits above it.
@@ -26,6 +27,7 @@ mod request;
 mod rules;
 pub mod search_page;
 pub mod search_ranking;
+pub mod shop;
 mod similar;
 pub mod training;
 mod trending;
@@ -35,5 +37,6 @@ pub use history::*;
 pub use model_set::*;
 pub use recommend_page::*;
 pub use request::*;
+pub use shop::{Shop, ShopSettings};
 pub use similar::*;
 pub use trending::*;

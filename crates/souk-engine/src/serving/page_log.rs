@@ -1,8 +1,12 @@
 //! The page log: which served pages are logged, the randomised `explore` arm, and what a
 //! logged page writes — the events (a search and its impression, or an impression) and the
 //! feature rows of the items shown, in the order shown — for the rankers and the online
-//! click model to learn from. One policy for every surface; the server only decides when
-//! the blocking write runs.
+//! click model to learn from. One policy for every surface; [`PageWriter`] writes logged
+//! pages off the request path, in order, on one background thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -169,6 +173,103 @@ impl PageRecord {
     }
 }
 
+/// A fresh request id for a served page (`r-` and 16 hex digits).
+pub fn new_request_id() -> String {
+    format!("r-{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Logged pages waiting for the writer, at most (more are dropped and counted: logging
+/// never delays a page, and never grows memory without bound).
+pub const WRITER_QUEUE: usize = 4_096;
+
+/// What the page writer has done since it started.
+#[derive(Debug, Default)]
+pub struct PageLogStats {
+    /// Pages written (their events and feature rows).
+    pub written: AtomicU64,
+    /// Of those, search pages.
+    pub searches: AtomicU64,
+    /// Pages dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Pages whose write failed (logged as errors).
+    pub failed: AtomicU64,
+}
+
+type Job = (PageRecord, Option<Arc<FeatureLog>>);
+
+/// Writes logged pages on one background thread, in the order they were queued. Dropping
+/// the writer waits until every queued page is written.
+pub struct PageWriter {
+    sender: Option<SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<PageLogStats>,
+}
+
+impl PageWriter {
+    pub fn new(store: Arc<dyn Storage>) -> Self {
+        let (sender, receiver) = sync_channel::<Job>(WRITER_QUEUE);
+        let stats = Arc::new(PageLogStats::default());
+        let counts = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("souk-page-log".into())
+            .spawn(move || {
+                for (record, log) in receiver {
+                    let search = record.surface == Surface::Search;
+                    match record.write(store.as_ref(), log.as_deref()) {
+                        Ok(()) => {
+                            counts.written.fetch_add(1, Ordering::Relaxed);
+                            if search {
+                                counts.searches.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            counts.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(error = %e, "logging a served page failed");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "could not start the page log writer; pages are not logged"))
+            .ok();
+        Self { sender: thread.as_ref().map(|_| sender), thread, stats }
+    }
+
+    /// Queue a page for writing (to `log` for its feature rows); dropped and counted when
+    /// the queue is full.
+    pub fn submit(&self, record: PageRecord, log: Option<Arc<FeatureLog>>) {
+        let Some(sender) = &self.sender else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if sender.try_send((record, log)).is_err() {
+            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "the page log writer is behind; pages were not logged");
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &PageLogStats {
+        &self.stats
+    }
+}
+
+impl Drop for PageWriter {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -208,6 +309,45 @@ mod tests {
         };
         let page = record(served, &[], 42);
         assert!(page.events.is_empty());
+    }
+
+    #[test]
+    fn the_writer_stores_every_queued_page_before_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Storage> =
+            Arc::new(crate::store::EmbeddedStore::open(dir.path(), &crate::store::StoreConfig::default()).unwrap());
+        let log = Arc::new(FeatureLog::in_data_dir(dir.path()));
+        let user = UserId::parse("u1", "user").unwrap();
+        let writer = PageWriter::new(store.clone());
+        for page in 0..50 {
+            let request_id = format!("r-{page}");
+            let served = Served {
+                surface: if page % 2 == 0 { Surface::Search } else { Surface::Recommendations },
+                request_id: &request_id,
+                user: &user,
+                shown: &["a", "b"],
+                arm: Some(Arm::Blend),
+                query: (page % 2 == 0).then_some("shoes"),
+            };
+            let rows = vec![("a".to_string(), vec![page as f32])];
+            writer.submit(record(served, &rows, 1_000 + page), Some(log.clone()));
+        }
+        drop(writer);
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.events_by_type.get("impression"), Some(&50), "{stats:?}");
+        assert_eq!(stats.events_by_type.get("search"), Some(&25), "{stats:?}");
+        let logged = log.read().unwrap();
+        assert_eq!(logged.len(), 50);
+        for page in 0..50 {
+            assert_eq!(logged.get(&(format!("r-{page}"), "a".to_string())), Some(&vec![page as f32]));
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1_000);
+        assert!(ids.iter().all(|id| id.len() == 18 && id.starts_with("r-")));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use souk_engine::serving::{Shop, ShopSettings};
 use souk_engine::store::{EmbeddedStore, StoreConfig};
 use souk_server::{router, AppState, ServerConfig};
 use tower::ServiceExt;
@@ -25,7 +26,8 @@ impl TestServer {
     pub fn new(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
-        Self { state: AppState::new(Arc::new(store), config), _dir: dir }
+        let shop = Shop::new(Arc::new(store), ShopSettings::default());
+        Self { state: AppState::new(shop, config), _dir: dir }
     }
 
     pub fn from_state(state: AppState, dir: tempfile::TempDir) -> Self {

@@ -9,9 +9,10 @@ use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::rank::ranker::{FeatureLog, RankConfig};
 use souk_engine::recommend::EventWeights;
 use souk_engine::search::{SearchConfig, SearchIndex};
-use souk_engine::serving::{ModelSet, RecommendConfig};
+use souk_engine::serving::page_log::Surface;
+use souk_engine::serving::{ModelSet, RecommendConfig, Shop, ShopSettings};
 use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
-use souk_server::{AppState, RecommendSettings, ServerConfig};
+use souk_server::{AppState, ServerConfig};
 
 use crate::TestServer;
 
@@ -33,20 +34,23 @@ fn shop_with_search(ranking: Option<RankConfig>, search: bool) -> (TestServer, G
     let mut sink = StoreSink::new(&store);
     generator.run(&mut sink, &mut |_| {}).unwrap();
     sink.finish().unwrap();
-    let settings = RecommendSettings { config: RecommendConfig::default(), weights: EventWeights::default() };
-    let set = ModelSet::train(&store, &settings.config, &settings.weights).unwrap();
-    let index = search.then(|| {
-        let settings = SearchConfig { commit_interval_ms: 20, ..SearchConfig::default() };
-        (SearchIndex::open(&dir.path().join("search"), settings.clone(), &store).unwrap(), settings)
-    });
-    let mut state = AppState::with_models(Arc::new(store), ServerConfig::default(), settings, Some(Arc::new(set)));
-    if let Some(ranking) = ranking {
-        state = state.with_ranking(ranking, FeatureLog::in_data_dir(dir.path()));
+    let settings = ShopSettings {
+        recommend: RecommendConfig::default(),
+        weights: EventWeights::default(),
+        search: SearchConfig { commit_interval_ms: 20, ..SearchConfig::default() },
+        ranking: ranking.clone().unwrap_or_default(),
+        ..ShopSettings::default()
+    };
+    let set = ModelSet::train(&store, &settings.recommend, &settings.weights).unwrap();
+    let index = search.then(|| SearchIndex::open(&dir.path().join("search"), settings.search.clone(), &store).unwrap());
+    let mut shop = Shop::new(Arc::new(store), settings).with_models(Some(set));
+    if ranking.is_some() {
+        shop = shop.with_page_log(FeatureLog::in_data_dir(dir.path()));
     }
-    if let Some((index, settings)) = index {
-        state = state.with_search(index, settings, None);
+    if let Some(index) = index {
+        shop = shop.with_search(index, None);
     }
-    (TestServer::from_state(state, dir), generator)
+    (TestServer::from_state(AppState::new(shop, ServerConfig::default()), dir), generator)
 }
 
 /// Waits until the store holds `count` impressions (pages log them in the background).
@@ -475,7 +479,7 @@ async fn the_online_click_model_learns_from_clicks_between_trainings() {
     let (server, generator) = shop_with(Some(ranking));
     let (status, trained) = server.json("POST", "/v1/train", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{trained}");
-    let (model, path) = server.state.online.clone().expect("the online click model runs with the feature log");
+    let (model, path) = server.state.shop.online_model().expect("the online click model runs with the feature log");
     let item_index = |id: &str| id.trim_start_matches('i').parse::<usize>().unwrap();
     let (mut clicks, mut clicked) = (Vec::new(), HashSet::new());
     for request in 0..200usize {
@@ -539,7 +543,7 @@ async fn the_online_click_model_learns_from_clicks_between_trainings() {
 /// The feature log once the rows of every one of `requests` are in it: pages log their rows
 /// after the response, so a test waits for the write itself (bounded, then fails).
 async fn logged_rows(server: &TestServer, requests: &[String]) -> HashMap<(String, String), Vec<f32>> {
-    let log = server.state.feature_log.as_ref().expect("the feature log is on");
+    let log = server.state.shop.feature_log(Surface::Recommendations).expect("the feature log is on");
     for _ in 0..3_000 {
         let rows = log.read().unwrap();
         let logged: HashSet<&str> = rows.keys().map(|(request, _)| request.as_str()).collect();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use souk_engine::search::{SearchConfig, SearchIndex};
+use souk_engine::serving::{Shop, ShopSettings};
 use souk_engine::store::{EmbeddedStore, StoreConfig};
 use souk_server::{AppState, ServerConfig};
 
@@ -29,8 +30,8 @@ fn server() -> TestServer {
     let store = Arc::new(EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap());
     let settings = SearchConfig { commit_interval_ms: 20, ..SearchConfig::default() };
     let index = SearchIndex::open(&dir.path().join("search"), settings.clone(), store.as_ref()).unwrap();
-    let state = AppState::new(store, ServerConfig::default()).with_search(index, settings, None);
-    TestServer::from_state(state, dir)
+    let shop = Shop::new(store, ShopSettings { search: settings, ..ShopSettings::default() }).with_search(index, None);
+    TestServer::from_state(AppState::new(shop, ServerConfig::default()), dir)
 }
 
 async fn until(server: &TestServer, uri: &str, test: impl Fn(&Value) -> bool) -> Value {

@@ -1,0 +1,94 @@
+//! How a shop learns: a training (every model, both rankers, a new generation) swapped in
+//! whole while the old set keeps serving, and the online click model taught the pages whose
+//! click window closed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Shop;
+use crate::error::{Error, Result};
+use crate::rank::ranker::RankerReport;
+use crate::serving::page_log::now_ms;
+use crate::serving::training::{self, Trained, Training};
+use crate::serving::ModelSet;
+use crate::serving::ModelSetManifest;
+
+/// Rounds of online learning between saves of the online click model.
+const ONLINE_SAVE_EVERY: usize = 10;
+
+/// What a training produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// The saved generation's name (`None`: kept in memory only).
+    pub generation: Option<String>,
+    pub manifest: ModelSetManifest,
+    pub ranker: Option<RankerReport>,
+    pub search_ranker: Option<RankerReport>,
+}
+
+impl Shop {
+    /// Train every model and both rankers, save the generation and serve it. One training at
+    /// a time: a second one while the first runs is refused (`training_in_progress`).
+    pub fn train(&self) -> Result<TrainReport> {
+        let Some(_guard) = self.training.try_lock() else {
+            return Err(Error::Coded { code: "training_in_progress", message: "a training is already running".into() });
+        };
+        let serving = self.models();
+        let settings = &self.settings;
+        let training = Training {
+            config: &settings.recommend,
+            weights: &settings.weights,
+            gbdt: &settings.ranking.gbdt,
+            log: self.logs.as_ref().map(|l| l.recommendations.as_ref()),
+            search_log: self.logs.as_ref().map(|l| l.search.as_ref()),
+            serving: serving.as_deref(),
+            artifacts: self.artifacts.as_ref(),
+            now_ms: now_ms(),
+        };
+        let Trained { set, generation, ranker, search_ranker } = training::train(self.store(), &training)?;
+        let report = TrainReport { generation, manifest: set.manifest.clone(), ranker, search_ranker };
+        if let Some(search) = &self.search {
+            search.set_popularity(popularity_of(&set));
+        }
+        self.models.store(Some(Arc::new(set)));
+        tracing::info!(generation = report.generation.as_deref().unwrap_or("in-memory"), "model set swapped");
+        Ok(report)
+    }
+
+    /// Whether events arrived since the serving set was trained (or there is none yet and
+    /// there are events).
+    pub fn has_untrained_events(&self) -> Result<bool> {
+        let events = self.store().stats()?.events;
+        let trained_on = self.models().map(|m| m.manifest.events);
+        Ok(events > 0 && trained_on != Some(events))
+    }
+
+    /// Teach the online click model the pages whose click window closed by now, and save
+    /// it every [`ONLINE_SAVE_EVERY`] rounds that learned something (and once it goes
+    /// quiet). Returns how many examples (shown items) it learned from.
+    pub fn learn_online(&self) -> Result<usize> {
+        let Some(online) = self.online() else {
+            return Ok(0);
+        };
+        let learned = online.model.flush(now_ms());
+        let mut unsaved = online.unsaved.lock();
+        if learned > 0 {
+            *unsaved += 1;
+        }
+        if *unsaved >= ONLINE_SAVE_EVERY || (*unsaved > 0 && learned == 0) {
+            online.model.save(&online.path)?;
+            *unsaved = 0;
+        }
+        Ok(learned)
+    }
+}
+
+/// Popularity for search (sort and ties) from a trained model set: users per item on a
+/// log scale, the most popular item at 1.
+pub(super) fn popularity_of(set: &ModelSet) -> HashMap<Arc<str>, f32> {
+    let max = set.popularity.iter().copied().fold(0f32, f32::max);
+    let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
+    set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
+}

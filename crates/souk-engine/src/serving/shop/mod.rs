@@ -1,0 +1,411 @@
+//! The engine's one entry point: a [`Shop`] owns the store, the live model set, the search
+//! index, the page log and the online click model, and answers everything a front end asks
+//! — ingest, catalog changes, recommendations, similar items, trending, search, profiles,
+//! training, online learning. The HTTP server and the CLI parse, call a `Shop` method and
+//! convert what comes back; every policy (which pages are logged and explored, how rules
+//! merge, when a model set is swapped) is decided here.
+//!
+//! Every method blocks (storage IO, CPU-bound ranking): an async caller runs it on a
+//! blocking thread. Files: `pages` (the served pages), `learning` (training and the online
+//! click model); this file holds construction and the catalog and event writes.
+
+mod learning;
+mod pages;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+
+use super::page_log::{PageLogStats, PageWriter, Surface};
+use super::{ModelSet, RecommendConfig};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::model::{Event, EventType, Follow, Item, User};
+use crate::rank::online::{OnlineClickModel, OnlineStats};
+use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
+use crate::rank::ranker::{FeatureLog, RankConfig};
+use crate::rank::rerank::Rules;
+use crate::recommend::EventWeights;
+use crate::search::{QueryVectorCache, SearchConfig, SearchIndex, TextEmbedder};
+use crate::store::artifacts::ArtifactStore;
+use crate::store::{AppendOutcome, Storage};
+
+pub use learning::TrainReport;
+
+pub use pages::{RecommendAsk, SearchAsk, SearchServed, ServedPage, TrendingAsk};
+
+/// How long a price index is reused before it is rebuilt from the catalog.
+pub const PRICE_INDEX_TTL: Duration = Duration::from_secs(60);
+
+/// How a shop trains and serves.
+#[derive(Debug, Clone, Default)]
+pub struct ShopSettings {
+    pub recommend: RecommendConfig,
+    pub weights: EventWeights,
+    /// Re-ranking rules applied to every page (a request adds its own).
+    pub rules: Rules,
+    /// The learned rankers, the page log's shares and the online click model.
+    pub ranking: RankConfig,
+    pub profile: ProfileConfig,
+    pub search: SearchConfig,
+}
+
+/// The feature logs of logged pages and the online click model that learns from them.
+struct PageLogs {
+    recommendations: Arc<FeatureLog>,
+    search: Arc<FeatureLog>,
+    online: Option<Online>,
+}
+
+/// The online click model, where it is saved, and how many learning rounds are unsaved.
+struct Online {
+    model: Arc<OnlineClickModel>,
+    path: PathBuf,
+    unsaved: Mutex<usize>,
+}
+
+/// A shop: see the module documentation.
+pub struct Shop {
+    store: Arc<dyn Storage>,
+    settings: ShopSettings,
+    models: ArcSwapOption<ModelSet>,
+    artifacts: Option<ArtifactStore>,
+    search: Option<Arc<SearchIndex>>,
+    embedder: Option<Arc<dyn TextEmbedder>>,
+    query_vectors: QueryVectorCache,
+    prices: Mutex<Option<(Instant, Arc<PriceIndex>)>>,
+    logs: Option<PageLogs>,
+    writer: PageWriter,
+    /// Held while a training runs: one at a time.
+    training: Mutex<()>,
+}
+
+/// A user as a profile page shows them.
+pub struct UserOverview {
+    pub profile: UserProfile,
+    /// Their stored record (attributes, stated preferences).
+    pub user: Option<User>,
+    pub follows: Vec<Follow>,
+    /// The live preference vector of the serving factor model: (model, values).
+    pub vector: Option<(String, Vec<f32>)>,
+}
+
+impl Shop {
+    /// A shop over `store` with no trained models, no search index and no page log.
+    pub fn new(store: Arc<dyn Storage>, settings: ShopSettings) -> Self {
+        Self {
+            writer: PageWriter::new(store.clone()),
+            query_vectors: QueryVectorCache::new(settings.search.query_cache),
+            store,
+            settings,
+            models: ArcSwapOption::empty(),
+            artifacts: None,
+            search: None,
+            embedder: None,
+            prices: Mutex::new(None),
+            logs: None,
+            training: Mutex::new(()),
+        }
+    }
+
+    /// Serve this model set until the next training.
+    pub fn with_models(self, models: Option<ModelSet>) -> Self {
+        self.models.store(models.map(Arc::new));
+        self
+    }
+
+    /// Save trained model sets under this artifact store.
+    pub fn with_artifacts(mut self, artifacts: ArtifactStore) -> Self {
+        self.artifacts = Some(artifacts);
+        self
+    }
+
+    /// Serve search from this index (and, with an embedder, semantic and hybrid search).
+    pub fn with_search(mut self, index: Arc<SearchIndex>, embedder: Option<Arc<dyn TextEmbedder>>) -> Self {
+        if let Some(set) = self.models.load().as_deref() {
+            index.set_popularity(learning::popularity_of(set));
+        }
+        self.search = Some(index);
+        self.embedder = embedder;
+        self
+    }
+
+    /// Log served pages' feature rows to `log` (search pages' beside it) for the rankers to
+    /// learn from, and — when `[rank.online]` is enabled — keep the online click model,
+    /// saved beside the log.
+    pub fn with_page_log(mut self, log: FeatureLog) -> Self {
+        let config = &self.settings.ranking;
+        let path = OnlineClickModel::path_in_log_dir(log.path().parent().unwrap_or(std::path::Path::new(".")));
+        let online = config.online.enabled.then(|| {
+            let model = OnlineClickModel::open(config.online.clone(), &path).unwrap_or_else(|e| {
+                tracing::error!(error = %e, path = %path.display(), "the saved online click model is unreadable; starting afresh");
+                OnlineClickModel::new(config.online.clone()).expect("validated online click model settings")
+            });
+            Online { model: Arc::new(model), path, unsaved: Mutex::new(0) }
+        });
+        self.logs = Some(PageLogs { search: Arc::new(log.for_search()), recommendations: Arc::new(log), online });
+        self
+    }
+
+    pub fn store(&self) -> &dyn Storage {
+        self.store.as_ref()
+    }
+
+    pub fn settings(&self) -> &ShopSettings {
+        &self.settings
+    }
+
+    /// The model set serving now (`None` before the first training).
+    pub fn models(&self) -> Option<Arc<ModelSet>> {
+        self.models.load_full()
+    }
+
+    pub fn has_search(&self) -> bool {
+        self.search.is_some()
+    }
+
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// What the page log's writer has done.
+    pub fn page_log_stats(&self) -> &PageLogStats {
+        self.writer.stats()
+    }
+
+    /// The online click model's counters (zero without one).
+    pub fn online_stats(&self) -> OnlineStats {
+        self.online().map(|o| o.model.stats()).unwrap_or_default()
+    }
+
+    /// The feature log of a surface's logged pages (with a page log).
+    pub fn feature_log(&self, surface: Surface) -> Option<&FeatureLog> {
+        self.logs.as_ref().map(|logs| match surface {
+            Surface::Recommendations => logs.recommendations.as_ref(),
+            Surface::Search => logs.search.as_ref(),
+        })
+    }
+
+    /// The online click model and where it is saved (with a page log and `[rank.online]`).
+    pub fn online_model(&self) -> Option<(Arc<OnlineClickModel>, PathBuf)> {
+        self.online().map(|o| (o.model.clone(), o.path.clone()))
+    }
+
+    fn online(&self) -> Option<&Online> {
+        self.logs.as_ref().and_then(|l| l.online.as_ref())
+    }
+
+    /// The configured rules merged with a request's, validated (errors name the field
+    /// under `rules`).
+    pub fn rules_with(&self, request: &Rules) -> Result<Rules> {
+        request.validate().map_err(|e| Error::Invalid(e.within("rules")))?;
+        Ok(Rules::merge(&self.settings.rules, request))
+    }
+
+    /// Store a batch of events (all or nothing; durable when this returns). Clicks on
+    /// logged pages teach the online click model once their window closes.
+    pub fn ingest(&self, events: Vec<Event>) -> Result<AppendOutcome> {
+        let clicks: Vec<(String, String)> = match self.online() {
+            Some(_) => events
+                .iter()
+                .filter(|e| e.event_type == EventType::Click)
+                .filter_map(|e| Some((e.request_id.clone()?, e.item.as_ref()?.as_str().to_string())))
+                .collect(),
+            None => Vec::new(),
+        };
+        let outcome = self.store.append_events(events)?;
+        if let Some(online) = self.online() {
+            for (request_id, item) in &clicks {
+                online.model.observe_click(request_id, item);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Store items in the catalog and the search index (vectors are checked first, so a
+    /// refused batch stores nothing). Keyword search sees them at the index's next commit;
+    /// their text vectors follow on a background thread as fast as the embedder runs (and
+    /// at the next start if that is cut short).
+    pub fn put_items(&self, items: Vec<Item>) -> Result<()> {
+        if let Some(search) = &self.search {
+            search.check_vectors(&items)?;
+        }
+        self.store.put_items(items.clone())?;
+        if let Some(search) = &self.search {
+            search.index_items(items.clone())?;
+            if let Some(embedder) = self.embedder.clone() {
+                let search = search.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = search.embed_items(&items, embedder.as_ref()) {
+                        tracing::error!(error = %e, "embedding items failed");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove an item from the catalog and the search index (its past events stay, for
+    /// learning); false when the catalog did not hold it.
+    pub fn delete_item(&self, id: &crate::ItemId) -> Result<bool> {
+        let existed = self.store.delete_item(id)?;
+        if let Some(search) = &self.search {
+            search.delete_items(&[id.as_str()])?;
+        }
+        Ok(existed)
+    }
+
+    /// The catalog's price distribution per category, rebuilt (memory only) when older
+    /// than [`PRICE_INDEX_TTL`].
+    pub fn price_index(&self) -> Result<Arc<PriceIndex>> {
+        let mut cached = self.prices.lock();
+        if let Some((built, index)) = cached.as_ref() {
+            if built.elapsed() < PRICE_INDEX_TTL {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(PriceIndex::from_store(self.store())?);
+        *cached = Some((Instant::now(), index.clone()));
+        Ok(index)
+    }
+
+    /// What the shop knows of a user; `None` when it knows nothing (no record, no follows,
+    /// no events).
+    pub fn user_overview(&self, user: &UserId, now_ms: i64) -> Result<Option<UserOverview>> {
+        let prices = self.price_index()?;
+        let store = self.store();
+        let profile =
+            UserProfile::load(store, user, &prices, &self.settings.weights, &self.settings.profile, now_ms, true)?;
+        let vector = match self.models() {
+            Some(set) => super::preference_vector(&set, store, user, self.settings.recommend.history_limit)?,
+            None => None,
+        };
+        let record = store.get_user(user)?;
+        let follows = store.follows_of(user)?;
+        if record.is_none() && follows.is_empty() && profile.activity.events == 0 {
+            return Ok(None);
+        }
+        Ok(Some(UserOverview { profile, user: record, follows, vector }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::gen::{GenConfig, Generator};
+    use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
+
+    /// A generated shop without models, logging every page (none explored).
+    fn shop(dir: &std::path::Path) -> Shop {
+        let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
+        let generator = Generator::new(GenConfig { items: 150, users: 40, events: 3_000, seed: 8 }).unwrap();
+        let mut sink = StoreSink::new(&store);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        sink.finish().unwrap();
+        let ranking = RankConfig { log_share: 1.0, explore_share: 0.0, ..RankConfig::default() };
+        Shop::new(Arc::new(store), ShopSettings { ranking, ..ShopSettings::default() })
+            .with_artifacts(ArtifactStore::new(dir))
+            .with_page_log(FeatureLog::in_data_dir(dir))
+    }
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id, "user").unwrap()
+    }
+
+    #[test]
+    fn a_shop_serves_trending_until_it_trains_then_its_models_and_logs_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = shop(dir.path());
+        assert!(shop.has_untrained_events().unwrap());
+        let before = shop.recommend(super::pages::RecommendAsk::new(user("u000003"), 5)).unwrap();
+        assert_eq!(before.trained_at_ms, None);
+        assert_eq!(before.items.len(), 5);
+        assert!(before.items.iter().all(|i| i.reasons[0].source == "trending" && i.title.is_some()));
+
+        let impressions = || shop.store().stats().unwrap().events_by_type.get("impression").copied().unwrap_or(0);
+        let generated = impressions();
+        let report = shop.train().unwrap();
+        assert!(report.generation.is_some(), "saved under the artifact store");
+        assert!(!shop.has_untrained_events().unwrap());
+        let page = shop.recommend(super::pages::RecommendAsk::new(user("u000003"), 5)).unwrap();
+        assert_eq!(page.trained_at_ms, Some(report.manifest.trained_at_ms));
+        assert_ne!(page.request_id, before.request_id);
+        // The page is logged (every page, here): its impression reaches the store and its
+        // feature rows the log, in the background.
+        let stats = shop.page_log_stats();
+        for _ in 0..2_000 {
+            if stats.written.load(Ordering::Relaxed) >= 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stats.written.load(Ordering::Relaxed), 1, "only the trained page had feature rows");
+        let rows = shop.feature_log(Surface::Recommendations).unwrap().read().unwrap();
+        let logged: Vec<&String> = rows.keys().filter(|(r, _)| *r == page.request_id).map(|(_, i)| i).collect();
+        assert_eq!(logged.len(), page.items.len());
+        assert_eq!(impressions(), generated + 1);
+    }
+
+    #[test]
+    fn refusals_carry_their_codes_and_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = shop(dir.path());
+        let Err(Error::Coded { code, .. }) = shop.search(super::pages::SearchAsk::new("shoes")) else {
+            panic!("search without an index")
+        };
+        assert_eq!(code, "search_unavailable");
+        let mut bad = Rules::default();
+        bad.pin.push(crate::rank::rerank::Pin { item: "i1".into(), position: 0 });
+        let Err(Error::Invalid(e)) = shop.rules_with(&bad) else { panic!("a pin at position 0") };
+        assert!(e.field.starts_with("rules."), "{e:?}");
+        let ask = super::pages::TrendingAsk {
+            n: 5,
+            half_life_hours: -1.0,
+            filter: super::super::ItemFilter::default(),
+            lang: crate::input::Lang::En,
+        };
+        let Err(Error::Invalid(e)) = shop.trending(&ask) else { panic!("a negative half-life") };
+        assert_eq!(e.field, "half_life_hours");
+        // One training at a time.
+        let guard = shop.training.lock();
+        let Err(Error::Coded { code, .. }) = shop.train() else { panic!("a second training") };
+        assert_eq!(code, "training_in_progress");
+        drop(guard);
+    }
+
+    #[test]
+    fn clicks_on_logged_pages_reach_the_online_click_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = ShopSettings {
+            ranking: RankConfig { log_share: 1.0, explore_share: 0.0, ..RankConfig::default() },
+            ..ShopSettings::default()
+        };
+        settings.ranking.online.enabled = true;
+        settings.ranking.online.window_ms = 0;
+        let base = shop(dir.path());
+        let store = base.store.clone();
+        drop(base);
+        let shop = Shop::new(store, settings).with_page_log(FeatureLog::in_data_dir(dir.path()));
+        shop.train().unwrap();
+        let page = shop.recommend(super::pages::RecommendAsk::new(user("u000005"), 4)).unwrap();
+        assert_eq!(shop.online_stats().pending_pages, 1);
+        let mut click = Event::new(
+            crate::EventId::parse("c1", "id").unwrap(),
+            EventType::Click,
+            user("u000005"),
+            Some(crate::ItemId::parse(page.items[0].id.as_str(), "item").unwrap()),
+            super::super::page_log::now_ms(),
+        );
+        click.request_id = Some(page.request_id.clone());
+        shop.ingest(vec![click]).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(shop.learn_online().unwrap(), 4, "one example per shown item");
+        let stats = shop.online_stats();
+        assert_eq!((stats.examples, stats.clicks, stats.pending_pages), (4, 1, 0), "{stats:?}");
+    }
+}
