@@ -11,7 +11,8 @@
 //! history), `recall` (the recall sources), `recommend_page` (the "for you" pipeline:
 //! recall → fusion → ranker → rules → reasons), `similar`, `trending` (and the page
 //! before any training), `describe` (what a page shows of each item), `page_log`,
-//! `search_page` and `search_ranking` (the search page), `training`, and `shop`: the one
+//! `search_page` and `search_ranking` (the search page), `training`, `pipeline` (a page
+//! pipeline's configuration as data), and `shop`: the one
 //! entry point front ends call.
 //!
 //! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
@@ -21,6 +22,7 @@ mod describe;
 mod history;
 mod model_set;
 pub mod page_log;
+pub mod pipeline;
 pub mod recall;
 mod recommend_page;
 mod request;

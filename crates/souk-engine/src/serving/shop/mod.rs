@@ -12,6 +12,7 @@
 mod learning;
 mod pages;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
 use super::page_log::{PageLogStats, PageWriter, Surface};
+use super::pipeline::PipelineConfig;
 use super::{ModelSet, RecommendConfig};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -198,11 +200,16 @@ impl Shop {
         self.logs.as_ref().and_then(|l| l.online.as_ref())
     }
 
-    /// The configured rules merged with a request's, validated (errors name the field
-    /// under `rules`).
-    pub fn rules_with(&self, request: &Rules) -> Result<Rules> {
+    /// The configured rules merged with a pipeline's and then a request's (the later take
+    /// the positions they name), validated; errors name the field under `rules`.
+    pub fn rules_for(&self, pipeline: &PipelineConfig, request: &Rules) -> Result<Rules> {
         request.validate().map_err(|e| Error::Invalid(e.within("rules")))?;
-        Ok(Rules::merge(&self.settings.rules, request))
+        let base = if pipeline.rules.is_empty() {
+            Cow::Borrowed(&self.settings.rules)
+        } else {
+            Cow::Owned(Rules::merge(&self.settings.rules, &pipeline.rules))
+        };
+        Ok(Rules::merge(&base, request))
     }
 
     /// Store a batch of events (all or nothing; durable when this returns). Clicks on
@@ -296,6 +303,7 @@ impl Shop {
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use super::pages::ServedPage;
     use super::*;
     use crate::gen::{GenConfig, Generator};
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
@@ -352,6 +360,53 @@ mod tests {
     }
 
     #[test]
+    fn a_pipeline_configuration_changes_the_sources_the_rules_and_the_explore_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = shop(dir.path());
+        shop.train().unwrap();
+        let ask = || super::pages::RecommendAsk::new(user("u000007"), 8);
+        let sources = |page: &ServedPage| -> std::collections::BTreeSet<String> {
+            page.items.iter().flat_map(|i| i.reasons.iter().map(|r| r.source.clone())).collect()
+        };
+        let default = shop.recommend(ask()).unwrap();
+        assert!(sources(&default).contains("als"), "{:?}", sources(&default));
+        // Only popularity, from JSON as an experiment arm would carry it.
+        let popular: PipelineConfig =
+            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0},"ranker":false}"#).unwrap();
+        let page = shop.recommend_with(ask(), &popular).unwrap();
+        assert_eq!(sources(&page), ["popularity".to_string()].into_iter().collect());
+        assert!(page.items.iter().all(|i| i.ranker.is_none()));
+        // A pipeline's pin applies; a request's pin at the same position wins over it.
+        let pinned_item = page.items.last().unwrap().id.clone();
+        let mut pinning = popular.clone();
+        pinning.rules.pin.push(crate::rank::rerank::Pin { item: pinned_item.clone(), position: 1 });
+        let page = shop.recommend_with(ask(), &pinning).unwrap();
+        assert_eq!(page.items[0].id, pinned_item);
+        let mut request = ask();
+        let other = default.items[0].id.clone();
+        request.rules.pin.push(crate::rank::rerank::Pin { item: other.clone(), position: 1 });
+        assert_eq!(shop.recommend_with(request, &pinning).unwrap().items[0].id, other);
+        // Every logged page explored: impressions carry the explore arm.
+        let explore = PipelineConfig { explore_share: Some(1.0), ..PipelineConfig::default() };
+        let page = shop.recommend_with(ask(), &explore).unwrap();
+        let stats = shop.page_log_stats();
+        let logged = || stats.written.load(Ordering::Relaxed);
+        for _ in 0..2_000 {
+            if logged() >= 5 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let events = shop.store().user_events(&user("u000007"), 1).unwrap();
+        assert_eq!(events[0].request_id.as_deref(), Some(page.request_id.as_str()));
+        assert_eq!(events[0].arm.as_deref(), Some("explore"));
+        // A bad pipeline is refused with the field named.
+        let bad = PipelineConfig { explore_share: Some(2.0), ..PipelineConfig::default() };
+        let Err(Error::Invalid(e)) = shop.recommend_with(ask(), &bad) else { panic!("explore_share 2") };
+        assert_eq!(e.field, "pipeline.explore_share");
+    }
+
+    #[test]
     fn refusals_carry_their_codes_and_fields() {
         let dir = tempfile::tempdir().unwrap();
         let shop = shop(dir.path());
@@ -361,7 +416,9 @@ mod tests {
         assert_eq!(code, "search_unavailable");
         let mut bad = Rules::default();
         bad.pin.push(crate::rank::rerank::Pin { item: "i1".into(), position: 0 });
-        let Err(Error::Invalid(e)) = shop.rules_with(&bad) else { panic!("a pin at position 0") };
+        let Err(Error::Invalid(e)) = shop.rules_for(&PipelineConfig::default(), &bad) else {
+            panic!("a pin at position 0")
+        };
         assert!(e.field.starts_with("rules."), "{e:?}");
         let ask = super::pages::TrendingAsk {
             n: 5,

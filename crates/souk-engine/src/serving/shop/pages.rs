@@ -3,6 +3,8 @@
 //! items in the page's language and, for a sampled share of pages, logs what was shown —
 //! perhaps in the explore arm's random order — through the page log.
 
+use std::borrow::Cow;
+
 use super::Shop;
 use crate::error::{Error, Result, ValidationError};
 use crate::ids::UserId;
@@ -10,10 +12,11 @@ use crate::input::Lang;
 use crate::rank::rerank::Rules;
 use crate::search::{Affinity, Filters, Fusion, SearchMode, SearchRequest, SearchResponse, Sort, TEXT_SPACE};
 use crate::serving::page_log::{self, new_request_id, now_ms, Arm, LogPolicy, Served, Surface};
+use crate::serving::pipeline::PipelineConfig;
 use crate::serving::search_page::{search_page, SearchPageRequest, SearchServices};
 use crate::serving::{
-    describe, recommend, recommend_without_models, similar, trending, Cursor, Exclusions, ItemFilter, RecommendRequest,
-    Recommended, TRENDING_WINDOW_ROWS,
+    describe, recommend, recommend_without_models, similar, trending, Cursor, Exclusions, ItemFilter, RecommendConfig,
+    RecommendRequest, Recommended, TRENDING_WINDOW_ROWS,
 };
 
 /// What a caller asks for a "for you" page.
@@ -138,17 +141,23 @@ impl Shop {
     /// A shopper's "for you" page: the model set's pipeline, or trending items before the
     /// first training.
     pub fn recommend(&self, ask: RecommendAsk) -> Result<ServedPage> {
-        let policy = LogPolicy::of(&self.settings.ranking);
+        self.recommend_with(ask, &PipelineConfig::default())
+    }
+
+    /// [`Shop::recommend`] through another pipeline configuration (an experiment arm's).
+    pub fn recommend_with(&self, ask: RecommendAsk, pipeline: &PipelineConfig) -> Result<ServedPage> {
+        pipeline.validate().map_err(|e| Error::Invalid(e.within("pipeline")))?;
+        let policy = self.log_policy(pipeline);
         let log_features = self.logs.is_some() && policy.sample();
         let lang = ask.lang;
         let request = RecommendRequest {
-            rules: self.rules_with(&ask.rules)?,
+            rules: self.rules_for(pipeline, &ask.rules)?,
             user: ask.user,
             n: ask.n,
             cursor: ask.cursor,
             filter: ask.filter,
             exclude: ask.exclude,
-            use_ranker: ask.use_ranker,
+            use_ranker: ask.use_ranker && pipeline.ranker != Some(false),
             log_features,
             explain: ask.explain,
             now_ms: now_ms(),
@@ -158,7 +167,13 @@ impl Shop {
         let store = self.store();
         let (mut items, next_cursor, trained_at_ms, features, arm) = match &models {
             Some(set) => {
-                let page = recommend(set, store, &self.settings.recommend, &request)?;
+                let config = if pipeline.sources.is_empty() {
+                    Cow::Borrowed(&self.settings.recommend)
+                } else {
+                    let weights = pipeline.source_weights(&self.settings.recommend.source_weights);
+                    Cow::Owned(RecommendConfig { source_weights: weights, ..self.settings.recommend.clone() })
+                };
+                let page = recommend(set, store, &config, &request)?;
                 let arm = if page.items.iter().any(|i| i.ranker.is_some()) { Arm::Ranker } else { Arm::Blend };
                 (page.items, page.next_cursor, Some(set.manifest.trained_at_ms), page.features, arm)
             }
@@ -216,6 +231,13 @@ impl Shop {
     /// A search page. Every search of a known shopper is logged (a search and an impression
     /// event); a sampled share with its feature rows, perhaps in the explore arm's order.
     pub fn search(&self, ask: SearchAsk) -> Result<SearchServed> {
+        self.search_with(ask, &PipelineConfig::default())
+    }
+
+    /// [`Shop::search`] through another pipeline configuration (its ranker switch, rules
+    /// and explore share; search has no weighted recall sources of its own yet).
+    pub fn search_with(&self, ask: SearchAsk, pipeline: &PipelineConfig) -> Result<SearchServed> {
+        pipeline.validate().map_err(|e| Error::Invalid(e.within("pipeline")))?;
         let Some(index) = &self.search else {
             return Err(Error::Coded { code: "search_unavailable", message: "this shop has no search index".into() });
         };
@@ -245,10 +267,10 @@ impl Shop {
             facets: ask.facets,
             explain: ask.explain,
             affinity: None,
-            rules: self.rules_with(&ask.rules)?,
+            rules: self.rules_for(pipeline, &ask.rules)?,
         };
         let history_user = ask.user.clone().filter(|_| ask.personalize);
-        let policy = LogPolicy::of(&self.settings.ranking);
+        let policy = self.log_policy(pipeline);
         let log_features = history_user.is_some() && self.logs.is_some() && policy.sample();
         let models = self.models();
         let services = SearchServices {
@@ -263,7 +285,7 @@ impl Shop {
         let page = SearchPageRequest {
             request,
             user: history_user,
-            use_ranker: ask.use_ranker,
+            use_ranker: ask.use_ranker && pipeline.ranker != Some(false),
             log_features,
             lang: ask.lang,
             now_ms: now_ms(),
@@ -287,6 +309,15 @@ impl Shop {
             self.log_page(served, &page.rows);
         }
         Ok(SearchServed { request_id, response: page.response, affinity: page.affinity })
+    }
+
+    /// Which pages are logged and explored under `pipeline`.
+    fn log_policy(&self, pipeline: &PipelineConfig) -> LogPolicy {
+        let mut policy = LogPolicy::of(&self.settings.ranking);
+        if let Some(share) = pipeline.explore_share {
+            policy.explore_share = share;
+        }
+        policy
     }
 
     /// Record a served page: the online click model waits for its clicks at once; its
