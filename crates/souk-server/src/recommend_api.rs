@@ -90,7 +90,8 @@ pub struct RecommendQuery {
 /// Why an item was listed: one recall source that proposed it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReasonOut {
-    /// `als`, `ease`, `itemknn`, `popularity`, `trending`, `catalog`, `pin`…
+    /// `als`, `ease`, `itemknn`, `session` (like the items of the open session),
+    /// `popularity`, `trending`, `catalog`, `pin`…
     pub source: String,
     /// The item's rank in that source (1-based).
     pub rank: usize,

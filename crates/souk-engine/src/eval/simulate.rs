@@ -744,6 +744,7 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
+        eprintln!("REPORT {:?} {} {}", report.methods, report.lift_over_best_source, report.lift_over_blend);
         assert_eq!(report.test_requests, 200);
         assert_eq!(report.logged_rows, 1_500 * config.shown);
         assert!(report.clicks > 100 && report.purchases > 0, "{report:?}");

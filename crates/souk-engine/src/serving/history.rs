@@ -23,6 +23,7 @@ pub(super) fn excludes(exclude: Exclusions, event_type: EventType) -> bool {
 }
 
 /// The user's history in the model's item space, newest first, with the exclusion set.
+#[derive(Default)]
 pub struct History {
     /// (model item, summed weight), positive sums only.
     pub pairs: Vec<(u32, f32)>,
@@ -30,9 +31,17 @@ pub struct History {
     pub last_event: HashMap<u32, EventType>,
     /// Recency order of model items (newest first).
     pub recent: Vec<u32>,
+    /// The model items of the latest session (newest first): the interactions back from
+    /// the newest one until a pause longer than [`SESSION_GAP_MS`].
+    pub session: Vec<u32>,
+    /// When the newest interaction happened (Unix ms).
+    pub newest_ms: Option<i64>,
     /// Digests of the ids of items the request excludes.
     pub excluded: DigestSet<u64>,
 }
+
+/// A pause longer than this between two interactions starts a new session.
+pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 
 pub(super) fn user_history(
     set: &ModelSet,
@@ -45,8 +54,17 @@ pub(super) fn user_history(
     let mut sums: HashMap<u32, f32> = HashMap::new();
     let mut last_event = HashMap::new();
     let mut recent = Vec::new();
+    let mut session = Vec::new();
+    let mut session_open = true;
+    let mut previous: Option<i64> = None;
+    let mut newest_ms = None;
     let mut excluded = DigestSet::default();
     for interaction in store.user_interactions(user, limit)? {
+        if previous.is_some_and(|p| p - interaction.timestamp > SESSION_GAP_MS) {
+            session_open = false;
+        }
+        previous = Some(interaction.timestamp);
+        newest_ms = newest_ms.or(Some(interaction.timestamp));
         let digest = xxhash_rust::xxh3::xxh3_64(interaction.item.as_bytes());
         if excludes(exclude, interaction.event_type) {
             excluded.insert(digest);
@@ -59,12 +77,16 @@ pub(super) fn user_history(
         if let std::collections::hash_map::Entry::Vacant(e) = last_event.entry(i) {
             e.insert(interaction.event_type);
             recent.push(i);
+            if session_open {
+                session.push(i);
+            }
         }
     }
     let mut pairs: Vec<(u32, f32)> = sums.into_iter().filter(|(_, w)| *w > 0.0).collect();
     pairs.sort_unstable_by_key(|(i, _)| *i);
     recent.retain(|i| pairs.binary_search_by_key(i, |(j, _)| *j).is_ok());
-    Ok(History { pairs, last_event, recent, excluded })
+    session.retain(|i| pairs.binary_search_by_key(i, |(j, _)| *j).is_ok());
+    Ok(History { pairs, last_event, recent, session, newest_ms, excluded })
 }
 
 /// The user's preference vector: their live history folded into the first factor model of

@@ -66,6 +66,7 @@ impl Default for RecommendConfig {
                 ("blend", 1.0),
                 ("rp3beta", 1.0),
                 ("itemknn", 0.8),
+                ("session", 1.5),
                 ("popularity", 0.2),
             ]
             .into_iter()

@@ -329,7 +329,9 @@ mod tests {
                 arm: Some(Arm::Blend),
                 query: (page % 2 == 0).then_some("shoes"),
             };
-            let rows = vec![("a".to_string(), vec![page as f32])];
+            let mut row = vec![0.0; crate::rank::features::FEATURE_COUNT];
+            row[0] = page as f32;
+            let rows = vec![("a".to_string(), row)];
             writer.submit(record(served, &rows, 1_000 + page), Some(log.clone()));
         }
         drop(writer);
@@ -339,7 +341,7 @@ mod tests {
         let logged = log.read().unwrap();
         assert_eq!(logged.len(), 50);
         for page in 0..50 {
-            assert_eq!(logged.get(&(format!("r-{page}"), "a".to_string())), Some(&vec![page as f32]));
+            assert_eq!(logged[&(format!("r-{page}"), "a".to_string())][0], page as f32);
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{top_k, History, ItemFilter, ModelSet, Source, ALS_PROBE_ITEMS};
+use super::{top_k, History, ItemFilter, ModelSet, Source, ALS_PROBE_ITEMS, SESSION_GAP_MS};
 use crate::error::Result;
 use crate::store::Storage;
 
@@ -88,12 +88,14 @@ pub trait RecallSource {
 }
 
 /// The sources of a request, in fusion order: every collaborative model of the set and
-/// item-kNN on the recent history (when there is a history), then popularity.
+/// item-kNN on the recent history (when there is a history), item-kNN on the session (when
+/// it is still open at `now_ms` and the history holds more than it), then popularity.
 /// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
 pub fn recall_sources<'a>(
     set: &'a ModelSet,
     history: &History,
     folds: &'a [Option<Vec<f32>>],
+    now_ms: i64,
 ) -> Vec<Box<dyn RecallSource + 'a>> {
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
@@ -101,9 +103,21 @@ pub fn recall_sources<'a>(
             sources.push(Box::new(Collaborative { name, source, user_vector: fold.as_deref() }));
         }
         sources.push(Box::new(RecentNeighbours));
+        if session_is_open(history, now_ms) && history.session.len() < history.recent.len() {
+            sources.push(Box::new(SessionNeighbours));
+        }
     }
     sources.push(Box::new(Popular));
     sources
+}
+
+/// Whether the latest session is still going on at `now_ms` (its newest interaction less
+/// than [`SESSION_GAP_MS`] ago). Without a clock (`now_ms` 0, as offline protocols ask)
+/// there is no current session.
+pub fn session_is_open(history: &History, now_ms: i64) -> bool {
+    !history.session.is_empty()
+        && now_ms > 0
+        && history.newest_ms.is_some_and(|newest| (0..=SESSION_GAP_MS).contains(&(now_ms - newest)))
 }
 
 /// Each model's fold-in of the live history (factor models only; `None` for the others
@@ -179,6 +193,37 @@ impl RecallSource for RecentNeighbours {
     }
 }
 
+/// Item-kNN on the latest session alone ("more like what you are looking at now"): a
+/// shopper with a long history whose session turns to something new sees it on the first
+/// page, which the whole-history sources (dominated by the old interest) would not show.
+/// Each session item's neighbours count by the item's recency (1 / (1 + position)).
+struct SessionNeighbours;
+
+/// How many of the session's items it starts from.
+const SESSION_ITEMS: usize = 10;
+
+impl RecallSource for SessionNeighbours {
+    fn name(&self) -> &str {
+        "session"
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        let set = recall.set;
+        let mut scores: HashMap<u32, f32> = HashMap::new();
+        for (position, &j) in recall.history.session.iter().take(SESSION_ITEMS).enumerate() {
+            let recency = 1.0 / (1.0 + position as f32);
+            let (neighbours, sims) = set.knn.neighbours_of(j);
+            for (i, s) in neighbours.iter().zip(sims) {
+                *scores.entry(*i).or_default() += recency * s;
+            }
+        }
+        let mut ranked: Vec<(u32, f32)> =
+            scores.into_iter().filter(|(i, s)| *s > 0.0 && !(recall.rejected)(*i)).collect();
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        recall.accepted(ranked)
+    }
+}
+
 /// The most popular items (what a cold user sees first).
 struct Popular;
 
@@ -215,6 +260,17 @@ mod tests {
     }
 
     #[test]
+    fn a_session_is_open_until_a_pause_longer_than_the_gap() {
+        let history = History { session: vec![3, 1], newest_ms: Some(1_000_000), ..History::default() };
+        assert!(session_is_open(&history, 1_000_000));
+        assert!(session_is_open(&history, 1_000_000 + SESSION_GAP_MS));
+        assert!(!session_is_open(&history, 1_000_000 + SESSION_GAP_MS + 1));
+        assert!(!session_is_open(&history, 0), "no clock, no current session");
+        assert!(!session_is_open(&history, 999_000), "a clock before the session");
+        assert!(!session_is_open(&History { newest_ms: Some(1_000_000), ..History::default() }, 1_000_000));
+    }
+
+    #[test]
     fn every_source_returns_accepted_unrejected_candidates_best_first() {
         let dir = tempfile::tempdir().unwrap();
         let (store, set) = shop(dir.path());
@@ -231,7 +287,7 @@ mod tests {
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
-        let sources = recall_sources(&set, &history, &folds);
+        let sources = recall_sources(&set, &history, &folds, 0);
         let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
         assert_eq!(names, vec!["als", "itemknn", "popularity"]);
         for source in &sources {
@@ -244,12 +300,24 @@ mod tests {
             }
             assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.name());
         }
+        // The session source joins while the latest session is open.
+        let newest = history.newest_ms.unwrap();
+        let open = recall_sources(&set, &history, &folds, newest + 60_000);
+        let names: Vec<&str> = open.iter().map(|s| s.name()).collect();
+        if history.session.len() < history.recent.len() {
+            assert_eq!(names, vec!["als", "itemknn", "session", "popularity"]);
+            for (i, _) in open[2].recall(&recall).unwrap() {
+                assert!(!rejected(i));
+                let meta = store.items_meta(&[set.item_ids[i as usize].as_str()]).unwrap().pop().flatten().unwrap();
+                assert_eq!(meta.brand.as_deref(), Some(brand.as_str()));
+            }
+        }
         // A cold user gets popularity alone.
         let cold =
             user_history(&set, &store, &UserId::parse("nobody-yet", "user").unwrap(), 200, Exclusions::default())
                 .unwrap();
         let folds = fold_ins(&set, &cold);
-        let names: Vec<String> = recall_sources(&set, &cold, &folds).iter().map(|s| s.name().to_string()).collect();
+        let names: Vec<String> = recall_sources(&set, &cold, &folds, 0).iter().map(|s| s.name().to_string()).collect();
         assert_eq!(names, vec!["popularity"]);
     }
 }

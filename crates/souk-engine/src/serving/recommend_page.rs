@@ -73,7 +73,7 @@ pub fn recommend(
     };
     let folds = recall::fold_ins(set, &history);
     let mut lists = Vec::new();
-    for source in recall::recall_sources(set, &history, &folds) {
+    for source in recall::recall_sources(set, &history, &folds, request.now_ms) {
         lists.push((source.name().to_string(), source.recall(&recall)?));
     }
     let mut ranked = fuse(&lists, &config.source_weights);

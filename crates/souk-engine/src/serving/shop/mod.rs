@@ -303,6 +303,8 @@ impl Shop {
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use std::collections::HashMap;
+
     use super::pages::ServedPage;
     use super::*;
     use crate::gen::{GenConfig, Generator};
@@ -310,8 +312,12 @@ mod tests {
 
     /// A generated shop without models, logging every page (none explored).
     fn shop(dir: &std::path::Path) -> Shop {
+        shop_of(dir, GenConfig { items: 150, users: 40, events: 3_000, seed: 8 })
+    }
+
+    fn shop_of(dir: &std::path::Path, config: GenConfig) -> Shop {
         let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
-        let generator = Generator::new(GenConfig { items: 150, users: 40, events: 3_000, seed: 8 }).unwrap();
+        let generator = Generator::new(config).unwrap();
         let mut sink = StoreSink::new(&store);
         generator.run(&mut sink, &mut |_| {}).unwrap();
         sink.finish().unwrap();
@@ -372,7 +378,7 @@ mod tests {
         assert!(sources(&default).contains("als"), "{:?}", sources(&default));
         // Only popularity, from JSON as an experiment arm would carry it.
         let popular: PipelineConfig =
-            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0},"ranker":false}"#).unwrap();
+            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0,"session":0},"ranker":false}"#).unwrap();
         let page = shop.recommend_with(ask(), &popular).unwrap();
         assert_eq!(sources(&page), ["popularity".to_string()].into_iter().collect());
         assert!(page.items.iter().all(|i| i.ranker.is_none()));
@@ -404,6 +410,97 @@ mod tests {
         let bad = PipelineConfig { explore_share: Some(2.0), ..PipelineConfig::default() };
         let Err(Error::Invalid(e)) = shop.recommend_with(ask(), &bad) else { panic!("explore_share 2") };
         assert_eq!(e.field, "pipeline.explore_share");
+    }
+
+    #[test]
+    fn a_heavy_users_latest_session_moves_their_first_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = shop_of(dir.path(), GenConfig { items: 2_000, users: 60, events: 15_000, seed: 8 });
+        shop.train().unwrap();
+        let store = shop.store();
+        // Every item's top-level category.
+        let mut root: HashMap<String, String> = HashMap::new();
+        store
+            .scan_item_meta(&mut |id, meta| {
+                if let Some(top) = meta.category.first() {
+                    root.insert(id.to_string(), top.to_string());
+                }
+            })
+            .unwrap();
+        // The heaviest user, and the category their history is mostly about.
+        let set = shop.models().unwrap();
+        let (heavy, history) = (0..60)
+            .map(|u| format!("u{u:06}"))
+            .map(|u| {
+                let history = store.user_interactions(&user(&u), 1_000).unwrap();
+                (u, history)
+            })
+            .max_by_key(|(_, h)| h.len())
+            .unwrap();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for h in &history {
+            if let Some(r) = root.get(&h.item) {
+                *counts.entry(r.as_str()).or_default() += 1;
+            }
+        }
+        // A category they barely touched, with items the models know.
+        let (new_interest, touched) = counts_of_roots(&root, &counts)
+            .into_iter()
+            .filter(|(r, _)| root.iter().filter(|(id, rr)| *rr == r && set.item_index.contains_key(*id)).count() >= 10)
+            .min_by_key(|(_, c)| *c)
+            .unwrap();
+        assert!(touched * 10 < history.len(), "{touched} of {}", history.len());
+        let in_new = |page: &ServedPage| page.items.iter().filter(|i| root.get(&i.id) == Some(&new_interest)).count();
+        let before = shop.recommend(super::pages::RecommendAsk::new(user(&heavy), 10)).unwrap();
+        // One session: views of three popular items of the new category, then a purchase.
+        let mut popular: Vec<&String> = root
+            .iter()
+            .filter(|(id, r)| **r == new_interest && set.item_index.contains_key(*id))
+            .map(|(id, _)| id)
+            .collect();
+        popular.sort_by(|a, b| {
+            let p = |id: &String| set.popularity[set.item_index[id] as usize];
+            p(b).total_cmp(&p(a)).then(a.cmp(b))
+        });
+        // Now, minutes ago: an open session, after everything the generator wrote.
+        let newest = history.iter().map(|h| h.timestamp).max().unwrap();
+        let start = super::super::page_log::now_ms() - 5 * 60_000;
+        assert!(start > newest);
+        let mut events = Vec::new();
+        for (k, (item, kind)) in popular
+            .iter()
+            .take(3)
+            .map(|i| (i, EventType::View))
+            .chain(std::iter::once((&popular[0], EventType::Purchase)))
+            .enumerate()
+        {
+            events.push(Event::new(
+                crate::EventId::parse(format!("session-{k}"), "id").unwrap(),
+                kind,
+                user(&heavy),
+                Some(crate::ItemId::parse(item.as_str(), "item").unwrap()),
+                start + k as i64 * 60_000,
+            ));
+        }
+        shop.ingest(events).unwrap();
+        let after = shop.recommend(super::pages::RecommendAsk::new(user(&heavy), 10)).unwrap();
+        let no_session: PipelineConfig = serde_json::from_str(r#"{"sources":{"session":0}}"#).unwrap();
+        let without = shop.recommend_with(super::pages::RecommendAsk::new(user(&heavy), 10), &no_session).unwrap();
+        assert!(
+            in_new(&before) <= 1 && in_new(&after) >= 3 && in_new(&without) < in_new(&after),
+            "{new_interest}: {} on the first page before the session, {} after ({} without the session source)",
+            in_new(&before),
+            in_new(&after),
+            in_new(&without)
+        );
+        let session = after.items.iter().filter(|i| i.reasons.iter().any(|r| r.source == "session")).count();
+        assert!(session > 0, "the session source proposed some of them");
+    }
+
+    /// Every top-level category with how often `counts` saw it (0 when never).
+    fn counts_of_roots(root: &HashMap<String, String>, counts: &HashMap<&str, usize>) -> Vec<(String, usize)> {
+        let roots: std::collections::BTreeSet<&String> = root.values().collect();
+        roots.into_iter().map(|r| (r.clone(), counts.get(r.as_str()).copied().unwrap_or(0))).collect()
     }
 
     #[test]
