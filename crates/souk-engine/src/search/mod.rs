@@ -18,13 +18,17 @@ mod config;
 mod embed;
 mod explain;
 pub mod facts;
+mod fuse;
 mod index;
 mod indexing;
 mod keyword;
+mod order;
 mod pipeline;
 pub mod query;
 pub mod relevance;
 mod request;
+mod rules;
+mod semantic;
 pub mod vectors;
 
 pub use self::config::SearchConfig;
