@@ -32,151 +32,37 @@
 //!    times the click, cart and purchase probabilities — so the judgement is exact, not a
 //!    sample of simulated clicks.
 
+mod config;
+mod world;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use rand::distributions::{Distribution, WeightedIndex};
+use rand::distributions::WeightedIndex;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
+pub use self::config::{
+    MethodScore, SimulationConfig, SimulationReport, Surface, ARM_BLEND, ARM_EXPLORE, ATTRIBUTION_WINDOW_MS, PROTOCOL,
+};
+use self::world::{examination, funnel, respond, Query, World};
 use crate::gen::{GenConfig, Generator};
-use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType, Record, RecordSink};
-use crate::rank::features::{FeatureBuilder, ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};
+use crate::rank::features::{ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
 use crate::rank::metrics::ndcg_of_order;
 use crate::rank::online::{OnlineClickModel, OnlineConfig};
-use crate::rank::profile::{PriceIndex, ProfileConfig, UserProfile};
+use crate::rank::profile::PriceIndex;
 use crate::recommend::EventWeights;
-use crate::search::{SearchConfig, SearchIndex, SearchRequest};
-use crate::serving::search_ranking::{search_signals, SURFACE_SEARCH};
-use crate::serving::{factor_scores, recommend, ModelSet, RecommendConfig, RecommendRequest, SURFACE_RECOMMENDATIONS};
+use crate::search::{SearchConfig, SearchIndex};
+use crate::serving::{ModelSet, RecommendConfig};
 use crate::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
 use crate::{Error, Result};
 
-/// The protocol's name for `souk eval --protocol`.
-pub const PROTOCOL: &str = "simulated-ranking";
-/// Arms of the logging policy.
-pub const ARM_BLEND: &str = "blend";
-pub const ARM_EXPLORE: &str = "explore";
-/// Clicks, carts and purchases are credited to an impression within this window.
-pub const ATTRIBUTION_WINDOW_MS: i64 = 86_400_000;
 const REQUEST_GAP_MS: i64 = 20_000;
-
-/// Which list the simulated shoppers are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Surface {
-    /// "For you" recommendations: recall by the collaborative model, item-kNN and
-    /// popularity, blended by reciprocal rank.
-    Recommendations,
-    /// Search results: keyword recall (BM25), blended with the shopper's category and
-    /// brand affinities (the personal touch).
-    Search,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SimulationConfig {
-    pub surface: Surface,
-    /// Distinct judged queries shoppers draw from (search; half English, half Chinese).
-    pub queries: usize,
-    pub items: usize,
-    pub users: usize,
-    pub history_events: usize,
-    /// Logged requests the ranker learns from.
-    pub train_requests: usize,
-    /// Later requests every method is judged on.
-    pub test_requests: usize,
-    pub candidates: usize,
-    pub shown: usize,
-    pub explore_share: f64,
-    pub explore_depth: usize,
-    pub seed: u64,
-    /// Run the online click model over the logged traffic (the `online_ctr` feature).
-    pub online: bool,
-}
-
-impl Default for SimulationConfig {
-    fn default() -> Self {
-        Self {
-            surface: Surface::Recommendations,
-            queries: 400,
-            items: 3_000,
-            users: 2_000,
-            history_events: 150_000,
-            train_requests: 20_000,
-            test_requests: 3_000,
-            candidates: 100,
-            shown: 10,
-            explore_share: 0.2,
-            explore_depth: 30,
-            seed: 42,
-            online: true,
-        }
-    }
-}
-
-impl SimulationConfig {
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if self.shown == 0 || self.shown > self.candidates {
-            problems.push(("shown".into(), "must be between 1 and candidates".into()));
-        }
-        if self.explore_depth < self.shown || self.explore_depth > self.candidates {
-            problems.push(("explore_depth".into(), "must be between shown and candidates".into()));
-        }
-        if !(0.0..=1.0).contains(&self.explore_share) {
-            problems.push(("explore_share".into(), "must be within 0 and 1".into()));
-        }
-        if self.surface == Surface::Search && self.queries < 2 {
-            problems.push(("queries".into(), "must be at least 2".into()));
-        }
-        if self.train_requests < 10 || self.test_requests == 0 {
-            problems.push(("train_requests".into(), "need at least 10 training and 1 test request".into()));
-        }
-        problems
-    }
-}
-
-/// One method's score on the later window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MethodScore {
-    pub method: String,
-    pub ndcg_at_10: f64,
-    /// Standard error over requests.
-    pub se: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimulationReport {
-    pub config: SimulationConfig,
-    pub setup_seconds: f64,
-    pub logged_requests: usize,
-    pub logged_rows: usize,
-    pub clicks: usize,
-    pub carts: usize,
-    pub purchases: usize,
-    /// Examination probability per slot as the shopper model has it, and as estimated from
-    /// the randomised bucket.
-    pub true_examination: Vec<f64>,
-    pub estimated_examination: Vec<f64>,
-    pub ranker_trees: usize,
-    pub ranker_train_seconds: f64,
-    /// Heaviest features by total split gain.
-    pub top_features: Vec<(String, f64)>,
-    pub test_requests: usize,
-    pub methods: Vec<MethodScore>,
-    /// The ranker's relative improvement over the best single recall source and over the
-    /// hand blend.
-    pub lift_over_best_source: f64,
-    pub lift_over_blend: f64,
-}
 
 /// Writes generated records to the store and counts their events for item features.
 struct TeeSink<'a> {
@@ -193,170 +79,6 @@ impl RecordSink for TeeSink<'_> {
     }
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// The shopper model's funnel for an item of latent utility `u`: probabilities of a click
-/// when looked at, a cart after a click, a purchase after a cart.
-fn funnel(u: f64, available: bool) -> (f64, f64, f64) {
-    let cart = if available { sigmoid(0.7 * u - 3.8) } else { 0.0 };
-    (sigmoid(u - 3.0), cart, sigmoid(0.6 * u - 1.0))
-}
-
-fn examination(slot: usize) -> f64 {
-    1.0 / (1.0 + slot as f64)
-}
-
-/// One request's candidates with everything the methods and the judge need.
-struct Request {
-    user: String,
-    items: Vec<String>,
-    signals: Vec<RecallSignals>,
-    rows: Vec<f32>,
-    utilities: Vec<f64>,
-    available: Vec<bool>,
-}
-
-/// A judged query: its text and each relevant item's grade (1–3).
-struct Query {
-    text: String,
-    grades: HashMap<usize, u8>,
-}
-
-/// What a shopper's utility gains from how well an item answers their query: a search
-/// result of another product type is rarely wanted, whatever the shopper's tastes.
-fn query_fit(grade: u8) -> f64 {
-    match grade {
-        3 => 1.0,
-        2 => 0.0,
-        1 => -1.5,
-        _ => -4.0,
-    }
-}
-
-struct World<'a> {
-    generator: &'a Generator,
-    search: Option<(Arc<SearchIndex>, Vec<Query>)>,
-    store: &'a EmbeddedStore,
-    set: &'a ModelSet,
-    recommend_config: &'a RecommendConfig,
-    weights: &'a EventWeights,
-    prices: PriceIndex,
-    item_index: HashMap<String, usize>,
-    users: Vec<String>,
-    pick_user: WeightedIndex<f64>,
-    config: &'a SimulationConfig,
-    /// Learns from the logged pages as they happen (default settings: clicks wait 5 min).
-    online: Option<OnlineClickModel>,
-}
-
-impl World<'_> {
-    fn surface_name(&self) -> &'static str {
-        match self.config.surface {
-            Surface::Recommendations => SURFACE_RECOMMENDATIONS,
-            Surface::Search => SURFACE_SEARCH,
-        }
-    }
-}
-
-impl World<'_> {
-    fn request(&self, rng: &mut ChaCha8Rng, stats: &ItemStats, now: i64) -> Result<Option<Request>> {
-        let user_index = self.pick_user.sample(rng);
-        let user = self.users[user_index].clone();
-        let user_id = UserId::parse(user.as_str(), "user")?;
-        // Recall: the candidates with what each stage said, and the query's grades.
-        let (ids, signals, grades): (Vec<String>, Vec<RecallSignals>, Option<&HashMap<usize, u8>>) = match &self.search
-        {
-            None => {
-                let page = recommend(
-                    self.set,
-                    self.store,
-                    self.recommend_config,
-                    &RecommendRequest::new(user_id.clone(), self.config.candidates),
-                )?;
-                let signals = page
-                    .items
-                    .iter()
-                    .enumerate()
-                    .map(|(c, r)| {
-                        RecallSignals::from_reasons(
-                            c as u32 + 1,
-                            r.score,
-                            r.reasons.iter().map(|x| (x.source.as_str(), x.rank, x.score)),
-                        )
-                    })
-                    .collect();
-                (page.items.into_iter().map(|r| r.id).collect(), signals, None)
-            }
-            Some((index, queries)) => {
-                let query = &queries[rng.gen_range(0..queries.len())];
-                let history = self.store.user_interactions(&user_id, 200)?;
-                let pairs: Vec<(String, f32)> = history
-                    .iter()
-                    .map(|h| {
-                        let age_days = ((now - h.timestamp).max(0) as f64 / 86_400_000.0) as f32;
-                        let w =
-                            self.weights.weight_of(h.event_type, h.value, h.dwell_ms) * 0.5f32.powf(age_days / 30.0);
-                        (h.item.clone(), w)
-                    })
-                    .collect();
-                let affinity = index.affinity(pairs.iter().map(|(i, w)| (i.as_str(), *w)));
-                let response = index.search(&SearchRequest {
-                    limit: self.config.candidates,
-                    explain: true,
-                    affinity: (!affinity.is_empty()).then_some(affinity),
-                    ..SearchRequest::keyword(query.text.as_str())
-                })?;
-                let signals = response
-                    .hits
-                    .iter()
-                    .enumerate()
-                    .map(|(c, hit)| {
-                        let explain = hit.explain.clone().unwrap_or_default();
-                        // The serving stage's signals (factor scores are added below).
-                        search_signals(c, &explain, None)
-                    })
-                    .collect();
-                (response.hits.into_iter().map(|h| h.id).collect(), signals, Some(&query.grades))
-            }
-        };
-        if ids.len() < self.config.shown {
-            return Ok(None);
-        }
-        let mut signals = signals;
-        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let factor_scores =
-            factor_scores(self.set, self.store, &user_id, self.recommend_config.history_limit, &id_refs)?;
-        for (signal, score) in signals.iter_mut().zip(factor_scores) {
-            signal.factor_score = score;
-        }
-        let profile =
-            UserProfile::load(self.store, &user_id, &self.prices, self.weights, &ProfileConfig::default(), now, false)?;
-        let metas = self.store.items_meta(&id_refs)?;
-        let builder = FeatureBuilder {
-            prices: &self.prices,
-            stats,
-            online: self.online.as_ref().map(|o| (o, self.surface_name())),
-        };
-        let mut rows = vec![0f32; ids.len() * FEATURE_COUNT];
-        let mut utilities = Vec::with_capacity(ids.len());
-        let mut available = Vec::with_capacity(ids.len());
-        for (c, (id, meta)) in ids.iter().zip(&metas).enumerate() {
-            builder.row(&profile, id, meta.as_ref(), &signals[c], now, &mut rows[c * FEATURE_COUNT..][..FEATURE_COUNT]);
-            let item = self
-                .item_index
-                .get(id)
-                .copied()
-                .ok_or_else(|| Error::Internal(format!("recalled item {id} is not in the generated catalog")))?;
-            let fit = grades.map_or(0.0, |g| query_fit(g.get(&item).copied().unwrap_or(0)));
-            utilities.push(self.generator.true_utility(user_index, item).unwrap_or(f64::NEG_INFINITY) + fit);
-            available.push(meta.as_ref().is_none_or(|m| m.available));
-        }
-        Ok(Some(Request { user, items: ids, signals, rows, utilities, available }))
-    }
-}
-
 /// Most requests recall too few candidates for: the shop is too small for the protocol.
 fn check_attempts(number: usize, allowed: usize) -> Result<()> {
     if number > allowed {
@@ -365,68 +87,6 @@ fn check_attempts(number: usize, allowed: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn event(id: String, event_type: EventType, user: &str, item: Option<&str>, timestamp: i64) -> Result<Event> {
-    Ok(Event::new(
-        EventId::parse(id, "id")?,
-        event_type,
-        UserId::parse(user, "user")?,
-        item.map(|i| ItemId::parse(i, "item")).transpose()?,
-        timestamp,
-    ))
-}
-
-/// Show `order` (candidate indices) to the request's shopper and return the events.
-fn respond(
-    rng: &mut ChaCha8Rng,
-    number: usize,
-    request: &Request,
-    order: &[usize],
-    arm: &str,
-    now: i64,
-) -> Result<Vec<Event>> {
-    let request_id = format!("sim-{number}");
-    let mut shown = event(format!("{request_id}-impression"), EventType::Impression, &request.user, None, now)?;
-    shown.request_id = Some(request_id.clone());
-    shown.arm = Some(arm.to_string());
-    shown.items = order.iter().map(|&c| ItemId::parse(request.items[c].as_str(), "item")).collect::<Result<_, _>>()?;
-    let mut events = vec![shown];
-    for (slot, &c) in order.iter().enumerate() {
-        if !rng.gen_bool(examination(slot)) {
-            continue;
-        }
-        let (click, cart, buy) = funnel(request.utilities[c], request.available[c]);
-        if !rng.gen_bool(click) {
-            continue;
-        }
-        let item = Some(request.items[c].as_str());
-        let mut clicked =
-            event(format!("{request_id}-click-{slot}"), EventType::Click, &request.user, item, now + 5_000)?;
-        clicked.request_id = Some(request_id.clone());
-        clicked.position = Some(slot as u32);
-        events.push(clicked);
-        events.push(event(format!("{request_id}-view-{slot}"), EventType::View, &request.user, item, now + 6_000)?);
-        if rng.gen_bool(cart) {
-            events.push(event(
-                format!("{request_id}-cart-{slot}"),
-                EventType::AddToCart,
-                &request.user,
-                item,
-                now + 30_000,
-            )?);
-            if rng.gen_bool(buy) {
-                events.push(event(
-                    format!("{request_id}-buy-{slot}"),
-                    EventType::Purchase,
-                    &request.user,
-                    item,
-                    now + 120_000,
-                )?);
-            }
-        }
-    }
-    Ok(events)
 }
 
 /// Run the protocol in `dir` (an empty directory for the simulated shop's store).

@@ -13,9 +13,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{
-    check_event_shape, timestamp_from_millis, timestamp_from_str, MAX_EVENT_ITEMS, MAX_LONG_TEXT_BYTES,
-    MAX_SHORT_TEXT_BYTES,
+use super::check_event_shape;
+use super::fields::{
+    timestamp_from_millis, timestamp_from_str, MAX_EVENT_ITEMS, MAX_LONG_TEXT_BYTES, MAX_SHORT_TEXT_BYTES,
 };
 use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType};

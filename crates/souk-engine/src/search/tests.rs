@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::error::Error;
 use crate::input::parse_record_json;
-use crate::model::Record;
-use crate::store::{EmbeddedStore, StoreConfig};
+use crate::model::{Item, Record};
+use crate::store::{EmbeddedStore, Storage, StoreConfig};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/search")

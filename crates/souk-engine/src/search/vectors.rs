@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 use crate::recommend::ivf::{IvfIndex, TopK};
 use crate::recommend::kernels::dot;
 
+/// The vector space of the configured text embedder.
+pub const TEXT_SPACE: &str = "text";
+
 const MAGIC: &[u8; 8] = b"SOUKVEC1";
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
