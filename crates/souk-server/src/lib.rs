@@ -76,6 +76,11 @@ pub use state::{AppState, ServerConfig};
         recommend_api::RankerOut,
         search_api::SearchOut,
         search_api::SearchItem,
+        search_api::ExplainOut,
+        search_api::FacetsOut,
+        search_api::FacetCountOut,
+        search_api::PriceBucketOut,
+        search_api::PersonalOut,
         search_api::SearchBody
     ))
 )]

@@ -3,10 +3,10 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use souk_engine::input::Lang;
+use souk_engine::input::{FilterParams, ItemFilter, Lang};
 use souk_engine::rank::rerank::Effect;
 use souk_engine::serving::shop::{RecommendAsk, ServedPage, TrendingAsk};
-use souk_engine::serving::{Cursor, Exclusions, ItemFilter, Recommended};
+use souk_engine::serving::{Cursor, Exclusions, Recommended};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
@@ -43,16 +43,15 @@ macro_rules! filter_of {
 
 impl FilterQuery {
     fn to_filter(&self) -> ApiResult<ItemFilter> {
-        let (min_price, max_price) =
-            souk_engine::input::parse_price_range(self.min_price, self.max_price).map_err(ApiError::validation)?;
-        let category = self.category.as_deref().map(souk_engine::input::split_category_path).filter(|c| !c.is_empty());
-        Ok(ItemFilter {
-            category,
-            brand: self.brand.clone().filter(|b| !b.trim().is_empty()),
-            min_price,
-            max_price,
-            available_only: !self.include_unavailable.unwrap_or(false),
+        ItemFilter::parse(FilterParams {
+            category: self.category.as_deref(),
+            brands: self.brand.iter().cloned().collect(),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            include_unavailable: self.include_unavailable,
+            attributes: Vec::new(),
         })
+        .map_err(ApiError::validation)
     }
 }
 
@@ -174,7 +173,7 @@ fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
     }
 }
 
-fn effect_out(effect: Effect) -> EffectOut {
+pub(crate) fn effect_out(effect: Effect) -> EffectOut {
     let mut out = EffectOut { rule: String::new(), factor: None, moved_from: None, position: None };
     out.rule = match effect {
         Effect::Boost { factor } => {

@@ -10,15 +10,16 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::rank::rerank::Rules;
-use souk_engine::search::{Facets, Filters, Hit, SearchMode, Sort};
+use souk_engine::search::{FacetCount, Facets, Hit, SearchMode, Sort};
 use souk_engine::serving::shop::{SearchAsk, SearchServed};
 use souk_engine::UserId;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
+use crate::recommend_api::{effect_out, EffectOut};
 use crate::state::AppState;
-use souk_engine::input::Lang;
+use souk_engine::input::{FilterParams, ItemFilter, Lang};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
@@ -121,15 +122,77 @@ pub struct SearchItem {
     pub category: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
-    /// Per-stage scores (`explain=true`): bm25 and keyword rank, vector similarity and
-    /// rank, fusion, personal affinity, final score.
+    /// Per-stage scores (`explain=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub explain: Option<serde_json::Value>,
+    pub explain: Option<ExplainOut>,
     /// What re-ranking rules did to the item; absent when none applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
-    pub effects: Vec<serde_json::Value>,
+    pub effects: Vec<EffectOut>,
+}
+
+/// Why a result ranks where it does: the score of each stage.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExplainOut {
+    /// BM25 score of the keyword match, and its rank among keyword matches (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword_rank: Option<usize>,
+    /// Cosine similarity to the query vector, and its rank among vector matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_rank: Option<usize>,
+    /// The fused score of the two lists (or the one list of the mode).
+    pub fusion: f32,
+    /// The shopper's affinity to the item's category and brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal: Option<f32>,
+    /// The query's words found in the title, brand, category or attributes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// The learned search ranker's score, when it ordered the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<f32>,
+    /// The ranker's largest feature contributions, as `[name, amount]`, largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
+    pub contributions: Vec<(String, f64)>,
+    /// The final score.
+    pub score: f32,
+}
+
+/// A facet value and how many matching items have it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FacetCountOut {
+    pub value: String,
+    pub count: u64,
+}
+
+/// A price bucket `[min, max)`; the last has no `max`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PriceBucketOut {
+    pub min: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    pub count: u64,
+}
+
+/// Facet counts over the matching items: brand, price and attribute facets count with every
+/// filter but their own; categories count the children of the selected one.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct FacetsOut {
+    pub category: Vec<FacetCountOut>,
+    pub brand: Vec<FacetCountOut>,
+    pub price: Vec<PriceBucketOut>,
+    pub attributes: BTreeMap<String, Vec<FacetCountOut>>,
+}
+
+/// The shopper's affinities that personalised the page, by category path and brand.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PersonalOut {
+    pub categories: BTreeMap<String, f32>,
+    pub brands: BTreeMap<String, f32>,
 }
 
 /// A page of search results.
@@ -138,9 +201,9 @@ pub struct SearchOut {
     pub request_id: String,
     pub total: usize,
     pub items: Vec<SearchItem>,
-    /// Category children, brands, price buckets and attribute values with counts.
-    #[schema(value_type = Object)]
-    pub facets: serde_json::Value,
+    /// Category children, brands, price buckets and attribute values with counts (empty
+    /// with `facets=false`).
+    pub facets: FacetsOut,
     /// `keyword`, `semantic` or `hybrid`: the mode that answered.
     pub mode: String,
     /// No item matched every word; items matching some are shown.
@@ -153,8 +216,7 @@ pub struct SearchOut {
     pub expanded: Vec<String>,
     /// The user's affinities used to re-rank (when personalised).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub personal: Option<serde_json::Value>,
+    pub personal: Option<PersonalOut>,
 }
 
 fn parse<T: std::str::FromStr>(value: &str, field: &str, expected: &str) -> ApiResult<T> {
@@ -272,7 +334,6 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
             )
         })?,
     };
-    souk_engine::input::parse_price_range(body.min_price, body.max_price).map_err(ApiError::validation)?;
     if let Some(vector) = &body.vector {
         if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
             return Err(ApiError::bad_request(
@@ -283,18 +344,19 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
         }
     }
     let user = body.user.map(|u| UserId::parse(u, "user").map_err(ApiError::validation)).transpose()?;
-    let filters = Filters {
-        category: body.category.as_deref().map(souk_engine::input::split_category_path).unwrap_or_default(),
+    let filter = ItemFilter::parse(FilterParams {
+        category: body.category.as_deref(),
         brands: body.brands,
-        price_min: body.min_price,
-        price_max: body.max_price,
-        available_only: !body.include_unavailable.unwrap_or(false),
+        min_price: body.min_price,
+        max_price: body.max_price,
+        include_unavailable: body.include_unavailable,
         attributes: body
             .attributes
             .into_iter()
             .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v)))
             .collect(),
-    };
+    })
+    .map_err(ApiError::validation)?;
     Ok(SearchAsk {
         query,
         mode,
@@ -302,7 +364,7 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
         alpha: body.alpha,
         vector: body.vector,
         space: body.space,
-        filters,
+        filter,
         sort,
         offset,
         limit: n,
@@ -318,10 +380,7 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
 
 async fn run(state: AppState, ask: SearchAsk) -> ApiResult<Json<SearchOut>> {
     let SearchServed { request_id, response, affinity } = state.compute(move |shop| shop.search(ask)).await?;
-    let facets: serde_json::Value =
-        response.facets.as_ref().map_or(serde_json::Value::Object(Default::default()), |f: &Facets| {
-            serde_json::to_value(f).unwrap_or_default()
-        });
+    let facets = response.facets.map(facets_out).unwrap_or_default();
     let mode = match response.mode {
         SearchMode::Keyword => "keyword",
         SearchMode::Semantic => "semantic",
@@ -337,7 +396,7 @@ async fn run(state: AppState, ask: SearchAsk) -> ApiResult<Json<SearchOut>> {
         ignored: response.ignored,
         fuzzy: response.fuzzy,
         expanded: response.expanded,
-        personal: affinity.map(|a| serde_json::to_value(a).unwrap_or_default()),
+        personal: affinity.map(|a| PersonalOut { categories: a.categories, brands: a.brands }),
     }))
 }
 
@@ -349,8 +408,31 @@ fn to_item(hit: Hit) -> SearchItem {
         brand: hit.brand,
         category: hit.category,
         price: hit.price,
-        explain: hit.explain.map(|e| serde_json::to_value(e).unwrap_or_default()),
-        effects: hit.effects.iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
+        explain: hit.explain.map(|e| ExplainOut {
+            bm25: e.bm25,
+            keyword_rank: e.keyword_rank,
+            vector: e.vector,
+            vector_rank: e.vector_rank,
+            fusion: e.fusion,
+            personal: e.personal,
+            matched: e.matched,
+            ranker: e.ranker,
+            contributions: e.contributions,
+            score: e.score,
+        }),
+        effects: hit.effects.into_iter().map(effect_out).collect(),
+    }
+}
+
+fn facets_out(facets: Facets) -> FacetsOut {
+    let counts = |counts: Vec<FacetCount>| -> Vec<FacetCountOut> {
+        counts.into_iter().map(|c| FacetCountOut { value: c.value, count: c.count }).collect()
+    };
+    FacetsOut {
+        category: counts(facets.category),
+        brand: counts(facets.brand),
+        price: facets.price.into_iter().map(|b| PriceBucketOut { min: b.min, max: b.max, count: b.count }).collect(),
+        attributes: facets.attributes.into_iter().map(|(name, values)| (name, counts(values))).collect(),
     }
 }
 

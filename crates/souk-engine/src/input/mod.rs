@@ -17,7 +17,7 @@ use self::fields::{id_value, item_id, non_negative, number, user_id, wrong_type,
 pub use self::fields::{
     parse_timestamp, MAX_EVENT_ITEMS, MAX_LONG_TEXT_BYTES, MAX_SHORT_TEXT_BYTES, MAX_TIMESTAMP_MS, MAX_VECTOR_DIMS,
 };
-pub use request::{parse_price_range, Lang};
+pub use request::{parse_price_range, FilterParams, ItemFilter, Lang};
 
 use crate::error::ValidationError;
 use crate::ids::EventId;

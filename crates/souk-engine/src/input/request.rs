@@ -1,5 +1,5 @@
-//! Request parameters shared by every page: the language a page is shown in and the price
-//! range of its filters, each validated here once.
+//! Request parameters shared by every page: the language a page is shown in and the catalog
+//! filter (its price range among them), each validated here once.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,59 @@ pub fn parse_price_range(min: Option<f64>, max: Option<f64>) -> Result<(Option<f
         }
     }
     Ok((min, max))
+}
+
+/// Which catalog items a page may list — one type for recommendations, similar items,
+/// trending and search; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ItemFilter {
+    /// A category path prefix, e.g. `["Electronics", "Audio"]` (empty: any).
+    pub category: Vec<String>,
+    /// Any of these brands (empty: any), compared without case.
+    pub brands: Vec<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Leave out items marked unavailable (what shoppers see).
+    pub available_only: bool,
+    /// (name, value) pairs; pairs with the same name are alternatives, different names
+    /// must all hold. Judged against the search index's item facts.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A filter's parameters as a request gives them (query strings and JSON bodies alike).
+#[derive(Debug, Clone, Default)]
+pub struct FilterParams<'a> {
+    /// A category path, levels separated by `>` (`Electronics > Audio`).
+    pub category: Option<&'a str>,
+    pub brands: Vec<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl ItemFilter {
+    /// The filter of a request's parameters, validated (the price range, once for every
+    /// surface); blank brands and attribute values are dropped.
+    pub fn parse(params: FilterParams<'_>) -> Result<ItemFilter, ValidationError> {
+        let (min_price, max_price) = parse_price_range(params.min_price, params.max_price)?;
+        let nonblank = |s: &String| !s.trim().is_empty();
+        Ok(ItemFilter {
+            category: params.category.map(super::split_category_path).unwrap_or_default(),
+            brands: params.brands.into_iter().filter(nonblank).map(|b| b.trim().to_string()).collect(),
+            min_price,
+            max_price,
+            available_only: !params.include_unavailable.unwrap_or(false),
+            attributes: params.attributes.into_iter().filter(|(n, v)| nonblank(n) && nonblank(v)).collect(),
+        })
+    }
+
+    /// Only available items, nothing else asked.
+    pub fn available() -> ItemFilter {
+        ItemFilter { available_only: true, ..ItemFilter::default() }
+    }
 }
 
 /// The language a page is shown in (`lang=`): English titles, or Chinese ones where the
@@ -51,6 +104,28 @@ impl Lang {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_is_parsed_once_with_its_price_range_checked() {
+        let params = FilterParams {
+            category: Some("Electronics > Audio"),
+            brands: vec!["Sony".into(), " ".into()],
+            min_price: Some(10.0),
+            max_price: None,
+            include_unavailable: None,
+            attributes: vec![("color".into(), "red".into()), ("size".into(), "".into())],
+        };
+        let filter = ItemFilter::parse(params).unwrap();
+        assert_eq!(filter.category, vec!["Electronics", "Audio"]);
+        assert_eq!(filter.brands, vec!["Sony"]);
+        assert_eq!((filter.min_price, filter.max_price), (Some(10.0), None));
+        assert!(filter.available_only);
+        assert_eq!(filter.attributes, vec![("color".to_string(), "red".to_string())]);
+        let bad = FilterParams { min_price: Some(5.0), max_price: Some(1.0), ..FilterParams::default() };
+        assert_eq!(ItemFilter::parse(bad).unwrap_err().code, "invalid_range");
+        let all = FilterParams { include_unavailable: Some(true), ..FilterParams::default() };
+        assert_eq!(ItemFilter::parse(all).unwrap(), ItemFilter::default());
+    }
 
     #[test]
     fn a_price_range_is_checked_once_for_every_filter() {

@@ -4,6 +4,7 @@
 //! Every version of an item gets a fresh slot, so a slot's facts never change; the slot
 //! is stored in the keyword index next to the item's terms.
 
+use crate::input::ItemFilter;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -153,22 +154,6 @@ impl Facts {
     }
 }
 
-/// Filters of a search; every given one must hold.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filters {
-    /// A category path prefix, e.g. `["Electronics", "Audio"]`.
-    pub category: Vec<String>,
-    /// Any of these brands.
-    pub brands: Vec<String>,
-    pub price_min: Option<f64>,
-    pub price_max: Option<f64>,
-    /// Only available items (the default for shoppers).
-    pub available_only: bool,
-    /// (name, value) pairs; pairs with the same name are alternatives, different names
-    /// must all hold.
-    pub attributes: Vec<(String, String)>,
-}
-
 /// The filter keys, normalised once per request.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FilterKeys {
@@ -192,7 +177,7 @@ pub(crate) enum Except {
 }
 
 impl FilterKeys {
-    pub fn new(filters: &Filters) -> Self {
+    pub fn new(filters: &ItemFilter) -> Self {
         let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, value) in &filters.attributes {
             attributes.entry(name.clone()).or_default().push(normalize(value.trim()));
@@ -200,8 +185,8 @@ impl FilterKeys {
         Self {
             category: filters.category.iter().map(|c| normalize(c.trim())).collect(),
             brands: filters.brands.iter().map(|b| normalize(b.trim())).collect(),
-            price_min: filters.price_min,
-            price_max: filters.price_max,
+            price_min: filters.min_price,
+            price_max: filters.max_price,
             available_only: filters.available_only,
             attributes,
         }
@@ -449,7 +434,7 @@ mod tests {
         ];
         let matches: Vec<&Facts> = items.iter().collect();
         let filters =
-            Filters { category: vec!["electronics".into()], brands: vec!["SONY".into()], ..Filters::default() };
+            ItemFilter { category: vec!["electronics".into()], brands: vec!["SONY".into()], ..ItemFilter::default() };
         let keys = FilterKeys::new(&filters);
         let accepted: Vec<&str> = matches.iter().filter(|f| keys.accepts(f, Except::Nothing)).map(|f| &*f.id).collect();
         assert_eq!(accepted, vec!["a", "c"]);
@@ -474,10 +459,10 @@ mod tests {
     #[test]
     fn price_and_attribute_filters() {
         let items = [item("a", &["X"], "B", 40.0, "Black"), item("b", &["X"], "B", 300.0, "White")];
-        let filters = Filters {
-            price_max: Some(100.0),
+        let filters = ItemFilter {
+            max_price: Some(100.0),
             attributes: vec![("color".into(), "black".into()), ("color".into(), "red".into())],
-            ..Filters::default()
+            ..ItemFilter::default()
         };
         let keys = FilterKeys::new(&filters);
         assert!(keys.accepts(&items[0], Except::Nothing));

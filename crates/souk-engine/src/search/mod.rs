@@ -34,7 +34,7 @@ pub mod vectors;
 pub use self::config::SearchConfig;
 pub use self::embed::{embedder_reads, embedding_text, EmbedProgress, QueryVectorCache, TextEmbedder};
 pub use self::explain::{Explain, RankingStage, StageScore, RANKING_WINDOW};
-pub use self::facts::{Affinity, FacetCount, Facets, Facts, Filters, PriceBucket};
+pub use self::facts::{Affinity, FacetCount, Facets, Facts, PriceBucket};
 pub use self::index::{SearchIndex, SearchStats, SEARCH_FORMAT_VERSION};
 pub use self::request::{Fusion, Hit, SearchMode, SearchRequest, SearchResponse, Sort};
 pub use self::vectors::TEXT_SPACE;

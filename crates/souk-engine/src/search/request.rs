@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::explain::Explain;
-use super::facts::{Affinity, Facets, Filters};
+use super::facts::{Affinity, Facets};
 use super::vectors::TEXT_SPACE;
+use crate::input::ItemFilter;
 use crate::rank::rerank::{Effect, Rules};
 
 /// Which matches a search uses.
@@ -63,7 +64,7 @@ pub struct SearchRequest {
     pub query_vector: Option<Vec<f32>>,
     /// The vector space to search ([`TEXT_SPACE`] or a user-supplied vector name).
     pub space: String,
-    pub filters: Filters,
+    pub filters: ItemFilter,
     pub sort: Sort,
     pub offset: usize,
     pub limit: usize,
@@ -83,7 +84,7 @@ impl SearchRequest {
             fusion: Fusion::Rrf { k: 60.0 },
             query_vector: None,
             space: TEXT_SPACE.to_string(),
-            filters: Filters::default(),
+            filters: ItemFilter::default(),
             sort: Sort::Relevance,
             offset: 0,
             limit: 10,

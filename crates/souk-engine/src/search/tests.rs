@@ -128,7 +128,7 @@ fn facets_filters_sorting_and_pages() {
     assert_eq!(ids(&response), vec!["e01", "e04"]);
     // The brand facet ignores the brand filter (multi-select).
     assert!(response.facets.unwrap().brand.len() > 2);
-    request.filters.price_max = Some(500.0);
+    request.filters.max_price = Some(500.0);
     assert_eq!(ids(&shop.index.search(&request).unwrap()), vec!["e01"]);
 
     // Attribute filter and availability.

@@ -283,7 +283,7 @@ mod tests {
             let ids: Vec<&str> = set.item_ids.iter().map(String::as_str).collect();
             store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
         };
-        let filter = ItemFilter { brand: Some(brand.clone()), available_only: true, ..ItemFilter::default() };
+        let filter = ItemFilter { brands: vec![brand.clone()], available_only: true, ..ItemFilter::default() };
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);

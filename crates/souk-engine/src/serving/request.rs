@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ValidationError};
 use crate::ids::UserId;
+pub use crate::input::ItemFilter;
 use crate::model::EventType;
 use crate::rank::online::OnlineClickModel;
 use crate::rank::rerank::{Effect, Pin, Promotion, Rules};
-use crate::store::ItemMeta;
 
 /// Which of a user's items never to recommend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,50 +25,6 @@ pub struct Exclusions {
 impl Default for Exclusions {
     fn default() -> Self {
         Self { seen: true, purchased: true, disliked: true }
-    }
-}
-
-/// Catalog filters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ItemFilter {
-    /// Category path prefix, e.g. `["Electronics", "Audio"]`.
-    pub category: Option<Vec<String>>,
-    pub brand: Option<String>,
-    pub min_price: Option<f64>,
-    pub max_price: Option<f64>,
-    /// Leave out items marked unavailable (default true).
-    pub available_only: bool,
-}
-
-impl ItemFilter {
-    /// Whether an item passes. An item without a catalog record (only known from events, or
-    /// deleted) never does: only what the catalog holds is served.
-    pub fn accepts(&self, meta: Option<&ItemMeta>) -> bool {
-        let Some(meta) = meta else {
-            return false;
-        };
-        if self.available_only && !meta.available {
-            return false;
-        }
-        if let Some(category) = &self.category {
-            let levels: Vec<&str> = category.iter().map(String::as_str).collect();
-            if !meta.in_category(&levels) {
-                return false;
-            }
-        }
-        if let Some(brand) = &self.brand {
-            if !meta.brand.as_deref().is_some_and(|b| b.eq_ignore_ascii_case(brand.trim())) {
-                return false;
-            }
-        }
-        let price = meta.price.map(f64::from);
-        if self.min_price.is_some_and(|min| price.is_none_or(|p| p < min)) {
-            return false;
-        }
-        if self.max_price.is_some_and(|max| price.is_none_or(|p| p > max)) {
-            return false;
-        }
-        true
     }
 }
 

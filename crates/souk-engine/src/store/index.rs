@@ -103,6 +103,38 @@ impl ItemMeta {
     }
 }
 
+impl crate::input::ItemFilter {
+    /// Whether an item passes (beside [`ItemMeta`]: `input`, a lower layer, cannot see it).
+    /// An item without a catalog record (only known from events, or deleted) never does:
+    /// only what the catalog holds is served. Attribute conditions are judged by the search
+    /// index's facts; the facts kept here have no attributes, so a filter with attribute
+    /// conditions passes nothing here.
+    pub fn accepts(&self, meta: Option<&ItemMeta>) -> bool {
+        let Some(meta) = meta else {
+            return false;
+        };
+        if (self.available_only && !meta.available) || !self.attributes.is_empty() {
+            return false;
+        }
+        let category = self.category.len() <= meta.category.len()
+            && self.category.iter().zip(meta.category.iter()).all(|(a, b)| a.trim().eq_ignore_ascii_case(b));
+        if !category {
+            return false;
+        }
+        if !self.brands.is_empty()
+            && !meta
+                .brand
+                .as_deref()
+                .is_some_and(|b| self.brands.iter().any(|want| b.eq_ignore_ascii_case(want.trim())))
+        {
+            return false;
+        }
+        let price = meta.price.map(f64::from);
+        !(self.min_price.is_some_and(|min| price.is_none_or(|p| p < min))
+            || self.max_price.is_some_and(|max| price.is_none_or(|p| p > max)))
+    }
+}
+
 /// What the index knows about one item.
 #[derive(Debug, Default, Clone)]
 pub struct ItemEntry {

@@ -162,4 +162,12 @@ async fn every_route_is_in_the_openapi_document_with_typed_responses() {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["RecommendedItem"]["properties"]["reasons"]["items"]["$ref"], "#/components/schemas/ReasonOut");
     assert!(schemas["ReasonOut"]["properties"]["because_title"].is_object(), "{}", schemas["ReasonOut"]);
+    // So are search pages: facets, explanations, effects and the personal touch.
+    let search = &schemas["SearchOut"]["properties"];
+    assert_eq!(search["facets"]["$ref"], "#/components/schemas/FacetsOut", "{search}");
+    assert!(schemas["FacetsOut"]["properties"]["price"]["items"]["$ref"].is_string(), "{}", schemas["FacetsOut"]);
+    let item = &schemas["SearchItem"]["properties"];
+    assert!(item["explain"].to_string().contains("ExplainOut"), "{item}");
+    assert_eq!(item["effects"]["items"]["$ref"], "#/components/schemas/EffectOut", "{item}");
+    assert!(search["personal"].to_string().contains("PersonalOut"), "{search}");
 }

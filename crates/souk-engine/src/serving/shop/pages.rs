@@ -10,7 +10,7 @@ use crate::error::{Error, Result, ValidationError};
 use crate::ids::UserId;
 use crate::input::Lang;
 use crate::rank::rerank::Rules;
-use crate::search::{Affinity, Filters, Fusion, SearchMode, SearchRequest, SearchResponse, Sort, TEXT_SPACE};
+use crate::search::{Affinity, Fusion, SearchMode, SearchRequest, SearchResponse, Sort, TEXT_SPACE};
 use crate::serving::page_log::{self, new_request_id, now_ms, Arm, LogPolicy, Served, Surface};
 use crate::serving::pipeline::PipelineConfig;
 use crate::serving::search_page::{search_page, SearchPageRequest, SearchServices};
@@ -43,7 +43,7 @@ impl RecommendAsk {
             user,
             n,
             cursor: None,
-            filter: ItemFilter { available_only: true, ..ItemFilter::default() },
+            filter: ItemFilter::available(),
             exclude: Exclusions::default(),
             rules: Rules::default(),
             use_ranker: true,
@@ -89,7 +89,7 @@ pub struct SearchAsk {
     pub vector: Option<Vec<f32>>,
     /// `None`: the text space.
     pub space: Option<String>,
-    pub filters: Filters,
+    pub filter: ItemFilter,
     pub sort: Sort,
     pub offset: usize,
     pub limit: usize,
@@ -114,7 +114,7 @@ impl SearchAsk {
             alpha: None,
             vector: None,
             space: None,
-            filters: Filters::default(),
+            filter: ItemFilter::default(),
             sort: Sort::Relevance,
             offset: 0,
             limit: 10,
@@ -260,7 +260,7 @@ impl Shop {
             fusion,
             query_vector: ask.vector,
             space: ask.space.unwrap_or_else(|| TEXT_SPACE.to_string()),
-            filters: ask.filters,
+            filters: ask.filter,
             sort: ask.sort,
             offset: ask.offset,
             limit: ask.limit,
