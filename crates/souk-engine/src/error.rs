@@ -203,6 +203,25 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "An Open Bandit folder must hold exactly one log CSV",
     },
     ErrorCode {
+        code: "experiment_conflict",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "Another experiment already runs on this surface; stop it first",
+    },
+    ErrorCode {
+        code: "experiment_exists",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description:
+            "An experiment with this id has started; a running or stopped experiment cannot change (create a new one)",
+    },
+    ErrorCode {
+        code: "experiment_state",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "The experiment is not in a state that allows this (start a draft, stop a running one)",
+    },
+    ErrorCode {
         code: "feature_mismatch",
         status: 400,
         error_type: ErrorType::InvalidRequest,
@@ -291,6 +310,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "`exclude` names something other than seen, purchased, disliked or none",
+    },
+    ErrorCode {
+        code: "invalid_experiment",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "An experiment definition is malformed (id, surface, arms, shares, window)",
     },
     ErrorCode {
         code: "invalid_follow_kind",

@@ -20,6 +20,7 @@ pub mod rank;
 pub mod recommend;
 pub mod search;
 pub mod serving;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result, ValidationError};

@@ -8,6 +8,7 @@
 pub mod body;
 pub mod error;
 pub mod events_api;
+pub mod experiments_api;
 pub mod items_api;
 pub mod metrics;
 pub mod recommend_api;
@@ -56,6 +57,12 @@ pub use state::{AppState, ServerConfig};
         recommend_api::get_similar,
         recommend_api::get_trending,
         train_api::post_train,
+        experiments_api::post_experiment,
+        experiments_api::list_experiments,
+        experiments_api::get_experiment,
+        experiments_api::start_experiment,
+        experiments_api::stop_experiment,
+        experiments_api::get_report,
         web::index,
         openapi,
     ),
@@ -81,7 +88,14 @@ pub use state::{AppState, ServerConfig};
         search_api::FacetCountOut,
         search_api::PriceBucketOut,
         search_api::PersonalOut,
-        search_api::SearchBody
+        search_api::SearchBody,
+        experiments_api::ExperimentOut,
+        experiments_api::ArmOut,
+        experiments_api::ReportOut,
+        experiments_api::ArmReportOut,
+        experiments_api::MetricOut,
+        experiments_api::SrmOut,
+        experiments_api::ComparisonOut
     ))
 )]
 pub struct ApiDoc;
@@ -134,6 +148,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/trending", get(recommend_api::get_trending))
         .route("/v1/search", get(search_api::get_search).post(search_api::post_search))
         .route("/v1/train", post(train_api::post_train))
+        .route("/v1/experiments", post(experiments_api::post_experiment).get(experiments_api::list_experiments))
+        .route("/v1/experiments/{id}", get(experiments_api::get_experiment))
+        .route("/v1/experiments/{id}/start", post(experiments_api::start_experiment))
+        .route("/v1/experiments/{id}/stop", post(experiments_api::stop_experiment))
+        .route("/v1/experiments/{id}/report", get(experiments_api::get_report))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

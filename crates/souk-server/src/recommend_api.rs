@@ -208,6 +208,11 @@ pub struct RecommendationsOut {
     pub next_cursor: Option<String>,
     /// The model generation that answered (absent before the first training: trending).
     pub model: Option<String>,
+    /// The experiment whose arm served the page, and the arm (absent outside experiments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 fn page_size(n: Option<usize>, default: usize) -> ApiResult<usize> {
@@ -288,7 +293,10 @@ pub async fn get_recommendations(
 }
 
 fn page_out(page: ServedPage) -> RecommendationsOut {
+    let (experiment, arm) = page.experiment.map(|a| (a.experiment, a.arm.name)).unzip();
     RecommendationsOut {
+        experiment,
+        arm,
         request_id: page.request_id,
         items: to_out(page.items),
         next_cursor: page.next_cursor.map(|c| c.encode()),

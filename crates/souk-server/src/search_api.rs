@@ -217,6 +217,11 @@ pub struct SearchOut {
     /// The user's affinities used to re-rank (when personalised).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal: Option<PersonalOut>,
+    /// The experiment whose arm served the page, and the arm (absent outside experiments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 fn parse<T: std::str::FromStr>(value: &str, field: &str, expected: &str) -> ApiResult<T> {
@@ -379,7 +384,9 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
 }
 
 async fn run(state: AppState, ask: SearchAsk) -> ApiResult<Json<SearchOut>> {
-    let SearchServed { request_id, response, affinity } = state.compute(move |shop| shop.search(ask)).await?;
+    let SearchServed { request_id, experiment, response, affinity } =
+        state.compute(move |shop| shop.search(ask)).await?;
+    let (experiment, arm) = experiment.map(|a| (a.experiment, a.arm.name)).unzip();
     let facets = response.facets.map(facets_out).unwrap_or_default();
     let mode = match response.mode {
         SearchMode::Keyword => "keyword",
@@ -397,6 +404,8 @@ async fn run(state: AppState, ask: SearchAsk) -> ApiResult<Json<SearchOut>> {
         fuzzy: response.fuzzy,
         expanded: response.expanded,
         personal: affinity.map(|a| PersonalOut { categories: a.categories, brands: a.brands }),
+        experiment,
+        arm,
     }))
 }
 

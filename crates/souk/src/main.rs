@@ -9,6 +9,7 @@ mod bench;
 mod config;
 mod data_cmd;
 mod embed_cmd;
+mod experiment_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
@@ -82,6 +83,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Experiments: create a draft, list, start, stop, report.
+    Experiment {
+        #[command(subcommand)]
+        command: experiment_cmd::ExperimentCommand,
+    },
     /// Show what the data directory holds.
     Stats {
         /// Print JSON.
@@ -141,8 +147,9 @@ pub enum ConfigCommand {
     Check,
 }
 
-/// Exit codes: 0 success, 1 failure, 2 usage (clap), 3 invalid configuration, 4 data
-/// directory in use, 5 bad input data, 6 stored data is damaged (`souk verify` says where).
+/// Exit codes: 0 success, 1 failure, 2 usage (clap), 3 invalid configuration, 4 conflict (the
+/// data directory in use, or an experiment not in a state that allows the command), 5 bad
+/// input data, 6 stored data is damaged (`souk verify` says where).
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const CONFIG: u8 = 3;
@@ -228,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve_cmd::serve(&config, None),
         Command::Import { format, paths, skip_bad, json } => data_cmd::import(&config, &format, &paths, skip_bad, json),
         Command::Stats { json } => data_cmd::stats(&config, json),
+        Command::Experiment { command } => experiment_cmd::run(&config, command),
         Command::Verify { json } => store_cmd::verify(&config, json),
         Command::Repair { json } => store_cmd::repair(&config, json),
         Command::Train { models, json } => recommend_cmd::train(&config, models.as_deref(), json),

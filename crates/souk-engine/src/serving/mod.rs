@@ -19,6 +19,8 @@
 //! (`rank::rerank`) and search; only `eval` sits above it.
 
 mod describe;
+pub mod experiment;
+pub mod experiment_report;
 mod history;
 mod model_set;
 pub mod page_log;

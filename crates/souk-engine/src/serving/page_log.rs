@@ -16,7 +16,7 @@ use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType};
 use crate::rank::online::OnlineClickModel;
 use crate::rank::ranker::{FeatureLog, RankConfig};
-use crate::store::Storage;
+use crate::store::{Exposure, Storage};
 
 /// Where a page was served (the online click model keeps one model per surface).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,11 +198,21 @@ pub struct PageLogStats {
     pub searches: AtomicU64,
     /// Pages dropped because the queue was full.
     pub dropped: AtomicU64,
-    /// Pages whose write failed (logged as errors).
+    /// Pages (and exposures) whose write failed (logged as errors).
     pub failed: AtomicU64,
+    /// Experiment exposures recorded.
+    pub exposures: AtomicU64,
 }
 
-type Job = (PageRecord, Option<Arc<FeatureLog>>);
+/// What the writer writes: a logged page (to this feature log), or an experiment's
+/// exposure (written in batches: one catalog transaction for every exposure waiting).
+enum Job {
+    Page(PageRecord, Option<Arc<FeatureLog>>),
+    Exposure(Exposure),
+}
+
+/// Exposures written in one transaction, at most.
+const EXPOSURE_BATCH: usize = 512;
 
 /// Writes logged pages on one background thread, in the order they were queued. Dropping
 /// the writer waits until every queued page is written.
@@ -220,19 +230,27 @@ impl PageWriter {
         let thread = std::thread::Builder::new()
             .name("souk-page-log".into())
             .spawn(move || {
-                for (record, log) in receiver {
-                    let search = record.surface == Surface::Search;
-                    match record.write(store.as_ref(), log.as_deref()) {
-                        Ok(()) => {
-                            counts.written.fetch_add(1, Ordering::Relaxed);
-                            if search {
-                                counts.searches.fetch_add(1, Ordering::Relaxed);
+                let mut exposures = Vec::new();
+                while let Ok(first) = receiver.recv() {
+                    let mut job = Some(first);
+                    while let Some(next) = job.take() {
+                        match next {
+                            Job::Page(record, log) => write_page(store.as_ref(), record, log, &counts),
+                            Job::Exposure(exposure) => exposures.push(exposure),
+                        }
+                        if exposures.len() < EXPOSURE_BATCH {
+                            job = receiver.try_recv().ok();
+                        }
+                    }
+                    if !exposures.is_empty() {
+                        match store.add_exposures(&exposures) {
+                            Ok(()) => counts.exposures.fetch_add(exposures.len() as u64, Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::error!(error = %e, count = exposures.len(), "recording experiment exposures failed");
+                                counts.failed.fetch_add(exposures.len() as u64, Ordering::Relaxed)
                             }
-                        }
-                        Err(e) => {
-                            counts.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(error = %e, "logging a served page failed");
-                        }
+                        };
+                        exposures.clear();
                     }
                 }
             })
@@ -244,11 +262,20 @@ impl PageWriter {
     /// Queue a page for writing (to `log` for its feature rows); dropped and counted when
     /// the queue is full.
     pub fn submit(&self, record: PageRecord, log: Option<Arc<FeatureLog>>) {
+        self.queue(Job::Page(record, log));
+    }
+
+    /// Queue an experiment's exposure (a page served under one of its arms).
+    pub fn submit_exposure(&self, exposure: Exposure) {
+        self.queue(Job::Exposure(exposure));
+    }
+
+    fn queue(&self, job: Job) {
         let Some(sender) = &self.sender else {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if sender.try_send((record, log)).is_err() {
+        if sender.try_send(job).is_err() {
             let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "the page log writer is behind; pages were not logged");
@@ -258,6 +285,22 @@ impl PageWriter {
 
     pub fn stats(&self) -> &PageLogStats {
         &self.stats
+    }
+}
+
+fn write_page(store: &dyn Storage, record: PageRecord, log: Option<Arc<FeatureLog>>, counts: &PageLogStats) {
+    let search = record.surface == Surface::Search;
+    match record.write(store, log.as_deref()) {
+        Ok(()) => {
+            counts.written.fetch_add(1, Ordering::Relaxed);
+            if search {
+                counts.searches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "logging a served page failed");
+        }
     }
 }
 

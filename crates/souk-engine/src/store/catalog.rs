@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::Exposure;
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Follow, FollowKind, Item, User};
 
 /// Version of the catalog schema; bump with a migration when the tables change.
-pub const CATALOG_FORMAT_VERSION: u32 = 2;
+pub const CATALOG_FORMAT_VERSION: u32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,6 +32,12 @@ CREATE TABLE IF NOT EXISTS follows (
     PRIMARY KEY (user, other)
 );
 CREATE INDEX IF NOT EXISTS follows_by_other ON follows (other);
+CREATE TABLE IF NOT EXISTS experiments (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exposures (
+    experiment TEXT NOT NULL, request_id TEXT NOT NULL, user TEXT NOT NULL, arm TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, PRIMARY KEY (experiment, request_id)
+);
+CREATE INDEX IF NOT EXISTS exposures_by_user ON exposures (user);
 ";
 
 /// Joins category levels in the `category` column (a control character: never in a level).
@@ -127,6 +134,11 @@ impl Catalog {
                 let found = v.parse::<u32>().map_err(|_| corrupt(path, format!("unreadable format version {v:?}")))?;
                 if found == 1 {
                     migrate_titles(&connection)?;
+                }
+                if found == 1 || found == 2 {
+                    // Version 2 → 3 added the experiments and exposures tables (created
+                    // above by the schema).
+                    connection.execute("UPDATE meta SET value = '3' WHERE key = 'format_version'", [])?;
                 } else if found != CATALOG_FORMAT_VERSION {
                     return Err(Error::FormatVersion {
                         path: path.to_path_buf(),
@@ -238,8 +250,66 @@ impl Catalog {
             edges
         };
         tx.execute("DELETE FROM follows WHERE user = ?1 OR other = ?1", [id.as_str()])?;
+        tx.execute("DELETE FROM exposures WHERE user = ?1", [id.as_str()])?;
         tx.commit()?;
         Ok((existed, edges))
+    }
+
+    /// Create or replace an experiment's document.
+    pub fn put_experiment(&self, id: &str, doc: &str) -> Result<()> {
+        self.connection.lock().execute(
+            "INSERT INTO experiments (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            params![id, doc],
+        )?;
+        Ok(())
+    }
+
+    /// Every experiment's document, by id.
+    pub fn experiments(&self) -> Result<Vec<(String, String)>> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare_cached("SELECT id, doc FROM experiments ORDER BY id")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Record exposures in one transaction (a page's request id is recorded once).
+    pub fn add_exposures(&self, exposures: &[Exposure]) -> Result<()> {
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        {
+            let mut statement = tx.prepare_cached(
+                "INSERT OR IGNORE INTO exposures (experiment, request_id, user, arm, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in exposures {
+                statement.execute(params![e.experiment, e.request_id, e.user.as_str(), e.arm, e.timestamp])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An experiment's exposures in the order they were recorded.
+    pub fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT request_id, user, arm, timestamp FROM exposures WHERE experiment = ?1 ORDER BY rowid",
+        )?;
+        let rows = statement.query_map([experiment], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (request_id, user, arm, timestamp) = row?;
+            out.push(Exposure {
+                experiment: experiment.to_string(),
+                request_id,
+                user: self.stored_user_id(user)?,
+                arm,
+                timestamp,
+            });
+        }
+        Ok(out)
     }
 
     fn stored_user_id(&self, id: String) -> Result<UserId> {

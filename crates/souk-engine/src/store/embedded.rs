@@ -26,7 +26,9 @@ use super::codec::LogRecord;
 use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
 use super::log::{self, EventLog, LogPosition};
 use super::DataDir;
-use super::{AppendOutcome, EraseReport, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction};
+use super::{
+    AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction,
+};
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Event, EventType, Follow, Item, User};
@@ -555,6 +557,25 @@ impl Storage for EmbeddedStore {
             }
         }
         Ok(())
+    }
+
+    fn put_experiment(&self, id: &str, doc: &str) -> Result<()> {
+        self.catalog.put_experiment(id, doc)
+    }
+
+    fn experiments(&self) -> Result<Vec<(String, String)>> {
+        self.catalog.experiments()
+    }
+
+    fn add_exposures(&self, exposures: &[Exposure]) -> Result<()> {
+        if exposures.is_empty() {
+            return Ok(());
+        }
+        self.catalog.add_exposures(exposures)
+    }
+
+    fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
+        self.catalog.exposures(experiment)
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {

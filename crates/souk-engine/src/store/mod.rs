@@ -50,6 +50,17 @@ pub struct EraseReport {
     pub social_edges: u64,
 }
 
+/// A page served to a user under an experiment's arm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub experiment: String,
+    /// The served page's request id (clicks on the page carry it).
+    pub request_id: String,
+    pub user: UserId,
+    pub arm: String,
+    pub timestamp: i64,
+}
+
 /// Counts of what the store holds (`souk stats --json`, `GET /v1/stats`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -135,6 +146,15 @@ pub trait Storage: Send + Sync {
     fn scan_events(&self, types: &[EventType], visit: &mut dyn FnMut(Event) -> Result<()>) -> Result<()>;
     /// Visit the catalog facts of every item that has them, from memory (no IO).
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()>;
+    /// Create or replace an experiment's document (durable when this returns).
+    fn put_experiment(&self, id: &str, doc: &str) -> Result<()>;
+    /// Every experiment's (id, document).
+    fn experiments(&self) -> Result<Vec<(String, String)>>;
+    /// Record pages served under experiments (durable when this returns); a request id
+    /// already recorded for an experiment is kept as it was.
+    fn add_exposures(&self, exposures: &[Exposure]) -> Result<()>;
+    /// An experiment's exposures, oldest first. Erasing a user erases theirs.
+    fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>>;
 }
 
 /// One of a user's interactions with an item.

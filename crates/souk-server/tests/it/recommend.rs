@@ -678,3 +678,74 @@ async fn listed_items_carry_what_a_page_shows_in_the_asked_language() {
         (StatusCode::BAD_REQUEST, Some("invalid_lang"), Some("lang"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_is_created_started_served_and_reported_over_http() {
+    let server = shop();
+    let definition = json!({"id": "pop", "surface": "recommendations",
+        "arms": [{"name": "control", "share": 1}, {"name": "popular", "share": 1, "sources": {"als": 0, "itemknn": 0}}]});
+    let (status, created) = server.json("POST", "/v1/experiments", definition.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["state"], "draft");
+    assert_eq!(created["arms"][1]["sources"]["als"], 0.0);
+    // Bad definitions name their field.
+    let (status, bad) =
+        server.json("POST", "/v1/experiments", json!({"id": "x", "surface": "search", "arms": [{"name": "a"}]})).await;
+    assert_eq!(
+        (status, bad["code"].as_str(), bad["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_experiment"), Some("arms"))
+    );
+    let (status, _) = server.json("POST", "/v1/experiments/nope/start", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, started) = server.json("POST", "/v1/experiments/pop/start", json!({})).await;
+    assert_eq!((status, started["state"].as_str()), (StatusCode::OK, Some("running")), "{started}");
+    let (status, again) = server.json("POST", "/v1/experiments/pop/start", json!({})).await;
+    assert_eq!((status, again["code"].as_str()), (StatusCode::CONFLICT, Some("experiment_state")), "{again}");
+    // Pages carry the experiment and the user's arm, the same one every time.
+    let mut arms = HashMap::new();
+    let mut clicks = Vec::new();
+    for u in 0..40 {
+        let (status, page) = server.get(&format!("/v1/users/u{u:06}/recommendations?n=5")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["experiment"], "pop");
+        let arm = page["arm"].as_str().unwrap().to_string();
+        if u % 3 == 0 {
+            clicks.push(json!({"type": "click", "user": format!("u{u:06}"), "item": ids(&page)[0],
+                "request_id": page["request_id"], "timestamp": now_ms()}));
+        }
+        let (_, again) = server.get(&format!("/v1/users/u{u:06}/recommendations?n=5")).await;
+        assert_eq!(again["arm"].as_str(), Some(arm.as_str()));
+        arms.insert(u, arm);
+    }
+    let (status, body) = server.json("POST", "/v1/events", Value::Array(clicks)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The report follows the contract's shape once the exposures are written.
+    let mut report = Value::Null;
+    for _ in 0..500 {
+        let (status, body) = server.get("/v1/experiments/pop/report").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        report = body;
+        let exposures: u64 = report["arms"].as_array().unwrap().iter().map(|a| a["exposures"].as_u64().unwrap()).sum();
+        if exposures == 80 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let users: u64 = report["arms"].as_array().unwrap().iter().map(|a| a["users"].as_u64().unwrap()).sum();
+    assert_eq!(users, 40, "{report}");
+    let control = arms.values().filter(|a| *a == "control").count() as u64;
+    assert_eq!(report["arms"][0]["users"].as_u64(), Some(control), "{report}");
+    assert!(report["arms"][0]["metrics"]["ctr"]["ci"].is_array(), "{report}");
+    assert!(report["srm"]["p_value"].is_number() && report["srm"]["flagged"].is_boolean(), "{report}");
+    let comparison =
+        report["comparisons"].as_array().unwrap().iter().find(|c| c["metric"] == "ctr").expect("ctr compared");
+    for field in ["arm", "metric", "lift", "ci", "p_value", "chance_to_beat_control"] {
+        assert!(!comparison[field].is_null(), "{field} missing in {comparison}");
+    }
+    let (status, stopped) = server.json("POST", "/v1/experiments/pop/stop", json!({})).await;
+    assert_eq!((status, stopped["state"].as_str()), (StatusCode::OK, Some("stopped")));
+    let (_, page) = server.get("/v1/users/u000001/recommendations?n=5").await;
+    assert!(page.get("experiment").is_none(), "{page}");
+    let (_, list) = server.get("/v1/experiments").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+}

@@ -9,6 +9,7 @@
 //! blocking thread. Files: `pages` (the served pages), `learning` (training and the online
 //! click model); this file holds construction and the catalog and event writes.
 
+mod experiments;
 mod learning;
 mod pages;
 
@@ -35,6 +36,7 @@ use crate::search::{QueryVectorCache, SearchConfig, SearchIndex, TextEmbedder};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::{AppendOutcome, Storage};
 
+pub use experiments::Assignment;
 pub use learning::TrainReport;
 
 pub use pages::{RecommendAsk, SearchAsk, SearchServed, ServedPage, TrendingAsk};
@@ -83,6 +85,8 @@ pub struct Shop {
     writer: PageWriter,
     /// Held while a training runs: one at a time.
     training: Mutex<()>,
+    /// Every experiment (the store holds them; lifecycle changes write there first).
+    experiments: parking_lot::RwLock<Vec<super::experiment::Experiment>>,
 }
 
 /// A user as a profile page shows them.
@@ -98,7 +102,12 @@ pub struct UserOverview {
 impl Shop {
     /// A shop over `store` with no trained models, no search index and no page log.
     pub fn new(store: Arc<dyn Storage>, settings: ShopSettings) -> Self {
+        let experiments = experiments::load(store.as_ref()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the stored experiments are unreadable; serving without experiments");
+            Vec::new()
+        });
         Self {
+            experiments: parking_lot::RwLock::new(experiments),
             writer: PageWriter::new(store.clone()),
             query_vectors: QueryVectorCache::new(settings.search.query_cache),
             store,

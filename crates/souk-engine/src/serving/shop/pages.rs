@@ -5,12 +5,13 @@
 
 use std::borrow::Cow;
 
-use super::Shop;
+use super::{Assignment, Shop};
 use crate::error::{Error, Result, ValidationError};
 use crate::ids::UserId;
 use crate::input::Lang;
 use crate::rank::rerank::Rules;
 use crate::search::{Affinity, Fusion, SearchMode, SearchRequest, SearchResponse, Sort, TEXT_SPACE};
+use crate::serving::experiment::ExperimentSurface;
 use crate::serving::page_log::{self, new_request_id, now_ms, Arm, LogPolicy, Served, Surface};
 use crate::serving::pipeline::PipelineConfig;
 use crate::serving::search_page::{search_page, SearchPageRequest, SearchServices};
@@ -18,6 +19,7 @@ use crate::serving::{
     describe, recommend, recommend_without_models, similar, trending, Cursor, Exclusions, ItemFilter, RecommendConfig,
     RecommendRequest, Recommended, TRENDING_WINDOW_ROWS,
 };
+use crate::store::Exposure;
 
 /// What a caller asks for a "for you" page.
 #[derive(Debug, Clone)]
@@ -67,6 +69,8 @@ pub struct TrendingAsk {
 #[derive(Debug, Clone)]
 pub struct ServedPage {
     pub request_id: String,
+    /// The experiment arm that served it, when one did.
+    pub experiment: Option<Assignment>,
     pub items: Vec<Recommended>,
     /// For the next page; `None` when there is nothing more (or the surface has no pages).
     pub next_cursor: Option<Cursor>,
@@ -132,6 +136,8 @@ impl SearchAsk {
 /// A served search page.
 pub struct SearchServed {
     pub request_id: String,
+    /// The experiment arm that served it, when one did.
+    pub experiment: Option<Assignment>,
     pub response: SearchResponse,
     /// The affinities that personalised it.
     pub affinity: Option<Affinity>,
@@ -140,8 +146,17 @@ pub struct SearchServed {
 impl Shop {
     /// A shopper's "for you" page: the model set's pipeline, or trending items before the
     /// first training.
+    /// Under a running recommendations experiment, the user's arm serves the page and the
+    /// page is recorded as an exposure.
     pub fn recommend(&self, ask: RecommendAsk) -> Result<ServedPage> {
-        self.recommend_with(ask, &PipelineConfig::default())
+        let Some(assignment) = self.assignment(ExperimentSurface::Recommendations, &ask.user) else {
+            return self.recommend_with(ask, &PipelineConfig::default());
+        };
+        let user = ask.user.clone();
+        let mut page = self.recommend_with(ask, &assignment.arm.pipeline)?;
+        self.expose(&assignment, &user, &page.request_id);
+        page.experiment = Some(assignment);
+        Ok(page)
     }
 
     /// [`Shop::recommend`] through another pipeline configuration (an experiment arm's).
@@ -197,7 +212,7 @@ impl Shop {
             };
             self.log_page(served, &features);
         }
-        Ok(ServedPage { request_id, items, next_cursor, trained_at_ms })
+        Ok(ServedPage { request_id, experiment: None, items, next_cursor, trained_at_ms })
     }
 
     /// Items similar to `item`; `None` when the catalog does not hold it.
@@ -207,7 +222,13 @@ impl Shop {
             return Ok(None);
         };
         describe(self.store(), &mut items, lang)?;
-        Ok(Some(ServedPage { request_id: new_request_id(), items, next_cursor: None, trained_at_ms: None }))
+        Ok(Some(ServedPage {
+            request_id: new_request_id(),
+            experiment: None,
+            items,
+            next_cursor: None,
+            trained_at_ms: None,
+        }))
     }
 
     /// Trending items: recent events weighted by type, decayed against the shop's clock.
@@ -225,13 +246,36 @@ impl Shop {
         let mut items =
             trending(store, &self.settings.weights, half_life_ms, TRENDING_WINDOW_ROWS, ask.n, &ask.filter)?;
         describe(store, &mut items, ask.lang)?;
-        Ok(ServedPage { request_id: new_request_id(), items, next_cursor: None, trained_at_ms: None })
+        Ok(ServedPage { request_id: new_request_id(), experiment: None, items, next_cursor: None, trained_at_ms: None })
     }
 
     /// A search page. Every search of a known shopper is logged (a search and an impression
     /// event); a sampled share with its feature rows, perhaps in the explore arm's order.
+    /// Under a running search experiment, a known shopper's arm serves the page and the page
+    /// is recorded as an exposure.
     pub fn search(&self, ask: SearchAsk) -> Result<SearchServed> {
-        self.search_with(ask, &PipelineConfig::default())
+        let assignment = ask.user.as_ref().and_then(|user| self.assignment(ExperimentSurface::Search, user));
+        let Some(assignment) = assignment else {
+            return self.search_with(ask, &PipelineConfig::default());
+        };
+        let user = ask.user.clone();
+        let mut page = self.search_with(ask, &assignment.arm.pipeline)?;
+        if let Some(user) = &user {
+            self.expose(&assignment, user, &page.request_id);
+        }
+        page.experiment = Some(assignment);
+        Ok(page)
+    }
+
+    /// Record that an arm served a page.
+    fn expose(&self, assignment: &Assignment, user: &UserId, request_id: &str) {
+        self.writer.submit_exposure(Exposure {
+            experiment: assignment.experiment.clone(),
+            request_id: request_id.to_string(),
+            user: user.clone(),
+            arm: assignment.arm.name.clone(),
+            timestamp: now_ms(),
+        });
     }
 
     /// [`Shop::search`] through another pipeline configuration (its ranker switch, rules
@@ -308,7 +352,7 @@ impl Shop {
             };
             self.log_page(served, &page.rows);
         }
-        Ok(SearchServed { request_id, response: page.response, affinity: page.affinity })
+        Ok(SearchServed { request_id, experiment: None, response: page.response, affinity: page.affinity })
     }
 
     /// Which pages are logged and explored under `pipeline`.

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Reference values for the experiment statistics in crates/souk-engine/src/stats.rs.
+
+Run with `python3 bench/stats_reference.py` (Python 3.11, scipy and numpy:
+`python3 -m pip install --quiet scipy numpy`). It prints a block of Rust constants
+(the datasets and the expected values) that is pasted as is into the `tests` module
+at the bottom of stats.rs; the datasets below and the ones in the test must stay identical.
+
+What each value is computed with:
+  * Welch t and two-sided p of mean metrics: scipy.stats.ttest_ind(..., equal_var=False);
+    Welch-Satterthwaite degrees of freedom by formula.
+  * Ratio metrics: numpy, the delta-method variance of a ratio of sums,
+    (1/n) * (s_y^2 - 2 R s_xy + R^2 s_x^2) / xbar^2, with sample (n - 1) moments; then
+    the Welch comparison by formula and scipy.stats.t.sf for the p-value.
+  * Chance to beat control: scipy.stats.norm.cdf(difference / sqrt(var_t + var_c)).
+  * Sample-ratio mismatch: scipy.stats.chisquare(observed, expected counts).
+  * Holm-Bonferroni adjusted p-values: by hand (step-down, running maximum, capped at 1).
+  * Sample size and power: scipy.stats.norm.ppf / norm.cdf.
+"""
+
+import numpy as np
+from scipy import stats
+
+# Mean metric (revenue per user), control and treatment arms.
+MEAN_CONTROL = [
+    12.4, 0.0, 7.5, 31.2, 4.8, 0.0, 18.9, 22.1, 9.3, 15.0,
+    0.0, 27.6, 11.2, 6.4, 13.8, 0.0, 19.5, 8.7, 24.3, 3.1,
+    16.6, 10.0, 0.0, 21.4, 5.9, 14.2, 9.8, 30.5, 2.2, 17.3,
+]
+MEAN_TREATMENT = [
+    14.1, 3.2, 25.8, 0.0, 19.7, 33.4, 11.9, 8.6, 22.5, 16.3,
+    0.0, 28.9, 13.4, 21.0, 7.7, 18.2, 35.6, 10.4, 0.0, 24.8,
+    15.5, 9.1, 29.3, 12.6, 20.2,
+]
+
+# Ratio metric (clicks per session): per user, clicks (numerators) and sessions (denominators).
+RATIO_CONTROL_NUM = [3, 0, 5, 2, 8, 1, 0, 4, 6, 2, 3, 7, 1, 0, 5, 2, 9, 3, 4, 1]
+RATIO_CONTROL_DEN = [4, 2, 6, 3, 9, 2, 1, 5, 8, 3, 4, 10, 2, 1, 6, 3, 12, 4, 5, 2]
+RATIO_TREATMENT_NUM = [4, 1, 6, 3, 9, 2, 0, 5, 7, 3, 4, 8, 2, 1, 6, 3, 10, 4, 5, 2, 6, 1]
+RATIO_TREATMENT_DEN = [5, 2, 6, 4, 10, 2, 1, 5, 8, 3, 5, 9, 3, 1, 7, 4, 11, 4, 6, 2, 7, 2]
+
+# Sample-ratio mismatch examples: observed unit counts and planned shares.
+SRM_TWO_OBSERVED = [10_400, 9_600]
+SRM_TWO_SHARES = [0.5, 0.5]
+SRM_THREE_OBSERVED = [5_120, 2_410, 2_470]
+SRM_THREE_SHARES = [0.5, 0.25, 0.25]
+
+# p-values for Holm-Bonferroni (with a tie and one above the cap).
+HOLM_P = [0.01, 0.04, 0.03, 0.005, 0.2, 0.04, 0.5]
+
+# Sample size / power example.
+POWER_MEAN, POWER_SD, POWER_MDE, POWER_ALPHA, POWER_POWER = 10.0, 5.0, 0.05, 0.05, 0.8
+POWER_N = 1000.0
+
+Z975 = stats.norm.ppf(0.975)
+
+
+def estimate(num, den):
+    """(n, value, variance, ci) of a ratio of sums; a mean metric when every den is 1."""
+    y = np.asarray(num, dtype=float)
+    x = np.asarray(den, dtype=float)
+    n = len(y)
+    r = y.sum() / x.sum()
+    s_yy = np.var(y, ddof=1)
+    s_xx = np.var(x, ddof=1)
+    s_xy = np.cov(y, x, ddof=1)[0, 1]
+    var = (s_yy - 2 * r * s_xy + r * r * s_xx) / x.mean() ** 2 / n
+    half = Z975 * np.sqrt(var)
+    return n, r, var, (r - half, r + half)
+
+
+def compare(t_est, c_est):
+    """The Comparison fields by formula (Welch t and df, delta-method lift interval)."""
+    n_t, v_t, var_t, _ = t_est
+    n_c, v_c, var_c, _ = c_est
+    diff = v_t - v_c
+    se = np.sqrt(var_t + var_c)
+    t = diff / se
+    df = (var_t + var_c) ** 2 / (var_t**2 / (n_t - 1) + var_c**2 / (n_c - 1))
+    p = 2 * stats.t.sf(abs(t), df)
+    lift = v_t / v_c - 1
+    lift_se = np.sqrt(var_t / v_c**2 + v_t**2 * var_c / v_c**4)
+    chance = stats.norm.cdf(diff / se)
+    return dict(
+        difference=diff,
+        lift=lift,
+        lift_lo=lift - Z975 * lift_se,
+        lift_hi=lift + Z975 * lift_se,
+        t=t,
+        df=df,
+        p=p,
+        chance=chance,
+    )
+
+
+def holm(ps):
+    ps = np.asarray(ps, dtype=float)
+    m = len(ps)
+    order = np.argsort(ps, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * ps[i])
+        adjusted[i] = min(1.0, running)
+    return adjusted
+
+
+def srm(observed, shares):
+    observed = np.asarray(observed, dtype=float)
+    shares = np.asarray(shares, dtype=float)
+    expected = observed.sum() * shares / shares.sum()
+    res = stats.chisquare(observed, expected)
+    return float(res.statistic), float(res.pvalue)
+
+
+def rust_f64(x):
+    """Shortest round-tripping literal, always with a decimal point or exponent."""
+    s = repr(float(x))
+    return s if any(c in s for c in ".eEn") else s + ".0"
+
+
+def rust_array(name, values, ty="f64"):
+    if ty == "f64":
+        items = ", ".join(rust_f64(v) for v in values)
+    else:
+        items = ", ".join(f"{int(v)}" for v in values)
+    return f"const {name}: [{ty}; {len(values)}] = [{items}];"
+
+
+def rust_const(name, value):
+    return f"const {name}: f64 = {rust_f64(value)};"
+
+
+def main():
+    lines = ["// Generated by `python3 bench/stats_reference.py`; paste as is.", "// Datasets."]
+    lines.append(rust_array("MEAN_CONTROL", MEAN_CONTROL))
+    lines.append(rust_array("MEAN_TREATMENT", MEAN_TREATMENT))
+    lines.append(rust_array("RATIO_CONTROL_NUM", RATIO_CONTROL_NUM))
+    lines.append(rust_array("RATIO_CONTROL_DEN", RATIO_CONTROL_DEN))
+    lines.append(rust_array("RATIO_TREATMENT_NUM", RATIO_TREATMENT_NUM))
+    lines.append(rust_array("RATIO_TREATMENT_DEN", RATIO_TREATMENT_DEN))
+    lines.append(rust_array("SRM_TWO_OBSERVED", SRM_TWO_OBSERVED, "u64"))
+    lines.append(rust_array("SRM_TWO_SHARES", SRM_TWO_SHARES))
+    lines.append(rust_array("SRM_THREE_OBSERVED", SRM_THREE_OBSERVED, "u64"))
+    lines.append(rust_array("SRM_THREE_SHARES", SRM_THREE_SHARES))
+    lines.append(rust_array("HOLM_P", HOLM_P))
+
+    lines.append("// Mean metric: numpy mean, var(ddof=1)/n; scipy Welch t-test.")
+    ones_c = [1.0] * len(MEAN_CONTROL)
+    ones_t = [1.0] * len(MEAN_TREATMENT)
+    mc = estimate(MEAN_CONTROL, ones_c)
+    mt = estimate(MEAN_TREATMENT, ones_t)
+    assert np.isclose(mc[1], np.mean(MEAN_CONTROL), rtol=1e-15, atol=0)
+    assert np.isclose(mc[2], np.var(MEAN_CONTROL, ddof=1) / len(MEAN_CONTROL), rtol=1e-14, atol=0)
+    welch = stats.ttest_ind(MEAN_TREATMENT, MEAN_CONTROL, equal_var=False)
+    mcmp = compare(mt, mc)
+    # The formula and scipy agree (checks the formula used for the ratio metric below).
+    assert np.isclose(mcmp["t"], welch.statistic, rtol=1e-13, atol=0)
+    assert np.isclose(mcmp["p"], welch.pvalue, rtol=1e-12, atol=0)
+    for prefix, est in (("MEAN_CONTROL", mc), ("MEAN_TREATMENT", mt)):
+        lines.append(rust_const(f"{prefix}_VALUE", est[1]))
+        lines.append(rust_const(f"{prefix}_VARIANCE", est[2]))
+        lines.append(rust_const(f"{prefix}_CI_LO", est[3][0]))
+        lines.append(rust_const(f"{prefix}_CI_HI", est[3][1]))
+    lines.append(rust_const("MEAN_WELCH_T", welch.statistic))
+    lines.append(rust_const("MEAN_WELCH_P", welch.pvalue))
+    lines.append(rust_const("MEAN_WELCH_DF", mcmp["df"]))
+    lines.append(rust_const("MEAN_DIFFERENCE", mcmp["difference"]))
+    lines.append(rust_const("MEAN_LIFT", mcmp["lift"]))
+    lines.append(rust_const("MEAN_LIFT_CI_LO", mcmp["lift_lo"]))
+    lines.append(rust_const("MEAN_LIFT_CI_HI", mcmp["lift_hi"]))
+    lines.append(rust_const("MEAN_CHANCE", mcmp["chance"]))
+
+    lines.append("// Ratio metric: numpy delta method; Welch by formula with scipy.stats.t.sf.")
+    rc = estimate(RATIO_CONTROL_NUM, RATIO_CONTROL_DEN)
+    rt = estimate(RATIO_TREATMENT_NUM, RATIO_TREATMENT_DEN)
+    rcmp = compare(rt, rc)
+    for prefix, est in (("RATIO_CONTROL", rc), ("RATIO_TREATMENT", rt)):
+        lines.append(rust_const(f"{prefix}_VALUE", est[1]))
+        lines.append(rust_const(f"{prefix}_VARIANCE", est[2]))
+        lines.append(rust_const(f"{prefix}_CI_LO", est[3][0]))
+        lines.append(rust_const(f"{prefix}_CI_HI", est[3][1]))
+    lines.append(rust_const("RATIO_T", rcmp["t"]))
+    lines.append(rust_const("RATIO_P", rcmp["p"]))
+    lines.append(rust_const("RATIO_DF", rcmp["df"]))
+    lines.append(rust_const("RATIO_DIFFERENCE", rcmp["difference"]))
+    lines.append(rust_const("RATIO_LIFT", rcmp["lift"]))
+    lines.append(rust_const("RATIO_LIFT_CI_LO", rcmp["lift_lo"]))
+    lines.append(rust_const("RATIO_LIFT_CI_HI", rcmp["lift_hi"]))
+    lines.append(rust_const("RATIO_CHANCE", rcmp["chance"]))
+
+    lines.append("// Sample-ratio mismatch: scipy.stats.chisquare.")
+    chi2, p = srm(SRM_TWO_OBSERVED, SRM_TWO_SHARES)
+    lines.append(rust_const("SRM_TWO_CHI2", chi2))
+    lines.append(rust_const("SRM_TWO_P", p))
+    chi2, p = srm(SRM_THREE_OBSERVED, SRM_THREE_SHARES)
+    lines.append(rust_const("SRM_THREE_CHI2", chi2))
+    lines.append(rust_const("SRM_THREE_P", p))
+
+    lines.append("// Holm-Bonferroni, by hand.")
+    lines.append(rust_array("HOLM_ADJUSTED", holm(HOLM_P)))
+
+    lines.append("// Sample size and power: scipy.stats.norm.")
+    z_a = stats.norm.ppf(1 - POWER_ALPHA / 2)
+    z_b = stats.norm.ppf(POWER_POWER)
+    effect = POWER_MDE * POWER_MEAN
+    n = 2 * (z_a + z_b) ** 2 * POWER_SD**2 / effect**2
+    shift = effect / (POWER_SD * np.sqrt(2 / POWER_N))
+    pw = stats.norm.cdf(shift - z_a) + stats.norm.cdf(-shift - z_a)
+    lines.append(rust_const("SAMPLE_SIZE", n))
+    lines.append(rust_const("POWER_AT_N", pw))
+    lines.append(rust_const("Z975", Z975))
+
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
