@@ -26,6 +26,7 @@
 
 pub mod data;
 pub mod evaluate;
+pub mod experiments;
 pub mod metrics;
 pub mod protocol;
 pub mod runner;

@@ -3,6 +3,7 @@
 //!
 //! Each measured phase runs in its own process so that its peak memory (VmHWM) is its own.
 
+mod experiments;
 mod harness;
 mod ingest;
 mod recommend;
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Event storage: the embedded event log against SQLite on the same events.
     Storage(storage::StorageArgs),
+    /// Experiment statistics on simulated experiments: A/A false positives, power at a known
+    /// effect, the sample-ratio check; CUPED on a generated shop.
+    Experiments(experiments::ExperimentsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +53,7 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => train::run(config, &args),
         BenchCommand::Ingest(args) => ingest::run(args),
         BenchCommand::Storage(args) => storage::run(args),
+        BenchCommand::Experiments(args) => experiments::run(&args),
     }
 }
 
