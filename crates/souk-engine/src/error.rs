@@ -94,6 +94,7 @@ impl Error {
                 Some(ErrorType::InvalidRequest) => ErrorKind::BadInput,
                 Some(ErrorType::NotFound) => ErrorKind::NotFound,
                 Some(ErrorType::Conflict | ErrorType::Unavailable) => ErrorKind::Conflict,
+                Some(ErrorType::Unauthorized | ErrorType::Forbidden) => ErrorKind::BadInput,
                 Some(ErrorType::Internal) | None => ErrorKind::Internal,
             },
         }
@@ -118,6 +119,10 @@ pub enum ErrorType {
     Conflict,
     /// A part this request needs is not running here.
     Unavailable,
+    /// The request carries no valid key.
+    Unauthorized,
+    /// The request's key does not allow this.
+    Forbidden,
     /// A failure inside Souk.
     Internal,
 }
@@ -246,6 +251,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "An id is longer than 256 bytes",
     },
     ErrorCode {
+        code: "insufficient_scope",
+        status: 403,
+        error_type: ErrorType::Forbidden,
+        description: "The request's key lacks the scope this endpoint needs",
+    },
+    ErrorCode {
         code: "internal",
         status: 500,
         error_type: ErrorType::Internal,
@@ -336,6 +347,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "The body is not valid JSON",
     },
     ErrorCode {
+        code: "invalid_key",
+        status: 401,
+        error_type: ErrorType::Unauthorized,
+        description: "The request's key is not the master key nor a key this server issued",
+    },
+    ErrorCode {
         code: "invalid_label",
         status: 400,
         error_type: ErrorType::InvalidRequest,
@@ -406,6 +423,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "A re-ranking rule is malformed",
+    },
+    ErrorCode {
+        code: "invalid_scope",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A key scope is not one of ingest, search, admin",
     },
     ErrorCode {
         code: "invalid_simulation",
@@ -484,6 +507,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "A required field is missing",
+    },
+    ErrorCode {
+        code: "missing_key",
+        status: 401,
+        error_type: ErrorType::Unauthorized,
+        description: "The request carries no `Authorization: Bearer KEY` header and this server requires one",
     },
     ErrorCode {
         code: "no_route",
@@ -604,6 +633,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "The vector space has no vectors",
+    },
+    ErrorCode {
+        code: "unsupported_media_type",
+        status: 415,
+        error_type: ErrorType::InvalidRequest,
+        description: "A request body with a form or plain-text content type (what a cross-site page can send without asking); send application/json or application/x-ndjson",
     },
 ];
 

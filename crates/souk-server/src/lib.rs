@@ -5,11 +5,13 @@
 //! [`souk_engine::store::Storage`] with `spawn_blocking`, and never block the executor.
 //! Wire types live only here.
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod events_api;
 pub mod experiments_api;
 pub mod items_api;
+pub mod keys_api;
 pub mod metrics;
 pub mod recommend_api;
 pub mod search_api;
@@ -25,11 +27,11 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, AuthConfig, ServerConfig};
 
 /// The OpenAPI document, generated from the handlers and wire types.
 #[derive(OpenApi)]
@@ -63,6 +65,9 @@ pub use state::{AppState, ServerConfig};
         experiments_api::start_experiment,
         experiments_api::stop_experiment,
         experiments_api::get_report,
+        keys_api::post_key,
+        keys_api::list_keys,
+        keys_api::delete_key,
         web::index,
         openapi,
     ),
@@ -95,7 +100,9 @@ pub use state::{AppState, ServerConfig};
         experiments_api::ArmReportOut,
         experiments_api::MetricOut,
         experiments_api::SrmOut,
-        experiments_api::ComparisonOut
+        experiments_api::ComparisonOut,
+        keys_api::CreatedKeyOut,
+        keys_api::KeyOut
     ))
 )]
 pub struct ApiDoc;
@@ -153,9 +160,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/experiments/{id}/start", post(experiments_api::start_experiment))
         .route("/v1/experiments/{id}/stop", post(experiments_api::stop_experiment))
         .route("/v1/experiments/{id}/report", get(experiments_api::get_report))
+        .route("/v1/keys", post(keys_api::post_key).get(keys_api::list_keys))
+        .route("/v1/keys/{id}", delete(keys_api::delete_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(auth::same_site_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)

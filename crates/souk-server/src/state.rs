@@ -51,6 +51,38 @@ impl ServerConfig {
     }
 }
 
+/// Access control (`[auth]`).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// With a master key, every `/v1` route needs `Authorization: Bearer KEY` (the master
+    /// key, or a key created with `POST /v1/keys` that has the route's scope). Also from
+    /// `SOUK_MASTER_KEY`.
+    pub master_key: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig").field("master_key", &self.master_key.as_ref().map(|_| "(set)")).finish()
+    }
+}
+
+/// The shortest master key accepted.
+pub const MIN_MASTER_KEY: usize = 16;
+
+impl AuthConfig {
+    /// Problems with this configuration, each with the offending key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        match &self.master_key {
+            Some(key) if key.chars().count() < MIN_MASTER_KEY => vec![(
+                "auth.master_key".into(),
+                format!("expected at least {MIN_MASTER_KEY} characters, found {}", key.chars().count()),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// What every handler can reach: the shop (the engine's one entry point) and what only
 /// the server has (its settings, metrics, the compute permits).
 #[derive(Clone)]
@@ -62,6 +94,8 @@ pub struct AppState {
     /// Permits for CPU-bound request work (two per core): requests queue in order instead
     /// of all sharing the cores at once, which keeps tail latency down under load.
     pub compute: Arc<tokio::sync::Semaphore>,
+    /// The master key (`None`: no access control, for a server on the loopback address).
+    pub master_key: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -74,7 +108,14 @@ impl AppState {
             compute: Arc::new(tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             )),
+            master_key: None,
         }
+    }
+
+    /// Require keys on every `/v1` route, with this master key.
+    pub fn with_auth(mut self, auth: &AuthConfig) -> Self {
+        self.master_key = auth.master_key.as_deref().map(Arc::from);
+        self
     }
 
     /// Run CPU-bound engine work (ranking) off the async executor, at most two tasks per

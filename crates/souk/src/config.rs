@@ -12,7 +12,7 @@ use souk_engine::recommend::EventWeights;
 use souk_engine::search::SearchConfig;
 use souk_engine::serving::RecommendConfig;
 use souk_engine::store::StoreConfig;
-use souk_server::ServerConfig;
+use souk_server::{AuthConfig, ServerConfig};
 
 /// Logging settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +91,8 @@ pub struct Config {
     pub rerank: Rules,
     /// The learned ranker: feature logging, exploration, learner parameters.
     pub rank: RankConfig,
+    /// Access control: the master key (also `SOUK_MASTER_KEY`).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             rerank: Rules::default(),
             rank: RankConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -216,8 +219,12 @@ pub fn load(
     env: impl IntoIterator<Item = (String, String)>,
     flags: &FlagOverrides,
 ) -> anyhow::Result<(Config, Vec<Problem>)> {
-    let defaults = toml::Table::try_from(Config::default()).context("serialising the default configuration")?;
-    let mut merged = defaults.clone();
+    let mut merged = toml::Table::try_from(Config::default()).context("serialising the default configuration")?;
+    // The keys a layer may set: every default, and the optional ones without a default.
+    let mut defaults = merged.clone();
+    if let Some(toml::Value::Table(auth)) = defaults.get_mut("auth") {
+        auth.insert("master_key".into(), toml::Value::String(String::new()));
+    }
     let mut problems = Vec::new();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
@@ -231,13 +238,18 @@ pub fn load(
     for (name, raw) in env {
         let keys: Vec<String> = if name == "SOUK_DATA_DIR" {
             vec!["data_dir".into()]
+        } else if name == "SOUK_MASTER_KEY" {
+            vec!["auth".into(), "master_key".into()]
         } else if let Some(rest) = name.strip_prefix("SOUK__") {
             rest.split("__").map(str::to_lowercase).collect()
         } else {
             continue;
         };
-        let value =
-            if keys.last().is_some_and(|k| k == "data_dir") { toml::Value::String(raw) } else { env_value(&raw) };
+        let value = if keys.last().is_some_and(|k| k == "data_dir" || k == "master_key") {
+            toml::Value::String(raw)
+        } else {
+            env_value(&raw)
+        };
         insert_path(&mut env_layer, &keys, value);
     }
     merge(&mut merged, env_layer, &defaults, "", "environment", &mut problems);
@@ -270,6 +282,7 @@ fn validate(config: &Config) -> Vec<Problem> {
         .chain(config.embed.problems())
         .chain(config.rerank.problems().into_iter().map(|e| (format!("rerank.{}", e.field), e.message)))
         .chain(config.rank.problems())
+        .chain(config.auth.problems())
         .map(|(key, message)| Problem { key, message })
         .collect();
     if !matches!(config.log.format.as_str(), "text" | "json") {

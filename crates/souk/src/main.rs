@@ -160,7 +160,7 @@ pub mod exit {
 
 /// A configuration with problems; carries the exit code.
 #[derive(Debug)]
-struct ConfigProblems(Vec<config::Problem>);
+pub struct ConfigProblems(pub Vec<config::Problem>);
 
 impl std::fmt::Display for ConfigProblems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -219,7 +219,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let flags = FlagOverrides { data_dir: cli.data_dir.clone(), listen };
     let (config, problems) = config::load(cli.config.as_deref(), std::env::vars(), &flags)?;
     if let Command::Config { command: ConfigCommand::Check } = &cli.command {
-        let text = toml::to_string_pretty(&config).context("printing the configuration")?;
+        let mut shown = config.clone();
+        if shown.auth.master_key.is_some() {
+            shown.auth.master_key = Some("(set; not shown)".into());
+        }
+        let text = toml::to_string_pretty(&shown).context("printing the configuration")?;
         println!("{text}");
         if problems.is_empty() {
             eprintln!("configuration is valid");

@@ -30,6 +30,7 @@ pub struct DemoSize {
 /// Serve the data directory; with `demo`, first fill an empty data directory with a
 /// generated shop.
 pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
+    refuse_open_access(config)?;
     let store = Arc::new(open_store(config)?);
     if let Some(size) = demo {
         fill_demo_shop(config, &store, size)?;
@@ -60,7 +61,7 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
             "no trained models yet: recommendations fall back to trending until `souk train` or POST /v1/train"
         ),
     }
-    let state = souk_server::AppState::new(shop, config.server.clone());
+    let state = souk_server::AppState::new(shop, config.server.clone()).with_auth(&config.auth);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -80,6 +81,23 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// A server reachable from other machines must not let anyone in: without a master key it
+/// listens on the loopback address only.
+fn refuse_open_access(config: &Config) -> anyhow::Result<()> {
+    let address: std::net::SocketAddr =
+        config.server.listen.parse().with_context(|| format!("server.listen {:?}", config.server.listen))?;
+    if !address.ip().is_loopback() && config.auth.master_key.is_none() {
+        return Err(crate::ConfigProblems(vec![crate::config::Problem {
+            key: "auth.master_key".into(),
+            message: format!(
+                "refusing to listen on {address} without a master key: anyone who can reach it could erase users and retrain; set SOUK_MASTER_KEY (or [auth] master_key), or listen on 127.0.0.1"
+            ),
+        }])
+        .into());
+    }
+    Ok(())
 }
 
 /// Generate the demo shop into an empty data directory (a filled one is served as it is).

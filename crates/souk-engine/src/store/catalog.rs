@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS exposures (
     timestamp INTEGER NOT NULL, PRIMARY KEY (experiment, request_id)
 );
 CREATE INDEX IF NOT EXISTS exposures_by_user ON exposures (user);
+CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
 /// Joins category levels in the `category` column (a control character: never in a level).
@@ -136,8 +137,8 @@ impl Catalog {
                     migrate_titles(&connection)?;
                 }
                 if found == 1 || found == 2 {
-                    // Version 2 → 3 added the experiments and exposures tables (created
-                    // above by the schema).
+                    // Version 2 → 3 added the experiments, exposures and API keys tables
+                    // (created above by the schema).
                     connection.execute("UPDATE meta SET value = '3' WHERE key = 'format_version'", [])?;
                 } else if found != CATALOG_FORMAT_VERSION {
                     return Err(Error::FormatVersion {
@@ -262,6 +263,28 @@ impl Catalog {
             params![id, doc],
         )?;
         Ok(())
+    }
+
+    /// Create or replace an API key's document (the key's hash, never the key).
+    pub fn put_api_key(&self, id: &str, doc: &str) -> Result<()> {
+        self.connection.lock().execute(
+            "INSERT INTO api_keys (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            params![id, doc],
+        )?;
+        Ok(())
+    }
+
+    /// Every API key's document, by id.
+    pub fn api_keys(&self) -> Result<Vec<(String, String)>> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare_cached("SELECT id, doc FROM api_keys ORDER BY id")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Remove an API key; false when there was none.
+    pub fn delete_api_key(&self, id: &str) -> Result<bool> {
+        Ok(self.connection.lock().execute("DELETE FROM api_keys WHERE id = ?1", [id])? > 0)
     }
 
     /// Every experiment's document, by id.

@@ -578,6 +578,18 @@ impl Storage for EmbeddedStore {
         self.catalog.exposures(experiment)
     }
 
+    fn put_api_key(&self, id: &str, doc: &str) -> Result<()> {
+        self.catalog.put_api_key(id, doc)
+    }
+
+    fn api_keys(&self) -> Result<Vec<(String, String)>> {
+        self.catalog.api_keys()
+    }
+
+    fn delete_api_key(&self, id: &str) -> Result<bool> {
+        self.catalog.delete_api_key(id)
+    }
+
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
         let index = self.index.read();
         for row in index.rows.iter().filter(|r| !r.erased) {

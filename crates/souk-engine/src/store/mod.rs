@@ -155,6 +155,12 @@ pub trait Storage: Send + Sync {
     fn add_exposures(&self, exposures: &[Exposure]) -> Result<()>;
     /// An experiment's exposures, oldest first. Erasing a user erases theirs.
     fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>>;
+    /// Create or replace an API key's document (durable when this returns).
+    fn put_api_key(&self, id: &str, doc: &str) -> Result<()>;
+    /// Every API key's (id, document).
+    fn api_keys(&self) -> Result<Vec<(String, String)>>;
+    /// Remove an API key; false when there was none.
+    fn delete_api_key(&self, id: &str) -> Result<bool>;
 }
 
 /// One of a user's interactions with an item.

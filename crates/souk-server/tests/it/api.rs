@@ -171,3 +171,74 @@ async fn every_route_is_in_the_openapi_document_with_typed_responses() {
     assert_eq!(item["effects"]["items"]["$ref"], "#/components/schemas/EffectOut", "{item}");
     assert!(search["personal"].to_string().contains("PersonalOut"), "{search}");
 }
+
+#[tokio::test]
+async fn with_a_master_key_every_v1_route_needs_a_key_with_its_scope() {
+    let mut server = TestServer::new(ServerConfig::default());
+    let master = "master-key-of-this-test-0123456789";
+    server.state = server.state.clone().with_auth(&souk_server::AuthConfig { master_key: Some(master.into()) });
+    let events = serde_json::to_vec(&json!([{"type": "view", "user": "u1", "item": "i1", "timestamp": 1}])).unwrap();
+    let post = |key: Option<&'static str>| {
+        let events = events.clone();
+        let server = &server;
+        async move { server.call_with_key("POST", "/v1/events", Some("application/json"), events, key).await }
+    };
+    assert_eq!(server.get("/health").await.0, StatusCode::OK, "health stays open");
+    let (status, body) = post(None).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_key")), "{body}");
+    let (status, body) = post(Some("not-a-key")).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_key")), "{body}");
+    assert_eq!(
+        server.call_with_key("POST", "/v1/events", Some("application/json"), events.clone(), Some(master)).await.0,
+        StatusCode::OK
+    );
+    // The master key creates a search-only key; it reads pages and cannot write.
+    let create = serde_json::to_vec(&json!({"scopes": ["search"], "name": "storefront"})).unwrap();
+    let (status, created) =
+        server.call_with_key("POST", "/v1/keys", Some("application/json"), create.clone(), Some(master)).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    assert_eq!(created["scopes"], json!(["search"]));
+    let (status, _) = server.call_with_key("GET", "/v1/trending?n=3", None, Vec::new(), Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) =
+        server.call_with_key("POST", "/v1/events", Some("application/json"), events.clone(), Some(&key)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")), "{body}");
+    let (status, _) = server.call_with_key("POST", "/v1/keys", Some("application/json"), create, Some(&key)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only admin keys make keys");
+    let (status, bad) = server
+        .call_with_key("POST", "/v1/keys", Some("application/json"), br#"{"scopes":["root"]}"#.to_vec(), Some(master))
+        .await;
+    assert_eq!((status, bad["field"].as_str()), (StatusCode::BAD_REQUEST, Some("scopes[0]")), "{bad}");
+    // Listed without secrets; revoked at once.
+    let (_, list) = server.call_with_key("GET", "/v1/keys", None, Vec::new(), Some(master)).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert!(!list.to_string().contains(&key), "{list}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = server.call_with_key("DELETE", &format!("/v1/keys/{id}"), None, Vec::new(), Some(master)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server.call_with_key("GET", "/v1/trending?n=3", None, Vec::new(), Some(&key)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_key")));
+}
+
+#[tokio::test]
+async fn a_cross_site_plain_text_or_form_post_is_refused_and_stores_nothing() {
+    let server = TestServer::new(ServerConfig::default());
+    let body = br#"[{"type":"view","user":"u1","item":"i1","timestamp":1}]"#.to_vec();
+    for content_type in [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, error) = server.call("POST", "/v1/events", Some(content_type), body.clone()).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")),
+            "{content_type}"
+        );
+    }
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!(stats["events"], 0);
+    assert_eq!(server.call("POST", "/v1/events", Some("application/json"), body).await.0, StatusCode::OK);
+}

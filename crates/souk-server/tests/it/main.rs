@@ -41,7 +41,22 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
+        self.call_with_key(method, uri, content_type, body, None).await
+    }
+
+    /// [`TestServer::call`] with `Authorization: Bearer KEY`.
+    pub async fn call_with_key(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
         }

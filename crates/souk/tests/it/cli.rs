@@ -113,3 +113,26 @@ fn demo_builds_a_shop_and_serves_it_with_the_web_page() {
     assert!(stats["social_edges"].as_u64().unwrap() > 0);
     assert!(page.contains("<title>Souk</title>"));
 }
+
+#[test]
+fn serve_on_an_outside_address_without_a_master_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = souk()
+        .env_remove("SOUK_MASTER_KEY")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth.master_key") && stderr.contains("SOUK_MASTER_KEY"), "{stderr}");
+    // A master key too short to be one is a configuration problem too; `config check` never
+    // prints the key.
+    let output = souk().env("SOUK_MASTER_KEY", "short").args(["config", "check"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let output =
+        souk().env("SOUK_MASTER_KEY", "a-long-enough-master-key-123").args(["config", "check"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("a-long-enough-master-key-123"));
+}

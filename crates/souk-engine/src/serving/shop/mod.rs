@@ -10,6 +10,7 @@
 //! click model); this file holds construction and the catalog and event writes.
 
 mod experiments;
+pub mod keys;
 mod learning;
 mod pages;
 
@@ -87,6 +88,8 @@ pub struct Shop {
     training: Mutex<()>,
     /// Every experiment (the store holds them; lifecycle changes write there first).
     experiments: parking_lot::RwLock<Vec<super::experiment::Experiment>>,
+    /// API keys by the hash of their secret (the store holds them).
+    keys: parking_lot::RwLock<std::collections::HashMap<String, keys::ApiKey>>,
 }
 
 /// A user as a profile page shows them.
@@ -106,8 +109,14 @@ impl Shop {
             tracing::error!(error = %e, "the stored experiments are unreadable; serving without experiments");
             Vec::new()
         });
+        let stored_keys = keys::load(store.as_ref()).unwrap_or_else(|e| {
+            // No key authenticates then: requests that need one are refused, not let in.
+            tracing::error!(error = %e, "the stored API keys are unreadable; only the master key is accepted");
+            Default::default()
+        });
         Self {
             experiments: parking_lot::RwLock::new(experiments),
+            keys: parking_lot::RwLock::new(stored_keys),
             writer: PageWriter::new(store.clone()),
             query_vectors: QueryVectorCache::new(settings.search.query_cache),
             store,
