@@ -117,3 +117,33 @@ pub fn json_raw_list<'a>(text: &'a str, ndjson: bool, what: &str) -> ApiResult<V
 pub fn utf8_body(bytes: &[u8]) -> ApiResult<&str> {
     utf8(bytes)
 }
+
+/// Query parameters deserialised into `T` (every field optional), with a JSON error naming
+/// the offending parameter — axum's own `Query` answers bad numbers with plain text.
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str::<T>(raw).map(Query).map_err(|error| {
+            // The parameter at fault: the first that does not deserialise on its own.
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+            let culprit = pairs.iter().find(|(key, value)| {
+                let single = serde_urlencoded::to_string([(key, value)]).unwrap_or_default();
+                serde_urlencoded::from_str::<T>(&single).is_err()
+            });
+            match culprit {
+                Some((key, value)) => {
+                    ApiError::bad_request("invalid_parameter", format!("{key}={value:?}: {error}"), key.clone())
+                }
+                None => ApiError::bad_request("invalid_query_string", error.to_string(), "query"),
+            }
+        })
+    }
+}

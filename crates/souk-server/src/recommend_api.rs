@@ -1,6 +1,6 @@
 //! `GET /v1/users/{id}/recommendations`, `GET /v1/items/{id}/similar`, `GET /v1/trending`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::{FilterParams, ItemFilter, Lang};
@@ -9,6 +9,7 @@ use souk_engine::serving::shop::{RecommendAsk, ServedPage, TrendingAsk};
 use souk_engine::serving::{Cursor, Exclusions, Recommended};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::body::Query;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{parse_rules, AppState};
 

@@ -1,7 +1,7 @@
 //! `/v1/users`: users, their social edges, erasure and export.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use souk_engine::serving::page_log::now_ms;
 use souk_engine::serving::shop::UserOverview;
 use souk_engine::{input, Follow, UserId};
 
-use crate::body::{json_value, read_limited};
+use crate::body::{json_value, read_limited, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::items_api::reconcile_id;
 use crate::state::AppState;

@@ -292,6 +292,38 @@ fn cases() -> Vec<Case> {
             Vec::new(),
             (bad, "invalid_number", Some("n")),
         ),
+        raw(
+            "a negative page size (a JSON error, not plain text)",
+            "GET",
+            "/v1/users/u1/recommendations?n=-1",
+            None,
+            Vec::new(),
+            (bad, "invalid_parameter", Some("n")),
+        ),
+        raw(
+            "a page size that is no number",
+            "GET",
+            "/v1/trending?n=abc&lang=en",
+            None,
+            Vec::new(),
+            (bad, "invalid_parameter", Some("n")),
+        ),
+        raw(
+            "a boolean that is none",
+            "GET",
+            "/v1/items/i1/similar?include_unavailable=maybe",
+            None,
+            Vec::new(),
+            (bad, "invalid_parameter", Some("include_unavailable")),
+        ),
+        raw(
+            "a history size that is no number",
+            "GET",
+            "/v1/users/u1/events?n=ten",
+            None,
+            Vec::new(),
+            (bad, "invalid_parameter", Some("n")),
+        ),
     ]
 }
 
