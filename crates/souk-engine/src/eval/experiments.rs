@@ -230,9 +230,188 @@ fn variance(values: &[f64]) -> f64 {
     values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
 }
 
+/// Interleaving against A/B testing: how many users each needs to find the better of two
+/// rankers with the same power. Shoppers see 1 + Poisson(2) pages of 10 from 100 candidates
+/// of normal utility; the rankers score utility plus normal noise (B with less); shoppers
+/// differ in clickiness. The A/B test compares clicks per user with Welch's test; the
+/// interleaving test credits each click to the team that placed the item and tests whether
+/// B's credited clicks minus A's per page average above zero.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterleavingReport {
+    /// Noise of the two rankers' scores around the true utility (B is the better one).
+    pub noise_a: f64,
+    pub noise_b: f64,
+    /// Users of the pilot that measured each design's effect and variance.
+    pub pilot_users: usize,
+    /// Clicks per user under A and B (the A/B test's metric).
+    pub clicks_per_user_a: f64,
+    pub clicks_per_user_b: f64,
+    /// Interleaved pages: share won by B, by A, tied; pages per user.
+    pub wins_b: f64,
+    pub wins_a: f64,
+    pub ties: f64,
+    pub pages_per_user: f64,
+    /// Users for 80% power at α = 0.05: both arms of the A/B test together, and the
+    /// interleaving test.
+    pub ab_users: usize,
+    pub interleaving_users: usize,
+    /// `ab_users / interleaving_users`.
+    pub ratio: f64,
+    /// Replications run at those sizes and how often each design found B better.
+    pub replications: usize,
+    pub ab_power: f64,
+    pub interleaving_power: f64,
+}
+
+/// A simulated shopper's page: 100 candidates of normal utility, `PAGE` shown.
+const CANDIDATES: usize = 100;
+const PAGE: usize = 10;
+
+/// (utilities, ranker A's order, ranker B's order) of one shopper.
+fn shopper(rng: &mut ChaCha8Rng, noise_a: f64, noise_b: f64) -> (Vec<f64>, Vec<usize>, Vec<usize>) {
+    let utilities: Vec<f64> = (0..CANDIDATES).map(|_| gaussian(rng)).collect();
+    let order = |rng: &mut ChaCha8Rng, noise: f64| {
+        let scores: Vec<f64> = utilities.iter().map(|u| u + noise * gaussian(rng)).collect();
+        let mut order: Vec<usize> = (0..CANDIDATES).collect();
+        order.sort_by(|x, y| scores[*y].total_cmp(&scores[*x]));
+        order
+    };
+    let a = order(rng, noise_a);
+    let b = order(rng, noise_b);
+    (utilities, a, b)
+}
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    let (u1, u2) = (1.0 - rng.gen::<f64>(), rng.gen::<f64>());
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// How much shoppers differ in their eagerness to click (the standard deviation of a
+/// per-shopper offset on the click logit): the user-level variance an A/B test carries and
+/// interleaving, which shows both rankers to the same shopper, cancels.
+const CLICKINESS_SD: f64 = 1.5;
+/// Mean pages a shopper sees beyond the first (Poisson).
+const EXTRA_PAGES: f64 = 2.0;
+
+/// Which items of a page a shopper clicks: slot k is looked at with probability 1/(k+1),
+/// an item looked at is clicked with probability σ(2u − 3 + the shopper's clickiness).
+fn clicks(rng: &mut ChaCha8Rng, page: &[usize], utilities: &[f64], clickiness: f64) -> Vec<usize> {
+    page.iter()
+        .enumerate()
+        .filter(|(slot, item)| {
+            let looked = rng.gen::<f64>() < 1.0 / (1.0 + *slot as f64);
+            let p = 1.0 / (1.0 + (3.0 - 2.0 * utilities[**item] - clickiness).exp());
+            looked && rng.gen::<f64>() < p
+        })
+        .map(|(_, item)| *item)
+        .collect()
+}
+
+/// One A/B user of a ranker: their clicks over their pages.
+fn ab_user(rng: &mut ChaCha8Rng, noise_a: f64, noise_b: f64, use_b: bool) -> f64 {
+    let clickiness = CLICKINESS_SD * gaussian(rng);
+    let pages = 1 + poisson(rng, EXTRA_PAGES);
+    let mut total = 0;
+    for _ in 0..pages {
+        let (utilities, a, b) = shopper(rng, noise_a, noise_b);
+        let order = if use_b { &b } else { &a };
+        total += clicks(rng, &order[..PAGE], &utilities, clickiness).len();
+    }
+    total as f64
+}
+
+/// One interleaved user: per page, B's credited clicks minus A's.
+fn interleaved_user(rng: &mut ChaCha8Rng, noise_a: f64, noise_b: f64) -> Vec<f64> {
+    use crate::serving::interleave::{credit, team_draft};
+    let clickiness = CLICKINESS_SD * gaussian(rng);
+    let pages = 1 + poisson(rng, EXTRA_PAGES);
+    (0..pages)
+        .map(|_| {
+            let (utilities, a, b) = shopper(rng, noise_a, noise_b);
+            let page = team_draft(&a[..PAGE], &b[..PAGE], PAGE, rng);
+            let items: Vec<usize> = page.iter().map(|(i, _)| *i).collect();
+            let (to_a, to_b) = credit(&page, &clicks(rng, &items, &utilities, clickiness));
+            to_b as f64 - to_a as f64
+        })
+        .collect()
+}
+
+/// Measure both designs on a pilot, size each for 80% power at α = 0.05, then check the
+/// power of each at its size over `replications`.
+pub fn interleaving_efficiency(
+    noise_a: f64,
+    noise_b: f64,
+    pilot_users: usize,
+    replications: usize,
+    seed: u64,
+) -> InterleavingReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let a: Vec<f64> = (0..pilot_users).map(|_| ab_user(&mut rng, noise_a, noise_b, false)).collect();
+    let b: Vec<f64> = (0..pilot_users).map(|_| ab_user(&mut rng, noise_a, noise_b, true)).collect();
+    let (mean_a, mean_b) = (mean(&a), mean(&b));
+    let outcomes: Vec<f64> = (0..pilot_users).flat_map(|_| interleaved_user(&mut rng, noise_a, noise_b)).collect();
+    let pages_per_user = outcomes.len() as f64 / pilot_users.max(1) as f64;
+    let share =
+        |test: fn(f64) -> bool| outcomes.iter().filter(|o| test(**o)).count() as f64 / outcomes.len().max(1) as f64;
+    let z = 1.959_963_984_540_054 + 0.841_621_233_572_914_3; // z_0.975 + z_0.8
+    let effect = mean_b - mean_a;
+    let per_arm = (z * z * (variance(&a) + variance(&b)) / (effect * effect)).ceil();
+    // Pages are the interleaving test's units (a t-test of B's credited clicks minus A's per
+    // page); the users needed are the pages needed over pages per user.
+    let delta = mean(&outcomes);
+    let interleaving = (z * z * variance(&outcomes) / (delta * delta) / pages_per_user).ceil();
+    let (ab_users, interleaving_users) = (2 * per_arm as usize, interleaving as usize);
+    let ones = vec![1.0; per_arm as usize];
+    let (mut ab_found, mut il_found) = (0usize, 0usize);
+    for _ in 0..replications {
+        let a: Vec<f64> = (0..per_arm as usize).map(|_| ab_user(&mut rng, noise_a, noise_b, false)).collect();
+        let b: Vec<f64> = (0..per_arm as usize).map(|_| ab_user(&mut rng, noise_a, noise_b, true)).collect();
+        let (Some(ea), Some(eb)) = (
+            stats::estimate(&Sample { numerators: &a, denominators: &ones }),
+            stats::estimate(&Sample { numerators: &b, denominators: &ones }),
+        ) else {
+            continue;
+        };
+        ab_found += usize::from(stats::compare(&eb, &ea).is_some_and(|c| c.p_value < 0.05 && c.difference > 0.0));
+        let pages: Vec<f64> =
+            (0..interleaving_users).flat_map(|_| interleaved_user(&mut rng, noise_a, noise_b)).collect();
+        il_found += usize::from(stats::one_sample(&pages).is_some_and(|(mean, p)| p < 0.05 && mean > 0.0));
+    }
+    let reps = replications.max(1) as f64;
+    InterleavingReport {
+        noise_a,
+        noise_b,
+        pilot_users,
+        clicks_per_user_a: mean_a,
+        clicks_per_user_b: mean_b,
+        wins_b: share(|d| d > 0.0),
+        wins_a: share(|d| d < 0.0),
+        ties: share(|d| d == 0.0),
+        pages_per_user,
+        ab_users,
+        interleaving_users,
+        ratio: ab_users as f64 / interleaving_users.max(1) as f64,
+        replications,
+        ab_power: ab_found as f64 / reps,
+        interleaving_power: il_found as f64 / reps,
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaving_finds_the_better_ranker_with_fewer_users() {
+        let report = interleaving_efficiency(1.5, 0.5, 4_000, 0, 7);
+        assert!(report.clicks_per_user_b > report.clicks_per_user_a, "{report:?}");
+        assert!(report.wins_b > report.wins_a, "{report:?}");
+        assert!(report.ratio > 1.0, "{report:?}");
+    }
 
     #[test]
     fn a_small_calibration_has_every_figure_in_range() {

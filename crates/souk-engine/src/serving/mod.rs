@@ -22,6 +22,7 @@ mod describe;
 pub mod experiment;
 pub mod experiment_report;
 mod history;
+pub mod interleave;
 mod model_set;
 pub mod page_log;
 pub mod pipeline;

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use serde_json::json;
-use souk_engine::eval::experiments::{calibrate, cuped_on_shop, CalibrationConfig};
+use souk_engine::eval::experiments::{calibrate, cuped_on_shop, interleaving_efficiency, CalibrationConfig};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
 
@@ -22,6 +22,18 @@ pub struct ExperimentsArgs {
     /// Events of the generated shop CUPED is measured on (2,000 items, 5,000 users).
     #[arg(long, default_value_t = 200_000)]
     events: usize,
+    /// Noise of ranker A's and ranker B's scores around the true utility (B is better) in
+    /// the interleaving comparison.
+    #[arg(long, default_value_t = 1.0)]
+    noise_a: f64,
+    #[arg(long, default_value_t = 0.9)]
+    noise_b: f64,
+    /// Users of the interleaving pilot, and replications of the power check at the sizes
+    /// it gives.
+    #[arg(long, default_value_t = 20_000)]
+    pilot: usize,
+    #[arg(long, default_value_t = 200)]
+    interleaving_replications: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long)]
@@ -52,7 +64,10 @@ pub fn run(args: &ExperimentsArgs) -> anyhow::Result<()> {
     times.sort_unstable();
     let split = times.get(times.len() / 2).copied().unwrap_or(0);
     let cuped = cuped_on_shop(&store, split)?;
-    let out = json!({"calibration": report, "cuped_revenue_per_user": cuped, "shop_events": args.events});
+    let interleaving =
+        interleaving_efficiency(args.noise_a, args.noise_b, args.pilot, args.interleaving_replications, args.seed);
+    let out = json!({"calibration": report, "cuped_revenue_per_user": cuped, "shop_events": args.events,
+        "interleaving": interleaving});
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -80,6 +95,15 @@ pub fn run(args: &ExperimentsArgs) -> anyhow::Result<()> {
     println!(
         "CUPED on revenue per user ({} buyers of a generated shop, before/after the median purchase): θ {:.3}, variance −{:.1}%",
         cuped.users, cuped.theta, cuped.variance_reduction * 100.0
+    );
+    let il = &interleaving;
+    println!(
+        "interleaving vs A/B (ranker noise {} vs {}): clicks/user {:.4} vs {:.4}; interleaved pages won by B {:.3}, by A {:.3}, tied {:.3}",
+        il.noise_a, il.noise_b, il.clicks_per_user_a, il.clicks_per_user_b, il.wins_b, il.wins_a, il.ties
+    );
+    println!(
+        "users for 80% power: A/B {} (both arms), interleaving {} — {:.1}× fewer; observed power over {} replications: A/B {:.2}, interleaving {:.2}",
+        il.ab_users, il.interleaving_users, il.ratio, il.replications, il.ab_power, il.interleaving_power
     );
     Ok(())
 }
