@@ -18,18 +18,16 @@ use souk_engine::serving::shop::keys::Scope;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The scope a route needs. Writes of shop data need `ingest`; reading pages needs
-/// `search`; everything about users' personal data, training, experiments, keys and
-/// statistics needs `admin`.
+/// The scope a route needs: sending events needs `ingest`; reading pages (search,
+/// recommendations, similar items, trending, an item, a shopper's profile) needs `search`;
+/// everything else — the catalog and users (writes, deletes, a user's record and events),
+/// training, experiments, keys, statistics — needs `admin`.
 pub fn required_scope(method: &Method, route: &str) -> Scope {
     match (method.as_str(), route) {
-        ("POST", "/v1/events")
-        | ("POST", "/v1/items")
-        | ("PUT" | "DELETE", "/v1/items/{id}")
-        | ("PUT", "/v1/users/{id}")
-        | ("PUT" | "DELETE", "/v1/users/{id}/follows/{other}") => Scope::Ingest,
+        ("POST", "/v1/events") => Scope::Ingest,
         ("GET" | "POST", "/v1/search")
         | ("GET", "/v1/users/{id}/recommendations")
+        | ("GET", "/v1/users/{id}/profile")
         | ("GET", "/v1/items/{id}/similar")
         | ("GET", "/v1/trending")
         | ("GET", "/v1/items/{id}") => Scope::Search,
@@ -108,7 +106,8 @@ mod tests {
     #[test]
     fn writes_need_ingest_pages_need_search_and_the_rest_admin() {
         assert_eq!(required_scope(&Method::POST, "/v1/events"), Scope::Ingest);
-        assert_eq!(required_scope(&Method::DELETE, "/v1/items/{id}"), Scope::Ingest);
+        assert_eq!(required_scope(&Method::DELETE, "/v1/items/{id}"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/v1/users/{id}/profile"), Scope::Search);
         assert_eq!(required_scope(&Method::GET, "/v1/search"), Scope::Search);
         assert_eq!(required_scope(&Method::GET, "/v1/users/{id}/recommendations"), Scope::Search);
         assert_eq!(required_scope(&Method::DELETE, "/v1/users/{id}"), Scope::Admin);

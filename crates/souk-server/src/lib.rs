@@ -162,8 +162,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/experiments/{id}/report", get(experiments_api::get_report))
         .route("/v1/keys", post(keys_api::post_key).get(keys_api::list_keys))
         .route("/v1/keys/{id}", delete(keys_api::delete_key))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route("/v1/users/{id}/follows/{other}", put(users_api::put_follow).delete(users_api::delete_follow))
+        // After every route: a route added below this line would not be checked.
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(auth::same_site_bodies))

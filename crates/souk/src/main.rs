@@ -10,6 +10,7 @@ mod config;
 mod data_cmd;
 mod embed_cmd;
 mod experiment_cmd;
+mod keys_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
@@ -87,6 +88,11 @@ pub enum Command {
     Experiment {
         #[command(subcommand)]
         command: experiment_cmd::ExperimentCommand,
+    },
+    /// API keys: create (the secret is printed once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: keys_cmd::KeysCommand,
     },
     /// Show what the data directory holds.
     Stats {
@@ -240,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { format, paths, skip_bad, json } => data_cmd::import(&config, &format, &paths, skip_bad, json),
         Command::Stats { json } => data_cmd::stats(&config, json),
         Command::Experiment { command } => experiment_cmd::run(&config, command),
+        Command::Keys { command } => keys_cmd::run(&config, command),
         Command::Verify { json } => store_cmd::verify(&config, json),
         Command::Repair { json } => store_cmd::repair(&config, json),
         Command::Train { models, json } => recommend_cmd::train(&config, models.as_deref(), json),

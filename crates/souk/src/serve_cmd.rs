@@ -88,6 +88,9 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
 fn refuse_open_access(config: &Config) -> anyhow::Result<()> {
     let address: std::net::SocketAddr =
         config.server.listen.parse().with_context(|| format!("server.listen {:?}", config.server.listen))?;
+    if address.ip().is_loopback() && config.auth.master_key.is_none() {
+        tracing::warn!(%address, "no master key: every route is open to whoever can reach this address (this machine only)");
+    }
     if !address.ip().is_loopback() && config.auth.master_key.is_none() {
         return Err(crate::ConfigProblems(vec![crate::config::Problem {
             key: "auth.master_key".into(),

@@ -242,3 +242,64 @@ async fn a_cross_site_plain_text_or_form_post_is_refused_and_stores_nothing() {
     assert_eq!(stats["events"], 0);
     assert_eq!(server.call("POST", "/v1/events", Some("application/json"), body).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn every_route_answers_each_credential_as_its_scope_says() {
+    use souk_engine::serving::shop::keys::Scope;
+    let mut server = TestServer::new(ServerConfig::default());
+    let master = "the-master-key-of-the-route-table";
+    server.state = server.state.clone().with_auth(&souk_server::AuthConfig { master_key: Some(master.into()) });
+    let mut keys = Vec::new();
+    for scope in [Scope::Ingest, Scope::Search, Scope::Admin] {
+        let (key, secret) = server.state.shop.create_key(vec![scope], None).unwrap();
+        keys.push((scope, key, secret));
+    }
+    let (revoked, revoked_secret) = server.state.shop.create_key(vec![Scope::Admin], None).unwrap();
+    server.state.shop.delete_key(&revoked.id).unwrap();
+    let routes = router_routes();
+    assert!(routes.len() > 25, "{routes:?}");
+    for (method, path) in routes.iter().filter(|(_, p)| p.starts_with("/v1/")) {
+        let uri = path.replace("{id}", "x1").replace("{other}", "x2");
+        let body = if method == "GET" || method == "DELETE" { Vec::new() } else { b"{}".to_vec() };
+        let content_type = (!body.is_empty()).then_some("application/json");
+        let call = |key: Option<String>| {
+            let (uri, body) = (uri.clone(), body.clone());
+            let server = &server;
+            async move { server.call_with_key(method, &uri, content_type, body, key.as_deref()).await }
+        };
+        let needed = souk_server::auth::required_scope(&method.parse().unwrap(), path);
+        let (status, error) = call(None).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("missing_key")),
+            "{method} {path}"
+        );
+        let (status, _) = call(Some(revoked_secret.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a revoked key");
+        for (scope, _, secret) in &keys {
+            let (status, error) = call(Some(secret.clone())).await;
+            let allowed = *scope == needed || *scope == Scope::Admin;
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{method} {path} {scope:?}: {status} {error}"
+                );
+            } else {
+                assert_eq!(
+                    (status, error["code"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+                    "{method} {path} {scope:?}"
+                );
+            }
+        }
+        let (status, error) = call(Some(master.to_string())).await;
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{method} {path} master: {status} {error}"
+        );
+    }
+    // Open without a key: health, metrics, the document and the page.
+    for uri in ["/health", "/metrics", "/openapi.json", "/"] {
+        assert_eq!(server.get(uri).await.0, StatusCode::OK, "{uri}");
+    }
+}

@@ -17,11 +17,12 @@ use crate::store::Storage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// Write events, catalog items, users and social edges.
+    /// Send events.
     Ingest,
-    /// Read pages: search, recommendations, similar items, trending, items.
+    /// Read pages: search, recommendations, similar items, trending, items, profiles.
     Search,
-    /// Everything: training, experiments, keys, users' data, erasure, stats.
+    /// Everything: the catalog and users (writes, deletes, records), training, experiments,
+    /// keys, statistics.
     Admin,
 }
 
