@@ -253,6 +253,10 @@ impl Catalog {
         tx.execute("DELETE FROM follows WHERE user = ?1 OR other = ?1", [id.as_str()])?;
         tx.execute("DELETE FROM exposures WHERE user = ?1", [id.as_str()])?;
         tx.commit()?;
+        // The deleted rows' pages are overwritten (secure_delete) in the database file, but
+        // the write-ahead log still holds the pages as they were until a checkpoint: copy
+        // the log into the database and empty it now, so the user's data leaves the disk.
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok((existed, edges))
     }
 
@@ -472,6 +476,47 @@ pub enum CatalogTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_erased_user_leaves_no_byte_in_the_catalog_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let catalog = Catalog::open(&path).unwrap();
+        let marker = "erase-me-7f3a9c";
+        let user: User =
+            serde_json::from_value(serde_json::json!({"id": marker, "attributes": {"city": marker}})).unwrap();
+        catalog.put_users(&[user]).unwrap();
+        let other = UserId::parse("someone-else", "user").unwrap();
+        let id = UserId::parse(marker, "user").unwrap();
+        catalog
+            .put_follows(&[Follow {
+                user: id.clone(),
+                other: other.clone(),
+                kind: FollowKind::Friend,
+                created_at: None,
+            }])
+            .unwrap();
+        catalog
+            .add_exposures(&[Exposure {
+                experiment: "e".into(),
+                request_id: "r-1".into(),
+                user: id.clone(),
+                arm: "a".into(),
+                timestamp: 1,
+            }])
+            .unwrap();
+        let holds = |bytes: &[u8]| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+        let on_disk = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .any(|bytes| holds(&bytes))
+        };
+        assert!(on_disk(), "written somewhere first");
+        catalog.erase_user(&id).unwrap();
+        assert!(!on_disk(), "the database and its write-ahead log no longer hold the user");
+        assert!(catalog.get_user(&id).unwrap().is_none());
+    }
 
     #[test]
     fn a_version_1_catalog_gains_title_columns_from_its_documents() {
