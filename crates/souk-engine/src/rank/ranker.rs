@@ -57,6 +57,11 @@ pub struct RankConfig {
     pub gbdt: GbdtParams,
     /// The online click model, learning from logged pages between trainings.
     pub online: OnlineConfig,
+    /// A feature log file is rotated when it reaches this many MiB…
+    pub log_max_mb: u64,
+    /// …and this many files are kept per log (the current one and the newest rotated ones;
+    /// the oldest is deleted): a log never takes more than `log_max_mb × log_files` MiB.
+    pub log_files: usize,
 }
 
 impl Default for RankConfig {
@@ -65,6 +70,8 @@ impl Default for RankConfig {
             log_features: true,
             log_share: 0.1,
             explore_share: 0.05,
+            log_max_mb: 64,
+            log_files: 4,
             gbdt: GbdtParams::default(),
             online: OnlineConfig::default(),
         }
@@ -83,6 +90,12 @@ impl RankConfig {
             problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
         }
         problems.extend(self.online.problems().into_iter().map(|(k, m)| (format!("rank.online.{k}"), m)));
+        if !(1..=65_536).contains(&self.log_max_mb) {
+            problems.push(("rank.log_max_mb".into(), format!("expected 1..=65536, found {}", self.log_max_mb)));
+        }
+        if !(1..=100).contains(&self.log_files) {
+            problems.push(("rank.log_files".into(), format!("expected 1..=100, found {}", self.log_files)));
+        }
         problems
     }
 }
@@ -101,10 +114,15 @@ struct LoggedRow {
     features: Vec<Option<f32>>,
 }
 
-/// Append-only log of served feature rows.
+/// Append-only log of served feature rows, rotated by size: `features.jsonl` is the
+/// current file, `features.jsonl.1` the one before, up to `files − 1` rotated files.
 pub struct FeatureLog {
     path: PathBuf,
     file: Mutex<Option<std::fs::File>>,
+    /// Rotate when the current file reaches this many bytes…
+    max_bytes: u64,
+    /// …keeping this many files in all.
+    files: usize,
 }
 
 impl std::fmt::Debug for FeatureLog {
@@ -116,7 +134,50 @@ impl std::fmt::Debug for FeatureLog {
 impl FeatureLog {
     /// The recommendation pages' log under a data directory (created on first append).
     pub fn in_data_dir(data_dir: &Path) -> FeatureLog {
-        FeatureLog { path: crate::store::DataDir::new(data_dir).feature_log(), file: Mutex::new(None) }
+        let defaults = RankConfig::default();
+        FeatureLog {
+            path: crate::store::DataDir::new(data_dir).feature_log(),
+            file: Mutex::new(None),
+            max_bytes: defaults.log_max_mb << 20,
+            files: defaults.log_files,
+        }
+    }
+
+    /// Rotate at `max_bytes`, keeping `files` files.
+    pub fn with_limits(mut self, max_bytes: u64, files: usize) -> FeatureLog {
+        self.max_bytes = max_bytes.max(1);
+        self.files = files.max(1);
+        self
+    }
+
+    /// The `n`-th rotated file (0: the current one).
+    fn rotated(&self, n: usize) -> PathBuf {
+        if n == 0 {
+            return self.path.clone();
+        }
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Shift every file one place older, deleting the oldest (the current file is closed).
+    fn rotate(&self) -> Result<()> {
+        let oldest = self.rotated(self.files - 1);
+        if self.files == 1 {
+            return Ok(fs_err::remove_file(oldest)?);
+        }
+        match std::fs::remove_file(&oldest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        for n in (0..self.files - 1).rev() {
+            let from = self.rotated(n);
+            if from.exists() {
+                fs_err::rename(&from, self.rotated(n + 1))?;
+            }
+        }
+        Ok(())
     }
 
     /// The search pages' log under a data directory: their rows describe other recall
@@ -128,7 +189,12 @@ impl FeatureLog {
     /// The search pages' log in the same directory as this one.
     pub fn for_search(&self) -> FeatureLog {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        FeatureLog { path: dir.join(crate::store::DataDir::SEARCH_FEATURE_LOG), file: Mutex::new(None) }
+        FeatureLog {
+            path: dir.join(crate::store::DataDir::SEARCH_FEATURE_LOG),
+            file: Mutex::new(None),
+            max_bytes: self.max_bytes,
+            files: self.files,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -169,8 +235,12 @@ impl FeatureLog {
             }
             *file = Some(opened);
         }
-        if let Some(file) = file.as_mut() {
-            file.write_all(&text)?;
+        if let Some(open) = file.as_mut() {
+            open.write_all(&text)?;
+            if open.metadata()?.len() >= self.max_bytes {
+                *file = None;
+                self.rotate()?;
+            }
         }
         Ok(())
     }
@@ -179,19 +249,22 @@ impl FeatureLog {
     /// mid-write, an older schema) is skipped.
     pub fn read(&self) -> Result<HashMap<(String, String), Vec<f32>>> {
         let mut rows = HashMap::new();
-        let file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(rows),
-            Err(e) => return Err(e.into()),
-        };
         let expected = schema();
-        for line in BufReader::new(file).lines() {
-            let line = line?;
-            let Ok(row) = serde_json::from_str::<LoggedRow>(&line) else { continue };
-            if row.schema != expected || row.features.len() != FEATURE_COUNT {
-                continue;
+        // Oldest first, so a newer row of the same page and item wins.
+        for n in (0..self.files).rev() {
+            let file = match std::fs::File::open(self.rotated(n)) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for line in BufReader::new(file).lines() {
+                let line = line?;
+                let Ok(row) = serde_json::from_str::<LoggedRow>(&line) else { continue };
+                if row.schema != expected || row.features.len() != FEATURE_COUNT {
+                    continue;
+                }
+                rows.insert((row.request, row.item), row.features.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect());
             }
-            rows.insert((row.request, row.item), row.features.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect());
         }
         Ok(rows)
     }
@@ -380,6 +453,40 @@ pub fn train_from_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_feature_log_rotates_by_size_and_keeps_only_its_newest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FeatureLog::in_data_dir(dir.path()).with_limits(4_096, 3);
+        let row = vec![0.25f32; FEATURE_COUNT];
+        for request in 0..400 {
+            log.append(&format!("r{request}"), &[("a".into(), row.clone())]).unwrap();
+        }
+        let files: Vec<(String, u64)> = std::fs::read_dir(log.path().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().to_string(), e.metadata().unwrap().len()))
+            .collect();
+        assert_eq!(files.len(), 3, "{files:?}");
+        let one_row = serde_json::to_vec(&LoggedRow {
+            schema: schema(),
+            request: "r399".into(),
+            item: "a".into(),
+            features: row.iter().map(|v| Some(*v)).collect(),
+        })
+        .unwrap()
+        .len() as u64
+            + 1;
+        assert!(files.iter().all(|(_, bytes)| *bytes < 4_096 + one_row), "{files:?}");
+        // The newest pages are read back (from every kept file); the oldest were pruned.
+        let rows = log.read().unwrap();
+        assert!(rows.contains_key(&("r399".to_string(), "a".to_string())));
+        assert!(!rows.contains_key(&("r0".to_string(), "a".to_string())));
+        let kept = rows.len() as u64;
+        assert!(kept > 2 * 4_096 / one_row && kept <= 3 * (4_096 / one_row + 1), "{kept}");
+        // The search log beside it rotates the same way.
+        assert_eq!(log.for_search().max_bytes, 4_096);
+    }
 
     #[test]
     fn the_feature_log_round_trips_rows_and_skips_torn_lines() {

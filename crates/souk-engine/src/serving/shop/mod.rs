@@ -158,6 +158,7 @@ impl Shop {
     /// saved beside the log.
     pub fn with_page_log(mut self, log: FeatureLog) -> Self {
         let config = &self.settings.ranking;
+        let log = log.with_limits(config.log_max_mb << 20, config.log_files);
         let path = OnlineClickModel::path_in_log_dir(log.path().parent().unwrap_or(std::path::Path::new(".")));
         let online = config.online.enabled.then(|| {
             let model = OnlineClickModel::open(config.online.clone(), &path).unwrap_or_else(|e| {
