@@ -21,10 +21,12 @@ pub async fn get_stats(State(state): State<AppState>) -> ApiResult<Json<serde_js
 /// Liveness.
 #[utoipa::path(get, path = "/health", tag = "stats", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let writes_refused = state.shop.store().writes_refused();
     Json(Health {
-        status: "ok".into(),
+        status: if writes_refused.is_some() { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
+        writes_refused,
     })
 }
 

@@ -129,9 +129,13 @@ pub struct StatsOut {
 /// `GET /health`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` when writes are refused.
     pub status: String,
     pub version: String,
     pub uptime_seconds: f64,
+    /// Why writes are refused (absent when they are taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_refused: Option<String>,
 }
 
 /// What erasing a user removed.

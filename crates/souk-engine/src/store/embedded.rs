@@ -590,6 +590,10 @@ impl Storage for EmbeddedStore {
         self.catalog.delete_api_key(id)
     }
 
+    fn writes_refused(&self) -> Option<String> {
+        self.check_writable().err().map(|e| e.to_string())
+    }
+
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
         let index = self.index.read();
         for row in index.rows.iter().filter(|r| !r.erased) {
@@ -617,6 +621,21 @@ mod tests {
 
     fn open(dir: &Path) -> EmbeddedStore {
         EmbeddedStore::open(dir, &StoreConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn after_a_failed_write_the_store_says_why_it_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert_eq!(store.writes_refused(), None);
+        store.append_events(vec![view("e1", "u1", "i1", 1)]).unwrap();
+        // What a failed log write leaves behind (see `guarded`).
+        let _ = store.guarded::<()>(Err(Error::Internal("disk full".into())));
+        let reason = store.writes_refused().expect("writes are refused now");
+        assert!(reason.contains("refuses writes"), "{reason}");
+        assert!(store.append_events(vec![view("e2", "u1", "i1", 2)]).is_err());
+        // Reads still answer.
+        assert_eq!(store.stats().unwrap().events, 1);
     }
 
     #[test]

@@ -161,6 +161,10 @@ pub trait Storage: Send + Sync {
     fn api_keys(&self) -> Result<Vec<(String, String)>>;
     /// Remove an API key; false when there was none.
     fn delete_api_key(&self, id: &str) -> Result<bool>;
+    /// Why writes are refused now (an earlier write failed), or `None` when they are taken.
+    fn writes_refused(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One of a user's interactions with an item.
