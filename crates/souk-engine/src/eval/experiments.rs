@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::EventType;
+use crate::serving::experiment_report::Paid;
 use crate::stats::{self, Sample, Srm};
 use crate::store::Storage;
 
@@ -186,21 +187,9 @@ pub fn calibrate(config: &CalibrationConfig) -> CalibrationReport {
 /// the event has none) after `split_ms` against theirs before it.
 pub fn cuped_on_shop(store: &dyn Storage, split_ms: i64) -> Result<CupedReport> {
     let mut revenue: std::collections::HashMap<String, (f64, f64)> = std::collections::HashMap::new();
-    let mut prices: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let mut paid = Paid::new(store);
     store.scan_events(&[EventType::Purchase], &mut |event| {
-        let price = match (event.price, &event.item) {
-            (Some(price), _) => price,
-            (None, Some(item)) => *prices.entry(item.as_str().to_string()).or_insert_with(|| {
-                store
-                    .items_meta(&[item.as_str()])
-                    .ok()
-                    .and_then(|m| m.into_iter().next().flatten())
-                    .and_then(|m| m.price)
-                    .map_or(0.0, f64::from)
-            }),
-            (None, None) => 0.0,
-        };
-        let amount = price * f64::from(event.quantity.unwrap_or(1));
+        let amount = paid.of(&event)?;
         let entry = revenue.entry(event.user.as_str().to_string()).or_default();
         if event.timestamp < split_ms {
             entry.0 += amount;

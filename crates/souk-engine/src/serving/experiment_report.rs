@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::experiment::{Experiment, ExperimentState};
 use crate::error::Result;
-use crate::model::EventType;
+use crate::model::{Event, EventType};
 use crate::stats::{self, Sample, Srm};
 use crate::store::Storage;
 
@@ -119,6 +119,37 @@ impl UserOutcome {
     }
 }
 
+/// What purchases paid: price × quantity, the catalog price when the event carries none
+/// (looked up once per item; 0 for an item the catalog does not price).
+pub struct Paid<'a> {
+    store: &'a dyn Storage,
+    prices: HashMap<String, f64>,
+}
+
+impl<'a> Paid<'a> {
+    pub fn new(store: &'a dyn Storage) -> Self {
+        Self { store, prices: HashMap::new() }
+    }
+
+    /// The amount a purchase event paid.
+    pub fn of(&mut self, event: &Event) -> Result<f64> {
+        let price = match (event.price, &event.item) {
+            (Some(price), _) => price,
+            (None, Some(item)) => match self.prices.get(item.as_str()) {
+                Some(price) => *price,
+                None => {
+                    let meta = self.store.items_meta(&[item.as_str()])?.pop().flatten();
+                    let price = meta.and_then(|m| m.price).map_or(0.0, f64::from);
+                    self.prices.insert(item.as_str().to_string(), price);
+                    price
+                }
+            },
+            (None, None) => 0.0,
+        };
+        Ok(price * f64::from(event.quantity.unwrap_or(1)))
+    }
+}
+
 /// The report of `experiment` from its exposures and the exposed users' events.
 pub fn report(experiment: &Experiment, store: &dyn Storage) -> Result<ExperimentReport> {
     let arms: HashMap<&str, usize> = experiment.arms.iter().enumerate().map(|(i, a)| (a.name.as_str(), i)).collect();
@@ -137,7 +168,7 @@ pub fn report(experiment: &Experiment, store: &dyn Storage) -> Result<Experiment
         outcome.requests.insert(exposure.request_id);
     }
     let window = (experiment.window_days * 86_400_000.0) as i64;
-    let mut prices: HashMap<String, f64> = HashMap::new();
+    let mut paid = Paid::new(store);
     for (user, outcome) in &mut users {
         let user = crate::ids::UserId::parse(user.as_str(), "user")?;
         let mut clicked: HashSet<&str> = HashSet::new();
@@ -156,21 +187,7 @@ pub fn report(experiment: &Experiment, store: &dyn Storage) -> Result<Experiment
             }
             let (carts, purchases, revenue) = match event.event_type {
                 EventType::AddToCart => (1.0, 0.0, 0.0),
-                EventType::Purchase => {
-                    let price = match (event.price, &event.item) {
-                        (Some(price), _) => price,
-                        (None, Some(item)) => *prices.entry(item.as_str().to_string()).or_insert_with(|| {
-                            store
-                                .items_meta(&[item.as_str()])
-                                .ok()
-                                .and_then(|m| m.into_iter().next().flatten())
-                                .and_then(|m| m.price)
-                                .map_or(0.0, f64::from)
-                        }),
-                        (None, None) => 0.0,
-                    };
-                    (0.0, 1.0, price * f64::from(event.quantity.unwrap_or(1)))
-                }
+                EventType::Purchase => (0.0, 1.0, paid.of(event)?),
                 _ => continue,
             };
             if after {
