@@ -165,7 +165,7 @@ pub struct RecommendedItem {
 
 fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
     ReasonOut {
-        source: reason.source,
+        source: reason.source.to_string(),
         rank: reason.rank,
         score: reason.score,
         because: reason.because,

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use crate::model::{Event, EventType};
 use crate::rank::online::OnlineClickModel;
 use crate::rank::profile::{PriceIndex, UserProfile};
+use crate::recommend::SourceKind;
 use crate::store::ItemMeta;
 
 pub use super::schema::{FEATURES, FEATURE_COUNT};
@@ -44,21 +45,21 @@ pub struct RecallSignals {
 
 impl RecallSignals {
     /// Signals from a recommendation's reasons: `itemknn`, `popularity`/`trending`, and any
-    /// other source as the collaborative model.
+    /// other source as the collaborative model (the first one named).
     /// `reasons`: each recall source that proposed the item, as (source name, rank there,
     /// score there).
-    pub fn from_reasons<'a>(
+    pub fn from_reasons(
         blend_rank: u32,
         blend_score: f64,
-        reasons: impl IntoIterator<Item = (&'a str, usize, f32)>,
+        reasons: impl IntoIterator<Item = (SourceKind, usize, f32)>,
     ) -> Self {
         let mut signals =
             RecallSignals { blend: Signal { rank: blend_rank, score: blend_score as f32 }, ..RecallSignals::default() };
         for (source, rank, score) in reasons {
             let signal = Some(Signal { rank: rank as u32, score });
             match source {
-                "itemknn" => signals.knn = signal,
-                "popularity" | "trending" => signals.popularity = signal,
+                SourceKind::Itemknn => signals.knn = signal,
+                SourceKind::Popularity | SourceKind::Trending => signals.popularity = signal,
                 _ if signals.cf.is_none() => signals.cf = signal,
                 _ => {}
             }

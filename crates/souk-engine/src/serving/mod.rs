@@ -37,6 +37,7 @@ mod similar;
 pub mod training;
 mod trending;
 
+pub use crate::recommend::SourceKind;
 pub use describe::*;
 pub use history::*;
 pub use model_set::*;

@@ -20,7 +20,7 @@ use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
 use crate::recommend::ivf::IvfIndex;
 use crate::recommend::popularity::PopularityParams;
 use crate::recommend::rp3beta::Rp3betaParams;
-use crate::recommend::{registry, EventWeights, Interactions, Recommender};
+use crate::recommend::{registry, EventWeights, Interactions, Recommender, SourceKind};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::Storage;
 
@@ -38,7 +38,7 @@ pub struct RecommendConfig {
     pub models: Vec<String>,
     /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
     /// the model names).
-    pub source_weights: BTreeMap<String, f64>,
+    pub source_weights: BTreeMap<SourceKind, f64>,
     /// How many of a user's latest interactions make up their history.
     pub history_limit: usize,
     /// Candidates taken from each source before fusion.
@@ -60,17 +60,16 @@ impl Default for RecommendConfig {
         Self {
             models: vec!["als".into()],
             source_weights: [
-                ("als", 1.0),
-                ("ease", 1.0),
-                ("infinite_ae", 1.0),
-                ("blend", 1.0),
-                ("rp3beta", 1.0),
-                ("itemknn", 0.8),
-                ("session", 1.5),
-                ("popularity", 0.2),
+                (SourceKind::Als, 1.0),
+                (SourceKind::Ease, 1.0),
+                (SourceKind::InfiniteAe, 1.0),
+                (SourceKind::Blend, 1.0),
+                (SourceKind::Rp3beta, 1.0),
+                (SourceKind::Itemknn, 0.8),
+                (SourceKind::Session, 1.5),
+                (SourceKind::Popularity, 0.2),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
             .collect(),
             history_limit: 200,
             candidates_per_source: 100,

@@ -10,14 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 use crate::rank::rerank::Rules;
+use crate::recommend::SourceKind;
 
 /// See the module documentation. Every field has a default: `{}` is the shop's pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Fusion weight by recall source name (`als`, `ease`, `itemknn`, `popularity`…),
-    /// replacing the configured weight of each source named; 0 leaves a source out.
-    pub sources: BTreeMap<String, f64>,
+    /// Fusion weight by recall source (`als`, `ease`, `itemknn`, `session`, `popularity`…),
+    /// replacing the configured weight of each source named; 0 leaves a source out. An
+    /// unknown source name is refused.
+    pub sources: BTreeMap<SourceKind, f64>,
     /// `Some(false)` serves the hand blend even when a ranker is trained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranker: Option<bool>,
@@ -54,9 +56,9 @@ impl PipelineConfig {
     }
 
     /// The fusion weights this pipeline serves with, over the configured ones.
-    pub fn source_weights(&self, configured: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    pub fn source_weights(&self, configured: &BTreeMap<SourceKind, f64>) -> BTreeMap<SourceKind, f64> {
         let mut weights = configured.clone();
-        weights.extend(self.sources.iter().map(|(k, v)| (k.clone(), *v)));
+        weights.extend(self.sources.iter().map(|(k, v)| (*k, *v)));
         weights
     }
 }
@@ -73,12 +75,12 @@ mod tests {
         pipeline.validate().unwrap();
         let again: PipelineConfig = serde_json::from_str(&serde_json::to_string(&pipeline).unwrap()).unwrap();
         assert_eq!(again, pipeline);
-        let configured: BTreeMap<String, f64> =
-            [("als".to_string(), 1.0), ("popularity".to_string(), 0.2)].into_iter().collect();
+        let configured: BTreeMap<SourceKind, f64> =
+            [(SourceKind::Als, 1.0), (SourceKind::Popularity, 0.2)].into_iter().collect();
         let weights = pipeline.source_weights(&configured);
-        assert_eq!(weights["als"], 2.5);
-        assert_eq!(weights["itemknn"], 0.0);
-        assert_eq!(weights["popularity"], 0.2);
+        assert_eq!(weights[&SourceKind::Als], 2.5);
+        assert_eq!(weights[&SourceKind::Itemknn], 0.0);
+        assert_eq!(weights[&SourceKind::Popularity], 0.2);
         // `{}` is the shop's own pipeline, and serialises back to `{"sources":{}}`.
         let default: PipelineConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(default, PipelineConfig::default());
@@ -92,5 +94,7 @@ mod tests {
         assert_eq!(bad(r#"{"explore_share":1.5}"#), "explore_share");
         assert_eq!(bad(r#"{"rules":{"pin":[{"item":"i1","position":0}]}}"#), "rules.pin[0].position");
         assert!(serde_json::from_str::<PipelineConfig>(r#"{"ranker":true,"surprise":1}"#).is_err());
+        let misspelt = serde_json::from_str::<PipelineConfig>(r#"{"sources":{"alss":1}}"#).unwrap_err();
+        assert!(misspelt.to_string().contains("alss"), "{misspelt}");
     }
 }

@@ -1,12 +1,12 @@
 //! Recall sources of a "for you" page. Each proposes candidates from the shopper's live
 //! history — best first, already past the exclusions, the cursor and the catalog filters —
-//! under a name that its reasons carry and its fusion weight is looked up by. A new source
-//! is a new type here implementing [`RecallSource`], listed in [`recall_sources`]; the page
-//! pipeline does not change.
+//! under a [`SourceKind`] that its reasons carry and its fusion weight is looked up by. A new
+//! source is a new type implementing [`RecallSource`] (and a new `SourceKind`), listed in
+//! [`recall_sources`]; the page pipeline does not change.
 
 use std::collections::HashMap;
 
-use super::{top_k, History, ItemFilter, ModelSet, Source, ALS_PROBE_ITEMS, SESSION_GAP_MS};
+use super::{top_k, History, ItemFilter, ModelSet, Source, SourceKind, ALS_PROBE_ITEMS, SESSION_GAP_MS};
 use crate::error::Result;
 use crate::store::Storage;
 
@@ -81,8 +81,8 @@ pub fn take_accepted(
 
 /// One recall source.
 pub trait RecallSource {
-    /// The name its reasons carry and its fusion weight is looked up by.
-    fn name(&self) -> &str;
+    /// What its reasons say proposed an item; its fusion weight is looked up by it.
+    fn kind(&self) -> SourceKind;
     /// Candidates, best first, that pass exclusions, cursor and filters.
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>>;
 }
@@ -100,7 +100,8 @@ pub fn recall_sources<'a>(
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
         for ((name, source), fold) in set.models.iter().zip(folds) {
-            sources.push(Box::new(Collaborative { name, source, user_vector: fold.as_deref() }));
+            let Some(kind) = SourceKind::of_model(name) else { continue };
+            sources.push(Box::new(Collaborative { kind, source, user_vector: fold.as_deref() }));
         }
         sources.push(Box::new(RecentNeighbours));
         if session_is_open(history, now_ms) && history.session.len() < history.recent.len() {
@@ -136,14 +137,14 @@ pub fn fold_ins(set: &ModelSet, history: &History) -> Vec<Option<Vec<f32>>> {
 /// A collaborative model: factor models search their inverted-file index with the folded
 /// user vector; dense models score every item from the history.
 struct Collaborative<'a> {
-    name: &'a str,
+    kind: SourceKind,
     source: &'a Source,
     user_vector: Option<&'a [f32]>,
 }
 
 impl RecallSource for Collaborative<'_> {
-    fn name(&self) -> &str {
-        self.name
+    fn kind(&self) -> SourceKind {
+        self.kind
     }
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
@@ -171,8 +172,8 @@ struct RecentNeighbours;
 const RECENT_ITEMS: usize = 20;
 
 impl RecallSource for RecentNeighbours {
-    fn name(&self) -> &str {
-        "itemknn"
+    fn kind(&self) -> SourceKind {
+        SourceKind::Itemknn
     }
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
@@ -203,8 +204,8 @@ struct SessionNeighbours;
 const SESSION_ITEMS: usize = 10;
 
 impl RecallSource for SessionNeighbours {
-    fn name(&self) -> &str {
-        "session"
+    fn kind(&self) -> SourceKind {
+        SourceKind::Session
     }
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
@@ -228,8 +229,8 @@ impl RecallSource for SessionNeighbours {
 struct Popular;
 
 impl RecallSource for Popular {
-    fn name(&self) -> &str {
-        "popularity"
+    fn kind(&self) -> SourceKind {
+        SourceKind::Popularity
     }
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
@@ -288,24 +289,24 @@ mod tests {
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
         let sources = recall_sources(&set, &history, &folds, 0);
-        let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
-        assert_eq!(names, vec!["als", "itemknn", "popularity"]);
+        let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
+        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Popularity]);
         for source in &sources {
             let list = source.recall(&recall).unwrap();
-            assert!(list.len() <= 5, "{}", source.name());
+            assert!(list.len() <= 5, "{}", source.kind());
             for (i, _) in &list {
-                assert!(!rejected(*i), "{} proposed a rejected item", source.name());
+                assert!(!rejected(*i), "{} proposed a rejected item", source.kind());
                 let meta = store.items_meta(&[set.item_ids[*i as usize].as_str()]).unwrap().pop().flatten().unwrap();
-                assert_eq!(meta.brand.as_deref(), Some(brand.as_str()), "{}", source.name());
+                assert_eq!(meta.brand.as_deref(), Some(brand.as_str()), "{}", source.kind());
             }
-            assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.name());
+            assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.kind());
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
         let open = recall_sources(&set, &history, &folds, newest + 60_000);
-        let names: Vec<&str> = open.iter().map(|s| s.name()).collect();
+        let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
-            assert_eq!(names, vec!["als", "itemknn", "session", "popularity"]);
+            assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
             for (i, _) in open[2].recall(&recall).unwrap() {
                 assert!(!rejected(i));
                 let meta = store.items_meta(&[set.item_ids[i as usize].as_str()]).unwrap().pop().flatten().unwrap();
@@ -317,7 +318,7 @@ mod tests {
             user_history(&set, &store, &UserId::parse("nobody-yet", "user").unwrap(), 200, Exclusions::default())
                 .unwrap();
         let folds = fold_ins(&set, &cold);
-        let names: Vec<String> = recall_sources(&set, &cold, &folds, 0).iter().map(|s| s.name().to_string()).collect();
-        assert_eq!(names, vec!["popularity"]);
+        let kinds: Vec<SourceKind> = recall_sources(&set, &cold, &folds, 0).iter().map(|s| s.kind()).collect();
+        assert_eq!(kinds, vec![SourceKind::Popularity]);
     }
 }

@@ -74,7 +74,7 @@ pub fn recommend(
     let folds = recall::fold_ins(set, &history);
     let mut lists = Vec::new();
     for source in recall::recall_sources(set, &history, &folds, request.now_ms) {
-        lists.push((source.name().to_string(), source.recall(&recall)?));
+        lists.push((source.kind(), source.recall(&recall)?));
     }
     let mut ranked = fuse(&lists, &config.source_weights);
     // The first factor model's fold-in is the ranker's factor-score feature.
@@ -115,7 +115,7 @@ pub(super) type Scored = (u32, f64, Vec<Reason>);
 
 /// Weighted reciprocal-rank fusion of the sources' lists (`fusion`), keeping each source's
 /// reason; best first. A source weighted 0 takes no part.
-pub(super) fn fuse(lists: &[(String, Vec<(u32, f32)>)], weights: &BTreeMap<String, f64>) -> Vec<Scored> {
+pub(super) fn fuse(lists: &[(SourceKind, Vec<(u32, f32)>)], weights: &BTreeMap<SourceKind, f64>) -> Vec<Scored> {
     let mut fused: HashMap<u32, (f64, Vec<Reason>)> = HashMap::new();
     for (name, list) in lists {
         let weight = weights.get(name).copied().unwrap_or(1.0);
@@ -125,7 +125,7 @@ pub(super) fn fuse(lists: &[(String, Vec<(u32, f32)>)], weights: &BTreeMap<Strin
         for (rank, (i, s)) in list.iter().enumerate() {
             let entry = fused.entry(*i).or_insert_with(|| (0.0, Vec::new()));
             entry.0 += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
-            entry.1.push(Reason { source: name.clone(), rank: rank + 1, score: *s, ..Reason::default() });
+            entry.1.push(Reason { source: *name, rank: rank + 1, score: *s, ..Reason::default() });
         }
     }
     let mut ranked: Vec<Scored> = fused.into_iter().map(|(i, (s, r))| (i, s, r)).collect();
@@ -186,7 +186,7 @@ pub(super) fn rank_stage(
         let mut signals = RecallSignals::from_reasons(
             position as u32 + 1,
             *score,
-            reasons.iter().map(|r| (r.source.as_str(), r.rank, r.score)),
+            reasons.iter().map(|r| (r.source, r.rank, r.score)),
         );
         signals.factor_score = factors[position];
         let mut row = vec![0f32; FEATURE_COUNT];
@@ -239,7 +239,7 @@ pub(super) fn rules_stage(
             {
                 return Ok(None);
             }
-            Ok(Some((i, floor, vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }])))
+            Ok(Some((i, floor, vec![Reason { source: SourceKind::Pin, rank: pin.position, ..Reason::default() }])))
         },
     )?;
     for ((i, _, reasons), score, item_effects) in page {
@@ -259,7 +259,7 @@ pub(super) fn explain_because(set: &ModelSet, history: &History, i: u32, reasons
         .filter(|(_, s)| *s > 0.0)
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((j, _)) = because {
-        for reason in reasons.iter_mut().filter(|r| r.source != "popularity") {
+        for reason in reasons.iter_mut().filter(|r| r.source != SourceKind::Popularity) {
             reason.because = Some(set.item_ids[j as usize].clone());
             reason.because_event = history.last_event.get(&j).copied();
         }
@@ -273,16 +273,16 @@ mod stage_tests {
     #[test]
     fn fusion_keeps_every_sources_reason_and_drops_a_source_weighted_zero() {
         let lists = vec![
-            ("als".to_string(), vec![(1, 0.9), (2, 0.8)]),
-            ("itemknn".to_string(), vec![(2, 3.0), (3, 1.0)]),
-            ("popularity".to_string(), vec![(4, 10.0)]),
+            (SourceKind::Als, vec![(1, 0.9), (2, 0.8)]),
+            (SourceKind::Itemknn, vec![(2, 3.0), (3, 1.0)]),
+            (SourceKind::Popularity, vec![(4, 10.0)]),
         ];
-        let weights: BTreeMap<String, f64> = [("popularity".to_string(), 0.0)].into_iter().collect();
+        let weights: BTreeMap<SourceKind, f64> = [(SourceKind::Popularity, 0.0)].into_iter().collect();
         let fused = fuse(&lists, &weights);
         let order: Vec<u32> = fused.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(order, vec![2, 1, 3], "agreement first; popularity weighted 0 takes no part");
-        let reasons: Vec<(&str, usize)> = fused[0].2.iter().map(|r| (r.source.as_str(), r.rank)).collect();
-        assert_eq!(reasons, vec![("als", 2), ("itemknn", 1)]);
+        let reasons: Vec<(SourceKind, usize)> = fused[0].2.iter().map(|r| (r.source, r.rank)).collect();
+        assert_eq!(reasons, vec![(SourceKind::Als, 2), (SourceKind::Itemknn, 1)]);
         assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
     }
 }

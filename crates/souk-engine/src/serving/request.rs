@@ -12,6 +12,7 @@ pub use crate::input::ItemFilter;
 use crate::model::EventType;
 use crate::rank::online::OnlineClickModel;
 use crate::rank::rerank::{Effect, Pin, Promotion, Rules};
+use crate::recommend::SourceKind;
 
 /// Which of a user's items never to recommend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +32,8 @@ impl Default for Exclusions {
 /// Why an item was recommended.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
-    /// The source that proposed it: a model name, `itemknn`, `popularity` or `trending`.
-    pub source: String,
+    /// The source that proposed it (or the pin rule that placed it).
+    pub source: SourceKind,
     /// Its rank in that source (1-based).
     pub rank: usize,
     /// The source's own score.

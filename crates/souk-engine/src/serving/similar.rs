@@ -32,7 +32,9 @@ pub fn similar(
             .zip(sims)
             .zip(metas)
             .filter(|((j, _), meta)| **j != i && filter.accepts(meta.as_ref()))
-            .map(|((j, s), _)| similar_item(set.item_ids[*j as usize].clone(), f64::from(*s), "itemknn", item))
+            .map(|((j, s), _)| {
+                similar_item(set.item_ids[*j as usize].clone(), f64::from(*s), SourceKind::Itemknn, item)
+            })
             .collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         out.truncate(n);
@@ -53,7 +55,7 @@ pub fn similar(
         let floor = out.last().map_or(0.0, |r| r.score.min(0.0));
         let room = n - out.len();
         for (k, (_, _, id)) in alike.into_iter().take(room).enumerate() {
-            out.push(similar_item(id, floor - (k + 1) as f64 * 1e-6, "catalog", item));
+            out.push(similar_item(id, floor - (k + 1) as f64 * 1e-6, SourceKind::Catalog, item));
         }
     }
     for (rank, r) in out.iter_mut().enumerate() {
@@ -73,12 +75,12 @@ pub(super) fn catalog_affinity(a: &ItemMeta, b: &ItemMeta) -> u32 {
     2 * levels as u32 + brand
 }
 
-pub(super) fn similar_item(id: String, score: f64, source: &str, because: &str) -> Recommended {
+pub(super) fn similar_item(id: String, score: f64, source: SourceKind, because: &str) -> Recommended {
     Recommended {
         id,
         score,
         reasons: vec![Reason {
-            source: source.into(),
+            source,
             rank: 0,
             score: score as f32,
             because: Some(because.to_string()),

@@ -72,7 +72,7 @@ pub fn recommend_without_models(
                 Ok((meta.is_some() && request.filter.accepts(meta.as_ref())).then(|| Recommended {
                     id: pin.item.clone(),
                     score: floor,
-                    reasons: vec![Reason { source: "pin".into(), rank: pin.position, ..Reason::default() }],
+                    reasons: vec![Reason { source: SourceKind::Pin, rank: pin.position, ..Reason::default() }],
                     ..Recommended::default()
                 }))
             },
@@ -145,7 +145,7 @@ pub fn trending(
                     id: id.clone(),
                     score,
                     reasons: vec![Reason {
-                        source: "trending".into(),
+                        source: SourceKind::Trending,
                         rank: out.len() + 1,
                         score: (score as f32).max(f32::MIN_POSITIVE),
                         because: None,

@@ -113,7 +113,7 @@ impl World<'_> {
                         RecallSignals::from_reasons(
                             c as u32 + 1,
                             r.score,
-                            r.reasons.iter().map(|x| (x.source.as_str(), x.rank, x.score)),
+                            r.reasons.iter().map(|x| (x.source, x.rank, x.score)),
                         )
                     })
                     .collect();

@@ -146,6 +146,7 @@ mod tests {
     use crate::gen::{GenConfig, Generator};
     use crate::model::{Event, EventType};
     use crate::rank::ranker::FeatureLog;
+    use crate::recommend::SourceKind;
     use crate::serving::shop::RecommendAsk;
     use crate::serving::ShopSettings;
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
@@ -208,7 +209,10 @@ mod tests {
             let assignment = page.experiment.clone().expect("served under the experiment");
             assert_eq!(assignment.experiment, "no-knn");
             if assignment.arm.name == "popular" {
-                assert!(page.items.iter().all(|i| i.reasons.iter().all(|r| r.source == "popularity")), "{page:?}");
+                assert!(
+                    page.items.iter().all(|i| i.reasons.iter().all(|r| r.source == SourceKind::Popularity)),
+                    "{page:?}"
+                );
             }
             pages.push((u, assignment.arm.name.clone(), page));
         }

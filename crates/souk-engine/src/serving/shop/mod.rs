@@ -327,6 +327,7 @@ mod tests {
     use super::pages::ServedPage;
     use super::*;
     use crate::gen::{GenConfig, Generator};
+    use crate::recommend::SourceKind;
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
 
     /// A generated shop without models, logging every page (none explored).
@@ -358,7 +359,7 @@ mod tests {
         let before = shop.recommend(super::pages::RecommendAsk::new(user("u000003"), 5)).unwrap();
         assert_eq!(before.trained_at_ms, None);
         assert_eq!(before.items.len(), 5);
-        assert!(before.items.iter().all(|i| i.reasons[0].source == "trending" && i.title.is_some()));
+        assert!(before.items.iter().all(|i| i.reasons[0].source == SourceKind::Trending && i.title.is_some()));
 
         let impressions = || shop.store().stats().unwrap().events_by_type.get("impression").copied().unwrap_or(0);
         let generated = impressions();
@@ -390,16 +391,16 @@ mod tests {
         let shop = shop(dir.path());
         shop.train().unwrap();
         let ask = || super::pages::RecommendAsk::new(user("u000007"), 8);
-        let sources = |page: &ServedPage| -> std::collections::BTreeSet<String> {
-            page.items.iter().flat_map(|i| i.reasons.iter().map(|r| r.source.clone())).collect()
+        let sources = |page: &ServedPage| -> std::collections::BTreeSet<SourceKind> {
+            page.items.iter().flat_map(|i| i.reasons.iter().map(|r| r.source)).collect()
         };
         let default = shop.recommend(ask()).unwrap();
-        assert!(sources(&default).contains("als"), "{:?}", sources(&default));
+        assert!(sources(&default).contains(&SourceKind::Als), "{:?}", sources(&default));
         // Only popularity, from JSON as an experiment arm would carry it.
         let popular: PipelineConfig =
             serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0,"session":0},"ranker":false}"#).unwrap();
         let page = shop.recommend_with(ask(), &popular).unwrap();
-        assert_eq!(sources(&page), ["popularity".to_string()].into_iter().collect());
+        assert_eq!(sources(&page), [SourceKind::Popularity].into_iter().collect());
         assert!(page.items.iter().all(|i| i.ranker.is_none()));
         // A pipeline's pin applies; a request's pin at the same position wins over it.
         let pinned_item = page.items.last().unwrap().id.clone();
@@ -512,7 +513,7 @@ mod tests {
             in_new(&after),
             in_new(&without)
         );
-        let session = after.items.iter().filter(|i| i.reasons.iter().any(|r| r.source == "session")).count();
+        let session = after.items.iter().filter(|i| i.reasons.iter().any(|r| r.source == SourceKind::Session)).count();
         assert!(session > 0, "the session source proposed some of them");
     }
 

@@ -1,0 +1,108 @@
+//! The names of recall sources: what a reason says proposed an item, what a pipeline's
+//! fusion weights are keyed by. A closed set, so that a misspelt source in a pipeline or in
+//! configuration is refused, not silently weighted 0.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A recall source (or, for `pin`, the rule that placed an item). Serialised in snake case:
+/// `als`, `itemknn`, `infinite_ae`…
+/// The default is `popularity`, the source every page has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Collaborative models (the registry's models that serve as recall sources).
+    Als,
+    Ease,
+    InfiniteAe,
+    Blend,
+    Rp3beta,
+    /// Item-kNN on the recent history ("because you viewed X"); for similar items, the
+    /// item's neighbours.
+    Itemknn,
+    /// Items like those of the shopper's session still going on.
+    Session,
+    /// The most popular items.
+    #[default]
+    Popularity,
+    /// Popular lately, on the shop's clock.
+    Trending,
+    /// Catalog items sharing the category path or brand (similar items without neighbours).
+    Catalog,
+    /// A pin rule placed the item.
+    Pin,
+}
+
+impl SourceKind {
+    /// Every source, in declaration order.
+    pub const ALL: [SourceKind; 11] = [
+        Self::Als,
+        Self::Ease,
+        Self::InfiniteAe,
+        Self::Blend,
+        Self::Rp3beta,
+        Self::Itemknn,
+        Self::Session,
+        Self::Popularity,
+        Self::Trending,
+        Self::Catalog,
+        Self::Pin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Als => "als",
+            Self::Ease => "ease",
+            Self::InfiniteAe => "infinite_ae",
+            Self::Blend => "blend",
+            Self::Rp3beta => "rp3beta",
+            Self::Itemknn => "itemknn",
+            Self::Session => "session",
+            Self::Popularity => "popularity",
+            Self::Trending => "trending",
+            Self::Catalog => "catalog",
+            Self::Pin => "pin",
+        }
+    }
+
+    /// The source a registry model serves as (`None` for a name that is no model).
+    pub fn of_model(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name && super::MODELS.contains(&name))
+    }
+
+    /// Whether this is a collaborative model's source (a factor or dense model).
+    pub fn is_collaborative(self) -> bool {
+        matches!(self, Self::Als | Self::Ease | Self::InfiniteAe | Self::Blend | Self::Rp3beta)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_json_and_unknown_names_are_refused() {
+        for kind in SourceKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<SourceKind>(&json).unwrap(), kind);
+        }
+        assert!(serde_json::from_str::<SourceKind>("\"alss\"").is_err());
+    }
+
+    #[test]
+    fn every_registry_model_but_popularity_and_itemknn_is_a_collaborative_source() {
+        for name in super::super::MODELS {
+            let kind = SourceKind::of_model(name).unwrap_or_else(|| panic!("{name} has no source"));
+            assert_eq!(kind.is_collaborative(), !matches!(*name, "popularity" | "itemknn"), "{name}");
+        }
+        assert_eq!(SourceKind::of_model("trending"), None, "not a model");
+    }
+}
