@@ -47,6 +47,7 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         users_api::get_user,
         users_api::delete_user,
         users_api::get_user_events,
+        users_api::export_user,
         users_api::get_profile,
         search_api::get_search,
         search_api::post_search,
@@ -149,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/items/{id}", put(items_api::put_item).get(items_api::get_item).delete(items_api::delete_item))
         .route("/v1/users/{id}", put(users_api::put_user).get(users_api::get_user).delete(users_api::delete_user))
         .route("/v1/users/{id}/events", get(users_api::get_user_events))
+        .route("/v1/users/{id}/export", get(users_api::export_user))
         .route("/v1/users/{id}/profile", get(users_api::get_profile))
         .route("/v1/users/{id}/recommendations", get(recommend_api::get_recommendations))
         .route("/v1/items/{id}/similar", get(recommend_api::get_similar))

@@ -2,13 +2,14 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use souk_engine::serving::page_log::now_ms;
 use souk_engine::serving::shop::UserOverview;
-use souk_engine::{input, Follow, UserId};
+use souk_engine::{input, Error, Follow, UserId};
 
 use crate::body::{json_value, read_limited, Query};
 use crate::error::{ApiError, ApiResult};
@@ -76,7 +77,7 @@ pub struct EventsQuery {
     pub n: Option<usize>,
 }
 
-/// A user's most recent events, newest first (also the data export of a user).
+/// A user's most recent events, newest first (the whole record: `GET /v1/users/{id}/export`).
 #[utoipa::path(get, path = "/v1/users/{id}/events", tag = "users",
     params(("id" = String, Path, description = "User id"), EventsQuery),
     responses((status = 200, description = "Events, newest first", body = Vec<crate::wire::EventIn>)))]
@@ -92,6 +93,61 @@ pub async fn get_user_events(
     }
     let events = state.blocking(move |shop| shop.store().user_events(&user_id, n)).await?;
     Ok(Json(json!({ "user": id, "events": events })))
+}
+
+/// A user's data export, streamed as NDJSON (`application/x-ndjson`), one record per line
+/// tagged by `record`: first `user` (`id`, `exported_at`, their stored record or null), then
+/// every stored `event` oldest first, every `follow` they made, every experiment `exposure`,
+/// and last `end` with the counts — a stream cut short has no `end` line.
+#[utoipa::path(get, path = "/v1/users/{id}/export", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "NDJSON records: user, event…, follow…, exposure…, end",
+        content_type = "application/x-ndjson", body = String),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn export_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    /// Lines are sent in chunks of about this many bytes.
+    const CHUNK: usize = 64 * 1024;
+    let user_id = path_user_id(&id, "id")?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let (found_tx, found_rx) = tokio::sync::oneshot::channel::<souk_engine::Result<bool>>();
+    let shop = state.shop.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut found_tx = Some(found_tx);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let outcome = shop.export_user(&user_id, now_ms(), &mut |record| {
+            if let Some(found) = found_tx.take() {
+                let _ = found.send(Ok(true));
+            }
+            serde_json::to_writer(&mut chunk, &record).map_err(|e| Error::Internal(format!("encoding: {e}")))?;
+            chunk.push(b'\n');
+            if chunk.len() >= CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                tx.blocking_send(full).map_err(|_| Error::Internal("the client went away".into()))?;
+            }
+            Ok(())
+        });
+        match (outcome, found_tx) {
+            (outcome, Some(found)) => {
+                let _ = found.send(outcome);
+            }
+            (Ok(_), None) if !chunk.is_empty() => {
+                let _ = tx.blocking_send(chunk);
+            }
+            (Ok(_), None) => {}
+            // Mid-stream: the response is under way; ending it without the `end` line
+            // tells the reader it is incomplete.
+            (Err(e), None) => tracing::warn!(error = %e, "a user export stopped early"),
+        }
+    });
+    match found_rx.await.map_err(|e| ApiError::internal("running a storage task", e))? {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::not_found("user", &id)),
+        Err(e) => return Err(ApiError::from(e)),
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
 }
 
 /// Follow (or befriend, or trust) another user.

@@ -316,6 +316,23 @@ impl Catalog {
         Ok(())
     }
 
+    /// A user's exposures in every experiment, in the order they were recorded.
+    pub fn user_exposures(&self, user: &UserId) -> Result<Vec<Exposure>> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT experiment, request_id, arm, timestamp FROM exposures WHERE user = ?1 ORDER BY rowid",
+        )?;
+        let rows = statement.query_map([user.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (experiment, request_id, arm, timestamp) = row?;
+            out.push(Exposure { experiment, request_id, user: user.clone(), arm, timestamp });
+        }
+        Ok(out)
+    }
+
     /// An experiment's exposures in the order they were recorded.
     pub fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
         let connection = self.connection.lock();

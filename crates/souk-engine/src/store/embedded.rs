@@ -578,6 +578,10 @@ impl Storage for EmbeddedStore {
         self.catalog.exposures(experiment)
     }
 
+    fn user_exposures(&self, user: &UserId) -> Result<Vec<Exposure>> {
+        self.catalog.user_exposures(user)
+    }
+
     fn put_api_key(&self, id: &str, doc: &str) -> Result<()> {
         self.catalog.put_api_key(id, doc)
     }

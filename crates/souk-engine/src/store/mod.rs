@@ -155,6 +155,8 @@ pub trait Storage: Send + Sync {
     fn add_exposures(&self, exposures: &[Exposure]) -> Result<()>;
     /// An experiment's exposures, oldest first. Erasing a user erases theirs.
     fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>>;
+    /// A user's exposures in every experiment, oldest first.
+    fn user_exposures(&self, user: &UserId) -> Result<Vec<Exposure>>;
     /// Create or replace an API key's document (durable when this returns).
     fn put_api_key(&self, id: &str, doc: &str) -> Result<()>;
     /// Every API key's (id, document).

@@ -303,3 +303,37 @@ async fn every_route_answers_each_credential_as_its_scope_says() {
         assert_eq!(server.get(uri).await.0, StatusCode::OK, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_users_export_streams_every_record_and_ends_with_the_counts() {
+    let server = TestServer::new(ServerConfig::default());
+    assert_eq!(server.get("/v1/users/ada/export").await.0, StatusCode::NOT_FOUND);
+    server.json("PUT", "/v1/users/ada", json!({"attributes": {"region": "EU"}})).await;
+    server.call("PUT", "/v1/users/ada/follows/bob", None, vec![]).await;
+    // Enough events that the stream spans several chunks.
+    let events: Vec<_> = (0..2_000)
+        .map(|k| json!({"id": format!("e{k}"), "type": "view", "user": "ada", "item": format!("i{}", k % 50), "timestamp": 1_000 + k}))
+        .collect();
+    assert_eq!(server.json("POST", "/v1/events", json!(events)).await.0, StatusCode::OK);
+    server.json("POST", "/v1/events", json!([{"type": "view", "user": "bob", "item": "i1", "timestamp": 5}])).await;
+
+    let request = axum::http::Request::get("/v1/users/ada/export").body(axum::body::Body::empty()).unwrap();
+    let response = tower::ServiceExt::oneshot(souk_server::router(server.state.clone()), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let lines: Vec<serde_json::Value> =
+        std::str::from_utf8(&bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1 + 2_000 + 1 + 1, "user, events, follow, end");
+    assert_eq!((lines[0]["record"].as_str(), lines[0]["id"].as_str()), (Some("user"), Some("ada")));
+    assert_eq!(lines[0]["user"]["attributes"]["region"], "EU");
+    let times: Vec<i64> = lines[1..2_001].iter().map(|l| l["timestamp"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "every event, oldest first");
+    assert!(lines[1..2_001].iter().all(|l| l["record"] == "event" && l["user"] == "ada"));
+    assert_eq!(lines[2_001]["other"], "bob");
+    assert_eq!(lines[2_002], json!({"record": "end", "events": 2000, "follows": 1, "exposures": 0}));
+
+    assert_eq!(server.call("DELETE", "/v1/users/ada", None, vec![]).await.0, StatusCode::OK);
+    let (status, body) = server.get("/v1/users/ada/export").await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+}

@@ -10,6 +10,7 @@
 //! click model); this file holds construction and the catalog and event writes.
 
 mod experiments;
+pub mod export;
 pub mod keys;
 mod learning;
 mod pages;
