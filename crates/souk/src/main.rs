@@ -84,6 +84,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a snapshot of the data directory into DIR (a new folder), consistent while a
+    /// server is writing to it: sealed event segments hard-linked, the newest copied, the
+    /// catalog through SQLite's `VACUUM INTO`, the live model generation, the ranker's logs.
+    /// The search index is rebuilt from the catalog after a restore.
+    Snapshot {
+        /// The new folder to write the snapshot into (refused if it exists).
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot into the data directory (which must be absent or empty), then
+    /// verify it; exit 4 if the data directory is not empty, 6 if the result is damaged.
+    Restore {
+        /// A folder written by `souk snapshot`.
+        snapshot: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Experiments: create a draft, list, start, stop, report.
     Experiment {
         #[command(subcommand)]
@@ -249,6 +267,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys_cmd::run(&config, command),
         Command::Verify { json } => store_cmd::verify(&config, json),
         Command::Repair { json } => store_cmd::repair(&config, json),
+        Command::Snapshot { dir, json } => store_cmd::snapshot(&config, &dir, json),
+        Command::Restore { snapshot, json } => store_cmd::restore(&config, &snapshot, json),
         Command::Train { models, json } => recommend_cmd::train(&config, models.as_deref(), json),
         Command::Eval(args) => eval(&config, &args),
         Command::Index { embed, json } => search_cmd::index(&config, embed, json),

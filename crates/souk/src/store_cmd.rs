@@ -2,6 +2,7 @@
 //! log. Both take the directory lock, so they run while no server holds it.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::Context;
 use souk_engine::store::verify::{LogCheck, RepairReport};
@@ -90,6 +91,56 @@ pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
         advice.push_str("; `souk train` writes a new model generation");
     }
     Err(DamageFound(advice).into())
+}
+
+pub fn snapshot(config: &Config, target: &Path, json: bool) -> anyhow::Result<()> {
+    let report = souk_engine::store::snapshot::snapshot(&config.data_dir, target)
+        .with_context(|| format!("writing a snapshot of {} into {}", config.data_dir.display(), target.display()))?;
+    if json {
+        println!("{}", serde_json::json!({"snapshot": target, "report": report}));
+    } else {
+        println!(
+            "snapshot written to {}: {} event segments ({} hard-linked), catalog {}, models {}, {} ranker files, {} copied",
+            target.display(),
+            report.segments_linked + report.segments_copied,
+            report.segments_linked,
+            if report.catalog { "yes" } else { "none" },
+            report.model_generation.as_deref().unwrap_or("none"),
+            report.rank_files,
+            human_bytes(report.bytes_copied),
+        );
+    }
+    Ok(())
+}
+
+pub fn restore(config: &Config, snapshot: &Path, json: bool) -> anyhow::Result<()> {
+    let (report, verified) = souk_engine::store::snapshot::restore(snapshot, &config.data_dir)
+        .with_context(|| format!("restoring {} into {}", snapshot.display(), config.data_dir.display()))?;
+    if json {
+        println!("{}", serde_json::json!({"ok": verified.is_clean(), "restored": report, "verify": verified}));
+    } else {
+        println!(
+            "restored {} into {}: {} event records, catalog {}, models {}; build the search index with `souk index`",
+            snapshot.display(),
+            config.data_dir.display(),
+            verified.log.records,
+            if report.catalog { "yes" } else { "none" },
+            report.model_generation.as_deref().unwrap_or("none"),
+        );
+    }
+    if !verified.is_clean() {
+        return Err(DamageFound("the restored data directory is damaged; `souk verify` says where".into()).into());
+    }
+    Ok(())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
 }
 
 pub fn repair(config: &Config, json: bool) -> anyhow::Result<()> {

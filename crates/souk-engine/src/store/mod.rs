@@ -18,6 +18,7 @@ mod embedded;
 pub mod index;
 pub mod log;
 mod sink;
+pub mod snapshot;
 pub mod verify;
 
 use std::collections::BTreeMap;

@@ -153,3 +153,39 @@ fn a_flipped_byte_in_the_newest_segment_stops_every_open_and_repair_salvages_the
     assert_eq!(stats(&data)["events"].as_u64().unwrap(), before - 1);
     run_ok(souk().arg("--data-dir").arg(&data).args(["verify"]));
 }
+
+#[test]
+fn a_snapshot_of_a_serving_shop_restores_with_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("live");
+    run_ok(souk().arg("--data-dir").arg(&data).args(["gen", "--items", "300", "--users", "60", "--events", "4000"]));
+    let stats = |data: &std::path::Path| -> Value {
+        serde_json::from_slice(&run_ok(souk().arg("--data-dir").arg(data).args(["stats", "--json"])).stdout).unwrap()
+    };
+    let generated = stats(&data)["events"].as_u64().unwrap();
+    let server = Server::start(&data);
+    for n in 0..4 {
+        let response = ureq::post(&server.url("/v1/events")).send_json(batch(n)).unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Beside the running server (which holds the directory's lock).
+    let snap = dir.path().join("snap");
+    let report: Value = serde_json::from_slice(
+        &run_ok(souk().arg("--data-dir").arg(&data).arg("snapshot").arg(&snap).arg("--json")).stdout,
+    )
+    .unwrap();
+    assert_eq!(report["report"]["catalog"], true, "{report}");
+    let again = souk().arg("--data-dir").arg(&data).arg("snapshot").arg(&snap).output().unwrap();
+    assert_eq!(again.status.code(), Some(4), "an existing target is refused");
+    drop(server);
+
+    let restored = dir.path().join("restored");
+    let output: Value = serde_json::from_slice(
+        &run_ok(souk().arg("--data-dir").arg(&restored).arg("restore").arg(&snap).arg("--json")).stdout,
+    )
+    .unwrap();
+    assert_eq!(output["ok"], true, "{output}");
+    assert_eq!(stats(&restored)["events"].as_u64(), Some(generated + 4 * PER_BATCH as u64));
+    let twice = souk().arg("--data-dir").arg(&restored).arg("restore").arg(&snap).output().unwrap();
+    assert_eq!(twice.status.code(), Some(4), "a non-empty data directory is refused");
+}
