@@ -56,3 +56,21 @@ pub async fn retrain_loop(state: AppState, every: Duration) {
         }
     }
 }
+
+/// Every `every`, train when a stored model generation may still hold an erased user: the
+/// training removes every other generation, so an erased user leaves the model files within
+/// `every` plus one training.
+pub async fn erasure_loop(state: AppState, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        if !state.shop.erasure_pending() {
+            continue;
+        }
+        match train_now(&state).await {
+            Ok(_) => tracing::info!("trained away an erased user's model generations"),
+            Err(e) if e.body.code == "training_in_progress" => {}
+            Err(e) => tracing::warn!(code = e.body.code, message = e.body.message, "erasure retraining failed"),
+        }
+    }
+}

@@ -71,6 +71,7 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
         tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
         tokio::spawn(souk_server::train_api::online_loop(state.clone(), std::time::Duration::from_secs(5)));
+        tokio::spawn(souk_server::train_api::erasure_loop(state.clone(), ERASURE_CHECK));
         if config.recommend.retrain_seconds > 0 {
             tokio::spawn(souk_server::train_api::retrain_loop(
                 state.clone(),
@@ -82,6 +83,10 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
 }
+
+/// How often the server looks for an erasure still held by a stored model generation (it then
+/// trains at once): an erased user leaves the model files within this plus one training.
+const ERASURE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A server reachable from other machines must not let anyone in: without a master key it
 /// listens on the loopback address only.

@@ -11,6 +11,12 @@
 //!
 //! Every generation holds `CHECKSUMS`: one line `crc32 bytes name` per file, written at
 //! commit, so `souk verify` checks every model file whatever its format.
+//!
+//! Erasure: a model generation holds the users it was trained on. Erasing a user writes
+//! `ERASURE_PENDING` (a token that changes with every erasure); the next training, once
+//! committed, removes every other generation and — when no erasure happened since that
+//! training read the store — the marker ([`ArtifactStore::finish_erasure`]). Until then the
+//! marker asks for that training (the server retrains for it within seconds).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -22,6 +28,8 @@ use crate::error::{Error, Result};
 
 /// The checksum list of a generation.
 const CHECKSUMS: &str = "CHECKSUMS";
+/// Present while a generation on disk may still hold an erased user.
+const ERASURE_PENDING: &str = "ERASURE_PENDING";
 
 /// What checking the live generation found (`souk verify`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -72,6 +80,10 @@ pub struct Generation {
     dir: PathBuf,
 }
 
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
 fn generation_name(number: u64) -> String {
     format!("g-{number:08}")
 }
@@ -94,6 +106,51 @@ impl ArtifactStore {
         }
         numbers.sort_unstable();
         Ok(numbers)
+    }
+
+    /// Record that a user was erased: every generation now on disk may hold them. Durable
+    /// when this returns. Nothing to do while no generation exists.
+    pub fn mark_erasure(&self) -> Result<()> {
+        if self.generations()?.is_empty() {
+            return Ok(());
+        }
+        let previous = self.erasure_token().unwrap_or(0);
+        let token = previous.max(now_nanos()) + 1;
+        let tmp = self.dir.join(format!("{ERASURE_PENDING}.tmp"));
+        {
+            let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+            file.write_all(token.to_string().as_bytes())?;
+            file.sync_all()?;
+        }
+        fs_err::rename(&tmp, self.dir.join(ERASURE_PENDING))?;
+        fs_err::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// The token of the latest erasure not yet trained away, if any. A training reads it
+    /// before it reads the store and hands it to [`ArtifactStore::finish_erasure`].
+    pub fn erasure_token(&self) -> Option<u128> {
+        fs_err::read_to_string(self.dir.join(ERASURE_PENDING)).ok().and_then(|t| t.trim().parse().ok())
+    }
+
+    /// After a training committed a generation: when an erasure is pending, remove every
+    /// generation but the live one, and clear the marker if no erasure happened since the
+    /// training read `token` (a later one waits for the next training).
+    pub fn finish_erasure(&self, token: Option<u128>) -> Result<()> {
+        let Some(pending) = self.erasure_token() else { return Ok(()) };
+        let Some(live) = self.current()? else { return Ok(()) };
+        for number in self.generations()? {
+            let name = generation_name(number);
+            if name != live.name {
+                fs_err::remove_dir_all(self.dir.join(name))?;
+            }
+        }
+        fs_err::File::open(&self.dir)?.sync_all()?;
+        if token == Some(pending) {
+            fs_err::remove_file(self.dir.join(ERASURE_PENDING))?;
+            fs_err::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Start writing a new generation.
@@ -257,6 +314,41 @@ mod tests {
         assert_eq!(live.name, "g-00000004");
         assert_eq!(store.generations().unwrap(), vec![3, 4]);
         assert!(store.begin().unwrap().create("../escape").is_err());
+    }
+
+    #[test]
+    fn an_erasure_is_trained_away_only_by_a_training_that_began_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        store.mark_erasure().unwrap();
+        assert_eq!(store.erasure_token(), None, "no generation, nothing to erase from");
+        let commit = |byte: u8| {
+            let mut writer = store.begin().unwrap();
+            writer.create("users.txt").unwrap().write_all(&[byte]).unwrap();
+            writer.commit().unwrap()
+        };
+        commit(1);
+        commit(2);
+        store.mark_erasure().unwrap();
+        let first = store.erasure_token().unwrap();
+        // A training that read the store before a second erasure...
+        let read_before = store.erasure_token();
+        store.mark_erasure().unwrap();
+        assert!(store.erasure_token().unwrap() > first);
+        commit(3);
+        store.finish_erasure(read_before).unwrap();
+        // ...leaves only its own generation, and the marker for the next training.
+        assert_eq!(store.generations().unwrap(), vec![3]);
+        assert!(store.erasure_token().is_some());
+        let read_after = store.erasure_token();
+        commit(4);
+        store.finish_erasure(read_after).unwrap();
+        assert_eq!(store.generations().unwrap(), vec![4]);
+        assert_eq!(store.erasure_token(), None);
+        // Without a pending erasure, the previous generation is kept as usual.
+        commit(5);
+        store.finish_erasure(None).unwrap();
+        assert_eq!(store.generations().unwrap(), vec![4, 5]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ impl Shop {
         let Some(_guard) = self.training.try_lock() else {
             return Err(Error::Coded { code: "training_in_progress", message: "a training is already running".into() });
         };
+        // Read before the store is: an erasure after this point waits for the next training.
+        let erasure = self.artifacts.as_ref().and_then(|a| a.erasure_token());
         let serving = self.models();
         let settings = &self.settings;
         let training = Training {
@@ -54,7 +56,16 @@ impl Shop {
         }
         self.models.store(Some(Arc::new(set)));
         tracing::info!(generation = report.generation.as_deref().unwrap_or("in-memory"), "model set swapped");
+        if let (Some(artifacts), Some(_)) = (&self.artifacts, &report.generation) {
+            artifacts.finish_erasure(erasure)?;
+        }
         Ok(report)
+    }
+
+    /// Whether a stored model generation may still hold an erased user: the next
+    /// [`Shop::train`] removes it (the server trains for it at once).
+    pub fn erasure_pending(&self) -> bool {
+        self.artifacts.as_ref().is_some_and(|a| a.erasure_token().is_some())
     }
 
     /// Whether events arrived since the serving set was trained (or there is none yet and
@@ -91,4 +102,58 @@ pub(super) fn popularity_of(set: &ModelSet) -> HashMap<Arc<str>, f32> {
     let max = set.popularity.iter().copied().fold(0f32, f32::max);
     let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
     set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::gen::{GenConfig, Generator};
+    use crate::ids::UserId;
+    use crate::serving::ShopSettings;
+    use crate::store::artifacts::ArtifactStore;
+    use crate::store::{DataDir, EmbeddedStore, StoreConfig, StoreSink};
+
+    /// Every file under `dir` whose bytes contain `needle`.
+    fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_containing(&path, needle));
+            } else if fs_err::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_erased_user_leaves_every_model_generation_at_the_next_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        let generator = Generator::new(GenConfig { items: 120, users: 40, events: 2_500, seed: 3 }).unwrap();
+        let mut sink = StoreSink::new(&store);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        sink.finish().unwrap();
+        let shop = Shop::new(Arc::new(store), ShopSettings::default()).with_artifacts(ArtifactStore::new(dir.path()));
+        shop.train().unwrap();
+        shop.train().unwrap();
+        let models = DataDir::new(dir.path()).models();
+        let user = UserId::parse("u000005", "user").unwrap();
+        let needle = user.as_str().as_bytes();
+        assert_eq!(files_containing(&models, needle).len(), 2, "both kept generations hold the user");
+        assert!(!shop.erasure_pending());
+
+        shop.erase_user(&user).unwrap();
+        assert!(shop.erasure_pending());
+        assert_eq!(files_containing(&models, needle).len(), 2, "until the next training");
+        shop.train().unwrap();
+        assert_eq!(files_containing(&models, needle), Vec::<std::path::PathBuf>::new());
+        assert!(!shop.erasure_pending());
+        // Another user is still in the live generation.
+        assert_eq!(files_containing(&models, b"u000006").len(), 1);
+    }
 }

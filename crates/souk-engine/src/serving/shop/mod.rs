@@ -299,6 +299,17 @@ impl Shop {
         Ok(index)
     }
 
+    /// Erase a user: their record, events, social edges and exposures at once (the store),
+    /// and every stored model generation trained on them at the next training, which
+    /// [`Shop::erasure_pending`] asks for.
+    pub fn erase_user(&self, user: &UserId) -> Result<crate::store::EraseReport> {
+        let report = self.store().erase_user(user)?;
+        if let Some(artifacts) = &self.artifacts {
+            artifacts.mark_erasure()?;
+        }
+        Ok(report)
+    }
+
     /// What the shop knows of a user; `None` when it knows nothing (no record, no follows,
     /// no events).
     pub fn user_overview(&self, user: &UserId, now_ms: i64) -> Result<Option<UserOverview>> {
