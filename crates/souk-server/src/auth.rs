@@ -3,7 +3,8 @@
 //! With a master key configured, every `/v1` route needs `Authorization: Bearer KEY`: the
 //! master key, or a key from `POST /v1/keys` holding the route's scope ([`required_scope`]).
 //! No key → 401 `missing_key`, an unknown one → 401 `invalid_key`, a key without the scope →
-//! 403 `insufficient_scope`. `/health`, `/metrics`, `/openapi.json` and the pages stay open.
+//! 403 `insufficient_scope`, a key over its rate → 429 `rate_limited` with `Retry-After`
+//! ([`crate::rate_limit`]). `/health`, `/metrics`, `/openapi.json` and the pages stay open.
 //!
 //! Independently of keys, a request body sent as a form or plain text — what any web page
 //! may post to another site without asking the browser first — is refused with 415, so a
@@ -72,7 +73,20 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             None,
         )
         .into_response(),
-        Some(_) => next.run(request).await,
+        Some(key) => match state.limits.check(&key) {
+            Ok(()) => next.run(request).await,
+            Err(wait) => {
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut response = ApiError::new(
+                    "rate_limited",
+                    format!("key {} is over its rate; retry in {seconds} s", key.id),
+                    None,
+                )
+                .into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+                response
+            }
+        },
     }
 }
 

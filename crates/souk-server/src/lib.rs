@@ -13,6 +13,7 @@ pub mod experiments_api;
 pub mod items_api;
 pub mod keys_api;
 pub mod metrics;
+pub mod rate_limit;
 pub mod recommend_api;
 pub mod search_api;
 pub mod state;
@@ -172,7 +173,26 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(auth::same_site_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower::util::option_layer(cors(&state.config.cors_origins)))
         .with_state(state)
+}
+
+/// Cross-origin access for the configured origins only (`[server] cors_origins`); with none,
+/// no CORS headers at all, so browsers keep other sites' pages out. Answers preflights
+/// before access control (a preflight carries no key).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600));
+    Some(layer)
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight requests and return. Every

@@ -9,6 +9,7 @@ use souk_engine::serving::Shop;
 
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,11 +21,19 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most events (or items) accepted in one request.
     pub max_batch: usize,
+    /// Origins whose web pages may call the API from a browser (CORS), e.g.
+    /// `["https://shop.example"]`. Empty (the default): no cross-origin access.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:7700".into(), max_body_bytes: 16 * 1024 * 1024, max_batch: 10_000 }
+        Self {
+            listen: "127.0.0.1:7700".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch: 10_000,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -47,6 +56,19 @@ impl ServerConfig {
         if !(1..=1_000_000).contains(&self.max_batch) {
             problems.push(("server.max_batch".into(), format!("expected 1..=1000000, found {}", self.max_batch)));
         }
+        for (i, origin) in self.cors_origins.iter().enumerate() {
+            let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*', '?', '#']))
+                && axum::http::HeaderValue::from_str(origin).is_ok();
+            if !valid {
+                problems.push((
+                    format!("server.cors_origins[{i}]"),
+                    format!(
+                        "expected an origin like https://shop.example (scheme and host, no path), found {origin:?}"
+                    ),
+                ));
+            }
+        }
         problems
     }
 }
@@ -59,11 +81,20 @@ pub struct AuthConfig {
     /// key, or a key created with `POST /v1/keys` that has the route's scope). Also from
     /// `SOUK_MASTER_KEY`.
     pub master_key: Option<String>,
+    /// Requests per second each API key may make (a token bucket per key); 0, the default,
+    /// leaves keys without a rate of their own unlimited. A key may carry its own rate.
+    pub rate_per_second: f64,
+    /// Requests a key may make at once above its rate; 0 means one second's worth.
+    pub rate_burst: u32,
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig").field("master_key", &self.master_key.as_ref().map(|_| "(set)")).finish()
+        f.debug_struct("AuthConfig")
+            .field("master_key", &self.master_key.as_ref().map(|_| "(set)"))
+            .field("rate_per_second", &self.rate_per_second)
+            .field("rate_burst", &self.rate_burst)
+            .finish()
     }
 }
 
@@ -73,13 +104,20 @@ pub const MIN_MASTER_KEY: usize = 16;
 impl AuthConfig {
     /// Problems with this configuration, each with the offending key.
     pub fn problems(&self) -> Vec<(String, String)> {
-        match &self.master_key {
-            Some(key) if key.chars().count() < MIN_MASTER_KEY => vec![(
+        let mut problems = Vec::new();
+        if let Some(key) = self.master_key.as_ref().filter(|k| k.chars().count() < MIN_MASTER_KEY) {
+            problems.push((
                 "auth.master_key".into(),
                 format!("expected at least {MIN_MASTER_KEY} characters, found {}", key.chars().count()),
-            )],
-            _ => Vec::new(),
+            ));
         }
+        if !(self.rate_per_second.is_finite() && (0.0..=1e6).contains(&self.rate_per_second)) {
+            problems.push((
+                "auth.rate_per_second".into(),
+                format!("expected 0 (no limit) ..= 1000000, found {}", self.rate_per_second),
+            ));
+        }
+        problems
     }
 }
 
@@ -96,6 +134,8 @@ pub struct AppState {
     pub compute: Arc<tokio::sync::Semaphore>,
     /// The master key (`None`: no access control, for a server on the loopback address).
     pub master_key: Option<Arc<str>>,
+    /// Every key's token bucket.
+    pub limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -109,12 +149,14 @@ impl AppState {
                 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             )),
             master_key: None,
+            limits: Arc::new(RateLimits::default()),
         }
     }
 
     /// Require keys on every `/v1` route, with this master key.
     pub fn with_auth(mut self, auth: &AuthConfig) -> Self {
         self.master_key = auth.master_key.as_deref().map(Arc::from);
+        self.limits = Arc::new(RateLimits::new(auth.rate_per_second, auth.rate_burst));
         self
     }
 

@@ -17,6 +17,8 @@ pub enum ErrorType {
     Unauthorized,
     /// The request's key does not allow this.
     Forbidden,
+    /// The request's key is over its rate limit.
+    RateLimited,
     /// A failure inside Souk.
     Internal,
 }
@@ -443,6 +445,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "The search query is longer than accepted",
+    },
+    ErrorCode {
+        code: "rate_limited",
+        status: 429,
+        error_type: ErrorType::RateLimited,
+        description: "The key is over its rate limit; retry after the seconds in `Retry-After`",
     },
     ErrorCode {
         code: "search_unavailable",

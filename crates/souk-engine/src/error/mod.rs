@@ -93,7 +93,7 @@ impl Error {
             Error::Coded { code, .. } => match error_code(code).map(|c| c.error_type) {
                 Some(ErrorType::InvalidRequest) => ErrorKind::BadInput,
                 Some(ErrorType::NotFound) => ErrorKind::NotFound,
-                Some(ErrorType::Conflict | ErrorType::Unavailable) => ErrorKind::Conflict,
+                Some(ErrorType::Conflict | ErrorType::Unavailable | ErrorType::RateLimited) => ErrorKind::Conflict,
                 Some(ErrorType::Unauthorized | ErrorType::Forbidden) => ErrorKind::BadInput,
                 Some(ErrorType::Internal) | None => ErrorKind::Internal,
             },

@@ -176,7 +176,10 @@ async fn every_route_is_in_the_openapi_document_with_typed_responses() {
 async fn with_a_master_key_every_v1_route_needs_a_key_with_its_scope() {
     let mut server = TestServer::new(ServerConfig::default());
     let master = "master-key-of-this-test-0123456789";
-    server.state = server.state.clone().with_auth(&souk_server::AuthConfig { master_key: Some(master.into()) });
+    server.state = server
+        .state
+        .clone()
+        .with_auth(&souk_server::AuthConfig { master_key: Some(master.into()), ..Default::default() });
     let events = serde_json::to_vec(&json!([{"type": "view", "user": "u1", "item": "i1", "timestamp": 1}])).unwrap();
     let post = |key: Option<&'static str>| {
         let events = events.clone();
@@ -248,7 +251,10 @@ async fn every_route_answers_each_credential_as_its_scope_says() {
     use souk_engine::serving::shop::keys::Scope;
     let mut server = TestServer::new(ServerConfig::default());
     let master = "the-master-key-of-the-route-table";
-    server.state = server.state.clone().with_auth(&souk_server::AuthConfig { master_key: Some(master.into()) });
+    server.state = server
+        .state
+        .clone()
+        .with_auth(&souk_server::AuthConfig { master_key: Some(master.into()), ..Default::default() });
     let mut keys = Vec::new();
     for scope in [Scope::Ingest, Scope::Search, Scope::Admin] {
         let (key, secret) = server.state.shop.create_key(vec![scope], None).unwrap();
@@ -336,4 +342,76 @@ async fn a_users_export_streams_every_record_and_ends_with_the_counts() {
     assert_eq!(server.call("DELETE", "/v1/users/ada", None, vec![]).await.0, StatusCode::OK);
     let (status, body) = server.get("/v1/users/ada/export").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_the_master_key_is_not_limited() {
+    let mut server = TestServer::new(ServerConfig::default());
+    let master = "master-key-of-the-rate-limit-test";
+    server.state = server.state.clone().with_auth(&souk_server::AuthConfig {
+        master_key: Some(master.into()),
+        rate_per_second: 0.0,
+        rate_burst: 0,
+    });
+    let create = serde_json::to_vec(&json!({"scopes": ["search"], "rate_per_second": 0.2})).unwrap();
+    let (status, created) =
+        server.call_with_key("POST", "/v1/keys", Some("application/json"), create, Some(master)).await;
+    assert_eq!((status, created["rate_per_second"].as_f64()), (StatusCode::OK, Some(0.2)), "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let get = |key: String| {
+        let router = souk_server::router(server.state.clone());
+        async move {
+            let request = axum::http::Request::get("/v1/trending?n=2")
+                .header("authorization", format!("Bearer {key}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            tower::ServiceExt::oneshot(router, request).await.unwrap()
+        }
+    };
+    assert_eq!(get(key.clone()).await.status(), StatusCode::OK, "a burst of one");
+    let limited = get(key.clone()).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    let body = http_body_util::BodyExt::collect(limited.into_body()).await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    for _ in 0..20 {
+        assert_eq!(get(master.to_string()).await.status(), StatusCode::OK);
+    }
+    // Listed with its rate; a bad rate is refused with the field named.
+    let (_, list) = server.call_with_key("GET", "/v1/keys", None, Vec::new(), Some(master)).await;
+    assert_eq!(list[0]["rate_per_second"], 0.2);
+    let bad = serde_json::to_vec(&json!({"scopes": ["search"], "rate_per_second": -1})).unwrap();
+    let (status, error) = server.call_with_key("POST", "/v1/keys", Some("application/json"), bad, Some(master)).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::BAD_REQUEST, Some("rate_per_second")), "{error}");
+}
+
+#[tokio::test]
+async fn cross_origin_access_is_off_unless_an_origin_is_configured() {
+    let preflight = |server: &TestServer, origin: &str| {
+        let router = souk_server::router(server.state.clone());
+        let request = axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/events")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        async move { tower::ServiceExt::oneshot(router, request).await.unwrap() }
+    };
+    let closed = TestServer::new(ServerConfig::default());
+    let response = preflight(&closed, "https://shop.example").await;
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let open =
+        TestServer::new(ServerConfig { cors_origins: vec!["https://shop.example".into()], ..ServerConfig::default() });
+    let response = preflight(&open, "https://shop.example").await;
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://shop.example");
+    let response = preflight(&open, "https://evil.example").await;
+    assert!(response.headers().get("access-control-allow-origin").is_none(), "only the configured origin");
+    assert!(ServerConfig { cors_origins: vec!["shop.example/path".into()], ..ServerConfig::default() }
+        .problems()
+        .iter()
+        .any(|(key, _)| key == "server.cors_origins[0]"));
 }

@@ -59,6 +59,9 @@ pub struct ApiKey {
     pub created_at: i64,
     /// SHA-256 of the key, hex.
     pub hash: String,
+    /// Requests per second this key may make (`None`: the server's `[auth] rate_per_second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<f64>,
 }
 
 impl ApiKey {
@@ -94,6 +97,21 @@ pub(super) fn load(store: &dyn Storage) -> Result<HashMap<String, ApiKey>> {
 impl Shop {
     /// Create a key with these scopes; returns it with its secret (shown only now).
     pub fn create_key(&self, scopes: Vec<Scope>, name: Option<String>) -> Result<(ApiKey, String)> {
+        self.create_key_with(scopes, name, None)
+    }
+
+    /// [`Shop::create_key`] with a rate of the key's own (requests per second).
+    pub fn create_key_with(
+        &self,
+        scopes: Vec<Scope>,
+        name: Option<String>,
+        rate_per_second: Option<f64>,
+    ) -> Result<(ApiKey, String)> {
+        if rate_per_second.is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 1e6)) {
+            return Err(
+                ValidationError::new("invalid_number", "rate_per_second", "expected a rate in (0, 1000000]").into()
+            );
+        }
         if scopes.is_empty() {
             return Err(ValidationError::new("invalid_scope", "scopes", "a key needs at least one scope").into());
         }
@@ -104,8 +122,14 @@ impl Shop {
         scopes.sort_unstable();
         scopes.dedup();
         let secret = format!("souk_{}", random_hex(32));
-        let key =
-            ApiKey { id: format!("k-{}", random_hex(8)), name, scopes, created_at: now_ms(), hash: key_hash(&secret) };
+        let key = ApiKey {
+            id: format!("k-{}", random_hex(8)),
+            name,
+            scopes,
+            created_at: now_ms(),
+            hash: key_hash(&secret),
+            rate_per_second,
+        };
         let doc = serde_json::to_string(&key).map_err(|e| Error::Internal(format!("encoding a key: {e}")))?;
         let mut keys = self.keys.write();
         self.store().put_api_key(&key.id, &doc)?;
