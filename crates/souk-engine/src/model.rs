@@ -195,6 +195,9 @@ pub struct Item {
     /// User-supplied vectors by name (e.g. image embeddings); all values finite.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vectors: BTreeMap<String, Vec<f32>>,
+    /// The item's picture: an `http(s)://` URL or a path on the shop's own site (`/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -218,8 +221,26 @@ impl Item {
             created_at: None,
             translations: BTreeMap::new(),
             vectors: BTreeMap::new(),
+            image: None,
         }
     }
+}
+
+/// What a page shows of a listed item, the same for every surface (recommendations,
+/// similar items, trending, search hits): title (in the page's language), brand, category
+/// path, price and picture. Filled from the catalog's facts ([`crate::store::ItemMeta::card`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemCard {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Onboarding preferences a user stated.

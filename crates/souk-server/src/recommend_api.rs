@@ -152,6 +152,9 @@ pub struct RecommendedItem {
     pub category: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
+    /// The item's picture (a URL), where the catalog has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub score: f64,
     pub reasons: Vec<ReasonOut>,
     /// What re-ranking rules did to the item; absent when none applied.
@@ -252,10 +255,11 @@ fn to_out(items: Vec<Recommended>) -> Vec<RecommendedItem> {
         .into_iter()
         .map(|r| RecommendedItem {
             id: r.id,
-            title: r.title,
-            brand: r.brand,
-            category: r.category,
-            price: r.price,
+            title: r.card.title,
+            brand: r.card.brand,
+            category: r.card.category,
+            price: r.card.price,
+            image: r.card.image,
             score: r.score,
             reasons: r.reasons.into_iter().map(reason_out).collect(),
             effects: r.effects.into_iter().map(effect_out).collect(),

@@ -122,6 +122,9 @@ pub struct SearchItem {
     pub category: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
+    /// The item's picture (a URL), where the catalog has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Per-stage scores (`explain=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<ExplainOut>,
@@ -413,10 +416,11 @@ fn to_item(hit: Hit) -> SearchItem {
     SearchItem {
         id: hit.id,
         score: hit.score,
-        title: hit.title,
-        brand: hit.brand,
-        category: hit.category,
-        price: hit.price,
+        title: hit.card.title.unwrap_or_default(),
+        brand: hit.card.brand,
+        category: hit.card.category,
+        price: hit.card.price,
+        image: hit.card.image,
         explain: hit.explain.map(|e| ExplainOut {
             bm25: e.bm25,
             keyword_rank: e.keyword_rank,

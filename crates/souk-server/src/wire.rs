@@ -76,6 +76,8 @@ pub struct ItemIn {
     pub translations: Option<BTreeMap<String, TranslationIn>>,
     /// User-supplied vectors by name (e.g. image embeddings).
     pub vectors: Option<BTreeMap<String, Vec<f32>>>,
+    /// The item's picture: an `http(s)://` URL or a path on the shop's site (`/…`).
+    pub image: Option<String>,
 }
 
 /// Onboarding preferences.

@@ -175,7 +175,26 @@ pub const ITEM_FIELDS: &[&str] = &[
     "created_at",
     "translations",
     "vectors",
+    "image",
 ];
+
+/// Longest accepted picture URL.
+const MAX_IMAGE_URL_BYTES: usize = 2048;
+
+/// A picture's address: `http(s)://…` or a path on the shop's own site (`/…`), without white
+/// space or control characters (a page puts it in an `src` attribute as it is).
+fn image_url(url: String, field: &str) -> VResult<String> {
+    let scheme_ok =
+        url.starts_with("https://") || url.starts_with("http://") || (url.starts_with('/') && !url.starts_with("//"));
+    if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>') {
+        return Err(ValidationError::new(
+            "invalid_value",
+            field,
+            "expected an http(s):// URL or a path starting with / (no spaces, quotes or angle brackets)",
+        ));
+    }
+    Ok(url)
+}
 
 /// Parse one catalog item.
 pub fn parse_item(value: &Value) -> VResult<Item> {
@@ -211,6 +230,7 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         Some(other) => return Err(wrong_type("available", "a boolean", other)),
     };
     item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    item.image = f.opt_str("image", MAX_IMAGE_URL_BYTES)?.map(|url| image_url(url, "image")).transpose()?;
     item.translations = match f.get("translations") {
         None => BTreeMap::new(),
         Some(Value::Object(map)) => {
@@ -359,6 +379,7 @@ const JSONL_ITEM_FIELDS: &[&str] = &[
     "created_at",
     "translations",
     "vectors",
+    "image",
 ];
 const JSONL_USER_FIELDS: &[&str] = &["kind", "id", "attributes", "preferences"];
 const JSONL_FOLLOW_FIELDS: &[&str] = &["kind", "user", "other", "follow_kind", "created_at"];
@@ -475,6 +496,21 @@ mod tests {
         assert_eq!((err.code, err.field.as_str()), ("invalid_number", "price"));
         let err = parse_item(&json!({"id":"i","title":"P","translations":{"zh":{}}})).unwrap_err();
         assert_eq!(err.field, "translations.zh.title");
+    }
+
+    #[test]
+    fn an_items_picture_is_an_http_url_or_a_site_path() {
+        for ok in ["https://cdn.example/p/1.jpg", "http://x.example/a.png?w=200", "/images/1.webp"] {
+            let item = parse_item(&json!({"id":"i","title":"P","image":ok})).unwrap();
+            assert_eq!(item.image.as_deref(), Some(ok));
+        }
+        for bad in ["javascript:alert(1)", "//evil.example/x.png", "https://x/a b.png", "https://x/\"a", "img.png", ""]
+        {
+            let err = parse_item(&json!({"id":"i","title":"P","image":bad})).unwrap_err();
+            assert_eq!((err.code, err.field.as_str()), ("invalid_value", "image"), "{bad}");
+        }
+        let err = parse_item(&json!({"id":"i","title":"P","image":7})).unwrap_err();
+        assert_eq!(err.field, "image");
     }
 
     #[test]

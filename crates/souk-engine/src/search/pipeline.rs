@@ -164,10 +164,13 @@ impl SearchIndex {
                 Some(Hit {
                     id: facts.id.to_string(),
                     score: explain.score,
-                    title: facts.title.clone(),
-                    brand: facts.brand.clone(),
-                    category: facts.category.clone(),
-                    price: facts.price,
+                    card: crate::model::ItemCard {
+                        title: Some(facts.title.clone()),
+                        brand: facts.brand.clone(),
+                        category: facts.category.clone(),
+                        price: facts.price,
+                        image: None,
+                    },
                     explain: request.explain.then_some(explain),
                     effects: effects.remove(&slot).unwrap_or_default(),
                 })

@@ -101,13 +101,10 @@ impl SearchRequest {
 pub struct Hit {
     pub id: String,
     pub score: f32,
-    pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub category: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
+    /// What a page shows of the item: from the index's facts here; the serving layer fills
+    /// it from the catalog in the page's language, with the picture.
+    #[serde(flatten)]
+    pub card: crate::model::ItemCard,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explain>,
     /// What re-ranking rules did to the item; empty when none applied.

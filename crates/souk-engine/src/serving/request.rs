@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, ValidationError};
 use crate::ids::UserId;
 pub use crate::input::ItemFilter;
-use crate::model::EventType;
+use crate::model::{EventType, ItemCard};
 use crate::rank::online::OnlineClickModel;
 use crate::rank::rerank::{Effect, Pin, Promotion, Rules};
 use crate::recommend::SourceKind;
@@ -54,14 +54,8 @@ pub struct Reason {
 pub struct Recommended {
     pub id: String,
     /// What a page shows of the item (filled by [`describe`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub category: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
+    #[serde(flatten)]
+    pub card: ItemCard,
     /// Fused score (weighted reciprocal rank), after boosts.
     pub score: f64,
     pub reasons: Vec<Reason>,

@@ -17,14 +17,14 @@ use crate::ids::{ItemId, UserId};
 use crate::model::{Follow, FollowKind, Item, User};
 
 /// Version of the catalog schema; bump with a migration when the tables change.
-pub const CATALOG_FORMAT_VERSION: u32 = 3;
+pub const CATALOG_FORMAT_VERSION: u32 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
     category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL,
-    title TEXT, title_zh TEXT
+    title TEXT, title_zh TEXT, image TEXT
 );
 CREATE TABLE IF NOT EXISTS users (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS follows (
@@ -55,6 +55,8 @@ pub struct ItemFacts<'a> {
     pub title: Option<&'a str>,
     /// The Chinese title (`translations.zh.title`), where the catalog has one.
     pub title_zh: Option<&'a str>,
+    /// The item's picture (a URL), where the catalog has one.
+    pub image: Option<&'a str>,
 }
 
 impl<'a> ItemFacts<'a> {
@@ -67,6 +69,7 @@ impl<'a> ItemFacts<'a> {
             available: item.available,
             title: Some(item.title.as_str()),
             title_zh: item.translations.get("zh").map(|t| t.title.as_str()),
+            image: item.image.as_deref(),
         }
     }
 }
@@ -81,6 +84,18 @@ fn migrate_titles(connection: &Connection) -> Result<()> {
          UPDATE items SET title = json_extract(doc, '$.title'),
                           title_zh = json_extract(doc, '$.translations.zh.title');
          UPDATE meta SET value = '2' WHERE key = 'format_version';
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// Version 3 → 4: the item's picture in its own column (filled from the documents).
+fn migrate_images(connection: &Connection) -> Result<()> {
+    connection.execute_batch(
+        "BEGIN;
+         ALTER TABLE items ADD COLUMN image TEXT;
+         UPDATE items SET image = json_extract(doc, '$.image');
+         UPDATE meta SET value = '4' WHERE key = 'format_version';
          COMMIT;",
     )?;
     Ok(())
@@ -140,6 +155,9 @@ impl Catalog {
                     // Version 2 → 3 added the experiments, exposures and API keys tables
                     // (created above by the schema).
                     connection.execute("UPDATE meta SET value = '3' WHERE key = 'format_version'", [])?;
+                }
+                if (1..=3).contains(&found) {
+                    migrate_images(&connection)?;
                 } else if found != CATALOG_FORMAT_VERSION {
                     return Err(Error::FormatVersion {
                         path: path.to_path_buf(),
@@ -168,11 +186,11 @@ impl Catalog {
         let tx = connection.transaction()?;
         {
             let mut statement = tx.prepare_cached(
-                "INSERT INTO items (id, doc, category, brand, price, available, title, title_zh)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO items (id, doc, category, brand, price, available, title, title_zh, image)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, category = excluded.category,
                      brand = excluded.brand, price = excluded.price, available = excluded.available,
-                     title = excluded.title, title_zh = excluded.title_zh",
+                     title = excluded.title, title_zh = excluded.title_zh, image = excluded.image",
             )?;
             for item in items {
                 let doc = serde_json::to_string(item).map_err(|e| Error::Internal(format!("encoding item: {e}")))?;
@@ -184,7 +202,8 @@ impl Catalog {
                     item.price,
                     item.available,
                     item.title,
-                    item.translations.get("zh").map(|t| t.title.as_str())
+                    item.translations.get("zh").map(|t| t.title.as_str()),
+                    item.image
                 ])?;
             }
         }
@@ -435,7 +454,7 @@ impl Catalog {
     ) -> Result<()> {
         let connection = self.connection.lock();
         let mut statement = connection
-            .prepare("SELECT id, category, brand, price, available, title, title_zh FROM items ORDER BY seq")?;
+            .prepare("SELECT id, category, brand, price, available, title, title_zh, image FROM items ORDER BY seq")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let category = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
@@ -447,6 +466,7 @@ impl Catalog {
                 available: row.get::<_, bool>(4)?,
                 title: row.get_ref(5)?.as_str_or_null().map_err(rusqlite::Error::from)?,
                 title_zh: row.get_ref(6)?.as_str_or_null().map_err(rusqlite::Error::from)?,
+                image: row.get_ref(7)?.as_str_or_null().map_err(rusqlite::Error::from)?,
             });
         }
         let mut statement = connection.prepare("SELECT id FROM users ORDER BY seq")?;
@@ -536,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_catalog_gains_title_columns_from_its_documents() {
+    fn a_version_1_catalog_gains_title_and_image_columns_from_its_documents() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
         {
@@ -547,7 +567,7 @@ mod tests {
                      category TEXT NOT NULL, brand TEXT, price REAL, available INTEGER NOT NULL);
                  INSERT INTO meta VALUES ('format_version', '1');
                  INSERT INTO items (id, doc, category, brand, price, available) VALUES ('i1',
-                     '{"id":"i1","title":"Red shoe","translations":{"zh":{"title":"红鞋"}}}', '', NULL, NULL, 1);"#,
+                     '{"id":"i1","title":"Red shoe","image":"/img/red.jpg","translations":{"zh":{"title":"红鞋"}}}', '', NULL, NULL, 1);"#,
             )
             .unwrap();
         }
@@ -555,7 +575,10 @@ mod tests {
         let mut seen = Vec::new();
         catalog
             .scan_ids(
-                |facts| seen.push((facts.title.map(str::to_string), facts.title_zh.map(str::to_string))),
+                |facts| {
+                    seen.push((facts.title.map(str::to_string), facts.title_zh.map(str::to_string)));
+                    assert_eq!(facts.image, Some("/img/red.jpg"));
+                },
                 |_| {},
                 |_, _| {},
             )

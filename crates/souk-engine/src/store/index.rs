@@ -92,9 +92,31 @@ pub struct ItemMeta {
     /// What a page shows: the title, and the Chinese title where the catalog has one.
     pub title: Option<Arc<str>>,
     pub title_zh: Option<Arc<str>>,
+    /// The item's picture (a URL), where the catalog has one.
+    pub image: Option<Arc<str>>,
 }
 
 impl ItemMeta {
+    /// The title in `lang`: the Chinese one for `Lang::Zh` where the catalog has one.
+    pub fn title_in(&self, lang: crate::input::Lang) -> Option<&str> {
+        let zh = if lang == crate::input::Lang::Zh { self.title_zh.as_deref() } else { None };
+        zh.or(self.title.as_deref())
+    }
+
+    /// What a page shows of the item, with the Chinese title for `Lang::Zh` where the
+    /// catalog has one.
+    pub fn card(&self, lang: crate::input::Lang) -> crate::model::ItemCard {
+        crate::model::ItemCard {
+            title: self.title_in(lang).map(str::to_string),
+            brand: self.brand.as_deref().map(str::to_string),
+            category: self.category.iter().map(|c| c.to_string()).collect(),
+            // Prices are kept as f32 in memory: the shortest decimal that round-trips is
+            // the catalog's own price (55.99, not 55.9900016784668).
+            price: self.price.map(|p| p.to_string().parse::<f64>().unwrap_or(f64::from(p))),
+            image: self.image.as_deref().map(str::to_string),
+        }
+    }
+
     /// Whether the item sits under this category path prefix (case-insensitive), e.g.
     /// `["Electronics"]` or `["Electronics", "Audio"]`.
     pub fn in_category(&self, prefix: &[&str]) -> bool {
@@ -211,6 +233,7 @@ impl EventIndex {
             available: facts.available,
             title: facts.title.map(Arc::from),
             title_zh: facts.title_zh.map(Arc::from),
+            image: facts.image.map(Arc::from),
         });
         n
     }

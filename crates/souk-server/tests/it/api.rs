@@ -415,3 +415,20 @@ async fn cross_origin_access_is_off_unless_an_origin_is_configured() {
         .iter()
         .any(|(key, _)| key == "server.cors_origins[0]"));
 }
+
+#[tokio::test]
+async fn an_items_picture_is_on_every_list_that_shows_the_item() {
+    let server = TestServer::new(ServerConfig::default());
+    let items = json!([
+        {"id": "a", "title": "Trail running shoe", "category": "Sports > Running", "image": "https://cdn.example/a.jpg"},
+        {"id": "b", "title": "Road running shoe", "category": "Sports > Running", "image": "/img/b.png"},
+    ]);
+    assert_eq!(server.json("POST", "/v1/items", items).await.0, StatusCode::OK);
+    let (status, item) = server.get("/v1/items/a").await;
+    assert_eq!((status, item["image"].as_str()), (StatusCode::OK, Some("https://cdn.example/a.jpg")));
+    let (_, similar) = server.get("/v1/items/a/similar?n=3").await;
+    assert_eq!(similar["items"][0]["id"], "b", "{similar}");
+    assert_eq!(similar["items"][0]["image"], "/img/b.png");
+    let (_, bad) = server.json("PUT", "/v1/items/c", json!({"title": "C", "image": "javascript:alert(1)"})).await;
+    assert_eq!((bad["code"].as_str(), bad["field"].as_str()), (Some("invalid_value"), Some("image")), "{bad}");
+}

@@ -120,7 +120,7 @@ async fn own_vectors_search_through_post() {
     let server = server();
     let items = json!([
         {"id": "a", "title": "Red chair", "vectors": {"image": [1.0, 0.0, 0.0]}},
-        {"id": "b", "title": "Blue chair", "vectors": {"image": [0.0, 1.0, 0.0]}},
+        {"id": "b", "title": "Blue chair", "image": "/img/blue.jpg", "vectors": {"image": [0.0, 1.0, 0.0]}},
         {"id": "c", "title": "Green lamp", "vectors": {"image": [0.0, 0.0, 1.0]}}
     ]);
     assert_eq!(server.json("POST", "/v1/items", items).await.0, StatusCode::OK);
@@ -139,6 +139,7 @@ async fn own_vectors_search_through_post() {
         if body["total"].as_u64() > Some(0) {
             assert_eq!(ids(&body), vec!["b", "a"]);
             assert!(body["items"][0]["explain"]["vector"].as_f64().is_some());
+            assert_eq!(body["items"][0]["image"], "/img/blue.jpg", "hits carry the catalog's picture");
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(30));

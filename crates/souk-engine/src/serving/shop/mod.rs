@@ -371,7 +371,7 @@ mod tests {
         let before = shop.recommend(super::pages::RecommendAsk::new(user("u000003"), 5)).unwrap();
         assert_eq!(before.trained_at_ms, None);
         assert_eq!(before.items.len(), 5);
-        assert!(before.items.iter().all(|i| i.reasons[0].source == SourceKind::Trending && i.title.is_some()));
+        assert!(before.items.iter().all(|i| i.reasons[0].source == SourceKind::Trending && i.card.title.is_some()));
 
         let impressions = || shop.store().stats().unwrap().events_by_type.get("impression").copied().unwrap_or(0);
         let generated = impressions();
