@@ -16,8 +16,13 @@ pub enum KeysCommand {
         /// Comma list of ingest, search, admin.
         #[arg(long)]
         scopes: String,
+        /// A name to tell the key by.
         #[arg(long)]
         name: Option<String>,
+        /// Requests per second this key may make (default: `[auth] rate_per_second`).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Print the key as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -34,7 +39,7 @@ pub fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let shop = open_shop(config, Arc::new(store), config.recommend.clone(), None);
     match command {
-        KeysCommand::Create { scopes, name, json } => {
+        KeysCommand::Create { scopes, name, rate, json } => {
             let scopes = scopes
                 .split(',')
                 .map(str::trim)
@@ -42,10 +47,14 @@ pub fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 .enumerate()
                 .map(|(i, s)| Scope::parse(s, &format!("scopes[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (key, secret) = shop.create_key(scopes, name)?;
+            let (key, secret) = shop.create_key_with(scopes, name, rate)?;
             let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
             if json {
-                println!("{}", serde_json::json!({"id": key.id, "key": secret, "scopes": scopes, "name": key.name}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": key.id, "key": secret, "scopes": scopes, "name": key.name,
+                        "rate_per_second": key.rate_per_second})
+                );
             } else {
                 println!("{} ({}): {secret}", key.id, scopes.join(", "));
                 eprintln!("souk: the key is shown only now; store it where your client reads it");

@@ -230,7 +230,9 @@ fn init_logging(config: &Config) {
         let directives = if level.contains("tantivy") { level.clone() } else { format!("{level},tantivy=warn") };
         tracing_subscriber::EnvFilter::new(directives)
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal (and never with NO_COLOR set).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     // Ignore a second initialisation (tests run several commands in one process).
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
