@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod codec;
 pub mod compact;
 mod data_dir;
+mod disk;
 mod embedded;
 pub mod index;
 pub mod log;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use data_dir::DataDir;
 pub use embedded::{EmbeddedStore, StoreConfig, VerifyReport, DATA_FORMAT_VERSION};
 pub use index::{Interaction, ItemMeta};
+pub use log::IoFaults;
 pub use sink::{SinkSummary, StoreSink};
 
 use crate::error::Result;
