@@ -130,3 +130,146 @@ pub(crate) fn track<T>(health: &WriteHealth, part: Part, what: &str, result: cra
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::super::{EmbeddedStore, IoFaults, Storage, StoreConfig};
+    use crate::error::Error;
+    use crate::ids::{EventId, ItemId, UserId};
+    use crate::model::{Event, EventType};
+
+    fn views(range: std::ops::Range<u32>) -> Vec<Event> {
+        range
+            .map(|n| {
+                Event::new(
+                    EventId::parse(format!("e{n}"), "id").unwrap(),
+                    EventType::View,
+                    UserId::parse(format!("u{}", n % 5), "user").unwrap(),
+                    Some(ItemId::parse(format!("i{}", n % 11), "item").unwrap()),
+                    i64::from(n),
+                )
+            })
+            .collect()
+    }
+
+    fn open(dir: &Path, faults: &Arc<IoFaults>) -> EmbeddedStore {
+        EmbeddedStore::open_with(dir, &StoreConfig::default(), Some(faults.clone())).unwrap()
+    }
+
+    fn code(error: Error) -> &'static str {
+        match error {
+            Error::Coded { code, .. } => code,
+            other => panic!("expected a coded error, got {other}"),
+        }
+    }
+
+    /// Ids of every stored event, oldest first per user, users in order.
+    fn stored_ids(store: &EmbeddedStore) -> Vec<String> {
+        let mut ids: Vec<String> = (0..5)
+            .flat_map(|u| store.user_events(&UserId::parse(format!("u{u}"), "u").unwrap(), usize::MAX).unwrap())
+            .map(|e| e.id.as_str().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+        let mut ids: Vec<String> = range.map(|n| format!("e{n}")).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_batch_that_meets_a_full_disk_is_refused_whole_and_writes_resume_when_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = IoFaults::new();
+        let store = open(dir.path(), &faults);
+        store.append_events(views(0..100)).unwrap();
+        // Room for part of the next batch only.
+        faults.fill_after(2_000);
+        assert_eq!(code(store.append_events(views(100..600)).unwrap_err()), "disk_full");
+        assert_eq!(store.stats().unwrap().events, 100, "nothing of the batch is visible");
+        assert_eq!(stored_ids(&store), ids(0..100));
+        let reason = store.writes_refused().expect("/health reports degraded writes");
+        assert!(reason.contains("disk_full"), "{reason}");
+        // Still full: refused again, still nothing partial.
+        assert_eq!(code(store.append_events(views(100..600)).unwrap_err()), "disk_full");
+        faults.heal();
+        // No id of the refused batch was remembered: all 500 are new.
+        let outcome = store.append_events(views(100..600)).unwrap();
+        assert_eq!((outcome.accepted, outcome.duplicates), (500, 0));
+        assert_eq!(store.writes_refused(), None);
+        drop(store);
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        assert_eq!(store.stats().unwrap().events, 600);
+        assert_eq!(stored_ids(&store), ids(0..600));
+    }
+
+    #[test]
+    fn a_failed_fdatasync_refuses_the_batch_forgets_it_and_writes_resume_without_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = IoFaults::new();
+        let store = open(dir.path(), &faults);
+        store.append_events(views(0..100)).unwrap();
+        faults.fail_syncs(true);
+        assert_eq!(code(store.append_events(views(100..150)).unwrap_err()), "storage_unavailable");
+        assert_eq!(store.stats().unwrap().events, 100);
+        assert_eq!(stored_ids(&store), ids(0..100), "the index no longer holds the refused batch");
+        // An erasure whose tombstone cannot be made durable leaves the user as they were.
+        let user = UserId::parse("u1", "u").unwrap();
+        assert_eq!(code(store.erase_user(&user).unwrap_err()), "storage_unavailable");
+        assert_eq!(store.user_events(&user, usize::MAX).unwrap().len(), 20);
+        assert!(store.writes_refused().unwrap().contains("storage_unavailable"));
+        faults.heal();
+        let outcome = store.append_events(views(100..150)).unwrap();
+        assert_eq!((outcome.accepted, outcome.duplicates), (50, 0));
+        assert_eq!(store.writes_refused(), None);
+        assert_eq!(store.erase_user(&user).unwrap().events, 30);
+        drop(store);
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        assert_eq!(store.stats().unwrap().events, 120);
+        let mut expected: Vec<String> = (0..150).filter(|n| n % 5 != 1).map(|n| format!("e{n}")).collect();
+        expected.sort();
+        assert_eq!(stored_ids(&store), expected);
+    }
+
+    #[test]
+    fn concurrent_batches_either_survive_a_failing_disk_or_are_refused_never_half_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = IoFaults::new();
+        let store = Arc::new(open(dir.path(), &faults));
+        let acked = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let (store, faults, acked) = (store.clone(), faults.clone(), &acked);
+                scope.spawn(move || {
+                    for b in 0..25u32 {
+                        let start = (t * 25 + b) * 10;
+                        if t == 0 {
+                            // One writer flips the disk between failing syncs, a full disk and health.
+                            match b % 3 {
+                                0 => faults.fail_syncs(true),
+                                1 => faults.fill_after(300),
+                                _ => faults.heal(),
+                            }
+                        }
+                        if store.append_events(views(start..start + 10)).is_ok() {
+                            acked.lock().unwrap().extend(ids(start..start + 10));
+                        }
+                    }
+                });
+            }
+        });
+        faults.heal();
+        let mut acked = acked.into_inner().unwrap();
+        acked.sort();
+        assert!(!acked.is_empty() && acked.len() < 1000, "{} acknowledged", acked.len());
+        assert_eq!(stored_ids(&store), acked, "memory holds exactly the acknowledged batches");
+        drop(store);
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        assert_eq!(stored_ids(&store), acked, "the disk holds exactly the acknowledged batches");
+    }
+}

@@ -25,6 +25,7 @@ use std::collections::HashSet;
 use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -103,6 +104,8 @@ pub struct EmbeddedStore {
     index: RwLock<EventIndex>,
     catalog: Catalog,
     health: WriteHealth,
+    /// The log's [`EventLog::epoch`] the index reflects (changed under the index lock).
+    indexed_epoch: AtomicUsize,
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -193,7 +196,15 @@ impl EmbeddedStore {
             health.degrade(Part::Log, reason);
         }
         tracing::debug!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
-        Ok(Self { dir: dir.to_path_buf(), _lock: lock, log, index: RwLock::new(index), catalog, health })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            log,
+            index: RwLock::new(index),
+            catalog,
+            health,
+            indexed_epoch: AtomicUsize::new(0),
+        })
     }
 
     /// Check the data directory without changing it: every event-log segment, the catalog
@@ -233,13 +244,16 @@ impl EmbeddedStore {
     }
 
     /// Make the log writable again after a failed sync (it cuts off what is not durable)
-    /// and forget what the index held of it, by rebuilding the index from the catalog and
-    /// the log. Holding the index lock keeps appends out meanwhile.
+    /// and forget what the index held of the cut records, by rebuilding the index from the
+    /// catalog and the log — also when the log's own sync still fails. Holding the index
+    /// lock keeps appends out meanwhile.
     fn recover(&self, index: &mut EventIndex) -> Result<()> {
         if self.log.broken().is_none() {
             return Ok(());
         }
-        if self.log.recover()? {
+        let result = self.log.recover();
+        let epoch = self.log.epoch();
+        if epoch != self.indexed_epoch.load(Ordering::Acquire) {
             let started = std::time::Instant::now();
             let mut fresh = EventIndex::from_catalog(&self.catalog)?;
             self.log.replay(|record, position| {
@@ -247,13 +261,14 @@ impl EmbeddedStore {
                 Ok(())
             })?;
             *index = fresh;
+            self.indexed_epoch.store(epoch, Ordering::Release);
             tracing::warn!(
                 events = index.live_events,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "rebuilt the event index after a failed write"
             );
         }
-        Ok(())
+        result
     }
 
     /// A write to the log failed: recover at once (so nothing of it stays visible), and

@@ -395,8 +395,9 @@ impl EventLog {
     }
 
     /// After a failed sync: cut the newest segment back to the last durable point and sync
-    /// that, so appends can resume. Returns whether anything was cut off — the records
-    /// after that point are gone, and whoever indexed them must forget them.
+    /// that, so appends can resume. The cut is made even when the sync fails (appends stay
+    /// refused then, and the next call syncs again); each cut bumps [`EventLog::epoch`]: the
+    /// records after that point are gone, and whoever indexed them must forget them.
     ///
     /// Why cut and not sync again: after a failed `fdatasync`, Linux may have marked the
     /// pages whose write-back failed clean (dropping them, or keeping data the disk does
@@ -404,23 +405,33 @@ impl EventLog {
     /// later sync can prove those bytes durable, so they are truncated away; their batches
     /// were never acknowledged and each caller got an error. Re-writing them from memory
     /// would need every waiting batch's frames kept until the sync; cutting needs nothing.
-    pub fn recover(&self) -> Result<bool> {
+    pub fn recover(&self) -> Result<()> {
         let _sync = self.sync_lock.lock();
         let mut writer = self.writer.lock();
         if writer.broken.is_none() {
-            return Ok(false);
+            return Ok(());
         }
         let keep = writer.durable_len;
         let path = segment_path(&self.dir, writer.current.number);
         let file = writer.current.file.clone();
-        file.set_len(keep).and_then(|()| self.io.sync_data(&file)).map_err(|e| io_context(&path, e))?;
-        let cut = writer.current.len - keep;
-        tracing::warn!(path = %path.display(), kept_bytes = keep, cut_bytes = cut, "cut the event log back to its last durable point");
-        let durable = writer.durable;
-        writer.rollbacks.push(durable);
-        writer.current.len = keep;
+        if writer.current.len > keep {
+            file.set_len(keep).map_err(|e| io_context(&path, e))?;
+            tracing::warn!(path = %path.display(), kept_bytes = keep, cut_bytes = writer.current.len - keep, "cut the event log back to its last durable point");
+            let durable = writer.durable;
+            writer.rollbacks.push(durable);
+            writer.current.len = keep;
+        }
+        if let Err(e) = self.io.sync_data(&file) {
+            writer.broken = Some(format!("fdatasync of {} failed: {e}", path.display()));
+            return Err(io_context(&path, e));
+        }
         writer.broken = None;
-        Ok(cut > 0)
+        Ok(())
+    }
+
+    /// How many times [`EventLog::recover`] cut records off.
+    pub fn epoch(&self) -> usize {
+        self.writer.lock().epoch()
     }
 
     /// Replay every record of the open log into `visit`, in order. The caller keeps
@@ -865,8 +876,11 @@ pub(crate) mod tests {
         let (frames, starts) = frames_of(&records[30..31]);
         assert!(log.append(&frames, &starts, &mut Vec::new()).is_err());
         assert!(log.recover().is_err(), "recovery syncs too: it fails while the disk does");
+        assert_eq!(log.epoch(), 1, "the unsynced batches are cut off all the same");
+        assert!(log.append(&frames, &starts, &mut Vec::new()).is_err(), "appends wait for the sync");
         faults.heal();
-        assert!(log.recover().unwrap(), "the unsynced batches are cut off");
+        log.recover().unwrap();
+        assert_eq!(log.epoch(), 1);
         assert!(log.sync_to(second).is_err() && log.sync_to(third).is_err(), "cut off: never acknowledged");
         log.sync_to(first).unwrap();
         append_all(&log, &records[30..]);
