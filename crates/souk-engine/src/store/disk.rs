@@ -272,4 +272,84 @@ mod tests {
         let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
         assert_eq!(stored_ids(&store), acked, "the disk holds exactly the acknowledged batches");
     }
+
+    /// A small tmpfs mounted over a temporary directory for one test, unmounted at the end;
+    /// `None` where mounting is not allowed (not root, no `CAP_SYS_ADMIN`).
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Self> {
+            let dir = tempfile::tempdir().ok()?;
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            mounted.then_some(Self(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    /// Write zeros into `path` until the file system is full.
+    fn fill(path: &Path) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+
+    #[test]
+    fn on_a_real_full_disk_nothing_partial_is_stored_writes_resume_and_the_store_opens_read_only() {
+        let Some(fs) = Tmpfs::mount("4m") else {
+            eprintln!("skipped: a tmpfs cannot be mounted here (the injected-fault tests cover the same paths)");
+            return;
+        };
+        let dir = fs.0.path().join("data");
+        let store = EmbeddedStore::open(&dir, &StoreConfig::default()).unwrap();
+        // Held back so that space can be given back later.
+        std::fs::write(fs.0.path().join("reserve"), vec![1u8; 512 * 1024]).unwrap();
+        let mut acked = 0u32;
+        let refused = loop {
+            match store.append_events(views(acked..acked + 500)) {
+                Ok(_) => acked += 500,
+                Err(e) => break e,
+            }
+            assert!(acked < 200_000, "the disk never filled");
+        };
+        assert_eq!(code(refused), "disk_full");
+        assert_eq!(store.stats().unwrap().events, u64::from(acked), "nothing of the refused batch");
+        let item = crate::model::Item::new(ItemId::parse("mug", "id").unwrap(), "Mug");
+        assert_eq!(code(store.put_items(vec![item.clone()]).unwrap_err()), "disk_full");
+        assert!(store.get_item(&item.id).unwrap().is_none(), "nothing of the catalog write");
+        assert!(store.writes_refused().is_some());
+        // Space returns: writes resume without a reopen.
+        std::fs::remove_file(fs.0.path().join("reserve")).unwrap();
+        store.append_events(views(acked..acked + 500)).unwrap();
+        acked += 500;
+        store.put_items(vec![item.clone()]).unwrap();
+        assert_eq!(store.writes_refused(), None);
+        drop(store);
+        // Closed, the disk fills up again; the store still opens, to serve reads.
+        fill(&fs.0.path().join("filler"));
+        let store = EmbeddedStore::open(&dir, &StoreConfig::default()).expect("opens with the disk full");
+        assert_eq!(store.stats().unwrap().events, u64::from(acked));
+        assert_eq!(stored_ids(&store), ids(0..acked));
+        assert!(store.get_item(&item.id).unwrap().is_some());
+        assert_eq!(code(store.append_events(views(acked..acked + 500)).unwrap_err()), "disk_full");
+        assert!(store.writes_refused().is_some(), "degraded while the disk is full");
+        std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+        store.append_events(views(acked..acked + 500)).unwrap();
+        store.put_items(vec![crate::model::Item::new(ItemId::parse("cup", "id").unwrap(), "Cup")]).unwrap();
+        assert_eq!(store.writes_refused(), None);
+        drop(store);
+        let store = EmbeddedStore::open(&dir, &StoreConfig::default()).unwrap();
+        assert_eq!(stored_ids(&store), ids(0..acked + 500));
+    }
 }
