@@ -49,15 +49,16 @@ pub(crate) fn refused_write(error: Error, what: &str) -> Error {
         Error::Coded {
             code: "disk_full",
             message: format!(
-                "the disk is full: {what} was not stored (nothing of it was kept); writes resume by themselves \
-                 once space is freed"
+                "the disk is full, so {what} could not be stored (nothing of it was kept); writes resume by \
+                 themselves once space is freed"
             ),
         }
     } else {
         Error::Coded {
             code: "storage_unavailable",
             message: format!(
-                "the disk failed a write: {what} was not stored (nothing of it was kept); the next write tries again"
+                "the disk failed a write, so {what} could not be stored (nothing of it was kept); the next write \
+                 tries again"
             ),
         }
     }

@@ -248,10 +248,7 @@ impl EmbeddedStore {
     /// catalog and the log — also when the log's own sync still fails. Holding the index
     /// lock keeps appends out meanwhile.
     fn recover(&self, index: &mut EventIndex) -> Result<()> {
-        if self.log.broken().is_none() {
-            return Ok(());
-        }
-        let result = self.log.recover();
+        let result = if self.log.broken().is_some() { self.log.recover() } else { Ok(()) };
         let epoch = self.log.epoch();
         if epoch != self.indexed_epoch.load(Ordering::Acquire) {
             let started = std::time::Instant::now();

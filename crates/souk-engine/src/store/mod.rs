@@ -163,7 +163,8 @@ pub trait Storage: Send + Sync {
     fn api_keys(&self) -> Result<Vec<(String, String)>>;
     /// Remove an API key; false when there was none.
     fn delete_api_key(&self, id: &str) -> Result<bool>;
-    /// Why writes are refused now (an earlier write failed), or `None` when they are taken.
+    /// Why writes are failing (the last write the disk refused, until a write succeeds
+    /// again: every write still tries), or `None` when they succeed.
     fn writes_refused(&self) -> Option<String> {
         None
     }
