@@ -38,6 +38,7 @@ pub use state::{AppState, AuthConfig, ServerConfig};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Souk", description = "E-commerce search and recommendation engine"),
+    modifiers(&WriteRefusals),
     paths(
         events_api::post_events,
         items_api::put_item,
@@ -108,6 +109,40 @@ pub use state::{AppState, AuthConfig, ServerConfig};
     ))
 )]
 pub struct ApiDoc;
+
+/// Every route that writes the data directory (POST, PUT and DELETE under `/v1/`, but the
+/// read-only `POST /v1/search`) may answer 507 `disk_full` or 503 `storage_unavailable`.
+struct WriteRefusals;
+
+impl utoipa::Modify for WriteRefusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let refusal = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let post = item.post.as_mut().filter(|_| path != "/v1/search");
+            for operation in [post, item.put.as_mut(), item.delete.as_mut()].into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("503".into()).or_insert_with(|| {
+                    refusal("storage_unavailable: the disk failed the write; nothing of it was stored").into()
+                });
+                responses
+                    .entry("507".into())
+                    .or_insert_with(|| refusal("disk_full: the disk is full; nothing of the write was stored").into());
+            }
+        }
+    }
+}
 
 /// This document: every route, its parameters and its typed responses.
 #[utoipa::path(get, path = "/openapi.json", tag = "stats",

@@ -131,11 +131,13 @@ pub struct StatsOut {
 /// `GET /health`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` when writes are refused.
+    /// `ok`, or `degraded` while writes fail (the disk is full or failing: every write
+    /// still tries, and the first to succeed makes it `ok` again).
     pub status: String,
     pub version: String,
     pub uptime_seconds: f64,
-    /// Why writes are refused (absent when they are taken).
+    /// Why writes fail: the part (event log, catalog), the code and since when (absent
+    /// when they succeed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writes_refused: Option<String>,
 }

@@ -173,13 +173,15 @@ pub enum ConfigCommand {
 
 /// Exit codes: 0 success, 1 failure, 2 usage (clap), 3 invalid configuration, 4 conflict (the
 /// data directory in use, or an experiment not in a state that allows the command), 5 bad
-/// input data, 6 stored data is damaged (`souk verify` says where).
+/// input data, 6 stored data is damaged (`souk verify` says where), 7 the disk refused a
+/// write (full or failing; nothing of it was stored).
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const CONFIG: u8 = 3;
     pub const LOCKED: u8 = 4;
     pub const BAD_INPUT: u8 = 5;
     pub const DAMAGED: u8 = 6;
+    pub const STORAGE: u8 = 7;
 }
 
 /// A configuration with problems; carries the exit code.
@@ -212,6 +214,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
                 ErrorKind::BadInput => exit::BAD_INPUT,
                 ErrorKind::Conflict => exit::LOCKED,
                 ErrorKind::Corrupt => exit::DAMAGED,
+                ErrorKind::Storage => exit::STORAGE,
                 ErrorKind::NotFound | ErrorKind::Internal => exit::FAILURE,
             };
         }

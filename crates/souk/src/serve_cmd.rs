@@ -37,13 +37,25 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let search = open_search(config, store.as_ref())?;
+    // The search index is derived data that its open may write: on a full disk the server
+    // starts without it (search answers 503 `search_unavailable`) rather than not at all.
+    let search = match open_search(config, store.as_ref()) {
+        Err(e) if e.chain().any(|c| c.downcast_ref::<souk_engine::Error>().is_some_and(is_disk_full)) => {
+            tracing::warn!(error = %format!("{e:#}"), "the disk is full: serving without the search index until a restart with space");
+            None
+        }
+        other => Some(other?),
+    };
     let embedder = load_embedder(&config.embed)?;
-    if let Some(embedder) = &embedder {
-        embed_in_background(&search, &store, embedder, config.embed.batch_size);
+    if let (Some(embedder), Some(search)) = (&embedder, &search) {
+        embed_in_background(search, &store, embedder, config.embed.batch_size);
     }
     let models = saved_models(config)?;
-    let shop = open_shop(config, store, config.recommend.clone(), models).with_search(search, embedder);
+    let shop = open_shop(config, store, config.recommend.clone(), models);
+    let shop = match search {
+        Some(search) => shop.with_search(search, embedder),
+        None => shop,
+    };
     if demo.is_some() && shop.models().is_none() {
         eprintln!("souk: training the demo shop's recommendation models");
         // The same training as `souk train`: without logged traffic no ranker is trained
@@ -174,4 +186,9 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Whether `error` says the disk is full.
+fn is_disk_full(error: &souk_engine::Error) -> bool {
+    matches!(error, souk_engine::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
 }

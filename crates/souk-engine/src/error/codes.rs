@@ -19,6 +19,8 @@ pub enum ErrorType {
     Forbidden,
     /// The request's key is over its rate limit.
     RateLimited,
+    /// The disk refused a write: full or failing. Nothing of it was stored; retry later.
+    Storage,
     /// A failure inside Souk.
     Internal,
 }
@@ -48,6 +50,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 500,
         error_type: ErrorType::Internal,
         description: "Stored data is damaged or written by an unknown format version; `souk verify` says where",
+    },
+    ErrorCode {
+        code: "disk_full",
+        status: 507,
+        error_type: ErrorType::Storage,
+        description: "The disk (or the quota) is full: nothing of the write was stored; writes resume by themselves once space is freed",
     },
     ErrorCode {
         code: "duplicate_pin",
@@ -475,6 +483,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "A split leaves too few rows to train or test on",
+    },
+    ErrorCode {
+        code: "storage_unavailable",
+        status: 503,
+        error_type: ErrorType::Storage,
+        description: "The disk failed a write (an IO error): nothing of it was stored; the next write tries again",
     },
     ErrorCode {
         code: "text_too_long",

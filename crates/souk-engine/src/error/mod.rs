@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Conflict,
     /// Stored data is damaged or written by an unknown format version.
     Corrupt,
+    /// The disk refused a write (full or failing); nothing of it was stored.
+    Storage,
     /// Anything else: IO failures, bugs.
     Internal,
 }
@@ -95,6 +97,7 @@ impl Error {
                 Some(ErrorType::NotFound) => ErrorKind::NotFound,
                 Some(ErrorType::Conflict | ErrorType::Unavailable | ErrorType::RateLimited) => ErrorKind::Conflict,
                 Some(ErrorType::Unauthorized | ErrorType::Forbidden) => ErrorKind::BadInput,
+                Some(ErrorType::Storage) => ErrorKind::Storage,
                 Some(ErrorType::Internal) | None => ErrorKind::Internal,
             },
         }

@@ -54,7 +54,12 @@ fn schema() -> (Schema, Fields) {
 }
 
 pub(super) fn tantivy_error(e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("search index: {e}"))
+    let message = format!("search index: {e}");
+    // Tantivy keeps the OS error only as text; a full disk must stay recognisable.
+    if ["(os error 28)", "(os error 122)"].iter().any(|full| message.contains(full)) {
+        return Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, message));
+    }
+    Error::Internal(message)
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

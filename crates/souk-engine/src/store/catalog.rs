@@ -119,8 +119,15 @@ fn corrupt(path: &Path, message: String) -> Error {
 }
 
 impl Catalog {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Open (or create) the catalog. `exclusive` keeps SQLite's WAL index in this
+    /// process's memory instead of the shared-memory file beside the database (exclusive
+    /// locking mode): what an open on a full disk, where that file cannot grow, needs. The
+    /// data directory's lock already keeps other processes out.
+    pub fn open(path: &Path, exclusive: bool) -> Result<Self> {
         let connection = Connection::open(path)?;
+        if exclusive {
+            connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        }
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         // Erased users' rows are overwritten, not just unlinked.
@@ -518,7 +525,7 @@ mod tests {
     fn an_erased_user_leaves_no_byte_in_the_catalog_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
-        let catalog = Catalog::open(&path).unwrap();
+        let catalog = Catalog::open(&path, false).unwrap();
         let marker = "erase-me-7f3a9c";
         let user: User =
             serde_json::from_value(serde_json::json!({"id": marker, "attributes": {"city": marker}})).unwrap();
@@ -571,7 +578,7 @@ mod tests {
             )
             .unwrap();
         }
-        let catalog = Catalog::open(&path).unwrap();
+        let catalog = Catalog::open(&path, false).unwrap();
         let mut seen = Vec::new();
         catalog
             .scan_ids(
@@ -598,7 +605,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.sqlite3");
         {
-            let catalog = Catalog::open(&path).unwrap();
+            let catalog = Catalog::open(&path, false).unwrap();
             let items: Vec<Item> = (0..2_000)
                 .map(|n| Item::new(ItemId::parse(format!("i{n}"), "id").unwrap(), format!("item number {n}")))
                 .collect();
@@ -608,7 +615,7 @@ mod tests {
         }
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
-        let error = Catalog::open(&path).err().expect("a cut catalog must not open");
+        let error = Catalog::open(&path, false).err().expect("a cut catalog must not open");
         assert!(matches!(error, Error::Corrupt { .. }), "{error}");
     }
 }

@@ -96,7 +96,7 @@ fn compact(dir: &Path, segment_bytes: u64) -> Result<CompactReport> {
     let mut known: Vec<u128> = Vec::new();
     let mut frames = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut starts = Vec::new();
-    let mut end = 0;
+    let mut end = log::Ticket::default();
     let mut write = |frames: &mut Vec<u8>, starts: &mut Vec<usize>| -> Result<()> {
         if !frames.is_empty() {
             end = target.append(frames, starts, &mut Vec::new())?;

@@ -9,22 +9,33 @@
 //!
 //! Write path of an event batch: encode frames (no lock) → take the index write lock →
 //! drop ids already stored → one `write` to the log → update the index → release → group
-//! `fdatasync` → acknowledge. If a write or sync fails the store refuses further writes
-//! (the next open recovers from the log), so memory never claims more than the disk holds.
+//! `fdatasync` → acknowledge. A write the disk refuses leaves nothing of its batch, on disk
+//! or in memory: a failed `write` is cut back by the log; after a failed `fdatasync` the log
+//! cuts off everything after its last durable point and the index is rebuilt from the log
+//! (the cost of an open; only a failed sync pays it). The error is `disk_full` or
+//! `storage_unavailable` (see `disk`); the next write tries the disk again.
+//!
+//! With the disk full, the store still opens to serve reads: the pid in the lock file, the
+//! compaction of erased events and SQLite's shared-memory file are what an open of an
+//! existing directory may write; the first two are skipped, the catalog is opened in
+//! exclusive locking mode (its WAL index in memory), and `/health` says degraded until a
+//! write succeeds.
 
 use std::collections::HashSet;
 use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
+use super::disk::{self, track, Part, WriteHealth};
 use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
-use super::log::{self, EventLog, LogPosition};
+use super::log::{self, EventLog, IoFaults, LogPosition, Ticket};
 use super::DataDir;
 use super::{
     AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction,
@@ -92,7 +103,9 @@ pub struct EmbeddedStore {
     log: EventLog,
     index: RwLock<EventIndex>,
     catalog: Catalog,
-    failed: AtomicBool,
+    health: WriteHealth,
+    /// The log's [`EventLog::epoch`] the index reflects (changed under the index lock).
+    indexed_epoch: AtomicUsize,
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -104,8 +117,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
         Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
         Err(TryLockError::Error(e)) => return Err(e.into()),
     }
-    file.set_len(0)?;
-    writeln!(file, "{}", std::process::id())?;
+    // The pid is for people; the lock is what counts. A full disk must not stop the open.
+    if let Err(e) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
+        tracing::warn!(error = %e, "could not write the pid into the lock file");
+    }
     Ok(file)
 }
 
@@ -140,46 +155,46 @@ impl EmbeddedStore {
     /// Open or create the store in `dir`. Fails with [`Error::Locked`] if another process
     /// has it open.
     pub fn open(dir: &Path, config: &StoreConfig) -> Result<Self> {
+        Self::open_with(dir, config, None)
+    }
+
+    /// [`EmbeddedStore::open`] with faults injected into the event log's writes and syncs
+    /// (see [`IoFaults`]).
+    pub fn open_with(dir: &Path, config: &StoreConfig, faults: Option<Arc<IoFaults>>) -> Result<Self> {
         fs_err::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
         check_format(dir)?;
-        let catalog = Catalog::open(&DataDir::new(dir).catalog())?;
-        let mut index = EventIndex::default();
-        {
-            let index = std::cell::RefCell::new(&mut index);
-            catalog.scan_ids(
-                |facts| {
-                    index.borrow_mut().set_item_facts(&facts);
-                },
-                |user| {
-                    let mut index = index.borrow_mut();
-                    let n = index.intern_user(user);
-                    index.user_entries[n as usize].in_catalog = true;
-                },
-                |user, other| {
-                    let mut index = index.borrow_mut();
-                    for u in [user, other] {
-                        let n = index.intern_user(u);
-                        index.user_entries[n as usize].follow_degree += 1;
-                    }
-                },
-            )?;
-        }
-        super::verify::finish_interrupted(dir)?;
-        super::compact::prepare(dir, config.segment_bytes)?;
-        let started = std::time::Instant::now();
-        let log = EventLog::open(&DataDir::new(dir).events(), config.segment_bytes, |record, position| {
-            match record {
-                LogRecord::Event(event) => {
-                    index.insert_event(&event, event_id_digest(event.id.as_str()), position.pack());
-                }
-                LogRecord::EraseUser { user, .. } => {
-                    index.erase_user_events(&user);
-                }
-                LogRecord::KnownIds(digests) => index.remember_event_ids(&digests),
+        let health = WriteHealth::default();
+        let catalog_path = DataDir::new(dir).catalog();
+        let catalog = match Catalog::open(&catalog_path, false) {
+            Err(e) if disk::is_storage_failure(&e) => {
+                // Most likely SQLite's shared-memory file could not grow on a full disk.
+                tracing::warn!(error = %e, "the catalog cannot open normally; opening it in exclusive locking mode (its WAL index in memory)");
+                health.degrade(Part::Catalog, "opened in exclusive locking mode: the disk was full or failing".into());
+                Catalog::open(&catalog_path, true)?
             }
-            Ok(())
-        })?;
+            other => other?,
+        };
+        let mut index = EventIndex::from_catalog(&catalog)?;
+        super::verify::finish_interrupted(dir)?;
+        if let Err(e) = super::compact::prepare(dir, config.segment_bytes) {
+            if !disk::is_disk_full(&e) {
+                return Err(e);
+            }
+            // Erased events stay in the log (never served) until an open with space.
+            tracing::warn!(error = %e, "no space to compact the event log; erased events stay on disk until an open with space");
+            let _ = fs_err::remove_dir_all(dir.join("events.compact"));
+            health.degrade(Part::Log, "could not compact erased events at open: the disk is full".into());
+        }
+        let started = std::time::Instant::now();
+        let log =
+            EventLog::open_with(&DataDir::new(dir).events(), config.segment_bytes, faults, |record, position| {
+                index.apply_record(record, position.pack());
+                Ok(())
+            })?;
+        if let Some(reason) = log.broken() {
+            health.degrade(Part::Log, reason);
+        }
         tracing::debug!(dir = %dir.display(), events = index.live_events, elapsed_ms = started.elapsed().as_millis() as u64, "opened store");
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -187,7 +202,8 @@ impl EmbeddedStore {
             log,
             index: RwLock::new(index),
             catalog,
-            failed: AtomicBool::new(false),
+            health,
+            indexed_epoch: AtomicUsize::new(0),
         })
     }
 
@@ -227,38 +243,66 @@ impl EmbeddedStore {
         &self.dir
     }
 
-    fn check_writable(&self) -> Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(Error::Internal(
-                "an earlier write failed; the store refuses writes until it is reopened".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Run a log write; a failure marks the store failed (see module docs).
-    fn guarded<T>(&self, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "event log write failed; refusing further writes");
-            self.failed.store(true, Ordering::Release);
+    /// Make the log writable again after a failed sync (it cuts off what is not durable)
+    /// and forget what the index held of the cut records, by rebuilding the index from the
+    /// catalog and the log — also when the log's own sync still fails. Holding the index
+    /// lock keeps appends out meanwhile.
+    fn recover(&self, index: &mut EventIndex) -> Result<()> {
+        let result = if self.log.broken().is_some() { self.log.recover() } else { Ok(()) };
+        let epoch = self.log.epoch();
+        if epoch != self.indexed_epoch.load(Ordering::Acquire) {
+            let started = std::time::Instant::now();
+            let mut fresh = EventIndex::from_catalog(&self.catalog)?;
+            self.log.replay(|record, position| {
+                fresh.apply_record(record, position.pack());
+                Ok(())
+            })?;
+            *index = fresh;
+            self.indexed_epoch.store(epoch, Ordering::Release);
+            tracing::warn!(
+                events = index.live_events,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rebuilt the event index after a failed write"
+            );
         }
         result
     }
 
-    fn append_log(&self, frames: &[u8], starts: &[usize], positions: &mut Vec<LogPosition>) -> Result<u64> {
-        let result = self.log.append(frames, starts, positions);
-        self.guarded(result)
+    /// A write to the log failed: recover at once (so nothing of it stays visible), and
+    /// turn the error into its coded form.
+    fn log_failed(&self, index: &mut EventIndex, error: Error, what: &str) -> Error {
+        if let Err(e) = self.recover(index) {
+            tracing::error!(error = %e, "could not cut the event log back yet; the next write tries again");
+        }
+        self.refuse(error, what)
     }
 
-    fn sync_log(&self, end: u64) -> Result<()> {
-        let result = self.log.sync_to(end);
-        self.guarded(result)
+    /// A write failed before it reached the log, or the log could not be recovered.
+    fn refuse(&self, error: Error, what: &str) -> Error {
+        track::<()>(&self.health, Part::Log, what, Err(error)).unwrap_err()
+    }
+
+    /// Wait until `ticket` is durable; on failure nothing written since the last durable
+    /// point stays (see the module docs).
+    fn sync_log(&self, ticket: Ticket, what: &str) -> Result<()> {
+        match self.log.sync_to(ticket) {
+            Ok(()) => {
+                self.health.succeeded(Part::Log);
+                Ok(())
+            }
+            Err(e) => Err(self.log_failed(&mut self.index.write(), e, what)),
+        }
+    }
+
+    /// Run a catalog write, tracking its health (SQLite rolls a failed transaction back).
+    fn catalog_write<T>(&self, what: &str, result: Result<T>) -> Result<T> {
+        track(&self.health, Part::Catalog, what, result)
     }
 }
 
 impl Storage for EmbeddedStore {
     fn append_events(&self, events: Vec<Event>) -> Result<AppendOutcome> {
-        self.check_writable()?;
+        const WHAT: &str = "the batch of events";
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
@@ -270,8 +314,9 @@ impl Storage for EmbeddedStore {
             log::frame_event(event, &mut frames);
         }
         let total = events.len() as u64;
-        let (end, kept) = {
+        let (ticket, kept) = {
             let mut index = self.index.write();
+            self.recover(&mut index).map_err(|e| self.refuse(e, WHAT))?;
             let mut in_batch = HashSet::with_capacity(events.len());
             let keep: Vec<bool> = digests.iter().map(|d| !index.contains_event(*d) && in_batch.insert(*d)).collect();
             let kept = keep.iter().filter(|k| **k).count();
@@ -280,8 +325,8 @@ impl Storage for EmbeddedStore {
                 return Ok(AppendOutcome { accepted: total, duplicates: total });
             }
             let mut positions = Vec::with_capacity(kept);
-            let end = if kept == events.len() {
-                self.append_log(&frames, &starts, &mut positions)?
+            let appended = if kept == events.len() {
+                self.log.append(&frames, &starts, &mut positions)
             } else {
                 let mut filtered = Vec::with_capacity(frames.len());
                 let mut filtered_starts = Vec::with_capacity(kept);
@@ -292,8 +337,9 @@ impl Storage for EmbeddedStore {
                         filtered.extend_from_slice(&frames[*start..stop]);
                     }
                 }
-                self.append_log(&filtered, &filtered_starts, &mut positions)?
+                self.log.append(&filtered, &filtered_starts, &mut positions)
             };
+            let ticket = appended.map_err(|e| self.log_failed(&mut index, e, WHAT))?;
             let mut positions = positions.into_iter();
             for (i, event) in events.iter().enumerate() {
                 if keep[i] {
@@ -301,9 +347,9 @@ impl Storage for EmbeddedStore {
                     index.insert_event(event, digests[i], position);
                 }
             }
-            (end, kept as u64)
+            (ticket, kept as u64)
         };
-        self.sync_log(end)?;
+        self.sync_log(ticket, WHAT)?;
         Ok(AppendOutcome { accepted: total, duplicates: total - kept })
     }
 
@@ -311,7 +357,7 @@ impl Storage for EmbeddedStore {
         if items.is_empty() {
             return Ok(());
         }
-        self.catalog.put_items(&items)?;
+        self.catalog_write("the items", self.catalog.put_items(&items))?;
         let mut index = self.index.write();
         for item in &items {
             index.set_item_facts(&ItemFacts::of(item));
@@ -328,7 +374,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn delete_item(&self, id: &ItemId) -> Result<bool> {
-        let existed = self.catalog.delete_item(id)?;
+        let existed = self.catalog_write("the deletion", self.catalog.delete_item(id))?;
         let mut index = self.index.write();
         if let Some(n) = index.items.get(id.as_str()) {
             let entry = &mut index.item_entries[n as usize];
@@ -342,7 +388,7 @@ impl Storage for EmbeddedStore {
         if users.is_empty() {
             return Ok(());
         }
-        self.catalog.put_users(&users)?;
+        self.catalog_write("the users", self.catalog.put_users(&users))?;
         let mut index = self.index.write();
         for user in &users {
             let n = index.intern_user(user.id.as_str());
@@ -356,23 +402,27 @@ impl Storage for EmbeddedStore {
     }
 
     fn erase_user(&self, id: &UserId) -> Result<EraseReport> {
-        self.check_writable()?;
+        const WHAT: &str = "the erasure";
         // The tombstone goes first: once it is durable, a crash at any later point still
-        // ends with the user's events erased when the log is replayed.
+        // ends with the user's events erased when the log is replayed. A failed write of
+        // the tombstone leaves the user as they were (the index is rebuilt without it).
         let mut frames = Vec::new();
         log::frame(
             &LogRecord::EraseUser { user: id.clone(), timestamp: chrono::Utc::now().timestamp_millis() },
             &mut frames,
         );
-        let (end, events) = {
+        let (ticket, events) = {
             let mut index = self.index.write();
-            let end = self.append_log(&frames, &[0], &mut Vec::new())?;
-            (end, index.erase_user_events(id))
+            self.recover(&mut index).map_err(|e| self.refuse(e, WHAT))?;
+            let ticket =
+                self.log.append(&frames, &[0], &mut Vec::new()).map_err(|e| self.log_failed(&mut index, e, WHAT))?;
+            (ticket, index.erase_user_events(id))
         };
-        self.sync_log(end)?;
-        // The events are gone from memory now and from disk at the next open.
-        super::compact::request(&self.dir)?;
-        let (user_record, edges) = self.catalog.erase_user(id)?;
+        self.sync_log(ticket, WHAT)?;
+        // The events are gone from memory now and from disk at the next open. A retry of a
+        // failed erasure finishes what this one could not.
+        track(&self.health, Part::Log, WHAT, super::compact::request(&self.dir))?;
+        let (user_record, edges) = self.catalog_write(WHAT, self.catalog.erase_user(id))?;
         let mut index = self.index.write();
         if let Some(n) = index.users.get(id.as_str()) {
             index.user_entries[n as usize].in_catalog = false;
@@ -392,7 +442,7 @@ impl Storage for EmbeddedStore {
         if follows.is_empty() {
             return Ok(());
         }
-        let new = self.catalog.put_follows(&follows)?;
+        let new = self.catalog_write("the follows", self.catalog.put_follows(&follows))?;
         let mut index = self.index.write();
         for (follow, is_new) in follows.iter().zip(new) {
             if is_new {
@@ -406,7 +456,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool> {
-        let existed = self.catalog.delete_follow(user, other)?;
+        let existed = self.catalog_write("the deletion", self.catalog.delete_follow(user, other))?;
         if existed {
             let mut index = self.index.write();
             for u in [user, other] {
@@ -560,7 +610,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn put_experiment(&self, id: &str, doc: &str) -> Result<()> {
-        self.catalog.put_experiment(id, doc)
+        self.catalog_write("the experiment", self.catalog.put_experiment(id, doc))
     }
 
     fn experiments(&self) -> Result<Vec<(String, String)>> {
@@ -571,7 +621,7 @@ impl Storage for EmbeddedStore {
         if exposures.is_empty() {
             return Ok(());
         }
-        self.catalog.add_exposures(exposures)
+        self.catalog_write("the exposures", self.catalog.add_exposures(exposures))
     }
 
     fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
@@ -583,7 +633,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn put_api_key(&self, id: &str, doc: &str) -> Result<()> {
-        self.catalog.put_api_key(id, doc)
+        self.catalog_write("the key", self.catalog.put_api_key(id, doc))
     }
 
     fn api_keys(&self) -> Result<Vec<(String, String)>> {
@@ -591,11 +641,11 @@ impl Storage for EmbeddedStore {
     }
 
     fn delete_api_key(&self, id: &str) -> Result<bool> {
-        self.catalog.delete_api_key(id)
+        self.catalog_write("the deletion", self.catalog.delete_api_key(id))
     }
 
     fn writes_refused(&self) -> Option<String> {
-        self.check_writable().err().map(|e| e.to_string())
+        self.health.reason()
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
@@ -625,21 +675,6 @@ mod tests {
 
     fn open(dir: &Path) -> EmbeddedStore {
         EmbeddedStore::open(dir, &StoreConfig::default()).unwrap()
-    }
-
-    #[test]
-    fn after_a_failed_write_the_store_says_why_it_refuses_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        assert_eq!(store.writes_refused(), None);
-        store.append_events(vec![view("e1", "u1", "i1", 1)]).unwrap();
-        // What a failed log write leaves behind (see `guarded`).
-        let _ = store.guarded::<()>(Err(Error::Internal("disk full".into())));
-        let reason = store.writes_refused().expect("writes are refused now");
-        assert!(reason.contains("refuses writes"), "{reason}");
-        assert!(store.append_events(vec![view("e2", "u1", "i1", 2)]).is_err());
-        // Reads still answer.
-        assert_eq!(store.stats().unwrap().events, 1);
     }
 
     #[test]

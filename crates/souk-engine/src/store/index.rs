@@ -238,6 +238,46 @@ impl EventIndex {
         n
     }
 
+    /// The index's view of the catalog (item facts, catalog users, follow degrees), before
+    /// the log is replayed into it.
+    pub fn from_catalog(catalog: &super::catalog::Catalog) -> crate::Result<Self> {
+        let mut index = Self::default();
+        {
+            let index = std::cell::RefCell::new(&mut index);
+            catalog.scan_ids(
+                |facts| {
+                    index.borrow_mut().set_item_facts(&facts);
+                },
+                |user| {
+                    let mut index = index.borrow_mut();
+                    let n = index.intern_user(user);
+                    index.user_entries[n as usize].in_catalog = true;
+                },
+                |user, other| {
+                    let mut index = index.borrow_mut();
+                    for u in [user, other] {
+                        let n = index.intern_user(u);
+                        index.user_entries[n as usize].follow_degree += 1;
+                    }
+                },
+            )?;
+        }
+        Ok(index)
+    }
+
+    /// Apply one replayed log record found at `position` (packed).
+    pub fn apply_record(&mut self, record: super::codec::LogRecord, position: u64) {
+        match record {
+            super::codec::LogRecord::Event(event) => {
+                self.insert_event(&event, event_id_digest(event.id.as_str()), position);
+            }
+            super::codec::LogRecord::EraseUser { user, .. } => {
+                self.erase_user_events(&user);
+            }
+            super::codec::LogRecord::KnownIds(digests) => self.remember_event_ids(&digests),
+        }
+    }
+
     /// Remember ids of events that were erased and compacted away.
     pub fn remember_event_ids(&mut self, digests: &[u128]) {
         self.event_ids.extend(digests.iter().copied());

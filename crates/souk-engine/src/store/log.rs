@@ -15,6 +15,13 @@
 //! checks: a segment shorter than recorded, or a bad frame before the durable point, is lost
 //! acknowledged data and is reported, whatever it looks like.
 //!
+//! A batch is all or nothing. A failed `write` (`ENOSPC`, `EIO`) cuts the segment back to
+//! where the batch began and syncs that before the error returns. A failed `fdatasync`
+//! leaves the bytes after the last durable point in an unknown state: every batch written
+//! after that point fails, and [`EventLog::recover`] cuts them off (see there for why) before
+//! appends resume; the caller forgets what it indexed of them. Writes and syncs go through
+//! the [`IoFaults`] seam, which tests use to make them fail.
+//!
 //! Recovery distinguishes a torn tail from damage. A torn tail is what a crash in the middle
 //! of an append leaves at the very end of the newest segment: a partial frame (fewer header
 //! bytes than a frame needs, or a length that runs past the end of the file) or a zero-filled
@@ -29,10 +36,11 @@
 //! damaged stretches for `souk verify` and `souk repair`.
 
 mod frames;
+mod io;
 mod mark;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +52,8 @@ pub use self::frames::{
     frame, frame_event, scan_segment, seal_frame, segment_file, segment_numbers, DamagedStretch, LogRecordRef,
     SegmentScan, MAX_FRAME_BYTES, ZERO_FILL_MIN,
 };
+pub use self::io::IoFaults;
+use self::io::LogIo;
 use self::mark::{read_mark, read_sealed, DurableMark, MarkWriter, MARK_FILE, SEALED_FILE};
 use super::codec::{self, LogRecord, LOG_FORMAT_VERSION};
 use crate::error::{Error, Result};
@@ -71,19 +81,64 @@ struct Segment {
     len: u64,
 }
 
+/// A batch's place in the log, handed back by [`EventLog::append`] and redeemed by
+/// [`EventLog::sync_to`]: the logical end of its bytes and the rollback epoch it was
+/// written in. The default ticket covers nothing (syncing it does nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticket {
+    end: u64,
+    epoch: usize,
+}
+
 struct Writer {
     current: Segment,
-    /// Logical bytes written over the life of this process (monotone, across segments).
+    /// Logical bytes written over the life of this process (monotone, across segments and
+    /// rollbacks: bytes cut off by a rollback are never reused).
     written: u64,
+    /// Logical offset up to which everything is on stable storage.
+    durable: u64,
+    /// Length of the current segment at `durable`.
+    durable_len: u64,
+    /// `durable` at each rollback, in order: a ticket of epoch `e` survived rollback `e`
+    /// exactly when its end is at most `rollbacks[e]`.
+    rollbacks: Vec<u64>,
+    /// Why the bytes after `durable` can no longer be trusted (a failed `fdatasync`, or a
+    /// failed write that could not be cut back): appends are refused until
+    /// [`EventLog::recover`] cuts them off.
+    broken: Option<String>,
+}
+
+/// Whether a ticket's bytes are durable.
+enum TicketState {
+    Durable,
+    Pending,
+    /// Cut off by a rollback.
+    Lost,
+}
+
+impl Writer {
+    fn epoch(&self) -> usize {
+        self.rollbacks.len()
+    }
+
+    fn state(&self, ticket: Ticket) -> TicketState {
+        match self.rollbacks.get(ticket.epoch) {
+            Some(kept) if ticket.end <= *kept => TicketState::Durable,
+            Some(_) => TicketState::Lost,
+            None if ticket.end <= self.durable => TicketState::Durable,
+            None => TicketState::Pending,
+        }
+    }
 }
 
 /// An append-only, checksummed, segmented log. See the module docs.
 pub struct EventLog {
     dir: PathBuf,
     segment_bytes: u64,
+    io: LogIo,
     writer: Mutex<Writer>,
-    /// Logical offset up to which everything is on stable storage.
-    synced: Mutex<u64>,
+    /// Held by the one `fdatasync` of a group commit (and by a rollback).
+    sync_lock: Mutex<()>,
     /// Read handles by segment number (index = number - 1).
     readers: RwLock<Vec<Arc<File>>>,
     mark: Mutex<MarkWriter>,
@@ -92,10 +147,15 @@ pub struct EventLog {
 impl Drop for EventLog {
     fn drop(&mut self) {
         // A clean close: everything written is made durable and marked, so any later
-        // damage anywhere in the log is reported, never truncated.
-        let writer = self.writer.lock();
-        if writer.current.file.sync_data().is_ok() {
-            self.mark.lock().record(DurableMark { segment: writer.current.number, offset: writer.current.len }, true);
+        // damage anywhere in the log is reported, never truncated. Bytes a failed sync left
+        // behind are cut off first: they belong to batches that were refused.
+        let writer = self.writer.get_mut();
+        if writer.broken.is_some() && writer.current.file.set_len(writer.durable_len).is_err() {
+            return;
+        }
+        if self.io.sync_data(&writer.current.file).is_ok() {
+            let mark = DurableMark { segment: writer.current.number, offset: writer.current.len };
+            self.mark.get_mut().record(mark, true);
         }
     }
 }
@@ -104,18 +164,30 @@ fn io_context(path: &Path, error: std::io::Error) -> Error {
     Error::Io(std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))
 }
 
-fn create_segment(dir: &Path, number: u32) -> Result<Segment> {
+/// The error of a batch that a rollback cut off (its own write or sync did not fail).
+fn lost_batch(reason: &str) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "the batch was not stored: an event-log write failed before it was durable ({reason})"
+    )))
+}
+
+fn create_segment(dir: &Path, number: u32, io: &LogIo) -> Result<Segment> {
     let path = segment_path(dir, number);
-    let mut file =
+    let file =
         OpenOptions::new().create_new(true).read(true).append(true).open(&path).map_err(|e| io_context(&path, e))?;
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(&number.to_le_bytes());
-    file.write_all(&header).map_err(|e| io_context(&path, e))?;
-    file.sync_all().map_err(|e| io_context(&path, e))?;
+    let written = io.write_all(&file, &header).and_then(|()| io.sync_data(&file));
     // The new directory entry must survive a crash too.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_context(dir, e))?;
+    let synced = written.and_then(|()| File::open(dir).and_then(|d| d.sync_all()));
+    if let Err(e) = synced {
+        // Leave no half-made segment behind: the next rotation starts it again.
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(io_context(&path, e));
+    }
     Ok(Segment { number, file: Arc::new(file), len: HEADER_LEN })
 }
 
@@ -124,8 +196,19 @@ impl EventLog {
     pub fn open(
         dir: &Path,
         segment_bytes: u64,
+        visit: impl FnMut(LogRecord, LogPosition) -> Result<()>,
+    ) -> Result<Self> {
+        Self::open_with(dir, segment_bytes, None, visit)
+    }
+
+    /// [`EventLog::open`] with faults injected into segment writes and syncs.
+    pub fn open_with(
+        dir: &Path,
+        segment_bytes: u64,
+        faults: Option<Arc<IoFaults>>,
         mut visit: impl FnMut(LogRecord, LogPosition) -> Result<()>,
     ) -> Result<Self> {
+        let io = LogIo::new(faults);
         fs_err::create_dir_all(dir)?;
         let numbers = segment_numbers(dir)?;
         for (index, number) in numbers.iter().enumerate() {
@@ -161,18 +244,25 @@ impl EventLog {
                 Some(len) => *len,
                 None => mark.filter(|m| m.segment == number).map_or(0, |m| m.offset),
             };
-            let segment = replay_segment(dir, number, is_last, floor, &mut visit)?;
+            let segment = replay_segment(dir, number, is_last, floor, &io, &mut visit)?;
             readers.push(segment.file.clone());
             last = Some(segment);
         }
         let current = match last {
             Some(segment) => segment,
             None => {
-                let segment = create_segment(dir, 1)?;
+                let segment = create_segment(dir, 1, &io)?;
                 readers.push(segment.file.clone());
                 segment
             }
         };
+        // What was replayed is what the index will hold: make it durable now, so that a
+        // later rollback never has to cut below it. If the sync fails, the first write
+        // retries it (and cuts off nothing).
+        let broken = io.sync_data(&current.file).err().map(|e| {
+            tracing::warn!(error = %e, "could not sync the newest event-log segment at open; writes retry it");
+            format!("the newest segment could not be synced at open: {e}")
+        });
         let mark_path = dir.join(MARK_FILE);
         let mark_file = OpenOptions::new()
             .create(true)
@@ -184,11 +274,13 @@ impl EventLog {
         let sealed_path = dir.join(SEALED_FILE);
         let sealed_file =
             OpenOptions::new().create(true).append(true).open(&sealed_path).map_err(|e| io_context(&sealed_path, e))?;
+        let durable_len = current.len;
         Ok(Self {
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(HEADER_LEN + 1),
-            writer: Mutex::new(Writer { current, written: 0 }),
-            synced: Mutex::new(0),
+            io,
+            writer: Mutex::new(Writer { current, written: 0, durable: 0, durable_len, rollbacks: Vec::new(), broken }),
+            sync_lock: Mutex::new(()),
             readers: RwLock::new(readers),
             mark: Mutex::new(MarkWriter { file: mark_file, sealed: sealed_file, written: None, last: mark }),
         })
@@ -196,9 +288,16 @@ impl EventLog {
 
     /// Append already-framed bytes (whole frames, see [`frame`]). `positions` receives the
     /// position of each frame, given the frame start offsets within `frames`. Returns the
-    /// logical end offset to pass to [`EventLog::sync_to`].
-    pub fn append(&self, frames: &[u8], starts: &[usize], positions: &mut Vec<LogPosition>) -> Result<u64> {
+    /// ticket to pass to [`EventLog::sync_to`].
+    ///
+    /// A failed write leaves nothing of the batch: the segment is cut back to where the
+    /// batch began (and that is synced). If even that fails, the log refuses appends until
+    /// [`EventLog::recover`] succeeds.
+    pub fn append(&self, frames: &[u8], starts: &[usize], positions: &mut Vec<LogPosition>) -> Result<Ticket> {
         let mut writer = self.writer.lock();
+        if let Some(reason) = &writer.broken {
+            return Err(lost_batch(reason));
+        }
         if writer.current.len > HEADER_LEN && writer.current.len + frames.len() as u64 > self.segment_bytes {
             self.rotate(&mut writer)?;
         }
@@ -207,7 +306,16 @@ impl EventLog {
             return Err(Error::Internal(format!("batch of {} bytes does not fit in one segment", frames.len())));
         }
         let path = segment_path(&self.dir, writer.current.number);
-        (&*writer.current.file).write_all(frames).map_err(|e| io_context(&path, e))?;
+        if let Err(e) = self.io.write_all(&writer.current.file, frames) {
+            // Whatever part of the batch reached the file goes: truncate, and sync so that a
+            // crash cannot bring it back either.
+            let file = &writer.current.file;
+            if let Err(undo) = file.set_len(base).and_then(|()| self.io.sync_data(file)) {
+                tracing::error!(path = %path.display(), error = %undo, "could not cut a failed write back");
+                writer.broken = Some(format!("a failed write could not be cut back: {undo}"));
+            }
+            return Err(io_context(&path, e));
+        }
         writer.current.len += frames.len() as u64;
         writer.written += frames.len() as u64;
         positions.extend(
@@ -215,38 +323,124 @@ impl EventLog {
                 .iter()
                 .map(|start| LogPosition { segment: writer.current.number, offset: (base + *start as u64) as u32 }),
         );
-        Ok(writer.written)
+        Ok(Ticket { end: writer.written, epoch: writer.epoch() })
     }
 
     fn rotate(&self, writer: &mut Writer) -> Result<()> {
         // Everything in the old segment must be durable before later frames can be acked
         // by a sync of the new segment alone.
         let old_path = segment_path(&self.dir, writer.current.number);
-        writer.current.file.sync_data().map_err(|e| io_context(&old_path, e))?;
+        if let Err(e) = self.io.sync_data(&writer.current.file) {
+            writer.broken = Some(format!("fdatasync of {} failed: {e}", old_path.display()));
+            return Err(io_context(&old_path, e));
+        }
+        writer.durable = writer.written;
+        writer.durable_len = writer.current.len;
         self.mark
             .lock()
             .seal(writer.current.number, writer.current.len)
             .map_err(|e| io_context(&self.dir.join(SEALED_FILE), e))?;
-        let next = create_segment(&self.dir, writer.current.number + 1)?;
+        let next = create_segment(&self.dir, writer.current.number + 1, &self.io)?;
         self.readers.write().push(next.file.clone());
         self.mark.lock().record(DurableMark { segment: next.number, offset: next.len }, true);
+        writer.durable_len = next.len;
         writer.current = next;
         Ok(())
     }
 
-    /// Make every byte up to logical offset `end` durable (group commit).
-    pub fn sync_to(&self, end: u64) -> Result<()> {
-        let mut synced = self.synced.lock();
-        if *synced >= end {
+    /// Make the bytes of `ticket` durable (group commit). Fails if they cannot be: their
+    /// own `fdatasync` failed, or a rollback cut them off.
+    pub fn sync_to(&self, ticket: Ticket) -> Result<()> {
+        let _sync = self.sync_lock.lock();
+        let (file, number, len, target, epoch) = {
+            let writer = self.writer.lock();
+            match writer.state(ticket) {
+                TicketState::Durable => return Ok(()),
+                TicketState::Lost => return Err(lost_batch("cut off by a rollback")),
+                TicketState::Pending => {}
+            }
+            if let Some(reason) = &writer.broken {
+                return Err(lost_batch(reason));
+            }
+            (writer.current.file.clone(), writer.current.number, writer.current.len, writer.written, writer.epoch())
+        };
+        let path = segment_path(&self.dir, number);
+        let result = self.io.sync_data(&file);
+        let mut writer = self.writer.lock();
+        let same_segment = writer.epoch() == epoch && writer.current.number == number;
+        match &result {
+            Ok(()) if same_segment && target > writer.durable => {
+                writer.durable = target;
+                writer.durable_len = len;
+                self.mark.lock().record(DurableMark { segment: number, offset: len }, false);
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "fdatasync of the event log failed");
+                if same_segment && writer.broken.is_none() {
+                    writer.broken = Some(format!("fdatasync of {} failed: {e}", path.display()));
+                }
+            }
+        }
+        match (writer.state(ticket), result) {
+            (TicketState::Durable, _) => Ok(()),
+            (_, Err(e)) => Err(io_context(&path, e)),
+            (_, Ok(())) => Err(lost_batch("cut off by a rollback")),
+        }
+    }
+
+    /// Why appends are refused (see [`EventLog::recover`]), if they are.
+    pub fn broken(&self) -> Option<String> {
+        self.writer.lock().broken.clone()
+    }
+
+    /// After a failed sync: cut the newest segment back to the last durable point and sync
+    /// that, so appends can resume. The cut is made even when the sync fails (appends stay
+    /// refused then, and the next call syncs again); each cut bumps [`EventLog::epoch`]: the
+    /// records after that point are gone, and whoever indexed them must forget them.
+    ///
+    /// Why cut and not sync again: after a failed `fdatasync`, Linux may have marked the
+    /// pages whose write-back failed clean (dropping them, or keeping data the disk does
+    /// not have), and a second `fdatasync` then reports success without writing them. No
+    /// later sync can prove those bytes durable, so they are truncated away; their batches
+    /// were never acknowledged and each caller got an error. Re-writing them from memory
+    /// would need every waiting batch's frames kept until the sync; cutting needs nothing.
+    pub fn recover(&self) -> Result<()> {
+        let _sync = self.sync_lock.lock();
+        let mut writer = self.writer.lock();
+        if writer.broken.is_none() {
             return Ok(());
         }
-        let (file, number, offset, target) = {
-            let writer = self.writer.lock();
-            (writer.current.file.clone(), writer.current.number, writer.current.len, writer.written)
-        };
-        file.sync_data().map_err(|e| io_context(&segment_path(&self.dir, number), e))?;
-        *synced = target;
-        self.mark.lock().record(DurableMark { segment: number, offset }, false);
+        let keep = writer.durable_len;
+        let path = segment_path(&self.dir, writer.current.number);
+        let file = writer.current.file.clone();
+        if writer.current.len > keep {
+            file.set_len(keep).map_err(|e| io_context(&path, e))?;
+            tracing::warn!(path = %path.display(), kept_bytes = keep, cut_bytes = writer.current.len - keep, "cut the event log back to its last durable point");
+            let durable = writer.durable;
+            writer.rollbacks.push(durable);
+            writer.current.len = keep;
+        }
+        if let Err(e) = self.io.sync_data(&file) {
+            writer.broken = Some(format!("fdatasync of {} failed: {e}", path.display()));
+            return Err(io_context(&path, e));
+        }
+        writer.broken = None;
+        Ok(())
+    }
+
+    /// How many times [`EventLog::recover`] cut records off.
+    pub fn epoch(&self) -> usize {
+        self.writer.lock().epoch()
+    }
+
+    /// Replay every record of the open log into `visit`, in order. The caller keeps
+    /// appends out while it runs.
+    pub fn replay(&self, mut visit: impl FnMut(LogRecord, LogPosition) -> Result<()>) -> Result<()> {
+        let last = self.writer.lock().current.number;
+        for number in 1..=last {
+            replay_segment(&self.dir, number, false, 0, &self.io, &mut visit)?;
+        }
         Ok(())
     }
 
@@ -287,6 +481,7 @@ fn replay_segment(
     number: u32,
     is_last: bool,
     durable: u64,
+    io: &LogIo,
     visit: &mut impl FnMut(LogRecord, LogPosition) -> Result<()>,
 ) -> Result<Segment> {
     let path = segment_path(dir, number);
@@ -305,7 +500,7 @@ fn replay_segment(
             file.set_len(0).map_err(|e| io_context(&path, e))?;
             drop(file);
             fs_err::remove_file(&path)?;
-            return create_segment(dir, number);
+            return create_segment(dir, number, io);
         }
         return Err(corrupt(format!("segment shorter than its header ({file_len} bytes)")));
     }
@@ -401,7 +596,7 @@ pub(crate) mod tests {
         ))
     }
 
-    fn append_all(log: &EventLog, records: &[LogRecord]) -> u64 {
+    fn append_all(log: &EventLog, records: &[LogRecord]) -> Ticket {
         let mut frames = Vec::new();
         let mut starts = Vec::new();
         for r in records {
@@ -621,6 +816,116 @@ pub(crate) mod tests {
             fs_err::write(&path, original).unwrap();
         }
         assert!(survives_or_refuses(dir.path(), &records, "the intact log"));
+    }
+
+    fn frames_of(records: &[LogRecord]) -> (Vec<u8>, Vec<usize>) {
+        let mut frames = Vec::new();
+        let mut starts = Vec::new();
+        for r in records {
+            starts.push(frames.len());
+            frame(r, &mut frames);
+        }
+        (frames, starts)
+    }
+
+    fn open_faulty(dir: &Path, segment_bytes: u64, faults: &Arc<IoFaults>) -> EventLog {
+        EventLog::open_with(dir, segment_bytes, Some(faults.clone()), |_, _| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn a_write_that_runs_out_of_space_leaves_nothing_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..40).map(event).collect();
+        let faults = IoFaults::new();
+        let log = open_faulty(dir.path(), 1 << 20, &faults);
+        append_all(&log, &records[..10]);
+        let path = segment_path(dir.path(), 1);
+        let before = fs_err::read(&path).unwrap();
+        // The disk fills in the middle of the second batch's frames.
+        faults.fill_after(150);
+        let (frames, starts) = frames_of(&records[10..30]);
+        let error = log.append(&frames, &starts, &mut Vec::new()).unwrap_err();
+        assert!(matches!(&error, Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull), "{error}");
+        assert_eq!(fs_err::read(&path).unwrap(), before, "the partial batch is cut back");
+        assert!(log.broken().is_none(), "a cut-back write needs no recovery");
+        // Space returns: the next batch goes in without a reopen.
+        faults.heal();
+        append_all(&log, &records[30..]);
+        drop(log);
+        let (_, seen) = replay(dir.path(), 1 << 20);
+        assert_eq!(seen, [&records[..10], &records[30..]].concat());
+    }
+
+    #[test]
+    fn a_failed_fdatasync_fails_every_unsynced_batch_and_recovery_cuts_them_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..40).map(event).collect();
+        let faults = IoFaults::new();
+        let log = open_faulty(dir.path(), 1 << 20, &faults);
+        let first = append_all(&log, &records[..10]);
+        // Two batches are written; neither is durable when the disk starts failing.
+        let (frames, starts) = frames_of(&records[10..20]);
+        let second = log.append(&frames, &starts, &mut Vec::new()).unwrap();
+        let (frames, starts) = frames_of(&records[20..30]);
+        let third = log.append(&frames, &starts, &mut Vec::new()).unwrap();
+        faults.fail_syncs(true);
+        assert!(log.sync_to(third).is_err());
+        assert!(log.broken().is_some());
+        // The batch whose sync was not the one that failed fails too, and so do appends.
+        assert!(log.sync_to(second).is_err());
+        let (frames, starts) = frames_of(&records[30..31]);
+        assert!(log.append(&frames, &starts, &mut Vec::new()).is_err());
+        assert!(log.recover().is_err(), "recovery syncs too: it fails while the disk does");
+        assert_eq!(log.epoch(), 1, "the unsynced batches are cut off all the same");
+        assert!(log.append(&frames, &starts, &mut Vec::new()).is_err(), "appends wait for the sync");
+        faults.heal();
+        log.recover().unwrap();
+        assert_eq!(log.epoch(), 1);
+        assert!(log.sync_to(second).is_err() && log.sync_to(third).is_err(), "cut off: never acknowledged");
+        log.sync_to(first).unwrap();
+        append_all(&log, &records[30..]);
+        drop(log);
+        let (_, seen) = replay(dir.path(), 1 << 20);
+        assert_eq!(seen, [&records[..10], &records[30..]].concat());
+    }
+
+    #[test]
+    fn a_rotation_that_fails_leaves_no_half_made_segment_and_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..40).map(event).collect();
+        let faults = IoFaults::new();
+        let log = open_faulty(dir.path(), SMALL_SEGMENT, &faults);
+        let mut stored = Vec::new();
+        let mut failed_rotations = 0;
+        for r in &records {
+            let (frames, starts) = frames_of(std::slice::from_ref(r));
+            let segments = segment_numbers(dir.path()).unwrap().len();
+            // Room for part of a new segment's header only.
+            faults.fill_after(9);
+            match log.append(&frames, &starts, &mut Vec::new()) {
+                Ok(ticket) => {
+                    log.sync_to(ticket).unwrap();
+                    stored.push(r.clone());
+                    continue;
+                }
+                Err(e) => assert!(matches!(&e, Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull), "{e}"),
+            }
+            if segment_numbers(dir.path()).unwrap().len() == segments
+                && log.writer.lock().current.len > HEADER_LEN + 300
+            {
+                failed_rotations += 1;
+            }
+            assert_eq!(segment_numbers(dir.path()).unwrap().len(), segments, "no half-made segment is left");
+            faults.heal();
+            let ticket = log.append(&frames, &starts, &mut Vec::new()).unwrap();
+            log.sync_to(ticket).unwrap();
+            stored.push(r.clone());
+        }
+        assert!(failed_rotations >= 1 && segment_numbers(dir.path()).unwrap().len() >= 3, "{failed_rotations}");
+        drop(log);
+        let (_, seen) = replay(dir.path(), SMALL_SEGMENT);
+        assert_eq!(seen, stored);
+        assert_eq!(seen, records);
     }
 
     #[test]

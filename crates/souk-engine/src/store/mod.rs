@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod codec;
 pub mod compact;
 mod data_dir;
+mod disk;
 mod embedded;
 pub mod index;
 pub mod log;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use data_dir::DataDir;
 pub use embedded::{EmbeddedStore, StoreConfig, VerifyReport, DATA_FORMAT_VERSION};
 pub use index::{Interaction, ItemMeta};
+pub use log::IoFaults;
 pub use sink::{SinkSummary, StoreSink};
 
 use crate::error::Result;
@@ -164,7 +166,8 @@ pub trait Storage: Send + Sync {
     fn api_keys(&self) -> Result<Vec<(String, String)>>;
     /// Remove an API key; false when there was none.
     fn delete_api_key(&self, id: &str) -> Result<bool>;
-    /// Why writes are refused now (an earlier write failed), or `None` when they are taken.
+    /// Why writes are failing (the last write the disk refused, until a write succeeds
+    /// again: every write still tries), or `None` when they succeed.
     fn writes_refused(&self) -> Option<String> {
         None
     }

@@ -122,7 +122,7 @@ pub fn repair_log(data_dir: &Path, segment_bytes: u64) -> Result<RepairReport> {
     let target = EventLog::open(&target_dir, segment_bytes, |_, _| Ok(()))?;
     let mut frames = Vec::with_capacity(WRITE_BATCH + 4096);
     let mut starts = Vec::new();
-    let mut end = 0;
+    let mut end = log::Ticket::default();
     let mut flush = |frames: &mut Vec<u8>, starts: &mut Vec<usize>| -> Result<()> {
         if !frames.is_empty() {
             end = target.append(frames, starts, &mut Vec::new())?;

@@ -2,6 +2,7 @@
 
 mod api;
 mod bad_input;
+mod disk;
 mod recommend;
 mod search;
 

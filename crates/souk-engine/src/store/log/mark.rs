@@ -75,9 +75,17 @@ pub(super) struct MarkWriter {
 
 impl MarkWriter {
     /// Record the final length of a segment that was just sealed (synced).
+    /// A failed write is cut back, so that later entries stay aligned.
     pub(super) fn seal(&mut self, segment: u32, len: u64) -> std::io::Result<()> {
-        self.sealed.write_all(&DurableMark { segment, offset: len }.encode())?;
-        self.sealed.sync_data()
+        let before = self.sealed.metadata()?.len();
+        let result = self
+            .sealed
+            .write_all(&DurableMark { segment, offset: len }.encode())
+            .and_then(|()| self.sealed.sync_data());
+        if result.is_err() {
+            let _ = self.sealed.set_len(before);
+        }
+        result
     }
 
     /// Record `mark` (already durable in the log) unless one was written recently;
