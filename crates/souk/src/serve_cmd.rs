@@ -28,8 +28,9 @@ pub struct DemoSize {
 }
 
 /// Serve the data directory; with `demo`, first fill an empty data directory with a
-/// generated shop.
-pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
+/// generated shop. With `fetch_model` and no configured embedding model, fetch the default
+/// one (see [`crate::model_fetch`]).
+pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> anyhow::Result<()> {
     refuse_open_access(config)?;
     let store = Arc::new(open_store(config)?);
     if let Some(size) = demo {
@@ -46,7 +47,25 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>) -> anyhow::Result<()> {
         }
         other => Some(other?),
     };
-    let embedder = load_embedder(&config.embed)?;
+    let mut embed = config.embed.clone();
+    let mut fetched = false;
+    if embed.model_path.is_empty() && fetch_model && search.is_some() {
+        if let Some(path) = crate::model_fetch::default_model() {
+            embed.model_path = path.to_string_lossy().into_owned();
+            fetched = true;
+        }
+    }
+    let embedder = match load_embedder(&embed) {
+        // A cached model that does not load must not keep the shop from serving.
+        Err(e) if fetched => {
+            eprintln!(
+                "souk: semantic search is off: the cached model {} does not load ({e:#}); delete it to fetch it again",
+                embed.model_path
+            );
+            None
+        }
+        other => other?,
+    };
     if let (Some(embedder), Some(search)) = (&embedder, &search) {
         embed_in_background(search, &store, embedder, config.embed.batch_size);
     }

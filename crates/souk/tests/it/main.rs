@@ -11,7 +11,12 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub fn souk() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_souk"));
-    command.env_remove("SOUK_DATA_DIR").env_remove("SOUK_CONFIG").env("SOUK__LOG__LEVEL", "warn");
+    // No model fetch unless a test asks for one: tests must not depend on the network.
+    command
+        .env_remove("SOUK_DATA_DIR")
+        .env_remove("SOUK_CONFIG")
+        .env("SOUK__LOG__LEVEL", "warn")
+        .env("SOUK_MODEL_FETCH", "off");
     command
 }
 
