@@ -178,7 +178,9 @@ impl EmbeddedStore {
         let mut index = EventIndex::from_catalog(&catalog)?;
         super::verify::finish_interrupted(dir)?;
         if let Err(e) = super::compact::prepare(dir, config.segment_bytes) {
-            if !disk::is_disk_full(&e) {
+            // Only a compaction that never reached its swap (the log is still in place) may
+            // be abandoned; an interrupted swap is finished by the next open.
+            if !disk::is_disk_full(&e) || !DataDir::new(dir).events().exists() {
                 return Err(e);
             }
             // Erased events stay in the log (never served) until an open with space.

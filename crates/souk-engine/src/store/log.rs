@@ -414,8 +414,9 @@ impl EventLog {
         let keep = writer.durable_len;
         let path = segment_path(&self.dir, writer.current.number);
         let file = writer.current.file.clone();
+        // Also when nothing indexed is cut: a failed write may have left bytes past its start.
+        file.set_len(keep).map_err(|e| io_context(&path, e))?;
         if writer.current.len > keep {
-            file.set_len(keep).map_err(|e| io_context(&path, e))?;
             tracing::warn!(path = %path.display(), kept_bytes = keep, cut_bytes = writer.current.len - keep, "cut the event log back to its last durable point");
             let durable = writer.durable;
             writer.rollbacks.push(durable);
@@ -850,6 +851,28 @@ pub(crate) mod tests {
         assert!(log.broken().is_none(), "a cut-back write needs no recovery");
         // Space returns: the next batch goes in without a reopen.
         faults.heal();
+        append_all(&log, &records[30..]);
+        drop(log);
+        let (_, seen) = replay(dir.path(), 1 << 20);
+        assert_eq!(seen, [&records[..10], &records[30..]].concat());
+    }
+
+    #[test]
+    fn a_failed_write_whose_cut_back_cannot_be_synced_blocks_appends_until_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = (0..40).map(event).collect();
+        let faults = IoFaults::new();
+        let log = open_faulty(dir.path(), 1 << 20, &faults);
+        append_all(&log, &records[..10]);
+        faults.fill_after(40);
+        faults.fail_syncs(true);
+        let (frames, starts) = frames_of(&records[10..30]);
+        assert!(log.append(&frames, &starts, &mut Vec::new()).is_err());
+        assert!(log.broken().is_some(), "the cut-back is not durable yet");
+        assert!(log.append(&frames, &starts, &mut Vec::new()).is_err());
+        faults.heal();
+        log.recover().unwrap();
+        assert_eq!(log.epoch(), 0, "nothing acknowledged or indexed was cut");
         append_all(&log, &records[30..]);
         drop(log);
         let (_, seen) = replay(dir.path(), 1 << 20);
