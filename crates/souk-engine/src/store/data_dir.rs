@@ -1,5 +1,6 @@
 //! The layout of a data directory: the one place that names its files and folders.
-//! Everything that reads or writes the data directory asks [`DataDir`] for the path.
+//! Everything that reads or writes the data directory asks [`DataDir`] for the path. The
+//! directory lock and the `FORMAT` file are taken and checked here too.
 //!
 //! ```text
 //! DIR/FORMAT                     format of the directory (checked on open)
@@ -14,7 +15,13 @@
 //! DIR/ground_truth.json          the generator's ground truth (generated shops)
 //! ```
 
+use std::fs::{File, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// A data directory's paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +87,61 @@ impl DataDir {
     pub fn ground_truth(&self) -> PathBuf {
         self.root.join("ground_truth.json")
     }
+}
+
+/// Version of the data-directory layout, written to `DIR/FORMAT`.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct FormatFile {
+    format: String,
+    version: u32,
+}
+
+/// Take the data directory's lock (`souk.lock`, an OS file lock held while the file is
+/// open); fails with [`Error::Locked`] while another process holds it.
+pub(super) fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("souk.lock");
+    let mut file =
+        fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?.into_parts().0;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
+        Err(TryLockError::Error(e)) => return Err(e.into()),
+    }
+    // The pid is for people; the lock is what counts. A full disk must not stop the open.
+    if let Err(e) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
+        tracing::warn!(error = %e, "could not write the pid into the lock file");
+    }
+    Ok(file)
+}
+
+/// Check the `FORMAT` file, or write it in a new directory.
+pub(super) fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join("FORMAT");
+    if path.exists() {
+        let text = fs_err::read_to_string(&path)?;
+        let format: FormatFile = serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt { path: path.clone(), message: format!("unreadable format file: {e}") })?;
+        if format.format != "souk-data" {
+            return Err(Error::Corrupt {
+                path,
+                message: format!("not a souk data directory (format {:?})", format.format),
+            });
+        }
+        if format.version != DATA_FORMAT_VERSION {
+            return Err(Error::FormatVersion { path, found: format.version, expected: DATA_FORMAT_VERSION });
+        }
+    } else {
+        let text = serde_json::to_string(&FormatFile { format: "souk-data".into(), version: DATA_FORMAT_VERSION })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let tmp = dir.join("FORMAT.tmp");
+        fs_err::write(&tmp, text)?;
+        fs_err::File::open(&tmp)?.sync_all()?;
+        fs_err::rename(&tmp, &path)?;
+        fs_err::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,8 +22,7 @@
 //! write succeeds.
 
 use std::collections::HashSet;
-use std::fs::{File, TryLockError};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,9 +32,11 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
+use super::data_dir::{check_format, lock_dir};
 use super::disk::{self, track, Part, WriteHealth};
 use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
 use super::log::{self, EventLog, IoFaults, LogPosition, Ticket};
+use super::verify::VerifyReport;
 use super::DataDir;
 use super::{
     AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction,
@@ -43,9 +44,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Event, EventType, Follow, Item, User};
-
-/// Version of the data-directory layout, written to `DIR/FORMAT`.
-pub const DATA_FORMAT_VERSION: u32 = 1;
 
 /// Settings of the embedded store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,27 +73,6 @@ impl StoreConfig {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct FormatFile {
-    format: String,
-    version: u32,
-}
-
-/// What `souk verify` found in a data directory.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    pub log: super::verify::LogCheck,
-    /// Problems SQLite's integrity check reports (empty when the catalog is sound).
-    pub catalog: Vec<String>,
-    pub models: super::artifacts::ModelCheck,
-}
-
-impl VerifyReport {
-    pub fn is_clean(&self) -> bool {
-        self.log.is_clean() && self.catalog.is_empty() && self.models.problems.is_empty()
-    }
-}
-
 /// See the module docs.
 pub struct EmbeddedStore {
     dir: PathBuf,
@@ -106,49 +83,6 @@ pub struct EmbeddedStore {
     health: WriteHealth,
     /// The log's [`EventLog::epoch`] the index reflects (changed under the index lock).
     indexed_epoch: AtomicUsize,
-}
-
-fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join("souk.lock");
-    let mut file =
-        fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?.into_parts().0;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
-        Err(TryLockError::Error(e)) => return Err(e.into()),
-    }
-    // The pid is for people; the lock is what counts. A full disk must not stop the open.
-    if let Err(e) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
-        tracing::warn!(error = %e, "could not write the pid into the lock file");
-    }
-    Ok(file)
-}
-
-fn check_format(dir: &Path) -> Result<()> {
-    let path = dir.join("FORMAT");
-    if path.exists() {
-        let text = fs_err::read_to_string(&path)?;
-        let format: FormatFile = serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt { path: path.clone(), message: format!("unreadable format file: {e}") })?;
-        if format.format != "souk-data" {
-            return Err(Error::Corrupt {
-                path,
-                message: format!("not a souk data directory (format {:?})", format.format),
-            });
-        }
-        if format.version != DATA_FORMAT_VERSION {
-            return Err(Error::FormatVersion { path, found: format.version, expected: DATA_FORMAT_VERSION });
-        }
-    } else {
-        let text = serde_json::to_string(&FormatFile { format: "souk-data".into(), version: DATA_FORMAT_VERSION })
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let tmp = dir.join("FORMAT.tmp");
-        fs_err::write(&tmp, text)?;
-        fs_err::File::open(&tmp)?.sync_all()?;
-        fs_err::rename(&tmp, &path)?;
-        fs_err::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 impl EmbeddedStore {

@@ -26,11 +26,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use data_dir::DataDir;
-pub use embedded::{EmbeddedStore, StoreConfig, VerifyReport, DATA_FORMAT_VERSION};
+pub use data_dir::{DataDir, DATA_FORMAT_VERSION};
+pub use embedded::{EmbeddedStore, StoreConfig};
 pub use index::{Interaction, ItemMeta};
 pub use log::IoFaults;
 pub use sink::{SinkSummary, StoreSink};
+pub use verify::VerifyReport;
 
 use crate::error::Result;
 use crate::ids::{ItemId, UserId};

@@ -172,6 +172,21 @@ pub fn finish_interrupted(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What `souk verify` found in a data directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub log: super::verify::LogCheck,
+    /// Problems SQLite's integrity check reports (empty when the catalog is sound).
+    pub catalog: Vec<String>,
+    pub models: super::artifacts::ModelCheck,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.log.is_clean() && self.catalog.is_empty() && self.models.problems.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
