@@ -65,7 +65,7 @@ pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses((status = 200, description = "What was erased", body = Erased)))]
 pub async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Erased>> {
     let user_id = path_user_id(&id, "id")?;
-    let report = state.blocking(move |shop| shop.store().erase_user(&user_id)).await?;
+    let report = state.blocking(move |shop| shop.erase_user(&user_id)).await?;
     Ok(Json(Erased { user_record: report.user_record, events: report.events, social_edges: report.social_edges }))
 }
 

@@ -20,6 +20,7 @@ pub(crate) mod kernels;
 pub mod popularity;
 pub mod registry;
 pub mod rp3beta;
+pub mod session_knn;
 
 pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;
@@ -31,6 +32,7 @@ pub use itemknn::{ItemKnnModel, ItemKnnParams};
 pub use popularity::{PopularityModel, PopularityParams};
 pub use registry::{default_grid, load_model, save_model, train_model, MODELS};
 pub use rp3beta::{Rp3betaModel, Rp3betaParams};
+pub use session_knn::{SessionKnn, SessionKnnParams};
 
 /// A trained model: scores every item for a user.
 ///
