@@ -1,7 +1,9 @@
 //! Session logs, one click per row, in either of the two layouts session-based
 //! recommendation research uses:
 //! - RSC15 as session-rec prepares it: tab-separated with the header `SessionId ItemId Time`
-//!   (Time in Unix seconds, perhaps fractional);
+//!   (Time in Unix seconds, perhaps fractional); the columns are found by name, so the
+//!   files session-rec's other preprocessing scripts write (more columns, another order)
+//!   read too;
 //! - DIGINETICA (CIKM Cup 2016) `train-item-views.csv`: `;`-separated with the header
 //!   `session_id;user_id;item_id;timeframe;eventdate`, the time being the day (`YYYY-MM-DD`,
 //!   taken as UTC midnight) plus `timeframe` milliseconds (as session-rec's preprocessing
@@ -27,8 +29,9 @@ pub(super) fn in_directory(name: &str) -> bool {
 /// The two layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionLayout {
-    /// `SessionId<TAB>ItemId<TAB>Time` (Unix seconds).
-    Rsc15,
+    /// Tab-separated with `SessionId`, `ItemId` and `Time` (Unix seconds) columns, at
+    /// these indices.
+    Rsc15 { session: usize, item: usize, time: usize },
     /// `session_id;user_id;item_id;timeframe;eventdate`.
     Diginetica,
 }
@@ -37,8 +40,9 @@ impl SessionLayout {
     /// The layout a header line names.
     pub fn of_header(header: &str) -> Result<Self, ValidationError> {
         let cells: Vec<&str> = header.split('\t').map(str::trim).collect();
-        if cells.len() >= 3 && cells[..3] == ["SessionId", "ItemId", "Time"] {
-            return Ok(Self::Rsc15);
+        let column = |name: &str| cells.iter().position(|c| *c == name);
+        if let (Some(session), Some(item), Some(time)) = (column("SessionId"), column("ItemId"), column("Time")) {
+            return Ok(Self::Rsc15 { session, item, time });
         }
         let cells: Vec<&str> = header.split(';').map(str::trim).collect();
         if cells.len() >= 5 && cells[..5] == ["session_id", "user_id", "item_id", "timeframe", "eventdate"] {
@@ -70,12 +74,12 @@ pub fn parse_click(layout: SessionLayout, line: &str) -> Result<Option<SessionCl
         return Ok(None);
     }
     let click = match layout {
-        SessionLayout::Rsc15 => {
+        SessionLayout::Rsc15 { session, item, time } => {
             let cells: Vec<&str> = line.split('\t').collect();
             SessionClick {
-                session: cell(&cells, 0, "SessionId")?.to_string(),
-                item: cell(&cells, 1, "ItemId")?.to_string(),
-                time_ms: seconds_to_ms(cell(&cells, 2, "Time")?, "Time")?,
+                session: cell(&cells, session, "SessionId")?.to_string(),
+                item: cell(&cells, item, "ItemId")?.to_string(),
+                time_ms: seconds_to_ms(cell(&cells, time, "Time")?, "Time")?,
             }
         }
         SessionLayout::Diginetica => {
@@ -203,7 +207,11 @@ mod tests {
     #[test]
     fn an_unknown_header_fails_and_bad_rows_are_named() {
         assert!(SessionLayout::of_header("user\titem\ttime").is_err());
-        let layout = SessionLayout::Rsc15;
+        let layout = SessionLayout::of_header("SessionId\tItemId\tTime").unwrap();
+        // Columns by name, in any order (session-rec's DIGINETICA output).
+        let other = SessionLayout::of_header("SessionId\tTime\tItemId\tDate").unwrap();
+        let click = parse_click(other, "2\t1462752038.317\t100747\t2016-05-09").unwrap().unwrap();
+        assert_eq!((click.item.as_str(), click.time_ms), ("100747", 1_462_752_038_317));
         let e = parse_click(layout, "1\t2\tyesterday").unwrap_err();
         assert_eq!(e.field, "Time");
         let e = parse_click(SessionLayout::Diginetica, "1;NA;5;10;2016-13-01").unwrap_err();

@@ -41,12 +41,20 @@ pub struct SessionKnnParams {
     pub sample: usize,
     /// Recency weight of the prefix's items in the similarity (λ_spw); 0: all equal.
     pub position_decay: f32,
+    /// `exp` (STAN: `exp((p - len) / position_decay)`) or `quadratic` (V-SKNN: `(p / len)²`).
+    pub position_weighting: PositionWeighting,
     /// Age decay of a neighbour, in days (λ_snh); 0: none.
     pub time_decay_days: f32,
     /// Weight of a neighbour's item by its distance from the last shared item (λ_inh); 0: none.
     pub neighbour_position_decay: f32,
     /// Weight of a neighbour by the newest prefix position it shares (λ_ipw); 0: none.
+    /// With `match_weighting` `div`, `1 / (len - p + 1)` instead (V-SKNN's `div`).
     pub match_position_decay: f32,
+    /// `exp` (STAN) or `div` (V-SKNN): how the newest shared position weighs a neighbour.
+    pub match_weighting: MatchWeighting,
+    /// `cosine` (STAN) or `vec` (V-SKNN: the shared weight over the prefix's distinct
+    /// items, not divided by the neighbour's length, which favours longer neighbours).
+    pub similarity: Similarity,
     /// Weight of the inverse document frequency of a voted item (λ_idf); 0: none.
     pub idf_weight: f32,
     /// Sessions kept (the oldest are dropped first).
@@ -61,9 +69,12 @@ impl Default for SessionKnnParams {
             neighbours: 200,
             sample: 5_000,
             position_decay: 1.8,
+            position_weighting: PositionWeighting::Exp,
             time_decay_days: 40.0,
             neighbour_position_decay: 0.9,
             match_position_decay: 0.9,
+            match_weighting: MatchWeighting::Exp,
+            similarity: Similarity::Cosine,
             idf_weight: 0.0,
             max_sessions: 1_000_000,
             max_session_items: 100,
@@ -101,6 +112,30 @@ impl SessionKnnParams {
         }
         Ok(())
     }
+}
+
+/// How the prefix's items weigh in the similarity by their position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionWeighting {
+    Exp,
+    Quadratic,
+}
+
+/// How the newest prefix position a neighbour shares weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchWeighting {
+    Exp,
+    Div,
+}
+
+/// How a neighbour's similarity to the prefix is normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Similarity {
+    Cosine,
+    Vec,
 }
 
 /// Number of a session in the index (never reused).
@@ -228,7 +263,11 @@ impl SessionKnn {
         // The weight of each prefix item at its newest position, and that position.
         let mut weight: HashMap<u32, (f32, usize)> = HashMap::with_capacity(prefix.len());
         for (k, &item) in prefix.iter().enumerate() {
-            weight.insert(item, (decay(k as f32 + 1.0 - len, p.position_decay), k + 1));
+            let w = match p.position_weighting {
+                PositionWeighting::Exp => decay(k as f32 + 1.0 - len, p.position_decay),
+                PositionWeighting::Quadratic => ((k as f32 + 1.0) / len).powi(2),
+            };
+            weight.insert(item, (w, k + 1));
         }
         let norm: f32 = weight.values().map(|(w, _)| w * w).sum::<f32>().sqrt();
 
@@ -262,7 +301,10 @@ impl SessionKnn {
                         }
                     }
                 }
-                let mut sim = dot / (norm * (stored.distinct as f32).sqrt());
+                let mut sim = match p.similarity {
+                    Similarity::Cosine => dot / (norm * (stored.distinct as f32).sqrt()),
+                    Similarity::Vec => dot / weight.len() as f32,
+                };
                 if time_decay_ms > 0.0 {
                     let age = (now_ms - stored.newest_ms).max(0) as f32;
                     sim *= (-age / time_decay_ms).exp();
@@ -289,7 +331,11 @@ impl SessionKnn {
                     newest_match = newest_match.max(*position);
                 }
             }
-            let matched = sim * decay(newest_match as f32 - len, p.match_position_decay);
+            let matched = sim
+                * match p.match_weighting {
+                    MatchWeighting::Exp => decay(newest_match as f32 - len, p.match_position_decay),
+                    MatchWeighting::Div => 1.0 / (len - newest_match as f32 + 1.0),
+                };
             for (&item, &position) in &last_position {
                 let distance = (position as f32 - last_shared as f32).abs();
                 let mut vote = matched * decay(-distance, p.neighbour_position_decay);
