@@ -428,7 +428,7 @@ mod tests {
         let now = 100 * 3_600_000;
         let next = |session: &[&str]| live.next_items(&store, &user, session, now, &mut |_| true).unwrap();
         let first = next(&["x"]);
-        assert_eq!(first.iter().map(|(i, _)| i.as_str()).filter(|i| *i != "x").next(), Some("y"));
+        assert_eq!(first.iter().map(|(i, _)| i.as_str()).find(|i| *i != "x"), Some("y"));
         assert!(!first.iter().any(|(i, _)| i == "w"));
         // The shopper views z now: their own session (x, z) is in the index but does not
         // vote for itself; z's neighbours do.
