@@ -21,7 +21,10 @@ of at least --min-item-support clicks —, and `split_data` — sessions ending 
 --days-test days are the test set, training sessions of fewer than 2 clicks are dropped;
 the validation split is cut the same way from the training set), then evaluates on it.
 
-Needs numpy, pandas, pympler and psutil. Prints one JSON line per algorithm:
+Needs numpy, pandas, pympler and psutil. session-rec's DIGINETICA preprocessing relies on
+`groupby().apply()` keeping the grouping column, which pandas 3 no longer does: run
+--diginetica with pandas 2 (2.1.4 with numpy 1.26 was used; the RSC15 runs also work on
+pandas 3). Prints one JSON line per algorithm:
 {"algorithm", "params", "hr@20", "mrr@20", "seconds"}.
 
 Example:
