@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The scope a route needs: sending events needs `ingest`; reading pages (search,
-/// recommendations, similar items, trending, an item, a shopper's profile) needs `search`;
+/// recommendations, similar items, bought together, trending, an item, a shopper's profile) needs `search`;
 /// everything else — the catalog and users (writes, deletes, a user's record and events),
 /// training, experiments, keys, statistics — needs `admin`.
 pub fn required_scope(method: &Method, route: &str) -> Scope {
@@ -30,6 +30,7 @@ pub fn required_scope(method: &Method, route: &str) -> Scope {
         | ("GET", "/v1/users/{id}/recommendations")
         | ("GET", "/v1/users/{id}/profile")
         | ("GET", "/v1/items/{id}/similar")
+        | ("GET", "/v1/items/{id}/bought-together")
         | ("GET", "/v1/trending")
         | ("GET", "/v1/items/{id}") => Scope::Search,
         _ => Scope::Admin,

@@ -60,6 +60,7 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         stats_api::metrics,
         recommend_api::get_recommendations,
         recommend_api::get_similar,
+        recommend_api::get_bought_together,
         recommend_api::get_trending,
         train_api::post_train,
         experiments_api::post_experiment,
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{id}/profile", get(users_api::get_profile))
         .route("/v1/users/{id}/recommendations", get(recommend_api::get_recommendations))
         .route("/v1/items/{id}/similar", get(recommend_api::get_similar))
+        .route("/v1/items/{id}/bought-together", get(recommend_api::get_bought_together))
         .route("/v1/trending", get(recommend_api::get_trending))
         .route("/v1/search", get(search_api::get_search).post(search_api::post_search))
         .route("/v1/train", post(train_api::post_train))

@@ -1,12 +1,14 @@
-//! `GET /v1/users/{id}/recommendations`, `GET /v1/items/{id}/similar`, `GET /v1/trending`.
+//! `GET /v1/users/{id}/recommendations`, `GET /v1/items/{id}/similar`,
+//! `GET /v1/items/{id}/bought-together`, `GET /v1/trending`.
 
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::{FilterParams, ItemFilter, Lang};
 use souk_engine::rank::rerank::Effect;
+use souk_engine::serving::live_sessions::DEFAULT_MIN_SUPPORT;
 use souk_engine::serving::shop::{RecommendAsk, ServedPage, TrendingAsk};
-use souk_engine::serving::{Cursor, Exclusions, Recommended};
+use souk_engine::serving::{Cursor, Exclusions, RecommendSurface, Recommended};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::Query;
@@ -85,13 +87,16 @@ pub struct RecommendQuery {
     pub ranker: Option<bool>,
     /// With the ranker: each item's top feature contributions.
     pub explain: Option<bool>,
+    /// `for_you` (default) or `session`: the next items of the shopper's latest session
+    /// (the live session-kNN, then popular items; not reordered by the ranker).
+    pub surface: Option<String>,
 }
 
 /// Why an item was listed: one recall source that proposed it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReasonOut {
-    /// `als`, `ease`, `itemknn`, `session` (like the items of the open session),
-    /// `popularity`, `trending`, `catalog`, `pin`…
+    /// `als`, `ease`, `itemknn`, `session` (what sessions like the open one went on to),
+    /// `popularity`, `trending`, `catalog`, `bought_together`, `pin`…
     pub source: String,
     /// The item's rank in that source (1-based).
     pub rank: usize,
@@ -292,6 +297,10 @@ pub async fn get_recommendations(
         use_ranker: query.ranker.unwrap_or(true),
         explain: query.explain.unwrap_or(false),
         lang: Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?,
+        surface: match query.surface.as_deref() {
+            None => RecommendSurface::ForYou,
+            Some(text) => RecommendSurface::parse(text, "surface").map_err(ApiError::validation)?,
+        },
     };
     let page = state.compute(move |shop| shop.recommend(ask)).await?;
     Ok(Json(page_out(page)))
@@ -341,6 +350,56 @@ pub async fn get_similar(
     let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
     let item = id.clone();
     let found = state.compute(move |shop| shop.similar(&item, n, &filter, lang)).await?;
+    let page = found.ok_or_else(|| ApiError::not_found("item", &id))?;
+    Ok(Json(page_out(page)))
+}
+
+/// Query of `GET /v1/items/{id}/bought-together`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BoughtTogetherQuery {
+    /// `en` (default) or `zh`: the language of the titles.
+    pub lang: Option<String>,
+    /// How many (default 10, at most 1000).
+    pub n: Option<usize>,
+    /// Fewest baskets a pair must share to be listed (default 2).
+    pub min_support: Option<u32>,
+    /// Category path prefix, e.g. `Electronics > Audio`.
+    pub category: Option<String>,
+    /// Brand (case-insensitive).
+    pub brand: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Include items marked unavailable (default false).
+    pub include_unavailable: Option<bool>,
+}
+
+/// Items frequently bought together with an item: shoppers' baskets (their purchases
+/// without a day's pause) holding both, by lift (how much more often than chance), in at
+/// least `min_support` baskets; never the item itself. Each reason's `score` is the
+/// number of baskets, the item's `score` the lift.
+#[utoipa::path(get, path = "/v1/items/{id}/bought-together", tag = "recommendations",
+    params(("id" = String, Path, description = "Item id"), BoughtTogetherQuery),
+    responses((status = 200, body = RecommendationsOut), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_bought_together(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<BoughtTogetherQuery>,
+) -> ApiResult<Json<RecommendationsOut>> {
+    souk_engine::ItemId::parse(id.as_str(), "id").map_err(ApiError::validation)?;
+    let n = page_size(query.n, 10)?;
+    let min_support = query.min_support.unwrap_or(DEFAULT_MIN_SUPPORT);
+    if min_support == 0 {
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            "expected min_support of at least 1, found 0",
+            "min_support",
+        ));
+    }
+    let filter = filter_of!(query).to_filter()?;
+    let lang = Lang::parse(query.lang.as_deref(), "lang").map_err(ApiError::validation)?;
+    let item = id.clone();
+    let found = state.compute(move |shop| shop.bought_together(&item, n, min_support, &filter, lang)).await?;
     let page = found.ok_or_else(|| ApiError::not_found("item", &id))?;
     Ok(Json(page_out(page)))
 }

@@ -16,6 +16,7 @@ mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
 mod serve_cmd;
+mod session_cmd;
 mod shared;
 mod store_cmd;
 
@@ -313,6 +314,12 @@ fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
             k.trim().parse::<usize>().with_context(|| format!("--k expects numbers like 10,20, found {:?}", args.k))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.protocol == souk_engine::eval::next_item::PROTOCOL {
+        return session_cmd::eval_next_item(args, &ks);
+    }
+    if args.train.is_some() || args.test.is_some() {
+        bail!("--train and --test are for --protocol next-item");
+    }
     if args.protocol == "search" && args.split.is_none() {
         let k = ks.first().copied().unwrap_or(10);
         return search_cmd::eval_search(config, args.queries.max(1), args.seed, k, args.json);

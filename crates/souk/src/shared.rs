@@ -166,7 +166,8 @@ pub struct EvalArgs {
     /// random-split, temporal, leave-last-out, strong-generalization, cold-item,
     /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
     /// model on an Open Bandit Dataset directory given with --path), or simulated-ranking
-    /// (the learned ranker on simulated traffic over a generated shop).
+    /// (the learned ranker on simulated traffic over a generated shop), or next-item
+    /// (session-based: --train and --test session logs).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
@@ -201,6 +202,13 @@ pub struct EvalArgs {
     /// open-bandit.validation_ratio=0.8 (repeatable; a JSON value).
     #[arg(long = "param")]
     pub params: Vec<String>,
+    /// With --protocol next-item: the training sessions (a session log, as `souk import
+    /// --format sessions` reads).
+    #[arg(long, value_name = "FILE")]
+    pub train: Option<PathBuf>,
+    /// With --protocol next-item: the test sessions to replay.
+    #[arg(long, value_name = "FILE")]
+    pub test: Option<PathBuf>,
     /// Judged queries per language (protocol search).
     #[arg(long, default_value_t = 300)]
     pub queries: usize,

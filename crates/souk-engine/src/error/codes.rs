@@ -239,6 +239,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "The kind of a follow is not a known kind",
     },
     ErrorCode {
+        code: "invalid_header",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "A file's header is not one of the layouts its format reads",
+    },
+    ErrorCode {
         code: "invalid_id",
         status: 400,
         error_type: ErrorType::InvalidRequest,
@@ -339,6 +345,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 400,
         error_type: ErrorType::InvalidRequest,
         description: "A simulation setting is out of range",
+    },
+    ErrorCode {
+        code: "invalid_surface",
+        status: 400,
+        error_type: ErrorType::InvalidRequest,
+        description: "`surface` is not `for_you` or `session`",
     },
     ErrorCode {
         code: "invalid_target",

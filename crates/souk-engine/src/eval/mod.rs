@@ -28,6 +28,7 @@ pub mod data;
 pub mod evaluate;
 pub mod experiments;
 pub mod metrics;
+pub mod next_item;
 pub mod protocol;
 pub mod runner;
 pub mod simulate;

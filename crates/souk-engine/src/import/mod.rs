@@ -17,6 +17,8 @@
 //! - `lastfm`: the LightGCN split (`data1.txt`, `test1.txt`, `trustnetwork.txt`) or the
 //!   HetRec 2011 Last.fm 2K release (`user_artists.dat`, `artists.dat`, ...).
 //! - `taobao`: Taobao UserBehavior CSV (`user,item,category,behavior,seconds`).
+//! - `sessions`: session logs (session-rec's RSC15 files or DIGINETICA's item views); each
+//!   session becomes a user.
 //!
 //! Dataset rows carry no event ids, so importers derive them from the row's content
 //! (e.g. `ml:{user}:{item}:{seconds}`): importing the same file twice yields the same ids
@@ -31,6 +33,7 @@ mod jsonl;
 mod lastfm;
 mod movielens;
 mod recbole;
+pub mod sessions;
 mod taobao;
 
 use std::borrow::Cow;
@@ -65,11 +68,19 @@ pub enum Format {
     Recbole,
     Lastfm,
     Taobao,
+    Sessions,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] =
-        [Format::Jsonl, Format::Csv, Format::Movielens, Format::Recbole, Format::Lastfm, Format::Taobao];
+    pub const ALL: [Format; 7] = [
+        Format::Jsonl,
+        Format::Csv,
+        Format::Movielens,
+        Format::Recbole,
+        Format::Lastfm,
+        Format::Taobao,
+        Format::Sessions,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,6 +90,7 @@ impl Format {
             Format::Recbole => "recbole",
             Format::Lastfm => "lastfm",
             Format::Taobao => "taobao",
+            Format::Sessions => "sessions",
         }
     }
 }
@@ -163,6 +175,7 @@ pub fn import_paths(
         Format::Recbole => recbole::in_directory,
         Format::Lastfm => lastfm::in_directory,
         Format::Taobao => taobao::in_directory,
+        Format::Sessions => sessions::in_directory,
     };
     let (files, ignored) = collect_files(paths, in_directory)?;
     let mut importer = Importer::new(options, sink, progress, &files)?;
@@ -176,6 +189,7 @@ pub fn import_paths(
         Format::Recbole => recbole::run(&mut importer, &files)?,
         Format::Lastfm => lastfm::run(&mut importer, &files)?,
         Format::Taobao => taobao::run(&mut importer, &files)?,
+        Format::Sessions => sessions::run(&mut importer, &files)?,
     }
     Ok(importer.finish())
 }

@@ -20,6 +20,7 @@ pub(crate) mod kernels;
 pub mod popularity;
 pub mod registry;
 pub mod rp3beta;
+pub mod session_knn;
 mod source_kind;
 
 pub use als::{AlsModel, AlsParams};
@@ -32,6 +33,7 @@ pub use itemknn::{ItemKnnModel, ItemKnnParams};
 pub use popularity::{PopularityModel, PopularityParams};
 pub use registry::{default_grid, load_model, save_model, train_model, MODELS};
 pub use rp3beta::{Rp3betaModel, Rp3betaParams};
+pub use session_knn::{SessionKnn, SessionKnnParams};
 pub use source_kind::SourceKind;
 
 /// A trained model: scores every item for a user.

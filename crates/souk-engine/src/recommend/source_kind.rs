@@ -30,13 +30,15 @@ pub enum SourceKind {
     Trending,
     /// Catalog items sharing the category path or brand (similar items without neighbours).
     Catalog,
+    /// Bought in the same basket as the item asked about (lift over chance).
+    BoughtTogether,
     /// A pin rule placed the item.
     Pin,
 }
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 11] = [
+    pub const ALL: [SourceKind; 12] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
@@ -47,6 +49,7 @@ impl SourceKind {
         Self::Popularity,
         Self::Trending,
         Self::Catalog,
+        Self::BoughtTogether,
         Self::Pin,
     ];
 
@@ -62,6 +65,7 @@ impl SourceKind {
             Self::Popularity => "popularity",
             Self::Trending => "trending",
             Self::Catalog => "catalog",
+            Self::BoughtTogether => "bought_together",
             Self::Pin => "pin",
         }
     }

@@ -12,8 +12,9 @@
 //! recall → fusion → ranker → rules → reasons), `similar`, `trending` (and the page
 //! before any training), `describe` (what a page shows of each item), `page_log`,
 //! `search_page` and `search_ranking` (the search page), `training`, `pipeline` (a page
-//! pipeline's configuration as data), and `shop`: the one
-//! entry point front ends call.
+//! pipeline's configuration as data), `live_sessions` (the session-kNN index and the
+//! co-purchase counts, updated on ingest: the `session` source and "bought together"),
+//! and `shop`: the one entry point front ends call.
 //!
 //! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
 //! (`rank::rerank`) and search; only `eval` sits above it.
@@ -23,6 +24,7 @@ pub mod experiment;
 pub mod experiment_report;
 mod history;
 pub mod interleave;
+pub mod live_sessions;
 mod model_set;
 pub mod page_log;
 pub mod pipeline;
@@ -40,6 +42,7 @@ mod trending;
 pub use crate::recommend::SourceKind;
 pub use describe::*;
 pub use history::*;
+pub use live_sessions::{LiveSessions, RecommendSurface};
 pub use model_set::*;
 pub use recommend_page::*;
 pub use request::*;

@@ -88,14 +88,16 @@ pub trait RecallSource {
 }
 
 /// The sources of a request, in fusion order: every collaborative model of the set and
-/// item-kNN on the recent history (when there is a history), item-kNN on the session (when
-/// it is still open at `now_ms` and the history holds more than it), then popularity.
+/// item-kNN on the recent history (when there is a history), the session source (when the
+/// session is still open at `now_ms`: `session` — the live session-kNN — when given, else
+/// item-kNN on the session when the history holds more than it), then popularity.
 /// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
 pub fn recall_sources<'a>(
     set: &'a ModelSet,
     history: &History,
     folds: &'a [Option<Vec<f32>>],
     now_ms: i64,
+    session: Option<Box<dyn RecallSource + 'a>>,
 ) -> Vec<Box<dyn RecallSource + 'a>> {
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
@@ -104,12 +106,22 @@ pub fn recall_sources<'a>(
             sources.push(Box::new(Collaborative { kind, source, user_vector: fold.as_deref() }));
         }
         sources.push(Box::new(RecentNeighbours));
-        if session_is_open(history, now_ms) && history.session.len() < history.recent.len() {
-            sources.push(Box::new(SessionNeighbours));
+        if session_is_open(history, now_ms) {
+            match session {
+                Some(session) => sources.push(session),
+                None if history.session.len() < history.recent.len() => sources.push(Box::new(SessionNeighbours)),
+                None => {}
+            }
         }
     }
     sources.push(Box::new(Popular));
     sources
+}
+
+/// The sources of a "next in this session" page: the session source (`session`, else
+/// item-kNN on the latest session), then popularity.
+pub fn session_surface_sources<'a>(session: Option<Box<dyn RecallSource + 'a>>) -> Vec<Box<dyn RecallSource + 'a>> {
+    vec![session.unwrap_or_else(|| Box::new(SessionNeighbours)), Box::new(Popular)]
 }
 
 /// Whether the latest session is still going on at `now_ms` (its newest interaction less
@@ -288,7 +300,7 @@ mod tests {
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
-        let sources = recall_sources(&set, &history, &folds, 0);
+        let sources = recall_sources(&set, &history, &folds, 0, None);
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Popularity]);
         for source in &sources {
@@ -303,7 +315,7 @@ mod tests {
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
-        let open = recall_sources(&set, &history, &folds, newest + 60_000);
+        let open = recall_sources(&set, &history, &folds, newest + 60_000, None);
         let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
             assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
@@ -318,7 +330,7 @@ mod tests {
             user_history(&set, &store, &UserId::parse("nobody-yet", "user").unwrap(), 200, Exclusions::default())
                 .unwrap();
         let folds = fold_ins(&set, &cold);
-        let kinds: Vec<SourceKind> = recall_sources(&set, &cold, &folds, 0).iter().map(|s| s.kind()).collect();
+        let kinds: Vec<SourceKind> = recall_sources(&set, &cold, &folds, 0, None).iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, vec![SourceKind::Popularity]);
     }
 }

@@ -1,6 +1,7 @@
 //! The "for you" page as a pipeline of stages: recall sources → fusion → the learned
 //! ranker → re-ranking rules → reasons and cursor.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::Result;
@@ -72,11 +73,25 @@ pub fn recommend(
         want: config.candidates_per_source.max(request.n * 3),
     };
     let folds = recall::fold_ins(set, &history);
+    let session = request.sessions.as_deref().map(|live| -> Box<dyn recall::RecallSource + '_> {
+        Box::new(live_sessions::SessionKnnSource { live, user: &request.user, now_ms: request.now_ms })
+    });
+    let (sources, weights) = match request.surface {
+        RecommendSurface::ForYou => (
+            recall::recall_sources(set, &history, &folds, request.now_ms, session),
+            Cow::Borrowed(&config.source_weights),
+        ),
+        // The session's next items first; popular items only fill the page below them.
+        RecommendSurface::Session => (
+            recall::session_surface_sources(session),
+            Cow::Owned([(SourceKind::Session, 1.0), (SourceKind::Popularity, 1e-3)].into_iter().collect()),
+        ),
+    };
     let mut lists = Vec::new();
-    for source in recall::recall_sources(set, &history, &folds, request.now_ms) {
+    for source in sources {
         lists.push((source.kind(), source.recall(&recall)?));
     }
-    let mut ranked = fuse(&lists, &config.source_weights);
+    let mut ranked = fuse(&lists, &weights);
     // The first factor model's fold-in is the ranker's factor-score feature.
     let folded = set.models.iter().zip(&folds).find_map(|((_, source), fold)| match (source, fold) {
         (Source::Als { model, .. }, Some(vector)) => Some((model.as_ref(), vector.as_slice())),

@@ -101,6 +101,10 @@ pub struct RecommendRequest {
     pub now_ms: i64,
     /// The online click model, whose prediction is the `online_ctr` feature.
     pub online: Option<Arc<OnlineClickModel>>,
+    /// The page asked for: "for you", or the next items of the latest session.
+    pub surface: super::RecommendSurface,
+    /// The live session index (the `session` source); without it, item-kNN on the session.
+    pub sessions: Option<Arc<super::LiveSessions>>,
 }
 
 impl RecommendRequest {
@@ -118,6 +122,8 @@ impl RecommendRequest {
             explain: false,
             now_ms: 0,
             online: None,
+            surface: super::RecommendSurface::ForYou,
+            sessions: None,
         }
     }
 }

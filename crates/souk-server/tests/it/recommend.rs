@@ -749,3 +749,59 @@ async fn an_experiment_is_created_started_served_and_reported_over_http() {
     let (_, list) = server.get("/v1/experiments").await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn bought_together_lists_co_purchases_by_lift_and_never_the_item_itself() {
+    let server = shop();
+    // Three shoppers buy i000001 with i000002 (one of them i000001 twice); one buys
+    // i000001 with i000003 — seen once, under the default minimum support of 2.
+    let mut events = Vec::new();
+    for (k, (user, items)) in [
+        ("buyer-1", &["i000001", "i000002", "i000001"][..]),
+        ("buyer-2", &["i000002", "i000001"][..]),
+        ("buyer-3", &["i000001", "i000002"][..]),
+        ("buyer-4", &["i000001", "i000003"][..]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (j, item) in items.iter().enumerate() {
+            let t = 1_900_000_000_000i64 + k as i64 * 1_000 + j as i64;
+            events.push(
+                json!({"id": format!("b{k}-{j}"), "type": "purchase", "user": user, "item": item, "timestamp": t}),
+            );
+        }
+    }
+    let (status, body) = server.json("POST", "/v1/events", Value::Array(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, page) = server.get("/v1/items/i000001/bought-together?n=5&include_unavailable=true").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = ids(&page);
+    assert!(listed.contains(&"i000002".to_string()), "{page}");
+    assert!(!listed.contains(&"i000001".to_string()) && !listed.contains(&"i000003".to_string()), "{page}");
+    let first = &page["items"][0];
+    assert_eq!(first["reasons"][0]["source"], "bought_together");
+    assert_eq!(first["reasons"][0]["because"], "i000001");
+    assert!(first["title"].is_string() && first["score"].as_f64().unwrap() > 0.0);
+    let (_, loose) = server.get("/v1/items/i000001/bought-together?min_support=1&include_unavailable=true").await;
+    assert!(ids(&loose).contains(&"i000003".to_string()) && !ids(&loose).contains(&"i000001".to_string()));
+    assert_eq!(server.get("/v1/items/nope/bought-together").await.0, StatusCode::NOT_FOUND);
+    let (status, error) = server.get("/v1/items/i000001/bought-together?min_support=0").await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::BAD_REQUEST, Some("min_support")));
+}
+
+#[tokio::test]
+async fn the_session_surface_answers_from_the_live_session() {
+    let server = shop();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // A view, now, of a much-bought item: its sessions tell what comes next.
+    let popular = ids(&server.get("/v1/trending?n=1&include_unavailable=true").await.1)[0].clone();
+    let view = json!([{"id": "s-1", "type": "view", "user": "u000004", "item": popular, "timestamp": now - 1_000}]);
+    assert_eq!(server.json("POST", "/v1/events", view).await.0, StatusCode::OK);
+    let (status, page) = server.get("/v1/users/u000004/recommendations?surface=session&n=5").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!ids(&page).contains(&popular), "the viewed item is excluded: {page}");
+    assert_eq!(page["items"][0]["reasons"][0]["source"], "session", "{page}");
+    let (status, error) = server.get("/v1/users/u000004/recommendations?surface=later").await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_surface")));
+}

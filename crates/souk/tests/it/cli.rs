@@ -150,3 +150,48 @@ fn serve_on_an_outside_address_without_a_master_key_refuses_to_start() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(!String::from_utf8_lossy(&output.stdout).contains("a-long-enough-master-key-123"));
 }
+
+#[test]
+fn session_logs_import_as_one_user_per_session_and_evaluate_next_item() {
+    let dir = tempfile::tempdir().unwrap();
+    // A generated log: sessions walk up the item numbers, so the next item is learnable.
+    let log = |first_session: u32, sessions: u32| {
+        let mut text = String::from("SessionId\tItemId\tTime\n");
+        for s in first_session..first_session + sessions {
+            for k in 0..4u32 {
+                let time = 1_400_000_000 + s * 100 + k;
+                text.push_str(&format!("{s}\t{}\t{time}\n", s % 30 + k));
+            }
+        }
+        text
+    };
+    let (train, test) = (dir.path().join("train.txt"), dir.path().join("test.txt"));
+    std::fs::write(&train, log(0, 200)).unwrap();
+    std::fs::write(&test, log(1_000, 20)).unwrap();
+    let data = dir.path().join("data");
+    run_ok(souk().arg("--data-dir").arg(&data).args(["import", "--format", "sessions"]).arg(&train));
+    let counts = stats(&data);
+    assert_eq!((counts["users"].as_u64(), counts["events"].as_u64()), (Some(200), Some(800)), "{counts}");
+    let output = run_ok(
+        souk()
+            .args(["eval", "--protocol", "next-item", "--k", "20", "--json", "--train"])
+            .arg(&train)
+            .arg("--test")
+            .arg(&test),
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["protocol"], "next-item");
+    assert_eq!(report["dataset"]["predictions"], 60);
+    let metrics = &report["results"][0]["metrics"];
+    assert!(metrics["hr@20"].as_f64().unwrap() > 0.9, "{report}");
+    assert!(metrics["mrr@20"].as_f64().unwrap() > 0.2 && metrics["ndcg@20"].as_f64().is_some(), "{report}");
+    // A parameter the model does not have is refused.
+    let refused = souk()
+        .args(["eval", "--protocol", "next-item", "--param", "session-knn.surprise=1", "--train"])
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

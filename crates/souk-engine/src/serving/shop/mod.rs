@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use super::page_log::{PageLogStats, PageWriter, Surface};
 use super::pipeline::PipelineConfig;
-use super::{ModelSet, RecommendConfig};
+use super::{LiveSessions, ModelSet, RecommendConfig};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::{Event, EventType, Follow, Item, User};
@@ -91,6 +91,8 @@ pub struct Shop {
     experiments: parking_lot::RwLock<Vec<super::experiment::Experiment>>,
     /// API keys by the hash of their secret (the store holds them).
     keys: parking_lot::RwLock<std::collections::HashMap<String, keys::ApiKey>>,
+    /// Sessions and baskets, updated on ingest (the `session` source, bought together).
+    sessions: Arc<LiveSessions>,
 }
 
 /// A user as a profile page shows them.
@@ -129,6 +131,7 @@ impl Shop {
             prices: Mutex::new(None),
             logs: None,
             training: Mutex::new(()),
+            sessions: Arc::new(LiveSessions::with_defaults()),
         }
     }
 
@@ -232,8 +235,9 @@ impl Shop {
         Ok(Rules::merge(&base, request))
     }
 
-    /// Store a batch of events (all or nothing; durable when this returns). Clicks on
-    /// logged pages teach the online click model once their window closes.
+    /// Store a batch of events (all or nothing; durable when this returns). The live
+    /// session index and co-purchase counts follow it at once; clicks on logged pages teach
+    /// the online click model once their window closes.
     pub fn ingest(&self, events: Vec<Event>) -> Result<AppendOutcome> {
         let clicks: Vec<(String, String)> = match self.online() {
             Some(_) => events
@@ -243,7 +247,13 @@ impl Shop {
                 .collect(),
             None => Vec::new(),
         };
+        // The live session index follows the batch once it is stored (before it is built,
+        // building reads the batch from the store).
+        let for_sessions = self.sessions.is_built().then(|| events.clone());
         let outcome = self.store.append_events(events)?;
+        if let Some(events) = for_sessions {
+            self.sessions.observe(&events);
+        }
         if let Some(online) = self.online() {
             for (request_id, item) in &clicks {
                 online.model.observe_click(request_id, item);
@@ -299,11 +309,13 @@ impl Shop {
         Ok(index)
     }
 
-    /// Erase a user: their record, events, social edges and exposures at once (the store),
-    /// and every stored model generation trained on them at the next training, which
-    /// [`Shop::erasure_pending`] asks for.
+    /// Erase a user: their record, events, social edges and exposures at once (the store);
+    /// their sessions and baskets leave the live session index at once (it is rebuilt from
+    /// the store on next use); every stored model generation trained on them goes at the
+    /// next training, which [`Shop::erasure_pending`] asks for.
     pub fn erase_user(&self, user: &UserId) -> Result<crate::store::EraseReport> {
         let report = self.store().erase_user(user)?;
+        self.sessions.reset();
         if let Some(artifacts) = &self.artifacts {
             artifacts.mark_erasure()?;
         }
@@ -340,6 +352,7 @@ mod tests {
     use super::*;
     use crate::gen::{GenConfig, Generator};
     use crate::recommend::SourceKind;
+    use crate::serving::{ItemFilter, RecommendSurface};
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
 
     /// A generated shop without models, logging every page (none explored).
@@ -527,6 +540,105 @@ mod tests {
         );
         let session = after.items.iter().filter(|i| i.reasons.iter().any(|r| r.source == SourceKind::Session)).count();
         assert!(session > 0, "the session source proposed some of them");
+    }
+
+    #[test]
+    fn the_session_page_follows_one_ingested_event_and_keeps_exclusions_filters_and_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = shop_of(dir.path(), GenConfig { items: 400, users: 80, events: 12_000, seed: 11 });
+        shop.train().unwrap();
+        let set = shop.models().unwrap();
+        let shopper = user("u000009");
+        let ask = |surface| {
+            let mut ask = super::pages::RecommendAsk::new(shopper.clone(), 10);
+            ask.surface = surface;
+            ask
+        };
+        let ids = |page: &ServedPage| page.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+        let view = |k: usize, item: &str, at: i64| {
+            Event::new(
+                crate::EventId::parse(format!("now-{k}"), "id").unwrap(),
+                EventType::View,
+                shopper.clone(),
+                Some(crate::ItemId::parse(item, "item").unwrap()),
+                at,
+            )
+        };
+        // The two most popular items the shopper never touched start two sessions' worth
+        // of evidence; each page is computed after exactly one more event, no training.
+        let touched: std::collections::HashSet<String> =
+            shop.store().user_interactions(&shopper, 10_000).unwrap().into_iter().map(|i| i.item).collect();
+        let fresh: Vec<&String> = set
+            .popularity_order
+            .iter()
+            .map(|&i| &set.item_ids[i as usize])
+            .filter(|id| !touched.contains(*id))
+            .collect();
+        let now = super::super::page_log::now_ms();
+        shop.ingest(vec![view(0, fresh[0], now - 60_000)]).unwrap();
+        let first = shop.recommend(ask(RecommendSurface::Session)).unwrap();
+        assert!(
+            first.items.iter().any(|i| i.reasons.iter().any(|r| r.source == SourceKind::Session)),
+            "{:?}",
+            ids(&first)
+        );
+        assert!(first.items.iter().all(|i| i.ranker.is_none()), "the ranker orders only for-you pages");
+        shop.ingest(vec![view(1, fresh[1], now - 30_000)]).unwrap();
+        let second = shop.recommend(ask(RecommendSurface::Session)).unwrap();
+        assert_ne!(ids(&first), ids(&second), "one event moved the session page");
+        // Exclusions: the viewed items are seen; the cursor: page two repeats nothing.
+        for page in [&first, &second] {
+            assert!(!ids(page).contains(fresh[0]) && !ids(page).contains(fresh[1]));
+        }
+        let mut next = ask(RecommendSurface::Session);
+        next.cursor = second.next_cursor.clone();
+        let page_two = shop.recommend(next).unwrap();
+        assert!(!page_two.items.is_empty());
+        assert!(ids(&page_two).iter().all(|id| !ids(&second).contains(id)));
+        // Filters: one brand only.
+        let brand = shop
+            .store()
+            .items_meta(&[second.items[0].id.as_str()])
+            .unwrap()
+            .pop()
+            .flatten()
+            .and_then(|m| m.brand.map(|b| b.to_string()))
+            .unwrap();
+        let mut branded = ask(RecommendSurface::Session);
+        branded.filter.brands = vec![brand.clone()];
+        let page = shop.recommend(branded).unwrap();
+        assert!(!page.items.is_empty());
+        for item in &page.items {
+            assert_eq!(item.card.brand.as_deref(), Some(brand.as_str()), "{}", item.id);
+        }
+        // The for-you page takes the live session source while the session is open.
+        let for_you = shop.recommend(ask(RecommendSurface::ForYou)).unwrap();
+        assert!(for_you.items.iter().any(|i| i.reasons.iter().any(|r| r.source == SourceKind::Session)));
+        // Bought together: an ingested basket counts at once, never lists the item itself,
+        // and honours the filter.
+        let basket = |k: usize, who: &str, item: &str| {
+            Event::new(
+                crate::EventId::parse(format!("basket-{k}"), "id").unwrap(),
+                EventType::Purchase,
+                user(who),
+                Some(crate::ItemId::parse(item, "item").unwrap()),
+                now + k as i64,
+            )
+        };
+        let (a, b) = (fresh[2].as_str(), fresh[3].as_str());
+        shop.ingest(vec![basket(0, "buyer-1", a), basket(1, "buyer-1", b), basket(2, "buyer-1", a)]).unwrap();
+        shop.ingest(vec![basket(3, "buyer-2", b), basket(4, "buyer-2", a)]).unwrap();
+        let any = ItemFilter::default();
+        let together = shop.bought_together(a, 10, 2, &any, crate::input::Lang::En).unwrap().unwrap();
+        assert!(together.items.iter().all(|i| i.id != a));
+        let listed = together.items.iter().find(|i| i.id == b).expect("bought together twice");
+        assert_eq!(listed.reasons[0].source, SourceKind::BoughtTogether);
+        assert_eq!(listed.reasons[0].because.as_deref(), Some(a));
+        assert!(listed.card.title.is_some());
+        let other_brand = ItemFilter { brands: vec!["no such brand".into()], ..ItemFilter::default() };
+        let filtered = shop.bought_together(a, 10, 2, &other_brand, crate::input::Lang::En).unwrap().unwrap();
+        assert!(filtered.items.is_empty());
+        assert!(shop.bought_together("not-in-catalog", 10, 1, &any, crate::input::Lang::En).unwrap().is_none());
     }
 
     /// Every top-level category with how often `counts` saw it (0 when never).

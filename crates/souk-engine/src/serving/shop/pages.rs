@@ -12,12 +12,14 @@ use crate::input::Lang;
 use crate::rank::rerank::Rules;
 use crate::search::{Affinity, Fusion, SearchMode, SearchRequest, SearchResponse, Sort, TEXT_SPACE};
 use crate::serving::experiment::ExperimentSurface;
+use crate::serving::live_sessions::BoughtTogether;
 use crate::serving::page_log::{self, new_request_id, now_ms, Arm, LogPolicy, Served, Surface};
 use crate::serving::pipeline::PipelineConfig;
 use crate::serving::search_page::{search_page, SearchPageRequest, SearchServices};
+use crate::serving::SourceKind;
 use crate::serving::{
-    describe, recommend, recommend_without_models, similar, trending, Cursor, Exclusions, ItemFilter, RecommendConfig,
-    RecommendRequest, Recommended, TRENDING_WINDOW_ROWS,
+    describe, recommend, recommend_without_models, similar, trending, Cursor, Exclusions, ItemFilter, Reason,
+    RecommendConfig, RecommendRequest, RecommendSurface, Recommended, TRENDING_WINDOW_ROWS,
 };
 use crate::store::Exposure;
 
@@ -36,6 +38,8 @@ pub struct RecommendAsk {
     /// With the ranker: each item's top feature contributions.
     pub explain: bool,
     pub lang: Lang,
+    /// "For you" (the default) or the next items of the latest session.
+    pub surface: RecommendSurface,
 }
 
 impl RecommendAsk {
@@ -51,7 +55,24 @@ impl RecommendAsk {
             use_ranker: true,
             explain: false,
             lang: Lang::En,
+            surface: RecommendSurface::ForYou,
         }
+    }
+}
+
+/// A bought-together item: its lift is its score, its reason names the item asked about.
+fn bought_together_item(together: &BoughtTogether, item: &str) -> Recommended {
+    Recommended {
+        id: together.item.clone(),
+        score: f64::from(together.lift),
+        reasons: vec![Reason {
+            source: SourceKind::BoughtTogether,
+            rank: 0,
+            score: together.support as f32,
+            because: Some(item.to_string()),
+            ..Reason::default()
+        }],
+        ..Recommended::default()
     }
 }
 
@@ -163,7 +184,9 @@ impl Shop {
     pub fn recommend_with(&self, ask: RecommendAsk, pipeline: &PipelineConfig) -> Result<ServedPage> {
         pipeline.validate().map_err(|e| Error::Invalid(e.within("pipeline")))?;
         let policy = self.log_policy(pipeline);
-        let log_features = self.logs.is_some() && policy.sample();
+        // Session pages are neither ranked nor logged: the ranker learns "for you" pages.
+        let for_you = ask.surface == RecommendSurface::ForYou;
+        let log_features = for_you && self.logs.is_some() && policy.sample();
         let lang = ask.lang;
         let request = RecommendRequest {
             rules: self.rules_for(pipeline, &ask.rules)?,
@@ -172,11 +195,13 @@ impl Shop {
             cursor: ask.cursor,
             filter: ask.filter,
             exclude: ask.exclude,
-            use_ranker: ask.use_ranker && pipeline.ranker != Some(false),
+            use_ranker: for_you && ask.use_ranker && pipeline.ranker != Some(false),
             log_features,
             explain: ask.explain,
             now_ms: now_ms(),
             online: self.online().map(|o| o.model.clone()),
+            surface: ask.surface,
+            sessions: Some(self.sessions.clone()),
         };
         let models = self.models();
         let store = self.store();
@@ -222,6 +247,44 @@ impl Shop {
             return Ok(None);
         };
         describe(self.store(), &mut items, lang)?;
+        Ok(Some(ServedPage {
+            request_id: new_request_id(),
+            experiment: None,
+            items,
+            next_cursor: None,
+            trained_at_ms: None,
+        }))
+    }
+
+    /// Items bought together with `item` (in at least `min_support` baskets), by lift,
+    /// that pass `filter`; never the item itself. `None` when the catalog does not hold
+    /// the item.
+    pub fn bought_together(
+        &self,
+        item: &str,
+        n: usize,
+        min_support: u32,
+        filter: &ItemFilter,
+        lang: Lang,
+    ) -> Result<Option<ServedPage>> {
+        let store = self.store();
+        if store.items_meta(&[item])?.pop().flatten().is_none() {
+            return Ok(None);
+        }
+        let together = self.sessions.bought_together(store, item, min_support)?;
+        let ids: Vec<&str> = together.iter().map(|t| t.item.as_str()).collect();
+        let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
+        let mut items: Vec<Recommended> = together
+            .iter()
+            .zip(verdicts)
+            .filter(|(t, ok)| *ok && t.item != item)
+            .take(n)
+            .map(|(t, _)| bought_together_item(t, item))
+            .collect();
+        for (rank, r) in items.iter_mut().enumerate() {
+            r.reasons[0].rank = rank + 1;
+        }
+        describe(store, &mut items, lang)?;
         Ok(Some(ServedPage {
             request_id: new_request_id(),
             experiment: None,
