@@ -23,6 +23,7 @@ pub mod experiment;
 pub mod experiment_report;
 mod history;
 pub mod interleave;
+pub mod jobs;
 mod model_set;
 pub mod page_log;
 pub mod pipeline;
