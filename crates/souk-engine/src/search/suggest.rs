@@ -1,5 +1,6 @@
 //! Suggestions as a shopper types: prefix matches over the catalog's titles (English and
-//! Chinese) and over the queries shoppers searched for.
+//! Chinese) and over the queries shoppers searched for — only queries at least two
+//! different shoppers searched, so what one person typed is never shown to another.
 //!
 //! A [`Suggester`] is an immutable snapshot built from the store (a full catalog scan and a
 //! scan of the logged `search` events) and rebuilt by its owner now and then. Each text is
@@ -88,16 +89,23 @@ impl Suggester {
                 }
             }
         })?;
-        let mut queries: HashMap<String, (String, u64)> = HashMap::new();
+        // normalised query → (as first typed, searches, first searcher, searched by another).
+        let mut queries: HashMap<String, (String, u64, String, bool)> = HashMap::new();
         store.scan_events(&[EventType::Search], &mut |event| {
             if let Some(query) = event.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
                 if query.chars().count() <= MAX_QUERY_CHARS {
-                    queries.entry(normalize(query)).or_insert_with(|| (query.to_string(), 0)).1 += 1;
+                    let user = event.user.as_str();
+                    let entry =
+                        queries.entry(normalize(query)).or_insert_with(|| (query.to_string(), 0, user.to_string(), false));
+                    entry.1 += 1;
+                    entry.3 |= entry.2 != user;
                 }
             }
             Ok(())
         })?;
-        Ok(Self::build(titles, queries.into_values().collect()))
+        // A query one shopper alone typed is theirs: never offered to others.
+        let shared = queries.into_values().filter(|q| q.3).map(|(query, count, _, _)| (query, count)).collect();
+        Ok(Self::build(titles, shared))
     }
 
     /// From titles `(item, title, lang, popularity)` and queries `(query, searches)`.

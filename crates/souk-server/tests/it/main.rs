@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod recommend;
 mod search;
+mod storefront;
 
 use std::sync::Arc;
 
