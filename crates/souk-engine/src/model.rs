@@ -192,6 +192,9 @@ pub struct Item {
     /// Localised title and description by language code (e.g. `zh`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub translations: BTreeMap<String, Translation>,
+    /// A picture of the item: an `http(s)://` URL or a path on the shop's own host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// User-supplied vectors by name (e.g. image embeddings); all values finite.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vectors: BTreeMap<String, Vec<f32>>,
@@ -217,6 +220,7 @@ impl Item {
             available: true,
             created_at: None,
             translations: BTreeMap::new(),
+            image: None,
             vectors: BTreeMap::new(),
         }
     }

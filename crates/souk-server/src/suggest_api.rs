@@ -56,7 +56,10 @@ fn suggestion_out(s: Suggestion) -> SuggestionOut {
 /// Suggestions for a prefix.
 #[utoipa::path(get, path = "/v1/suggest", tag = "search", params(SuggestQuery),
     responses((status = 200, body = SuggestOut), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn get_suggest(State(state): State<AppState>, Query(query): Query<SuggestQuery>) -> ApiResult<Json<SuggestOut>> {
+pub async fn get_suggest(
+    State(state): State<AppState>,
+    Query(query): Query<SuggestQuery>,
+) -> ApiResult<Json<SuggestOut>> {
     let n = query.n.unwrap_or(8);
     if !(1..=MAX_SUGGESTIONS).contains(&n) {
         return Err(ApiError::bad_request(

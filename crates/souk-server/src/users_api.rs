@@ -200,10 +200,17 @@ pub struct ShoppersOut {
 /// storefront's shopper switcher and for operators (admin).
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(UsersQuery),
     responses((status = 200, body = ShoppersOut), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn list_users(State(state): State<AppState>, Query(query): Query<UsersQuery>) -> ApiResult<Json<ShoppersOut>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    Query(query): Query<UsersQuery>,
+) -> ApiResult<Json<ShoppersOut>> {
     let limit = query.limit.unwrap_or(20);
     if !(1..=1_000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_number", format!("expected limit in 1..=1000, found {limit}"), "limit"));
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            format!("expected limit in 1..=1000, found {limit}"),
+            "limit",
+        ));
     }
     let shoppers = state.compute(move |shop| shop.shoppers(limit)).await?;
     let users = shoppers

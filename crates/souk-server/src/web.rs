@@ -35,7 +35,10 @@ fn etag(content: &'static str) -> HeaderValue {
                 let mut hasher = std::hash::DefaultHasher::new();
                 std::hash::Hash::hash(c, &mut hasher);
                 let digest = std::hash::Hasher::finish(&hasher);
-                (c.as_ptr() as usize, HeaderValue::from_str(&format!("\"{digest:016x}\"")).expect("hex is a valid header"))
+                (
+                    c.as_ptr() as usize,
+                    HeaderValue::from_str(&format!("\"{digest:016x}\"")).expect("hex is a valid header"),
+                )
             })
             .collect()
     });

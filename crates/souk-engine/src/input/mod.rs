@@ -174,8 +174,28 @@ pub const ITEM_FIELDS: &[&str] = &[
     "available",
     "created_at",
     "translations",
+    "image",
     "vectors",
 ];
+
+/// Longest image URL an item may carry.
+pub const MAX_IMAGE_URL_BYTES: usize = 2048;
+
+/// An item's image: an `http(s)://` URL or a path on the shop's own host — never a
+/// `javascript:` or other scheme a page would run or a `//host` it could not tell apart.
+fn image_url(url: &str) -> VResult<String> {
+    let lower = url.to_ascii_lowercase();
+    let web = lower.starts_with("https://") || lower.starts_with("http://");
+    let local = url.starts_with('/') && !url.starts_with("//");
+    if !(web || local) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ValidationError::new(
+            "invalid_value",
+            "image",
+            format!("expected an http(s):// URL or a path starting with /, found {url:?}"),
+        ));
+    }
+    Ok(url.to_string())
+}
 
 /// Parse one catalog item.
 pub fn parse_item(value: &Value) -> VResult<Item> {
@@ -211,6 +231,7 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         Some(other) => return Err(wrong_type("available", "a boolean", other)),
     };
     item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
+    item.image = f.opt_str("image", MAX_IMAGE_URL_BYTES)?.map(|url| image_url(url.trim())).transpose()?;
     item.translations = match f.get("translations") {
         None => BTreeMap::new(),
         Some(Value::Object(map)) => {
@@ -358,6 +379,7 @@ const JSONL_ITEM_FIELDS: &[&str] = &[
     "available",
     "created_at",
     "translations",
+    "image",
     "vectors",
 ];
 const JSONL_USER_FIELDS: &[&str] = &["kind", "id", "attributes", "preferences"];
@@ -437,6 +459,24 @@ mod tests {
         assert_eq!(e.timestamp, 1_767_323_045_000);
         assert_eq!(e.quantity, Some(2));
         assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn an_item_image_is_a_web_url_or_a_local_path() {
+        let item = |image: &str| parse_item(&json!({"id": "i1", "title": "Lamp", "image": image}));
+        assert_eq!(
+            item(" https://cdn.example/lamp.jpg ").unwrap().image.as_deref(),
+            Some("https://cdn.example/lamp.jpg")
+        );
+        assert_eq!(item("/img/lamp.png").unwrap().image.as_deref(), Some("/img/lamp.png"));
+        for bad in ["javascript:alert(1)", "//evil.example/x.png", "lamp.png", "https://a b"] {
+            let error = item(bad).unwrap_err();
+            assert_eq!((error.code, error.field.as_str()), ("invalid_value", "image"), "{bad}");
+        }
+        let record = parse_record(&json!({"kind": "item", "id": "i2", "title": "Desk", "image": "/d.png"})).unwrap();
+        let Record::Item(desk) = record else { panic!("an item") };
+        assert_eq!(desk.image.as_deref(), Some("/d.png"));
+        assert_eq!(parse_item(&json!({"id": "i3", "title": "Chair"})).unwrap().image, None);
     }
 
     #[test]

@@ -95,8 +95,9 @@ impl Suggester {
             if let Some(query) = event.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
                 if query.chars().count() <= MAX_QUERY_CHARS {
                     let user = event.user.as_str();
-                    let entry =
-                        queries.entry(normalize(query)).or_insert_with(|| (query.to_string(), 0, user.to_string(), false));
+                    let entry = queries
+                        .entry(normalize(query))
+                        .or_insert_with(|| (query.to_string(), 0, user.to_string(), false));
                     entry.1 += 1;
                     entry.3 |= entry.2 != user;
                 }

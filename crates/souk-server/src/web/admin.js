@@ -72,7 +72,8 @@ async function loadActivity() {
   const activity = await api("/v1/stats/activity?buckets=60");
   const names = Object.keys(activity.series);
   fill(document.getElementById("activity-legend"), names.map((name) => h("span", {}, h("i", { style: `background:${color(name)}` }), name)));
-  const per = activity.bucket_ms >= 86_400_000 ? `${activity.bucket_ms / 86_400_000} day` : `${activity.bucket_ms / 60_000} min`;
+  const days = activity.bucket_ms / 86_400_000;
+  const per = days >= 1 ? (days === 1 ? "day" : `${days} days`) : activity.bucket_ms >= 3_600_000 ? `${activity.bucket_ms / 3_600_000} h` : `${activity.bucket_ms / 60_000} min`;
   fill(document.getElementById("activity"), names.length
     ? [lineChart(activity.series, activity.start, activity.bucket_ms), h("p", { class: "legend" }, `events per ${per}`)]
     : h("p", { class: "note" }, "No events yet."));
@@ -98,7 +99,7 @@ async function loadJobs() {
         h("thead", {}, h("tr", {}, ["Job", "Kind", "State", "Progress", "Started", "Took", "Message"].map((c) => h("th", {}, c)))),
         h("tbody", {}, jobs.map((j) => h("tr", { dataset: { job: j.id, state: j.state, progress: j.progress } },
           h("td", {}, j.id), h("td", {}, j.kind), h("td", { class: `state-${j.state}` }, j.state),
-          h("td", {}, h("div", { class: "bar", title: `${Math.round(j.progress * 100)}%` }, h("div", { style: `width:${(j.progress * 100).toFixed(1)}%` })), `${Math.round(j.progress * 100)}%`),
+          h("td", {}, h("div", { class: "progress" }, h("div", { class: "bar" }, h("div", { style: `width:${(j.progress * 100).toFixed(1)}%` })), h("span", {}, `${Math.round(j.progress * 100)}%`))),
           h("td", {}, when(j.started_at)), h("td", {}, seconds(j.started_at, j.finished_at)), h("td", {}, j.message)))))
       : h("p", { class: "note", id: "no-jobs" }, "No jobs yet. Start a training to see its progress here."));
   } catch (error) {

@@ -295,10 +295,12 @@ export function hue(text) {
 /** A generated picture for an item without an image: its category's colour and initials. */
 export function placeholder(item) {
   const category = (item.category && item.category[0]) || item.brand || "";
-  const title = item.title || item.id || "?";
-  const words = title.split(/\s+/).filter(Boolean);
+  // What the item is (the leaf category, "Wireless Earbuds") says more than its brand.
+  const leaf = item.category && item.category.length ? item.category[item.category.length - 1] : "";
+  const title = leaf || item.title || item.id || "?";
+  const words = title.split(/[\s&,/-]+/).filter(Boolean);
   const initials = /[\u3400-\u9fff]/.test(title)
-    ? [...title.replace(/[\sA-Za-z0-9]/g, "")].slice(0, 2).join("") || title.slice(0, 2)
+    ? [...title.replace(/[\sA-Za-z0-9]/g, "")].slice(-2).join("") || title.slice(0, 2)
     : words.slice(0, 2).map((w) => [...w][0].toUpperCase()).join("");
   const base = hue(category);
   const svg =

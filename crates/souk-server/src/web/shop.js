@@ -136,14 +136,20 @@ function whyPanel(item) {
       h("ul", { class: "contrib" }, item.ranker.contributions.slice(0, 5).map(([name, amount]) =>
         h("li", {}, h("span", {}, name), h("span", { class: amount >= 0 ? "up" : "down" }, `${amount >= 0 ? "+" : ""}${amount.toFixed(3)}`)))))
     : null;
-  return h("div", { class: "why-panel", role: "dialog" },
-    h("h4", {}, t("why_title")),
+  return h("div", { class: "why-panel", role: "region" },
+    h("h4", {}, `${t("why_title")}: ${item.title || item.id}`),
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, t("stage_source")), h("th", {}, t("stage_rank")), h("th", {}, t("stage_score")))), h("tbody", {}, rows)),
     ranker, contributions);
 }
 
-/** A product card; `origin` carries the page's request id and the position for click logging. */
-function card(item, origin, { reasons = false } = {}) {
+/** The reason a card states: the most specific one (naming an item of the history). */
+function mainReason(item) {
+  return item.reasons.find((r) => r.because_title) || item.reasons[0];
+}
+
+/** A product card; `origin` carries the page's request id and the position for click
+ *  logging; with `why`, the card states its reason and its "why?" opens `why(item)`. */
+function card(item, origin, { why = null } = {}) {
   const title = item.title || titleOf(item);
   const body = h("div", { class: "card-body" },
     h("div", { class: "card-title" }, title),
@@ -151,22 +157,32 @@ function card(item, origin, { reasons = false } = {}) {
   const el = h("article", { class: "card", dataset: { item: item.id } },
     h("a", { href: `#/item/${encodeURIComponent(item.id)}`, class: "card-link", onclick: (e) => { e.preventDefault(); openItem(item.id, origin); } },
       picture(item), body));
-  if (reasons && item.reasons && item.reasons.length) {
-    const panelSlot = h("div", { class: "why-slot" });
-    el.append(h("div", { class: "reason" }, h("span", {}, reasonText(item.reasons[0])),
-      h("button", { type: "button", class: "why", onclick: () => {
-        if (panelSlot.firstChild) panelSlot.replaceChildren();
-        else panelSlot.append(whyPanel(item));
-      } }, t("why"))), panelSlot);
+  if (why && item.reasons && item.reasons.length) {
+    el.append(h("div", { class: "reason" }, h("span", {}, reasonText(mainReason(item))),
+      h("button", { type: "button", class: "why", "aria-expanded": "false", onclick: (e) => why(item, e.currentTarget) }, t("why"))));
   }
   return el;
 }
 
-function rail(id, title, items, page, options) {
+/** A row of cards; with `reasons`, each states why, and "why?" opens the stages below the row. */
+function rail(id, title, items, page, { reasons = false } = {}) {
   if (!items.length) return null;
+  const explain = h("div", { class: "why-slot" });
+  const why = (item, button) => {
+    const open = explain.dataset.item === item.id;
+    explain.replaceChildren();
+    delete explain.dataset.item;
+    explain.parentElement.querySelectorAll(".why").forEach((b) => b.setAttribute("aria-expanded", "false"));
+    if (!open) {
+      explain.dataset.item = item.id;
+      explain.append(whyPanel(item));
+      button.setAttribute("aria-expanded", "true");
+    }
+  };
   return h("section", { class: "rail", id },
     h("h2", {}, title),
-    h("div", { class: "rail-items" }, items.map((item, i) => card(item, page && { request_id: page.request_id, position: i + 1 }, options))));
+    h("div", { class: "rail-items" }, items.map((item, i) => card(item, page && { request_id: page.request_id, position: i + 1 }, { why: reasons ? why : null }))),
+    explain);
 }
 
 let routes = null;

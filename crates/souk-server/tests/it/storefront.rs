@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use serde_json::Value;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::serving::{Shop, ShopSettings};
 use souk_engine::store::{EmbeddedStore, StoreConfig, StoreSink};
@@ -47,8 +46,15 @@ async fn shoppers_suggestions_and_activity_answer_from_the_data() {
     let word = title.split_whitespace().nth(1).unwrap_or(title);
     let (status, found) = server.get(&format!("/v1/suggest?q={}&n=50", &word[..word.len().min(4)])).await;
     assert_eq!(status, StatusCode::OK, "{found}");
-    let texts: Vec<&str> = found["suggestions"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
-    assert!(texts.iter().all(|t| t.to_lowercase().split_whitespace().any(|w| w.starts_with(&word[..word.len().min(4)].to_lowercase()))), "{texts:?}");
+    let texts: Vec<&str> =
+        found["suggestions"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    assert!(
+        texts.iter().all(|t| t
+            .to_lowercase()
+            .split_whitespace()
+            .any(|w| w.starts_with(&word[..word.len().min(4)].to_lowercase()))),
+        "{texts:?}"
+    );
     let zh = item["translations"]["zh"]["title"].as_str().unwrap();
     let prefix: String = zh.chars().take(2).collect();
     let (_, found) = server.get(&format!("/v1/suggest?q={}&lang=zh&n=50", urlencode(&prefix))).await;

@@ -36,9 +36,7 @@ fn get(url: &str) -> Value {
 
 /// The ids of the cards in a rail or grid.
 fn ids(browser: &mut Browser, container: &str) -> Vec<String> {
-    let found = browser.eval(&format!(
-        "[...document.querySelectorAll('{container} .card')].map(c => c.dataset.item)"
-    ));
+    let found = browser.eval(&format!("[...document.querySelectorAll('{container} .card')].map(c => c.dataset.item)"));
     serde_json::from_value(found).unwrap()
 }
 
@@ -121,7 +119,8 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
     assert_eq!(first_page.len(), 24);
 
     // A brand facet: every result is of that brand; then cleared.
-    let brand = browser.eval("document.querySelector('[data-facet=brand]').dataset.value").as_str().unwrap().to_string();
+    let brand =
+        browser.eval("document.querySelector('[data-facet=brand]').dataset.value").as_str().unwrap().to_string();
     browser.click("[data-facet=brand]");
     browser.wait_for("document.querySelector('.facet.selected[data-facet=brand]')", "the selected brand");
     let brands = browser.eval("[...document.querySelectorAll('#results .card-meta span')].map(s => s.textContent)");
@@ -154,7 +153,10 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
         "document.getElementById('q').value = {zh_query:?}; document.getElementById('search-form').requestSubmit()"
     ));
     browser.wait_for(
-        &format!("location.hash.includes({:?}) && document.querySelector('#results .card-title')", urlencode(&zh_query)),
+        &format!(
+            "location.hash.includes({:?}) && document.querySelector('#results .card-title')",
+            urlencode(&zh_query)
+        ),
         "Chinese results",
     );
     let titles = browser.eval("[...document.querySelectorAll('#results .card-title')].map(t => t.textContent)");
@@ -171,7 +173,9 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
     let chosen = before[0].clone();
     browser.click("#for-you .card .card-link");
     browser.wait_for(
-        &format!("document.querySelector('#product')?.dataset.item === {chosen:?} && document.querySelector('#now-for-you')"),
+        &format!(
+            "document.querySelector('#product')?.dataset.item === {chosen:?} && document.querySelector('#now-for-you')"
+        ),
         "the product page",
     );
     assert!(browser.eval("document.querySelectorAll('#similar .card').length").as_u64().unwrap() > 0);
@@ -206,14 +210,20 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
     browser.wait_for(&format!("localStorage.getItem('souk.user') === {other:?}"), "the shopper switched");
     browser.wait_for("document.querySelector('#for-you .card')", "the other shopper's rail");
     assert_ne!(ids(&mut browser, "#for-you"), after, "another shopper sees other recommendations");
-    browser.eval("{ const s = document.getElementById('shopper'); s.value = '__new'; s.dispatchEvent(new Event('change')) }");
-    browser.wait_for("document.querySelector('#visitor-note') && document.querySelector('#for-you .card')", "a new visitor");
+    browser.eval(
+        "{ const s = document.getElementById('shopper'); s.value = '__new'; s.dispatchEvent(new Event('change')) }",
+    );
+    browser.wait_for(
+        "document.querySelector('#visitor-note') && document.querySelector('#for-you .card')",
+        "a new visitor",
+    );
 
     // At phone width the storefront still lays out (one column of facets, two of results).
     browser.viewport(390, 844, true);
     browser.navigate(&format!("{base}/#/search?q={word}"));
     browser.wait_for("document.querySelector('#results .card')", "results at phone width");
-    let columns = browser.eval("getComputedStyle(document.querySelector('#results')).gridTemplateColumns.split(' ').length");
+    let columns =
+        browser.eval("getComputedStyle(document.querySelector('#results')).gridTemplateColumns.split(' ').length");
     assert_eq!(columns, 2, "two columns at phone width");
     browser.screenshot(&shots.join("6-phone.png"));
     browser.viewport(1280, 900, false);
@@ -251,7 +261,8 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
     assert_eq!(bar, "100%");
     let api_job = get(&format!("{base}/v1/jobs/{job}"));
     assert_eq!((api_job["state"].as_str(), api_job["progress"].as_f64()), (Some("done"), Some(1.0)), "{api_job}");
-    browser.wait_for("document.getElementById('model').textContent.includes('Serving since')", "the serving generation");
+    browser
+        .wait_for("document.getElementById('model').textContent.includes('Serving since')", "the serving generation");
     browser.screenshot(&shots.join("7-admin.png"));
 
     let errors = std::mem::take(&mut browser.errors);
@@ -264,7 +275,14 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
 /// A listed shopper other than `not`.
 fn listed_user(base: &str, not: &str) -> String {
     let users = get(&format!("{base}/v1/users?limit=5"));
-    users["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).find(|u| *u != not).unwrap().to_string()
+    users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .find(|u| *u != not)
+        .unwrap()
+        .to_string()
 }
 
 /// How `URLSearchParams` writes a value.

@@ -346,8 +346,8 @@ mod tests {
 
     use super::pages::ServedPage;
     use super::*;
-    use crate::serving::jobs::{JobKind, JobState};
     use crate::gen::{GenConfig, Generator};
+    use crate::serving::jobs::{JobKind, JobState};
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
 
     /// A generated shop without models, logging every page (none explored).

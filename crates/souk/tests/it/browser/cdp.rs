@@ -46,12 +46,8 @@ impl Browser {
         // Keep draining the browser's log so it never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         let targets: Value = ureq::get(&format!("http://{endpoint}/json/list")).call().unwrap().into_json().unwrap();
-        let page = targets
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["type"] == "page")
-            .expect("a page target")["webSocketDebuggerUrl"]
+        let page = targets.as_array().unwrap().iter().find(|t| t["type"] == "page").expect("a page target")
+            ["webSocketDebuggerUrl"]
             .as_str()
             .unwrap()
             .to_string();
@@ -94,10 +90,8 @@ impl Browser {
 
     /// The value of a JavaScript expression (promises awaited).
     pub fn eval(&mut self, expression: &str) -> Value {
-        let result = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
-        );
+        let result = self
+            .call("Runtime.evaluate", json!({"expression": expression, "awaitPromise": true, "returnByValue": true}));
         assert!(result.get("exceptionDetails").is_none(), "{expression}: {}", result["exceptionDetails"]);
         result["result"]["value"].clone()
     }
@@ -106,7 +100,8 @@ impl Browser {
     pub fn wait_for(&mut self, condition: &str, what: &str) -> Value {
         let started = Instant::now();
         loop {
-            let value = self.eval(&format!("(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()"));
+            let value =
+                self.eval(&format!("(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()"));
             if !(value.is_null() || value == false || value == "" || value == 0) {
                 return value;
             }
