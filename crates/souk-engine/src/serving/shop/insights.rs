@@ -27,10 +27,13 @@ const SHOPPER_CATEGORIES: usize = 3;
 /// Bucket widths an activity chart may use, in minutes (round numbers for axes).
 const BUCKET_MINUTES: &[i64] = &[1, 5, 15, 60, 180, 360, 720, 1_440, 10_080, 43_200];
 
+/// A suggester and when it was built.
+type Built = Option<(Instant, Arc<Suggester>)>;
+
 /// The suggester and when it was built; the flag is set while a rebuild runs.
 #[derive(Default)]
 pub(super) struct SuggesterCache {
-    built: Arc<Mutex<Option<(Instant, Arc<Suggester>)>>>,
+    built: Arc<Mutex<Built>>,
     rebuilding: Arc<AtomicBool>,
 }
 
@@ -72,10 +75,13 @@ impl Shop {
     fn suggester(&self) -> Result<Arc<Suggester>> {
         let cache = &self.suggester;
         let current = cache.built.lock().clone();
-        let popularity = self.models().map(|set| super::learning::popularity_of(&set)).unwrap_or_default();
+        // Only a build pays for the popularity map (not every keystroke).
         let build = {
-            let store = self.store.clone();
-            move || Suggester::from_store(store.as_ref(), &|id| popularity.get(id).copied().unwrap_or(0.0))
+            let (store, models) = (self.store.clone(), self.models());
+            move || {
+                let popularity = models.map(|set| super::learning::popularity_of(&set)).unwrap_or_default();
+                Suggester::from_store(store.as_ref(), &|id| popularity.get(id).copied().unwrap_or(0.0))
+            }
         };
         match current {
             Some((built, suggester)) => {
