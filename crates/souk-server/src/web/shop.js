@@ -114,9 +114,10 @@ function openItem(id, origin) {
   go(`/item/${encodeURIComponent(id)}`);
 }
 
-function reasonText(reason) {
+/** A reason in plain words; `cite` names the history item it cites, whatever the source. */
+function reasonText(reason, cite = false) {
   if (!reason) return "";
-  if ((reason.source === "itemknn" || reason.source === "session") && reason.because_title) {
+  if ((cite || reason.source === "itemknn" || reason.source === "session") && reason.because_title) {
     return t("r_itemknn", reason.because_title, t(`ev_${reason.because_event || "view"}`));
   }
   const key = `r_${reason.source}`;
@@ -158,7 +159,7 @@ function card(item, origin, { why = null } = {}) {
     h("a", { href: `#/item/${encodeURIComponent(item.id)}`, class: "card-link", onclick: (e) => { e.preventDefault(); openItem(item.id, origin); } },
       picture(item), body));
   if (why && item.reasons && item.reasons.length) {
-    el.append(h("div", { class: "reason" }, h("span", {}, reasonText(mainReason(item))),
+    el.append(h("div", { class: "reason" }, h("span", {}, reasonText(mainReason(item), true)),
       h("button", { type: "button", class: "why", "aria-expanded": "false", onclick: (e) => why(item, e.currentTarget) }, t("why"))));
   }
   return el;
