@@ -20,13 +20,15 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The scope a route needs: sending events needs `ingest`; reading pages (search,
-/// recommendations, similar items, bought together, trending, an item, a shopper's profile) needs `search`;
-/// everything else — the catalog and users (writes, deletes, a user's record and events),
-/// training, experiments, keys, statistics — needs `admin`.
+/// suggestions, recommendations, similar items, bought together, trending, an item, a
+/// shopper's profile) needs `search`; everything else — the catalog and users (writes,
+/// deletes, a user's record and events, the list of shoppers), training, jobs, experiments,
+/// keys, statistics — needs `admin`.
 pub fn required_scope(method: &Method, route: &str) -> Scope {
     match (method.as_str(), route) {
         ("POST", "/v1/events") => Scope::Ingest,
         ("GET" | "POST", "/v1/search")
+        | ("GET", "/v1/suggest")
         | ("GET", "/v1/users/{id}/recommendations")
         | ("GET", "/v1/users/{id}/profile")
         | ("GET", "/v1/items/{id}/similar")
@@ -129,6 +131,12 @@ mod tests {
         assert_eq!(required_scope(&Method::GET, "/v1/users/{id}/events"), Scope::Admin);
         assert_eq!(required_scope(&Method::POST, "/v1/train"), Scope::Admin);
         assert_eq!(required_scope(&Method::POST, "/v1/keys"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/v1/suggest"), Scope::Search);
+        // Listing shoppers enumerates people: not for a storefront's search key.
+        assert_eq!(required_scope(&Method::GET, "/v1/users"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/v1/jobs"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/v1/jobs/{id}"), Scope::Admin);
+        assert_eq!(required_scope(&Method::GET, "/v1/stats/activity"), Scope::Admin);
         assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "abcd"));
     }
 }

@@ -1,5 +1,5 @@
 //! Souk's HTTP server: the axum router, wire types, the one error mapping, metrics and the
-//! embedded web page.
+//! embedded pages (the storefront and the admin console).
 //!
 //! Handlers parse and validate on worker threads, call the engine through
 //! [`souk_engine::store::Storage`] with `spawn_blocking`, and never block the executor.
@@ -11,6 +11,7 @@ pub mod error;
 pub mod events_api;
 pub mod experiments_api;
 pub mod items_api;
+pub mod jobs_api;
 pub mod keys_api;
 pub mod metrics;
 pub mod rate_limit;
@@ -18,6 +19,7 @@ pub mod recommend_api;
 pub mod search_api;
 pub mod state;
 pub mod stats_api;
+pub mod suggest_api;
 pub mod train_api;
 pub mod users_api;
 pub mod web;
@@ -51,11 +53,14 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         users_api::get_user_events,
         users_api::export_user,
         users_api::get_profile,
+        users_api::list_users,
         search_api::get_search,
         search_api::post_search,
+        suggest_api::get_suggest,
         users_api::put_follow,
         users_api::delete_follow,
         stats_api::get_stats,
+        stats_api::get_activity,
         stats_api::health,
         stats_api::metrics,
         recommend_api::get_recommendations,
@@ -63,6 +68,8 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         recommend_api::get_bought_together,
         recommend_api::get_trending,
         train_api::post_train,
+        jobs_api::list_jobs,
+        jobs_api::get_job,
         experiments_api::post_experiment,
         experiments_api::list_experiments,
         experiments_api::get_experiment,
@@ -73,6 +80,8 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         keys_api::list_keys,
         keys_api::delete_key,
         web::index,
+        web::admin,
+        web::asset,
         openapi,
     ),
     components(schemas(
@@ -106,7 +115,15 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         experiments_api::SrmOut,
         experiments_api::ComparisonOut,
         keys_api::CreatedKeyOut,
-        keys_api::KeyOut
+        keys_api::KeyOut,
+        jobs_api::JobOut,
+        jobs_api::JobsOut,
+        suggest_api::SuggestOut,
+        suggest_api::SuggestionOut,
+        users_api::ShoppersOut,
+        users_api::ShopperOut,
+        users_api::CategoryShareOut,
+        stats_api::ActivityOut
     ))
 )]
 pub struct ApiDoc;
@@ -178,10 +195,17 @@ async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(web::index))
+        .route("/admin", get(web::admin))
+        .route("/web/{file}", get(web::asset))
         .route("/health", get(stats_api::health))
         .route("/metrics", get(stats_api::metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/stats", get(stats_api::get_stats))
+        .route("/v1/stats/activity", get(stats_api::get_activity))
+        .route("/v1/suggest", get(suggest_api::get_suggest))
+        .route("/v1/jobs", get(jobs_api::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs_api::get_job))
+        .route("/v1/users", get(users_api::list_users))
         .route("/v1/events", post(events_api::post_events))
         .route("/v1/items", post(items_api::post_items))
         .route("/v1/items/{id}", put(items_api::put_item).get(items_api::get_item).delete(items_api::delete_item))

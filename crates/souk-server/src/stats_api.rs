@@ -1,4 +1,4 @@
-//! `GET /v1/stats`, `GET /health`, `GET /metrics`.
+//! `GET /v1/stats`, `GET /v1/stats/activity`, `GET /health`, `GET /metrics`.
 
 use std::sync::atomic::Ordering;
 
@@ -16,6 +16,47 @@ use crate::wire::{Health, StatsOut};
 pub async fn get_stats(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let stats = state.blocking(|shop| shop.store().stats()).await?;
     Ok(Json(serde_json::to_value(stats).map_err(|e| ApiError::internal("encoding stats", e))?))
+}
+
+/// Query of `GET /v1/stats/activity`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct ActivityQuery {
+    /// About how many time buckets (default 60, at most 1000); the width is a round one
+    /// (1, 5, 15 minutes, 1, 3, 6, 12 hours, a day, a week, 30 days).
+    pub buckets: Option<usize>,
+}
+
+/// Live events per time bucket and type, from the first event to the last.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ActivityOut {
+    /// Unix ms where the first bucket starts.
+    pub start: i64,
+    pub bucket_ms: i64,
+    /// Per event type that occurs, one count per bucket.
+    pub series: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+/// Events over time, by type (admin).
+#[utoipa::path(get, path = "/v1/stats/activity", tag = "stats", params(ActivityQuery),
+    responses((status = 200, body = ActivityOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn get_activity(
+    State(state): State<AppState>,
+    crate::body::Query(query): crate::body::Query<ActivityQuery>,
+) -> ApiResult<Json<ActivityOut>> {
+    let buckets = query.buckets.unwrap_or(60);
+    if !(1..=1_000).contains(&buckets) {
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            format!("expected buckets in 1..=1000, found {buckets}"),
+            "buckets",
+        ));
+    }
+    let activity = state.compute(move |shop| shop.activity(buckets)).await?;
+    Ok(Json(ActivityOut {
+        start: activity.start_ms,
+        bucket_ms: activity.bucket_ms,
+        series: activity.counts.into_iter().map(|(kind, counts)| (kind.to_string(), counts)).collect(),
+    }))
 }
 
 /// Liveness.

@@ -1,14 +1,21 @@
 //! `POST /v1/train`: retrain the model set now; and the background retraining loop.
 //!
 //! Training runs on a blocking thread while the old model set keeps serving; the new set
-//! is saved (if the server has an artifact store) and swapped in whole.
+//! is saved (if the server has an artifact store) and swapped in whole. Every training is a
+//! `train` job (`GET /v1/jobs`); with `wait=false` the request returns the queued job at
+//! once instead of waiting for the manifest.
 
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 
+use crate::body::Query;
 use crate::error::{ApiError, ApiResult};
+use crate::jobs_api::{job_out, JobOut};
 use crate::state::AppState;
 
 /// Train, save and swap; returns the new manifest. Fails with 409 if a training is running.
@@ -17,11 +24,28 @@ pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
     serde_json::to_value(&report).map_err(|e| ApiError::internal("encoding the training report", e))
 }
 
+/// Query of `POST /v1/train`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TrainQuery {
+    /// Wait for the training to finish and answer its manifest (default true); `false`:
+    /// answer 202 with the queued job at once and follow it at `/v1/jobs/{id}`.
+    pub wait: Option<bool>,
+}
+
 /// Retrain now (admin).
-#[utoipa::path(post, path = "/v1/train", tag = "recommendations",
-    responses((status = 200, description = "The new model set's manifest"), (status = 409, body = crate::error::ErrorBody)))]
-pub async fn post_train(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    train_now(&state).await.map(Json)
+#[utoipa::path(post, path = "/v1/train", tag = "recommendations", params(TrainQuery),
+    responses((status = 200, description = "The new model set's manifest"),
+        (status = 202, description = "With wait=false: the queued training job", body = JobOut),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn post_train(State(state): State<AppState>, Query(query): Query<TrainQuery>) -> ApiResult<Response> {
+    if query.wait == Some(false) {
+        let shop = state.shop.clone();
+        let job = tokio::task::spawn_blocking(move || shop.train_in_background())
+            .await
+            .map_err(|e| ApiError::internal("starting a training", e))??;
+        return Ok((StatusCode::ACCEPTED, Json(job_out(job))).into_response());
+    }
+    Ok(Json(train_now(&state).await?).into_response())
 }
 
 /// Every `every`, teach the online click model the pages whose click window closed (the

@@ -218,3 +218,69 @@ pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) 
     value["social"] = json!({"follows": follows.len()});
     Ok(Json(value))
 }
+
+/// Query of `GET /v1/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UsersQuery {
+    /// How many shoppers (default 20, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// A category and its share of a shopper's latest interactions.
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CategoryShareOut {
+    pub category: String,
+    /// 0..=1.
+    pub share: f64,
+}
+
+/// One of the most active shoppers.
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShopperOut {
+    pub id: String,
+    /// Their live events.
+    pub events: u64,
+    /// Unix ms of their latest event.
+    pub last_seen: i64,
+    /// Top-level categories of their latest 200 interactions, largest share first.
+    pub top_categories: Vec<CategoryShareOut>,
+}
+
+/// The most active shoppers.
+#[derive(Debug, serde::Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShoppersOut {
+    pub users: Vec<ShopperOut>,
+}
+
+/// The most active shoppers (most live events first) with their top categories — for a
+/// storefront's shopper switcher and for operators (admin).
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(UsersQuery),
+    responses((status = 200, body = ShoppersOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Query(query): Query<UsersQuery>,
+) -> ApiResult<Json<ShoppersOut>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_number",
+            format!("expected limit in 1..=1000, found {limit}"),
+            "limit",
+        ));
+    }
+    let shoppers = state.compute(move |shop| shop.shoppers(limit)).await?;
+    let users = shoppers
+        .into_iter()
+        .map(|s| ShopperOut {
+            id: s.id,
+            events: s.events,
+            last_seen: s.last_seen_ms,
+            top_categories: s
+                .top_categories
+                .into_iter()
+                .map(|(category, share)| CategoryShareOut { category, share })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(ShoppersOut { users }))
+}

@@ -74,10 +74,10 @@ pub struct ItemIn {
     pub created_at: Option<serde_json::Value>,
     /// Localised title and description by language code, e.g. `zh`.
     pub translations: Option<BTreeMap<String, TranslationIn>>,
+    /// A picture the storefront shows: an `http(s)://` URL or a path on the shop's host.
+    pub image: Option<String>,
     /// User-supplied vectors by name (e.g. image embeddings).
     pub vectors: Option<BTreeMap<String, Vec<f32>>>,
-    /// The item's picture: an `http(s)://` URL or a path on the shop's site (`/…`).
-    pub image: Option<String>,
 }
 
 /// Onboarding preferences.

@@ -53,7 +53,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API and the web page.
+    /// Serve the HTTP API, the storefront (/) and the admin console (/admin).
     Serve {
         /// Address to listen on (default 127.0.0.1:7700).
         #[arg(long)]

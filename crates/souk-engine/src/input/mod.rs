@@ -230,7 +230,8 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
         Some(other) => return Err(wrong_type("available", "a boolean", other)),
     };
     item.created_at = f.get("created_at").map(|v| parse_timestamp(v, "created_at")).transpose()?;
-    item.image = f.opt_str("image", MAX_IMAGE_URL_BYTES)?.map(|url| image_url(url, "image")).transpose()?;
+    item.image =
+        f.opt_str("image", MAX_IMAGE_URL_BYTES)?.map(|url| image_url(url.trim().to_string(), "image")).transpose()?;
     item.translations = match f.get("translations") {
         None => BTreeMap::new(),
         Some(Value::Object(map)) => {
@@ -458,6 +459,24 @@ mod tests {
         assert_eq!(e.timestamp, 1_767_323_045_000);
         assert_eq!(e.quantity, Some(2));
         assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn an_item_image_is_a_web_url_or_a_local_path() {
+        let item = |image: &str| parse_item(&json!({"id": "i1", "title": "Lamp", "image": image}));
+        assert_eq!(
+            item(" https://cdn.example/lamp.jpg ").unwrap().image.as_deref(),
+            Some("https://cdn.example/lamp.jpg")
+        );
+        assert_eq!(item("/img/lamp.png").unwrap().image.as_deref(), Some("/img/lamp.png"));
+        for bad in ["javascript:alert(1)", "//evil.example/x.png", "lamp.png", "https://a b"] {
+            let error = item(bad).unwrap_err();
+            assert_eq!((error.code, error.field.as_str()), ("invalid_value", "image"), "{bad}");
+        }
+        let record = parse_record(&json!({"kind": "item", "id": "i2", "title": "Desk", "image": "/d.png"})).unwrap();
+        let Record::Item(desk) = record else { panic!("an item") };
+        assert_eq!(desk.image.as_deref(), Some("/d.png"));
+        assert_eq!(parse_item(&json!({"id": "i3", "title": "Chair"})).unwrap().image, None);
     }
 
     #[test]

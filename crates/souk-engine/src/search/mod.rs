@@ -29,6 +29,7 @@ pub mod relevance;
 mod request;
 mod rules;
 mod semantic;
+pub mod suggest;
 pub mod vectors;
 
 pub use self::config::SearchConfig;

@@ -24,6 +24,7 @@ pub mod experiment;
 pub mod experiment_report;
 mod history;
 pub mod interleave;
+pub mod jobs;
 pub mod live_sessions;
 mod model_set;
 pub mod page_log;

@@ -219,15 +219,30 @@ pub(super) fn index_of(ids: &[String]) -> IdMap<String, u32> {
 impl ModelSet {
     /// Train every configured source on the store's current interactions.
     pub fn train(store: &dyn Storage, config: &RecommendConfig, weights: &EventWeights) -> Result<ModelSet> {
+        Self::train_with_progress(store, config, weights, &|_, _| {})
+    }
+
+    /// [`ModelSet::train`], telling `progress` the share done (0..=1) and the step now
+    /// running: reading the interactions, then each model in turn.
+    pub fn train_with_progress(
+        store: &dyn Storage,
+        config: &RecommendConfig,
+        weights: &EventWeights,
+        progress: &dyn Fn(f64, &str),
+    ) -> Result<ModelSet> {
         let started = std::time::Instant::now();
         let events = store.stats()?.events;
+        progress(0.0, "reading interactions");
         let data = Interactions::from_store(store, weights)?;
         if data.nnz() == 0 {
             return Err(Error::Conflict("no interactions to train on: import or ingest events first".into()));
         }
         let mut train_seconds = BTreeMap::new();
         let mut models = Vec::new();
-        for name in &config.models {
+        // Reading counts as one step, item-kNN as the last one.
+        let steps = config.models.len() as f64 + 2.0;
+        for (done, name) in config.models.iter().enumerate() {
+            progress((1.0 + done as f64) / steps, &format!("training {name}"));
             let t = std::time::Instant::now();
             let source = if name == "als" {
                 Source::als(crate::recommend::als::train(&data, &config.als)?)
@@ -237,6 +252,7 @@ impl ModelSet {
             train_seconds.insert(name.clone(), t.elapsed().as_secs_f64());
             models.push((name.clone(), source));
         }
+        progress((steps - 1.0) / steps, "training itemknn");
         let t = std::time::Instant::now();
         let knn = itemknn::train(&data, &config.itemknn)?;
         train_seconds.insert("itemknn".into(), t.elapsed().as_secs_f64());

@@ -26,6 +26,8 @@ pub struct Training<'a> {
     /// Where the new generation is saved (absent: kept in memory only).
     pub artifacts: Option<&'a ArtifactStore>,
     pub now_ms: i64,
+    /// Told the share of the training done (0..=1) and the step now running.
+    pub progress: &'a dyn Fn(f64, &str),
 }
 
 /// What a training produced.
@@ -37,19 +39,31 @@ pub struct Trained {
     pub search_ranker: Option<RankerReport>,
 }
 
+/// Shares of a training's progress: the models take the first, the recommendation ranker,
+/// the search ranker and saving the rest (rough costs on a generated shop).
+const MODELS_SHARE: f64 = 0.7;
+const RANKER_DONE: f64 = 0.82;
+const SEARCH_RANKER_DONE: f64 = 0.92;
+
 /// Train every model and both rankers, and save the generation.
 pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
-    let mut set = ModelSet::train(store, training.config, training.weights)?;
+    let progress = training.progress;
+    let mut set = ModelSet::train_with_progress(store, training.config, training.weights, &|share, step| {
+        progress(share * MODELS_SHARE, step)
+    })?;
     let previous = training.serving.and_then(|s| s.ranker.clone());
     let previous_search = training.serving.and_then(|s| s.search_ranker.clone());
+    progress(MODELS_SHARE, "training the recommendation ranker");
     let ranker = match training.log {
         Some(log) => set.train_ranker(store, log, training.gbdt, previous, training.now_ms)?,
         None => None,
     };
+    progress(RANKER_DONE, "training the search ranker");
     let search_ranker = match training.search_log {
         Some(log) => set.train_search_ranker(store, log, training.gbdt, previous_search, training.now_ms)?,
         None => None,
     };
+    progress(SEARCH_RANKER_DONE, "saving the generation");
     let generation = training.artifacts.map(|a| set.save(a)).transpose()?;
     Ok(Trained { set, generation, ranker, search_ranker })
 }

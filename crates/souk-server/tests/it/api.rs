@@ -304,8 +304,9 @@ async fn every_route_answers_each_credential_as_its_scope_says() {
             "{method} {path} master: {status} {error}"
         );
     }
-    // Open without a key: health, metrics, the document and the page.
-    for uri in ["/health", "/metrics", "/openapi.json", "/"] {
+    // Open without a key: health, metrics, the document and the pages with their files
+    // (the pages ask for a key when the API refuses them).
+    for uri in ["/health", "/metrics", "/openapi.json", "/", "/admin", "/web/shop.js", "/web/style.css"] {
         assert_eq!(server.get(uri).await.0, StatusCode::OK, "{uri}");
     }
 }

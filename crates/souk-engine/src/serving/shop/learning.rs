@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Shop;
 use crate::error::{Error, Result};
 use crate::rank::ranker::RankerReport;
+use crate::serving::jobs::{Job, JobHandle, JobKind};
 use crate::serving::page_log::now_ms;
 use crate::serving::training::{self, Trained, Training};
 use crate::serving::ModelSet;
@@ -29,12 +30,54 @@ pub struct TrainReport {
 }
 
 impl Shop {
-    /// Train every model and both rankers, save the generation and serve it. One training at
-    /// a time: a second one while the first runs is refused (`training_in_progress`).
+    /// Train every model and both rankers, save the generation and serve it, as a `train`
+    /// job. One training at a time: a second one while the first runs is refused
+    /// (`training_in_progress`).
     pub fn train(&self) -> Result<TrainReport> {
+        let job = self.queue_training()?;
+        self.run_training(job)
+    }
+
+    /// Queue a training and run it on a thread of its own; returns the job to follow
+    /// (`jobs()`). Refused like [`Shop::train`] while one is queued or running.
+    pub fn train_in_background(self: &Arc<Self>) -> Result<Job> {
+        let job = self.queue_training()?;
+        let id = job.id().to_string();
+        let shop = self.clone();
+        std::thread::Builder::new()
+            .name("souk-train".into())
+            .spawn(move || {
+                if let Err(e) = shop.run_training(job) {
+                    tracing::warn!(error = %e, "background training failed");
+                }
+            })
+            .map_err(|e| Error::Internal(format!("starting the training thread: {e}")))?;
+        self.jobs.get(&id).ok_or_else(|| Error::Internal("a queued job vanished".into()))
+    }
+
+    fn queue_training(&self) -> Result<JobHandle> {
+        self.jobs.queue(JobKind::Train, true, "waiting to start").ok_or_else(in_progress)
+    }
+
+    fn run_training(&self, job: JobHandle) -> Result<TrainReport> {
         let Some(_guard) = self.training.try_lock() else {
-            return Err(Error::Coded { code: "training_in_progress", message: "a training is already running".into() });
+            job.fail("a training is already running");
+            return Err(in_progress());
         };
+        job.start("starting");
+        match self.train_now(&job) {
+            Ok(report) => {
+                job.done(describe_report(&report));
+                Ok(report)
+            }
+            Err(e) => {
+                job.fail(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn train_now(&self, job: &JobHandle) -> Result<TrainReport> {
         // Read before the store is: an erasure after this point waits for the next training.
         let erasure = self.artifacts.as_ref().and_then(|a| a.erasure_token());
         let serving = self.models();
@@ -48,6 +91,7 @@ impl Shop {
             serving: serving.as_deref(),
             artifacts: self.artifacts.as_ref(),
             now_ms: now_ms(),
+            progress: &|share, step| job.progress(share, step),
         };
         let Trained { set, generation, ranker, search_ranker } = training::train(self.store(), &training)?;
         let report = TrainReport { generation, manifest: set.manifest.clone(), ranker, search_ranker };
@@ -66,6 +110,15 @@ impl Shop {
     /// [`Shop::train`] removes it (the server trains for it at once).
     pub fn erasure_pending(&self) -> bool {
         self.artifacts.as_ref().is_some_and(|a| a.erasure_token().is_some())
+    }
+
+    /// Every job of the shop still remembered, newest first.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.jobs.list()
+    }
+
+    pub fn job(&self, id: &str) -> Result<Job> {
+        self.jobs.get(id).ok_or_else(|| Error::not_found("job", id))
     }
 
     /// Whether events arrived since the serving set was trained (or there is none yet and
@@ -102,6 +155,30 @@ pub(super) fn popularity_of(set: &ModelSet) -> HashMap<Arc<str>, f32> {
     let max = set.popularity.iter().copied().fold(0f32, f32::max);
     let scale = (1.0 + max).ln().max(f32::MIN_POSITIVE);
     set.item_ids.iter().zip(&set.popularity).map(|(id, p)| (Arc::from(id.as_str()), (1.0 + p).ln() / scale)).collect()
+}
+
+fn in_progress() -> Error {
+    Error::Coded { code: "training_in_progress", message: "a training is already running".into() }
+}
+
+/// A finished training in one line: the generation, what it learned from, the rankers.
+fn describe_report(report: &TrainReport) -> String {
+    let m = &report.manifest;
+    let mut text = format!(
+        "{}: {} models on {} events ({} users, {} items)",
+        report.generation.as_deref().unwrap_or("in memory"),
+        m.models.len() + 1,
+        m.events,
+        m.users,
+        m.items
+    );
+    for (name, ranker) in [("ranker", &report.ranker), ("search ranker", &report.search_ranker)] {
+        if let Some(r) = ranker {
+            let verdict = if r.promoted { "promoted" } else { "kept the current order" };
+            text.push_str(&format!("; {name} NDCG@10 {:.3} vs shown {:.3}, {verdict}", r.ndcg_model, r.ndcg_logged));
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod experiments;
 pub mod export;
+mod insights;
 pub mod keys;
 mod learning;
 mod pages;
@@ -39,6 +40,7 @@ use crate::store::artifacts::ArtifactStore;
 use crate::store::{AppendOutcome, Storage};
 
 pub use experiments::Assignment;
+pub use insights::{Activity, Shopper, SUGGESTER_TTL};
 pub use learning::TrainReport;
 
 pub use pages::{RecommendAsk, SearchAsk, SearchServed, ServedPage, TrendingAsk};
@@ -87,6 +89,10 @@ pub struct Shop {
     writer: PageWriter,
     /// Held while a training runs: one at a time.
     training: Mutex<()>,
+    /// Trainings and other long work, with their progress and recent history.
+    jobs: super::jobs::Jobs,
+    /// Titles and logged queries for suggestions, rebuilt now and then.
+    suggester: insights::SuggesterCache,
     /// Every experiment (the store holds them; lifecycle changes write there first).
     experiments: parking_lot::RwLock<Vec<super::experiment::Experiment>>,
     /// API keys by the hash of their secret (the store holds them).
@@ -132,6 +138,8 @@ impl Shop {
             logs: None,
             training: Mutex::new(()),
             sessions: Arc::new(LiveSessions::with_defaults()),
+            jobs: Default::default(),
+            suggester: Default::default(),
         }
     }
 
@@ -275,9 +283,21 @@ impl Shop {
             search.index_items(items.clone())?;
             if let Some(embedder) = self.embedder.clone() {
                 let search = search.clone();
+                let job = self.jobs.queue(super::jobs::JobKind::Embed, false, format!("{} items", items.len()));
                 std::thread::spawn(move || {
-                    if let Err(e) = search.embed_items(&items, embedder.as_ref()) {
-                        tracing::error!(error = %e, "embedding items failed");
+                    if let Some(job) = &job {
+                        job.start(format!("embedding {} items", items.len()));
+                    }
+                    let outcome = search.embed_items(&items, embedder.as_ref());
+                    match (outcome, job) {
+                        (Ok(_), Some(job)) => job.done(format!("{} items embedded", items.len())),
+                        (Err(e), job) => {
+                            tracing::error!(error = %e, "embedding items failed");
+                            if let Some(job) = job {
+                                job.fail(e.to_string());
+                            }
+                        }
+                        (Ok(_), None) => {}
                     }
                 });
             }
@@ -352,6 +372,7 @@ mod tests {
     use super::*;
     use crate::gen::{GenConfig, Generator};
     use crate::recommend::SourceKind;
+    use crate::serving::jobs::{JobKind, JobState};
     use crate::serving::{ItemFilter, RecommendSurface};
     use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
 
@@ -390,6 +411,13 @@ mod tests {
         let generated = impressions();
         let report = shop.train().unwrap();
         assert!(report.generation.is_some(), "saved under the artifact store");
+        // The training was a job: done, its message naming the generation.
+        let jobs = shop.jobs();
+        assert_eq!(jobs.len(), 1);
+        let job = shop.job(&jobs[0].id).unwrap();
+        assert_eq!((job.kind, job.state, job.progress), (JobKind::Train, JobState::Done, 1.0));
+        assert!(job.message.starts_with(report.generation.as_deref().unwrap()), "{}", job.message);
+        assert!(job.started_at.unwrap() <= job.finished_at.unwrap());
         assert!(!shop.has_untrained_events().unwrap());
         let page = shop.recommend(super::pages::RecommendAsk::new(user("u000003"), 5)).unwrap();
         assert_eq!(page.trained_at_ms, Some(report.manifest.trained_at_ms));
@@ -674,6 +702,8 @@ mod tests {
         let Err(Error::Coded { code, .. }) = shop.train() else { panic!("a second training") };
         assert_eq!(code, "training_in_progress");
         drop(guard);
+        assert_eq!(shop.jobs()[0].state, JobState::Failed, "the refused training is a failed job");
+        let Err(Error::NotFound { what: "job", .. }) = shop.job("train-0-0") else { panic!("an unknown job") };
     }
 
     #[test]
