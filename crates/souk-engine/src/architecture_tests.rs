@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["hashing", "ids", "fusion", "stats"],
+    &["hashing", "ids", "fusion", "stats", "ope"],
     &["model"],
     &["input"],
     &["store"],

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod import;
 pub mod input;
 pub mod model;
+pub mod ope;
 pub mod rank;
 pub mod recommend;
 pub mod search;

@@ -295,17 +295,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `souk eval`: the open-bandit and simulated-ranking protocols evaluate the ranker, the
-/// search protocol the search index, the others the recommendation models.
+/// `souk eval`: the open-bandit and simulated-ranking protocols evaluate the ranker, ope a
+/// target policy on a logged one, the search protocol the search index, the others the
+/// recommendation models.
 fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     if args.protocol == souk_engine::rank::open_bandit::PROTOCOL {
         return rank_cmd::eval_open_bandit(args);
+    }
+    if args.protocol == souk_engine::rank::off_policy::PROTOCOL {
+        return rank_cmd::eval_off_policy(args);
+    }
+    if args.policy.is_some() {
+        bail!("--policy is for --protocol ope");
     }
     if args.protocol == souk_engine::eval::simulate::PROTOCOL {
         return rank_cmd::eval_simulated(config, args);
     }
     if args.path.is_some() {
-        bail!("--path is for --protocol open-bandit; use --split DIR for a train/test split");
+        bail!("--path is for --protocol open-bandit and ope; use --split DIR for a train/test split");
     }
     let ks = args
         .k

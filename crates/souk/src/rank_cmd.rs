@@ -1,12 +1,15 @@
 //! `souk eval --protocol open-bandit`: the click model (FTRL-Proximal) against the
-//! popularity-by-position baseline on an Open Bandit Dataset directory, time-ordered.
-//! Thin: reading, the protocol and the report live in `souk_engine::rank`.
+//! popularity-by-position baseline on an Open Bandit Dataset directory, time-ordered;
+//! `souk eval --protocol ope`: off-policy evaluation of a target policy on such a log.
+//! Thin: reading, the protocols and the reports live in `souk_engine::rank`.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 use souk_engine::eval::simulate::{simulate, SimulationConfig};
 use souk_engine::rank::gbdt::GbdtParams;
 use souk_engine::rank::obd::ObdLog;
+use souk_engine::rank::obd_policy::EvaluationPolicy;
+use souk_engine::rank::off_policy::{self, OffPolicyConfig};
 use souk_engine::rank::open_bandit::{self, OpenBanditConfig};
 
 use crate::shared::EvalArgs;
@@ -57,6 +60,66 @@ pub fn eval_open_bandit(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let log = ObdLog::read_dir(dir).with_context(|| format!("reading the Open Bandit log in {}", dir.display()))?;
     let report = open_bandit::run(&log, &config, args.tune)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The sections `--param SECTION.KEY=VALUE` can set for `--protocol ope`; `ope` is the
+/// protocol itself (`reward_model`, `folds`, `bootstrap_resamples`, `confidence`).
+const OPE_SECTIONS: &[&str] = &["ope", "ftrl", "features", "popularity-by-position"];
+
+/// Apply `--param` overrides to the ope configuration, as [`apply_params`] does.
+fn apply_ope_params(config: &mut OffPolicyConfig, overrides: &[String]) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(&*config)?;
+    for text in overrides {
+        let Some((section, field, raw)) =
+            text.split_once('=').and_then(|(key, raw)| key.split_once('.').map(|(s, f)| (s, f, raw)))
+        else {
+            bail!("--param expects section.key=value (e.g. ope.bootstrap_resamples=1000), found {text:?}");
+        };
+        if !OPE_SECTIONS.contains(&section) {
+            bail!("--param {text:?}: unknown section {section:?}; expected one of {}", OPE_SECTIONS.join(", "));
+        }
+        let parsed = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        if section == "ope" {
+            if field == "seed" {
+                bail!("--param {text:?}: set the seed with --seed");
+            }
+            value[field] = parsed;
+        } else {
+            value[section][field] = parsed;
+        }
+        *config = serde_json::from_value(value.clone()).with_context(|| format!("--param {text:?}"))?;
+    }
+    Ok(())
+}
+
+/// `souk eval --protocol ope --path LOG_DIR --policy FILE`.
+pub fn eval_off_policy(args: &EvalArgs) -> anyhow::Result<()> {
+    let (Some(dir), Some(policy_path)) = (&args.path, &args.policy) else {
+        bail!(
+            "--protocol ope needs --path DIR (an Open Bandit Dataset directory such as obd/random/all) \
+             and --policy FILE (csv: round,position,item,probability)"
+        );
+    };
+    if args.ratio.is_some() || args.tune {
+        bail!("--ratio and --tune are not used by --protocol ope");
+    }
+    let mut config = OffPolicyConfig { seed: args.seed, ..OffPolicyConfig::default() };
+    config.ftrl.seed = args.seed;
+    apply_ope_params(&mut config, &args.params)?;
+    let problems = config.problems();
+    if !problems.is_empty() {
+        bail!("{}", problems.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "));
+    }
+    let log = ObdLog::read_dir(dir).with_context(|| format!("reading the Open Bandit log in {}", dir.display()))?;
+    let policy = EvaluationPolicy::read(policy_path, &log)
+        .with_context(|| format!("reading the policy file {}", policy_path.display()))?;
+    let report = off_policy::run(&log, &policy, &config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -168,6 +231,33 @@ mod tests {
             ("open-bandit.ratios=0.5", "ratios"),
         ] {
             let error = apply_params(&mut OpenBanditConfig::default(), &[text.to_string()]).unwrap_err();
+            assert!(format!("{error:#}").contains(expected), "{text}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn ope_params_override_each_section_and_refuse_unknown_keys() {
+        let mut config = OffPolicyConfig::default();
+        let overrides = [
+            "ope.reward_model=popularity-by-position",
+            "ope.folds=5",
+            "ope.bootstrap_resamples=1000",
+            "ftrl.bits=16",
+            "features.affinity=false",
+            "popularity-by-position.prior_strength=30",
+        ];
+        apply_ope_params(&mut config, &overrides.map(String::from)).unwrap();
+        assert_eq!(config.reward_model, off_policy::RewardModelKind::PopularityByPosition);
+        assert_eq!((config.folds, config.bootstrap_resamples, config.ftrl.bits), (5, 1000, 16));
+        assert!(!config.features.affinity);
+        assert_eq!(config.baseline.prior_strength, 30.0);
+        for (text, expected) in [
+            ("ope.reward_model=gbdt", "gbdt"),
+            ("ope.resamples=3", "resamples"),
+            ("ope.seed=3", "--seed"),
+            ("open-bandit.ratio=0.5", "unknown section \"open-bandit\""),
+        ] {
+            let error = apply_ope_params(&mut OffPolicyConfig::default(), &[text.to_string()]).unwrap_err();
             assert!(format!("{error:#}").contains(expected), "{text}: {error:#}");
         }
     }

@@ -165,18 +165,23 @@ pub fn generated_shop(data_dir: &Path) -> anyhow::Result<GenConfig> {
 pub struct EvalArgs {
     /// random-split, temporal, leave-last-out, strong-generalization, cold-item,
     /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
-    /// model on an Open Bandit Dataset directory given with --path), or simulated-ranking
-    /// (the learned ranker on simulated traffic over a generated shop), or next-item
-    /// (session-based: --train and --test session logs).
+    /// model on an Open Bandit Dataset directory given with --path), ope (off-policy
+    /// evaluation of --policy FILE on the log in --path), simulated-ranking (the learned
+    /// ranker on simulated traffic over a generated shop), or next-item (session-based:
+    /// --train and --test session logs).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
     #[arg(long)]
     pub ratio: Option<f64>,
-    /// With --protocol open-bandit: the directory holding the impression log and
+    /// With --protocol open-bandit or ope: the directory holding the impression log and
     /// item_context.csv (e.g. obd/random/all).
     #[arg(long)]
     pub path: Option<PathBuf>,
+    /// With --protocol ope: the target policy, a csv file with the header
+    /// round,position,item,probability (round = 0-based row of the log csv).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Cut-offs, e.g. 10,20.
@@ -199,7 +204,8 @@ pub struct EvalArgs {
     pub tune: bool,
     /// Set a parameter, e.g. --param als.factors=128 or, for open-bandit, ftrl.alpha=0.1,
     /// features.crosses=false, popularity-by-position.prior_strength=50 or
-    /// open-bandit.validation_ratio=0.8 (repeatable; a JSON value).
+    /// open-bandit.validation_ratio=0.8, for ope ope.bootstrap_resamples=1000,
+    /// ope.reward_model=popularity-by-position, ope.folds=5 (repeatable; a JSON value).
     #[arg(long = "param")]
     pub params: Vec<String>,
     /// With --protocol next-item: the training sessions (a session log, as `souk import

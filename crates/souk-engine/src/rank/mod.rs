@@ -15,6 +15,9 @@
 //!   clicks as they arrive, whose prediction is the ranker's `online_ctr` feature.
 //! - [`obd`]: the Open Bandit Dataset's csv files and the features drawn from them.
 //! - [`open_bandit`]: the time-ordered evaluation protocol and its report.
+//! - [`obd_policy`]: a target policy over an Open Bandit log, read from a csv file.
+//! - [`off_policy`]: the `ope` protocol — IPW, SNIPW, DM and DR of a target policy on an
+//!   Open Bandit log, with a cross-fitted reward model and bootstrap intervals.
 //! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
 //!   for the ranker's cross features.
 //! - [`ranker`]: the learned ranker in serving — the feature log, training from the shop's
@@ -36,6 +39,8 @@ pub mod gbdt;
 pub mod join;
 pub mod metrics;
 pub mod obd;
+pub mod obd_policy;
+pub mod off_policy;
 pub mod online;
 pub mod open_bandit;
 pub mod position_popularity;

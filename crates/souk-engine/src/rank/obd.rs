@@ -14,7 +14,8 @@
 //! feature set ([`ObdFeatureConfig`]). Never writes anything; reads only the paths given.
 //!
 //! Memory: one [`Impression`] (40 bytes) per row plus 4 bytes per user feature per row;
-//! user feature values are interned per column.
+//! user feature values are interned per column. Affinities are sparse (about one row in
+//! twenty has any in the public sample): 12 bytes per non-zero value.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -37,6 +38,8 @@ const AFFINITY_PREFIX: &str = "user-item_affinity_";
 pub struct Impression {
     /// Microseconds since the Unix epoch (UTC).
     pub timestamp: i64,
+    /// The row's place in the file, 0-based, not counting the header (before time order).
+    pub row: u32,
     pub item: u32,
     /// The slot, as in the file (1 = first).
     pub position: u32,
@@ -102,6 +105,8 @@ pub struct ObdLog {
     pub user_features: Vec<Vocabulary>,
     /// Row-major: `user_features.len()` value ids per impression.
     user_values: Vec<u32>,
+    /// Every non-zero `user-item_affinity_K` cell as (impression index, item, value), sorted.
+    affinities: Vec<(u32, u32, f32)>,
     pub items: ItemContext,
 }
 
@@ -270,8 +275,12 @@ impl ObdLog {
 
         let mut impressions = Vec::new();
         let mut user_values = Vec::new();
+        let mut affinities: Vec<(u32, u32, f32)> = Vec::new();
         let mut row = csv::StringRecord::new();
         while let Some(line) = next_row(&mut reader, log_path, &mut row)? {
+            let Ok(file_row) = u32::try_from(impressions.len()) else {
+                return Err(parse_error(log_path, line, "the log has more than 2^32 rows"));
+            };
             let text = row.get(timestamp_c).unwrap_or("").trim();
             let timestamp = parse_timestamp(text).ok_or_else(|| {
                 parse_error(
@@ -310,14 +319,34 @@ impl ObdLog {
                     format!("column \"propensity_score\": expected a probability in (0, 1], found {propensity}"),
                 ));
             }
-            let affinity = match affinity_columns.get(&item) {
-                Some(&c) => Some(cell::<f32>(log_path, line, &row, &header, c, "a number")?),
-                None => None,
-            };
+            let mut affinity = None;
+            for (&affinity_item, &c) in &affinity_columns {
+                let text = row.get(c).unwrap_or("").trim();
+                // Most cells are "0.0": skip the float parse for them.
+                let value = if text == "0.0" || text == "0" {
+                    0.0
+                } else {
+                    cell::<f32>(log_path, line, &row, &header, c, "a number")?
+                };
+                if affinity_item == item {
+                    affinity = Some(value);
+                }
+                if value != 0.0 {
+                    affinities.push((file_row, affinity_item, value));
+                }
+            }
             for (vocabulary, &c) in user_features.iter_mut().zip(&user_columns) {
                 user_values.push(vocabulary.intern(row.get(c).unwrap_or("").trim()));
             }
-            impressions.push(Impression { timestamp, item, position, click: click == 1, propensity, affinity });
+            impressions.push(Impression {
+                timestamp,
+                row: file_row,
+                item,
+                position,
+                click: click == 1,
+                propensity,
+                affinity,
+            });
         }
 
         // Time order, stable: the files are already sorted, but the protocol must not
@@ -328,12 +357,22 @@ impl ObdLog {
         let sorted_values =
             order.iter().flat_map(|&i| user_values[i * width..(i + 1) * width].iter().copied()).collect();
         let sorted = order.iter().map(|&i| impressions[i].clone()).collect();
+        // Re-key the affinities from file rows to time-ordered indices.
+        let mut index_of_file_row = vec![0u32; order.len()];
+        for (index, &file_row) in order.iter().enumerate() {
+            index_of_file_row[file_row] = index as u32;
+        }
+        for cell in &mut affinities {
+            cell.0 = index_of_file_row[cell.0 as usize];
+        }
+        affinities.sort_unstable_by_key(|&(index, item, _)| (index, item));
         Ok(Self {
             log_path: log_path.to_path_buf(),
             item_context_path: item_context_path.to_path_buf(),
             impressions: sorted,
             user_features,
             user_values: sorted_values,
+            affinities,
             items,
         })
     }
@@ -363,14 +402,38 @@ impl ObdLog {
         cut
     }
 
+    /// The user's affinity to `item` in impression `row` (0 when the log has no such column).
+    pub fn affinity(&self, row: usize, item: u32) -> f32 {
+        let start = self.affinities.partition_point(|&(index, _, _)| (index as usize) < row);
+        self.affinities[start..]
+            .iter()
+            .take_while(|&&(index, _, _)| index as usize == row)
+            .find(|&&(_, affinity_item, _)| affinity_item == item)
+            .map_or(0.0, |&(_, _, value)| value)
+    }
+
     /// The click-model features of impression `row`, appended to `out`.
     pub fn features(&self, row: usize, config: &ObdFeatureConfig, hasher: &mut FeatureHasher, out: &mut Vec<Feature>) {
         let impression = &self.impressions[row];
-        let item = impression.item;
+        self.features_of(row, impression.item, impression.position, config, hasher, out);
+    }
+
+    /// The click-model features of showing `item` in slot `position` to the user of
+    /// impression `row` — the logged item or any other (off-policy evaluation asks about
+    /// items the log did not show), appended to `out`.
+    pub fn features_of(
+        &self,
+        row: usize,
+        item: u32,
+        position: u32,
+        config: &ObdFeatureConfig,
+        hasher: &mut FeatureHasher,
+        out: &mut Vec<Feature>,
+    ) {
         out.push(hasher.categorical("item", item));
-        out.push(hasher.categorical("position", impression.position));
+        out.push(hasher.categorical("position", position));
         if config.crosses {
-            out.push(hasher.categorical("position×item", format_args!("{}|{item}", impression.position)));
+            out.push(hasher.categorical("position×item", format_args!("{position}|{item}")));
         }
         if config.user_features {
             for (vocabulary, &id) in self.user_features.iter().zip(self.user_values(row)) {
@@ -392,7 +455,8 @@ impl ObdLog {
             }
         }
         if config.affinity {
-            if let Some(affinity) = impression.affinity.filter(|a| *a != 0.0) {
+            let affinity = self.affinity(row, item);
+            if affinity != 0.0 {
                 out.push(hasher.numeric("user-item_affinity", affinity));
             }
         }
@@ -457,6 +521,30 @@ mod tests {
         assert_eq!(log.items.items[&3], [ItemValue::Number(0.5), ItemValue::Text("synthetic-colour-blue".into())]);
         // Affinity is read from the shown item's column; the fixture has columns for items 0..=3.
         assert_eq!(log.impressions[0].affinity, Some(2.0));
+    }
+
+    #[test]
+    fn rows_keep_their_file_place_and_every_affinity() {
+        let log = ObdLog::read_dir(&fixture()).unwrap();
+        let rows: Vec<u32> = log.impressions.iter().map(|i| i.row).collect();
+        assert_eq!(rows, [0, 1, 2, 3, 4, 6, 5, 7, 8, 9, 10, 11, 12, 13]);
+        // File row 4 (time index 4) has affinity 1.0 to item 0, which it did not show.
+        assert_eq!((log.impressions[4].item, log.affinity(4, 0), log.affinity(4, 1)), (1, 1.0, 0.0));
+        // File row 5 moved to time index 6 and took its affinity to item 3 along.
+        assert_eq!((log.impressions[6].row, log.affinity(6, 3), log.affinity(5, 3)), (5, 3.0, 0.0));
+        assert_eq!(log.affinity(0, 1), 2.0);
+        assert_eq!(log.affinity(13, 9), 0.0, "an item without a column");
+        // Features of another item than the logged one carry that item's affinity.
+        let mut hasher = FeatureHasher::default();
+        let mut features = Vec::new();
+        let config = ObdFeatureConfig { user_features: false, item_context: false, crosses: false, affinity: true };
+        log.features_of(4, 0, 3, &config, &mut hasher, &mut features);
+        let expected = [
+            hasher.categorical("item", 0),
+            hasher.categorical("position", 3),
+            hasher.numeric("user-item_affinity", 1.0),
+        ];
+        assert_eq!(features, expected);
     }
 
     #[test]
