@@ -218,12 +218,16 @@ mod tests {
         }
         wait_for_exposures(&shop, 60);
         // Control users click their first item, and every second one buys it; in the other
-        // arm nobody clicks and every fifth user buys.
+        // arm nobody clicks and every fifth user buys (counted within each arm, so the rates
+        // hold whichever users the experiment's salt put in each arm).
         let now = crate::serving::page_log::now_ms();
         let mut events = Vec::new();
         let mut revenue = [0.0f64, 0.0];
+        let mut seen_in_arm = [0usize, 0];
         for (u, arm, page) in &pages {
             let control = arm == "control";
+            let k = seen_in_arm[usize::from(!control)];
+            seen_in_arm[usize::from(!control)] += 1;
             let item = ItemId::parse(page.items[0].id.as_str(), "item").unwrap();
             if control {
                 let mut click = Event::new(
@@ -236,7 +240,7 @@ mod tests {
                 click.request_id = Some(page.request_id.clone());
                 events.push(click);
             }
-            if (control && u % 2 == 0) || (!control && u % 5 == 0) {
+            if (control && k % 2 == 0) || (!control && k % 5 == 0) {
                 let mut purchase = Event::new(
                     EventId::parse(format!("p{u}"), "id").unwrap(),
                     EventType::Purchase,
