@@ -240,7 +240,7 @@ mod tests {
                 click.request_id = Some(page.request_id.clone());
                 events.push(click);
             }
-            if (control && k % 2 == 0) || (!control && k % 5 == 0) {
+            if (control && k.is_multiple_of(2)) || (!control && k.is_multiple_of(5)) {
                 let mut purchase = Event::new(
                     EventId::parse(format!("p{u}"), "id").unwrap(),
                     EventType::Purchase,
