@@ -99,6 +99,13 @@ pub struct ServedPage {
     pub trained_at_ms: Option<i64>,
 }
 
+impl ServedPage {
+    /// A page of a surface without paging, experiments or a model generation to name.
+    fn single(items: Vec<Recommended>) -> Self {
+        Self { request_id: new_request_id(), experiment: None, items, next_cursor: None, trained_at_ms: None }
+    }
+}
+
 /// What a caller asks for a search page.
 #[derive(Debug, Clone)]
 pub struct SearchAsk {
@@ -247,13 +254,7 @@ impl Shop {
             return Ok(None);
         };
         describe(self.store(), &mut items, lang)?;
-        Ok(Some(ServedPage {
-            request_id: new_request_id(),
-            experiment: None,
-            items,
-            next_cursor: None,
-            trained_at_ms: None,
-        }))
+        Ok(Some(ServedPage::single(items)))
     }
 
     /// Items bought together with `item` (in at least `min_support` baskets), by lift,
@@ -285,13 +286,7 @@ impl Shop {
             r.reasons[0].rank = rank + 1;
         }
         describe(store, &mut items, lang)?;
-        Ok(Some(ServedPage {
-            request_id: new_request_id(),
-            experiment: None,
-            items,
-            next_cursor: None,
-            trained_at_ms: None,
-        }))
+        Ok(Some(ServedPage::single(items)))
     }
 
     /// Trending items: recent events weighted by type, decayed against the shop's clock.
@@ -309,7 +304,7 @@ impl Shop {
         let mut items =
             trending(store, &self.settings.weights, half_life_ms, TRENDING_WINDOW_ROWS, ask.n, &ask.filter)?;
         describe(store, &mut items, ask.lang)?;
-        Ok(ServedPage { request_id: new_request_id(), experiment: None, items, next_cursor: None, trained_at_ms: None })
+        Ok(ServedPage::single(items))
     }
 
     /// A search page. Every search of a known shopper is logged (a search and an impression
