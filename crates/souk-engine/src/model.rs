@@ -121,6 +121,10 @@ pub struct Event {
     /// Probability with which the logging policy showed the item, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propensity: Option<f64>,
+    /// For an impression: the probability with which the logging policy put each of
+    /// `items` at its position, in (0, 1] (parallel to `items`; empty when not known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub propensities: Vec<f64>,
     /// Experiment arm that served the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
@@ -149,6 +153,7 @@ impl Event {
             request_id: None,
             position: None,
             propensity: None,
+            propensities: Vec::new(),
             arm: None,
             quantity: None,
             price: None,

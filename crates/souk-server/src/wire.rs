@@ -35,6 +35,9 @@ pub struct EventIn {
     pub position: Option<u32>,
     /// Probability in (0, 1] with which the logging policy showed the item.
     pub propensity: Option<f64>,
+    /// Impressions: the probability in (0, 1] with which the logging policy put each of
+    /// `items` at its position (one per item; Souk's own logged pages carry them).
+    pub propensities: Option<Vec<f64>>,
     /// Experiment arm.
     pub arm: Option<String>,
     pub quantity: Option<u32>,

@@ -117,6 +117,8 @@ struct RawEvent<'a> {
     position: Option<u32>,
     #[serde(default)]
     propensity: Option<f64>,
+    #[serde(default)]
+    propensities: Option<Vec<f64>>,
     #[serde(default, borrow)]
     arm: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -180,6 +182,12 @@ pub fn try_parse_event(json: &str, record: bool) -> Option<Event> {
         return None;
     }
     event.propensity = raw.propensity;
+    if let Some(propensities) = raw.propensities {
+        if propensities.iter().any(|p| !p.is_finite()) {
+            return None;
+        }
+        event.propensities = propensities;
+    }
     event.arm = short(raw.arm, MAX_SHORT_TEXT_BYTES)?;
     event.quantity = raw.quantity;
     match raw.price {
@@ -240,7 +248,7 @@ mod tests {
         ]
     }
 
-    const FIELDS: [&str; 17] = [
+    const FIELDS: [&str; 18] = [
         "kind",
         "id",
         "user",
@@ -253,6 +261,7 @@ mod tests {
         "request_id",
         "position",
         "propensity",
+        "propensities",
         "arm",
         "quantity",
         "price",

@@ -60,6 +60,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "request_id",
     "position",
     "propensity",
+    "propensities",
     "arm",
     "quantity",
     "price",
@@ -116,6 +117,19 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
     event.request_id = f.opt_str("request_id", MAX_SHORT_TEXT_BYTES)?;
     event.position = f.opt_u32("position")?;
     event.propensity = f.opt_f64("propensity")?;
+    event.propensities = match f.get("propensities") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(values)) => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_f64()
+                    .filter(|p| p.is_finite())
+                    .ok_or_else(|| wrong_type(&format!("propensities[{i}]"), "a probability", v))
+            })
+            .collect::<VResult<Vec<_>>>()?,
+        Some(other) => return Err(wrong_type("propensities", "an array of probabilities", other)),
+    };
     event.arm = f.opt_str("arm", MAX_SHORT_TEXT_BYTES)?;
     event.quantity = f.opt_u32("quantity")?;
     event.price = non_negative(f.opt_f64("price")?, "price")?;
@@ -154,6 +168,24 @@ fn check_event_shape(event: &Event) -> VResult<()> {
                 format!("expected a probability in (0, 1], found {p}"),
             ));
         }
+    }
+    if !event.propensities.is_empty() && event.propensities.len() != event.items.len() {
+        return Err(ValidationError::new(
+            "invalid_value",
+            "propensities",
+            format!(
+                "expected one propensity per shown item ({}), found {}",
+                event.items.len(),
+                event.propensities.len()
+            ),
+        ));
+    }
+    if let Some((i, p)) = event.propensities.iter().enumerate().find(|(_, p)| !(**p > 0.0 && **p <= 1.0)) {
+        return Err(ValidationError::new(
+            "invalid_number",
+            format!("propensities[{i}]"),
+            format!("expected a probability in (0, 1], found {p}"),
+        ));
     }
     if event.quantity == Some(0) {
         return Err(ValidationError::new("invalid_number", "quantity", "expected a quantity of at least 1, found 0"));
@@ -360,6 +392,7 @@ const JSONL_EVENT_FIELDS: &[&str] = &[
     "request_id",
     "position",
     "propensity",
+    "propensities",
     "arm",
     "quantity",
     "price",
@@ -459,6 +492,30 @@ mod tests {
         assert_eq!(e.timestamp, 1_767_323_045_000);
         assert_eq!(e.quantity, Some(2));
         assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn an_impression_carries_one_propensity_per_shown_item() {
+        let impression = |propensities: Value| {
+            json!({"type": "impression", "user": "u1", "items": ["a", "b"], "timestamp": 1,
+                   "propensities": propensities})
+        };
+        let e = parse_event(&impression(json!([0.9, 0.05]))).unwrap();
+        assert_eq!(e.propensities, vec![0.9, 0.05]);
+        let fast = fast::try_parse_event(&impression(json!([0.9, 0.05])).to_string(), false).unwrap();
+        assert_eq!(fast.propensities, vec![0.9, 0.05]);
+        for (bad, code, field) in [
+            (json!([0.9]), "invalid_value", "propensities"),
+            (json!([0.9, 0.0]), "invalid_number", "propensities[1]"),
+            (json!([1.5, 0.5]), "invalid_number", "propensities[0]"),
+            (json!([0.5, "x"]), "invalid_type", "propensities[1]"),
+            (json!(0.5), "invalid_type", "propensities"),
+        ] {
+            let err = parse_event(&impression(bad.clone())).unwrap_err();
+            assert_eq!((err.code, err.field.as_str()), (code, field), "{bad}");
+            assert!(fast::try_parse_event(&impression(bad).to_string(), false).is_none());
+        }
+        assert!(parse_event(&impression(Value::Null)).unwrap().propensities.is_empty());
     }
 
     #[test]

@@ -85,18 +85,34 @@ impl LogPolicy {
     }
 
     /// With probability `explore_share`, shuffle the page and return the explore arm;
-    /// otherwise leave it and return `arm`.
-    pub fn explore<T>(&self, items: &mut [T], arm: Arm) -> Arm {
+    /// otherwise leave it and return `arm`. Either way also the logging policy's
+    /// propensity of each item at its final position (see [`LogPolicy::propensities`]).
+    pub fn explore<T>(&self, items: &mut Vec<T>, arm: Arm) -> (Arm, Vec<f64>) {
         self.explore_with(items, arm, &mut rand::thread_rng())
     }
 
-    pub fn explore_with<T>(&self, items: &mut [T], arm: Arm, rng: &mut impl Rng) -> Arm {
+    pub fn explore_with<T>(&self, items: &mut Vec<T>, arm: Arm, rng: &mut impl Rng) -> (Arm, Vec<f64>) {
+        let n = items.len();
         if self.explore_share > 0.0 && rng.gen::<f64>() < self.explore_share {
-            items.shuffle(rng);
-            Arm::Explore
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(rng);
+            let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+            items.extend(order.iter().map(|&from| slots[from].take().expect("a permutation")));
+            (Arm::Explore, self.propensities(&order))
         } else {
-            arm
+            (arm, self.propensities(&(0..n).collect::<Vec<_>>()))
         }
+    }
+
+    /// The probability that the logging policy — the ranked order with probability
+    /// 1 − `explore_share`, a uniform shuffle otherwise — puts at position `k` the item
+    /// ranked `ranked_at[k]`: (1 − ε)·[ranked_at[k] = k] + ε / n. The same policy serves
+    /// every logged page, so explored and unexplored pages carry the same formula, and an
+    /// off-policy estimate can weight any of them.
+    pub fn propensities(&self, ranked_at: &[usize]) -> Vec<f64> {
+        let n = ranked_at.len() as f64;
+        let share = self.explore_share.clamp(0.0, 1.0);
+        ranked_at.iter().enumerate().map(|(k, &from)| if from == k { 1.0 - share } else { 0.0 } + share / n).collect()
     }
 }
 
@@ -121,6 +137,9 @@ pub struct Served<'a> {
     /// The items shown, in page order.
     pub shown: &'a [&'a str],
     pub arm: Option<Arm>,
+    /// The logging policy's propensity of each shown item at its position (parallel to
+    /// `shown`; empty when the page was not ordered by a known policy).
+    pub propensities: &'a [f64],
     /// The query of a search page.
     pub query: Option<&'a str>,
 }
@@ -128,8 +147,16 @@ pub struct Served<'a> {
 /// The record of a served page; `rows` are the feature rows the page computed (any order;
 /// items without a row are left out of the rows).
 pub fn record(page: Served<'_>, rows: &[(String, Vec<f32>)], now_ms: i64) -> PageRecord {
-    let Served { surface, request_id, user, shown, arm, query } = page;
-    let items: Vec<ItemId> = shown.iter().filter_map(|id| ItemId::parse(*id, "id").ok()).collect();
+    let Served { surface, request_id, user, shown, arm, propensities, query } = page;
+    let parsed: Vec<(ItemId, Option<f64>)> = shown
+        .iter()
+        .enumerate()
+        .filter_map(|(k, id)| ItemId::parse(*id, "id").ok().map(|id| (id, propensities.get(k).copied())))
+        .collect();
+    let complete = parsed.iter().all(|(_, p)| p.is_some_and(|p| p > 0.0 && p <= 1.0));
+    let item_propensities: Vec<f64> =
+        if complete { parsed.iter().filter_map(|(_, p)| *p).collect() } else { Vec::new() };
+    let items: Vec<ItemId> = parsed.into_iter().map(|(id, _)| id).collect();
     let mut events = Vec::with_capacity(2);
     if let (Some(query), Ok(id)) = (query, EventId::parse(format!("{request_id}:search"), "id")) {
         let mut search = Event::new(id, EventType::Search, user.clone(), None, now_ms);
@@ -142,6 +169,7 @@ pub fn record(page: Served<'_>, rows: &[(String, Vec<f32>)], now_ms: i64) -> Pag
         if let Ok(id) = EventId::parse(format!("{request_id}:impression"), "id") {
             let mut impression = Event::new(id, EventType::Impression, user.clone(), None, now_ms);
             impression.items = items;
+            impression.propensities = item_propensities;
             impression.request_id = Some(request_id.to_string());
             impression.arm = arm.map(|a| a.as_str().to_string());
             events.push(impression);
@@ -329,6 +357,7 @@ mod tests {
             user: &user,
             shown: &["a", "b", "c"],
             arm: Some(Arm::Ranker),
+            propensities: &[0.9, 0.05, 0.05],
             query: Some("shoes"),
         };
         let page = record(served, &rows, 42);
@@ -340,6 +369,7 @@ mod tests {
         assert_eq!(impression.arm.as_deref(), Some("ranker"));
         assert_eq!(impression.id.as_str(), "r-1:impression");
         assert_eq!(impression.items.iter().map(ItemId::as_str).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        assert_eq!(impression.propensities, vec![0.9, 0.05, 0.05]);
         assert_eq!(page.rows, vec![("a".to_string(), vec![1.0]), ("b".to_string(), vec![2.0])]);
         // A recommendation page has no search event; an empty page no impression.
         let served = Served {
@@ -348,6 +378,7 @@ mod tests {
             user: &user,
             shown: &[],
             arm: None,
+            propensities: &[],
             query: None,
         };
         let page = record(served, &[], 42);
@@ -370,6 +401,7 @@ mod tests {
                 user: &user,
                 shown: &["a", "b"],
                 arm: Some(Arm::Blend),
+                propensities: &[],
                 query: (page % 2 == 0).then_some("shoes"),
             };
             let mut row = vec![0.0; crate::rank::features::FEATURE_COUNT];
@@ -389,6 +421,27 @@ mod tests {
     }
 
     #[test]
+    fn every_position_of_the_mixture_policy_sums_to_one() {
+        // Over all items, a position is filled with probability one; over all positions, an
+        // item is shown with probability one (the page shows every ranked item).
+        let policy = LogPolicy { log_share: 1.0, explore_share: 0.2 };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let n = 6;
+        let mut page: Vec<usize> = (0..n).collect();
+        let (_, propensities) = policy.explore_with(&mut page, Arm::Ranker, &mut rng);
+        let full: Vec<Vec<f64>> =
+            (0..n).map(|item| (0..n).map(|k| if item == k { 0.8 } else { 0.0 } + 0.2 / n as f64).collect()).collect();
+        for k in 0..n {
+            assert!((full.iter().map(|row| row[k]).sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!((full[page[k]][k] - propensities[k]).abs() < 1e-12);
+        }
+        assert!(full.iter().all(|row| (row.iter().sum::<f64>() - 1.0).abs() < 1e-12));
+        // Without exploration the ranked order is certain.
+        let certain = LogPolicy { log_share: 1.0, explore_share: 0.0 };
+        assert_eq!(certain.propensities(&[0, 1, 2]), vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
     fn request_ids_are_distinct() {
         let ids: std::collections::HashSet<String> = (0..1_000).map(|_| new_request_id()).collect();
         assert_eq!(ids.len(), 1_000);
@@ -404,7 +457,13 @@ mod tests {
         let mut explored = 0;
         for _ in 0..2_000 {
             let mut page: Vec<u32> = (0..10).collect();
-            if policy.explore_with(&mut page, Arm::Blend, &mut rng) == Arm::Explore {
+            let (arm, propensities) = policy.explore_with(&mut page, Arm::Blend, &mut rng);
+            // Each item's propensity is the mixture's: 0.5 + 0.05 where the ranked order put it, 0.05 elsewhere.
+            for (k, p) in propensities.iter().enumerate() {
+                let expected = if page[k] == k as u32 { 0.55 } else { 0.05 };
+                assert!((p - expected).abs() < 1e-12, "{k}: {p}");
+            }
+            if arm == Arm::Explore {
                 explored += 1;
                 let mut sorted = page.clone();
                 sorted.sort_unstable();

@@ -10,7 +10,16 @@ use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType};
 
 /// Version written in every segment header; bump on any change to this file's layout.
-pub const LOG_FORMAT_VERSION: u32 = 1;
+pub const LOG_FORMAT_VERSION: u32 = 2;
+/// The oldest layout still read: version 1 lacks only [`Event::propensities`] (its records
+/// never set that bit), so its segments are read as they are; the writer starts a new
+/// segment before it appends to one (see `EventLog::append`).
+pub const OLDEST_LOG_FORMAT_VERSION: u32 = 1;
+
+/// Whether segments of layout `version` can be read.
+pub fn readable_version(version: u32) -> bool {
+    (OLDEST_LOG_FORMAT_VERSION..=LOG_FORMAT_VERSION).contains(&version)
+}
 
 const KIND_EVENT: u8 = 1;
 const KIND_ERASE_USER: u8 = 2;
@@ -46,6 +55,8 @@ const HAS_PROPENSITY: u16 = 1 << 8;
 const HAS_ARM: u16 = 1 << 9;
 const HAS_QUANTITY: u16 = 1 << 10;
 const HAS_PRICE: u16 = 1 << 11;
+/// Since version 2.
+const HAS_PROPENSITIES: u16 = 1 << 12;
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -111,6 +122,7 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
         (e.arm.is_some(), HAS_ARM),
         (e.quantity.is_some(), HAS_QUANTITY),
         (e.price.is_some(), HAS_PRICE),
+        (!e.propensities.is_empty(), HAS_PROPENSITIES),
     ] {
         if present {
             mask |= bit;
@@ -152,6 +164,12 @@ pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
     }
     if let Some(v) = e.price {
         out.extend_from_slice(&v.to_le_bytes());
+    }
+    if !e.propensities.is_empty() {
+        put_varint(out, e.propensities.len() as u64);
+        for p in &e.propensities {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
     }
 }
 
@@ -289,6 +307,15 @@ fn decode_event_body(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
     if mask & HAS_PRICE != 0 {
         event.price = Some(r.f64()?);
     }
+    if mask & HAS_PROPENSITIES != 0 {
+        let n = r.varint()?;
+        if n > event.items.len() as u64 {
+            return Err(DecodeError(format!("{n} propensities for {} items", event.items.len())));
+        }
+        for _ in 0..n {
+            event.propensities.push(r.f64()?);
+        }
+    }
     Ok(event)
 }
 
@@ -349,6 +376,9 @@ mod tests {
                     e.arm = quantity.map(|q| format!("arm{q}"));
                     e.quantity = quantity;
                     e.price = price;
+                    // Propensities for a prefix of the items (any count up to all of them).
+                    let shown = dwell.map_or(0, |d| (d % 5) as usize).min(e.items.len());
+                    e.propensities = (0..shown).map(|i| 1.0 / (i as f64 + 1.5)).collect();
                     e
                 },
             )
@@ -378,6 +408,28 @@ mod tests {
             let mut r = Reader { bytes: &bytes };
             prop_assert_eq!(unzigzag(r.varint().unwrap()), value);
         }
+    }
+
+    #[test]
+    fn a_version_1_record_decodes_without_propensities() {
+        // Bytes as version 1 wrote them: the mask never sets bit 12.
+        let mut e = Event::new(
+            EventId::parse("e1", "id").unwrap(),
+            EventType::Impression,
+            UserId::parse("u1", "user").unwrap(),
+            None,
+            7,
+        );
+        e.items = vec![ItemId::parse("a", "items").unwrap(), ItemId::parse("b", "items").unwrap()];
+        let mut v1 = Vec::new();
+        encode(&LogRecord::Event(e.clone()), &mut v1);
+        assert_eq!(decode(&v1).unwrap(), LogRecord::Event(e.clone()));
+        e.propensities = vec![0.9, 0.05];
+        let mut v2 = Vec::new();
+        encode(&LogRecord::Event(e.clone()), &mut v2);
+        assert_eq!(v2.len(), v1.len() + 1 + 16);
+        assert_eq!(decode(&v2).unwrap(), LogRecord::Event(e));
+        assert!(readable_version(1) && readable_version(2) && !readable_version(3) && !readable_version(0));
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct Segment {
     number: u32,
     file: Arc<File>,
     len: u64,
+    /// The record layout its header names (older layouts are read, never appended to).
+    version: u32,
 }
 
 /// A batch's place in the log, handed back by [`EventLog::append`] and redeemed by
@@ -188,7 +190,7 @@ fn create_segment(dir: &Path, number: u32, io: &LogIo) -> Result<Segment> {
         let _ = std::fs::remove_file(&path);
         return Err(io_context(&path, e));
     }
-    Ok(Segment { number, file: Arc::new(file), len: HEADER_LEN })
+    Ok(Segment { number, file: Arc::new(file), len: HEADER_LEN, version: LOG_FORMAT_VERSION })
 }
 
 impl EventLog {
@@ -298,7 +300,10 @@ impl EventLog {
         if let Some(reason) = &writer.broken {
             return Err(lost_batch(reason));
         }
-        if writer.current.len > HEADER_LEN && writer.current.len + frames.len() as u64 > self.segment_bytes {
+        // A segment of an older layout is read, never appended to: its header must stay
+        // true for every record in it.
+        let full = writer.current.len > HEADER_LEN && writer.current.len + frames.len() as u64 > self.segment_bytes;
+        if full || writer.current.version < LOG_FORMAT_VERSION {
             self.rotate(&mut writer)?;
         }
         let base = writer.current.len;
@@ -512,7 +517,7 @@ fn replay_segment(
         return Err(corrupt("not a souk event log segment (bad magic)".into()));
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != LOG_FORMAT_VERSION {
+    if !codec::readable_version(version) {
         return Err(Error::FormatVersion { path, found: version, expected: LOG_FORMAT_VERSION });
     }
     let mut offset = HEADER_LEN;
@@ -575,7 +580,7 @@ fn replay_segment(
         }
     }
     file.seek(SeekFrom::End(0)).map_err(|e| io_context(&path, e))?;
-    Ok(Segment { number, file: Arc::new(file), len: offset })
+    Ok(Segment { number, file: Arc::new(file), len: offset, version })
 }
 
 #[cfg(test)]
@@ -617,6 +622,32 @@ pub(crate) mod tests {
         })
         .unwrap();
         (log, seen)
+    }
+
+    #[test]
+    fn a_version_1_segment_is_read_and_never_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let first: Vec<LogRecord> = (0..5).map(event).collect();
+        {
+            let (log, _) = replay(dir.path(), 1 << 20);
+            append_all(&log, &first);
+        }
+        // Make the segment one that version 1 wrote (its records are the same bytes).
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+
+        let (log, seen) = replay(dir.path(), 1 << 20);
+        assert_eq!(seen, first);
+        let second: Vec<LogRecord> = (5..8).map(event).collect();
+        append_all(&log, &second);
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the version 1 segment is untouched");
+        let header = std::fs::read(segment_path(dir.path(), 2)).unwrap();
+        assert_eq!(u32::from_le_bytes(header[8..12].try_into().unwrap()), LOG_FORMAT_VERSION);
+        let (_, seen) = replay(dir.path(), 1 << 20);
+        assert_eq!(seen, first.into_iter().chain(second).collect::<Vec<_>>());
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Shop {
         describe(store, &mut items, lang)?;
         let request_id = new_request_id();
         if log_features && !features.is_empty() {
-            let arm = policy.explore(&mut items, arm);
+            let (arm, propensities) = policy.explore(&mut items, arm);
             let shown: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
             let served = Served {
                 surface: Surface::Recommendations,
@@ -240,6 +240,7 @@ impl Shop {
                 user: &request.user,
                 shown: &shown,
                 arm: Some(arm),
+                propensities: &propensities,
                 query: None,
             };
             self.log_page(served, &features);
@@ -395,9 +396,13 @@ impl Shop {
         let mut page = search_page(&services, self.store(), page)?;
         let request_id = new_request_id();
         if let Some(user) = &ask.user {
-            let arm = match page.arm {
-                Some(arm) if !page.rows.is_empty() => Some(policy.explore(&mut page.response.hits, arm)),
-                other => other,
+            let (arm, propensities) = match page.arm {
+                Some(arm) if !page.rows.is_empty() => {
+                    let (arm, propensities) = policy.explore(&mut page.response.hits, arm);
+                    (Some(arm), propensities)
+                }
+                // Not explored: the ranked order is certain.
+                other => (other, vec![1.0; page.response.hits.len()]),
             };
             let shown: Vec<&str> = page.response.hits.iter().map(|h| h.id.as_str()).collect();
             let served = Served {
@@ -406,6 +411,7 @@ impl Shop {
                 user,
                 shown: &shown,
                 arm,
+                propensities: &propensities,
                 query: Some(&ask.query),
             };
             self.log_page(served, &page.rows);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::mark::{read_mark, read_sealed};
 use crate::error::{Error, Result};
-use crate::store::codec::{self, LogRecord, LOG_FORMAT_VERSION};
+use crate::store::codec::{self, LogRecord};
 
 pub(super) const MAGIC: &[u8; 8] = b"SOUKEVLG";
 pub(super) const HEADER_LEN: u64 = 16;
@@ -195,7 +195,7 @@ pub fn scan_segment(
         return Ok(scan);
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != LOG_FORMAT_VERSION {
+    if !codec::readable_version(version) {
         scan.bad_header = Some(format!("unsupported format version {version}"));
         return Ok(scan);
     }
