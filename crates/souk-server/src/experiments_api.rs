@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// One arm: its name, share and pipeline configuration (`sources`, `ranker`, `rules`,
-/// `explore_share`; absent fields serve the shop's pipeline).
+/// `explore_share`, `explore_slots`; absent fields serve the shop's pipeline).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ArmOut {
     pub name: String,

@@ -10,6 +10,7 @@ mod config;
 mod data_cmd;
 mod embed_cmd;
 mod experiment_cmd;
+mod explore_cmd;
 mod keys_cmd;
 mod model_fetch;
 mod rank_cmd;
@@ -310,6 +311,9 @@ fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     }
     if args.protocol == souk_engine::eval::simulate::PROTOCOL {
         return rank_cmd::eval_simulated(config, args);
+    }
+    if args.protocol == souk_engine::eval::exploration::PROTOCOL {
+        return explore_cmd::eval_exploration(args);
     }
     if args.path.is_some() {
         bail!("--path is for --protocol open-bandit and ope; use --split DIR for a train/test split");

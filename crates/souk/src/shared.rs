@@ -167,8 +167,9 @@ pub struct EvalArgs {
     /// search (search relevance on a shop made by `souk gen`), or open-bandit (the click
     /// model on an Open Bandit Dataset directory given with --path), ope (off-policy
     /// evaluation of --policy FILE on the log in --path), simulated-ranking (the learned
-    /// ranker on simulated traffic over a generated shop), or next-item (session-based:
-    /// --train and --test session logs).
+    /// ranker on simulated traffic over a generated shop), exploration (which policy fills
+    /// exploration slots, on simulated shops), or next-item (session-based: --train and
+    /// --test session logs).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).

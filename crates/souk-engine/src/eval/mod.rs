@@ -27,6 +27,7 @@
 pub mod data;
 pub mod evaluate;
 pub mod experiments;
+pub mod exploration;
 pub mod metrics;
 pub mod next_item;
 pub mod protocol;

@@ -9,6 +9,8 @@
 //!   versioned artifact — the click model.
 //! - [`gbdt`]: gradient-boosted trees — LambdaMART over dense features for ranking
 //!   candidates, and binary log loss — with its versioned artifact.
+//! - [`explore`]: exploration slots — Thompson sampling over Beta posteriors with a
+//!   category prior, and the propensity of every pick.
 //! - [`position_popularity`]: click rate per (item, slot) with a Beta prior — the baseline.
 //! - [`metrics`]: AUC, log loss and calibration of click probabilities.
 //! - [`online`]: the online click model — FTRL-Proximal updated from logged pages and their
@@ -33,6 +35,7 @@
 //! Never touches the data directory or the network; reads only files it is pointed at.
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
 
+pub mod explore;
 pub mod features;
 pub mod ftrl;
 pub mod gbdt;

@@ -54,6 +54,9 @@ pub struct RankConfig {
     /// Share of logged pages shown in a shuffled order (the `explore` arm), from which
     /// position bias is estimated. 0 turns exploration off (clicks are then unweighted).
     pub explore_share: f64,
+    /// Exploration slots on logged pages: new and long-tail items chosen by Thompson
+    /// sampling (`[rank.explore]`).
+    pub explore: super::explore::ExploreSettings,
     pub gbdt: GbdtParams,
     /// The online click model, learning from logged pages between trainings.
     pub online: OnlineConfig,
@@ -70,6 +73,7 @@ impl Default for RankConfig {
             log_features: true,
             log_share: 0.1,
             explore_share: 0.05,
+            explore: super::explore::ExploreSettings::default(),
             log_max_mb: 64,
             log_files: 4,
             gbdt: GbdtParams::default(),
@@ -90,6 +94,7 @@ impl RankConfig {
             problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
         }
         problems.extend(self.online.problems().into_iter().map(|(k, m)| (format!("rank.online.{k}"), m)));
+        problems.extend(self.explore.problems().into_iter().map(|(k, m)| (format!("rank.explore.{k}"), m)));
         if !(1..=65_536).contains(&self.log_max_mb) {
             problems.push(("rank.log_max_mb".into(), format!("expected 1..=65536, found {}", self.log_max_mb)));
         }

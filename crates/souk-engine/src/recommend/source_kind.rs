@@ -34,11 +34,13 @@ pub enum SourceKind {
     BoughtTogether,
     /// A pin rule placed the item.
     Pin,
+    /// An exploration slot: a new or little-shown item the shop is learning about.
+    Explore,
 }
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 12] = [
+    pub const ALL: [SourceKind; 13] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
@@ -51,6 +53,7 @@ impl SourceKind {
         Self::Catalog,
         Self::BoughtTogether,
         Self::Pin,
+        Self::Explore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl SourceKind {
             Self::Catalog => "catalog",
             Self::BoughtTogether => "bought_together",
             Self::Pin => "pin",
+            Self::Explore => "explore",
         }
     }
 

@@ -22,6 +22,7 @@
 mod describe;
 pub mod experiment;
 pub mod experiment_report;
+pub mod exploration;
 mod history;
 pub mod interleave;
 pub mod jobs;

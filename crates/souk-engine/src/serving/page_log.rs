@@ -88,31 +88,54 @@ impl LogPolicy {
     /// otherwise leave it and return `arm`. Either way also the logging policy's
     /// propensity of each item at its final position (see [`LogPolicy::propensities`]).
     pub fn explore<T>(&self, items: &mut Vec<T>, arm: Arm) -> (Arm, Vec<f64>) {
-        self.explore_with(items, arm, &mut rand::thread_rng())
+        self.explore_with(items, arm, &[], &mut rand::thread_rng())
     }
 
-    pub fn explore_with<T>(&self, items: &mut Vec<T>, arm: Arm, rng: &mut impl Rng) -> (Arm, Vec<f64>) {
+    /// [`LogPolicy::explore`] of a page whose items were themselves drawn: `drawn[k]` is
+    /// the probability that the item ranked `k` was put at `k`, and that it was on the page
+    /// at all (empty: every item certain, `(1, 1)`).
+    pub fn explore_drawn<T>(&self, items: &mut Vec<T>, arm: Arm, drawn: &[(f64, f64)]) -> (Arm, Vec<f64>) {
+        self.explore_with(items, arm, drawn, &mut rand::thread_rng())
+    }
+
+    pub fn explore_with<T>(
+        &self,
+        items: &mut Vec<T>,
+        arm: Arm,
+        drawn: &[(f64, f64)],
+        rng: &mut impl Rng,
+    ) -> (Arm, Vec<f64>) {
         let n = items.len();
         if self.explore_share > 0.0 && rng.gen::<f64>() < self.explore_share {
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(rng);
             let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
             items.extend(order.iter().map(|&from| slots[from].take().expect("a permutation")));
-            (Arm::Explore, self.propensities(&order))
+            (Arm::Explore, self.propensities(&order, drawn))
         } else {
-            (arm, self.propensities(&(0..n).collect::<Vec<_>>()))
+            (arm, self.propensities(&(0..n).collect::<Vec<_>>(), drawn))
         }
     }
 
     /// The probability that the logging policy — the ranked order with probability
-    /// 1 − `explore_share`, a uniform shuffle otherwise — puts at position `k` the item
-    /// ranked `ranked_at[k]`: (1 − ε)·[ranked_at[k] = k] + ε / n. The same policy serves
-    /// every logged page, so explored and unexplored pages carry the same formula, and an
-    /// off-policy estimate can weight any of them.
-    pub fn propensities(&self, ranked_at: &[usize]) -> Vec<f64> {
+    /// 1 − ε, a uniform shuffle otherwise (ε = `explore_share`) — puts at position `k` the
+    /// item ranked `from = ranked_at[k]`: (1 − ε)·[from = k]·a + ε·b / n, where `a` is the
+    /// probability that the item was ranked at `from` and `b` that it was on the page
+    /// (`drawn[from]`; both 1 for an item the ranking put there for certain). The same
+    /// policy serves every logged page, so explored and unexplored pages carry the same
+    /// formula, and an off-policy estimate can weight any of them.
+    pub fn propensities(&self, ranked_at: &[usize], drawn: &[(f64, f64)]) -> Vec<f64> {
         let n = ranked_at.len() as f64;
         let share = self.explore_share.clamp(0.0, 1.0);
-        ranked_at.iter().enumerate().map(|(k, &from)| if from == k { 1.0 - share } else { 0.0 } + share / n).collect()
+        ranked_at
+            .iter()
+            .enumerate()
+            .map(|(k, &from)| {
+                let (at, on_page) = drawn.get(from).copied().unwrap_or((1.0, 1.0));
+                let ranked = if from == k { (1.0 - share) * at } else { 0.0 };
+                ranked + share * on_page / n
+            })
+            .collect()
     }
 }
 
@@ -428,7 +451,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let n = 6;
         let mut page: Vec<usize> = (0..n).collect();
-        let (_, propensities) = policy.explore_with(&mut page, Arm::Ranker, &mut rng);
+        let (_, propensities) = policy.explore_with(&mut page, Arm::Ranker, &[], &mut rng);
         let full: Vec<Vec<f64>> =
             (0..n).map(|item| (0..n).map(|k| if item == k { 0.8 } else { 0.0 } + 0.2 / n as f64).collect()).collect();
         for k in 0..n {
@@ -438,7 +461,15 @@ mod tests {
         assert!(full.iter().all(|row| (row.iter().sum::<f64>() - 1.0).abs() < 1e-12));
         // Without exploration the ranked order is certain.
         let certain = LogPolicy { log_share: 1.0, explore_share: 0.0 };
-        assert_eq!(certain.propensities(&[0, 1, 2]), vec![1.0, 1.0, 1.0]);
+        assert_eq!(certain.propensities(&[0, 1, 2], &[]), vec![1.0, 1.0, 1.0]);
+        // A drawn item at rank 1 (there with 0.3, on the page with 0.6).
+        let drawn = [(1.0, 1.0), (0.3, 0.6), (1.0, 1.0)];
+        let p = policy.propensities(&[1, 0, 2], &drawn);
+        assert!((p[0] - 0.2 * 0.6 / 3.0).abs() < 1e-12, "{p:?}");
+        assert!((p[1] - 0.2 / 3.0).abs() < 1e-12, "{p:?}");
+        assert!((p[2] - (0.8 + 0.2 / 3.0)).abs() < 1e-12, "{p:?}");
+        let p = policy.propensities(&[0, 1, 2], &drawn);
+        assert!((p[1] - (0.8 * 0.3 + 0.2 * 0.6 / 3.0)).abs() < 1e-12, "{p:?}");
     }
 
     #[test]
@@ -457,7 +488,7 @@ mod tests {
         let mut explored = 0;
         for _ in 0..2_000 {
             let mut page: Vec<u32> = (0..10).collect();
-            let (arm, propensities) = policy.explore_with(&mut page, Arm::Blend, &mut rng);
+            let (arm, propensities) = policy.explore_with(&mut page, Arm::Blend, &[], &mut rng);
             // Each item's propensity is the mixture's: 0.5 + 0.05 where the ranked order put it, 0.05 elsewhere.
             for (k, p) in propensities.iter().enumerate() {
                 let expected = if page[k] == k as u32 { 0.55 } else { 0.05 };

@@ -29,6 +29,10 @@ pub struct PipelineConfig {
     /// Share of logged pages served in a random order (`None`: `[rank] explore_share`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explore_share: Option<f64>,
+    /// Page positions of the exploration slots on logged pages (`None`: `[rank.explore]
+    /// slots`; `[]`: no exploration slots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explore_slots: Option<Vec<usize>>,
 }
 
 impl PipelineConfig {
@@ -52,6 +56,15 @@ impl PipelineConfig {
                 ));
             }
         }
+        if let Some(slots) = &self.explore_slots {
+            if slots.windows(2).any(|w| w[0] >= w[1]) || slots.iter().any(|s| *s >= 100) {
+                return Err(ValidationError::new(
+                    "invalid_value",
+                    "explore_slots",
+                    format!("expected ascending page positions below 100, found {slots:?}"),
+                ));
+            }
+        }
         self.rules.validate().map_err(|e| e.within("rules"))
     }
 
@@ -69,7 +82,7 @@ mod tests {
 
     #[test]
     fn a_pipeline_round_trips_as_json_and_overrides_only_what_it_names() {
-        let text = r#"{"sources":{"itemknn":0,"als":2.5},"ranker":false,"explore_share":0.1,
+        let text = r#"{"sources":{"itemknn":0,"als":2.5},"ranker":false,"explore_share":0.1,"explore_slots":[3],
             "rules":{"pin":[{"item":"i1","position":1}]}}"#;
         let pipeline: PipelineConfig = serde_json::from_str(text).unwrap();
         pipeline.validate().unwrap();
@@ -92,6 +105,7 @@ mod tests {
         let bad = |text: &str| serde_json::from_str::<PipelineConfig>(text).unwrap().validate().unwrap_err().field;
         assert_eq!(bad(r#"{"sources":{"als":-1}}"#), "sources.als");
         assert_eq!(bad(r#"{"explore_share":1.5}"#), "explore_share");
+        assert_eq!(bad(r#"{"explore_slots":[4,2]}"#), "explore_slots");
         assert_eq!(bad(r#"{"rules":{"pin":[{"item":"i1","position":0}]}}"#), "rules.pin[0].position");
         assert!(serde_json::from_str::<PipelineConfig>(r#"{"ranker":true,"surprise":1}"#).is_err());
         let misspelt = serde_json::from_str::<PipelineConfig>(r#"{"sources":{"alss":1}}"#).unwrap_err();

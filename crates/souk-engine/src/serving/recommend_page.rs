@@ -1,5 +1,5 @@
 //! The "for you" page as a pipeline of stages: recall sources → fusion → the learned
-//! ranker → re-ranking rules → reasons and cursor.
+//! ranker → re-ranking rules → exploration slots → reasons and cursor.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -98,7 +98,15 @@ pub fn recommend(
         _ => None,
     });
     let Ranked { mut rows, scores: mut ranker_scores } = rank_stage(set, store, request, folded, &mut ranked)?;
+    let candidates = request.exploration.as_ref().map(|_| ranked.clone());
     let mut effects = rules_stage(&recall, request, cursor.shown.len(), &mut ranked)?;
+    let explored = match (&request.exploration, candidates) {
+        (Some((exploration, slots)), Some(candidates)) => {
+            let stage = exploration::ExploreStage { exploration, slots, recall: &recall, request };
+            stage.run(candidates, &mut ranked, &effects)?
+        }
+        _ => Vec::new(),
+    };
 
     let mut next = cursor.clone();
     let mut features = Vec::new();
@@ -122,7 +130,7 @@ pub fn recommend(
         })
         .collect::<Vec<_>>();
     let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
-    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features })
+    Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features, explored })
 }
 
 /// A candidate on its way through the stages: model item, score, reasons.

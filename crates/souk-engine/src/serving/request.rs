@@ -105,6 +105,9 @@ pub struct RecommendRequest {
     pub surface: super::RecommendSurface,
     /// The live session index (the `session` source); without it, item-kNN on the session.
     pub sessions: Option<Arc<super::LiveSessions>>,
+    /// Fill the exploration slots at these page positions from this state (logged "for
+    /// you" pages).
+    pub exploration: Option<(Arc<super::exploration::Exploration>, Vec<usize>)>,
 }
 
 impl RecommendRequest {
@@ -124,6 +127,7 @@ impl RecommendRequest {
             online: None,
             surface: super::RecommendSurface::ForYou,
             sessions: None,
+            exploration: None,
         }
     }
 }
@@ -164,6 +168,8 @@ pub struct RecommendPage {
     /// The ranker's feature row of each returned item, for the feature log (empty without
     /// a ranker).
     pub features: Vec<(String, Vec<f32>)>,
+    /// The exploration picks on the page, by position (empty when not explored).
+    pub explored: Vec<super::exploration::Explored>,
 }
 
 /// Pagination state carried by the client: digests of every item already shown, so no

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
+use super::exploration::Exploration;
 use super::page_log::{PageLogStats, PageWriter, Surface};
 use super::pipeline::PipelineConfig;
 use super::{LiveSessions, ModelSet, RecommendConfig};
@@ -66,6 +67,8 @@ struct PageLogs {
     recommendations: Arc<FeatureLog>,
     search: Arc<FeatureLog>,
     online: Option<Online>,
+    /// The exploration slots' state.
+    exploration: Option<Arc<Exploration>>,
 }
 
 /// The online click model, where it is saved, and how many learning rounds are unsaved.
@@ -179,7 +182,18 @@ impl Shop {
             });
             Online { model: Arc::new(model), path, unsaved: Mutex::new(0) }
         });
-        self.logs = Some(PageLogs { search: Arc::new(log.for_search()), recommendations: Arc::new(log), online });
+        let exploration = {
+            let dir = log.path().parent().unwrap_or(std::path::Path::new("."));
+            let path = Exploration::path_in_log_dir(dir);
+            let open = Exploration::open(config.explore.clone(), Some(path.clone()));
+            Some(Arc::new(open.unwrap_or_else(|e| {
+                tracing::error!(error = %e, path = %path.display(), "the saved exploration counts are unreadable; starting afresh");
+                let _ = fs_err::rename(&path, path.with_extension("json.damaged"));
+                Exploration::open(config.explore.clone(), Some(path)).expect("no saved counts to read")
+            })))
+        };
+        self.logs =
+            Some(PageLogs { search: Arc::new(log.for_search()), recommendations: Arc::new(log), online, exploration });
         self
     }
 
@@ -231,6 +245,10 @@ impl Shop {
         self.logs.as_ref().and_then(|l| l.online.as_ref())
     }
 
+    pub(crate) fn exploration(&self) -> Option<&Arc<Exploration>> {
+        self.logs.as_ref().and_then(|l| l.exploration.as_ref())
+    }
+
     /// The configured rules merged with a pipeline's and then a request's (the later take
     /// the positions they name), validated; errors name the field under `rules`.
     pub fn rules_for(&self, pipeline: &PipelineConfig, request: &Rules) -> Result<Rules> {
@@ -258,7 +276,17 @@ impl Shop {
         // The live session index follows the batch once it is stored (before it is built,
         // building reads the batch from the store).
         let for_sessions = self.sessions.is_built().then(|| events.clone());
+        let for_exploration = self.exploration().map(|_| {
+            events
+                .iter()
+                .filter(|e| e.event_type == EventType::Click && e.request_id.is_some())
+                .cloned()
+                .collect::<Vec<_>>()
+        });
         let outcome = self.store.append_events(events)?;
+        if let (Some(exploration), Some(clicks)) = (self.exploration(), for_exploration) {
+            exploration.observe(&clicks);
+        }
         if let Some(events) = for_sessions {
             self.sessions.observe(&events);
         }
@@ -451,9 +479,14 @@ mod tests {
         assert!(sources(&default).contains(&SourceKind::Als), "{:?}", sources(&default));
         // Only popularity, from JSON as an experiment arm would carry it.
         let popular: PipelineConfig =
-            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0,"session":0},"ranker":false}"#).unwrap();
+            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0,"session":0},"ranker":false,"explore_slots":[]}"#)
+                .unwrap();
         let page = shop.recommend_with(ask(), &popular).unwrap();
         assert_eq!(sources(&page), [SourceKind::Popularity].into_iter().collect());
+        // With its exploration slot, a logged page shows one pick at position 8.
+        let exploring = PipelineConfig { explore_slots: None, ..popular.clone() };
+        let page = shop.recommend_with(ask(), &exploring).unwrap();
+        assert_eq!(page.items[7].reasons[0].source, SourceKind::Explore);
         assert!(page.items.iter().all(|i| i.ranker.is_none()));
         // A pipeline's pin applies; a request's pin at the same position wins over it.
         let pinned_item = page.items.last().unwrap().id.clone();

@@ -209,10 +209,15 @@ impl Shop {
             online: self.online().map(|o| o.model.clone()),
             surface: ask.surface,
             sessions: Some(self.sessions.clone()),
+            exploration: self.exploration().filter(|_| log_features).and_then(|exploration| {
+                let slots =
+                    pipeline.explore_slots.clone().unwrap_or_else(|| self.settings.ranking.explore.slots.clone());
+                (!slots.is_empty()).then(|| (exploration.clone(), slots))
+            }),
         };
         let models = self.models();
         let store = self.store();
-        let (mut items, next_cursor, trained_at_ms, features, arm) = match &models {
+        let (mut items, next_cursor, trained_at_ms, features, arm, explored) = match &models {
             Some(set) => {
                 let config = if pipeline.sources.is_empty() {
                     Cow::Borrowed(&self.settings.recommend)
@@ -222,17 +227,25 @@ impl Shop {
                 };
                 let page = recommend(set, store, &config, &request)?;
                 let arm = if page.items.iter().any(|i| i.ranker.is_some()) { Arm::Ranker } else { Arm::Blend };
-                (page.items, page.next_cursor, Some(set.manifest.trained_at_ms), page.features, arm)
+                (page.items, page.next_cursor, Some(set.manifest.trained_at_ms), page.features, arm, page.explored)
             }
             None => {
                 let (items, cursor) = recommend_without_models(store, &self.settings.weights, &request)?;
-                (items, cursor, None, Vec::new(), Arm::Trending)
+                (items, cursor, None, Vec::new(), Arm::Trending, Vec::new())
             }
         };
         describe(store, &mut items, lang)?;
         let request_id = new_request_id();
         if log_features && !features.is_empty() {
-            let (arm, propensities) = policy.explore(&mut items, arm);
+            // Exploration picks were drawn: their propensities come with them.
+            let mut drawn = vec![(1.0, 1.0); items.len()];
+            for pick in explored.iter().filter(|p| p.position < items.len()) {
+                drawn[pick.position] = (pick.propensity, pick.on_page);
+            }
+            let (arm, propensities) = policy.explore_drawn(&mut items, arm, &drawn);
+            if let Some(exploration) = self.exploration() {
+                exploration.served(&request_id, &explored);
+            }
             let shown: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
             let served = Served {
                 surface: Surface::Recommendations,
