@@ -36,13 +36,19 @@ pub fn eval_exploration(args: &EvalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "exploration: {} shops of {} items ({} new), {} pages of {} with slots at {:?}",
-        config.seeds, config.items, report.cohort_items, config.pages, config.page_size, config.slots
+        "exploration: {} shops of {} items ({} new), {} pages of {} with slots at {:?}; cohort rho target {}",
+        config.seeds,
+        config.items,
+        report.cohort_items,
+        config.pages,
+        config.page_size,
+        config.slots,
+        config.rank_target
     );
     let show = |e: &Estimate, digits: usize| format!("{:.digits$} ± {:.digits$}", e.mean, e.ci95);
     println!(
-        "{:<18} {:>18} {:>16} {:>14} {:>22} {:>16}",
-        "policy", "clicks", "vs none %", "regret %", "cohort shows to rank", "cohort share %"
+        "{:<18} {:>16} {:>16} {:>14} {:>16} {:>14} {:>24}",
+        "policy", "clicks", "expected vs none %", "regret %", "cohort share %", "cohort rho", "cohort shows to rho"
     );
     for p in &report.policies {
         let policy = serde_json::to_value(p.policy)?.as_str().unwrap_or_default().to_string();
@@ -52,13 +58,14 @@ pub fn eval_exploration(args: &EvalArgs) -> anyhow::Result<()> {
         };
         let share = Estimate { mean: 100.0 * p.cohort_show_share.mean, ci95: 100.0 * p.cohort_show_share.ci95 };
         println!(
-            "{:<18} {:>18} {:>16} {:>14} {:>22} {:>16}",
+            "{:<18} {:>16} {:>16} {:>14} {:>16} {:>14} {:>24}",
             policy,
             show(&p.clicks, 0),
             show(&p.clicks_vs_none_pct, 2),
             show(&p.regret_pct, 2),
-            to_rank,
-            show(&share, 2)
+            show(&share, 2),
+            show(&p.cohort_rank_correlation, 3),
+            to_rank
         );
     }
     Ok(())
