@@ -376,10 +376,9 @@ fn run(shop: &Shop, config: &ExplorationConfig, policy: Policy, seed: u64) -> Ru
         for (position, &item) in oracle_page.iter().enumerate() {
             result.oracle += shop.click_chance(user, item, position);
         }
-        if result.cohort_shows_to_rank.is_none() && (page_number + 1) % config.check_every == 0 {
-            if spearman(&cohort_estimates(&counts), &cohort_true) >= config.rank_target {
-                result.cohort_shows_to_rank = Some(result.cohort_shows);
-            }
+        let check = result.cohort_shows_to_rank.is_none() && (page_number + 1) % config.check_every == 0;
+        if check && spearman(&cohort_estimates(&counts), &cohort_true) >= config.rank_target {
+            result.cohort_shows_to_rank = Some(result.cohort_shows);
         }
     }
     result.cohort_correlation = spearman(&cohort_estimates(&counts), &cohort_true);
