@@ -91,6 +91,26 @@ pub struct ArmReportOut {
     pub exposures: usize,
     /// `ctr`, `add_to_cart_rate`, `conversion`, `purchases_per_user`, `revenue_per_user`.
     pub metrics: BTreeMap<String, MetricOut>,
+    /// What the arm showed, over its logged pages.
+    pub exposure: ExposureOut,
+}
+
+/// What an arm showed on its logged pages.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExposureOut {
+    /// Items shown (with repeats).
+    pub shows: u64,
+    pub distinct_items: usize,
+    /// Distinct items shown over the catalog's items.
+    pub coverage: f64,
+    /// Gini coefficient of shows over every catalog item (0: equal exposure).
+    pub gini: f64,
+    /// Share of shows outside the most interacted-with fifth of the catalog.
+    pub tail_share: f64,
+    /// Mean KL divergence of a shopper's shown category mix from their history's (Steck
+    /// 2018, α = 0.01); null when no shopper has both.
+    pub miscalibration: Option<f64>,
+    pub calibrated_users: usize,
 }
 
 /// The sample-ratio-mismatch test of users per arm against the shares.
@@ -150,6 +170,15 @@ fn report_out(r: ExperimentReport) -> ReportOut {
                 users: a.users,
                 exposures: a.exposures,
                 metrics: a.metrics.into_iter().map(|(k, m)| (k, MetricOut { value: m.value, ci: m.ci })).collect(),
+                exposure: ExposureOut {
+                    shows: a.exposure.shows,
+                    distinct_items: a.exposure.distinct_items,
+                    coverage: a.exposure.coverage,
+                    gini: a.exposure.gini,
+                    tail_share: a.exposure.tail_share,
+                    miscalibration: a.exposure.miscalibration,
+                    calibrated_users: a.exposure.calibrated_users,
+                },
             })
             .collect(),
         srm: SrmOut { chi2: r.srm.chi2, p_value: r.srm.p_value, flagged: r.srm.flagged },

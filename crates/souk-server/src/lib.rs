@@ -111,6 +111,7 @@ pub use state::{AppState, AuthConfig, ServerConfig};
         experiments_api::ArmOut,
         experiments_api::ReportOut,
         experiments_api::ArmReportOut,
+        experiments_api::ExposureOut,
         experiments_api::MetricOut,
         experiments_api::SrmOut,
         experiments_api::ComparisonOut,

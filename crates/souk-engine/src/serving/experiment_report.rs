@@ -13,13 +13,16 @@
 //! control (the first arm): difference, relative lift with its interval, Welch's p-value,
 //! the chance to beat control, and the Holm-adjusted p-value over every (arm, metric) pair;
 //! user-level metrics are compared after CUPED with the same metric before exposure. A
-//! sample-ratio-mismatch test checks the users per arm against the shares.
+//! sample-ratio-mismatch test checks the users per arm against the shares. What each arm
+//! showed — coverage, Gini of exposure, tail share, calibration — comes from
+//! [`super::exposure`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
 use super::experiment::{Experiment, ExperimentState};
+use super::exposure::{self, CatalogView, Exposure, ShopperExposure};
 use crate::error::Result;
 use crate::model::{Event, EventType};
 use crate::stats::{self, Sample, Srm};
@@ -52,6 +55,8 @@ pub struct ArmReport {
     /// Pages served under it.
     pub exposures: usize,
     pub metrics: BTreeMap<String, MetricValue>,
+    /// What it showed, over its logged pages: coverage, Gini, tail share, calibration.
+    pub exposure: Exposure,
 }
 
 /// One arm against the control on one metric.
@@ -103,6 +108,8 @@ struct UserOutcome {
     carts_before: f64,
     purchases_before: f64,
     revenue_before: f64,
+    /// Items shown on the arm's logged pages, and the history before the experiment.
+    seen: ShopperExposure,
 }
 
 impl UserOutcome {
@@ -174,10 +181,22 @@ pub fn report(experiment: &Experiment, store: &dyn Storage) -> Result<Experiment
         let mut clicked: HashSet<&str> = HashSet::new();
         let events = store.user_events(&user, USER_EVENTS)?;
         for event in &events {
-            if event.event_type == EventType::Click {
-                if let Some(request) = event.request_id.as_deref().filter(|r| outcome.requests.contains(*r)) {
+            let on_arm_page = event.request_id.as_deref().filter(|r| outcome.requests.contains(*r));
+            match (event.event_type, on_arm_page) {
+                (EventType::Click, Some(request)) => {
                     clicked.insert(request);
                 }
+                (EventType::Impression, Some(_)) => {
+                    outcome.seen.shown.extend(event.items.iter().map(|i| i.as_str().to_string()));
+                }
+                (EventType::View | EventType::Click | EventType::AddToCart | EventType::Purchase, _)
+                    if event.timestamp < outcome.first_exposure =>
+                {
+                    if let Some(item) = &event.item {
+                        outcome.seen.history.push(item.as_str().to_string());
+                    }
+                }
+                _ => {}
             }
             let offset = event.timestamp - outcome.first_exposure;
             let after = (0..=window).contains(&offset);
@@ -202,11 +221,17 @@ pub fn report(experiment: &Experiment, store: &dyn Storage) -> Result<Experiment
         }
         outcome.clicked_pages = clicked.len() as f64;
     }
-    Ok(summarise(experiment, &users.into_values().collect::<Vec<_>>(), &exposures))
+    let catalog = CatalogView::load(store)?;
+    Ok(summarise(experiment, &users.into_values().collect::<Vec<_>>(), &exposures, &catalog))
 }
 
 /// Per-arm estimates, comparisons with the control, SRM and warnings.
-fn summarise(experiment: &Experiment, users: &[UserOutcome], exposures: &[usize]) -> ExperimentReport {
+fn summarise(
+    experiment: &Experiment,
+    users: &[UserOutcome],
+    exposures: &[usize],
+    catalog: &CatalogView,
+) -> ExperimentReport {
     let shares = experiment.shares();
     let by_arm: Vec<Vec<&UserOutcome>> =
         (0..experiment.arms.len()).map(|a| users.iter().filter(|u| u.arm == a).collect()).collect();
@@ -234,6 +259,7 @@ fn summarise(experiment: &Experiment, users: &[UserOutcome], exposures: &[usize]
             users: by_arm[a].len(),
             exposures: exposures[a],
             metrics,
+            exposure: exposure::measure(catalog, &by_arm[a].iter().map(|u| &u.seen).collect::<Vec<_>>()),
         });
     }
     let counts: Vec<u64> = by_arm.iter().map(|u| u.len() as u64).collect();

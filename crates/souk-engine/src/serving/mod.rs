@@ -23,6 +23,7 @@ mod describe;
 pub mod experiment;
 pub mod experiment_report;
 pub mod exploration;
+pub mod exposure;
 mod history;
 pub mod interleave;
 pub mod jobs;

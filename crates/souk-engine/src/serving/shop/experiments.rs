@@ -154,7 +154,10 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> Shop {
         let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
-        Shop::new(Arc::new(store), ShopSettings::default()).with_page_log(FeatureLog::in_data_dir(dir))
+        // Every page logged (none shuffled), so every page's impression tells what it showed.
+        let ranking = crate::rank::ranker::RankConfig { log_share: 1.0, explore_share: 0.0, ..Default::default() };
+        Shop::new(Arc::new(store), ShopSettings { ranking, ..ShopSettings::default() })
+            .with_page_log(FeatureLog::in_data_dir(dir))
     }
 
     fn user(u: usize) -> UserId {
@@ -273,6 +276,13 @@ mod tests {
         assert!(conversion.p_value_adjusted >= conversion.p_value);
         assert!(!report.srm.flagged, "{:?}", report.srm);
         assert!(report.warnings.iter().any(|w| w.contains("fewer than 100")), "{:?}", report.warnings);
+        // What each arm showed: everyone in the popular arm saw the same few items.
+        let (shown, popular) = (&report.arms[0].exposure, &report.arms[1].exposure);
+        assert_eq!(shown.shows as usize, 5 * control, "{shown:?}");
+        assert_eq!(popular.shows as usize, 5 * treated, "{popular:?}");
+        assert!(popular.coverage < shown.coverage, "{popular:?} vs {shown:?}");
+        assert!(popular.tail_share <= shown.tail_share, "{popular:?} vs {shown:?}");
+        assert!(shown.calibrated_users > 0 && shown.miscalibration.is_some());
         // Stopped, it serves the shop's pipeline again; erasing a user erases their exposures.
         shop.stop_experiment("no-knn").unwrap();
         assert!(shop.recommend(RecommendAsk::new(user(1), 5)).unwrap().experiment.is_none());
