@@ -89,7 +89,7 @@ impl Default for ExplorationConfig {
 impl ExplorationConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, message: String| {
-            Err(Error::Invalid(ValidationError::new("invalid_param", format!("exploration.{field}"), message)))
+            Err(Error::Invalid(ValidationError::new("invalid_config", format!("exploration.{field}"), message)))
         };
         if self.seeds == 0 || self.pages == 0 || self.check_every == 0 {
             return bad("seeds", "seeds, pages and check_every must be at least 1".into());
