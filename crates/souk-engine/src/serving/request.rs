@@ -105,6 +105,8 @@ pub struct RecommendRequest {
     pub surface: super::RecommendSurface,
     /// The live session index (the `session` source); without it, item-kNN on the session.
     pub sessions: Option<Arc<super::LiveSessions>>,
+    /// Item content vectors (the `content` source) and the text vectors they read.
+    pub content: Option<(Arc<super::content::LiveContent>, Option<Arc<crate::search::vectors::VectorSpace>>)>,
 }
 
 impl RecommendRequest {
@@ -124,6 +126,7 @@ impl RecommendRequest {
             online: None,
             surface: super::RecommendSurface::ForYou,
             sessions: None,
+            content: None,
         }
     }
 }

@@ -805,3 +805,55 @@ async fn the_session_surface_answers_from_the_live_session() {
     let (status, error) = server.get("/v1/users/u000004/recommendations?surface=later").await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_surface")));
 }
+
+/// A new catalog item — no events, no training — is in its neighbour's similar list, has
+/// similar items of its own, and is recommended, right after `PUT /v1/items/{id}` returns.
+#[tokio::test]
+async fn a_new_item_is_similar_and_recommendable_right_after_its_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+    let generator = Generator::new(GenConfig { items: 300, users: 80, events: 8_000, seed: 5 }).unwrap();
+    let mut sink = StoreSink::new(&store);
+    generator.run(&mut sink, &mut |_| {}).unwrap();
+    sink.finish().unwrap();
+    // The item most shoppers touched, and who touched it.
+    let mut touched: HashMap<String, HashSet<String>> = HashMap::new();
+    souk_engine::store::Storage::scan_interactions(&store, &mut |user, item, _| {
+        if let Some(item) = item {
+            touched.entry(item.to_string()).or_default().insert(user.to_string());
+        }
+    })
+    .unwrap();
+    let (twin, viewers) = touched.into_iter().max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(&a.0))).unwrap();
+    let server = TestServer::from_state(
+        AppState::new(Shop::new(Arc::new(store), ShopSettings::default()), ServerConfig::default()),
+        dir,
+    );
+    let (status, trained) = server.call("POST", "/v1/train", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK, "{trained}");
+
+    let (status, mut item) = server.get(&format!("/v1/items/{twin}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    item["id"] = json!("fresh-1");
+    item["title"] = json!(format!("{} (new edition)", item["title"].as_str().unwrap()));
+    let (status, body) = server.json("PUT", "/v1/items/fresh-1", item.clone()).await;
+    assert!(status.is_success(), "{status} {body}");
+
+    let (status, similar) = server.get(&format!("/v1/items/{twin}/similar?n=10")).await;
+    assert_eq!(status, StatusCode::OK, "{similar}");
+    let listed = similar["items"].as_array().unwrap().iter().find(|i| i["id"] == "fresh-1");
+    let listed = listed.unwrap_or_else(|| panic!("the new item is not similar to its twin: {similar:#}"));
+    assert!(listed["reasons"].as_array().unwrap().iter().any(|r| r["source"] == "content"), "{listed}");
+    let (status, own) = server.get("/v1/items/fresh-1/similar?n=5").await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["items"][0]["id"], twin.as_str(), "{own:#}");
+
+    let brand = serde_urlencoded::to_string([("brand", item["brand"].as_str().unwrap())]).unwrap();
+    let mut recommended = 0;
+    for user in &viewers {
+        let (status, page) = server.get(&format!("/v1/users/{user}/recommendations?n=20&{brand}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        recommended += usize::from(ids(&page).contains(&"fresh-1".to_string()));
+    }
+    assert!(recommended * 2 >= viewers.len(), "recommended to {recommended} of {} who touched its twin", viewers.len());
+}

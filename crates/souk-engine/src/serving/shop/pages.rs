@@ -209,6 +209,7 @@ impl Shop {
             online: self.online().map(|o| o.model.clone()),
             surface: ask.surface,
             sessions: Some(self.sessions.clone()),
+            content: Some((self.content.clone(), self.text_space())),
         };
         let models = self.models();
         let store = self.store();
@@ -250,7 +251,9 @@ impl Shop {
     /// Items similar to `item`; `None` when the catalog does not hold it.
     pub fn similar(&self, item: &str, n: usize, filter: &ItemFilter, lang: Lang) -> Result<Option<ServedPage>> {
         let models = self.models();
-        let Some(mut items) = similar(models.as_deref(), self.store(), item, n, filter)? else {
+        let text = self.text_space();
+        let content = Some((self.content.as_ref(), text.as_deref()));
+        let Some(mut items) = similar(models.as_deref(), self.store(), item, n, filter, content)? else {
             return Ok(None);
         };
         describe(self.store(), &mut items, lang)?;
