@@ -315,9 +315,11 @@ mod tests {
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
-        let sources = recall_sources(&set, &history, &folds, 0, None, None);
+        let live = crate::serving::content::LiveContent::default();
+        let content = Box::new(crate::serving::content::ContentSource { live: &live, text: None });
+        let sources = recall_sources(&set, &history, &folds, 0, None, Some(content));
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
-        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Popularity]);
+        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Content, SourceKind::Popularity]);
         for source in &sources {
             let list = source.recall(&recall).unwrap();
             assert!(list.len() <= 5, "{}", source.kind());
@@ -327,6 +329,9 @@ mod tests {
                 assert_eq!(meta.brand.as_deref(), Some(brand.as_str()), "{}", source.kind());
             }
             assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.kind());
+            if source.kind() == SourceKind::Content {
+                assert!(!list.is_empty(), "the content source proposed nothing");
+            }
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
