@@ -267,12 +267,12 @@ impl Problem {
         let mut weights = vec![0f32; d * f];
         let mut column = vec![0f64; d];
         for q in 0..f {
-            for p in 0..d {
-                column[p] = self.rhs[p * f + q];
+            for (p, c) in column.iter_mut().enumerate() {
+                *c = self.rhs[p * f + q];
             }
             cholesky_solve(&a, &mut column, d);
-            for p in 0..d {
-                weights[p * f + q] = column[p] as f32;
+            for (p, c) in column.iter().enumerate() {
+                weights[p * f + q] = *c as f32;
             }
         }
         Ok(ContentMap {

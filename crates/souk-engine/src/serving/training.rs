@@ -30,8 +30,11 @@ pub struct Training<'a> {
     /// Told the share of the training done (0..=1) and the step now running.
     pub progress: &'a dyn Fn(f64, &str),
     /// Content rows of the given item ids, for the content map (absent: no map).
-    pub content: Option<&'a dyn Fn(&[String]) -> Result<ContentRows>>,
+    pub content: Option<&'a ContentOf<'a>>,
 }
+
+/// Content rows of the given item ids, aligned with them.
+pub type ContentOf<'a> = dyn Fn(&[String]) -> Result<ContentRows> + 'a;
 
 /// What a training produced.
 pub struct Trained {

@@ -620,10 +620,10 @@ async fn a_catalog_item_without_interactions_has_similar_items_by_content_first(
             .count();
         depths.push(shared);
     }
-    // Its nearest item by content shares its whole category path; its list stays in the
-    // category.
-    assert_eq!(depths[0], category.as_array().unwrap().len(), "{depths:?}");
-    assert!(depths.iter().all(|d| *d >= 1), "{depths:?}");
+    // Its nearest items by content share its whole category path; most of its list stays
+    // in the category (a shared title word may bring in another).
+    assert_eq!(depths[..3], [category.as_array().unwrap().len(); 3], "{depths:?}");
+    assert!(depths.iter().filter(|d| **d >= 1).count() >= 6, "{depths:?}");
     assert_eq!(similar["items"][0]["reasons"][0]["source"], "content", "{similar}");
     // Best first: scores never rise down the list.
     let scores: Vec<f64> = similar["items"].as_array().unwrap().iter().map(|i| i["score"].as_f64().unwrap()).collect();
@@ -834,7 +834,7 @@ async fn a_new_item_is_similar_and_recommendable_right_after_its_put() {
     let (status, trained) = server.call("POST", "/v1/train", None, Vec::new()).await;
     assert_eq!(status, StatusCode::OK, "{trained}");
 
-    let (status, mut item) = server.get(&format!("/v1/items/{twin}")).await;
+    let (status, item) = server.get(&format!("/v1/items/{twin}")).await;
     assert_eq!(status, StatusCode::OK, "{item}");
     // The same record under a new id (only the fields an item is written with).
     let fields = ["description", "category", "brand", "price", "currency", "attributes", "tags", "image"];
