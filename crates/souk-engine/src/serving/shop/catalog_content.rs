@@ -207,6 +207,25 @@ mod tests {
         assert!(similar.items.iter().all(|i| i.id != "fresh-twin"));
     }
 
+    /// The content map is saved with the generation: a restart serves new items the same.
+    #[test]
+    fn the_content_map_is_stored_with_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+        let generator = Generator::new(GenConfig { items: 200, users: 60, events: 5_000, seed: 9 }).unwrap();
+        let mut sink = StoreSink::new(&store);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        sink.finish().unwrap();
+        let artifacts = crate::store::artifacts::ArtifactStore::new(dir.path());
+        let shop = Shop::new(Arc::new(store), ShopSettings::default()).with_artifacts(artifacts.clone());
+        shop.train().unwrap();
+        let trained = shop.models().unwrap();
+        let loaded = ModelSet::load(&artifacts).unwrap().unwrap();
+        assert!(trained.content_map.is_some());
+        assert_eq!(loaded.content_map.as_deref(), trained.content_map.as_deref());
+        assert_eq!((loaded.item_ids.len(), loaded.trained_items), (trained.trained_items, trained.trained_items));
+    }
+
     #[test]
     fn items_without_interactions_at_training_join_the_set_and_answer_similar_by_content() {
         let dir = tempfile::tempdir().unwrap();
