@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
-use souk_engine::recommend::{registry, Interactions, Recommender};
+use souk_engine::recommend::{content, registry, AlsParams, Interactions, Recommender};
+use souk_engine::serving::content::content_rows_of;
 use souk_engine::serving::shop::TrainReport;
 
 use crate::config::Config;
@@ -40,7 +41,9 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
     let grids: Vec<(String, Vec<Value>)> = configured
         .into_iter()
         .map(|(name, params)| {
-            let grid = if args.tune { registry::default_grid(&name) } else { Vec::new() };
+            // ALS with the content map tunes on ALS's grid.
+            let grid_of = if name == "als_content" { "als" } else { name.as_str() };
+            let grid = if args.tune { registry::default_grid(grid_of) } else { Vec::new() };
             (name, if grid.is_empty() { vec![params] } else { grid })
         })
         .collect();
@@ -52,8 +55,38 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
             EvalData::from_store(&store, &config.weights, config.data_dir.display().to_string())?
         }
     };
+    // Content models read the data directory's catalog (titles, brands, categories,
+    // tags, attributes, the shop's own vectors): hashed catalog features, no text vectors.
+    let catalog = if models.iter().any(|m| content::CONTENT_MODELS.contains(&m.as_str())) {
+        let store = open_store(config)?;
+        let mut items = Vec::new();
+        souk_engine::store::Storage::scan_items(&store, &mut |item| {
+            items.push(item);
+            Ok(())
+        })?;
+        if items.is_empty() {
+            bail!("content models need a catalog: the data directory holds no items");
+        }
+        items
+    } else {
+        Vec::new()
+    };
     let trainer = |name: &str, params: &Value, data: &Interactions| -> souk_engine::Result<Box<dyn Recommender>> {
-        registry::train_model(name, params, data)
+        let rows = || content_rows_of(&catalog, &data.item_ids, None);
+        match name {
+            "content_knn" => Ok(Box::new(content::ContentKnn::new(rows()))),
+            "als_content" => {
+                let params: AlsParams = serde_json::from_value(params.clone()).map_err(|e| {
+                    souk_engine::Error::Invalid(souk_engine::ValidationError::new(
+                        "invalid_parameter",
+                        "als_content",
+                        e.to_string(),
+                    ))
+                })?;
+                Ok(Box::new(content::AlsContent::train(data, &params, &rows())?))
+            }
+            _ => registry::train_model(name, params, data),
+        }
     };
     let report = eval::run(&data, &eval_config, &trainer, &grids, args.tune)?;
     if args.json {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use souk_engine::gen::{GenConfig, Generator, GroundTruth};
 use souk_engine::rank::profile::ProfileConfig;
 use souk_engine::rank::ranker::FeatureLog;
+use souk_engine::recommend::content::CONTENT_MODELS;
 use souk_engine::recommend::registry;
 use souk_engine::search::SearchIndex;
 use souk_engine::serving::{ModelSet, RecommendConfig, Shop, ShopSettings};
@@ -227,7 +228,12 @@ pub struct EvalArgs {
 pub fn model_params(config: &Config, models: &[String], overrides: &[String]) -> anyhow::Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for model in models {
-        let mut params = config.recommend.params_for(model)?;
+        let mut params = match model.as_str() {
+            // ALS with the content map takes ALS's parameters; content-kNN has none.
+            "als_content" => config.recommend.params_for("als")?,
+            "content_knn" => Value::Object(Default::default()),
+            _ => config.recommend.params_for(model)?,
+        };
         for text in overrides {
             let Some((key, value)) = text.split_once('=') else {
                 bail!("--param expects model.key=value, found {text:?}");
@@ -235,7 +241,7 @@ pub fn model_params(config: &Config, models: &[String], overrides: &[String]) ->
             let Some((name, field)) = key.split_once('.') else {
                 bail!("--param expects model.key=value, found {text:?}");
             };
-            if !registry::MODELS.contains(&name) {
+            if !registry::MODELS.contains(&name) && !CONTENT_MODELS.contains(&name) {
                 bail!("--param {text:?}: unknown model {name:?}; expected one of {}", registry::MODELS.join(", "));
             }
             if name == model {
@@ -248,15 +254,17 @@ pub fn model_params(config: &Config, models: &[String], overrides: &[String]) ->
     Ok(out)
 }
 
-/// The models of a `--models` comma list (default: every registered model).
+/// The models of a `--models` comma list (default: every registered model); the content
+/// models (`als_content`, `content_knn`) only when named.
 pub fn model_list(text: Option<&str>) -> anyhow::Result<Vec<String>> {
     let models: Vec<String> = match text {
         Some(text) => text.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
         None => registry::MODELS.iter().map(|m| m.to_string()).collect(),
     };
     for model in &models {
-        if !registry::MODELS.contains(&model.as_str()) {
-            bail!("unknown model {model:?}; expected one of {}", registry::MODELS.join(", "));
+        if !registry::MODELS.contains(&model.as_str()) && !CONTENT_MODELS.contains(&model.as_str()) {
+            let known: Vec<&str> = registry::MODELS.iter().chain(CONTENT_MODELS).copied().collect();
+            bail!("unknown model {model:?}; expected one of {}", known.join(", "));
         }
     }
     if models.is_empty() {

@@ -86,6 +86,9 @@ pub struct EvalData {
     /// event type which pairs are training and which are test. `None` for every other
     /// source.
     pub listed: Option<Vec<Listed>>,
+    /// For a split directory with `candidates.tsv`: the only items to rank (item indices,
+    /// sorted) — a cold-item split given from outside. `None`: every item.
+    pub candidates: Option<Vec<u32>>,
 }
 
 impl EvalData {
@@ -160,7 +163,35 @@ impl EvalData {
             }
         }
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(builder.build(name))
+        let mut data = builder.build(name);
+        let candidates = dir.join("candidates.tsv");
+        if candidates.exists() {
+            data.restrict_to(&fs_err::read_to_string(&candidates)?);
+        }
+        Ok(data)
+    }
+
+    /// Rank only the items listed in `text` (one id per line, in its first column; blank
+    /// lines skipped); a listed item no pair names joins the items (it is ranked, with no
+    /// training interaction).
+    fn restrict_to(&mut self, text: &str) {
+        let mut index: HashMap<String, u32> =
+            self.item_ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
+        let mut candidates = Vec::new();
+        for line in text.lines() {
+            let Some(id) = line.trim_end_matches('\r').split('\t').next().filter(|id| !id.trim().is_empty()) else {
+                continue;
+            };
+            let next = self.item_ids.len() as u32;
+            let i = *index.entry(id.to_string()).or_insert_with(|| {
+                self.item_ids.push(id.to_string());
+                next
+            });
+            candidates.push(i);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        self.candidates = Some(candidates);
     }
 
     /// All pairs with a positive weight as a user × item matrix (every user a row, every
@@ -324,7 +355,8 @@ impl EvalDataBuilder {
         }
         kept.sort_unstable_by_key(|(p, _)| (p.user, p.item));
         let listed = self.marked.then(|| kept.iter().map(|(_, listed)| *listed).collect());
-        EvalData { name: name.into(), user_ids, item_ids, pairs: kept.into_iter().map(|(p, _)| p).collect(), listed }
+        let pairs = kept.into_iter().map(|(p, _)| p).collect();
+        EvalData { name: name.into(), user_ids, item_ids, pairs, listed, candidates: None }
     }
 }
 

@@ -109,6 +109,25 @@ mod tests {
         assert!(metrics.get("recall@5").unwrap() > expected["metrics"]["recall@5"].as_f64().unwrap());
     }
 
+    /// `candidates.tsv` restricts the ranking to its items (one of them named by no pair
+    /// still competes) and the test items to them.
+    #[test]
+    fn a_split_directory_with_candidates_ranks_only_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train.tsv"), "u1\ta\nu1\tb\nu2\tb\n").unwrap();
+        std::fs::write(dir.path().join("test.tsv"), "u1\tc\nu2\ta\nu2\tc\n").unwrap();
+        std::fs::write(dir.path().join("candidates.tsv"), "c\nd\n\n").unwrap();
+        let data = EvalData::from_split_dir(dir.path(), &Default::default()).unwrap();
+        assert_eq!(data.item_ids, ["a", "b", "c", "d"]);
+        let split = split(&data, Protocol::SplitDir, 0.8, 0).unwrap();
+        assert_eq!(split.candidates.as_deref(), Some(&[2, 3][..]));
+        assert_eq!(split.test, [vec![2], vec![2]], "a is no candidate: no test item");
+        // Every user scores d above c: no hit at 1, a hit at 2.
+        let model = Table { rows: vec![vec![9.0, 8.0, 1.0, 2.0]; 2] };
+        let metrics = evaluate(&split, &model, &[1, 2]);
+        assert_eq!((metrics.users, metrics.get("hr@1"), metrics.get("hr@2")), (2, Some(0.0), Some(1.0)));
+    }
+
     /// A carted item bought later is the test purchase: with the purchase target it stays a
     /// candidate (and a hit for a model that scores it first); without, it is a training
     /// item, left out of the ranking and of the test set, so it cannot be a hit.

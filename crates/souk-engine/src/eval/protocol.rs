@@ -152,7 +152,8 @@ pub struct Split {
     pub exclude: Option<Vec<Vec<u32>>>,
     /// Users unknown to the model (only `strong-generalization`).
     pub fold_in: Vec<FoldInUser>,
-    /// Items to rank, sorted (only `cold-item`); `None` = all items.
+    /// Items to rank, sorted (`cold-item`, or a split directory with `candidates.tsv`);
+    /// `None` = all items.
     pub candidates: Option<Vec<u32>>,
     pub counts: SplitCounts,
 }
@@ -411,8 +412,14 @@ fn split_dir(data: &EvalData, target: Option<EventType>) -> Result<Split> {
             _ => {}
         }
     }
+    // With candidates (a cold-item split), only they are ranked and only they can be hits.
+    if let Some(candidates) = &data.candidates {
+        for test in &mut tests {
+            test.retain(|i| candidates.binary_search(i).is_ok());
+        }
+    }
     let train = csr(data.user_ids.clone(), data.item_ids.clone(), &rows);
-    let mut split = Split::new(Protocol::SplitDir, train, tests, Vec::new(), None, data.n_users());
+    let mut split = Split::new(Protocol::SplitDir, train, tests, Vec::new(), data.candidates.clone(), data.n_users());
     split.exclude = exclude;
     Ok(split)
 }

@@ -3,7 +3,7 @@
 //! Owns: turning stored events into a weighted user × item matrix ([`Interactions`],
 //! event weights from configuration), the [`Recommender`] trait every model implements,
 //! and the models (popularity, item-kNN, RP3beta, implicit ALS, EASE/DLAE, ∞-AE, blends of
-//! them), their registry and
+//! them, the content map into ALS's space and content similarity), their registry and
 //! their versioned artifacts. Never touches the store's files or the network: training
 //! reads an `Interactions` value, serving calls [`Recommender::score`], saving writes to a
 //! caller's writer.
@@ -11,6 +11,7 @@
 pub mod als;
 pub mod artifact;
 pub mod blend;
+pub mod content;
 pub mod data;
 pub mod ease;
 pub mod infinite_ae;

@@ -23,6 +23,9 @@ pub enum SourceKind {
     Itemknn,
     /// Items like those of the shopper's session still going on.
     Session,
+    /// Items whose content (catalog facts, text and image vectors) is nearest to the
+    /// shopper's recent items, or to the item asked about.
+    Content,
     /// The most popular items.
     #[default]
     Popularity,
@@ -40,7 +43,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 13] = [
+    pub const ALL: [SourceKind; 14] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
@@ -48,6 +51,7 @@ impl SourceKind {
         Self::Rp3beta,
         Self::Itemknn,
         Self::Session,
+        Self::Content,
         Self::Popularity,
         Self::Trending,
         Self::Catalog,
@@ -65,6 +69,7 @@ impl SourceKind {
             Self::Rp3beta => "rp3beta",
             Self::Itemknn => "itemknn",
             Self::Session => "session",
+            Self::Content => "content",
             Self::Popularity => "popularity",
             Self::Trending => "trending",
             Self::Catalog => "catalog",

@@ -147,7 +147,10 @@ pub(super) fn scores_of_vector(
         .iter()
         .map(|id| {
             let &i = set.item_index.get(*id)?;
-            let factors = model.item_factors.get(i as usize * f..(i as usize + 1) * f)?;
+            let factors = match set.is_trained(i) {
+                true => model.item_factors.get(i as usize * f..(i as usize + 1) * f)?,
+                false => set.factors_of(i)?,
+            };
             Some(factors.iter().zip(user_vector).map(|(a, b)| a * b).sum())
         })
         .collect()

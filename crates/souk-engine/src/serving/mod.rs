@@ -14,16 +14,20 @@
 //! `search_page` and `search_ranking` (the search page), `training`, `pipeline` (a page
 //! pipeline's configuration as data), `live_sessions` (the session-kNN index and the
 //! co-purchase counts, updated on ingest: the `session` source and "bought together"),
+//! `content` (item content vectors, live, and the `content` source), `fresh_items`
+//! (catalog items the models never saw, joined to a set's item space with mapped factors),
 //! and `shop`: the one entry point front ends call.
 //!
 //! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
 //! (`rank::rerank`) and search; only `eval` sits above it.
 
+pub mod content;
 mod describe;
 pub mod experiment;
 pub mod experiment_report;
 pub mod exploration;
 pub mod exposure;
+mod fresh_items;
 mod history;
 pub mod interleave;
 pub mod jobs;

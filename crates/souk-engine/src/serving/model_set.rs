@@ -14,6 +14,7 @@ use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, R
 use crate::recommend::als::{AlsModel, AlsParams};
 use crate::recommend::artifact::Artifact;
 use crate::recommend::blend::BlendParams;
+use crate::recommend::content::ContentMap;
 use crate::recommend::ease::EaseParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
@@ -67,6 +68,7 @@ impl Default for RecommendConfig {
                 (SourceKind::Rp3beta, 1.0),
                 (SourceKind::Itemknn, 0.8),
                 (SourceKind::Session, 1.5),
+                (SourceKind::Content, 0.5),
                 (SourceKind::Popularity, 0.2),
             ]
             .into_iter()
@@ -164,10 +166,23 @@ pub struct ModelSet {
     /// candidate search's time).
     pub item_digests: Vec<u64>,
     pub item_index: IdMap<String, u32>,
-    pub user_index: IdMap<String, u32>,
-    /// Collaborative sources, by name.
-    pub models: Vec<(String, Source)>,
-    pub knn: ItemKnnModel,
+    pub user_index: Arc<IdMap<String, u32>>,
+    /// Collaborative sources, by name (shared with the sets that extend this one).
+    pub models: Arc<Vec<(String, Source)>>,
+    pub knn: Arc<ItemKnnModel>,
+    /// Items `0..trained_items` are the models' items; those after them are catalog items
+    /// the models never saw (no interactions at training, or added since), served through
+    /// the content map and the content source ([`ModelSet::with_fresh_items`]).
+    pub trained_items: usize,
+    /// Ridge map from content vectors to the first factor model's item factors (trained
+    /// with the set when it has a factor model and the catalog has content).
+    pub content_map: Option<Arc<ContentMap>>,
+    /// Mapped factors of the items after `trained_items` (`factors` values each; zeros
+    /// where an item had no content), for the factor model's scores.
+    pub fresh_factors: Vec<f32>,
+    /// Whether every catalog item without interactions has joined (see
+    /// [`ModelSet::with_fresh_items`]); sets are trained and loaded without them.
+    pub catalog_merged: bool,
     /// Users per item in training (popularity, and the cold-start fallback).
     pub popularity: Vec<f32>,
     /// Items by descending popularity.
@@ -280,11 +295,15 @@ impl ModelSet {
                 weights: weights.clone(),
             },
             item_index: index_of(&data.item_ids),
-            user_index: index_of(&data.user_ids),
+            user_index: Arc::new(index_of(&data.user_ids)),
             item_digests: digests_of(&data.item_ids),
+            trained_items: data.item_ids.len(),
             item_ids: data.item_ids,
-            models,
-            knn,
+            models: Arc::new(models),
+            knn: Arc::new(knn),
+            content_map: None,
+            fresh_factors: Vec::new(),
+            catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,
             ranker: None,
@@ -298,26 +317,32 @@ impl ModelSet {
         let mut generation = artifacts.begin()?;
         let json = |e: serde_json::Error| Error::Internal(format!("encoding the manifest: {e}"));
         serde_json::to_writer_pretty(generation.create("manifest.json")?, &self.manifest).map_err(json)?;
-        for (file, ids) in [("items.txt", &self.item_ids), ("users.txt", &self.user_ids_sorted())] {
+        let trained = &self.item_ids[..self.trained_items];
+        for (file, ids) in [("items.txt", trained), ("users.txt", self.user_ids_sorted().as_slice())] {
             let mut writer = generation.create(file)?;
             for id in ids.iter() {
                 writeln!(writer, "{id}")?;
             }
             writer.flush()?;
         }
-        for (name, model) in &self.models {
+        for (name, model) in self.models.iter() {
             let mut writer = generation.create(&format!("{name}.model"))?;
             registry::save_model(model.as_recommender(), &mut writer)?;
             writer.flush()?;
         }
         let mut writer = generation.create("itemknn.model")?;
-        registry::save_model(&self.knn, &mut writer)?;
+        registry::save_model(self.knn.as_ref(), &mut writer)?;
         writer.flush()?;
         let mut writer = generation.create("popularity.f32")?;
-        for p in &self.popularity {
+        for p in &self.popularity[..self.trained_items] {
             writer.write_all(&p.to_le_bytes())?;
         }
         writer.flush()?;
+        if let Some(map) = &self.content_map {
+            let mut writer = generation.create(CONTENT_MAP)?;
+            map.to_artifact()?.write_to(&mut writer)?;
+            writer.flush()?;
+        }
         for (ranker, model_file, report_file) in [
             (&self.ranker, RANKER_MODEL, RANKER_REPORT),
             (&self.search_ranker, SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT),
@@ -433,6 +458,11 @@ impl ModelSet {
                 .map_err(|e| corrupt(format!("{report_file}: {e}")))?;
             Ok(Some(Arc::new(Ranker { model, report })))
         };
+        let content_map = if generation.exists(CONTENT_MAP) {
+            Some(Arc::new(ContentMap::from_artifact(Artifact::read_from(&mut generation.open(CONTENT_MAP)?)?)?))
+        } else {
+            None
+        };
         let ranker = load_ranker(RANKER_MODEL, RANKER_REPORT)?;
         let search_ranker = load_ranker(SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT)?;
         let features = if generation.exists(FEATURE_CONTEXT) {
@@ -444,12 +474,16 @@ impl ModelSet {
         };
         Ok(Some(ModelSet {
             item_index: index_of(&item_ids),
-            user_index: index_of(&user_ids),
+            user_index: Arc::new(index_of(&user_ids)),
             item_digests: digests_of(&item_ids),
+            trained_items: item_ids.len(),
             item_ids,
             manifest,
-            models,
-            knn,
+            models: Arc::new(models),
+            knn: Arc::new(knn),
+            content_map,
+            fresh_factors: Vec::new(),
+            catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,
             ranker,
@@ -485,3 +519,4 @@ pub(super) const RANKER_REPORT: &str = "ranker.json";
 pub(super) const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";
 pub(super) const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
 pub(super) const FEATURE_CONTEXT: &str = "features.json";
+pub(super) const CONTENT_MAP: &str = "content_map.model";

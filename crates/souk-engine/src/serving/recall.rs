@@ -87,8 +87,8 @@ pub trait RecallSource {
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>>;
 }
 
-/// The sources of a request, in fusion order: every collaborative model of the set and
-/// item-kNN on the recent history (when there is a history), the session source (when the
+/// The sources of a request, in fusion order: every collaborative model of the set,
+/// item-kNN and `content` (when given) on the recent history (when there is a history), the session source (when the
 /// session is still open at `now_ms`: `session` — the live session-kNN — when given, else
 /// item-kNN on the session when the history holds more than it), then popularity.
 /// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
@@ -98,6 +98,7 @@ pub fn recall_sources<'a>(
     folds: &'a [Option<Vec<f32>>],
     now_ms: i64,
     session: Option<Box<dyn RecallSource + 'a>>,
+    content: Option<Box<dyn RecallSource + 'a>>,
 ) -> Vec<Box<dyn RecallSource + 'a>> {
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
@@ -106,6 +107,7 @@ pub fn recall_sources<'a>(
             sources.push(Box::new(Collaborative { kind, source, user_vector: fold.as_deref() }));
         }
         sources.push(Box::new(RecentNeighbours));
+        sources.extend(content);
         if session_is_open(history, now_ms) {
             match session {
                 Some(session) => sources.push(session),
@@ -140,6 +142,7 @@ pub fn fold_ins(set: &ModelSet, history: &History) -> Vec<Option<Vec<f32>>> {
     set.models
         .iter()
         .map(|(_, source)| match source {
+            // Fold-in ignores items outside the model (fresh items).
             Source::Als { model, .. } if !history.pairs.is_empty() => Some(model.fold_in(&history.pairs)),
             _ => None,
         })
@@ -163,13 +166,25 @@ impl RecallSource for Collaborative<'_> {
         match self.source {
             Source::Als { index, .. } => {
                 let Some(user_vector) = self.user_vector else { return Ok(Vec::new()) };
+                let set = recall.set;
                 recall.fetched_then_accepted(&|k| {
-                    index.search(user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i))
+                    let mut ranked = index.search(user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i));
+                    // Fresh items, by their mapped factors (an exact scan: they are few).
+                    if set.item_ids.len() > set.trained_items {
+                        ranked.extend(set.fresh_scores(user_vector, k, &|i| (recall.rejected)(i)));
+                        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        ranked.truncate(k);
+                    }
+                    ranked
                 })
             }
             Source::Dense(model) => {
-                let mut scores = vec![0f32; recall.set.item_ids.len()];
-                model.score(None, &recall.history.pairs, &mut scores);
+                // Dense models know the trained items only.
+                let set = recall.set;
+                let mut scores = vec![0f32; set.trained_items];
+                let pairs: Vec<(u32, f32)> =
+                    recall.history.pairs.iter().copied().filter(|(i, _)| set.is_trained(*i)).collect();
+                model.score(None, &pairs, &mut scores);
                 recall.fetched_then_accepted(&|k| top_k(&scores, k, |i| (recall.rejected)(i)))
             }
         }
@@ -300,9 +315,11 @@ mod tests {
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
-        let sources = recall_sources(&set, &history, &folds, 0, None);
+        let live = crate::serving::content::LiveContent::default();
+        let content = Box::new(crate::serving::content::ContentSource { live: &live, text: None });
+        let sources = recall_sources(&set, &history, &folds, 0, None, Some(content));
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
-        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Popularity]);
+        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Content, SourceKind::Popularity]);
         for source in &sources {
             let list = source.recall(&recall).unwrap();
             assert!(list.len() <= 5, "{}", source.kind());
@@ -312,10 +329,13 @@ mod tests {
                 assert_eq!(meta.brand.as_deref(), Some(brand.as_str()), "{}", source.kind());
             }
             assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{} best first: {list:?}", source.kind());
+            if source.kind() == SourceKind::Content {
+                assert!(!list.is_empty(), "the content source proposed nothing");
+            }
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
-        let open = recall_sources(&set, &history, &folds, newest + 60_000, None);
+        let open = recall_sources(&set, &history, &folds, newest + 60_000, None, None);
         let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
             assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
@@ -330,7 +350,8 @@ mod tests {
             user_history(&set, &store, &UserId::parse("nobody-yet", "user").unwrap(), 200, Exclusions::default())
                 .unwrap();
         let folds = fold_ins(&set, &cold);
-        let kinds: Vec<SourceKind> = recall_sources(&set, &cold, &folds, 0, None).iter().map(|s| s.kind()).collect();
+        let kinds: Vec<SourceKind> =
+            recall_sources(&set, &cold, &folds, 0, None, None).iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, vec![SourceKind::Popularity]);
     }
 }

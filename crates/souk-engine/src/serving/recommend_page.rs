@@ -76,9 +76,12 @@ pub fn recommend(
     let session = request.sessions.as_deref().map(|live| -> Box<dyn recall::RecallSource + '_> {
         Box::new(live_sessions::SessionKnnSource { live, user: &request.user, now_ms: request.now_ms })
     });
+    let content = request.content.as_ref().map(|(live, text)| -> Box<dyn recall::RecallSource + '_> {
+        Box::new(content::ContentSource { live, text: text.as_deref() })
+    });
     let (sources, weights) = match request.surface {
         RecommendSurface::ForYou => (
-            recall::recall_sources(set, &history, &folds, request.now_ms, session),
+            recall::recall_sources(set, &history, &folds, request.now_ms, session, content),
             Cow::Borrowed(&config.source_weights),
         ),
         // The session's next items first; popular items only fill the page below them.

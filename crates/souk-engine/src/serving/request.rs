@@ -108,6 +108,8 @@ pub struct RecommendRequest {
     /// Fill the exploration slots at these page positions from this state (logged "for
     /// you" pages).
     pub exploration: Option<(Arc<super::exploration::Exploration>, Vec<usize>)>,
+    /// Item content vectors (the `content` source) and the text vectors they read.
+    pub content: Option<(Arc<super::content::LiveContent>, Option<Arc<crate::search::vectors::VectorSpace>>)>,
 }
 
 impl RecommendRequest {
@@ -128,6 +130,7 @@ impl RecommendRequest {
             surface: super::RecommendSurface::ForYou,
             sessions: None,
             exploration: None,
+            content: None,
         }
     }
 }

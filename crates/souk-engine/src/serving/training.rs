@@ -8,6 +8,7 @@ use super::RecommendConfig;
 use crate::error::Result;
 use crate::rank::gbdt::GbdtParams;
 use crate::rank::ranker::{FeatureLog, RankerReport};
+use crate::recommend::content::ContentRows;
 use crate::recommend::EventWeights;
 use crate::store::artifacts::ArtifactStore;
 use crate::store::Storage;
@@ -28,7 +29,12 @@ pub struct Training<'a> {
     pub now_ms: i64,
     /// Told the share of the training done (0..=1) and the step now running.
     pub progress: &'a dyn Fn(f64, &str),
+    /// Content rows of the given item ids, for the content map (absent: no map).
+    pub content: Option<&'a ContentOf<'a>>,
 }
+
+/// Content rows of the given item ids, aligned with them.
+pub type ContentOf<'a> = dyn Fn(&[String]) -> Result<ContentRows> + 'a;
 
 /// What a training produced.
 pub struct Trained {
@@ -45,12 +51,17 @@ const MODELS_SHARE: f64 = 0.7;
 const RANKER_DONE: f64 = 0.82;
 const SEARCH_RANKER_DONE: f64 = 0.92;
 
-/// Train every model and both rankers, and save the generation.
+/// Train every model, the content map, and both rankers, and save the generation.
 pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
     let progress = training.progress;
     let mut set = ModelSet::train_with_progress(store, training.config, training.weights, &|share, step| {
         progress(share * MODELS_SHARE, step)
     })?;
+    if let Some(content) = training.content {
+        progress(MODELS_SHARE, "training the content map");
+        let rows = content(&set.item_ids)?;
+        set.train_content_map(&rows)?;
+    }
     let previous = training.serving.and_then(|s| s.ranker.clone());
     let previous_search = training.serving.and_then(|s| s.search_ranker.clone());
     progress(MODELS_SHARE, "training the recommendation ranker");

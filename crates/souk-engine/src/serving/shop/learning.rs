@@ -82,7 +82,11 @@ impl Shop {
         let erasure = self.artifacts.as_ref().and_then(|a| a.erasure_token());
         let serving = self.models();
         let settings = &self.settings;
+        // Content vectors afresh (frequencies over today's catalog, the embedder's layout).
+        self.content.reset();
+        let content = |ids: &[String]| self.content_rows(ids);
         let training = Training {
+            content: Some(&content),
             config: &settings.recommend,
             weights: &settings.weights,
             gbdt: &settings.ranking.gbdt,

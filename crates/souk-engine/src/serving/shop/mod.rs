@@ -9,6 +9,7 @@
 //! blocking thread. Files: `pages` (the served pages), `learning` (training and the online
 //! click model); this file holds construction and the catalog and event writes.
 
+mod catalog_content;
 mod experiments;
 pub mod export;
 mod insights;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
+use super::content::LiveContent;
 use super::exploration::Exploration;
 use super::page_log::{PageLogStats, PageWriter, Surface};
 use super::pipeline::PipelineConfig;
@@ -102,6 +104,10 @@ pub struct Shop {
     keys: parking_lot::RwLock<std::collections::HashMap<String, keys::ApiKey>>,
     /// Sessions and baskets, updated on ingest (the `session` source, bought together).
     sessions: Arc<LiveSessions>,
+    /// Every catalog item's content vector, updated by catalog writes.
+    content: Arc<LiveContent>,
+    /// Held while the serving set takes in catalog items (one extension at a time).
+    extending: Mutex<()>,
 }
 
 /// A user as a profile page shows them.
@@ -141,6 +147,8 @@ impl Shop {
             logs: None,
             training: Mutex::new(()),
             sessions: Arc::new(LiveSessions::with_defaults()),
+            content: Arc::new(LiveContent::default()),
+            extending: Mutex::new(()),
             jobs: Default::default(),
             suggester: Default::default(),
         }
@@ -205,9 +213,10 @@ impl Shop {
         &self.settings
     }
 
-    /// The model set serving now (`None` before the first training).
+    /// The model set serving now (`None` before the first training), with every catalog
+    /// item in its item space.
     pub fn models(&self) -> Option<Arc<ModelSet>> {
-        self.models.load_full()
+        self.serving_models()
     }
 
     pub fn has_search(&self) -> bool {
@@ -301,7 +310,9 @@ impl Shop {
     /// Store items in the catalog and the search index (vectors are checked first, so a
     /// refused batch stores nothing). Keyword search sees them at the index's next commit;
     /// their text vectors follow on a background thread as fast as the embedder runs (and
-    /// at the next start if that is cut short).
+    /// at the next start if that is cut short). Their content vectors are updated at once
+    /// (and again when their text vectors arrive), and items the serving model set does not
+    /// hold join it before this returns: recommendable and similar at once.
     pub fn put_items(&self, items: Vec<Item>) -> Result<()> {
         if let Some(search) = &self.search {
             search.check_vectors(&items)?;
@@ -309,14 +320,23 @@ impl Shop {
         self.store.put_items(items.clone())?;
         if let Some(search) = &self.search {
             search.index_items(items.clone())?;
+        }
+        if let Err(e) = self.follow_catalog_write(&items) {
+            tracing::warn!(error = %e, "the content of stored items could not be followed");
+        }
+        if let Some(search) = &self.search {
             if let Some(embedder) = self.embedder.clone() {
                 let search = search.clone();
+                let content = self.content.clone();
                 let job = self.jobs.queue(super::jobs::JobKind::Embed, false, format!("{} items", items.len()));
                 std::thread::spawn(move || {
                     if let Some(job) = &job {
                         job.start(format!("embedding {} items", items.len()));
                     }
                     let outcome = search.embed_items(&items, embedder.as_ref());
+                    if outcome.is_ok() {
+                        content.observe(&items, search.existing_space(crate::search::TEXT_SPACE).as_deref());
+                    }
                     match (outcome, job) {
                         (Ok(_), Some(job)) => job.done(format!("{} items embedded", items.len())),
                         (Err(e), job) => {
@@ -337,6 +357,7 @@ impl Shop {
     /// learning); false when the catalog did not hold it.
     pub fn delete_item(&self, id: &crate::ItemId) -> Result<bool> {
         let existed = self.store.delete_item(id)?;
+        self.content.forget(id.as_str());
         if let Some(search) = &self.search {
             search.delete_items(&[id.as_str()])?;
         }
@@ -478,9 +499,10 @@ mod tests {
         let default = shop.recommend(ask()).unwrap();
         assert!(sources(&default).contains(&SourceKind::Als), "{:?}", sources(&default));
         // Only popularity, from JSON as an experiment arm would carry it.
-        let popular: PipelineConfig =
-            serde_json::from_str(r#"{"sources":{"als":0,"itemknn":0,"session":0},"ranker":false,"explore_slots":[]}"#)
-                .unwrap();
+        let popular: PipelineConfig = serde_json::from_str(
+            r#"{"sources":{"als":0,"itemknn":0,"session":0,"content":0},"ranker":false,"explore_slots":[]}"#,
+        )
+        .unwrap();
         let page = shop.recommend_with(ask(), &popular).unwrap();
         assert_eq!(sources(&page), [SourceKind::Popularity].into_iter().collect());
         // With its exploration slot, a logged page shows one pick at position 8.

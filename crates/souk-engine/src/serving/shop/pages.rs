@@ -214,6 +214,7 @@ impl Shop {
                     pipeline.explore_slots.clone().unwrap_or_else(|| self.settings.ranking.explore.slots.clone());
                 (!slots.is_empty()).then(|| (exploration.clone(), slots))
             }),
+            content: Some((self.content.clone(), self.text_space())),
         };
         let models = self.models();
         let store = self.store();
@@ -264,7 +265,9 @@ impl Shop {
     /// Items similar to `item`; `None` when the catalog does not hold it.
     pub fn similar(&self, item: &str, n: usize, filter: &ItemFilter, lang: Lang) -> Result<Option<ServedPage>> {
         let models = self.models();
-        let Some(mut items) = similar(models.as_deref(), self.store(), item, n, filter)? else {
+        let text = self.text_space();
+        let content = Some((self.content.as_ref(), text.as_deref()));
+        let Some(mut items) = similar(models.as_deref(), self.store(), item, n, filter, content)? else {
             return Ok(None);
         };
         describe(self.store(), &mut items, lang)?;

@@ -1,0 +1,143 @@
+//! Catalog items the models never saw, in the model set's item space.
+//!
+//! A set is trained on the items that have interactions. Items without any — in the
+//! catalog at training time with no events yet, or stored since — join the set's item
+//! space after them ([`ModelSet::with_fresh_items`]): a new set that shares the trained
+//! models (`Arc`) and copies only the item tables (ids, digests, the id map, popularity:
+//! `O(items)` per catalog write that brings new items, a few milliseconds per 100,000
+//! items), swapped in whole like a trained one. A fresh item gets the factor model's
+//! coordinates from the set's [`ContentMap`] applied to its content vector, so the factor
+//! source scores it like any other item; the `content` source and similar items find it
+//! by content. The next training learns it from its events, if it has any by then.
+
+use std::sync::Arc;
+
+use super::{ModelSet, Source};
+use crate::error::Result;
+use crate::recommend::als::AlsModel;
+use crate::recommend::content::{ContentMap, ContentRows};
+use crate::recommend::kernels::dot;
+
+impl ModelSet {
+    /// The id of item `i` of the set's item space.
+    pub fn item_id(&self, i: u32) -> &str {
+        self.item_ids[i as usize].as_str()
+    }
+
+    /// Whether item `i` is one the models were trained on.
+    pub fn is_trained(&self, i: u32) -> bool {
+        (i as usize) < self.trained_items
+    }
+
+    /// The set's first factor model (the one the content map targets).
+    pub fn factor_model(&self) -> Option<&AlsModel> {
+        self.models.iter().find_map(|(_, source)| match source {
+            Source::Als { model, .. } => Some(model.as_ref()),
+            Source::Dense(_) => None,
+        })
+    }
+
+    /// Item `i`'s coordinates in the first factor model: learned for trained items, mapped
+    /// from content for fresh ones (`None` without a factor model, or for a fresh item
+    /// without content).
+    pub fn factors_of(&self, i: u32) -> Option<&[f32]> {
+        let model = self.factor_model()?;
+        let f = model.params.factors;
+        if self.is_trained(i) {
+            return model.item_factors.get(i as usize * f..(i as usize + 1) * f);
+        }
+        let k = i as usize - self.trained_items;
+        let factors = self.fresh_factors.get(k * f..(k + 1) * f)?;
+        factors.iter().any(|x| *x != 0.0).then_some(factors)
+    }
+
+    /// The fresh items a factor model scores for `user_vector`, best first: (item, score)
+    /// of the `k` best that `skip` does not reject. An exact scan over fresh items only.
+    pub fn fresh_scores(&self, user_vector: &[f32], k: usize, skip: &dyn Fn(u32) -> bool) -> Vec<(u32, f32)> {
+        let Some(model) = self.factor_model() else { return Vec::new() };
+        let f = model.params.factors;
+        if user_vector.len() != f || f == 0 {
+            return Vec::new();
+        }
+        let mut scored: Vec<(u32, f32)> = self
+            .fresh_factors
+            .chunks_exact(f)
+            .enumerate()
+            .map(|(k, factors)| ((self.trained_items + k) as u32, factors))
+            .filter(|(i, factors)| factors.iter().any(|x| *x != 0.0) && !skip(*i))
+            .map(|(i, factors)| (i, dot(user_vector, factors)))
+            .collect();
+        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        scored
+    }
+
+    /// Fit the content map on the trained items' content (`rows`, aligned with the trained
+    /// items) and the first factor model's item factors. No factor model, or too little
+    /// content: no map.
+    pub fn train_content_map(&mut self, rows: &ContentRows) -> Result<()> {
+        let Some(model) = self.factor_model() else {
+            self.content_map = None;
+            return Ok(());
+        };
+        let map = ContentMap::train(rows, &model.item_factors, model.params.factors)?;
+        if let Some(map) = &map {
+            tracing::info!(
+                lambda = map.lambda,
+                validation = ?map.validation,
+                baseline_mse = map.baseline_mse,
+                "trained the content map"
+            );
+        }
+        self.content_map = map.map(Arc::new);
+        Ok(())
+    }
+
+    /// This set with `items` (id, content vector) joined after its items; ids it already
+    /// holds are skipped. `catalog_merged` marks a set that holds every catalog item.
+    pub fn with_fresh_items(&self, items: &[(String, Option<Vec<f32>>)], catalog_merged: bool) -> ModelSet {
+        let factors = self.factor_model().map_or(0, |m| m.params.factors);
+        let mut item_ids = self.item_ids.clone();
+        let mut item_index = self.item_index.clone();
+        let mut item_digests = self.item_digests.clone();
+        let mut popularity = self.popularity.clone();
+        let mut popularity_order = self.popularity_order.clone();
+        let mut fresh_factors = self.fresh_factors.clone();
+        for (id, content) in items {
+            if item_index.contains_key(id) {
+                continue;
+            }
+            let i = item_ids.len() as u32;
+            item_index.insert(id.clone(), i);
+            item_ids.push(id.clone());
+            item_digests.push(xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
+            popularity.push(0.0);
+            popularity_order.push(i);
+            let mapped = match (&self.content_map, content) {
+                (Some(map), Some(content)) if content.len() == map.dim_in && map.dim_out == factors => {
+                    map.predict(content)
+                }
+                _ => vec![0.0; factors],
+            };
+            fresh_factors.extend(mapped);
+        }
+        ModelSet {
+            manifest: self.manifest.clone(),
+            item_digests,
+            item_ids,
+            item_index,
+            user_index: self.user_index.clone(),
+            models: self.models.clone(),
+            knn: self.knn.clone(),
+            trained_items: self.trained_items,
+            content_map: self.content_map.clone(),
+            fresh_factors,
+            catalog_merged: catalog_merged || self.catalog_merged,
+            popularity,
+            popularity_order,
+            ranker: self.ranker.clone(),
+            search_ranker: self.search_ranker.clone(),
+            features: self.features.clone(),
+        }
+    }
+}
