@@ -526,7 +526,7 @@ mod tests {
         let stats = shop.page_log_stats();
         let logged = || stats.written.load(Ordering::Relaxed);
         for _ in 0..2_000 {
-            if logged() >= 5 {
+            if logged() >= 6 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
