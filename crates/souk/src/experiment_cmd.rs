@@ -52,7 +52,7 @@ pub enum ExperimentCommand {
 
 fn shop(config: &Config) -> anyhow::Result<Shop> {
     let store = open_store(config)?;
-    Ok(open_shop(config, Arc::new(store), config.recommend.clone(), None))
+    Ok(open_shop(config, store, config.recommend.clone(), None))
 }
 
 pub fn run(config: &Config, command: ExperimentCommand) -> anyhow::Result<()> {

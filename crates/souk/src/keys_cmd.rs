@@ -37,7 +37,7 @@ pub enum KeysCommand {
 
 pub fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
-    let shop = open_shop(config, Arc::new(store), config.recommend.clone(), None);
+    let shop = open_shop(config, store, config.recommend.clone(), None);
     match command {
         KeysCommand::Create { scopes, name, rate, json } => {
             let scopes = scopes

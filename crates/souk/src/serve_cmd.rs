@@ -9,7 +9,7 @@ use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::search::{SearchIndex, TextEmbedder};
 use souk_engine::store::DataDir;
-use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
+use souk_engine::store::{Storage, StoreSink};
 
 use crate::config::Config;
 use crate::embed_cmd::load_embedder;
@@ -32,9 +32,9 @@ pub struct DemoSize {
 /// one (see [`crate::model_fetch`]).
 pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> anyhow::Result<()> {
     refuse_open_access(config)?;
-    let store = Arc::new(open_store(config)?);
+    let store = open_store(config)?;
     if let Some(size) = demo {
-        fill_demo_shop(config, &store, size)?;
+        fill_demo_shop(config, store.as_ref(), size)?;
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -140,7 +140,7 @@ fn refuse_open_access(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Generate the demo shop into an empty data directory (a filled one is served as it is).
-fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> anyhow::Result<()> {
+fn fill_demo_shop(config: &Config, store: &dyn Storage, size: &DemoSize) -> anyhow::Result<()> {
     let stats = store.stats()?;
     if stats.events == 0 && stats.catalog_items == 0 {
         eprintln!(
@@ -166,7 +166,7 @@ fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> an
 /// Embed what is missing in the background: keyword search serves meanwhile.
 fn embed_in_background(
     search: &Arc<SearchIndex>,
-    store: &Arc<EmbeddedStore>,
+    store: &Arc<dyn Storage>,
     embedder: &Arc<dyn TextEmbedder>,
     batch: usize,
 ) {

@@ -61,7 +61,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
 pub fn import_phase(config: &Config, file: PathBuf) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let started = Instant::now();
-    let mut sink = StoreSink::new(&store);
+    let mut sink = StoreSink::new(store.as_ref());
     import::import_paths(Format::Jsonl, &[file], &ImportOptions::default(), &mut sink, &mut |_, _| {})?;
     let summary = sink.finish()?;
     let seconds = started.elapsed().as_secs_f64();

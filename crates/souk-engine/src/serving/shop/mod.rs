@@ -279,6 +279,11 @@ impl Shop {
             search.check_vectors(&items)?;
         }
         self.store.put_items(items.clone())?;
+        self.index_items(items)
+    }
+
+    /// Put items in the search index and queue their text vectors (in the background).
+    fn index_items(&self, items: Vec<Item>) -> Result<()> {
         if let Some(search) = &self.search {
             search.index_items(items.clone())?;
             if let Some(embedder) = self.embedder.clone() {
