@@ -93,6 +93,13 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         ),
     }
     let state = souk_server::AppState::new(shop, config.server.clone()).with_auth(&config.auth);
+    if !config.store.url.is_empty() {
+        let shop = state.shop.clone();
+        std::thread::Builder::new()
+            .name("souk-follow".into())
+            .spawn(move || follow_shared_store(&shop))
+            .context("starting the store follower")?;
+    }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -114,6 +121,21 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         anyhow::Ok(())
     })
 }
+
+/// A replica over a shared store: apply what other replicas write, woken by the store's
+/// notifications and looking at least once per [`FOLLOW_WAIT`] (a lost notification then
+/// costs at most that much delay). Runs for the life of the process.
+fn follow_shared_store(shop: &souk_engine::serving::Shop) {
+    loop {
+        if let Err(e) = shop.follow_store_after(FOLLOW_WAIT) {
+            tracing::warn!(error = %e, "following the shared store failed; trying again");
+            std::thread::sleep(FOLLOW_WAIT);
+        }
+    }
+}
+
+/// The longest a replica goes without looking at the shared store.
+const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the server looks for an erasure still held by a stored model generation (it then
 /// trains at once): an erased user leaves the model files within this plus one training.

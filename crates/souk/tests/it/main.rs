@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod crash;
 mod rank;
+mod replicas;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -15,6 +15,7 @@ mod insights;
 pub mod keys;
 mod learning;
 mod pages;
+mod replica;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
