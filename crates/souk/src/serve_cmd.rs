@@ -75,6 +75,10 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         Some(search) => shop.with_search(search, embedder),
         None => shop,
     };
+    // A replica serves the generation the trainer published, not an older one of its own.
+    if let Err(e) = shop.adopt_shared_models() {
+        tracing::warn!(error = %e, "the shared model generation could not be loaded; serving the local one");
+    }
     if demo.is_some() && shop.models().is_none() {
         eprintln!("souk: training the demo shop's recommendation models");
         // The same training as `souk train`: without logged traffic no ranker is trained

@@ -116,6 +116,8 @@ pub struct StoreChanges {
     pub experiments: bool,
     /// Whether an API key was written or deleted.
     pub api_keys: bool,
+    /// Whether a model generation was published.
+    pub models: bool,
 }
 
 impl StoreChanges {
@@ -125,6 +127,7 @@ impl StoreChanges {
             && self.erased_users.is_empty()
             && !self.experiments
             && !self.api_keys
+            && !self.models
     }
 }
 
@@ -218,6 +221,11 @@ pub trait Storage: Send + Sync {
     fn wait_for_changes(&self, timeout: std::time::Duration) -> Result<bool> {
         std::thread::sleep(timeout);
         Ok(false)
+    }
+    /// Where model generations are shared with the other processes of the store; `None`
+    /// for a store one process owns (its data directory is the only place).
+    fn shared_models(&self) -> Option<&dyn artifacts::SharedModels> {
+        None
     }
 }
 

@@ -1,5 +1,5 @@
 //! Scale-out: two `souk serve` replicas over one PostgreSQL database. What one replica is
-//! told — items, events, an erasure — reaches the pages the other serves.
+//! told — items, events, a training — reaches the pages the other serves.
 //!
 //! Needs a PostgreSQL server (`SOUK_POSTGRES_URL`; see `souk_engine::store::postgres::test_db`):
 //! skipped with a message without one, a failure when `SOUK_POSTGRES_TESTS=required`.
@@ -68,4 +68,11 @@ fn two_replicas_over_one_database_serve_each_others_writes() {
     // An erasure through B reaches A.
     ureq::delete(&b.url("/v1/users/buyer0")).call().unwrap();
     eventually("an erasure through B reaching A", || get(&a, "/v1/stats")["events"] == 14);
+
+    // A trains; B serves the generation A published.
+    let trained: Value = ureq::post(&a.url("/v1/train")).call().unwrap().into_json().unwrap();
+    assert!(trained["generation"].is_string(), "{trained}");
+    let model = get(&a, "/v1/users/buyer1/recommendations?n=3")["model"].clone();
+    assert!(model.is_string(), "A serves its trained models");
+    eventually("A's generation served by B", || get(&b, "/v1/users/buyer1/recommendations?n=3")["model"] == model);
 }

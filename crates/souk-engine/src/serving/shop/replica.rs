@@ -4,10 +4,12 @@
 //!
 //! With a store one process owns (the embedded one) there is never anything to follow.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{experiments, keys, Shop};
+use super::{experiments, keys, learning, Shop};
 use crate::error::Result;
+use crate::serving::ModelSet;
 
 impl Shop {
     /// Apply what other processes sharing the store wrote since the last call: their events
@@ -49,6 +51,9 @@ impl Shop {
         if changes.api_keys {
             *self.keys.write() = keys::load(self.store.as_ref())?;
         }
+        if changes.models {
+            self.adopt_shared_models()?;
+        }
         Ok(changes.events.len() + changes.items.len())
     }
 
@@ -57,5 +62,34 @@ impl Shop {
     pub fn follow_store_after(&self, wait: Duration) -> Result<usize> {
         self.store.wait_for_changes(wait)?;
         self.follow_store()
+    }
+
+    /// Serve the newest model generation published over a shared store, when it is not the
+    /// one served: copied into this process's `models` directory, loaded and swapped in
+    /// whole. Returns whether it swapped. Nothing to do without a shared store.
+    pub fn adopt_shared_models(&self) -> Result<bool> {
+        let (Some(shared), Some(artifacts)) = (self.store.shared_models(), &self.artifacts) else {
+            return Ok(false);
+        };
+        let Some((number, checksums)) = shared.newest()? else {
+            return Ok(false);
+        };
+        // A training here writes generations too, and publishes what it trains.
+        let _training = self.training.lock();
+        if let Some(current) = artifacts.current()? {
+            if current.checksums().ok().as_deref() == Some(checksums.as_str()) {
+                return Ok(false);
+            }
+        }
+        let generation = shared.fetch(number, artifacts)?;
+        let Some(set) = ModelSet::load(artifacts)? else {
+            return Ok(false);
+        };
+        if let Some(search) = &self.search {
+            search.set_popularity(learning::popularity_of(&set));
+        }
+        self.models.store(Some(Arc::new(set)));
+        tracing::info!(generation = number, local = generation.name, "swapped to the shared model generation");
+        Ok(true)
     }
 }

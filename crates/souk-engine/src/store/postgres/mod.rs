@@ -12,6 +12,7 @@
 //! `souk_head` (replicas would miss it), or keep state that the database cannot rebuild.
 
 mod conn;
+mod models;
 mod schema;
 mod tail;
 #[doc(hidden)]
@@ -24,7 +25,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use postgres::fallible_iterator::FallibleIterator;
 
-pub use schema::PG_FORMAT_VERSION;
+pub use schema::{PG_FORMAT_VERSION, TRAINING_LOCK};
 
 use self::conn::{PgResult, Pool};
 use self::tail::{decode_event, TailState};
@@ -91,6 +92,11 @@ impl PgStore {
     /// The sequence number of the last change this process's index reflects.
     pub fn applied_seq(&self) -> i64 {
         self.tail.lock().applied
+    }
+
+    /// The shared number of the newest published model generation (tests and tools).
+    pub fn newest_generation(&self) -> Result<Option<u64>> {
+        Ok(crate::store::artifacts::SharedModels::newest(self)?.map(|(number, _)| number))
     }
 
     /// A connection of its own to the same database (for session-level advisory locks,
@@ -340,6 +346,10 @@ impl Storage for PgStore {
         let mut tail = self.tail.lock();
         self.catch_up(&mut tail, None)?;
         Ok(std::mem::take(&mut tail.pending))
+    }
+
+    fn shared_models(&self) -> Option<&dyn crate::store::artifacts::SharedModels> {
+        Some(self)
     }
 
     fn wait_for_changes(&self, timeout: Duration) -> Result<bool> {

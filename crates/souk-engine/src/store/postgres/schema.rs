@@ -18,6 +18,7 @@
 //! - `souk_changes` — catalog changes by sequence number (what replicas tail besides events).
 //! - `items`, `users`, `follows`, `experiments`, `exposures`, `api_keys` — the catalog, as
 //!   the embedded SQLite catalog keeps it (documents plus the columns filters need).
+//! - `model_generations`, `model_files` — published model generations (see `models`).
 
 use std::path::PathBuf;
 
@@ -33,6 +34,8 @@ pub const PG_FORMAT_VERSION: u32 = 1;
 /// Advisory lock keys (one namespace per purpose, "souk" in the high bytes).
 pub(super) const MIGRATION_LOCK: i64 = 0x736f_756b_0000_0001;
 pub(super) const PARTITION_LOCK: i64 = 0x736f_756b_0000_0002;
+/// Held (session level) by the one process training at a time.
+pub const TRAINING_LOCK: i64 = 0x736f_756b_0000_0003;
 
 /// The channel every write notifies (payload: the new last sequence number).
 pub(super) const CHANNEL: &str = "souk_changes";
@@ -67,6 +70,11 @@ CREATE TABLE exposures (
 );
 CREATE INDEX exposures_by_user ON exposures (user_id, seq);
 CREATE TABLE api_keys (id text PRIMARY KEY, doc text NOT NULL);
+CREATE TABLE model_generations (generation bigint PRIMARY KEY, checksums text NOT NULL, created_at bigint NOT NULL);
+CREATE TABLE model_files (
+    generation bigint NOT NULL REFERENCES model_generations ON DELETE CASCADE, ord int NOT NULL,
+    name text NOT NULL, part int NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (generation, ord, part)
+);
 ";
 
 /// Migrations by the version they lead to, oldest first.

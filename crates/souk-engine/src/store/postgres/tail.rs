@@ -36,12 +36,14 @@ pub(super) enum ChangeKind {
     FollowRemoved = 6,
     Experiment = 7,
     ApiKey = 8,
+    /// A model generation was published (subject: its number).
+    Generation = 9,
 }
 
 impl ChangeKind {
     fn from_code(code: i16) -> Option<Self> {
         use ChangeKind::*;
-        [ItemPut, ItemDeleted, UserPut, UserErased, FollowAdded, FollowRemoved, Experiment, ApiKey]
+        [ItemPut, ItemDeleted, UserPut, UserErased, FollowAdded, FollowRemoved, Experiment, ApiKey, Generation]
             .into_iter()
             .find(|kind| *kind as i16 == code)
     }
@@ -257,6 +259,7 @@ impl PgStore {
                 }
                 ChangeKind::Experiment => pending.experiments |= !mine(*seq),
                 ChangeKind::ApiKey => pending.api_keys |= !mine(*seq),
+                ChangeKind::Generation => pending.models |= !mine(*seq),
             }
         }
         // Events of this process's own write are not handed over: the write's caller has them.

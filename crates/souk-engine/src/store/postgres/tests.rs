@@ -118,3 +118,46 @@ fn an_unreachable_server_is_storage_unavailable() {
     let error = PgStore::open("postgres://souk@127.0.0.1:1/souk?connect_timeout=2").err().expect("no server");
     assert!(matches!(error, crate::Error::Coded { code: "storage_unavailable", .. }), "{error}");
 }
+
+#[test]
+fn one_trainer_at_a_time_and_generations_reach_every_process() {
+    use std::io::{Read, Write};
+
+    use crate::store::artifacts::ArtifactStore;
+
+    let Some(db) = TestDb::create() else { return };
+    let a = PgStore::open(&db.url).unwrap();
+    let b = PgStore::open(&db.url).unwrap();
+    let shared_a = a.shared_models().unwrap();
+    let shared_b = b.shared_models().unwrap();
+    let lease = shared_a.training_lease().unwrap().expect("the slot is free");
+    assert!(shared_b.training_lease().unwrap().is_none(), "one trainer at a time");
+    drop(lease);
+    assert!(shared_b.training_lease().unwrap().is_some(), "free again once the lease is dropped");
+
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (local_a, local_b) = (ArtifactStore::new(dir_a.path()), ArtifactStore::new(dir_b.path()));
+    let big: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect(); // two parts
+    for round in 0..3u8 {
+        let mut writer = local_a.begin().unwrap();
+        writer.create("manifest.json").unwrap().write_all(&[b'{', round, b'}']).unwrap();
+        writer.create("empty").unwrap();
+        writer.create("factors.bin").unwrap().write_all(&big).unwrap();
+        let generation = writer.commit().unwrap();
+        assert_eq!(shared_a.publish(&generation).unwrap(), u64::from(round) + 1);
+    }
+    assert!(b.changes().unwrap().models, "B learns that a generation was published");
+    let (number, checksums) = shared_b.newest().unwrap().unwrap();
+    assert_eq!(number, 3);
+    let fetched = shared_b.fetch(number, &local_b).unwrap();
+    assert_eq!(fetched.checksums().unwrap(), checksums);
+    assert_eq!(local_b.current().unwrap().unwrap().name, fetched.name, "live at once");
+    assert_eq!(fetched.checksums().unwrap(), local_a.current().unwrap().unwrap().checksums().unwrap());
+    let mut bytes = Vec::new();
+    fetched.open("factors.bin").unwrap().read_to_end(&mut bytes).unwrap();
+    assert!(bytes == big);
+    assert!(fetched.verify().unwrap().problems.is_empty());
+    let kept: i64 = admin(&db).query_one("SELECT count(*) FROM model_generations", &[]).unwrap().get(0);
+    assert_eq!(kept, 2);
+    assert!(shared_b.fetch(1, &local_b).is_err(), "pruned");
+}
