@@ -8,7 +8,7 @@ use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
 use souk_engine::store::DataDir;
-use souk_engine::store::{Storage, StoreSink};
+use souk_engine::store::StoreSink;
 
 use crate::config::Config;
 use crate::shared::{generate, open_store, progress_bar, write_ground_truth, FileSink};

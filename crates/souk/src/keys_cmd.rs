@@ -1,8 +1,6 @@
 //! `souk keys create|list|revoke`: API keys on the data directory (the same keys as
 //! `/v1/keys`; the directory lock means no server runs on it meanwhile).
 
-use std::sync::Arc;
-
 use clap::Subcommand;
 use souk_engine::serving::shop::keys::Scope;
 

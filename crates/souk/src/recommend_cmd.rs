@@ -1,6 +1,5 @@
 //! `souk train` and `souk eval`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
