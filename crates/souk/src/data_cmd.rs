@@ -8,7 +8,7 @@ use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
 use souk_engine::store::DataDir;
-use souk_engine::store::{Storage, StoreSink};
+use souk_engine::store::StoreSink;
 
 use crate::config::Config;
 use crate::shared::{generate, open_store, progress_bar, write_ground_truth, FileSink};
@@ -41,7 +41,7 @@ pub fn import(config: &Config, format: &str, paths: &[PathBuf], skip_bad: bool, 
     let store = open_store(config)?;
     let started = std::time::Instant::now();
     let bar = progress_bar(0, "{spinner} importing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}");
-    let mut sink = StoreSink::new(&store);
+    let mut sink = StoreSink::new(store.as_ref());
     let options = ImportOptions { strict: !skip_bad };
     let report = import::import_paths(format, paths, &options, &mut sink, &mut |done, total| {
         bar.set_length(total);
@@ -137,7 +137,7 @@ pub fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
         }
         None => {
             let store = open_store(config)?;
-            let mut sink = StoreSink::new(&store);
+            let mut sink = StoreSink::new(store.as_ref());
             let summary = generate(&generator, args.events, &mut sink, args.json)?;
             sink.finish().context("writing the last batch")?;
             write_ground_truth(&generator, &DataDir::new(&config.data_dir).ground_truth())?;

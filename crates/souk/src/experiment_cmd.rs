@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -52,7 +51,7 @@ pub enum ExperimentCommand {
 
 fn shop(config: &Config) -> anyhow::Result<Shop> {
     let store = open_store(config)?;
-    Ok(open_shop(config, Arc::new(store), config.recommend.clone(), None))
+    Ok(open_shop(config, store, config.recommend.clone(), None))
 }
 
 pub fn run(config: &Config, command: ExperimentCommand) -> anyhow::Result<()> {

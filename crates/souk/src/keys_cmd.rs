@@ -1,8 +1,6 @@
 //! `souk keys create|list|revoke`: API keys on the data directory (the same keys as
 //! `/v1/keys`; the directory lock means no server runs on it meanwhile).
 
-use std::sync::Arc;
-
 use clap::Subcommand;
 use souk_engine::serving::shop::keys::Scope;
 
@@ -37,7 +35,7 @@ pub enum KeysCommand {
 
 pub fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
-    let shop = open_shop(config, Arc::new(store), config.recommend.clone(), None);
+    let shop = open_shop(config, store, config.recommend.clone(), None);
     match command {
         KeysCommand::Create { scopes, name, rate, json } => {
             let scopes = scopes

@@ -1,6 +1,5 @@
 //! `souk train` and `souk eval`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -52,7 +51,7 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
             .with_context(|| format!("reading the split in {}", dir.display()))?,
         None => {
             let store = open_store(config)?;
-            EvalData::from_store(&store, &config.weights, config.data_dir.display().to_string())?
+            EvalData::from_store(store.as_ref(), &config.weights, config.data_dir.display().to_string())?
         }
     };
     // Content models read the data directory's catalog (titles, brands, categories,
@@ -109,7 +108,7 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
     // ones serving until now stay unless the new ones beat them on the latest traffic.
     // An unreadable current generation is replaced, not an obstacle.
     let serving = saved_models(config).ok().flatten();
-    let shop = open_shop(config, Arc::new(store), recommend, serving);
+    let shop = open_shop(config, store, recommend, serving);
     let TrainReport { generation, manifest, ranker, search_ranker } = shop.train().context("training")?;
     let generation = generation.unwrap_or_default();
     let seconds = started.elapsed().as_secs_f64();

@@ -45,7 +45,7 @@ pub fn embed_all(
 pub fn index(config: &Config, embed: bool, json_out: bool) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let started = Instant::now();
-    let index = open_search(config, &store)?;
+    let index = open_search(config, store.as_ref())?;
     let build_seconds = started.elapsed().as_secs_f64();
     let mut report = json!({"items": index.stats().items, "build_seconds": build_seconds});
     if embed {
@@ -53,7 +53,7 @@ pub fn index(config: &Config, embed: bool, json_out: bool) -> anyhow::Result<()>
             bail!("--embed needs a text embedder: set embed.model_path");
         };
         let started = Instant::now();
-        let embedded = embed_all(config, &index, &store, embedder.as_ref(), !json_out)?;
+        let embedded = embed_all(config, &index, store.as_ref(), embedder.as_ref(), !json_out)?;
         report["embedded"] = json!(embedded);
         report["embed_seconds"] = json!(started.elapsed().as_secs_f64());
         report["embedder"] = json!(embedder.id());
@@ -77,10 +77,10 @@ pub fn eval_search(config: &Config, queries: usize, seed: u64, k: usize, json_ou
     let shop = generated_shop(&config.data_dir)?;
     let generator = Generator::new(shop)?;
     let store = open_store(config)?;
-    let index = open_search(config, &store)?;
+    let index = open_search(config, store.as_ref())?;
     let embedder = load_embedder(&config.embed)?;
     if let Some(embedder) = &embedder {
-        embed_all(config, &index, &store, embedder.as_ref(), !json_out)?;
+        embed_all(config, &index, store.as_ref(), embedder.as_ref(), !json_out)?;
     }
     index.commit()?;
     let rrf = Fusion::Rrf { k: config.search.rrf_k };

@@ -9,7 +9,7 @@ use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::search::{SearchIndex, TextEmbedder};
 use souk_engine::store::DataDir;
-use souk_engine::store::{EmbeddedStore, Storage, StoreSink};
+use souk_engine::store::{Storage, StoreSink};
 
 use crate::config::Config;
 use crate::embed_cmd::load_embedder;
@@ -32,9 +32,9 @@ pub struct DemoSize {
 /// one (see [`crate::model_fetch`]).
 pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> anyhow::Result<()> {
     refuse_open_access(config)?;
-    let store = Arc::new(open_store(config)?);
+    let store = open_store(config)?;
     if let Some(size) = demo {
-        fill_demo_shop(config, &store, size)?;
+        fill_demo_shop(config, store.as_ref(), size)?;
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -75,6 +75,10 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         Some(search) => shop.with_search(search, embedder),
         None => shop,
     };
+    // A replica serves the generation the trainer published, not an older one of its own.
+    if let Err(e) = shop.adopt_shared_models() {
+        tracing::warn!(error = %e, "the shared model generation could not be loaded; serving the local one");
+    }
     if demo.is_some() && shop.models().is_none() {
         eprintln!("souk: training the demo shop's recommendation models");
         // The same training as `souk train`: without logged traffic no ranker is trained
@@ -93,6 +97,13 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         ),
     }
     let state = souk_server::AppState::new(shop, config.server.clone()).with_auth(&config.auth);
+    if !config.store.url.is_empty() {
+        let shop = state.shop.clone();
+        std::thread::Builder::new()
+            .name("souk-follow".into())
+            .spawn(move || follow_shared_store(&shop))
+            .context("starting the store follower")?;
+    }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
@@ -114,6 +125,21 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         anyhow::Ok(())
     })
 }
+
+/// A replica over a shared store: apply what other replicas write, woken by the store's
+/// notifications and looking at least once per [`FOLLOW_WAIT`] (a lost notification then
+/// costs at most that much delay). Runs for the life of the process.
+fn follow_shared_store(shop: &souk_engine::serving::Shop) {
+    loop {
+        if let Err(e) = shop.follow_store_after(FOLLOW_WAIT) {
+            tracing::warn!(error = %e, "following the shared store failed; trying again");
+            std::thread::sleep(FOLLOW_WAIT);
+        }
+    }
+}
+
+/// The longest a replica goes without looking at the shared store.
+const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the server looks for an erasure still held by a stored model generation (it then
 /// trains at once): an erased user leaves the model files within this plus one training.
@@ -140,7 +166,7 @@ fn refuse_open_access(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Generate the demo shop into an empty data directory (a filled one is served as it is).
-fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> anyhow::Result<()> {
+fn fill_demo_shop(config: &Config, store: &dyn Storage, size: &DemoSize) -> anyhow::Result<()> {
     let stats = store.stats()?;
     if stats.events == 0 && stats.catalog_items == 0 {
         eprintln!(
@@ -166,7 +192,7 @@ fn fill_demo_shop(config: &Config, store: &EmbeddedStore, size: &DemoSize) -> an
 /// Embed what is missing in the background: keyword search serves meanwhile.
 fn embed_in_background(
     search: &Arc<SearchIndex>,
-    store: &Arc<EmbeddedStore>,
+    store: &Arc<dyn Storage>,
     embedder: &Arc<dyn TextEmbedder>,
     batch: usize,
 ) {

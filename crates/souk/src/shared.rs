@@ -19,14 +19,22 @@ use souk_engine::search::SearchIndex;
 use souk_engine::serving::{ModelSet, RecommendConfig, Shop, ShopSettings};
 use souk_engine::store::artifacts::ArtifactStore;
 use souk_engine::store::DataDir;
-use souk_engine::store::{EmbeddedStore, Storage};
+use souk_engine::store::{EmbeddedStore, PgStore, Storage};
 use souk_engine::{Record, RecordSink};
 
 use crate::config::Config;
 
-pub fn open_store(config: &Config) -> anyhow::Result<EmbeddedStore> {
-    EmbeddedStore::open(&config.data_dir, &config.store)
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))
+/// The system of record the configuration names: the embedded store in the data directory,
+/// or the PostgreSQL database of `store.url` (the data directory then holds this process's
+/// derived state only: search index, model generations, page logs).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    if !config.store.url.is_empty() {
+        let store = PgStore::open(&config.store.url).context("opening the PostgreSQL store (store.url)")?;
+        return Ok(Arc::new(store));
+    }
+    let store = EmbeddedStore::open(&config.data_dir, &config.store)
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Open the search index of the data directory, reconciling it with the catalog.

@@ -49,6 +49,7 @@ fn describe_log(log: &LogCheck, out: &mut String) {
 }
 
 pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
+    embedded_only(config, "verify")?;
     let report: VerifyReport = EmbeddedStore::verify(&config.data_dir)
         .with_context(|| format!("verifying the data directory {}", config.data_dir.display()))?;
     if json {
@@ -94,6 +95,7 @@ pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn snapshot(config: &Config, target: &Path, json: bool) -> anyhow::Result<()> {
+    embedded_only(config, "snapshot")?;
     let report = souk_engine::store::snapshot::snapshot(&config.data_dir, target)
         .with_context(|| format!("writing a snapshot of {} into {}", config.data_dir.display(), target.display()))?;
     if json {
@@ -114,6 +116,7 @@ pub fn snapshot(config: &Config, target: &Path, json: bool) -> anyhow::Result<()
 }
 
 pub fn restore(config: &Config, snapshot: &Path, json: bool) -> anyhow::Result<()> {
+    embedded_only(config, "restore")?;
     let (report, verified) = souk_engine::store::snapshot::restore(snapshot, &config.data_dir)
         .with_context(|| format!("restoring {} into {}", snapshot.display(), config.data_dir.display()))?;
     if json {
@@ -144,6 +147,7 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 pub fn repair(config: &Config, json: bool) -> anyhow::Result<()> {
+    embedded_only(config, "repair")?;
     let report: RepairReport = EmbeddedStore::repair(&config.data_dir, &config.store)
         .with_context(|| format!("repairing the data directory {}", config.data_dir.display()))?;
     if json {
@@ -168,4 +172,20 @@ pub fn repair(config: &Config, json: bool) -> anyhow::Result<()> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// These commands work on the embedded store's files; with `store.url` the system of record
+/// is a PostgreSQL database, which its own tools check, back up and restore.
+fn embedded_only(config: &Config, command: &str) -> anyhow::Result<()> {
+    if config.store.url.is_empty() {
+        return Ok(());
+    }
+    Err(crate::ConfigProblems(vec![crate::config::Problem {
+        key: "store.url".into(),
+        message: format!(
+            "souk {command} works on the embedded store, but store.url puts the system of record in PostgreSQL: use \
+             its tools (pg_dump, pg_restore, pg_amcheck)"
+        ),
+    }])
+    .into())
 }

@@ -274,6 +274,17 @@ impl Generation {
         Ok(check)
     }
 
+    /// The generation's checksum list (`crc32 bytes name` per file): equal lists, equal
+    /// generations — how a replica tells whether it has a shared generation already.
+    pub fn checksums(&self) -> Result<String> {
+        Ok(fs_err::read_to_string(self.dir.join(CHECKSUMS))?)
+    }
+
+    /// The generation's files in the order they were written (from the checksum list).
+    pub fn file_names(&self) -> Result<Vec<String>> {
+        Ok(self.checksums()?.lines().filter_map(|line| line.splitn(3, ' ').nth(2)).map(str::to_string).collect())
+    }
+
     pub fn open(&self, name: &str) -> Result<BufReader<File>> {
         check_file_name(name)?;
         let path = self.dir.join(name);
@@ -284,6 +295,32 @@ impl Generation {
 
     pub fn exists(&self, name: &str) -> bool {
         self.dir.join(name).is_file()
+    }
+}
+
+/// Model generations kept where every process sharing a store can read them (see
+/// [`super::Storage::shared_models`]): one trainer at a time, generations numbered in the
+/// order they were published, each copied into a process's own `models` directory before
+/// it serves it.
+pub trait SharedModels: Send + Sync {
+    /// Take the one training slot of every process sharing the store, or `None` when
+    /// another process holds it. The slot is held until the lease is dropped.
+    fn training_lease(&self) -> Result<Option<TrainingLease>>;
+    /// Publish a committed generation; returns its shared number.
+    fn publish(&self, generation: &Generation) -> Result<u64>;
+    /// The newest published generation: its number and checksum list.
+    fn newest(&self) -> Result<Option<(u64, String)>>;
+    /// Copy published generation `number` into `into` and make it the live one there.
+    fn fetch(&self, number: u64, into: &ArtifactStore) -> Result<Generation>;
+}
+
+/// Held while this process trains for every process sharing a store (see
+/// [`SharedModels::training_lease`]).
+pub struct TrainingLease(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
+
+impl TrainingLease {
+    pub fn new(holder: Box<dyn std::any::Any + Send>) -> Self {
+        Self(holder)
     }
 }
 

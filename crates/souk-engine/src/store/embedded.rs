@@ -34,7 +34,7 @@ use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
 use super::data_dir::{check_format, lock_dir};
 use super::disk::{self, track, Part, WriteHealth};
-use super::index::{event_id_digest, EventIndex, Interaction, NO_ITEM};
+use super::index::{event_id_digest, EventIndex, Interaction};
 use super::log::{self, EventLog, IoFaults, LogPosition, Ticket};
 use super::verify::VerifyReport;
 use super::DataDir;
@@ -51,11 +51,15 @@ use crate::model::{Event, EventType, Follow, Item, User};
 pub struct StoreConfig {
     /// Size at which the event log starts a new segment file, in bytes.
     pub segment_bytes: u64,
+    /// Where the system of record lives: empty for the embedded store in the data
+    /// directory, or `postgres://USER@HOST/DB` for a PostgreSQL database that several
+    /// processes share (`SOUK__STORE__URL`).
+    pub url: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { segment_bytes: 256 * 1024 * 1024 }
+        Self { segment_bytes: 256 * 1024 * 1024, url: String::new() }
     }
 }
 
@@ -67,6 +71,12 @@ impl StoreConfig {
             problems.push((
                 "store.segment_bytes".to_string(),
                 format!("expected 1 MiB..=4 GiB, found {}", self.segment_bytes),
+            ));
+        }
+        if !self.url.is_empty() && !self.url.starts_with("postgres://") && !self.url.starts_with("postgresql://") {
+            problems.push((
+                "store.url".to_string(),
+                "expected empty (the embedded store) or a postgres:// URL, found another scheme".to_string(),
             ));
         }
         problems
@@ -311,12 +321,7 @@ impl Storage for EmbeddedStore {
 
     fn delete_item(&self, id: &ItemId) -> Result<bool> {
         let existed = self.catalog_write("the deletion", self.catalog.delete_item(id))?;
-        let mut index = self.index.write();
-        if let Some(n) = index.items.get(id.as_str()) {
-            let entry = &mut index.item_entries[n as usize];
-            entry.in_catalog = false;
-            entry.meta = None;
-        }
+        self.index.write().remove_item_facts(id.as_str());
         Ok(existed)
     }
 
@@ -327,8 +332,7 @@ impl Storage for EmbeddedStore {
         self.catalog_write("the users", self.catalog.put_users(&users))?;
         let mut index = self.index.write();
         for user in &users {
-            let n = index.intern_user(user.id.as_str());
-            index.user_entries[n as usize].in_catalog = true;
+            index.set_user_in_catalog(user.id.as_str(), true);
         }
         Ok(())
     }
@@ -360,16 +364,9 @@ impl Storage for EmbeddedStore {
         track(&self.health, Part::Log, WHAT, super::compact::request(&self.dir))?;
         let (user_record, edges) = self.catalog_write(WHAT, self.catalog.erase_user(id))?;
         let mut index = self.index.write();
-        if let Some(n) = index.users.get(id.as_str()) {
-            index.user_entries[n as usize].in_catalog = false;
-        }
+        index.set_user_in_catalog(id.as_str(), false);
         for (a, b) in &edges {
-            for u in [a, b] {
-                if let Some(n) = index.users.get(u.as_str()) {
-                    let entry = &mut index.user_entries[n as usize];
-                    entry.follow_degree = entry.follow_degree.saturating_sub(1);
-                }
-            }
+            index.count_follow(a.as_str(), b.as_str(), false);
         }
         Ok(EraseReport { user_record, events, social_edges: edges.len() as u64 })
     }
@@ -382,10 +379,7 @@ impl Storage for EmbeddedStore {
         let mut index = self.index.write();
         for (follow, is_new) in follows.iter().zip(new) {
             if is_new {
-                for u in [&follow.user, &follow.other] {
-                    let n = index.intern_user(u.as_str());
-                    index.user_entries[n as usize].follow_degree += 1;
-                }
+                index.count_follow(follow.user.as_str(), follow.other.as_str(), true);
             }
         }
         Ok(())
@@ -394,13 +388,7 @@ impl Storage for EmbeddedStore {
     fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool> {
         let existed = self.catalog_write("the deletion", self.catalog.delete_follow(user, other))?;
         if existed {
-            let mut index = self.index.write();
-            for u in [user, other] {
-                if let Some(n) = index.users.get(u.as_str()) {
-                    let entry = &mut index.user_entries[n as usize];
-                    entry.follow_degree = entry.follow_degree.saturating_sub(1);
-                }
-            }
+            self.index.write().count_follow(user.as_str(), other.as_str(), false);
         }
         Ok(existed)
     }
@@ -439,8 +427,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>> {
-        let index = self.index.read();
-        Ok(index.items.get(item.as_str()).map(|n| ItemCounts::from_counts(&index.item_entries[n as usize].counts)))
+        Ok(self.index.read().item_counts(item.as_str()))
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -452,10 +439,7 @@ impl Storage for EmbeddedStore {
             items: index.known_items(),
             users: index.known_users(),
             events: index.live_events,
-            events_by_type: EventType::ALL
-                .iter()
-                .map(|t| (t.as_str().to_string(), index.events_by_type[*t as usize]))
-                .collect(),
+            events_by_type: index.events_by_type_names(),
             social_edges,
             catalog_items,
             items_without_record: index.items_without_record(),
@@ -469,58 +453,26 @@ impl Storage for EmbeddedStore {
     }
 
     fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>> {
-        let index = self.index.read();
-        let Some(n) = index.users.get(user.as_str()) else {
-            return Ok(Vec::new());
-        };
-        Ok(index.user_entries[n as usize]
-            .rows
-            .iter()
-            .rev()
-            .map(|row| &index.rows[*row as usize])
-            .filter(|row| row.item != NO_ITEM)
-            .take(limit)
-            .map(|row| UserInteraction {
-                item: index.items.name(row.item).to_string(),
-                event_type: row.event_type,
-                timestamp: row.timestamp,
-                value: row.value,
-                dwell_ms: row.dwell_ms,
-            })
-            .collect())
+        Ok(self.index.read().user_interactions(user.as_str(), limit))
     }
 
     fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>> {
         let index = self.index.read();
-        Ok(items
-            .iter()
-            .map(|item| index.items.get(item).and_then(|n| index.item_entries[n as usize].meta.clone()))
-            .collect())
+        Ok(items.iter().map(|item| index.item_meta(item).cloned()).collect())
     }
 
     fn items_match(&self, items: &[&str], test: &dyn Fn(Option<&ItemMeta>) -> bool) -> Result<Vec<bool>> {
         let index = self.index.read();
-        Ok(items
-            .iter()
-            .map(|item| test(index.items.get(item).and_then(|n| index.item_entries[n as usize].meta.as_ref())))
-            .collect())
+        Ok(items.iter().map(|item| test(index.item_meta(item))).collect())
     }
 
     fn recent_interactions(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) -> Result<()> {
-        let index = self.index.read();
-        for row in index.rows.iter().rev().filter(|r| !r.erased && r.item != NO_ITEM).take(max_rows) {
-            if !visit(index.items.name(row.item), row) {
-                break;
-            }
-        }
+        self.index.read().visit_recent(max_rows, visit);
         Ok(())
     }
 
     fn scan_events(&self, types: &[EventType], visit: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
-        let positions: Vec<u64> = {
-            let index = self.index.read();
-            index.rows.iter().filter(|r| !r.erased && types.contains(&r.event_type)).map(|r| r.position).collect()
-        };
+        let positions = self.index.read().positions_of(types);
         for packed in positions {
             match self.log.read_at(LogPosition::unpack(packed))? {
                 LogRecord::Event(event) => visit(event)?,
@@ -536,12 +488,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()> {
-        let index = self.index.read();
-        for (n, entry) in index.item_entries.iter().enumerate() {
-            if let Some(meta) = &entry.meta {
-                visit(index.items.name(n as u32), meta);
-            }
-        }
+        self.index.read().visit_item_meta(visit);
         Ok(())
     }
 
@@ -585,11 +532,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
-        let index = self.index.read();
-        for row in index.rows.iter().filter(|r| !r.erased) {
-            let item = (row.item != NO_ITEM).then(|| index.items.name(row.item));
-            visit(index.users.name(row.user), item, row);
-        }
+        self.index.read().visit_interactions(visit);
         Ok(())
     }
 }
@@ -614,36 +557,6 @@ mod tests {
     }
 
     #[test]
-    fn events_and_catalog_survive_reopen_and_duplicates_are_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = open(dir.path());
-            let outcome = store
-                .append_events(vec![view("a", "u1", "i1", 1), view("b", "u1", "i2", 2), view("a", "u1", "i1", 1)])
-                .unwrap();
-            assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 1 });
-            let outcome = store.append_events(vec![view("b", "u1", "i2", 2), view("c", "u2", "i1", 3)]).unwrap();
-            assert_eq!(outcome, AppendOutcome { accepted: 2, duplicates: 1 });
-            store.put_items(vec![Item::new(ItemId::parse("i3", "id").unwrap(), "Mug")]).unwrap();
-            store
-                .put_follows(vec![Follow {
-                    user: UserId::parse("u1", "u").unwrap(),
-                    other: UserId::parse("u3", "u").unwrap(),
-                    kind: crate::model::FollowKind::Follow,
-                    created_at: None,
-                }])
-                .unwrap();
-        }
-        let store = open(dir.path());
-        let stats = store.stats().unwrap();
-        assert_eq!((stats.events, stats.items, stats.users, stats.social_edges), (3, 3, 3, 1));
-        assert_eq!(stats.events_by_type["view"], 3);
-        let recent = store.user_events(&UserId::parse("u1", "u").unwrap(), 10).unwrap();
-        assert_eq!(recent.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
-        assert_eq!(store.item_counts(&ItemId::parse("i1", "i").unwrap()).unwrap().unwrap().total, 2);
-    }
-
-    #[test]
     fn an_io_error_names_the_path_it_happened_at() {
         let dir = tempfile::tempdir().unwrap();
         // The lock file's place is taken by a directory: opening it fails.
@@ -658,34 +571,6 @@ mod tests {
         let _first = open(dir.path());
         let second = EmbeddedStore::open(dir.path(), &StoreConfig::default());
         assert!(matches!(second, Err(Error::Locked { .. })));
-    }
-
-    #[test]
-    fn erasing_a_user_removes_events_edges_and_record_for_good() {
-        let dir = tempfile::tempdir().unwrap();
-        let u1 = UserId::parse("u1", "u").unwrap();
-        {
-            let store = open(dir.path());
-            store.put_users(vec![User::new(u1.clone())]).unwrap();
-            store.append_events(vec![view("a", "u1", "i1", 1), view("b", "u2", "i1", 2)]).unwrap();
-            store
-                .put_follows(vec![Follow {
-                    user: UserId::parse("u2", "u").unwrap(),
-                    other: u1.clone(),
-                    kind: crate::model::FollowKind::Friend,
-                    created_at: None,
-                }])
-                .unwrap();
-            let report = store.erase_user(&u1).unwrap();
-            assert_eq!(report, EraseReport { user_record: true, events: 1, social_edges: 1 });
-            // A late re-delivery of an erased event is not stored again.
-            assert_eq!(store.append_events(vec![view("a", "u1", "i1", 1)]).unwrap().duplicates, 1);
-        }
-        let store = open(dir.path());
-        let stats = store.stats().unwrap();
-        assert_eq!((stats.events, stats.users, stats.social_edges), (1, 1, 0));
-        assert!(store.user_events(&u1, 10).unwrap().is_empty());
-        assert!(store.get_user(&u1).unwrap().is_none());
     }
 
     fn log_bytes(dir: &Path) -> Vec<u8> {

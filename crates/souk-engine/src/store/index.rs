@@ -356,6 +356,107 @@ impl EventIndex {
         self.item_entries.iter().filter(|e| !e.in_catalog && e.total() > 0).count() as u64
     }
 
+    /// Live event counts of an item, or `None` if the item is unknown.
+    pub fn item_counts(&self, item: &str) -> Option<super::ItemCounts> {
+        self.items.get(item).map(|n| super::ItemCounts::from_counts(&self.item_entries[n as usize].counts))
+    }
+
+    /// Live events by type name, every type listed.
+    pub fn events_by_type_names(&self) -> std::collections::BTreeMap<String, u64> {
+        EventType::ALL.iter().map(|t| (t.as_str().to_string(), self.events_by_type[*t as usize])).collect()
+    }
+
+    /// A user's most recent interactions with items, newest first.
+    pub fn user_interactions(&self, user: &str, limit: usize) -> Vec<super::UserInteraction> {
+        let Some(n) = self.users.get(user) else {
+            return Vec::new();
+        };
+        self.user_entries[n as usize]
+            .rows
+            .iter()
+            .rev()
+            .map(|row| &self.rows[*row as usize])
+            .filter(|row| row.item != NO_ITEM)
+            .take(limit)
+            .map(|row| super::UserInteraction {
+                item: self.items.name(row.item).to_string(),
+                event_type: row.event_type,
+                timestamp: row.timestamp,
+                value: row.value,
+                dwell_ms: row.dwell_ms,
+            })
+            .collect()
+    }
+
+    /// The catalog facts of an item, if it has a catalog record.
+    pub fn item_meta(&self, item: &str) -> Option<&ItemMeta> {
+        self.items.get(item).and_then(|n| self.item_entries[n as usize].meta.as_ref())
+    }
+
+    /// Visit the most recent interactions with items, newest first, at most `max_rows`;
+    /// `visit` returns false to stop.
+    pub fn visit_recent(&self, max_rows: usize, visit: &mut dyn FnMut(&str, &Interaction) -> bool) {
+        for row in self.rows.iter().rev().filter(|r| !r.erased && r.item != NO_ITEM).take(max_rows) {
+            if !visit(self.items.name(row.item), row) {
+                break;
+            }
+        }
+    }
+
+    /// Positions of every live event of these types, in arrival order.
+    pub fn positions_of(&self, types: &[EventType]) -> Vec<u64> {
+        self.rows.iter().filter(|r| !r.erased && types.contains(&r.event_type)).map(|r| r.position).collect()
+    }
+
+    /// Visit the catalog facts of every item that has them.
+    pub fn visit_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) {
+        for (n, entry) in self.item_entries.iter().enumerate() {
+            if let Some(meta) = &entry.meta {
+                visit(self.items.name(n as u32), meta);
+            }
+        }
+    }
+
+    /// Visit every live interaction in arrival order with its user and item ids.
+    pub fn visit_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) {
+        for row in self.rows.iter().filter(|r| !r.erased) {
+            let item = (row.item != NO_ITEM).then(|| self.items.name(row.item));
+            visit(self.users.name(row.user), item, row);
+        }
+    }
+
+    /// The item left the catalog (its events stay).
+    pub fn remove_item_facts(&mut self, item: &str) {
+        if let Some(n) = self.items.get(item) {
+            let entry = &mut self.item_entries[n as usize];
+            entry.in_catalog = false;
+            entry.meta = None;
+        }
+    }
+
+    /// A user record was stored (`true`) or removed.
+    pub fn set_user_in_catalog(&mut self, user: &str, in_catalog: bool) {
+        if in_catalog {
+            let n = self.intern_user(user);
+            self.user_entries[n as usize].in_catalog = true;
+        } else if let Some(n) = self.users.get(user) {
+            self.user_entries[n as usize].in_catalog = false;
+        }
+    }
+
+    /// A social edge between `user` and `other` was added (`true`) or removed.
+    pub fn count_follow(&mut self, user: &str, other: &str, added: bool) {
+        for u in [user, other] {
+            if added {
+                let n = self.intern_user(u);
+                self.user_entries[n as usize].follow_degree += 1;
+            } else if let Some(n) = self.users.get(u) {
+                let entry = &mut self.user_entries[n as usize];
+                entry.follow_degree = entry.follow_degree.saturating_sub(1);
+            }
+        }
+    }
+
     /// Users known from the catalog, live events or social edges.
     pub fn known_users(&self) -> u64 {
         self.user_entries.iter().filter(|e| e.in_catalog || e.follow_degree > 0 || !e.rows.is_empty()).count() as u64

@@ -1,9 +1,12 @@
 //! Durable storage of the catalog, users, social edges and events.
 //!
 //! Callers see the [`Storage`] trait; [`EmbeddedStore`] implements it in one data
-//! directory (the default; a PostgreSQL backend implements the same trait). The embedded
-//! store keeps events in an append-only checksummed log ([`log`]) with an in-memory index
-//! rebuilt on open ([`index`]), and the catalog in SQLite ([`catalog`]).
+//! directory (the default), and `PgStore` (`postgres`, behind the `postgres` feature) in a
+//! PostgreSQL database that several processes share. The embedded store keeps events in an
+//! append-only checksummed log ([`log`]) with an in-memory index rebuilt on open
+//! ([`index`]), and the catalog in SQLite ([`catalog`]); the PostgreSQL store keeps both in
+//! tables and the same in-memory index, rebuilt from them on open and kept current by
+//! tailing the database's change sequence.
 //!
 //! Invariants: only this module touches the data directory; a write is acknowledged (the
 //! method returns `Ok`) only once it is on stable storage; every persisted format carries a
@@ -13,11 +16,15 @@ pub mod artifacts;
 pub mod catalog;
 pub mod codec;
 pub mod compact;
+#[cfg(test)]
+mod contract_tests;
 mod data_dir;
 mod disk;
 mod embedded;
 pub mod index;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sink;
 pub mod snapshot;
 pub mod verify;
@@ -30,6 +37,8 @@ pub use data_dir::{DataDir, DATA_FORMAT_VERSION};
 pub use embedded::{EmbeddedStore, StoreConfig};
 pub use index::{Interaction, ItemMeta};
 pub use log::IoFaults;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use sink::{SinkSummary, StoreSink};
 pub use verify::VerifyReport;
 
@@ -91,6 +100,35 @@ pub struct StorageStats {
     pub backend: String,
     pub event_log_bytes: u64,
     pub catalog_bytes: u64,
+}
+
+/// What other processes sharing the store wrote since the last look (see
+/// [`Storage::changes`]). Writes of this process are not repeated here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreChanges {
+    /// Events other processes stored, in the store's order.
+    pub events: Vec<Event>,
+    /// Items whose catalog record was written or deleted.
+    pub items: Vec<ItemId>,
+    /// Users erased.
+    pub erased_users: Vec<UserId>,
+    /// Whether an experiment's document was written.
+    pub experiments: bool,
+    /// Whether an API key was written or deleted.
+    pub api_keys: bool,
+    /// Whether a model generation was published.
+    pub models: bool,
+}
+
+impl StoreChanges {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.items.is_empty()
+            && self.erased_users.is_empty()
+            && !self.experiments
+            && !self.api_keys
+            && !self.models
+    }
 }
 
 /// Live event counts of one item by type.
@@ -170,6 +208,23 @@ pub trait Storage: Send + Sync {
     /// Why writes are failing (the last write the disk refused, until a write succeeds
     /// again: every write still tries), or `None` when they succeed.
     fn writes_refused(&self) -> Option<String> {
+        None
+    }
+    /// Bring this process's in-memory state up to date with what other processes sharing
+    /// the store wrote, and hand over what changed since the last call. A store owned by
+    /// one process (the embedded one) has nothing to report.
+    fn changes(&self) -> Result<StoreChanges> {
+        Ok(StoreChanges::default())
+    }
+    /// Block until another process may have written to the store, at most `timeout`;
+    /// false when the time ran out. A store owned by one process just waits.
+    fn wait_for_changes(&self, timeout: std::time::Duration) -> Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+    /// Where model generations are shared with the other processes of the store; `None`
+    /// for a store one process owns (its data directory is the only place).
+    fn shared_models(&self) -> Option<&dyn artifacts::SharedModels> {
         None
     }
 }

@@ -254,7 +254,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("live");
         // Small segments: the snapshot spans several, and the log rotates while it runs.
-        let store = Arc::new(EmbeddedStore::open(&live, &StoreConfig { segment_bytes: 64 * 1024 }).unwrap());
+        let store = Arc::new(
+            EmbeddedStore::open(&live, &StoreConfig { segment_bytes: 64 * 1024, ..StoreConfig::default() }).unwrap(),
+        );
         for from in (0..5_000).step_by(250) {
             store.append_events(events(from, 250)).unwrap();
         }

@@ -1,6 +1,7 @@
 //! `souk bench ingest`: bulk JSONL import in a child process (`souk bench-phase import`),
 //! then HTTP batches from concurrent clients against `souk serve`, each durable when
-//! acknowledged.
+//! acknowledged. With `--postgres URL` both phases store into PostgreSQL instead: each
+//! into a fresh database on that server, dropped afterwards.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -12,7 +13,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::import::{self, Format, ImportOptions};
-use souk_engine::store::{Storage, StoreSink};
+use souk_engine::store::StoreSink;
 
 use crate::bench::harness::{machine, peak_rss_bytes, Scratch, Server};
 use crate::config::Config;
@@ -32,14 +33,18 @@ pub struct IngestArgs {
     /// Scratch directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Store into PostgreSQL: a server URL (`postgres://USER@HOST/DB`; a fresh database is
+    /// created on it for each phase and dropped afterwards) instead of the embedded store.
+    #[arg(long)]
+    postgres: Option<String>,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
-    let IngestArgs { events, batch, clients, work_dir, json } = args;
+    let IngestArgs { events, batch, clients, work_dir, postgres, json } = args;
     let scratch = Scratch::new(work_dir)?;
-    let report = ingest(scratch.path(), events, batch.max(1), clients.max(1))?;
+    let report = ingest(scratch.path(), events, batch.max(1), clients.max(1), postgres.as_deref())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -61,7 +66,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
 pub fn import_phase(config: &Config, file: PathBuf) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let started = Instant::now();
-    let mut sink = StoreSink::new(&store);
+    let mut sink = StoreSink::new(store.as_ref());
     import::import_paths(Format::Jsonl, &[file], &ImportOptions::default(), &mut sink, &mut |_, _| {})?;
     let summary = sink.finish()?;
     let seconds = started.elapsed().as_secs_f64();
@@ -78,17 +83,52 @@ pub fn import_phase(config: &Config, file: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ingest(dir: &Path, events: usize, batch: usize, clients: usize) -> anyhow::Result<Value> {
+/// A database of its own for one phase, on the server `admin` names; dropped with it.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    fn create(admin: &str, phase: &str) -> anyhow::Result<Self> {
+        let name = format!("souk_bench_{phase}_{}", std::process::id());
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).context("connecting to --postgres")?;
+        // Two calls: one string of statements would run as one transaction, which
+        // DROP/CREATE DATABASE refuse.
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let url = souk_engine::store::postgres::test_db::with_database(admin, &name);
+        Ok(Self { admin: admin.to_string(), name, url })
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn ingest(dir: &Path, events: usize, batch: usize, clients: usize, postgres: Option<&str>) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the souk executable")?;
     // 1. The input: a generated shop's events as JSONL.
     let events_file = input_events(dir, events)?;
     let bytes = std::fs::metadata(&events_file)?.len();
     // 2. Bulk import in a child process.
-    let import = bulk_import(&exe, dir, &events_file)?;
+    let database = postgres.map(|admin| BenchDatabase::create(admin, "import")).transpose()?;
+    let store_url = database.as_ref().map_or("", |d| d.url.as_str());
+    let import = bulk_import(&exe, dir, &events_file, store_url)?;
+    drop(database);
     // 3. HTTP ingest against `souk serve` in a child process.
-    let (lines, http) = http_ingest(&exe, dir, &events_file, batch, clients)?;
+    let database = postgres.map(|admin| BenchDatabase::create(admin, "http")).transpose()?;
+    let store_url = database.as_ref().map_or("", |d| d.url.as_str());
+    let (lines, http) = http_ingest(&exe, dir, &events_file, batch, clients, store_url)?;
+    drop(database);
     Ok(json!({
         "machine": machine(),
+        "store": if postgres.is_some() { "postgresql" } else { "embedded" },
         "input": {"events": lines, "bytes": bytes, "generator": {"items": 20_000, "users": 10_000, "seed": 42}},
         "import": import,
         "http": http,
@@ -110,7 +150,7 @@ fn input_events(dir: &Path, events: usize) -> anyhow::Result<PathBuf> {
 }
 
 /// The import phase's report (see [`import_phase`]), on a fresh data directory.
-fn bulk_import(exe: &Path, dir: &Path, events_file: &Path) -> anyhow::Result<Value> {
+fn bulk_import(exe: &Path, dir: &Path, events_file: &Path, store_url: &str) -> anyhow::Result<Value> {
     eprintln!("bench: bulk import");
     let import_dir = dir.join("import-store");
     let _ = std::fs::remove_dir_all(&import_dir);
@@ -120,6 +160,7 @@ fn bulk_import(exe: &Path, dir: &Path, events_file: &Path) -> anyhow::Result<Val
         .args(["bench-phase", "import"])
         .arg(events_file)
         .env("SOUK__LOG__LEVEL", "warn")
+        .env("SOUK__STORE__URL", store_url)
         .stderr(Stdio::inherit())
         .output()
         .context("running the import phase")?;
@@ -138,11 +179,12 @@ fn http_ingest(
     events_file: &Path,
     batch: usize,
     clients: usize,
+    store_url: &str,
 ) -> anyhow::Result<(usize, Value)> {
     eprintln!("bench: http ingest");
     let http_dir = dir.join("http-store");
     let _ = std::fs::remove_dir_all(&http_dir);
-    let mut server = Server::start(exe, &http_dir)?;
+    let mut server = Server::start_with_env(exe, &http_dir, &[("SOUK__STORE__URL", store_url)])?;
     let text = std::fs::read_to_string(events_file)?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     // Bodies are prepared before the clock starts: the client's own cost is not measured.

@@ -61,7 +61,7 @@ fn bench_train(
     let configured = model_params(config, &models, overrides)?;
     let data = match split {
         Some(dir) => read_train_split(dir)?,
-        None => Interactions::from_store(&open_store(config)?, &config.weights)?,
+        None => Interactions::from_store(open_store(config)?.as_ref(), &config.weights)?,
     };
     let threads = rayon::current_num_threads();
     let mut results = Vec::new();

@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod crash;
 mod rank;
+mod replicas;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -39,7 +40,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Self {
-        let mut child = souk()
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = souk();
+        command.envs(env.iter().copied());
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])

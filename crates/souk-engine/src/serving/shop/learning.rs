@@ -64,6 +64,21 @@ impl Shop {
             job.fail("a training is already running");
             return Err(in_progress());
         };
+        // Over a shared store, one process of all trains at a time.
+        let _lease = match self.store.shared_models() {
+            Some(shared) => match shared.training_lease() {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => {
+                    job.fail("another process sharing the store is training");
+                    return Err(in_progress_elsewhere());
+                }
+                Err(e) => {
+                    job.fail(e.to_string());
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         job.start("starting");
         match self.train_now(&job) {
             Ok(report) => {
@@ -106,6 +121,9 @@ impl Shop {
         tracing::info!(generation = report.generation.as_deref().unwrap_or("in-memory"), "model set swapped");
         if let (Some(artifacts), Some(_)) = (&self.artifacts, &report.generation) {
             artifacts.finish_erasure(erasure)?;
+            if let (Some(shared), Some(generation)) = (self.store.shared_models(), artifacts.current()?) {
+                shared.publish(&generation)?;
+            }
         }
         Ok(report)
     }
@@ -163,6 +181,13 @@ pub(super) fn popularity_of(set: &ModelSet) -> HashMap<Arc<str>, f32> {
 
 fn in_progress() -> Error {
     Error::Coded { code: "training_in_progress", message: "a training is already running".into() }
+}
+
+fn in_progress_elsewhere() -> Error {
+    Error::Coded {
+        code: "training_in_progress",
+        message: "another process sharing the store is training; its generation reaches this one when published".into(),
+    }
 }
 
 /// A finished training in one line: the generation, what it learned from, the rankers.

@@ -16,6 +16,7 @@ mod insights;
 pub mod keys;
 mod learning;
 mod pages;
+mod replica;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -318,6 +319,11 @@ impl Shop {
             search.check_vectors(&items)?;
         }
         self.store.put_items(items.clone())?;
+        self.index_items(items)
+    }
+
+    /// Put items in the search index and queue their text vectors (in the background).
+    fn index_items(&self, items: Vec<Item>) -> Result<()> {
         if let Some(search) = &self.search {
             search.index_items(items.clone())?;
         }
