@@ -59,7 +59,7 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
     let catalog = if models.iter().any(|m| content::CONTENT_MODELS.contains(&m.as_str())) {
         let store = open_store(config)?;
         let mut items = Vec::new();
-        souk_engine::store::Storage::scan_items(&store, &mut |item| {
+        souk_engine::store::Storage::scan_items(store.as_ref(), &mut |item| {
             items.push(item);
             Ok(())
         })?;

@@ -127,8 +127,17 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
             )
             .or_pg(WHAT)?;
         }
-        Some(found) if found != LOG_FORMAT_VERSION => {
+        // Older record layouts are read as they are (their records never use what came
+        // later); the newest a database has held is what it says.
+        Some(found) if !crate::store::codec::readable_version(found) => {
             return Err(Error::FormatVersion { path: meta_path("record_format"), found, expected: LOG_FORMAT_VERSION })
+        }
+        Some(found) if found < LOG_FORMAT_VERSION => {
+            tx.execute(
+                "UPDATE souk_meta SET value = $1 WHERE key = 'record_format'",
+                &[&LOG_FORMAT_VERSION.to_string()],
+            )
+            .or_pg(WHAT)?;
         }
         Some(_) => {}
     }
