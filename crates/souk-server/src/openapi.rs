@@ -15,7 +15,7 @@ pub const ID_PATTERN: &str = r"^(?!\.{1,2}$)(?![\s\u00AD\u034F\u061C\u115F\u1160
 
 /// The schema of an id: the same wherever one appears.
 pub fn id_schema() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES / 4, "pattern": ID_PATTERN,
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES, "pattern": ID_PATTERN,
         "description": format!("At most {MAX_ID_BYTES} bytes of UTF-8")})
 }
 
@@ -66,11 +66,24 @@ fn patch_path(path: &str, item: &mut Value) {
         if path == "/v1/items/{id}" && method == "put" {
             set_body_schema(operation, "ItemPut");
         }
+        if path == "/v1/keys" && method == "post" {
+            if let Some(content) = operation.pointer_mut("/requestBody/content/application~1json") {
+                content["schema"] = key_body_schema();
+            }
+        }
         if path == "/v1/users/{id}" && method == "put" {
             set_body_schema(operation, "UserPut");
             operation["requestBody"]["required"] = json!(false);
         }
     }
+}
+
+/// `POST /v1/keys`: the scopes, a name and a rate of its own.
+fn key_body_schema() -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["scopes"], "properties": {
+        "scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["ingest", "search", "admin"]}},
+        "name": {"type": ["string", "null"], "maxLength": 200},
+        "rate_per_second": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000}}})
 }
 
 fn refusal(description: &str) -> Value {
@@ -92,12 +105,37 @@ fn patch_schemas(schemas: &mut Map<String, Value>) {
             {
                 let nullable =
                     property.get("type").and_then(Value::as_array).is_some_and(|t| t.contains(&json!("null")));
-                *property = id_schema();
+                let mut any_of =
+                    vec![id_schema(), json!({"type": "integer", "description": "A numeric id, kept in decimal form"})];
                 if nullable {
-                    property["type"] = json!(["string", "null"]);
+                    any_of.push(json!({"type": "null"}));
                 }
+                *property = json!({"anyOf": any_of});
             }
         }
+    }
+    // Request bodies: the engine refuses fields it does not know.
+    for name in ["ItemIn", "UserIn", "EventIn", "FollowIn", "TranslationIn", "PreferencesIn", "SearchBody"] {
+        if let Some(schema) = schemas.get_mut(name) {
+            schema["additionalProperties"] = json!(false);
+        }
+    }
+    if let Some(event) = schemas.get_mut("EventIn") {
+        patch_event(event);
+    }
+    if let Some(item) = schemas.get_mut("ItemIn") {
+        patch_item(item);
+    }
+    if let Some(search) = schemas.get_mut("SearchBody") {
+        let mut vector = non_zero_vector();
+        vector["type"] = json!(["array", "null"]);
+        search["properties"]["vector"] = vector;
+    }
+    if let Some(user) = schemas.get_mut("UserIn") {
+        user["properties"]["attributes"] = attributes_schema();
+    }
+    if let Some(follow) = schemas.get_mut("FollowIn") {
+        follow["properties"]["kind"] = json!({"type": ["string", "null"], "enum": ["follow", "friend", "trust", null]});
     }
     // `PUT` bodies: the item or user without its id (given in the path; a body may repeat it).
     for (from, to) in [("ItemIn", "ItemPut"), ("UserIn", "UserPut")] {
@@ -111,6 +149,74 @@ fn patch_schemas(schemas: &mut Map<String, Value>) {
         schema["description"] = json!(format!("{from} without `id`: the path names it (a body may repeat it)"));
         schemas.insert(to.to_string(), schema);
     }
+}
+
+/// The rules of `input::parse_event` a schema can state: the type names, which types need
+/// an item, a value, a text or a query, and the ranges of amounts and probabilities.
+fn patch_event(event: &mut Value) {
+    let types: Vec<&str> = souk_engine::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let properties = &mut event["properties"];
+    properties["type"] = json!({"type": "string", "enum": types});
+    properties["timestamp"] = timestamp_schema(false);
+    properties["position"] = json!({"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX});
+    properties["price"] = json!({"type": ["number", "null"], "minimum": 0});
+    properties["propensity"] = json!({"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1});
+    properties["quantity"] = json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX});
+    properties["items"] = json!({"type": ["array", "null"], "items": id_schema(), "maxItems": 1_000});
+    let with_item: Vec<&str> = types.iter().copied().filter(|t| !matches!(*t, "search" | "impression")).collect();
+    let needs = |types: Value, field: &str, schema: Value| {
+        json!({"if": {"properties": {"type": types}, "required": ["type"]},
+            "then": {"required": [field], "properties": {field: schema}}})
+    };
+    event["allOf"] = json!([
+        needs(json!({"enum": with_item}), "item", id_schema()),
+        needs(json!({"const": "rating"}), "value", json!({"type": "number"})),
+        needs(json!({"const": "review"}), "text", json!({"type": "string", "pattern": "\\S"})),
+        needs(json!({"const": "search"}), "query", json!({"type": "string", "pattern": "\\S"})),
+        {"if": {"properties": {"type": {"const": "impression"}}, "required": ["type"]},
+            "then": {"anyOf": [{"required": ["item"]}, {"required": ["items"], "properties": {"items": {"minItems": 1}}}]}},
+    ]);
+}
+
+/// A vector: finite numbers, not all zero.
+fn non_zero_vector() -> Value {
+    json!({"type": "array", "minItems": 1, "maxItems": souk_engine::input::MAX_VECTOR_DIMS,
+        "items": {"type": "number"}, "contains": {"not": {"const": 0}}})
+}
+
+/// A time: RFC 3339 (from 1970 on) or Unix milliseconds (up to the end of year 9999).
+fn timestamp_schema(nullable: bool) -> Value {
+    let mut one_of = vec![
+        json!({"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"}),
+        json!({"type": "integer", "minimum": 0, "maximum": souk_engine::input::MAX_TIMESTAMP_MS}),
+    ];
+    if nullable {
+        one_of.push(json!({"type": "null"}));
+    }
+    json!({"description": "RFC 3339 date-time or Unix milliseconds", "oneOf": one_of})
+}
+
+/// Attributes: non-empty names without control characters; strings, numbers or booleans.
+fn attributes_schema() -> Value {
+    json!({"type": ["object", "null"],
+        "propertyNames": {"minLength": 1, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"},
+        "additionalProperties": {"type": ["string", "number", "boolean"]}})
+}
+
+/// The rules of `input::parse_item` a schema can state.
+fn patch_item(item: &mut Value) {
+    let properties = &mut item["properties"];
+    properties["title"] = json!({"type": "string", "pattern": "\\S", "maxLength": 4096});
+    properties["price"] = json!({"type": ["number", "null"], "minimum": 0});
+    properties["currency"] = json!({"type": ["string", "null"], "maxLength": 16});
+    properties["category"] = json!({"description": "\"Electronics > Audio > Headphones\" or an array of levels",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]});
+    properties["created_at"] = timestamp_schema(true);
+    properties["attributes"] = attributes_schema();
+    properties["vectors"] = json!({"type": ["object", "null"],
+        "propertyNames": {"pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "additionalProperties": non_zero_vector()});
+    properties["image"] = json!({"type": ["string", "null"], "pattern": "^\\s*(https?://|/(?!/))[^\\s\"<>\\u0000-\\u001F\\u007F-\\u009F]*\\s*$"});
 }
 
 #[cfg(test)]
@@ -131,6 +237,6 @@ mod tests {
         assert_eq!(put["$ref"], "#/components/schemas/ItemPut");
         let item_put = &doc["components"]["schemas"]["ItemPut"];
         assert!(item_put["properties"].get("id").is_none() && item_put["properties"].get("title").is_some());
-        assert_eq!(doc["components"]["schemas"]["EventIn"]["properties"]["user"]["pattern"], ID_PATTERN);
+        assert_eq!(doc["components"]["schemas"]["EventIn"]["properties"]["user"]["anyOf"][0]["pattern"], ID_PATTERN);
     }
 }

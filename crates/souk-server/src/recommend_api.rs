@@ -93,6 +93,7 @@ pub struct RecommendQuery {
     pub explain: Option<bool>,
     /// `for_you` (default) or `session`: the next items of the shopper's latest session
     /// (the live session-kNN, then popular items; not reordered by the ranker).
+    #[param(pattern = "^(for_you|session)$")]
     pub surface: Option<String>,
 }
 
@@ -294,7 +295,14 @@ pub async fn get_recommendations(
     let ask = RecommendAsk {
         user: souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?,
         n: page_size(query.n, 10)?,
-        cursor: query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?,
+        // An empty cursor is the first page, as an absent one.
+        cursor: query
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()
+            .map_err(ApiError::validation)?,
         filter: filter_of!(query).to_filter()?,
         exclude: exclusions(query.exclude.as_deref())?,
         rules: parse_rules(query.rules.as_deref())?,
@@ -372,7 +380,7 @@ pub struct BoughtTogetherQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub n: Option<usize>,
     /// Fewest baskets a pair must share to be listed (default 2).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
     pub min_support: Option<u32>,
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,

@@ -170,6 +170,10 @@ pub async fn put_follow(
 ) -> ApiResult<StatusCode> {
     let bytes = read_limited(body, state.config.max_body_bytes).await?;
     let mut value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_value(&bytes)? };
+    // The body is optional: `null` says "no body" as an empty one does.
+    if value.is_null() {
+        value = json!({});
+    }
     let Value::Object(map) = &mut value else {
         return Err(ApiError::bad_request("invalid_type", "expected a JSON object", "body"));
     };

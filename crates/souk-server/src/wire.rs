@@ -59,18 +59,18 @@ pub struct ItemIn {
     pub title: String,
     pub description: Option<String>,
     /// "Electronics > Audio > Headphones" or an array of levels.
-    #[schema(value_type = String)]
+    #[schema(value_type = Option<String>)]
     pub category: Option<serde_json::Value>,
     pub brand: Option<String>,
     /// Non-negative, finite.
     pub price: Option<f64>,
     pub currency: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<BTreeMap<String, serde_json::Value>>,
     pub tags: Option<Vec<String>>,
     /// Default true.
     pub available: Option<bool>,
-    #[schema(value_type = String)]
+    #[schema(value_type = Option<String>)]
     pub created_at: Option<serde_json::Value>,
     /// Localised title and description by language code, e.g. `zh`.
     pub translations: Option<BTreeMap<String, TranslationIn>>,
@@ -91,7 +91,7 @@ pub struct PreferencesIn {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserIn {
     pub id: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<BTreeMap<String, serde_json::Value>>,
     pub preferences: Option<PreferencesIn>,
 }
