@@ -181,7 +181,7 @@ fn patch_event(event: &mut Value) {
 /// A vector: finite numbers, not all zero.
 fn non_zero_vector() -> Value {
     json!({"type": "array", "minItems": 1, "maxItems": souk_engine::input::MAX_VECTOR_DIMS,
-        "items": {"type": "number"}, "contains": {"not": {"const": 0}}})
+        "items": {"type": "number", "minimum": f32::MIN, "maximum": f32::MAX}, "contains": {"not": {"const": 0}}})
 }
 
 /// A time: RFC 3339 (from 1970 on) or Unix milliseconds (up to the end of year 9999).
