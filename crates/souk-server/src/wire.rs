@@ -237,7 +237,7 @@ pub struct UserOut {
 
 impl From<souk_engine::User> for UserOut {
     fn from(user: souk_engine::User) -> Self {
-        let preferences = (!user.preferences.is_empty()).then(|| PreferencesIn {
+        let preferences = (!user.preferences.is_empty()).then_some(PreferencesIn {
             categories: Some(user.preferences.categories),
             brands: Some(user.preferences.brands),
         });

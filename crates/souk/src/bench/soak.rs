@@ -223,7 +223,8 @@ fn watch(pid: &str, base: &str, started: Instant, stop: Instant) -> Vec<Gauge> {
     let mut gauges = Vec::new();
     let mut tick = 0u64;
     while Instant::now() < stop {
-        let events = (tick % 10 == 0)
+        let events = tick
+            .is_multiple_of(10)
             .then(|| agent.get(&format!("{base}/v1/stats")).call().ok()?.into_json::<Value>().ok()?["events"].as_u64())
             .flatten();
         if let Some(rss_bytes) = rss_bytes(pid) {
