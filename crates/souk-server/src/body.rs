@@ -147,3 +147,35 @@ where
         })
     }
 }
+
+/// Path parameters deserialised into `T`, with a JSON error — axum's own `Path` answers a
+/// segment that is not UTF-8 once percent-decoded (`/v1/items/%FF`) with plain text.
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => {
+                let message = error.body_text();
+                match error.into_kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::bad_request(
+                        "invalid_utf8",
+                        format!("path segment {key} is not valid UTF-8 once percent-decoded"),
+                        key,
+                    )),
+                    _ => Err(ApiError::bad_request("invalid_parameter", message, "path")),
+                }
+            }
+            Err(other) => Err(ApiError::internal("reading the path parameters", other.body_text())),
+        }
+    }
+}

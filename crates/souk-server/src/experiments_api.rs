@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::serving::experiment::{Experiment, ExperimentState};
 use souk_engine::serving::experiment_report::ExperimentReport;
 use utoipa::ToSchema;
 
-use crate::body::{json_value, read_limited};
+use crate::body::{json_value, read_limited, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

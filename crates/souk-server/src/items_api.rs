@@ -1,16 +1,16 @@
 //! `/v1/items`: the catalog.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::Value;
 use souk_engine::{input, ItemId};
 
-use crate::body::{is_ndjson, json_list, json_value, read_limited};
+use crate::body::{is_ndjson, json_list, json_value, read_limited, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::wire::Accepted;
+use crate::wire::{Accepted, ItemOut};
 
 pub fn path_item_id(id: &str) -> ApiResult<ItemId> {
     ItemId::parse(id, "id").map_err(ApiError::validation)
@@ -39,13 +39,13 @@ pub fn reconcile_id(value: &mut Value, path_id: &str) -> ApiResult<()> {
 #[utoipa::path(put, path = "/v1/items/{id}", tag = "items",
     params(("id" = String, Path, description = "Item id")),
     request_body = crate::wire::ItemIn,
-    responses((status = 200, description = "Stored", body = crate::wire::ItemIn), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn put_item(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "Stored", body = ItemOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn put_item(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<ItemOut>> {
     path_item_id(&id)?;
     let mut value = json_value(&read_limited(body, state.config.max_body_bytes).await?)?;
     reconcile_id(&mut value, &id)?;
     let item = input::parse_item(&value).map_err(ApiError::validation)?;
-    let stored = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
+    let stored = ItemOut::from(item.clone());
     state.blocking(move |shop| shop.put_items(vec![item])).await?;
     Ok(Json(stored))
 }
@@ -77,17 +77,16 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
 /// Read an item, with its live event counts.
 #[utoipa::path(get, path = "/v1/items/{id}", tag = "items",
     params(("id" = String, Path, description = "Item id")),
-    responses((status = 200, body = crate::wire::ItemIn), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, body = ItemOut), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ItemOut>> {
     let item_id = path_item_id(&id)?;
     let (item, counts) =
         state.blocking(move |shop| Ok((shop.store().get_item(&item_id)?, shop.store().item_counts(&item_id)?))).await?;
     let item = item.ok_or_else(|| ApiError::not_found("item", &id))?;
-    let mut value = serde_json::to_value(&item).map_err(|e| ApiError::internal("encoding an item", e))?;
-    if let Some(counts) = counts {
-        value["event_counts"] = serde_json::to_value(counts.by_type).unwrap_or_default();
-    }
-    Ok(Json(value))
+    let mut out = ItemOut::from(item);
+    out.event_counts = counts.map(|c| c.by_type);
+    Ok(Json(out))
 }
 
 /// Remove an item from the catalog (its past events stay, for learning).

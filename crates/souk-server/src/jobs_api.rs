@@ -1,12 +1,13 @@
 //! `GET /v1/jobs`, `GET /v1/jobs/{id}`: trainings and other long work with their progress
 //! and recent history (kept in memory by the shop: a restart forgets the history).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::serving::jobs::Job;
 use utoipa::ToSchema;
 
+use crate::body::Path;
 use crate::error::ApiResult;
 use crate::state::AppState;
 

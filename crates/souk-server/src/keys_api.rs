@@ -1,7 +1,7 @@
 //! `/v1/keys`: API keys with scopes (the master key or an admin key manages them).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use serde_json::Value;
 use souk_engine::serving::shop::keys::{ApiKey, Scope};
 use utoipa::ToSchema;
 
-use crate::body::{json_value, read_limited};
+use crate::body::{json_value, read_limited, Path};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -1,7 +1,7 @@
 //! `GET /v1/users/{id}/recommendations`, `GET /v1/items/{id}/similar`,
 //! `GET /v1/items/{id}/bought-together`, `GET /v1/trending`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use souk_engine::input::{FilterParams, ItemFilter, Lang};
@@ -11,7 +11,7 @@ use souk_engine::serving::shop::{RecommendAsk, ServedPage, TrendingAsk};
 use souk_engine::serving::{Cursor, Exclusions, RecommendSurface, Recommended};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::body::Query;
+use crate::body::{Path, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{parse_rules, AppState};
 
@@ -62,8 +62,10 @@ impl FilterQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct RecommendQuery {
     /// `en` (default) or `zh`: the language of the titles.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
     /// Items per page (default 10, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub n: Option<usize>,
     /// `next_cursor` of the previous page: no item of an earlier page comes again.
     pub cursor: Option<String>,
@@ -74,7 +76,9 @@ pub struct RecommendQuery {
     pub category: Option<String>,
     /// Brand (case-insensitive).
     pub brand: Option<String>,
+    #[param(minimum = 0)]
     pub min_price: Option<f64>,
+    #[param(minimum = 0)]
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
@@ -89,6 +93,7 @@ pub struct RecommendQuery {
     pub explain: Option<bool>,
     /// `for_you` (default) or `session`: the next items of the shopper's latest session
     /// (the live session-kNN, then popular items; not reordered by the ranker).
+    #[param(pattern = "^(for_you|session)$")]
     pub surface: Option<String>,
 }
 
@@ -290,7 +295,14 @@ pub async fn get_recommendations(
     let ask = RecommendAsk {
         user: souk_engine::UserId::parse(id.as_str(), "id").map_err(ApiError::validation)?,
         n: page_size(query.n, 10)?,
-        cursor: query.cursor.as_deref().map(Cursor::decode).transpose().map_err(ApiError::validation)?,
+        // An empty cursor is the first page, as an absent one.
+        cursor: query
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(Cursor::decode)
+            .transpose()
+            .map_err(ApiError::validation)?,
         filter: filter_of!(query).to_filter()?,
         exclude: exclusions(query.exclude.as_deref())?,
         rules: parse_rules(query.rules.as_deref())?,
@@ -322,14 +334,18 @@ fn page_out(page: ServedPage) -> RecommendationsOut {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SimilarQuery {
     /// `en` (default) or `zh`: the language of the titles.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
     /// How many (default 10, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub n: Option<usize>,
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
     /// Brand (case-insensitive).
     pub brand: Option<String>,
+    #[param(minimum = 0)]
     pub min_price: Option<f64>,
+    #[param(minimum = 0)]
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
@@ -358,16 +374,21 @@ pub async fn get_similar(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct BoughtTogetherQuery {
     /// `en` (default) or `zh`: the language of the titles.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
     /// How many (default 10, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub n: Option<usize>,
     /// Fewest baskets a pair must share to be listed (default 2).
+    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
     pub min_support: Option<u32>,
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
     /// Brand (case-insensitive).
     pub brand: Option<String>,
+    #[param(minimum = 0)]
     pub min_price: Option<f64>,
+    #[param(minimum = 0)]
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
@@ -408,16 +429,21 @@ pub async fn get_bought_together(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TrendingQuery {
     /// `en` (default) or `zh`: the language of the titles.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
     /// How many (default 10, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub n: Option<usize>,
     /// Half-life of an event's weight, in hours (default 24).
+    #[param(exclusive_minimum = 0)]
     pub half_life_hours: Option<f64>,
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
     /// Brand (case-insensitive).
     pub brand: Option<String>,
+    #[param(minimum = 0)]
     pub min_price: Option<f64>,
+    #[param(minimum = 0)]
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,

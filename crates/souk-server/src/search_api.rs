@@ -36,8 +36,10 @@ pub struct SearchParams {
     /// The shopper: personalises the order and logs the search for learning.
     pub user: Option<String>,
     /// Results per page (default 10, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     pub n: Option<usize>,
     /// Results to skip (at most 10000).
+    #[param(minimum = 0, maximum = 10000)]
     pub offset: Option<usize>,
     /// `keyword`, `semantic` or `hybrid` (default: hybrid when a text embedder is
     /// configured, else keyword).
@@ -45,12 +47,15 @@ pub struct SearchParams {
     /// `rrf` (default) or `weighted`.
     pub fusion: Option<String>,
     /// Keyword share for weighted fusion, 0..=1.
+    #[param(minimum = 0, maximum = 1)]
     pub alpha: Option<f32>,
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
     /// Brand; repeat or separate with commas for several.
     pub brand: Option<String>,
+    #[param(minimum = 0)]
     pub min_price: Option<f64>,
+    #[param(minimum = 0)]
     pub max_price: Option<f64>,
     /// Include items marked unavailable (default false).
     pub include_unavailable: Option<bool>,
@@ -71,6 +76,7 @@ pub struct SearchParams {
     /// configured `[rerank]` rules.
     pub rules: Option<String>,
     /// `en` (default) or `zh`: the language of the titles.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
 }
 
@@ -81,15 +87,20 @@ pub struct SearchParams {
 pub struct SearchBody {
     pub q: Option<String>,
     pub user: Option<String>,
+    #[schema(minimum = 1, maximum = 100)]
     pub n: Option<usize>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub offset: Option<usize>,
     pub mode: Option<String>,
     pub fusion: Option<String>,
+    #[schema(minimum = 0, maximum = 1)]
     pub alpha: Option<f32>,
     pub category: Option<String>,
     #[serde(default)]
     pub brands: Vec<String>,
+    #[schema(minimum = 0)]
     pub min_price: Option<f64>,
+    #[schema(minimum = 0)]
     pub max_price: Option<f64>,
     pub include_unavailable: Option<bool>,
     /// Attribute filters: name → accepted values.
@@ -107,6 +118,7 @@ pub struct SearchBody {
     #[schema(value_type = Option<Object>)]
     pub rules: Option<Rules>,
     /// `en` (default) or `zh`: the language of the titles.
+    #[schema(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
 }
 

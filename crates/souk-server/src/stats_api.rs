@@ -23,6 +23,7 @@ pub async fn get_stats(State(state): State<AppState>) -> ApiResult<Json<serde_js
 pub struct ActivityQuery {
     /// About how many time buckets (default 60, at most 1000); the width is a round one
     /// (1, 5, 15 minutes, 1, 3, 6, 12 hours, a day, a week, 30 days).
+    #[param(minimum = 1, maximum = 1000)]
     pub buckets: Option<usize>,
 }
 

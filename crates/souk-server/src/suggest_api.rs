@@ -21,8 +21,10 @@ pub struct SuggestQuery {
     /// What was typed so far (empty: the most searched queries).
     pub q: Option<String>,
     /// How many (default 8, at most 50).
+    #[param(minimum = 1, maximum = 50)]
     pub n: Option<usize>,
     /// `en` (default) or `zh`: suggestions in this language come first among equals.
+    #[param(pattern = "^(en|zh)?$")]
     pub lang: Option<String>,
 }
 

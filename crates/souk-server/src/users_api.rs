@@ -1,7 +1,7 @@
 //! `/v1/users`: users, their social edges, erasure and export.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,11 +11,11 @@ use souk_engine::serving::page_log::now_ms;
 use souk_engine::serving::shop::UserOverview;
 use souk_engine::{input, Error, Follow, UserId};
 
-use crate::body::{json_value, read_limited, Query};
+use crate::body::{json_value, read_limited, Path, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::items_api::reconcile_id;
 use crate::state::AppState;
-use crate::wire::Erased;
+use crate::wire::{Erased, EventOut, FollowOut, UserEventsOut, UserOut};
 
 fn path_user_id(id: &str, field: &str) -> ApiResult<UserId> {
     UserId::parse(id, field).map_err(ApiError::validation)
@@ -25,14 +25,14 @@ fn path_user_id(id: &str, field: &str) -> ApiResult<UserId> {
 #[utoipa::path(put, path = "/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id")),
     request_body = crate::wire::UserIn,
-    responses((status = 200, body = crate::wire::UserIn), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    responses((status = 200, body = UserOut), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<UserOut>> {
     path_user_id(&id, "id")?;
     let bytes = read_limited(body, state.config.max_body_bytes).await?;
     let mut value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_value(&bytes)? };
     reconcile_id(&mut value, &id)?;
     let user = input::parse_user(&value).map_err(ApiError::validation)?;
-    let stored = serde_json::to_value(&user).map_err(|e| ApiError::internal("encoding a user", e))?;
+    let stored = UserOut::from(user.clone());
     state.blocking(move |shop| shop.store().put_users(vec![user])).await?;
     Ok(Json(stored))
 }
@@ -40,8 +40,9 @@ pub async fn put_user(State(state): State<AppState>, Path(id): Path<String>, bod
 /// Read a user with their social edges.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = crate::wire::UserIn), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, body = UserOut), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<UserOut>> {
     let user_id = path_user_id(&id, "id")?;
     let (user, follows, recent) = state
         .blocking(move |shop| {
@@ -52,12 +53,17 @@ pub async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> 
     if user.is_none() && follows.is_empty() && recent.is_empty() {
         return Err(ApiError::not_found("user", &id));
     }
-    let mut value = match user {
-        Some(user) => serde_json::to_value(&user).map_err(|e| ApiError::internal("encoding a user", e))?,
-        None => json!({ "id": id }),
+    let mut out = match user {
+        Some(user) => UserOut::from(user),
+        None => UserOut { id, attributes: Default::default(), preferences: None, follows: None },
     };
-    value["follows"] = follows.iter().map(|f| json!({"other": f.other, "kind": f.kind.as_str()})).collect();
-    Ok(Json(value))
+    out.follows = Some(
+        follows
+            .into_iter()
+            .map(|f| FollowOut { other: f.other.into_string(), kind: f.kind.as_str().to_string() })
+            .collect(),
+    );
+    Ok(Json(out))
 }
 
 /// Erase a user: their record, events and social edges.
@@ -74,25 +80,27 @@ pub async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
     /// How many of the most recent events (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     pub n: Option<usize>,
 }
 
 /// A user's most recent events, newest first (the whole record: `GET /v1/users/{id}/export`).
 #[utoipa::path(get, path = "/v1/users/{id}/events", tag = "users",
     params(("id" = String, Path, description = "User id"), EventsQuery),
-    responses((status = 200, description = "Events, newest first", body = Vec<crate::wire::EventIn>)))]
+    responses((status = 200, description = "Events, newest first", body = UserEventsOut),
+        (status = 400, body = crate::error::ErrorBody)))]
 pub async fn get_user_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserEventsOut>> {
     let user_id = path_user_id(&id, "id")?;
     let n = query.n.unwrap_or(100);
     if !(1..=10_000).contains(&n) {
         return Err(ApiError::bad_request("invalid_number", format!("expected n in 1..=10000, found {n}"), "n"));
     }
     let events = state.blocking(move |shop| shop.store().user_events(&user_id, n)).await?;
-    Ok(Json(json!({ "user": id, "events": events })))
+    Ok(Json(UserEventsOut { user: id, events: events.into_iter().map(EventOut::from).collect() }))
 }
 
 /// A user's data export, streamed as NDJSON (`application/x-ndjson`), one record per line
@@ -162,6 +170,10 @@ pub async fn put_follow(
 ) -> ApiResult<StatusCode> {
     let bytes = read_limited(body, state.config.max_body_bytes).await?;
     let mut value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { json_value(&bytes)? };
+    // The body is optional: `null` says "no body" as an empty one does.
+    if value.is_null() {
+        value = json!({});
+    }
     let Value::Object(map) = &mut value else {
         return Err(ApiError::bad_request("invalid_type", "expected a JSON object", "body"));
     };
@@ -223,6 +235,7 @@ pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct UsersQuery {
     /// How many shoppers (default 20, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

@@ -62,18 +62,18 @@ pub struct ItemIn {
     pub title: String,
     pub description: Option<String>,
     /// "Electronics > Audio > Headphones" or an array of levels.
-    #[schema(value_type = String)]
+    #[schema(value_type = Option<String>)]
     pub category: Option<serde_json::Value>,
     pub brand: Option<String>,
     /// Non-negative, finite.
     pub price: Option<f64>,
     pub currency: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<BTreeMap<String, serde_json::Value>>,
     pub tags: Option<Vec<String>>,
     /// Default true.
     pub available: Option<bool>,
-    #[schema(value_type = String)]
+    #[schema(value_type = Option<String>)]
     pub created_at: Option<serde_json::Value>,
     /// Localised title and description by language code, e.g. `zh`.
     pub translations: Option<BTreeMap<String, TranslationIn>>,
@@ -94,7 +94,7 @@ pub struct PreferencesIn {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserIn {
     pub id: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<BTreeMap<String, serde_json::Value>>,
     pub preferences: Option<PreferencesIn>,
 }
@@ -151,6 +151,166 @@ pub struct Erased {
     pub user_record: bool,
     pub events: u64,
     pub social_edges: u64,
+}
+
+/// An item as stored: the answer of `PUT` and `GET /v1/items/{id}`. Empty lists and maps
+/// and absent values are left out.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ItemOut {
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The category path's levels from the root, e.g. `["Electronics", "Audio"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub available: bool,
+    /// Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub translations: BTreeMap<String, TranslationIn>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vectors: BTreeMap<String, Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Live events of the item by type (`GET` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_counts: Option<BTreeMap<String, u64>>,
+}
+
+impl From<souk_engine::Item> for ItemOut {
+    fn from(item: souk_engine::Item) -> Self {
+        Self {
+            id: item.id.into_string(),
+            title: item.title,
+            description: item.description,
+            category: item.category,
+            brand: item.brand,
+            price: item.price,
+            currency: item.currency,
+            attributes: item.attributes,
+            tags: item.tags,
+            available: item.available,
+            created_at: item.created_at,
+            translations: item
+                .translations
+                .into_iter()
+                .map(|(lang, t)| (lang, TranslationIn { title: t.title, description: t.description }))
+                .collect(),
+            vectors: item.vectors,
+            image: item.image,
+            event_counts: None,
+        }
+    }
+}
+
+/// One of a user's social edges.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FollowOut {
+    pub other: String,
+    /// follow, friend or trust.
+    pub kind: String,
+}
+
+/// A user as stored: the answer of `PUT` and `GET /v1/users/{id}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserOut {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences: Option<PreferencesIn>,
+    /// The users they follow (`GET` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Vec<FollowOut>>,
+}
+
+impl From<souk_engine::User> for UserOut {
+    fn from(user: souk_engine::User) -> Self {
+        let preferences = (!user.preferences.is_empty()).then_some(PreferencesIn {
+            categories: Some(user.preferences.categories),
+            brands: Some(user.preferences.brands),
+        });
+        Self { id: user.id.into_string(), attributes: user.attributes, preferences, follows: None }
+    }
+}
+
+/// A stored event, as `GET /v1/users/{id}/events` lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dwell_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Unix milliseconds.
+    pub timestamp: i64,
+}
+
+impl From<souk_engine::Event> for EventOut {
+    fn from(event: souk_engine::Event) -> Self {
+        Self {
+            id: event.id.into_string(),
+            event_type: event.event_type.as_str().to_string(),
+            user: event.user.into_string(),
+            item: event.item.map(souk_engine::ItemId::into_string),
+            items: event.items.into_iter().map(souk_engine::ItemId::into_string).collect(),
+            value: event.value,
+            dwell_ms: event.dwell_ms,
+            query: event.query,
+            text: event.text,
+            request_id: event.request_id,
+            position: event.position,
+            propensity: event.propensity,
+            arm: event.arm,
+            quantity: event.quantity,
+            price: event.price,
+            timestamp: event.timestamp,
+        }
+    }
+}
+
+/// `GET /v1/users/{id}/events`: the user's most recent events, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserEventsOut {
+    pub user: String,
+    pub events: Vec<EventOut>,
 }
 
 #[cfg(test)]

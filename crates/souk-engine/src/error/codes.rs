@@ -143,6 +143,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "A ranking group (one page) has more rows than the ranker accepts",
     },
     ErrorCode {
+        code: "headers_too_large",
+        status: 431,
+        error_type: ErrorType::InvalidRequest,
+        description: "The request's headers exceed 64 KiB in all, or number more than 100 header lines",
+    },
+    ErrorCode {
         code: "id_mismatch",
         status: 400,
         error_type: ErrorType::InvalidRequest,
@@ -567,5 +573,11 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         status: 415,
         error_type: ErrorType::InvalidRequest,
         description: "A request body with a form or plain-text content type (what a cross-site page can send without asking); send application/json or application/x-ndjson",
+    },
+    ErrorCode {
+        code: "uri_too_long",
+        status: 414,
+        error_type: ErrorType::InvalidRequest,
+        description: "The request's URI (path and query) is longer than 16 KiB",
     },
 ];

@@ -5,6 +5,7 @@ mod bad_input;
 mod disk;
 mod recommend;
 mod search;
+mod sockets;
 mod storefront;
 
 use std::sync::Arc;

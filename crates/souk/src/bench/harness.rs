@@ -184,6 +184,11 @@ impl Server {
         Ok(Self { base: base.to_string(), child })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's peak resident memory so far.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
         peak_rss_bytes(&self.child.id().to_string())

@@ -9,6 +9,7 @@ mod ingest;
 mod recommend;
 mod rerank;
 mod search;
+mod soak;
 mod storage;
 mod train;
 
@@ -34,6 +35,10 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Event storage: the embedded event log against SQLite on the same events.
     Storage(storage::StorageArgs),
+    /// A long mixed load (ingest, search, recommendations, similar items, catalog writes)
+    /// against `souk serve`: throughput and latency per route per minute, the server's memory
+    /// over time, and stalls (requests slow at the same moment).
+    Soak(soak::SoakArgs),
     /// Experiment statistics on simulated experiments: A/A false positives, power at a known
     /// effect, the sample-ratio check; CUPED on a generated shop.
     Experiments(experiments::ExperimentsArgs),
@@ -53,6 +58,7 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => train::run(config, &args),
         BenchCommand::Ingest(args) => ingest::run(args),
         BenchCommand::Storage(args) => storage::run(args),
+        BenchCommand::Soak(args) => soak::run(args),
         BenchCommand::Experiments(args) => experiments::run(&args),
     }
 }

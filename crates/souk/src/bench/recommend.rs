@@ -93,7 +93,13 @@ fn recommend_latency(
 }
 
 /// Generate and train the shop unless an earlier run left it trained; what that took.
-fn prepare_shop(exe: &Path, data_dir: &Path, items: usize, users: usize, events: usize) -> anyhow::Result<Value> {
+pub(super) fn prepare_shop(
+    exe: &Path,
+    data_dir: &Path,
+    items: usize,
+    users: usize,
+    events: usize,
+) -> anyhow::Result<Value> {
     let ready = data_dir.join("models").join("CURRENT").exists();
     let mut setup = json!({"reused": ready});
     if !ready {

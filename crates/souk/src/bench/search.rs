@@ -210,7 +210,7 @@ fn write_to_searchable(agent: &ureq::Agent, base: &str) -> anyhow::Result<Vec<f6
 }
 
 /// Queries for load tests: judged queries of a generated shop, both languages mixed.
-fn bench_queries(data_dir: &Path, count: usize) -> anyhow::Result<Vec<String>> {
+pub(super) fn bench_queries(data_dir: &Path, count: usize) -> anyhow::Result<Vec<String>> {
     let generator = Generator::new(generated_shop(data_dir)?)?;
     let mut queries: Vec<String> = Vec::with_capacity(count);
     for (a, b) in generator.search_cases(count.div_ceil(2), false, 7).into_iter().zip(generator.search_cases(

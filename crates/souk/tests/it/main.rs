@@ -1,5 +1,6 @@
 //! End-to-end tests of the `souk` binary: real processes, real sockets, temp data dirs.
 
+mod bench;
 mod browser;
 mod cli;
 mod crash;
