@@ -17,6 +17,7 @@ mod data_dir;
 mod disk;
 mod embedded;
 pub mod index;
+mod live_compact;
 pub mod log;
 mod sink;
 pub mod snapshot;
@@ -27,8 +28,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::{DataDir, DATA_FORMAT_VERSION};
+pub(crate) use disk::refused_write;
 pub use embedded::{EmbeddedStore, StoreConfig};
 pub use index::{Interaction, ItemMeta};
+pub use live_compact::CompactStep;
 pub use log::IoFaults;
 pub use sink::{SinkSummary, StoreSink};
 pub use verify::VerifyReport;
@@ -171,6 +174,11 @@ pub trait Storage: Send + Sync {
     /// again: every write still tries), or `None` when they succeed.
     fn writes_refused(&self) -> Option<String> {
         None
+    }
+    /// Remove erased users' events from the disk now, while serving, if an erasure left
+    /// some there; `None` when there was nothing to do (or the backend has nothing to do).
+    fn compact_erased(&self) -> Result<Option<compact::CompactReport>> {
+        Ok(None)
     }
 }
 
