@@ -81,20 +81,39 @@ pub async fn retrain_loop(state: AppState, every: Duration) {
     }
 }
 
-/// Every `every`, train when a stored model generation may still hold an erased user: the
-/// training removes every other generation, so an erased user leaves the model files within
+/// Every `every`, finish the erasures still on disk ([`erasure_round`]): an erased user's
+/// events leave the event log within `every` plus one compaction, and the model files within
 /// `every` plus one training.
 pub async fn erasure_loop(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        if !state.shop.erasure_pending() {
-            continue;
+        erasure_round(&state).await;
+    }
+}
+
+/// Remove erased users from the disk now, while serving: the event log is compacted
+/// without their events (the catalog deleted and checkpointed them at the erasure), then,
+/// when a stored model generation may still hold them, a training replaces every
+/// generation. Failures are logged; the next round tries again.
+pub async fn erasure_round(state: &AppState) {
+    match state.blocking(|shop| shop.compact_erased_events()).await {
+        Ok(Some(report)) => {
+            tracing::info!(
+                removed = report.removed_events,
+                kept = report.kept_events,
+                "erased events left the event log"
+            )
         }
-        match train_now(&state).await {
-            Ok(_) => tracing::info!("trained away an erased user's model generations"),
-            Err(e) if e.body.code == "training_in_progress" => {}
-            Err(e) => tracing::warn!(code = e.body.code, message = e.body.message, "erasure retraining failed"),
-        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(code = e.body.code, message = e.body.message, "compacting erased events failed"),
+    }
+    if !state.shop.erasure_pending() {
+        return;
+    }
+    match train_now(state).await {
+        Ok(_) => tracing::info!("trained away an erased user's model generations"),
+        Err(e) if e.body.code == "training_in_progress" => {}
+        Err(e) => tracing::warn!(code = e.body.code, message = e.body.message, "erasure retraining failed"),
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use souk_engine::gen::{GenConfig, Generator};
 use souk_engine::search::{SearchIndex, TextEmbedder};
+use souk_engine::serving::SearchOpener;
 use souk_engine::store::DataDir;
 use souk_engine::store::{Storage, StoreSink};
 
@@ -39,13 +40,18 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // The search index is derived data that its open may write: on a full disk the server
-    // starts without it (search answers 503 `search_unavailable`) rather than not at all.
+    // starts without it (search answers 503 `search_unavailable`) rather than not at all,
+    // and searches try the open again every SEARCH_RETRY until it succeeds.
     let search = match open_search(config, store.as_ref()) {
         Err(e) if e.chain().any(|c| c.downcast_ref::<souk_engine::Error>().is_some_and(is_disk_full)) => {
-            tracing::warn!(error = %format!("{e:#}"), "the disk is full: serving without the search index until a restart with space");
+            tracing::warn!(error = %format!("{e:#}"), "the disk is full: serving without the search index until it can open");
             None
         }
         other => Some(other?),
+    };
+    let search_opener: SearchOpener = {
+        let (store, dir, settings) = (store.clone(), DataDir::new(&config.data_dir).search(), config.search.clone());
+        Box::new(move || SearchIndex::open(&dir, settings.clone(), store.as_ref()))
     };
     let mut embed = config.embed.clone();
     let mut fetched = false;
@@ -73,7 +79,7 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
     let shop = open_shop(config, store, config.recommend.clone(), models);
     let shop = match search {
         Some(search) => shop.with_search(search, embedder),
-        None => shop,
+        None => shop.with_search_opener(search_opener, embedder, SEARCH_RETRY),
     };
     // A replica serves the generation the trainer published, not an older one of its own.
     if let Err(e) = shop.adopt_shared_models() {
@@ -141,8 +147,13 @@ fn follow_shared_store(shop: &souk_engine::serving::Shop) {
 /// The longest a replica goes without looking at the shared store.
 const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How often the server looks for an erasure still held by a stored model generation (it then
-/// trains at once): an erased user leaves the model files within this plus one training.
+/// How often searches try to open a search index that could not open at start.
+const SEARCH_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often the server looks for an erasure still on disk: it compacts the event log at once
+/// (erased events leave it within this plus one compaction, a pass over the log) and trains
+/// when a stored model generation may hold the user (they leave it within this plus one
+/// training).
 const ERASURE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A server reachable from other machines must not let anyone in: without a master key it

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use souk_engine::rank::online::OnlineClickModel;
 use souk_engine::store::verify::{LogCheck, RepairReport};
 use souk_engine::store::{EmbeddedStore, VerifyReport};
 
@@ -52,8 +53,17 @@ pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
     embedded_only(config, "verify")?;
     let report: VerifyReport = EmbeddedStore::verify(&config.data_dir)
         .with_context(|| format!("verifying the data directory {}", config.data_dir.display()))?;
+    // The online click model lives beside the feature logs, outside the model generations:
+    // its file carries its own checksum (the model artifact format).
+    let online_path = OnlineClickModel::path_in(&config.data_dir);
+    let online = OnlineClickModel::verify_saved(&online_path).map_err(|e| e.to_string());
+    let clean = report.is_clean() && online.is_ok();
     if json {
-        println!("{}", serde_json::json!({"ok": report.is_clean(), "report": report}));
+        let online = match &online {
+            Ok(saved) => serde_json::json!({"saved": saved, "problems": []}),
+            Err(problem) => serde_json::json!({"saved": true, "problems": [problem]}),
+        };
+        println!("{}", serde_json::json!({"ok": clean, "report": report, "online_model": online}));
     } else {
         let mut out = String::new();
         let _ = writeln!(out, "data directory: {}", config.data_dir.display());
@@ -76,9 +86,14 @@ pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
         for problem in &report.models.problems {
             let _ = writeln!(out, "models: DAMAGED: {problem}");
         }
+        let _ = match &online {
+            Ok(true) => writeln!(out, "online click model: ok (checksum)"),
+            Ok(false) => writeln!(out, "online click model: none saved"),
+            Err(problem) => writeln!(out, "online click model: DAMAGED: {problem}"),
+        };
         print!("{out}");
     }
-    if report.is_clean() {
+    if clean {
         return Ok(());
     }
     let mut advice = String::from("the data directory is damaged");
@@ -90,6 +105,9 @@ pub fn verify(config: &Config, json: bool) -> anyhow::Result<()> {
     }
     if !report.models.problems.is_empty() {
         advice.push_str("; `souk train` writes a new model generation");
+    }
+    if online.is_err() {
+        advice.push_str(&format!("; delete {} and the online click model starts afresh", online_path.display()));
     }
     Err(DamageFound(advice).into())
 }

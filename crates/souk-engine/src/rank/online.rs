@@ -272,8 +272,13 @@ impl OnlineClickModel {
         OnlineStats { pending_pages: self.pending.lock().pages.len(), ..stats }
     }
 
-    /// Write the model to `path` (through a temporary file and a rename).
+    /// Write the model to `path` (through a temporary file and a rename). A disk that
+    /// refuses it is `disk_full` or `storage_unavailable`.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.write_to(path).map_err(|e| crate::store::refused_write(e, "the online click model"))
+    }
+
+    fn write_to(&self, path: &Path) -> Result<()> {
         let mut bytes = Vec::new();
         self.model.lock().0.save(&mut bytes)?;
         if let Some(parent) = path.parent() {
@@ -288,6 +293,23 @@ impl OnlineClickModel {
         }
         fs_err::rename(&temporary, path)?;
         Ok(())
+    }
+
+    /// Check the model saved at `path` — its format version and checksum (the artifact
+    /// format's) — without keeping it: `Ok(false)` when none is saved, the damage as an
+    /// error otherwise (`souk verify`).
+    pub fn verify_saved(path: &Path) -> Result<bool> {
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                FtrlModel::load(&mut std::io::BufReader::new(file)).map_err(|e| match e {
+                    Error::Corrupt { message, .. } => Error::Corrupt { path: path.to_path_buf(), message },
+                    other => other,
+                })?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))),
+        }
     }
 
     /// Where a data directory keeps the model.
@@ -305,6 +327,21 @@ impl OnlineClickModel {
 mod tests {
     use super::*;
     use crate::rank::features::FEATURE_COUNT;
+
+    #[test]
+    fn a_saved_model_is_checked_by_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = OnlineClickModel::path_in(dir.path());
+        assert!(!OnlineClickModel::verify_saved(&path).unwrap(), "none saved yet");
+        OnlineClickModel::new(OnlineConfig::default()).unwrap().save(&path).unwrap();
+        assert!(OnlineClickModel::verify_saved(&path).unwrap());
+        let mut bytes = fs_err::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        fs_err::write(&path, &bytes).unwrap();
+        let error = OnlineClickModel::verify_saved(&path).unwrap_err();
+        assert!(matches!(&error, Error::Corrupt { path: p, .. } if p == &path), "{error}");
+    }
 
     fn row(quality: f32) -> Vec<f32> {
         let mut row = vec![0.0; FEATURE_COUNT];

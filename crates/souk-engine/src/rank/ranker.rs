@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,10 @@ pub struct RankConfig {
     /// …and this many files are kept per log (the current one and the newest rotated ones;
     /// the oldest is deleted): a log never takes more than `log_max_mb × log_files` MiB.
     pub log_files: usize,
+    /// A feature log file whose newest row is older than this many hours is deleted (the
+    /// current one too, when nothing was logged for that long): rows older than it are of
+    /// no use to training (clicks are joined within a day) and leave the disk.
+    pub log_max_age_hours: u64,
 }
 
 impl Default for RankConfig {
@@ -76,6 +81,7 @@ impl Default for RankConfig {
             explore: super::explore::ExploreSettings::default(),
             log_max_mb: 64,
             log_files: 4,
+            log_max_age_hours: 24 * 7,
             gbdt: GbdtParams::default(),
             online: OnlineConfig::default(),
         }
@@ -101,6 +107,12 @@ impl RankConfig {
         if !(1..=100).contains(&self.log_files) {
             problems.push(("rank.log_files".into(), format!("expected 1..=100, found {}", self.log_files)));
         }
+        if !(1..=87_600).contains(&self.log_max_age_hours) {
+            problems.push((
+                "rank.log_max_age_hours".into(),
+                format!("expected 1..=87600, found {}", self.log_max_age_hours),
+            ));
+        }
         problems
     }
 }
@@ -120,15 +132,24 @@ struct LoggedRow {
 }
 
 /// Append-only log of served feature rows, rotated by size: `features.jsonl` is the
-/// current file, `features.jsonl.1` the one before, up to `files − 1` rotated files.
+/// current file, `features.jsonl.1` the one before, up to `files − 1` rotated files; a file
+/// whose last write is older than `max_age` is deleted (checked at most once a minute, by
+/// the appends and by [`FeatureLog::prune`]).
 pub struct FeatureLog {
     path: PathBuf,
     file: Mutex<Option<std::fs::File>>,
     /// Rotate when the current file reaches this many bytes…
     max_bytes: u64,
-    /// …keeping this many files in all.
+    /// …keeping this many files in all…
     files: usize,
+    /// …none older than this.
+    max_age: Duration,
+    /// When the files' ages were last checked.
+    pruned: Mutex<Option<Instant>>,
 }
+
+/// How often the appends check the files' ages.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for FeatureLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,6 +166,8 @@ impl FeatureLog {
             file: Mutex::new(None),
             max_bytes: defaults.log_max_mb << 20,
             files: defaults.log_files,
+            max_age: Duration::from_secs(defaults.log_max_age_hours * 3_600),
+            pruned: Mutex::new(None),
         }
     }
 
@@ -153,6 +176,46 @@ impl FeatureLog {
         self.max_bytes = max_bytes.max(1);
         self.files = files.max(1);
         self
+    }
+
+    /// Delete files whose last write is older than `max_age`.
+    pub fn with_max_age(mut self, max_age: Duration) -> FeatureLog {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Delete every file of this log whose last write is older than the age limit; returns
+    /// how many went. The current file goes too when nothing was logged for that long.
+    pub fn prune(&self) -> Result<usize> {
+        let mut file = self.file.lock();
+        *self.pruned.lock() = Some(Instant::now());
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for n in 0..self.files.max(1) {
+            let path = self.rotated(n);
+            let modified = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+                Ok(modified) => modified,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))),
+            };
+            if now.duration_since(modified).unwrap_or_default() > self.max_age {
+                if n == 0 {
+                    *file = None;
+                }
+                fs_err::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// [`FeatureLog::prune`], unless the ages were checked within the last minute.
+    pub fn prune_if_due(&self) -> Result<usize> {
+        if self.pruned.lock().is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+            self.prune()
+        } else {
+            Ok(0)
+        }
     }
 
     /// The `n`-th rotated file (0: the current one).
@@ -199,6 +262,8 @@ impl FeatureLog {
             file: Mutex::new(None),
             max_bytes: self.max_bytes,
             files: self.files,
+            max_age: self.max_age,
+            pruned: Mutex::new(None),
         }
     }
 
@@ -207,8 +272,14 @@ impl FeatureLog {
     }
 
     /// Append the rows of one response. Written without fsync: a crash loses at most the
-    /// newest training rows, never stored events.
+    /// newest training rows, never stored events. A disk that refuses the rows is
+    /// `disk_full` or `storage_unavailable`; a partly written line is skipped by the reader,
+    /// and the next append starts on a line of its own.
     pub fn append(&self, request: &str, rows: &[(String, Vec<f32>)]) -> Result<()> {
+        self.write_rows(request, rows).map_err(|e| crate::store::refused_write(e, "the feature rows"))
+    }
+
+    fn write_rows(&self, request: &str, rows: &[(String, Vec<f32>)]) -> Result<()> {
         let mut text = Vec::new();
         for (item, features) in rows {
             let row = LoggedRow {
@@ -220,6 +291,7 @@ impl FeatureLog {
             serde_json::to_writer(&mut text, &row).map_err(|e| Error::Internal(format!("encoding features: {e}")))?;
             text.push(b'\n');
         }
+        self.prune_if_due()?;
         let mut file = self.file.lock();
         if file.is_none() {
             if let Some(parent) = self.path.parent() {
@@ -491,6 +563,41 @@ mod tests {
         assert!(kept > 2 * 4_096 / one_row && kept <= 3 * (4_096 / one_row + 1), "{kept}");
         // The search log beside it rotates the same way.
         assert_eq!(log.for_search().max_bytes, 4_096);
+    }
+
+    #[test]
+    fn feature_log_files_older_than_the_age_limit_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let log = FeatureLog::in_data_dir(dir.path()).with_limits(2_048, 3).with_max_age(day);
+        let row = vec![0.5f32; FEATURE_COUNT];
+        for request in 0..60 {
+            log.append(&format!("r{request}"), &[("a".into(), row.clone())]).unwrap();
+        }
+        let rotated = log.rotated(1);
+        assert!(rotated.exists() && log.path().exists());
+        let age = |path: &Path, ago: Duration| {
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(std::time::SystemTime::now() - ago).unwrap();
+        };
+        // A rotated file last written two days ago goes; one written within the day stays.
+        age(&rotated, 2 * day);
+        age(&log.rotated(2), day / 2);
+        assert_eq!(log.prune().unwrap(), 1);
+        assert!(!rotated.exists() && log.rotated(2).exists() && log.path().exists());
+        // Nothing logged for longer than the limit: the current file goes too, and the
+        // next append starts it afresh.
+        age(log.path(), 3 * day);
+        age(&log.rotated(2), 3 * day);
+        assert_eq!(log.prune().unwrap(), 2);
+        assert!(!log.path().exists() && !log.rotated(2).exists());
+        log.append("fresh", &[("a".into(), row.clone())]).unwrap();
+        let rows = log.read().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows.contains_key(&("fresh".to_string(), "a".to_string())));
+        // The age limit is configured with the sizes, and checked.
+        let problems = RankConfig { log_max_age_hours: 0, ..RankConfig::default() }.problems();
+        assert!(problems.iter().any(|(key, _)| key == "rank.log_max_age_hours"), "{problems:?}");
     }
 
     #[test]

@@ -53,6 +53,6 @@ pub use live_sessions::{LiveSessions, RecommendSurface};
 pub use model_set::*;
 pub use recommend_page::*;
 pub use request::*;
-pub use shop::{Shop, ShopSettings};
+pub use shop::{SearchOpener, Shop, ShopSettings};
 pub use similar::*;
 pub use trending::*;

@@ -312,8 +312,13 @@ impl ModelSet {
         })
     }
 
-    /// Write the set as a new artifact generation and make it live.
+    /// Write the set as a new artifact generation and make it live. A disk that refuses
+    /// the write is answered `disk_full` or `storage_unavailable`; the serving set stays.
     pub fn save(&self, artifacts: &ArtifactStore) -> Result<String> {
+        self.write_generation(artifacts).map_err(|e| crate::store::refused_write(e, "the trained model set"))
+    }
+
+    fn write_generation(&self, artifacts: &ArtifactStore) -> Result<String> {
         let mut generation = artifacts.begin()?;
         let json = |e: serde_json::Error| Error::Internal(format!("encoding the manifest: {e}"));
         serde_json::to_writer_pretty(generation.create("manifest.json")?, &self.manifest).map_err(json)?;

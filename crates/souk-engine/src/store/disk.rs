@@ -350,6 +350,12 @@ mod tests {
         assert_eq!(store.stats().unwrap().events, u64::from(acked) - erased);
         assert!(stored_ids(&store) == kept(0..acked), "exactly the acknowledged events, less the erased");
         assert!(dir.join(super::super::compact::MARKER).exists(), "the compaction waits for space");
+        // A compaction while serving needs room for a copy too: it fails, leaves nothing
+        // behind, and the log serves on.
+        let error = store.compact_erased().unwrap_err();
+        assert!(super::is_disk_full(&error), "{error}");
+        assert!(!dir.join("events.compact").exists());
+        assert_eq!(store.stats().unwrap().events, u64::from(acked) - erased);
         assert!(store.get_item(&item.id).unwrap().is_some());
         assert_eq!(code(store.append_events(views(acked..acked + 500)).unwrap_err()), "disk_full");
         assert!(store.writes_refused().is_some(), "degraded while the disk is full");

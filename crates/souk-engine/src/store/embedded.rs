@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, CatalogTable, ItemFacts};
@@ -36,7 +36,6 @@ use super::data_dir::{check_format, lock_dir};
 use super::disk::{self, track, Part, WriteHealth};
 use super::index::{event_id_digest, EventIndex, Interaction};
 use super::log::{self, EventLog, IoFaults, LogPosition, Ticket};
-use super::verify::VerifyReport;
 use super::DataDir;
 use super::{
     AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction,
@@ -87,12 +86,19 @@ impl StoreConfig {
 pub struct EmbeddedStore {
     dir: PathBuf,
     _lock: File,
-    log: EventLog,
-    index: RwLock<EventIndex>,
-    catalog: Catalog,
-    health: WriteHealth,
+    /// The live log. Replaced only by a compaction's swap, under the index write lock:
+    /// whoever reads index positions takes the log in the same lock, and redeems a ticket
+    /// with the log that issued it.
+    pub(super) log: RwLock<Arc<EventLog>>,
+    pub(super) index: RwLock<EventIndex>,
+    pub(super) catalog: Catalog,
+    pub(super) health: WriteHealth,
     /// The log's [`EventLog::epoch`] the index reflects (changed under the index lock).
-    indexed_epoch: AtomicUsize,
+    pub(super) indexed_epoch: AtomicUsize,
+    pub(super) segment_bytes: u64,
+    pub(super) faults: Option<Arc<IoFaults>>,
+    /// Held by the one compaction running while serving.
+    pub(super) compacting: Mutex<()>,
 }
 
 impl EmbeddedStore {
@@ -133,11 +139,15 @@ impl EmbeddedStore {
             health.degrade(Part::Log, "could not compact erased events at open: the disk is full".into());
         }
         let started = std::time::Instant::now();
-        let log =
-            EventLog::open_with(&DataDir::new(dir).events(), config.segment_bytes, faults, |record, position| {
+        let log = EventLog::open_with(
+            &DataDir::new(dir).events(),
+            config.segment_bytes,
+            faults.clone(),
+            |record, position| {
                 index.apply_record(record, position.pack());
                 Ok(())
-            })?;
+            },
+        )?;
         if let Some(reason) = log.broken() {
             health.degrade(Part::Log, reason);
         }
@@ -145,44 +155,15 @@ impl EmbeddedStore {
         Ok(Self {
             dir: dir.to_path_buf(),
             _lock: lock,
-            log,
+            log: RwLock::new(Arc::new(log)),
             index: RwLock::new(index),
             catalog,
             health,
             indexed_epoch: AtomicUsize::new(0),
+            segment_bytes: config.segment_bytes,
+            faults,
+            compacting: Mutex::new(()),
         })
-    }
-
-    /// Check the data directory without changing it: every event-log segment, the catalog
-    /// (SQLite's full integrity check) and the live model generation's checksums. Takes the
-    /// directory lock (fails with [`Error::Locked`] while a server holds it).
-    pub fn verify(dir: &Path) -> Result<VerifyReport> {
-        if !dir.join("FORMAT").exists() {
-            return Err(Error::not_found("data directory", dir.display().to_string()));
-        }
-        let _lock = lock_dir(dir)?;
-        check_format(dir)?;
-        let log = super::verify::check_log(&DataDir::new(dir).events(), |_| Ok(()))?;
-        let catalog_path = DataDir::new(dir).catalog();
-        let catalog = if catalog_path.exists() {
-            Catalog::integrity_problems(&catalog_path, false)?
-        } else {
-            vec!["the catalog file is missing".into()]
-        };
-        let models = super::artifacts::ArtifactStore::new(dir).verify_current()?;
-        Ok(VerifyReport { log, catalog, models })
-    }
-
-    /// Salvage every valid frame of a damaged event log into a new log (see
-    /// [`super::verify`]). Takes the directory lock.
-    pub fn repair(dir: &Path, config: &StoreConfig) -> Result<super::verify::RepairReport> {
-        if !dir.join("FORMAT").exists() {
-            return Err(Error::not_found("data directory", dir.display().to_string()));
-        }
-        let _lock = lock_dir(dir)?;
-        check_format(dir)?;
-        super::verify::finish_interrupted(dir)?;
-        super::verify::repair_log(dir, config.segment_bytes)
     }
 
     pub fn dir(&self) -> &Path {
@@ -193,13 +174,14 @@ impl EmbeddedStore {
     /// and forget what the index held of the cut records, by rebuilding the index from the
     /// catalog and the log — also when the log's own sync still fails. Holding the index
     /// lock keeps appends out meanwhile.
-    fn recover(&self, index: &mut EventIndex) -> Result<()> {
-        let result = if self.log.broken().is_some() { self.log.recover() } else { Ok(()) };
-        let epoch = self.log.epoch();
+    pub(super) fn recover(&self, index: &mut EventIndex) -> Result<()> {
+        let log = self.log();
+        let result = if log.broken().is_some() { log.recover() } else { Ok(()) };
+        let epoch = log.epoch();
         if epoch != self.indexed_epoch.load(Ordering::Acquire) {
             let started = std::time::Instant::now();
             let mut fresh = EventIndex::from_catalog(&self.catalog)?;
-            self.log.replay(|record, position| {
+            log.replay(|record, position| {
                 fresh.apply_record(record, position.pack());
                 Ok(())
             })?;
@@ -216,7 +198,7 @@ impl EmbeddedStore {
 
     /// A write to the log failed: recover at once (so nothing of it stays visible), and
     /// turn the error into its coded form.
-    fn log_failed(&self, index: &mut EventIndex, error: Error, what: &str) -> Error {
+    pub(super) fn log_failed(&self, index: &mut EventIndex, error: Error, what: &str) -> Error {
         if let Err(e) = self.recover(index) {
             tracing::error!(error = %e, "could not cut the event log back yet; the next write tries again");
         }
@@ -228,10 +210,15 @@ impl EmbeddedStore {
         track::<()>(&self.health, Part::Log, what, Err(error)).unwrap_err()
     }
 
-    /// Wait until `ticket` is durable; on failure nothing written since the last durable
+    /// The live log (see the field's docs for when it may change).
+    pub(super) fn log(&self) -> Arc<EventLog> {
+        self.log.read().clone()
+    }
+
+    /// Wait until `ticket`, issued by `log`, is durable; on failure nothing written since the last durable
     /// point stays (see the module docs).
-    fn sync_log(&self, ticket: Ticket, what: &str) -> Result<()> {
-        match self.log.sync_to(ticket) {
+    pub(super) fn sync_log(&self, log: &EventLog, ticket: Ticket, what: &str) -> Result<()> {
+        match log.sync_to(ticket) {
             Ok(()) => {
                 self.health.succeeded(Part::Log);
                 Ok(())
@@ -260,9 +247,10 @@ impl Storage for EmbeddedStore {
             log::frame_event(event, &mut frames);
         }
         let total = events.len() as u64;
-        let (ticket, kept) = {
+        let (log, ticket, kept) = {
             let mut index = self.index.write();
             self.recover(&mut index).map_err(|e| self.refuse(e, WHAT))?;
+            let log = self.log();
             let mut in_batch = HashSet::with_capacity(events.len());
             let keep: Vec<bool> = digests.iter().map(|d| !index.contains_event(*d) && in_batch.insert(*d)).collect();
             let kept = keep.iter().filter(|k| **k).count();
@@ -272,7 +260,7 @@ impl Storage for EmbeddedStore {
             }
             let mut positions = Vec::with_capacity(kept);
             let appended = if kept == events.len() {
-                self.log.append(&frames, &starts, &mut positions)
+                log.append(&frames, &starts, &mut positions)
             } else {
                 let mut filtered = Vec::with_capacity(frames.len());
                 let mut filtered_starts = Vec::with_capacity(kept);
@@ -283,7 +271,7 @@ impl Storage for EmbeddedStore {
                         filtered.extend_from_slice(&frames[*start..stop]);
                     }
                 }
-                self.log.append(&filtered, &filtered_starts, &mut positions)
+                log.append(&filtered, &filtered_starts, &mut positions)
             };
             let ticket = appended.map_err(|e| self.log_failed(&mut index, e, WHAT))?;
             let mut positions = positions.into_iter();
@@ -293,9 +281,9 @@ impl Storage for EmbeddedStore {
                     index.insert_event(event, digests[i], position);
                 }
             }
-            (ticket, kept as u64)
+            (log, ticket, kept as u64)
         };
-        self.sync_log(ticket, WHAT)?;
+        self.sync_log(&log, ticket, WHAT)?;
         Ok(AppendOutcome { accepted: total, duplicates: total - kept })
     }
 
@@ -351,14 +339,15 @@ impl Storage for EmbeddedStore {
             &LogRecord::EraseUser { user: id.clone(), timestamp: chrono::Utc::now().timestamp_millis() },
             &mut frames,
         );
-        let (ticket, events) = {
+        let (log, ticket, events) = {
             let mut index = self.index.write();
             self.recover(&mut index).map_err(|e| self.refuse(e, WHAT))?;
+            let log = self.log();
             let ticket =
-                self.log.append(&frames, &[0], &mut Vec::new()).map_err(|e| self.log_failed(&mut index, e, WHAT))?;
-            (ticket, index.erase_user_events(id))
+                log.append(&frames, &[0], &mut Vec::new()).map_err(|e| self.log_failed(&mut index, e, WHAT))?;
+            (log, ticket, index.erase_user_events(id))
         };
-        self.sync_log(ticket, WHAT)?;
+        self.sync_log(&log, ticket, WHAT)?;
         // The events are gone from memory now and from disk at the next open. A retry of a
         // failed erasure finishes what this one could not.
         track(&self.health, Part::Log, WHAT, super::compact::request(&self.dir))?;
@@ -398,22 +387,23 @@ impl Storage for EmbeddedStore {
     }
 
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
-        let positions: Vec<u64> = {
+        let (log, positions): (_, Vec<u64>) = {
             let index = self.index.read();
             let Some(n) = index.users.get(user.as_str()) else {
                 return Ok(Vec::new());
             };
-            index.user_entries[n as usize]
+            let positions = index.user_entries[n as usize]
                 .rows
                 .iter()
                 .rev()
                 .take(limit)
                 .map(|row| index.rows[*row as usize].position)
-                .collect()
+                .collect();
+            (self.log(), positions)
         };
         let mut events = Vec::with_capacity(positions.len());
         for packed in positions {
-            match self.log.read_at(LogPosition::unpack(packed))? {
+            match log.read_at(LogPosition::unpack(packed))? {
                 LogRecord::Event(event) => events.push(event),
                 LogRecord::EraseUser { .. } | LogRecord::KnownIds(_) => {
                     return Err(Error::Corrupt {
@@ -446,7 +436,7 @@ impl Storage for EmbeddedStore {
             catalog_users,
             storage: StorageStats {
                 backend: "embedded".into(),
-                event_log_bytes: self.log.size_bytes(),
+                event_log_bytes: self.log().size_bytes(),
                 catalog_bytes: self.catalog.size_bytes(),
             },
         })
@@ -472,9 +462,12 @@ impl Storage for EmbeddedStore {
     }
 
     fn scan_events(&self, types: &[EventType], visit: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
-        let positions = self.index.read().positions_of(types);
+        let (log, positions) = {
+            let index = self.index.read();
+            (self.log(), index.positions_of(types))
+        };
         for packed in positions {
-            match self.log.read_at(LogPosition::unpack(packed))? {
+            match log.read_at(LogPosition::unpack(packed))? {
                 LogRecord::Event(event) => visit(event)?,
                 LogRecord::EraseUser { .. } | LogRecord::KnownIds(_) => {
                     return Err(Error::Corrupt {
@@ -529,6 +522,10 @@ impl Storage for EmbeddedStore {
 
     fn writes_refused(&self) -> Option<String> {
         self.health.reason()
+    }
+
+    fn compact_erased(&self) -> Result<Option<super::compact::CompactReport>> {
+        EmbeddedStore::compact_erased(self)
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {

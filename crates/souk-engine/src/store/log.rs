@@ -38,6 +38,7 @@
 mod frames;
 mod io;
 mod mark;
+mod range;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};

@@ -22,6 +22,7 @@ mod data_dir;
 mod disk;
 mod embedded;
 pub mod index;
+mod live_compact;
 pub mod log;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -34,8 +35,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use data_dir::{DataDir, DATA_FORMAT_VERSION};
+pub(crate) use disk::refused_write;
 pub use embedded::{EmbeddedStore, StoreConfig};
 pub use index::{Interaction, ItemMeta};
+pub use live_compact::CompactStep;
 pub use log::IoFaults;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -226,6 +229,11 @@ pub trait Storage: Send + Sync {
     /// for a store one process owns (its data directory is the only place).
     fn shared_models(&self) -> Option<&dyn artifacts::SharedModels> {
         None
+    }
+    /// Remove erased users' events from the disk now, while serving, if an erasure left
+    /// some there; `None` when there was nothing to do (or the backend has nothing to do).
+    fn compact_erased(&self) -> Result<Option<compact::CompactReport>> {
+        Ok(None)
     }
 }
 

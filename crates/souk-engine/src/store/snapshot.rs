@@ -143,7 +143,43 @@ fn link_or_copy(from: &Path, to: &Path, link: bool, report: &mut SnapshotReport)
     Ok(false)
 }
 
+/// Copy the event log, again if a compaction swapped it meanwhile (the folder under the
+/// name changed, or a file vanished): a copy is only kept when it came from one log.
 fn copy_events(from: &Path, to: &Path, report: &mut SnapshotReport, link: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = || std::fs::metadata(from).ok().map(|m| (m.dev(), m.ino()));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let before = identity();
+        let mut attempt = SnapshotReport::default();
+        let copied = copy_events_once(from, to, &mut attempt, link);
+        let swapped = before != identity();
+        match copied {
+            Ok(()) if !swapped => {
+                report.segments_linked += attempt.segments_linked;
+                report.segments_copied += attempt.segments_copied;
+                report.bytes_copied += attempt.bytes_copied;
+                return Ok(());
+            }
+            Err(e) if !swapped && !is_not_found(&e) => return Err(e),
+            Err(e) if tries >= 5 => return Err(e),
+            _ if tries >= 5 => {
+                return Err(Error::Internal("the event log was swapped during every try to copy it".into()))
+            }
+            _ => {
+                tracing::info!("the event log was compacted during the snapshot's copy; copying it again");
+                fs_err::remove_dir_all(to)?;
+            }
+        }
+    }
+}
+
+fn is_not_found(error: &Error) -> bool {
+    matches!(error, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn copy_events_once(from: &Path, to: &Path, report: &mut SnapshotReport, link: bool) -> Result<()> {
     fs_err::create_dir_all(to)?;
     if !from.exists() {
         return Ok(());

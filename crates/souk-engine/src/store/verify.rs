@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::catalog::Catalog;
+use super::data_dir::{check_format, lock_dir};
 use super::log::{self, EventLog};
-use crate::error::Result;
+use super::{DataDir, StoreConfig};
+use crate::error::{Error, Result};
 
 /// Directory a repair writes the salvaged log into.
 const REPAIR_DIR: &str = "events.repair";
@@ -184,6 +187,40 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.log.is_clean() && self.catalog.is_empty() && self.models.problems.is_empty()
+    }
+}
+
+impl super::EmbeddedStore {
+    /// Check the data directory without changing it: every event-log segment, the catalog
+    /// (SQLite's full integrity check) and the live model generation's checksums. Takes the
+    /// directory lock (fails with [`Error::Locked`] while a server holds it).
+    pub fn verify(dir: &Path) -> Result<VerifyReport> {
+        if !dir.join("FORMAT").exists() {
+            return Err(Error::not_found("data directory", dir.display().to_string()));
+        }
+        let _lock = lock_dir(dir)?;
+        check_format(dir)?;
+        let log = check_log(&DataDir::new(dir).events(), |_| Ok(()))?;
+        let catalog_path = DataDir::new(dir).catalog();
+        let catalog = if catalog_path.exists() {
+            Catalog::integrity_problems(&catalog_path, false)?
+        } else {
+            vec!["the catalog file is missing".into()]
+        };
+        let models = super::artifacts::ArtifactStore::new(dir).verify_current()?;
+        Ok(VerifyReport { log, catalog, models })
+    }
+
+    /// Salvage every valid frame of a damaged event log into a new log (see
+    /// [`super::verify`]). Takes the directory lock.
+    pub fn repair(dir: &Path, config: &StoreConfig) -> Result<RepairReport> {
+        if !dir.join("FORMAT").exists() {
+            return Err(Error::not_found("data directory", dir.display().to_string()));
+        }
+        let _lock = lock_dir(dir)?;
+        check_format(dir)?;
+        finish_interrupted(dir)?;
+        repair_log(dir, config.segment_bytes)
     }
 }
 

@@ -80,3 +80,49 @@ async fn every_write_route_documents_the_refusals_of_a_full_or_failing_disk() {
     assert!(responses("/v1/search", "post").get("507").is_none());
     assert!(responses("/v1/items/{id}", "get").get("507").is_none());
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn after_an_erasure_and_one_erasure_round_no_byte_of_the_user_is_left_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
+    let shop = Shop::new(Arc::new(store), ShopSettings::default())
+        .with_artifacts(souk_engine::store::artifacts::ArtifactStore::new(dir.path()));
+    let server = TestServer::from_state(AppState::new(shop, ServerConfig::default()), tempfile::tempdir().unwrap());
+    let needle = b"erasable-shopper";
+    let mut batch: Vec<Value> = (0..300)
+        .map(|n| json!({"id": format!("e{n}"), "type": "purchase", "user": format!("u{}", n % 11), "item": format!("i{}", n % 23), "timestamp": n}))
+        .collect();
+    batch.extend((0..40).map(|n| json!({"id": format!("s{n}"), "type": "purchase", "user": "erasable-shopper", "item": format!("i{}", n % 23), "timestamp": 400 + n})));
+    assert_eq!(server.json("POST", "/v1/events", Value::Array(batch)).await.0, StatusCode::OK);
+    let (status, _) = server
+        .json("PUT", "/v1/users/erasable-shopper", json!({"id": "erasable-shopper", "attributes": {"region": "EU"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server.call("POST", "/v1/train", None, vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(files_containing(dir.path(), needle).len() >= 3, "log, catalog and model generation hold the user");
+
+    assert_eq!(server.call("DELETE", "/v1/users/erasable-shopper", None, vec![]).await.0, StatusCode::OK);
+    // What the server's erasure loop does every ten seconds.
+    souk_server::train_api::erasure_round(&server.state).await;
+    assert_eq!(files_containing(dir.path(), needle), Vec::<std::path::PathBuf>::new());
+    // The shop serves on, from the compacted log.
+    assert_eq!(server.get("/v1/stats").await.1["events"], 300);
+    assert_eq!(server.get("/v1/users/u3/events?n=100").await.1["events"].as_array().unwrap().len(), 27);
+    assert_eq!(server.json("POST", "/v1/events", events(1_000..1_010)).await.0, StatusCode::OK);
+    assert_eq!(server.get("/v1/stats").await.1["events"], 310);
+}

@@ -18,7 +18,7 @@ impl Shop {
     /// shop has an embedder.
     pub(super) fn text_space(&self) -> Option<Arc<VectorSpace>> {
         self.embedder.as_ref()?;
-        self.search.as_ref()?.existing_space(TEXT_SPACE)
+        self.search.current()?.existing_space(TEXT_SPACE)
     }
 
     /// Content rows of `ids` (for training the content map).

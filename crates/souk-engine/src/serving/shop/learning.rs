@@ -114,18 +114,24 @@ impl Shop {
         };
         let Trained { set, generation, ranker, search_ranker } = training::train(self.store(), &training)?;
         let report = TrainReport { generation, manifest: set.manifest.clone(), ranker, search_ranker };
-        if let Some(search) = &self.search {
+        if let Some(search) = self.search.current() {
             search.set_popularity(popularity_of(&set));
         }
         self.models.store(Some(Arc::new(set)));
         tracing::info!(generation = report.generation.as_deref().unwrap_or("in-memory"), "model set swapped");
         if let (Some(artifacts), Some(_)) = (&self.artifacts, &report.generation) {
-            artifacts.finish_erasure(erasure)?;
+            artifacts.finish_erasure(erasure).map_err(|e| crate::store::refused_write(e, "the erasure"))?;
             if let (Some(shared), Some(generation)) = (self.store.shared_models(), artifacts.current()?) {
                 shared.publish(&generation)?;
             }
         }
         Ok(report)
+    }
+
+    /// Remove erased users' events from the event log on disk now, while serving (the
+    /// store's compaction); `None` when none waited.
+    pub fn compact_erased_events(&self) -> Result<Option<crate::store::compact::CompactReport>> {
+        self.store().compact_erased()
     }
 
     /// Whether a stored model generation may still hold an erased user: the next
@@ -155,6 +161,11 @@ impl Shop {
     /// it every [`ONLINE_SAVE_EVERY`] rounds that learned something (and once it goes
     /// quiet). Returns how many examples (shown items) it learned from.
     pub fn learn_online(&self) -> Result<usize> {
+        // The feature logs' age limit holds also while no page is logged.
+        if let Some(logs) = &self.logs {
+            logs.recommendations.prune_if_due()?;
+            logs.search.prune_if_due()?;
+        }
         let Some(online) = self.online() else {
             return Ok(0);
         };
@@ -237,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn an_erased_user_leaves_every_model_generation_at_the_next_training() {
+    fn an_erased_user_leaves_every_model_generation_at_the_next_training_and_the_log_at_the_next_compaction() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), &StoreConfig::default()).unwrap();
         let generator = Generator::new(GenConfig { items: 120, users: 40, events: 2_500, seed: 3 }).unwrap();
@@ -259,6 +270,12 @@ mod tests {
         shop.train().unwrap();
         assert_eq!(files_containing(&models, needle), Vec::<std::path::PathBuf>::new());
         assert!(!shop.erasure_pending());
+        // The event log drops the user's events while the shop serves: then no byte of the
+        // user's id is left anywhere in the data directory, without a restart.
+        assert!(!files_containing(dir.path(), needle).is_empty(), "the log still holds the erased events");
+        assert!(shop.compact_erased_events().unwrap().is_some_and(|report| report.removed_events > 0));
+        assert_eq!(files_containing(dir.path(), needle), Vec::<std::path::PathBuf>::new());
+        assert_eq!(shop.compact_erased_events().unwrap(), None);
         // Another user is still in the live generation.
         assert_eq!(files_containing(&models, b"u000006").len(), 1);
     }

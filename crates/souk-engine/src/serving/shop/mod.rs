@@ -17,6 +17,7 @@ pub mod keys;
 mod learning;
 mod pages;
 mod replica;
+mod search_slot;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ pub use insights::{Activity, Shopper, SUGGESTER_TTL};
 pub use learning::TrainReport;
 
 pub use pages::{RecommendAsk, SearchAsk, SearchServed, ServedPage, TrendingAsk};
+pub use search_slot::SearchOpener;
 
 /// How long a price index is reused before it is rebuilt from the catalog.
 pub const PRICE_INDEX_TTL: Duration = Duration::from_secs(60);
@@ -87,7 +89,7 @@ pub struct Shop {
     settings: ShopSettings,
     models: ArcSwapOption<ModelSet>,
     artifacts: Option<ArtifactStore>,
-    search: Option<Arc<SearchIndex>>,
+    search: search_slot::SearchSlot,
     embedder: Option<Arc<dyn TextEmbedder>>,
     query_vectors: QueryVectorCache,
     prices: Mutex<Option<(Instant, Arc<PriceIndex>)>>,
@@ -142,7 +144,7 @@ impl Shop {
             settings,
             models: ArcSwapOption::empty(),
             artifacts: None,
-            search: None,
+            search: Default::default(),
             embedder: None,
             prices: Mutex::new(None),
             logs: None,
@@ -172,9 +174,32 @@ impl Shop {
         if let Some(set) = self.models.load().as_deref() {
             index.set_popularity(learning::popularity_of(set));
         }
-        self.search = Some(index);
+        self.search.set(index);
         self.embedder = embedder;
         self
+    }
+
+    /// Serve search from the index `open` gives, trying it at the first search and then at
+    /// most once per `retry` until it opens (the index could not open at start: a full
+    /// disk). Search answers `search_unavailable` meanwhile.
+    pub fn with_search_opener(
+        mut self,
+        open: SearchOpener,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+        retry: std::time::Duration,
+    ) -> Self {
+        self.search.set_opener(open, retry);
+        self.embedder = embedder;
+        self
+    }
+
+    /// The search index, opened now if it was pending (see [`Shop::with_search_opener`]).
+    fn search_index(&self) -> Option<Arc<SearchIndex>> {
+        self.search.get(&|index| {
+            if let Some(set) = self.models.load().as_deref() {
+                index.set_popularity(learning::popularity_of(set));
+            }
+        })
     }
 
     /// Log served pages' feature rows to `log` (search pages' beside it) for the rankers to
@@ -182,7 +207,9 @@ impl Shop {
     /// saved beside the log.
     pub fn with_page_log(mut self, log: FeatureLog) -> Self {
         let config = &self.settings.ranking;
-        let log = log.with_limits(config.log_max_mb << 20, config.log_files);
+        let log = log
+            .with_limits(config.log_max_mb << 20, config.log_files)
+            .with_max_age(std::time::Duration::from_secs(config.log_max_age_hours * 3_600));
         let path = OnlineClickModel::path_in_log_dir(log.path().parent().unwrap_or(std::path::Path::new(".")));
         let online = config.online.enabled.then(|| {
             let model = OnlineClickModel::open(config.online.clone(), &path).unwrap_or_else(|e| {
@@ -221,7 +248,7 @@ impl Shop {
     }
 
     pub fn has_search(&self) -> bool {
-        self.search.is_some()
+        self.search.current().is_some()
     }
 
     pub fn has_embedder(&self) -> bool {
@@ -315,7 +342,8 @@ impl Shop {
     /// (and again when their text vectors arrive), and items the serving model set does not
     /// hold join it before this returns: recommendable and similar at once.
     pub fn put_items(&self, items: Vec<Item>) -> Result<()> {
-        if let Some(search) = &self.search {
+        let search = self.search.current();
+        if let Some(search) = &search {
             search.check_vectors(&items)?;
         }
         self.store.put_items(items.clone())?;
@@ -324,13 +352,14 @@ impl Shop {
 
     /// Put items in the search index and queue their text vectors (in the background).
     fn index_items(&self, items: Vec<Item>) -> Result<()> {
-        if let Some(search) = &self.search {
+        let search = self.search.current();
+        if let Some(search) = &search {
             search.index_items(items.clone())?;
         }
         if let Err(e) = self.follow_catalog_write(&items) {
             tracing::warn!(error = %e, "the content of stored items could not be followed");
         }
-        if let Some(search) = &self.search {
+        if let Some(search) = &search {
             if let Some(embedder) = self.embedder.clone() {
                 let search = search.clone();
                 let content = self.content.clone();
@@ -364,7 +393,7 @@ impl Shop {
     pub fn delete_item(&self, id: &crate::ItemId) -> Result<bool> {
         let existed = self.store.delete_item(id)?;
         self.content.forget(id.as_str());
-        if let Some(search) = &self.search {
+        if let Some(search) = self.search.current() {
             search.delete_items(&[id.as_str()])?;
         }
         Ok(existed)
@@ -392,7 +421,7 @@ impl Shop {
         let report = self.store().erase_user(user)?;
         self.sessions.reset();
         if let Some(artifacts) = &self.artifacts {
-            artifacts.mark_erasure()?;
+            artifacts.mark_erasure().map_err(|e| crate::store::refused_write(e, "the erasure"))?;
         }
         Ok(report)
     }

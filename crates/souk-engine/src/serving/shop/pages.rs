@@ -357,7 +357,7 @@ impl Shop {
     /// and explore share; search has no weighted recall sources of its own yet).
     pub fn search_with(&self, ask: SearchAsk, pipeline: &PipelineConfig) -> Result<SearchServed> {
         pipeline.validate().map_err(|e| Error::Invalid(e.within("pipeline")))?;
-        let Some(index) = &self.search else {
+        let Some(index) = &self.search_index() else {
             return Err(Error::Coded { code: "search_unavailable", message: "this shop has no search index".into() });
         };
         let settings = &self.settings.search;

@@ -29,7 +29,8 @@ impl Shop {
         if !changes.erased_users.is_empty() {
             self.sessions.reset();
         }
-        if self.search.is_some() && !changes.items.is_empty() {
+        let search = self.search.current();
+        if search.is_some() && !changes.items.is_empty() {
             let mut present = Vec::new();
             let mut gone = Vec::new();
             for id in &changes.items {
@@ -38,7 +39,7 @@ impl Shop {
                     None => gone.push(id.as_str()),
                 }
             }
-            if let (Some(search), false) = (&self.search, gone.is_empty()) {
+            if let (Some(search), false) = (&search, gone.is_empty()) {
                 search.delete_items(&gone)?;
             }
             if !present.is_empty() {
@@ -85,7 +86,7 @@ impl Shop {
         let Some(set) = ModelSet::load(artifacts)? else {
             return Ok(false);
         };
-        if let Some(search) = &self.search {
+        if let Some(search) = self.search.current() {
             search.set_popularity(learning::popularity_of(&set));
         }
         self.models.store(Some(Arc::new(set)));
