@@ -162,7 +162,12 @@ fn patch_event(event: &mut Value) {
     properties["price"] = json!({"type": ["number", "null"], "minimum": 0});
     properties["propensity"] = json!({"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1});
     properties["quantity"] = json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX});
-    properties["items"] = json!({"type": ["array", "null"], "items": id_schema(), "maxItems": 1_000});
+    let numeric_id = json!({"type": "integer", "description": "A numeric id, kept in decimal form"});
+    properties["items"] =
+        json!({"type": ["array", "null"], "items": {"anyOf": [id_schema(), numeric_id]}, "maxItems": 1_000});
+    properties["propensities"] = json!({"type": ["array", "null"], "maxItems": 1_000,
+        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "description": "One per item of `items`, in (0, 1]: the probability with which the logging policy put each item at its position"});
     let with_item: Vec<&str> = types.iter().copied().filter(|t| !matches!(*t, "search" | "impression")).collect();
     let needs = |types: Value, field: &str, schema: Value| {
         json!({"if": {"properties": {"type": types}, "required": ["type"]},
