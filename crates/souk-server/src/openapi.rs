@@ -162,6 +162,7 @@ fn patch_event(event: &mut Value) {
     properties["price"] = json!({"type": ["number", "null"], "minimum": 0});
     properties["propensity"] = json!({"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1});
     properties["quantity"] = json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX});
+    properties["dwell_ms"] = json!({"type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX});
     let numeric_id = json!({"type": "integer", "description": "A numeric id, kept in decimal form"});
     properties["items"] =
         json!({"type": ["array", "null"], "items": {"anyOf": [id_schema(), numeric_id]}, "maxItems": 1_000});
