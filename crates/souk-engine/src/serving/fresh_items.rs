@@ -8,7 +8,8 @@
 //! items), swapped in whole like a trained one. A fresh item gets the factor model's
 //! coordinates from the set's [`ContentMap`] applied to its content vector, so the factor
 //! source scores it like any other item; the `content` source and similar items find it
-//! by content. The next training learns it from its events, if it has any by then.
+//! by content. The next training learns it from its events, if it has any by then. Past
+//! 20,000 fresh items their factors are searched through an inverted-file index.
 
 use std::sync::Arc;
 
@@ -16,7 +17,10 @@ use super::{ModelSet, Source};
 use crate::error::Result;
 use crate::recommend::als::AlsModel;
 use crate::recommend::content::{ContentMap, ContentRows};
-use crate::recommend::kernels::dot;
+use crate::recommend::ivf::{exact_search, BuildEffort, LiveIndex};
+
+/// Fresh items' rows scored exactly per request through their index, at least.
+const FRESH_PROBE_ITEMS: usize = 2_000;
 
 impl ModelSet {
     /// The id of item `i` of the set's item space.
@@ -59,17 +63,18 @@ impl ModelSet {
         if user_vector.len() != f || f == 0 {
             return Vec::new();
         }
-        let mut scored: Vec<(u32, f32)> = self
-            .fresh_factors
-            .chunks_exact(f)
-            .enumerate()
-            .map(|(k, factors)| ((self.trained_items + k) as u32, factors))
-            .filter(|(i, factors)| factors.iter().any(|x| *x != 0.0) && !skip(*i))
-            .map(|(i, factors)| (i, dot(user_vector, factors)))
-            .collect();
-        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(k);
-        scored
+        let trained = self.trained_items as u32;
+        let rows = &self.fresh_factors;
+        // Items without content have zero factors: never proposed.
+        let mut skip = |j: u32| {
+            let factors = &rows[j as usize * f..(j as usize + 1) * f];
+            factors.iter().all(|x| *x == 0.0) || skip(trained + j)
+        };
+        let best = match &self.fresh_index {
+            Some(index) => index.search(rows, f, user_vector, k, FRESH_PROBE_ITEMS.max(4 * k), &mut skip),
+            None => exact_search(rows, f, user_vector, k, &mut skip),
+        };
+        best.into_iter().map(|(j, s)| (trained + j, s)).collect()
     }
 
     /// Fit the content map on the trained items' content (`rows`, aligned with the trained
@@ -121,6 +126,11 @@ impl ModelSet {
             };
             fresh_factors.extend(mapped);
         }
+        let fresh_index = match &self.fresh_index {
+            Some(index) if !index.worn(fresh_factors.len() / factors.max(1)) => Some(index.clone()),
+            _ if factors == 0 => None,
+            _ => LiveIndex::build(&fresh_factors, factors, 42, BuildEffort::default()).map(Arc::new),
+        };
         ModelSet {
             manifest: self.manifest.clone(),
             item_digests,
@@ -132,6 +142,7 @@ impl ModelSet {
             trained_items: self.trained_items,
             content_map: self.content_map.clone(),
             fresh_factors,
+            fresh_index,
             catalog_merged: catalog_merged || self.catalog_merged,
             popularity,
             popularity_order,

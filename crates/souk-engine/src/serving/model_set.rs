@@ -19,6 +19,7 @@ use crate::recommend::ease::EaseParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
 use crate::recommend::ivf::IvfIndex;
+use crate::recommend::ivf::LiveIndex;
 use crate::recommend::popularity::PopularityParams;
 use crate::recommend::rp3beta::Rp3betaParams;
 use crate::recommend::{registry, EventWeights, Interactions, Recommender, SourceKind};
@@ -180,6 +181,9 @@ pub struct ModelSet {
     /// Mapped factors of the items after `trained_items` (`factors` values each; zeros
     /// where an item had no content), for the factor model's scores.
     pub fresh_factors: Vec<f32>,
+    /// An index over `fresh_factors` once there are many (shared by the sets that grow
+    /// from one another; rows added since are scanned exactly).
+    pub fresh_index: Option<Arc<LiveIndex>>,
     /// Whether every catalog item without interactions has joined (see
     /// [`ModelSet::with_fresh_items`]); sets are trained and loaded without them.
     pub catalog_merged: bool,
@@ -303,6 +307,7 @@ impl ModelSet {
             knn: Arc::new(knn),
             content_map: None,
             fresh_factors: Vec::new(),
+            fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,
@@ -488,6 +493,7 @@ impl ModelSet {
             knn: Arc::new(knn),
             content_map,
             fresh_factors: Vec::new(),
+            fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,

@@ -30,10 +30,13 @@ impl Recall<'_> {
     }
 
     /// Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
-    fn fetched_then_accepted(&self, fetch: &dyn Fn(usize) -> Vec<(u32, f32)>) -> Result<Vec<(u32, f32)>> {
+    pub(super) fn fetched_then_accepted(
+        &self,
+        fetch: &dyn Fn(usize) -> Result<Vec<(u32, f32)>>,
+    ) -> Result<Vec<(u32, f32)>> {
         let mut wanted = self.want * 2;
         loop {
-            let ranked = fetch(wanted);
+            let ranked = fetch(wanted)?;
             let complete = ranked.len() < wanted;
             let accepted = self.accepted(ranked)?;
             if accepted.len() >= self.want || complete || wanted >= self.set.item_ids.len() {
@@ -169,13 +172,13 @@ impl RecallSource for Collaborative<'_> {
                 let set = recall.set;
                 recall.fetched_then_accepted(&|k| {
                     let mut ranked = index.search(user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i));
-                    // Fresh items, by their mapped factors (an exact scan: they are few).
+                    // Fresh items, by their mapped factors.
                     if set.item_ids.len() > set.trained_items {
                         ranked.extend(set.fresh_scores(user_vector, k, &|i| (recall.rejected)(i)));
                         ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                         ranked.truncate(k);
                     }
-                    ranked
+                    Ok(ranked)
                 })
             }
             Source::Dense(model) => {
@@ -185,7 +188,7 @@ impl RecallSource for Collaborative<'_> {
                 let pairs: Vec<(u32, f32)> =
                     recall.history.pairs.iter().copied().filter(|(i, _)| set.is_trained(*i)).collect();
                 model.score(None, &pairs, &mut scores);
-                recall.fetched_then_accepted(&|k| top_k(&scores, k, |i| (recall.rejected)(i)))
+                recall.fetched_then_accepted(&|k| Ok(top_k(&scores, k, |i| (recall.rejected)(i))))
             }
         }
     }
