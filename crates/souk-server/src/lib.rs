@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod recommend_api;
+pub mod report_wire;
 pub mod search_api;
 pub mod state;
 pub mod stats_api;
@@ -138,7 +139,7 @@ pub struct ApiDoc;
 
 /// This document: every route, its parameters and its typed responses.
 #[utoipa::path(get, path = "/openapi.json", tag = "stats",
-    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json")))]
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object, content_type = "application/json")))]
 async fn openapi() -> Json<serde_json::Value> {
     Json(openapi::document())
 }

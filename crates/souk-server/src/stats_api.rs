@@ -73,7 +73,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "stats", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "stats", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let stats = state.blocking(|shop| shop.store().stats()).await?;
     let online = state.shop.online_stats();

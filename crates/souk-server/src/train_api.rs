@@ -16,12 +16,12 @@ use serde::Deserialize;
 use crate::body::Query;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs_api::{job_out, JobOut};
+use crate::report_wire::TrainReportOut;
 use crate::state::AppState;
 
 /// Train, save and swap; returns the new manifest. Fails with 409 if a training is running.
-pub async fn train_now(state: &AppState) -> ApiResult<serde_json::Value> {
-    let report = state.blocking(|shop| shop.train()).await?;
-    serde_json::to_value(&report).map_err(|e| ApiError::internal("encoding the training report", e))
+pub async fn train_now(state: &AppState) -> ApiResult<TrainReportOut> {
+    Ok(state.blocking(|shop| shop.train()).await?.into())
 }
 
 /// Query of `POST /v1/train`.
@@ -34,7 +34,7 @@ pub struct TrainQuery {
 
 /// Retrain now (admin).
 #[utoipa::path(post, path = "/v1/train", tag = "recommendations", params(TrainQuery),
-    responses((status = 200, description = "The new model set's manifest"),
+    responses((status = 200, description = "The new model set's report", body = TrainReportOut),
         (status = 202, description = "With wait=false: the queued training job", body = JobOut),
         (status = 409, body = crate::error::ErrorBody)))]
 pub async fn post_train(State(state): State<AppState>, Query(query): Query<TrainQuery>) -> ApiResult<Response> {

@@ -8,12 +8,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use souk_engine::serving::page_log::now_ms;
-use souk_engine::serving::shop::UserOverview;
 use souk_engine::{input, Error, Follow, UserId};
 
 use crate::body::{json_value, read_limited, Path, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::items_api::reconcile_id;
+use crate::report_wire::ProfileOut;
 use crate::state::AppState;
 use crate::wire::{Erased, EventOut, FollowOut, UserEventsOut, UserOut};
 
@@ -213,22 +213,11 @@ pub async fn delete_follow(
 /// preference vector from the live factor model, stated preferences and social edges.
 #[utoipa::path(get, path = "/v1/users/{id}/profile", tag = "users",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, description = "The profile"), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "The profile", body = ProfileOut), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_profile(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ProfileOut>> {
     let user_id = path_user_id(&id, "id")?;
     let overview = state.compute(move |shop| shop.user_overview(&user_id, now_ms())).await?;
-    let UserOverview { profile, user, follows, vector } = overview.ok_or_else(|| ApiError::not_found("user", &id))?;
-    let mut value = serde_json::to_value(&profile).map_err(|e| ApiError::internal("encoding a profile", e))?;
-    value["preference_vector"] = match vector {
-        Some((model, values)) => json!({"model": model, "dimensions": values.len(), "values": values}),
-        None => Value::Null,
-    };
-    value["stated"] = match &user {
-        Some(user) => json!({"categories": user.preferences.categories, "brands": user.preferences.brands}),
-        None => Value::Null,
-    };
-    value["social"] = json!({"follows": follows.len()});
-    Ok(Json(value))
+    Ok(Json(overview.ok_or_else(|| ApiError::not_found("user", &id))?.into()))
 }
 
 /// Query of `GET /v1/users`.

@@ -61,14 +61,14 @@ fn serve(headers: &HeaderMap, content_type: &'static str, content: &'static str)
 
 /// The storefront.
 #[utoipa::path(get, path = "/", tag = "pages",
-    responses((status = 200, description = "The storefront", content_type = "text/html")))]
+    responses((status = 200, description = "The storefront", body = String, content_type = "text/html")))]
 pub async fn index(headers: HeaderMap) -> Response {
     serve(&headers, "text/html; charset=utf-8", INDEX)
 }
 
 /// The admin console.
 #[utoipa::path(get, path = "/admin", tag = "pages",
-    responses((status = 200, description = "The admin console", content_type = "text/html")))]
+    responses((status = 200, description = "The admin console", body = String, content_type = "text/html")))]
 pub async fn admin(headers: HeaderMap) -> Response {
     serve(&headers, "text/html; charset=utf-8", ADMIN)
 }
@@ -76,7 +76,7 @@ pub async fn admin(headers: HeaderMap) -> Response {
 /// The pages' scripts and style sheet.
 #[utoipa::path(get, path = "/web/{file}", tag = "pages",
     params(("file" = String, Path, description = "style.css, common.js, shop.js or admin.js")),
-    responses((status = 200, description = "The file", content_type = "text/javascript"),
+    responses((status = 200, description = "The file (a script or the style sheet)", body = String, content_type = "text/javascript"),
         (status = 404, body = crate::error::ErrorBody)))]
 pub async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {

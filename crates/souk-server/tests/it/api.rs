@@ -170,6 +170,26 @@ async fn every_route_is_in_the_openapi_document_with_typed_responses() {
     assert!(item["explain"].to_string().contains("ExplainOut"), "{item}");
     assert_eq!(item["effects"]["items"]["$ref"], "#/components/schemas/EffectOut", "{item}");
     assert!(search["personal"].to_string().contains("PersonalOut"), "{search}");
+    // Every success that carries a body says what it is.
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if !status.starts_with('2') || status == "204" {
+                    continue;
+                }
+                let typed = response["content"]
+                    .as_object()
+                    .is_some_and(|content| content.values().all(|media| media["schema"].is_object()));
+                if !typed {
+                    untyped.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(untyped.is_empty(), "successes without a schema: {untyped:?}");
+    assert!(schemas["ProfileOut"]["properties"]["funnel_stage"].is_object(), "{}", schemas["ProfileOut"]);
+    assert!(schemas["TrainReportOut"]["properties"]["manifest"].is_object(), "{}", schemas["TrainReportOut"]);
 }
 
 #[tokio::test]
