@@ -25,6 +25,7 @@ mod keyword;
 mod order;
 mod pipeline;
 pub mod query;
+mod recall;
 pub mod relevance;
 mod request;
 mod rules;

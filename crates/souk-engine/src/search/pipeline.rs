@@ -2,13 +2,14 @@
 //! of the two lists, the personal touch, the learned ranking stage, sorting, business rules
 //! and the page of hits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::explain::{Explain, RankingStage};
 use super::facts::{count_facets, Except, Facts, FilterKeys};
 use super::fuse::fuse;
 use super::index::SearchIndex;
 use super::order::sort_by_key;
+use super::recall::{self, Matches, RecallContext};
 use super::request::{Hit, SearchMode, SearchRequest, SearchResponse, Sort};
 use crate::error::{Error, Result, ValidationError};
 
@@ -54,55 +55,45 @@ impl SearchIndex {
         if request.mode == SearchMode::Hybrid && vector_query.is_none() {
             response.mode = SearchMode::Keyword;
         }
-        let use_keywords = response.mode != SearchMode::Semantic;
-
-        // Keyword matches.
-        let mut keyword: Vec<(u32, f32)> =
-            if use_keywords { self.keyword_matches(&searcher, &request.query, &mut response)? } else { Vec::new() };
-
         let table = self.facts.read();
         let popularity = self.popularity.read().clone();
         let pop = |facts: &Facts| popularity.get(&facts.id).copied().unwrap_or(0.0);
 
-        // Vector matches, filtered inside the index walk.
-        let semantic: Vec<(u32, f32)> = match vector_query {
-            Some(vector) => self.vector_matches(request, vector, &table, &keys)?,
-            None => Vec::new(),
-        };
+        // Recall: each source's candidates.
+        let cx = RecallContext { index: self, searcher: &searcher, request, table: &table, keys: &keys };
+        let mut lists: Vec<Matches> = Vec::new();
+        for source in recall::sources_for(response.mode, vector_query.map(Vec::as_slice)) {
+            lists.push(recall::run(source.as_ref(), &cx, &mut response)?);
+        }
 
-        // Facets over every candidate (each facet ignoring its own filter).
+        // Facets over every candidate (each facet ignoring its own filter), then the filters
+        // on the sources that did not filter inside their walk.
         if request.facets {
-            let mut all: Vec<&Facts> =
-                keyword.iter().filter_map(|(slot, _)| table.get(*slot).map(|f| f.as_ref())).collect();
-            if !semantic.is_empty() {
-                let keyword_slots: std::collections::HashSet<u32, ahash::RandomState> =
-                    keyword.iter().map(|(s, _)| *s).collect();
-                all.extend(
-                    semantic
-                        .iter()
-                        .filter(|(s, _)| !keyword_slots.contains(s))
-                        .filter_map(|(s, _)| table.get(*s).map(|f| f.as_ref())),
-                );
-            }
+            let mut seen: HashSet<u32, ahash::RandomState> = HashSet::default();
+            let all: Vec<&Facts> = lists
+                .iter()
+                .flat_map(|list| list.found.iter())
+                .filter(|(slot, _)| seen.insert(*slot))
+                .filter_map(|(slot, _)| table.get(*slot).map(|f| f.as_ref()))
+                .collect();
             response.facets = Some(count_facets(&all, &keys, &table.names));
         }
-        keyword.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
-
-        // Semantic candidates passed the filters inside the index walk; the total counts
-        // the union of both match sets.
-        let in_semantic: HashMap<u32, usize, ahash::RandomState> =
-            semantic.iter().enumerate().map(|(rank, (s, _))| (*s, rank)).collect();
-        let mut keyword_scores_of_semantic: HashMap<u32, f32, ahash::RandomState> = HashMap::default();
-        for (slot, score) in &keyword {
-            if in_semantic.contains_key(slot) {
-                keyword_scores_of_semantic.insert(*slot, *score);
+        for list in lists.iter_mut().filter(|list| !list.ready) {
+            list.found.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
+        }
+        // The total counts the union of the match sets.
+        let mut in_others: HashMap<u32, usize, ahash::RandomState> = HashMap::default();
+        for list in &lists {
+            for (slot, _) in &list.found {
+                *in_others.entry(*slot).or_default() += 1;
             }
         }
-        response.total = keyword.len() + semantic.len() - keyword_scores_of_semantic.len();
+        response.total = in_others.len();
 
-        // Only the best `depth` keyword matches need an exact order (the page, the window
-        // the personal touch may reorder, the ranks fusion reads); sorting by another key
-        // orders every match.
+        // Only the best `depth` of a source's unordered matches need an exact order (the
+        // page, the window the personal touch may reorder, the ranks fusion reads); sorting
+        // by another key orders every match. Scores of the matches cut below the depth that
+        // another source found are kept for fusion.
         let by_key = request.sort != Sort::Relevance;
         let personal = request.affinity.as_ref().filter(|a| !a.is_empty() && self.config.personal_weight > 0.0);
         let page_end = request.offset + request.limit;
@@ -115,18 +106,26 @@ impl SearchIndex {
         }
         let popularity_of = |slot: u32| table.get(slot).map_or(0.0, |f| pop(f));
         let id_of = |slot: u32| table.get(slot).map(|f| f.id.clone());
-        let keyword_order = |a: &(u32, f32), b: &(u32, f32)| {
+        let source_order = |a: &(u32, f32), b: &(u32, f32)| {
             b.1.total_cmp(&a.1)
                 .then_with(|| popularity_of(b.0).total_cmp(&popularity_of(a.0)))
                 .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
         };
-        if !by_key && keyword.len() > depth {
-            keyword.select_nth_unstable_by(depth, keyword_order);
-            keyword.truncate(depth);
+        let mut below_depth: Vec<HashMap<u32, f32, ahash::RandomState>> = Vec::with_capacity(lists.len());
+        for list in lists.iter_mut() {
+            let mut below = HashMap::default();
+            if !list.ready {
+                below = list.found.iter().filter(|(slot, _)| in_others[slot] > 1).copied().collect();
+                if !by_key && list.found.len() > depth {
+                    list.found.select_nth_unstable_by(depth, source_order);
+                    list.found.truncate(depth);
+                }
+                list.found.sort_unstable_by(source_order);
+            }
+            below_depth.push(below);
         }
-        keyword.sort_unstable_by(keyword_order);
 
-        let candidates = fuse(&keyword, &semantic, &keyword_scores_of_semantic, depth, response.mode, request.fusion);
+        let candidates = fuse(&lists, &below_depth, depth, response.mode, request.fusion);
         let mut ranked: Vec<(u32, Explain)> = candidates.into_iter().collect();
         let relevance = |a: &(u32, Explain), b: &(u32, Explain)| {
             b.1.score
