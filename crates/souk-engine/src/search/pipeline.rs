@@ -81,14 +81,31 @@ impl SearchIndex {
         for list in lists.iter_mut().filter(|list| !list.ready) {
             list.found.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
         }
-        // The total counts the union of the match sets.
-        let mut in_others: HashMap<u32, usize, ahash::RandomState> = HashMap::default();
-        for list in &lists {
+        // The total counts the union of the match sets: every list but the largest goes
+        // into a map (they are the short ones), the largest is checked against it.
+        let largest = (0..lists.len()).max_by_key(|&l| lists[l].found.len()).unwrap_or(0);
+        let mut others: HashMap<u32, usize, ahash::RandomState> = HashMap::default();
+        for (l, list) in lists.iter().enumerate().filter(|(l, _)| *l != largest) {
             for (slot, _) in &list.found {
-                *in_others.entry(*slot).or_default() += 1;
+                *others.entry(*slot).or_default() |= 1 << l.min(63);
             }
         }
-        response.total = in_others.len();
+        let largest_only = lists
+            .get(largest)
+            .map_or(0, |list| list.found.iter().filter(|(slot, _)| !others.contains_key(slot)).count());
+        response.total = others.len() + largest_only;
+        let largest_slots: HashSet<u32, ahash::RandomState> =
+            if lists.iter().enumerate().any(|(l, list)| l != largest && !list.ready) {
+                lists[largest].found.iter().map(|(slot, _)| *slot).collect()
+            } else {
+                HashSet::default()
+            };
+        // Whether list `l` shares `slot` with another list.
+        let shared = |l: usize, slot: &u32| match others.get(slot) {
+            _ if l != largest && largest_slots.contains(slot) => true,
+            Some(lists_of) => *lists_of & !(1 << l.min(63)) != 0,
+            None => false,
+        };
 
         // Only the best `depth` of a source's unordered matches need an exact order (the
         // page, the window the personal touch may reorder, the ranks fusion reads); sorting
@@ -112,10 +129,10 @@ impl SearchIndex {
                 .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
         };
         let mut below_depth: Vec<HashMap<u32, f32, ahash::RandomState>> = Vec::with_capacity(lists.len());
-        for list in lists.iter_mut() {
+        for (l, list) in lists.iter_mut().enumerate() {
             let mut below = HashMap::default();
             if !list.ready {
-                below = list.found.iter().filter(|(slot, _)| in_others[slot] > 1).copied().collect();
+                below = list.found.iter().filter(|(slot, _)| shared(l, slot)).copied().collect();
                 if !by_key && list.found.len() > depth {
                     list.found.select_nth_unstable_by(depth, source_order);
                     list.found.truncate(depth);

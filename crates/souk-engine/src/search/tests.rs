@@ -270,6 +270,17 @@ fn semantic_and_hybrid_fusion_with_explanations() {
         assert!(explain.bm25.is_some() && explain.vector.is_some() && explain.fusion > 0.0);
         let scores: Vec<f32> = response.hits.iter().map(|h| h.score).collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        // The total counts the union of both match sets once.
+        let keyword_total = index.search(&SearchRequest::keyword("wireless")).unwrap().total;
+        let vector_total = index.search(&SearchRequest { query: "wireless".into(), ..semantic.clone() }).unwrap().total;
+        let everything = index.search(&SearchRequest { limit: 1_000, ..request.clone() }).unwrap();
+        assert_eq!(everything.total, everything.hits.len());
+        assert!(
+            everything.total >= keyword_total.max(vector_total),
+            "{} {keyword_total} {vector_total}",
+            everything.total
+        );
+        assert!(everything.total < keyword_total + vector_total, "shared matches count once");
     }
     let keyword_only = index.search(&SearchRequest { explain: true, ..SearchRequest::keyword("wireless") }).unwrap();
     assert_eq!(keyword_only.hits[0].id, "e13", "the keyword ranking alone differs");
