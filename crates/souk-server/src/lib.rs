@@ -140,8 +140,8 @@ pub struct ApiDoc;
 /// This document: every route, its parameters and its typed responses.
 #[utoipa::path(get, path = "/openapi.json", tag = "stats",
     responses((status = 200, description = "The OpenAPI 3 document", body = Object, content_type = "application/json")))]
-async fn openapi() -> Json<serde_json::Value> {
-    Json(openapi::document())
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(openapi::document(state.shop.has_embedder()))
 }
 
 /// Count and time every request by its route pattern (not its raw path: bounded labels).

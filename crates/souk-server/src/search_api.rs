@@ -19,17 +19,20 @@ use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
 use crate::recommend_api::{effect_out, EffectOut};
 use crate::state::AppState;
-use souk_engine::input::{FilterParams, ItemFilter, Lang};
+use souk_engine::input::{f32_value, FilterParams, ItemFilter, Lang, MAX_VECTOR_DIMS};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
 /// Deepest offset a search may page to.
 pub const MAX_OFFSET: usize = 10_000;
+/// Longest query text, in characters.
+pub const MAX_QUERY_CHARS: usize = 512;
 
 /// Query parameters of `GET /v1/search` (documentation; parsed by hand so that repeated
 /// and `attr.NAME` parameters work).
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The query text (empty: browse by filters).
     pub q: Option<String>,
@@ -52,7 +55,7 @@ pub struct SearchParams {
     /// Category path prefix, e.g. `Electronics > Audio`.
     pub category: Option<String>,
     /// Brand; repeat or separate with commas for several.
-    pub brand: Option<String>,
+    pub brand: Option<Vec<String>>,
     #[param(minimum = 0)]
     pub min_price: Option<f64>,
     #[param(minimum = 0)]
@@ -94,7 +97,7 @@ pub struct SearchBody {
     pub mode: Option<String>,
     pub fusion: Option<String>,
     #[schema(minimum = 0, maximum = 1)]
-    pub alpha: Option<f32>,
+    pub alpha: Option<f64>,
     pub category: Option<String>,
     #[serde(default)]
     pub brands: Vec<String>,
@@ -112,7 +115,8 @@ pub struct SearchBody {
     pub space: Option<String>,
     pub personalize: Option<bool>,
     pub ranker: Option<bool>,
-    pub vector: Option<Vec<f32>>,
+    /// Numbers within `f32` (read as `f64` so that one beyond is refused, not rounded).
+    pub vector: Option<Vec<f64>>,
     /// Re-ranking rules for this search (pin, boost, bury, filter, promotions,
     /// diversity), added to the configured `[rerank]` rules.
     #[schema(value_type = Option<Object>)]
@@ -246,10 +250,20 @@ fn parse<T: std::str::FromStr>(value: &str, field: &str, expected: &str) -> ApiR
         .map_err(|_| ApiError::bad_request("invalid_parameter", format!("expected {expected}, found {value:?}"), field))
 }
 
-/// Turn `GET` parameters into the JSON body form.
+/// Turn `GET` parameters into the JSON body form. `brand` and `attr.NAME` may repeat (their
+/// values add up); any other parameter given twice is refused, as a list where the document
+/// says one value.
 fn body_from_pairs(pairs: Vec<(String, String)>) -> ApiResult<SearchBody> {
     let mut body = SearchBody::default();
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in pairs {
+        if key != "brand" && !key.starts_with("attr.") && !seen.insert(key.clone()) {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("expected one value of {key:?}, found it more than once"),
+                key,
+            ));
+        }
         match key.as_str() {
             "q" => body.q = Some(value),
             "user" => body.user = Some(value),
@@ -316,9 +330,20 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
             "offset",
         ));
     }
+    // Checked before narrowing: 1.0000000000000002 is out of range, not 1.
+    let alpha = match body.alpha {
+        Some(alpha) if !(0.0..=1.0).contains(&alpha) => {
+            return Err(ApiError::bad_request("invalid_parameter", format!("expected 0..=1, found {alpha}"), "alpha"))
+        }
+        alpha => alpha.map(|a| a as f32),
+    };
     let query = body.q.unwrap_or_default();
-    if query.chars().count() > 512 {
-        return Err(ApiError::bad_request("query_too_long", "expected a query of at most 512 characters", "q"));
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad_request(
+            "query_too_long",
+            format!("expected a query of at most {MAX_QUERY_CHARS} characters"),
+            "q",
+        ));
     }
     let mode = match body.mode.as_deref() {
         None => None,
@@ -354,15 +379,29 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
             )
         })?,
     };
-    if let Some(vector) = &body.vector {
-        if vector.is_empty() || vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
-            return Err(ApiError::bad_request(
-                "invalid_vector",
-                "expected a non-zero vector of finite numbers",
-                "vector",
-            ));
+    let vector = match body.vector {
+        None => None,
+        Some(vector) => {
+            if vector.is_empty() || vector.len() > MAX_VECTOR_DIMS {
+                return Err(ApiError::bad_request(
+                    "invalid_vector",
+                    format!("expected 1..={MAX_VECTOR_DIMS} dimensions, found {}", vector.len()),
+                    "vector",
+                ));
+            }
+            let narrowed: Option<Vec<f32>> = vector.into_iter().map(f32_value).collect();
+            match narrowed {
+                Some(vector) if vector.iter().any(|x| *x != 0.0) => Some(vector),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_vector",
+                        "expected a non-zero vector of numbers within f32",
+                        "vector",
+                    ))
+                }
+            }
         }
-    }
+    };
     let user = body.user.map(|u| UserId::parse(u, "user").map_err(ApiError::validation)).transpose()?;
     let filter = ItemFilter::parse(FilterParams {
         category: body.category.as_deref(),
@@ -381,8 +420,8 @@ fn ask_of(body: SearchBody) -> ApiResult<SearchAsk> {
         query,
         mode,
         weighted,
-        alpha: body.alpha,
-        vector: body.vector,
+        alpha,
+        vector,
         space: body.space,
         filter,
         sort,

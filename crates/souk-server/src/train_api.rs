@@ -82,8 +82,8 @@ pub async fn retrain_loop(state: AppState, every: Duration) {
 }
 
 /// Every `every`, finish the erasures still on disk ([`erasure_round`]): an erased user's
-/// events leave the event log within `every` plus one compaction, and the model files within
-/// `every` plus one training.
+/// events leave the event log within `every` plus one compaction (none starts while writes
+/// are refused), and the model files within `every` plus one training.
 pub async fn erasure_loop(state: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {

@@ -52,6 +52,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "Stored data is damaged or written by an unknown format version; `souk verify` says where",
     },
     ErrorCode {
+        code: "dimension_mismatch",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "A vector's length differs from its vector space's dimension, fixed by the space's first vector",
+    },
+    ErrorCode {
         code: "disk_full",
         status: 507,
         error_type: ErrorType::Storage,
@@ -564,9 +570,9 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     },
     ErrorCode {
         code: "unknown_vector_space",
-        status: 400,
-        error_type: ErrorType::InvalidRequest,
-        description: "The vector space has no vectors",
+        status: 404,
+        error_type: ErrorType::NotFound,
+        description: "No item has vectors in the named vector space",
     },
     ErrorCode {
         code: "unsupported_media_type",

@@ -91,7 +91,7 @@ impl<'a> Fields<'a> {
     pub(super) fn opt_u64(&self, name: &'static str) -> VResult<Option<u64>> {
         self.get(name)
             .map(|v| match v {
-                Value::Number(n) => n.as_u64().ok_or_else(|| {
+                Value::Number(n) => integral(n).and_then(|i| u64::try_from(i).ok()).ok_or_else(|| {
                     ValidationError::new("invalid_number", name, format!("expected a non-negative integer, found {n}"))
                 }),
                 other => Err(wrong_type(name, "a non-negative integer", other)),
@@ -187,6 +187,21 @@ pub(super) fn number(value: &Value, field: &str) -> VResult<f64> {
     }
 }
 
+/// The value of a number with no fractional part, as JSON Schema's `integer` counts them:
+/// `3` and `3.0` alike (JSON has one number type, and a client's JSON library may write
+/// either). `None` for a fraction, or beyond the range of `i128`.
+pub(super) fn integral(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i.into());
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(u.into());
+    }
+    let x = n.as_f64()?;
+    // 2^127: every integral `f64` below it in magnitude converts exactly.
+    (x.fract() == 0.0 && x.abs() < 1.7014118346046923e38).then_some(x as i128)
+}
+
 pub(super) fn non_negative(value: Option<f64>, field: &str) -> VResult<Option<f64>> {
     match value {
         Some(x) if x < 0.0 => {
@@ -199,8 +214,12 @@ pub(super) fn non_negative(value: Option<f64>, field: &str) -> VResult<Option<f6
 pub(super) fn id_value(value: &Value, field: &str) -> VResult<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        // Datasets often use numeric ids; accept integers and keep their decimal form.
-        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+        // Datasets often use numeric ids; accept integers (from `i64::MIN` to `u64::MAX`) and
+        // keep their decimal form.
+        Value::Number(n) => match integral(n) {
+            Some(i) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&i) => Ok(i.to_string()),
+            _ => Err(wrong_type(field, "an id string or an integer", value)),
+        },
         other => Err(wrong_type(field, "an id string", other)),
     }
 }
@@ -246,9 +265,10 @@ pub(super) fn timestamp_from_str(s: &str, field: &str) -> VResult<TimestampMs> {
 /// digits).
 pub fn parse_timestamp(value: &Value, field: &str) -> VResult<TimestampMs> {
     match value {
-        Value::Number(n) => {
-            timestamp_from_millis(n.as_i64().ok_or_else(|| invalid_timestamp(field, n.to_string()))?, field)
-        }
+        Value::Number(n) => timestamp_from_millis(
+            integral(n).and_then(|i| i64::try_from(i).ok()).ok_or_else(|| invalid_timestamp(field, n.to_string()))?,
+            field,
+        ),
         Value::String(s) => timestamp_from_str(s, field),
         other => Err(wrong_type(field, "an RFC 3339 string or Unix milliseconds", other)),
     }

@@ -98,8 +98,9 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
         None => Vec::new(),
         Some(Value::Array(values)) => {
             if values.len() > MAX_EVENT_ITEMS {
+                // A field's limit (400), not a batch's size (413 `too_many_items`).
                 return Err(ValidationError::new(
-                    "too_many_items",
+                    "invalid_value",
                     "items",
                     format!("expected at most {MAX_EVENT_ITEMS} items, found {}", values.len()),
                 ));
@@ -210,6 +211,9 @@ pub const ITEM_FIELDS: &[&str] = &[
     "image",
 ];
 
+/// Longest accepted currency, in characters (a code such as `EUR`, or a symbol).
+pub const MAX_CURRENCY_CHARS: usize = 16;
+
 /// Longest accepted picture URL.
 const MAX_IMAGE_URL_BYTES: usize = 2048;
 
@@ -253,7 +257,14 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
     }
     item.brand = f.opt_str("brand", MAX_SHORT_TEXT_BYTES)?;
     item.price = non_negative(f.opt_f64("price")?, "price")?;
-    item.currency = f.opt_str("currency", 16)?;
+    item.currency = f.opt_str("currency", MAX_SHORT_TEXT_BYTES)?;
+    if item.currency.as_ref().is_some_and(|c| c.chars().count() > MAX_CURRENCY_CHARS) {
+        return Err(ValidationError::new(
+            "text_too_long",
+            "currency",
+            format!("expected a currency of at most {MAX_CURRENCY_CHARS} characters"),
+        ));
+    }
     item.attributes = f.opt_attributes("attributes")?;
     item.tags = f.opt_string_list("tags")?;
     item.available = match f.get("available") {
@@ -312,15 +323,18 @@ fn parse_vector(value: &Value, field: &str) -> VResult<Vec<f32>> {
         .enumerate()
         .map(|(i, v)| {
             let x = number(v, &format!("{field}[{i}]"))?;
-            // Narrowing must stay finite too.
-            let narrowed = x as f32;
-            if narrowed.is_finite() {
-                Ok(narrowed)
-            } else {
-                Err(ValidationError::new("invalid_number", format!("{field}[{i}]"), "value out of f32 range"))
-            }
+            f32_value(x).ok_or_else(|| {
+                ValidationError::new("invalid_number", format!("{field}[{i}]"), format!("{x} is out of f32 range"))
+            })
         })
         .collect()
+}
+
+/// A number stored as `f32`: `None` beyond `f32::MAX` in magnitude (even where narrowing
+/// would round it down to `f32::MAX`), so that the range a document states is the range
+/// taken.
+pub fn f32_value(x: f64) -> Option<f32> {
+    (x.abs() <= f64::from(f32::MAX)).then_some(x as f32)
 }
 
 /// Split "Electronics > Audio > Headphones" into its levels.
@@ -492,6 +506,41 @@ mod tests {
         assert_eq!(e.timestamp, 1_767_323_045_000);
         assert_eq!(e.quantity, Some(2));
         assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn integers_written_as_integral_floats_are_integers() {
+        // JSON Schema's `integer` (and many JSON writers) take `1.7e12` and `3.0` as integers.
+        let e = parse_event(&json!({
+            "type": "purchase", "user": 7.0, "item": 1e3, "quantity": 2.0, "dwell_ms": 1.5e4,
+            "position": 0.0, "timestamp": 2_429_999_358.0
+        }))
+        .unwrap();
+        assert_eq!((e.user.as_str(), e.item.as_ref().map(|i| i.as_str())), ("7", Some("1000")));
+        assert_eq!((e.quantity, e.dwell_ms, e.position, e.timestamp), (Some(2), Some(15_000), Some(0), 2_429_999_358));
+        for (field, bad, code) in [
+            ("timestamp", json!(1.5), "invalid_timestamp"),
+            ("quantity", json!(2.5), "invalid_number"),
+            ("dwell_ms", json!(-1.0), "invalid_number"),
+            ("position", json!(4_294_967_296.0), "invalid_number"),
+            ("user", json!(1.5), "invalid_type"),
+            ("user", json!(1e20), "invalid_type"),
+        ] {
+            let mut event = json!({"type": "purchase", "user": "u1", "item": "i1", "quantity": 1, "timestamp": 1});
+            event[field] = bad.clone();
+            let err = parse_event(&event).unwrap_err();
+            assert_eq!((err.code, err.field.as_str()), (code, field), "{field}: {bad}");
+        }
+    }
+
+    #[test]
+    fn an_event_lists_at_most_the_items_a_field_takes() {
+        let items: Vec<String> = (0..=MAX_EVENT_ITEMS).map(|i| format!("i{i}")).collect();
+        let err =
+            parse_event(&json!({"type": "impression", "user": "u1", "items": items, "timestamp": 1})).unwrap_err();
+        assert_eq!((err.code, err.field.as_str()), ("invalid_value", "items"));
+        let fits = &items[..MAX_EVENT_ITEMS];
+        assert!(parse_event(&json!({"type": "impression", "user": "u1", "items": fits, "timestamp": 1})).is_ok());
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl SearchIndex {
         if let Some(space) = self.spaces.read().get(name) {
             if space.dim() != dim {
                 return Err(Error::Invalid(ValidationError::new(
-                    "invalid_vector",
+                    "dimension_mismatch",
                     format!("vectors.{name}"),
                     format!("expected {} dimensions, found {dim}", space.dim()),
                 )));

@@ -39,7 +39,7 @@ impl SearchIndex {
                 if let Some(space) = spaces.get(name) {
                     if space.dim() != vector.len() {
                         return Err(Error::Invalid(ValidationError::new(
-                            "invalid_vector",
+                            "dimension_mismatch",
                             format!("items[{index}].vectors.{name}"),
                             format!("expected {} dimensions, found {}", space.dim(), vector.len()),
                         )));

@@ -26,7 +26,7 @@ impl SearchIndex {
         })?;
         if vector.len() != space.dim() {
             return Err(Error::Invalid(ValidationError::new(
-                "invalid_vector",
+                "dimension_mismatch",
                 "vector",
                 format!("expected {} dimensions, found {}", space.dim(), vector.len()),
             )));

@@ -291,12 +291,14 @@ fn semantic_and_hybrid_fusion_with_explanations() {
     let refused = SearchRequest { mode: SearchMode::Semantic, ..SearchRequest::keyword("wireless") };
     assert!(matches!(index.search(&refused), Err(Error::Invalid(e)) if e.code == "semantic_unavailable"));
     let wrong = SearchRequest { query_vector: Some(vec![1.0; 3]), ..semantic.clone() };
-    assert!(matches!(index.search(&wrong), Err(Error::Invalid(e)) if e.field == "vector"));
+    assert!(
+        matches!(index.search(&wrong), Err(Error::Invalid(e)) if e.field == "vector" && e.code == "dimension_mismatch")
+    );
 
     // Mismatched dimensions are refused before anything is stored.
     let mut bad = catalog().remove(0);
     bad.vectors.insert("toy".into(), vec![1.0; 7]);
-    assert!(matches!(index.check_vectors(&[bad]), Err(Error::Invalid(e)) if e.code == "invalid_vector"));
+    assert!(matches!(index.check_vectors(&[bad]), Err(Error::Invalid(e)) if e.code == "dimension_mismatch"));
 }
 
 #[test]

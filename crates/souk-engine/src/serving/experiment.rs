@@ -179,11 +179,15 @@ fn parse_arm(value: &Value) -> Result<ArmSpec, ValidationError> {
             _ => return Err(invalid("share", format!("expected a positive number, found {v}"))),
         },
     };
-    let pipeline: PipelineConfig = serde_json::from_value(Value::Object(map)).map_err(|e| {
+    let mut pipeline: PipelineConfig = serde_json::from_value(Value::Object(map)).map_err(|e| {
         let message = e.to_string();
         let field = message.split('`').nth(1).unwrap_or("pipeline").to_string();
         invalid(field, message)
     })?;
+    // Slot positions are a set: any order is taken (a position given twice is still refused).
+    if let Some(slots) = &mut pipeline.explore_slots {
+        slots.sort_unstable();
+    }
     pipeline.validate()?;
     Ok(ArmSpec { name, share, pipeline })
 }
@@ -244,6 +248,11 @@ mod tests {
             "arms[1].colour"
         );
         assert_eq!(field(json!({"id": "x", "surface": "search", "arms": [], "extra": 1})), "extra");
+        // Exploration slots are a set of positions: taken in any order, each once.
+        let slots = |slots: Value| json!({"id": "x", "surface": "search", "arms": [{"name": "a"}, {"name": "b", "explore_slots": slots}]});
+        let e = Experiment::parse(&slots(json!([7, 2])), 0).unwrap();
+        assert_eq!(e.arms[1].pipeline.explore_slots, Some(vec![2, 7]));
+        assert_eq!(field(slots(json!([2, 7, 2]))), "arms[1].explore_slots");
     }
 
     #[test]

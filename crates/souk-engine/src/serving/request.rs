@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ValidationError};
@@ -177,15 +176,22 @@ pub struct RecommendPage {
 
 /// Pagination state carried by the client: digests of every item already shown, so no
 /// later page repeats one even if the ranking moved in between (events arrive, models
-/// swap). Stateless on the server; grows by 4 bytes per shown item.
+/// swap). Stateless on the server; its text is the version digit and eight lowercase hex
+/// digits per shown item ([`CURSOR_PATTERN`]), so a document can state exactly which
+/// strings are cursors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
     pub(super) shown: Vec<u32>,
 }
 
-pub(super) const CURSOR_VERSION: u8 = 1;
-/// Most items a cursor may carry (then the client starts over).
-pub const MAX_CURSOR_ITEMS: usize = 5_000;
+const CURSOR_VERSION: char = '2';
+/// Most items a cursor may carry (then the client starts over): its text, at most
+/// [`MAX_CURSOR_CHARS`], fits a URL with room to spare.
+pub const MAX_CURSOR_ITEMS: usize = 1_000;
+/// Longest cursor text.
+pub const MAX_CURSOR_CHARS: usize = 1 + 8 * MAX_CURSOR_ITEMS;
+/// Every cursor text (and the empty string, the first page) matches this.
+pub const CURSOR_PATTERN: &str = "^(2([0-9a-f]{8})*)?$";
 
 pub(super) fn item_digest(id: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as u32
@@ -197,26 +203,54 @@ pub(super) fn digests_of(ids: &[String]) -> Vec<u64> {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        let mut bytes = Vec::with_capacity(1 + 4 * self.shown.len());
-        bytes.push(CURSOR_VERSION);
+        let mut text = String::with_capacity(1 + 8 * self.shown.len());
+        text.push(CURSOR_VERSION);
         for d in &self.shown {
-            bytes.extend_from_slice(&d.to_le_bytes());
+            text.push_str(&format!("{d:08x}"));
         }
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        text
     }
 
+    /// The cursor of a text [`Self::encode`] wrote; anything else is refused.
     pub fn decode(text: &str) -> Result<Cursor, ValidationError> {
         let invalid =
             || ValidationError::new("invalid_cursor", "cursor", "expected a cursor returned by an earlier page");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| invalid())?;
-        let (&version, rest) = bytes.split_first().ok_or_else(invalid)?;
-        if version != CURSOR_VERSION || rest.len() % 4 != 0 || rest.len() / 4 > MAX_CURSOR_ITEMS {
+        let digits = text.strip_prefix(CURSOR_VERSION).ok_or_else(invalid)?;
+        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        if digits.len() % 8 != 0 || digits.len() / 8 > MAX_CURSOR_ITEMS || !digits.as_bytes().iter().all(lower_hex) {
             return Err(invalid());
         }
-        Ok(Cursor { shown: rest.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+        let shown = digits
+            .as_bytes()
+            .chunks_exact(8)
+            .map(|chunk| std::str::from_utf8(chunk).ok().and_then(|hex| u32::from_str_radix(hex, 16).ok()))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(invalid)?;
+        Ok(Cursor { shown })
     }
 
     pub fn contains(&self, id: &str) -> bool {
         self.shown.contains(&item_digest(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_through_its_text_and_nothing_else_is_a_cursor() {
+        let cursor = Cursor { shown: vec![0, 1, u32::MAX, 0xdead_beef] };
+        let text = cursor.encode();
+        assert_eq!(text, "20000000000000001ffffffffdeadbeef");
+        assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+        assert_eq!(Cursor::decode("2").unwrap(), Cursor::default());
+        let full = Cursor { shown: vec![7; MAX_CURSOR_ITEMS] }.encode();
+        assert_eq!(full.len(), MAX_CURSOR_CHARS);
+        assert!(Cursor::decode(&full).is_ok());
+        let too_long = format!("{full}00000000");
+        for bad in ["", "1", "2abc", "2DEADBEEF", " 2deadbeef", "2deadbeef ", "2deadbeef0", "2+eadbeef", &too_long] {
+            assert!(Cursor::decode(bad).is_err(), "{bad:?}");
+        }
     }
 }

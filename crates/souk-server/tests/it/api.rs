@@ -453,3 +453,49 @@ async fn an_items_picture_is_on_every_list_that_shows_the_item() {
     let (_, bad) = server.json("PUT", "/v1/items/c", json!({"title": "C", "image": "javascript:alert(1)"})).await;
     assert_eq!((bad["code"].as_str(), bad["field"].as_str()), (Some("invalid_value"), Some("image")), "{bad}");
 }
+
+#[tokio::test]
+async fn integers_written_as_integral_floats_are_taken_as_integers() {
+    // JSON Schema's `integer` (the document's word for timestamps, quantities and numeric ids)
+    // counts `2429999358.0` as an integer; so does ingest.
+    let server = TestServer::new(ServerConfig::default());
+    let events =
+        json!([{"type": "purchase", "user": 42.0, "item": "i1", "quantity": 2.0, "timestamp": 2_429_999_358.0}]);
+    let (status, body) = server.json("POST", "/v1/events", events).await;
+    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::OK, Some(1)), "{body}");
+    let (status, history) = server.get("/v1/users/42/events").await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["events"][0]["timestamp"], 2_429_999_358i64, "{history}");
+    let (status, item) = server.json("PUT", "/v1/items/i1", json!({"title": "Lamp", "created_at": 1.7e12})).await;
+    assert_eq!((status, item["created_at"].as_i64()), (StatusCode::OK, Some(1_700_000_000_000)), "{item}");
+}
+
+#[tokio::test]
+async fn the_document_states_search_parameters_and_experiment_bodies() {
+    let server = TestServer::new(ServerConfig::default());
+    let (_, doc) = server.get("/openapi.json").await;
+    let search = &doc["paths"]["/v1/search"]["get"]["parameters"];
+    let parameter = |name: &str| search.as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap();
+    for p in search.as_array().unwrap() {
+        assert_eq!((p["in"].as_str(), p["required"].as_bool()), (Some("query"), Some(false)), "{p}");
+    }
+    // This server has no text embedder: a search without a vector cannot be semantic.
+    assert_eq!(parameter("mode")["schema"]["enum"], json!(["keyword", "hybrid"]));
+    assert_eq!(parameter("brand")["schema"]["type"], "array");
+    assert!(parameter("rules")["content"]["application/json"]["schema"]["properties"]["pin"].is_object());
+    let body = &doc["components"]["schemas"]["SearchBody"];
+    assert_eq!(body["then"]["required"], json!(["vector"]), "{body}");
+    let experiment = &doc["paths"]["/v1/experiments"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(experiment["$ref"], "#/components/schemas/ExperimentIn");
+    let arm = &doc["components"]["schemas"]["ArmIn"];
+    assert!(arm["properties"]["sources"]["propertyNames"]["enum"]
+        .as_array()
+        .is_some_and(|s| s.contains(&json!("als"))));
+    // A definition the document describes is taken: slots in any order.
+    let definition = json!({"id": "slots", "surface": "recommendations", "window_days": 3,
+        "arms": [{"name": "control"}, {"name": "explore", "share": 0.5, "explore_slots": [7, 2], "ranker": null,
+                  "sources": {"als": 0}, "rules": {"pin": [{"item": "i1", "position": 1}]}}]});
+    let (status, created) = server.json("POST", "/v1/experiments", definition).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["arms"][1]["explore_slots"], json!([2, 7]), "{created}");
+}

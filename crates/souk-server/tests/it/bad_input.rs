@@ -98,6 +98,20 @@ fn cases() -> Vec<Case> {
             "events[0].timestamp",
         ),
         events_case(
+            "fractional timestamp",
+            json!([event(json!({"timestamp": 1_700_000_000_000.5}))]),
+            "invalid_timestamp",
+            "events[0].timestamp",
+        ),
+        events_case(
+            // A limit of one field, as the document's `maxItems` states (400, not 413).
+            "an impression listing more items than an event takes",
+            json!([event(json!({"type": "impression", "item": null,
+                "items": (0..=souk_engine::input::MAX_EVENT_ITEMS).map(|i| format!("i{i}")).collect::<Vec<_>>()}))]),
+            "invalid_value",
+            "events[0].items",
+        ),
+        events_case(
             "missing timestamp",
             json!([event(json!({"timestamp": null}))]),
             "missing_field",

@@ -126,3 +126,35 @@ async fn after_an_erasure_and_one_erasure_round_no_byte_of_the_user_is_left_in_t
     assert_eq!(server.json("POST", "/v1/events", events(1_000..1_010)).await.0, StatusCode::OK);
     assert_eq!(server.get("/v1/stats").await.1["events"], 310);
 }
+
+#[tokio::test]
+async fn no_compaction_starts_while_writes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = IoFaults::new();
+    let store = EmbeddedStore::open_with(dir.path(), &StoreConfig::default(), Some(faults.clone())).unwrap();
+    let shop = Shop::new(Arc::new(store), ShopSettings::default());
+    let server = TestServer::from_state(AppState::new(shop, ServerConfig::default()), tempfile::tempdir().unwrap());
+    let needle = b"erasable-shopper";
+    let mut batch: Vec<Value> = (0..20)
+        .map(|n| json!({"id": format!("s{n}"), "type": "view", "user": "erasable-shopper", "item": format!("i{n}"), "timestamp": n}))
+        .collect();
+    batch.extend((0..50).map(
+        |n| json!({"id": format!("e{n}"), "type": "view", "user": "u1", "item": format!("i{n}"), "timestamp": n}),
+    ));
+    assert_eq!(server.json("POST", "/v1/events", Value::Array(batch)).await.0, StatusCode::OK);
+    assert_eq!(server.call("DELETE", "/v1/users/erasable-shopper", None, vec![]).await.0, StatusCode::OK);
+    // A write fails; the disk works again, but no write has shown it yet: still degraded.
+    faults.fail_syncs(true);
+    assert_eq!(server.json("POST", "/v1/events", events(100..110)).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    faults.heal();
+    assert_eq!(server.get("/health").await.1["status"], "degraded");
+    souk_server::train_api::erasure_round(&server.state).await;
+    assert!(!files_containing(dir.path(), needle).is_empty(), "no compaction while writes are refused");
+    assert_eq!(server.get("/v1/stats").await.1["events"], 50, "the erased events are never served");
+    // The next write succeeds, and the next round compacts.
+    assert_eq!(server.json("POST", "/v1/events", events(100..110)).await.0, StatusCode::OK);
+    assert_eq!(server.get("/health").await.1["status"], "ok");
+    souk_server::train_api::erasure_round(&server.state).await;
+    assert_eq!(files_containing(dir.path(), needle), Vec::<std::path::PathBuf>::new());
+    assert_eq!(server.get("/v1/stats").await.1["events"], 60);
+}

@@ -124,7 +124,13 @@ async fn pages_never_repeat_an_item_even_when_events_arrive_between_them() {
             .json("POST", "/v1/events", json!([{"type": "purchase", "user": "u000011", "item": format!("i{:06}", 100 + page), "timestamp": 1_780_000_000_000i64 + page}]))
             .await;
         cursor = body["next_cursor"].as_str().map(str::to_string);
-        assert!(cursor.is_some());
+        // The text the document's pattern states: the version digit, eight hex digits per item.
+        assert!(
+            cursor.as_deref().is_some_and(|c| c.starts_with('2')
+                && (c.len() - 1) % 8 == 0
+                && c[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))),
+            "{cursor:?}"
+        );
     }
     assert_eq!(seen.len(), 90);
     let (status, body) = server.get("/v1/users/u000011/recommendations?cursor=not-a-cursor").await;

@@ -68,6 +68,8 @@ async fn search_finds_filters_facets_explains_and_logs() {
     // Filters (repeated brands, category path, price), sorting and explanations.
     let (_, body) = server.get("/v1/search?category=Electronics&brand=Sony,Samsung&sort=price_asc&explain=true").await;
     assert_eq!(ids(&body), vec!["e01", "e04"]);
+    let (_, body) = server.get("/v1/search?category=Electronics&brand=Sony&brand=Samsung&sort=price_asc").await;
+    assert_eq!(ids(&body), vec!["e01", "e04"], "brand repeats: {body}");
     let (_, body) = server.get("/v1/search?q=wireless&explain=true&n=1").await;
     assert!(body["items"][0]["explain"]["bm25"].as_f64().is_some_and(|s| s > 0.0), "{body}");
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
@@ -124,12 +126,26 @@ async fn own_vectors_search_through_post() {
         {"id": "c", "title": "Green lamp", "vectors": {"image": [0.0, 0.0, 1.0]}}
     ]);
     assert_eq!(server.json("POST", "/v1/items", items).await.0, StatusCode::OK);
-    // A vector of the wrong size is refused and nothing is stored.
+    // A vector of another size than its space's is a conflict with what is stored (409,
+    // the request itself is well formed), and nothing is stored.
     let bad = json!([{"id": "d", "title": "Odd", "vectors": {"image": [1.0, 0.0]}}]);
     let (status, body) = server.json("POST", "/v1/items", bad).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["code"], "invalid_vector");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        (body["code"].as_str(), body["field"].as_str()),
+        (Some("dimension_mismatch"), Some("items[0].vectors.image"))
+    );
     assert_eq!(server.get("/v1/items/d").await.0, StatusCode::NOT_FOUND);
+    let (status, body) = server.json("PUT", "/v1/items/d", json!({"title": "Odd", "vectors": {"image": [1.0]}})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("dimension_mismatch")), "{body}");
+    let (status, body) =
+        server.json("POST", "/v1/search", json!({"mode": "semantic", "space": "image", "vector": [1.0]})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("dimension_mismatch")), "{body}");
+    // A longer query vector than any space may have is malformed.
+    let long = vec![1.0; souk_engine::input::MAX_VECTOR_DIMS + 1];
+    let (status, body) =
+        server.json("POST", "/v1/search", json!({"mode": "semantic", "space": "image", "vector": long})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_vector")), "{body}");
 
     let query = json!({"mode": "semantic", "space": "image", "vector": [0.1, 0.9, 0.0], "n": 2, "explain": true});
     let started = Instant::now();
@@ -170,6 +186,9 @@ async fn bad_search_input_gets_stable_codes() {
         ("/v1/search?explain=maybe", "invalid_parameter", "explain"),
         ("/v1/search?q=x&mode=semantic", "semantic_unavailable", "mode"),
         ("/v1/search?user=%00bad", "invalid_id", "user"),
+        // One value where the document says one: a list is refused, not cut to its last.
+        ("/v1/search?lang=en&lang=zh", "invalid_parameter", "lang"),
+        ("/v1/search?q=a&n=2&q=b", "invalid_parameter", "q"),
     ] {
         let (status, body) = server.get(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
@@ -182,9 +201,19 @@ async fn bad_search_input_gets_stable_codes() {
     let (status, body) = server.json("POST", "/v1/search", json!({"vector": [0.0, 0.0]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "vector");
+    // Values are judged before narrowing to f32: beyond the document's range is refused,
+    // not rounded into it.
+    for (body, field) in [
+        (json!({"vector": [3.402_823_5e38]}), "vector"),
+        (json!({"vector": [1e-50]}), "vector"),
+        (json!({"fusion": "weighted", "alpha": 1.000_000_000_000_000_2}), "alpha"),
+    ] {
+        let (status, answer) = server.json("POST", "/v1/search", body.clone()).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {answer}");
+    }
     let (status, body) =
         server.json("POST", "/v1/search", json!({"mode": "semantic", "space": "nope", "vector": [1.0]})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "unknown_vector_space");
 
     // Without a search index the endpoint says so.

@@ -129,8 +129,17 @@ impl Shop {
     }
 
     /// Remove erased users' events from the event log on disk now, while serving (the
-    /// store's compaction); `None` when none waited.
+    /// store's compaction); `None` when none waited, or when none may start now.
+    ///
+    /// No compaction starts while the store reports refused writes (a full or failing
+    /// disk, `/health` `degraded`): it writes a copy of the whole log, which such a disk
+    /// would refuse as well, and the room it takes is the room writes wait for. The erased
+    /// events stay on disk (never served) until a write succeeds again.
     pub fn compact_erased_events(&self) -> Result<Option<crate::store::compact::CompactReport>> {
+        if let Some(reason) = self.store().writes_refused() {
+            tracing::info!(%reason, "no compaction while writes are refused");
+            return Ok(None);
+        }
         self.store().compact_erased()
     }
 
