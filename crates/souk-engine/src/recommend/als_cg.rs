@@ -447,7 +447,7 @@ mod tests {
         Problem { f, y, gram, indptr, indices, confidences }
     }
 
-    fn half_step<'a>(p: &'a Problem, cg_steps: usize) -> HalfStep<'a> {
+    fn half_step(p: &Problem, cg_steps: usize) -> HalfStep<'_> {
         HalfStep {
             indptr: &p.indptr,
             indices: &p.indices,
@@ -480,7 +480,8 @@ mod tests {
 
     #[test]
     fn three_warm_started_steps_shrink_the_error_in_the_a_norm() {
-        // CG minimises ‖x − x*‖_A over a growing Krylov space, so every step can only help.
+        // CG minimises ‖x − x*‖_A over a growing Krylov space that holds the steepest
+        // descent direction, so three steps from a random start must lower it.
         let f = 16;
         let p = problem(f, 50, 30, 5);
         let mut rng = ChaCha8Rng::seed_from_u64(6);
@@ -496,7 +497,7 @@ mod tests {
                 (0..f).map(|i| e[i] * (0..f).map(|j| a[i * f + j] * e[j]).sum::<f64>()).sum::<f64>()
             };
             let (before, after) = (a_norm(&start[u * f..(u + 1) * f]), a_norm(&x[u * f..(u + 1) * f]));
-            assert!(after < 0.5 * before, "row {u}: {before} -> {after}");
+            assert!(after < before, "row {u}: {before} -> {after}");
         }
     }
 }
