@@ -437,7 +437,7 @@ mod tests {
         let (mut indptr, mut indices, mut confidences) = (vec![0], Vec::new(), Vec::new());
         for u in 0..rows {
             for i in 0..n_items as u32 {
-                if (i as usize + u) % 3 == 0 || rng.gen_bool(0.2) {
+                if (i as usize + u).is_multiple_of(3) || rng.gen_bool(0.2) {
                     indices.push(i);
                     confidences.push(1.0 + rng.gen_range(0.0f32..8.0));
                 }
