@@ -14,9 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::als_cg::HalfStep;
 use super::artifact::{Array, Artifact};
 use super::data::Interactions;
-use super::kernels::{axpy, check_range, dot, invalid, map_values};
+use super::kernels::{check_range, dot, invalid, map_values};
 use super::Recommender;
 use crate::Result;
 
@@ -155,82 +156,31 @@ fn gram(y: &[f32], f: usize, regularization: f32) -> Vec<f32> {
     out
 }
 
-/// Rows per block in the batched products below: each block is one rayon task and one
-/// single-threaded faer product, so results never depend on the thread count.
-const BLOCK_ROWS: usize = 2048;
-
-/// `out = m · g` for row-major `m` (rows × f) and symmetric `g` (f × f), blockwise in
-/// parallel. faer picks the widest SIMD the CPU has at run time, which a hand-written
-/// loop compiled for baseline x86-64 cannot.
-fn times_gram(m: &[f32], g: &faer::Mat<f32>, out: &mut [f32], f: usize) {
-    out.par_chunks_mut(BLOCK_ROWS * f).zip(m.par_chunks(BLOCK_ROWS * f)).for_each(|(o, block)| {
-        let rows = block.len() / f;
-        let lhs = faer::MatRef::from_row_major_slice(block, rows, f);
-        let dst = faer::MatMut::from_row_major_slice_mut(o, rows, f);
-        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, g.as_ref(), 1.0f32, faer::Par::Seq);
-    });
-}
+/// Rows per block of [`gram`]: each block is one rayon task and one single-threaded faer
+/// product, so the sum never depends on the thread count; small enough that the 943 or
+/// 1,654 rows of a MovieLens-sized side still split over two threads.
+const BLOCK_ROWS: usize = 512;
 
 /// Re-solve every row `x_u` of `x` for fixed `y`: the normal equations of eq. 3 are
 /// `(YᵀC_uY + λI) x_u = YᵀC_u p_u`, i.e. `A x_u = b` with
 /// `A = (YᵀY + λI) + Σ_{i∈u} (c_ui − 1) y_i y_iᵀ` and `b = Σ_{i∈u} c_ui y_i` (Hu et al. §4:
 /// only the rows with interactions differ from the shared `YᵀY`). `cg_steps` conjugate
 /// gradient iterations from the current `x_u` (Takács et al. Alg. 2) cost
-/// `O(steps · (f² + |u|·f))` per row and never form `A`. The steps run in lockstep over
-/// all rows so that the dense part, `(YᵀY + λI)·p` for every row, is one matrix product
-/// per step; the sparse corrections are per row, in parallel.
+/// `O(steps · (f² + |u|·f))` per row and never form `A` ([`super::als_cg`] has the per-row solve
+/// and its cost model).
 fn conjugate_gradient_half_step(rows: &Interactions, x: &mut [f32], y: &[f32], params: &AlsParams) {
     let f = params.factors;
-    let n = x.len() / f;
-    let g = gram(y, f, params.regularization);
-    let g = faer::Mat::<f32>::from_fn(f, f, |a, b| g[a * f + b]);
-    let sparse_rows = |u: usize| {
-        let (items, confidences) = rows.row(u);
-        items.iter().zip(confidences).map(move |(&i, &c)| (&y[i as usize * f..(i as usize + 1) * f], c))
-    };
-    // r = b − A x
-    let mut r = vec![0f32; n * f];
-    times_gram(x, &g, &mut r, f);
-    r.par_chunks_mut(f).zip(x.par_chunks(f)).enumerate().for_each(|(u, (ru, xu))| {
-        ru.iter_mut().for_each(|v| *v = -*v);
-        for (yi, c) in sparse_rows(u) {
-            axpy(c - (c - 1.0) * dot(yi, xu), yi, ru);
-        }
-    });
-    let mut p = r.clone();
-    let mut rs: Vec<f32> = r.par_chunks(f).map(|ru| dot(ru, ru)).collect();
-    let mut ap = vec![0f32; n * f];
-    for _ in 0..params.cg_steps {
-        times_gram(&p, &g, &mut ap, f);
-        x.par_chunks_mut(f)
-            .zip(r.par_chunks_mut(f))
-            .zip(p.par_chunks_mut(f))
-            .zip(ap.par_chunks_mut(f))
-            .zip(rs.par_iter_mut())
-            .enumerate()
-            .for_each(|(u, ((((xu, ru), pu), apu), rs_old))| {
-                if *rs_old < 1e-20 {
-                    return;
-                }
-                for (yi, c) in sparse_rows(u) {
-                    axpy((c - 1.0) * dot(yi, pu), yi, apu);
-                }
-                let p_ap = dot(pu, apu);
-                if p_ap <= 0.0 || !p_ap.is_finite() {
-                    *rs_old = 0.0;
-                    return;
-                }
-                let step = *rs_old / p_ap;
-                axpy(step, pu, xu);
-                axpy(-step, apu, ru);
-                let rs_new = dot(ru, ru);
-                let beta = rs_new / *rs_old;
-                for (pk, rk) in pu.iter_mut().zip(ru.iter()) {
-                    *pk = rk + beta * *pk;
-                }
-                *rs_old = rs_new;
-            });
+    let gram = gram(y, f, params.regularization);
+    HalfStep {
+        indptr: &rows.indptr,
+        indices: &rows.indices,
+        confidences: &rows.values,
+        gram: &gram,
+        y,
+        factors: f,
+        cg_steps: params.cg_steps,
     }
+    .run(x);
 }
 
 /// Solve `A x = b` for symmetric positive definite `A` (row-major n × n, overwritten by

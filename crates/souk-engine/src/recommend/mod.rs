@@ -9,6 +9,7 @@
 //! caller's writer.
 
 pub mod als;
+mod als_cg;
 pub mod artifact;
 pub mod blend;
 pub mod content;
