@@ -100,8 +100,10 @@ pub struct RecommendQuery {
 /// Why an item was listed: one recall source that proposed it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReasonOut {
-    /// `als`, `ease`, `itemknn`, `session` (what sessions like the open one went on to),
-    /// `popularity`, `trending`, `catalog`, `bought_together`, `pin`…
+    /// `als`, `ease`, `social` (a model pulled towards the friends' taste), `itemknn`,
+    /// `session` (what sessions like the open one went on to), `friends` (what followed
+    /// users interacted with lately), `popularity`, `trending`, `catalog`,
+    /// `bought_together`, `pin`…
     pub source: String,
     /// The item's rank in that source (1-based).
     pub rank: usize,
@@ -117,6 +119,13 @@ pub struct ReasonOut {
     /// The title of `because`, in the page's language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub because_title: Option<String>,
+    /// "A friend …" (`friends` source): the id of the followed user who interacted with
+    /// the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend: Option<String>,
+    /// What that friend did with the item: view, purchase…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend_event: Option<String>,
 }
 
 /// What a re-ranking rule did to an item.
@@ -184,6 +193,8 @@ fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
         because: reason.because,
         because_event: reason.because_event.map(|e| e.as_str().to_string()),
         because_title: reason.because_title,
+        friend: reason.friend,
+        friend_event: reason.friend_event.map(|e| e.as_str().to_string()),
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::model::EventType;
-use crate::recommend::{EventWeights, Interactions};
+use crate::recommend::{EventWeights, Interactions, SocialEdges};
 use crate::store::Storage;
 
 /// One distinct (user, item) pair.
@@ -89,6 +89,9 @@ pub struct EvalData {
     /// For a split directory with `candidates.tsv`: the only items to rank (item indices,
     /// sorted) — a cold-item split given from outside. `None`: every item.
     pub candidates: Option<Vec<u32>>,
+    /// Social edges between users (by id): the store's follows, or a split directory's
+    /// `social.tsv`. Every protocol's training matrix carries them.
+    pub social: SocialEdges,
 }
 
 impl EvalData {
@@ -112,7 +115,9 @@ impl EvalData {
                 }
             }
         })?;
-        Ok(builder.build(name))
+        let mut data = builder.build(name);
+        data.social = crate::recommend::data::social_edges_of(store)?;
+        Ok(data)
     }
 
     /// The split another library used: `dir/train.tsv` and `dir/test.tsv`, one
@@ -124,7 +129,9 @@ impl EvalData {
     /// one pair sum. Columns after the second are ignored in the test file, after the third
     /// in the training file. Items and users that appear only in the test file still get an
     /// index. Use it with [`crate::eval::Protocol::SplitDir`], which also says what a pair
-    /// listed in both files is.
+    /// listed in both files is. When `dir/social.tsv` exists, its lines are social edges,
+    /// `user<TAB>other` (user follows, befriends or trusts other; further columns ignored):
+    /// the training data carries them for the models that use them.
     pub fn from_split_dir(dir: &Path, weights: &EventWeights) -> Result<Self> {
         let mut builder = EvalDataBuilder::default();
         let mut line_number = 0i64;
@@ -167,6 +174,10 @@ impl EvalData {
         let candidates = dir.join("candidates.tsv");
         if candidates.exists() {
             data.restrict_to(&fs_err::read_to_string(&candidates)?);
+        }
+        let social = dir.join("social.tsv");
+        if social.exists() {
+            data.social = read_social(&social)?;
         }
         Ok(data)
     }
@@ -217,6 +228,28 @@ impl EvalData {
     }
 }
 
+/// A split directory's social edges: `user<TAB>other` per line (blank lines skipped).
+fn read_social(path: &Path) -> Result<SocialEdges> {
+    let text = fs_err::read_to_string(path)?;
+    let mut edges = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut columns = line.split('\t');
+        let (Some(user), Some(other)) = (columns.next(), columns.next()) else {
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                line: index as u64 + 1,
+                message: format!("expected `user<TAB>other`, found {line:?}"),
+            });
+        };
+        edges.push((user.to_string(), other.to_string(), 1.0));
+    }
+    Ok(SocialEdges::new(edges))
+}
+
 /// Builds an [`Interactions`] matrix from per-user rows of (item, weight) pairs, each row
 /// sorted by item.
 pub(crate) fn csr(user_ids: Vec<String>, item_ids: Vec<String>, rows: &[Vec<(u32, f32)>]) -> Interactions {
@@ -233,7 +266,7 @@ pub(crate) fn csr(user_ids: Vec<String>, item_ids: Vec<String>, rows: &[Vec<(u32
         }
         indptr.push(indices.len());
     }
-    Interactions { user_ids, item_ids, indptr, indices, values }
+    Interactions { user_ids, item_ids, indptr, indices, values, social: Default::default() }
 }
 
 #[derive(Debug)]
@@ -356,7 +389,15 @@ impl EvalDataBuilder {
         kept.sort_unstable_by_key(|(p, _)| (p.user, p.item));
         let listed = self.marked.then(|| kept.iter().map(|(_, listed)| *listed).collect());
         let pairs = kept.into_iter().map(|(p, _)| p).collect();
-        EvalData { name: name.into(), user_ids, item_ids, pairs, listed, candidates: None }
+        EvalData {
+            name: name.into(),
+            user_ids,
+            item_ids,
+            pairs,
+            listed,
+            candidates: None,
+            social: SocialEdges::default(),
+        }
     }
 }
 

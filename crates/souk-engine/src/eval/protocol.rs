@@ -212,7 +212,7 @@ pub fn split_with_target(
         return Err(ValidationError::new("invalid_target", "target", message).into());
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Ok(match protocol {
+    let mut split = match protocol {
         Protocol::RandomSplit => {
             let (train, test) = per_user_random(&data.interactions(), ratio, &mut rng);
             Split::new(protocol, train, test, Vec::new(), None, data.n_users())
@@ -222,7 +222,10 @@ pub fn split_with_target(
         Protocol::StrongGeneralization => strong_generalization(data, ratio, &mut rng),
         Protocol::ColdItem => cold_item(data, ratio, &mut rng)?,
         Protocol::SplitDir => split_dir(data, target)?,
-    })
+    };
+    // Training keeps every social edge (edges are no interactions a test could hold out).
+    split.train.social = data.social.clone();
+    Ok(split)
 }
 
 /// A validation split carved out of training data only, for tuning hyper-parameters: the
@@ -230,7 +233,8 @@ pub fn split_with_target(
 pub fn validation_split(train: &Interactions, ratio: f64, seed: u64) -> Result<Split> {
     check_ratio(ratio)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (fit, test) = per_user_random(train, ratio, &mut rng);
+    let (mut fit, test) = per_user_random(train, ratio, &mut rng);
+    fit.social = train.social.clone();
     Ok(Split::new(Protocol::RandomSplit, fit, test, Vec::new(), None, train.n_users()))
 }
 

@@ -112,7 +112,7 @@ pub fn train(
 }
 
 /// `scores` standardised in place: mean 0, standard deviation 1 (all zeros when constant).
-fn standardise(scores: &mut [f32]) {
+pub(crate) fn standardise(scores: &mut [f32]) {
     let n = scores.len().max(1) as f64;
     let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
     let variance = scores.iter().map(|&s| (f64::from(s) - mean).powi(2)).sum::<f64>() / n;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::social::SocialEdges;
 use crate::model::EventType;
 use crate::store::{Interaction, Storage};
 
@@ -105,6 +106,9 @@ pub struct Interactions {
     pub indptr: Vec<usize>,
     pub indices: Vec<u32>,
     pub values: Vec<f32>,
+    /// The social edges between users (by id) that models may use (see
+    /// [`super::social`]); empty on a shop without them.
+    pub social: SocialEdges,
 }
 
 impl Interactions {
@@ -155,10 +159,18 @@ impl Interactions {
                 next[*i as usize] += 1;
             }
         }
-        Interactions { user_ids: self.item_ids.clone(), item_ids: self.user_ids.clone(), indptr, indices, values }
+        Interactions {
+            user_ids: self.item_ids.clone(),
+            item_ids: self.user_ids.clone(),
+            indptr,
+            indices,
+            values,
+            social: SocialEdges::default(),
+        }
     }
 
-    /// Read every live interaction from the store, weighted by `weights`.
+    /// Read every live interaction from the store, weighted by `weights`, and every social
+    /// edge (weight 1 each, whatever its kind).
     pub fn from_store(store: &dyn Storage, weights: &EventWeights) -> crate::Result<Self> {
         let mut builder = InteractionsBuilder::default();
         store.scan_interactions(&mut |user, item, row| {
@@ -169,8 +181,17 @@ impl Interactions {
                 }
             }
         })?;
-        Ok(builder.build())
+        let mut interactions = builder.build();
+        interactions.social = social_edges_of(store)?;
+        Ok(interactions)
     }
+}
+
+/// Every social edge in the store, weight 1 each.
+pub fn social_edges_of(store: &dyn Storage) -> crate::Result<SocialEdges> {
+    let mut edges = Vec::new();
+    store.scan_follows(&mut |user, other| edges.push((user.to_string(), other.to_string(), 1.0)))?;
+    Ok(SocialEdges::new(edges))
 }
 
 /// Accumulates (user, item, weight) triples; duplicates are summed.
@@ -235,7 +256,14 @@ impl InteractionsBuilder {
         for u in 0..self.user_ids.len() {
             indptr[u + 1] += indptr[u];
         }
-        Interactions { user_ids: self.user_ids, item_ids: self.item_ids, indptr, indices, values }
+        Interactions {
+            user_ids: self.user_ids,
+            item_ids: self.item_ids,
+            indptr,
+            indices,
+            values,
+            social: SocialEdges::default(),
+        }
     }
 }
 

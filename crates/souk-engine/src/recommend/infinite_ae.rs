@@ -214,6 +214,7 @@ impl InfiniteAeModel {
             indptr: indptr.iter().map(|&p| p as usize).collect(),
             indices,
             values,
+            social: Default::default(),
         };
         let items = users.transpose();
         let norms = (0..n).map(|u| users.row(u).1.iter().map(|w| w * w).sum::<f32>().sqrt()).collect();

@@ -253,6 +253,7 @@ pub(crate) fn map_values(data: &Interactions, f: impl Fn(f32) -> f32) -> Interac
         indptr: data.indptr.clone(),
         indices: data.indices.clone(),
         values: data.values.iter().map(|&v| f(v)).collect(),
+        social: data.social.clone(),
     }
 }
 
@@ -269,6 +270,7 @@ pub(crate) fn map_rows(data: &Interactions, f: impl Fn(usize, f32) -> f32) -> In
         indptr: data.indptr.clone(),
         indices: data.indices.clone(),
         values,
+        social: data.social.clone(),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod popularity;
 pub mod registry;
 pub mod rp3beta;
 pub mod session_knn;
+pub mod social;
 mod source_kind;
 
 pub use als::{AlsModel, AlsParams};
@@ -36,6 +37,7 @@ pub use popularity::{PopularityModel, PopularityParams};
 pub use registry::{default_grid, load_model, save_model, train_model, MODELS};
 pub use rp3beta::{Rp3betaModel, Rp3betaParams};
 pub use session_knn::{SessionKnn, SessionKnnParams};
+pub use social::{SocialEdges, SocialModel, SocialParams};
 pub use source_kind::SourceKind;
 
 /// A trained model: scores every item for a user.
@@ -49,6 +51,15 @@ pub trait Recommender: Send + Sync {
     /// Short model name, e.g. `als`.
     fn name(&self) -> &str;
     fn score(&self, user: Option<u32>, history: &[(u32, f32)], scores: &mut [f32]);
+
+    /// Scores for a serving request: `history` is the user's live history (always folded
+    /// in, so that events since training count) and `user` their training row when they
+    /// were seen in training. Models that know something of a user beyond the history
+    /// (the social model: their friends) use `user`; the others score the history alone.
+    fn score_live(&self, user: Option<u32>, history: &[(u32, f32)], scores: &mut [f32]) {
+        let _ = user;
+        self.score(None, history, scores);
+    }
 
     /// The model as data, for saving (see `registry::save_model`); `None` for models that
     /// cannot be saved.

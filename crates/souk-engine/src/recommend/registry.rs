@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::artifact::Artifact;
 use super::data::Interactions;
 use super::kernels::params_from_json;
-use super::{als, blend, ease, infinite_ae, itemknn, popularity, rp3beta, Recommender};
+use super::{als, blend, ease, infinite_ae, itemknn, popularity, rp3beta, social, Recommender};
 use crate::{Error, Result, ValidationError};
 
 /// Names accepted by [`train_model`], [`default_grid`] and [`load_model`].
-pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease", "infinite_ae", "blend"];
+pub const MODELS: &[&str] = &["popularity", "itemknn", "rp3beta", "als", "ease", "infinite_ae", "blend", "social"];
 
 fn unknown(name: &str) -> Error {
     Error::Invalid(ValidationError::new(
@@ -37,6 +37,7 @@ pub fn train_model(name: &str, params: &Value, data: &Interactions) -> Result<Bo
         "ease" => Box::new(ease::train(data, &params_from_json(name, params)?)?),
         "infinite_ae" => Box::new(infinite_ae::train(data, &params_from_json(name, params)?)?),
         "blend" => Box::new(blend::train(data, &params_from_json(name, params)?, MODELS, &train_model)?),
+        "social" => Box::new(social::train(data, &params_from_json(name, params)?, MODELS, &train_model)?),
         _ => return Err(unknown(name)),
     })
 }
@@ -89,6 +90,12 @@ pub fn default_grid(name: &str) -> Vec<Value> {
                 })
             })
             .collect(),
+        // The base fixed at its default (ALS as LastFM's validation split chose it); the
+        // weights of the friends' taste and of their items tuned.
+        "social" => [0.0, 0.5]
+            .iter()
+            .flat_map(|b| [1.0, 3.0, 8.0].map(|g| json!({ "friend_taste": b, "friend_items": g })))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -115,6 +122,7 @@ pub(crate) fn model_from_artifact(artifact: Artifact) -> Result<Box<dyn Recommen
         "ease" => Box::new(ease::EaseModel::from_artifact(artifact)?),
         "infinite_ae" => Box::new(infinite_ae::InfiniteAeModel::from_artifact(artifact)?),
         "blend" => Box::new(blend::BlendModel::from_artifact(artifact, &model_from_artifact)?),
+        "social" => Box::new(social::SocialModel::from_artifact(artifact, &model_from_artifact)?),
         other => return Err(super::artifact::corrupt_artifact(format!("unknown model {other:?} in artifact"))),
     })
 }
@@ -132,6 +140,7 @@ mod tests {
             "itemknn" => json!({ "neighbours": 5, "shrink": 1.0, "binary": false }),
             "ease" => json!({ "lambda": 5.0, "dropout": 0.1 }),
             "infinite_ae" => json!({ "lambda": 0.5, "depth": 2 }),
+            "social" => json!({ "base": "als", "base_params": { "factors": 4, "iterations": 3 } }),
             "blend" => json!({ "parts": [
                 { "model": "ease", "params": { "lambda": 5.0, "dlae": true, "dropout": 0.2 }, "weight": 0.6 },
                 { "model": "als", "params": { "factors": 4, "iterations": 3 }, "weight": 0.4 },

@@ -18,6 +18,10 @@ pub enum SourceKind {
     InfiniteAe,
     Blend,
     Rp3beta,
+    /// The social model: a collaborative model pulled towards the user's friends' taste.
+    Social,
+    /// Items the users the shopper follows interacted with lately ("friends bought").
+    Friends,
     /// Item-kNN on the recent history ("because you viewed X"); for similar items, the
     /// item's neighbours.
     Itemknn,
@@ -43,12 +47,14 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 14] = [
+    pub const ALL: [SourceKind; 16] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
         Self::Blend,
         Self::Rp3beta,
+        Self::Social,
+        Self::Friends,
         Self::Itemknn,
         Self::Session,
         Self::Content,
@@ -67,6 +73,8 @@ impl SourceKind {
             Self::InfiniteAe => "infinite_ae",
             Self::Blend => "blend",
             Self::Rp3beta => "rp3beta",
+            Self::Social => "social",
+            Self::Friends => "friends",
             Self::Itemknn => "itemknn",
             Self::Session => "session",
             Self::Content => "content",
@@ -86,7 +94,7 @@ impl SourceKind {
 
     /// Whether this is a collaborative model's source (a factor or dense model).
     pub fn is_collaborative(self) -> bool {
-        matches!(self, Self::Als | Self::Ease | Self::InfiniteAe | Self::Blend | Self::Rp3beta)
+        matches!(self, Self::Als | Self::Ease | Self::InfiniteAe | Self::Blend | Self::Rp3beta | Self::Social)
     }
 }
 

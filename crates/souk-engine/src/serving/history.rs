@@ -38,6 +38,9 @@ pub struct History {
     pub newest_ms: Option<i64>,
     /// Digests of the ids of items the request excludes.
     pub excluded: DigestSet<u64>,
+    /// The user's row in the set's training data, when they were seen in training (the
+    /// social model finds their friends by it).
+    pub user_row: Option<u32>,
 }
 
 /// A pause longer than this between two interactions starts a new session.
@@ -86,7 +89,8 @@ pub(super) fn user_history(
     pairs.sort_unstable_by_key(|(i, _)| *i);
     recent.retain(|i| pairs.binary_search_by_key(i, |(j, _)| *j).is_ok());
     session.retain(|i| pairs.binary_search_by_key(i, |(j, _)| *j).is_ok());
-    Ok(History { pairs, last_event, recent, session, newest_ms, excluded })
+    let user_row = set.user_index.get(user.as_str()).copied();
+    Ok(History { pairs, last_event, recent, session, newest_ms, excluded, user_row })
 }
 
 /// The user's preference vector: their live history folded into the first factor model of

@@ -14,7 +14,8 @@
 //! `search_page` and `search_ranking` (the search page), `training`, `pipeline` (a page
 //! pipeline's configuration as data), `live_sessions` (the session-kNN index and the
 //! co-purchase counts, updated on ingest: the `session` source and "bought together"),
-//! `content` (item content vectors, live, and the `content` source), `fresh_items`
+//! `content` (item content vectors, live, and the `content` source), `friends` (the
+//! "friends bought" source, live from the store's edges), `fresh_items`
 //! (catalog items the models never saw, joined to a set's item space with mapped factors),
 //! and `shop`: the one entry point front ends call.
 //!
@@ -28,6 +29,7 @@ pub mod experiment_report;
 pub mod exploration;
 pub mod exposure;
 mod fresh_items;
+pub mod friends;
 mod history;
 pub mod interleave;
 pub mod jobs;

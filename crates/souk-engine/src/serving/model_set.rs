@@ -22,6 +22,7 @@ use crate::recommend::ivf::IvfIndex;
 use crate::recommend::ivf::LiveIndex;
 use crate::recommend::popularity::PopularityParams;
 use crate::recommend::rp3beta::Rp3betaParams;
+use crate::recommend::social::SocialParams;
 use crate::recommend::{registry, EventWeights, Interactions, Recommender, SourceKind};
 use crate::store::artifacts::ArtifactStore;
 use crate::store::Storage;
@@ -36,8 +37,12 @@ pub const MODEL_SET_FORMAT_VERSION: u32 = 1;
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendConfig {
     /// Collaborative models trained by `souk train` and used as recall sources (`als`,
-    /// `ease`, `infinite_ae`, `rp3beta`, `blend`).
+    /// `ease`, `infinite_ae`, `rp3beta`, `blend`, `social`).
     pub models: Vec<String>,
+    /// Train the `social` model too when the shop has social edges (and `models` does not
+    /// name it already). Off by default: with its default weights it measured 2.6% below
+    /// ALS alone on HetRec LastFM (BENCHMARKS.md), so a shop turns it on after measuring.
+    pub social_with_edges: bool,
     /// Weight of each source in the fusion, by source name (`itemknn`, `popularity` and
     /// the model names).
     pub source_weights: BTreeMap<SourceKind, f64>,
@@ -52,6 +57,7 @@ pub struct RecommendConfig {
     pub ease: EaseParams,
     pub infinite_ae: InfiniteAeParams,
     pub blend: BlendParams,
+    pub social: SocialParams,
     pub itemknn: ItemKnnParams,
     pub rp3beta: Rp3betaParams,
     pub popularity: PopularityParams,
@@ -61,12 +67,15 @@ impl Default for RecommendConfig {
     fn default() -> Self {
         Self {
             models: vec!["als".into()],
+            social_with_edges: false,
             source_weights: [
                 (SourceKind::Als, 1.0),
                 (SourceKind::Ease, 1.0),
                 (SourceKind::InfiniteAe, 1.0),
                 (SourceKind::Blend, 1.0),
                 (SourceKind::Rp3beta, 1.0),
+                (SourceKind::Social, 1.0),
+                (SourceKind::Friends, 1.0),
                 (SourceKind::Itemknn, 0.8),
                 (SourceKind::Session, 1.5),
                 (SourceKind::Content, 0.5),
@@ -81,6 +90,7 @@ impl Default for RecommendConfig {
             ease: EaseParams::default(),
             infinite_ae: InfiniteAeParams::default(),
             blend: BlendParams::default(),
+            social: SocialParams::default(),
             itemknn: ItemKnnParams::default(),
             rp3beta: Rp3betaParams::default(),
             popularity: PopularityParams::default(),
@@ -96,6 +106,7 @@ impl RecommendConfig {
             "ease" => serde_json::to_value(&self.ease),
             "infinite_ae" => serde_json::to_value(&self.infinite_ae),
             "blend" => serde_json::to_value(&self.blend),
+            "social" => serde_json::to_value(&self.social),
             "itemknn" => serde_json::to_value(&self.itemknn),
             "rp3beta" => serde_json::to_value(&self.rp3beta),
             "popularity" => serde_json::to_value(&self.popularity),
@@ -111,6 +122,16 @@ impl RecommendConfig {
         value.map_err(|e| Error::Internal(format!("encoding parameters: {e}")))
     }
 
+    /// The collaborative models a training on `data` trains: the configured ones, and the
+    /// social model when `data` has social edges (and `social_with_edges`).
+    pub fn models_for(&self, data: &Interactions) -> Vec<String> {
+        let mut names = self.models.clone();
+        if self.social_with_edges && !data.social.is_empty() && !names.iter().any(|m| m == "social") {
+            names.push("social".into());
+        }
+        names
+    }
+
     /// Problems with this configuration, each with the offending key.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
@@ -118,7 +139,7 @@ impl RecommendConfig {
             if !registry::MODELS.contains(&model.as_str()) || model == "itemknn" || model == "popularity" {
                 problems.push((
                     "recommend.models".into(),
-                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, blend, found {model:?} (itemknn and popularity are always on)"),
+                    format!("expected collaborative models among als, ease, infinite_ae, rp3beta, blend, social, found {model:?} (itemknn and popularity are always on)"),
                 ));
             }
         }
@@ -129,6 +150,9 @@ impl RecommendConfig {
                     format!("expected a non-negative number, found {weight}"),
                 ));
             }
+        }
+        if let Err(e) = self.social.validate(registry::MODELS) {
+            problems.push(("recommend.social".into(), e.to_string()));
         }
         if !(1..=100_000).contains(&self.history_limit) {
             problems
@@ -258,9 +282,10 @@ impl ModelSet {
         }
         let mut train_seconds = BTreeMap::new();
         let mut models = Vec::new();
+        let names = config.models_for(&data);
         // Reading counts as one step, item-kNN as the last one.
-        let steps = config.models.len() as f64 + 2.0;
-        for (done, name) in config.models.iter().enumerate() {
+        let steps = names.len() as f64 + 2.0;
+        for (done, name) in names.iter().enumerate() {
             progress((1.0 + done as f64) / steps, &format!("training {name}"));
             let t = std::time::Instant::now();
             let source = if name == "als" {
@@ -294,7 +319,7 @@ impl ModelSet {
                 users: data.n_users(),
                 items: data.n_items(),
                 interactions: data.nnz(),
-                models: config.models.clone(),
+                models: names,
                 train_seconds,
                 weights: weights.clone(),
             },

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{top_k, History, ItemFilter, ModelSet, Source, SourceKind, ALS_PROBE_ITEMS, SESSION_GAP_MS};
+use super::{top_k, History, ItemFilter, ModelSet, Reason, Source, SourceKind, ALS_PROBE_ITEMS, SESSION_GAP_MS};
 use crate::error::Result;
 use crate::store::Storage;
 
@@ -88,12 +88,18 @@ pub trait RecallSource {
     fn kind(&self) -> SourceKind;
     /// Candidates, best first, that pass exclusions, cursor and filters.
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>>;
+    /// Fill what this source knows of why it proposed `item` into `reason` (whose
+    /// `source` is this source's kind): the friend who bought it, for instance.
+    fn explain(&self, item: u32, reason: &mut Reason) {
+        let _ = (item, reason);
+    }
 }
 
 /// The sources of a request, in fusion order: every collaborative model of the set,
 /// item-kNN and `content` (when given) on the recent history (when there is a history), the session source (when the
 /// session is still open at `now_ms`: `session` — the live session-kNN — when given, else
-/// item-kNN on the session when the history holds more than it), then popularity.
+/// item-kNN on the session when the history holds more than it), `friends` (when given,
+/// with or without a history of the shopper's own), then popularity.
 /// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
 pub fn recall_sources<'a>(
     set: &'a ModelSet,
@@ -102,6 +108,7 @@ pub fn recall_sources<'a>(
     now_ms: i64,
     session: Option<Box<dyn RecallSource + 'a>>,
     content: Option<Box<dyn RecallSource + 'a>>,
+    friends: Option<Box<dyn RecallSource + 'a>>,
 ) -> Vec<Box<dyn RecallSource + 'a>> {
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
@@ -119,6 +126,7 @@ pub fn recall_sources<'a>(
             }
         }
     }
+    sources.extend(friends);
     sources.push(Box::new(Popular));
     sources
 }
@@ -187,7 +195,7 @@ impl RecallSource for Collaborative<'_> {
                 let mut scores = vec![0f32; set.trained_items];
                 let pairs: Vec<(u32, f32)> =
                     recall.history.pairs.iter().copied().filter(|(i, _)| set.is_trained(*i)).collect();
-                model.score(None, &pairs, &mut scores);
+                model.score_live(recall.history.user_row, &pairs, &mut scores);
                 recall.fetched_then_accepted(&|k| Ok(top_k(&scores, k, |i| (recall.rejected)(i))))
             }
         }
@@ -320,9 +328,13 @@ mod tests {
         let folds = fold_ins(&set, &history);
         let live = crate::serving::content::LiveContent::default();
         let content = Box::new(crate::serving::content::ContentSource { live: &live, text: None });
-        let sources = recall_sources(&set, &history, &folds, 0, None, Some(content));
+        let sources = recall_sources(&set, &history, &folds, 0, None, Some(content), None);
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
-        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Content, SourceKind::Popularity]);
+        // The generated shop has social edges: the social model joins ALS.
+        assert_eq!(
+            kinds,
+            vec![SourceKind::Als, SourceKind::Social, SourceKind::Itemknn, SourceKind::Content, SourceKind::Popularity]
+        );
         for source in &sources {
             let list = source.recall(&recall).unwrap();
             assert!(list.len() <= 5, "{}", source.kind());
@@ -338,11 +350,20 @@ mod tests {
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
-        let open = recall_sources(&set, &history, &folds, newest + 60_000, None, None);
+        let open = recall_sources(&set, &history, &folds, newest + 60_000, None, None, None);
         let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
-            assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
-            for (i, _) in open[2].recall(&recall).unwrap() {
+            assert_eq!(
+                kinds,
+                vec![
+                    SourceKind::Als,
+                    SourceKind::Social,
+                    SourceKind::Itemknn,
+                    SourceKind::Session,
+                    SourceKind::Popularity
+                ]
+            );
+            for (i, _) in open[3].recall(&recall).unwrap() {
                 assert!(!rejected(i));
                 let meta = store.items_meta(&[set.item_ids[i as usize].as_str()]).unwrap().pop().flatten().unwrap();
                 assert_eq!(meta.brand.as_deref(), Some(brand.as_str()));
@@ -354,7 +375,7 @@ mod tests {
                 .unwrap();
         let folds = fold_ins(&set, &cold);
         let kinds: Vec<SourceKind> =
-            recall_sources(&set, &cold, &folds, 0, None, None).iter().map(|s| s.kind()).collect();
+            recall_sources(&set, &cold, &folds, 0, None, None, None).iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, vec![SourceKind::Popularity]);
     }
 }

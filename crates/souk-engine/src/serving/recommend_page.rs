@@ -80,10 +80,14 @@ pub fn recommend(
         Box::new(content::ContentSource { live, text: text.as_deref() })
     });
     let (sources, weights) = match request.surface {
-        RecommendSurface::ForYou => (
-            recall::recall_sources(set, &history, &folds, request.now_ms, session, content),
-            Cow::Borrowed(&config.source_weights),
-        ),
+        RecommendSurface::ForYou => {
+            let friends = friends::FriendsSource::new(set, store, &request.user, request.now_ms)?;
+            let friends = (!friends.is_empty()).then(|| -> Box<dyn recall::RecallSource + '_> { Box::new(friends) });
+            (
+                recall::recall_sources(set, &history, &folds, request.now_ms, session, content, friends),
+                Cow::Borrowed(&config.source_weights),
+            )
+        }
         // The session's next items first; popular items only fill the page below them.
         RecommendSurface::Session => (
             recall::session_surface_sources(session),
@@ -91,7 +95,7 @@ pub fn recommend(
         ),
     };
     let mut lists = Vec::new();
-    for source in sources {
+    for source in &sources {
         lists.push((source.kind(), source.recall(&recall)?));
     }
     let mut ranked = fuse(&lists, &weights);
@@ -117,6 +121,11 @@ pub fn recommend(
         .into_iter()
         .map(|(i, score, mut reasons)| {
             explain_because(set, &history, i, &mut reasons);
+            for reason in &mut reasons {
+                if let Some(source) = sources.iter().find(|s| s.kind() == reason.source) {
+                    source.explain(i, reason);
+                }
+            }
             let id = set.item_ids[i as usize].clone();
             next.shown.push(item_digest(&id));
             if let Some(row) = rows.remove(&i) {

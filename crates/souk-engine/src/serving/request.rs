@@ -46,6 +46,12 @@ pub struct Reason {
     /// The title of `because` (filled by [`describe`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub because_title: Option<String>,
+    /// "A friend …" (the `friends` source): the followed user who interacted with the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend: Option<String>,
+    /// What that friend did with the item (their latest event with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend_event: Option<EventType>,
 }
 
 /// One recommended item.

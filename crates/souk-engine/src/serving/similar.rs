@@ -132,6 +132,7 @@ pub(super) fn similar_item(id: String, score: f64, source: SourceKind, because: 
             because: Some(because.to_string()),
             because_event: None,
             because_title: None,
+            ..Reason::default()
         }],
         effects: Vec::new(),
         ranker: None,

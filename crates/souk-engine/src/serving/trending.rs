@@ -151,6 +151,7 @@ pub fn trending(
                         because: None,
                         because_event: None,
                         because_title: None,
+                        ..Reason::default()
                     }],
                     effects: Vec::new(),
                     ranker: None,

@@ -492,6 +492,20 @@ impl Catalog {
         Ok(())
     }
 
+    /// Visit every edge as (user, other), in the table's order.
+    pub fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare("SELECT user, other FROM follows ORDER BY rowid")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            visit(
+                row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+                row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+            );
+        }
+        Ok(())
+    }
+
     pub fn count(&self, table: CatalogTable) -> Result<u64> {
         let sql = match table {
             CatalogTable::Items => "SELECT COUNT(*) FROM items",

@@ -386,6 +386,10 @@ impl Storage for EmbeddedStore {
         self.catalog.follows_of(user)
     }
 
+    fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        self.catalog.scan_follows(visit)
+    }
+
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
         let (log, positions): (_, Vec<u64>) = {
             let index = self.index.read();

@@ -165,6 +165,8 @@ pub trait Storage: Send + Sync {
     fn put_follows(&self, follows: Vec<Follow>) -> Result<()>;
     fn delete_follow(&self, user: &UserId, other: &UserId) -> Result<bool>;
     fn follows_of(&self, user: &UserId) -> Result<Vec<Follow>>;
+    /// Visit every social edge as (user, other): `user` follows `other` (training).
+    fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()>;
     /// Visit every catalog item in insertion order (rebuilding search indexes).
     fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
     /// A user's most recent events, newest first.

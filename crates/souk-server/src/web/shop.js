@@ -120,6 +120,9 @@ function reasonText(reason, cite = false) {
   if ((cite || reason.source === "itemknn" || reason.source === "session") && reason.because_title) {
     return t("r_itemknn", reason.because_title, t(`ev_${reason.because_event || "view"}`));
   }
+  if (reason.source === "friends" && reason.friend) {
+    return t("r_friends", reason.friend, t(`ev_${reason.friend_event || "view"}`));
+  }
   const key = `r_${reason.source}`;
   const text = t(key);
   return text === key ? t("r_other", reason.source) : text;

@@ -196,6 +196,18 @@ impl Storage for PgStore {
             .collect()
     }
 
+    fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
+        let rows = self
+            .pool
+            .get()?
+            .query("SELECT user_id, other FROM follows ORDER BY user_id, other", &[])
+            .or_pg("reading follows")?;
+        for row in rows {
+            visit(row.get::<_, &str>(0), row.get::<_, &str>(1));
+        }
+        Ok(())
+    }
+
     fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         const WHAT: &str = "reading items";
         let mut client = self.pool.get()?;
