@@ -1,10 +1,10 @@
 //! Training data: a weighted user × item matrix in compressed sparse row form.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::social::SocialEdges;
 use crate::model::EventType;
 use crate::store::{Interaction, Storage};
 
@@ -264,6 +264,32 @@ impl InteractionsBuilder {
             values,
             social: SocialEdges::default(),
         }
+    }
+}
+
+/// Directed social edges by user id: `(user, other, weight)`, `user` follows / befriends /
+/// trusts `other`. Shared by the clones of a training matrix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocialEdges {
+    pub edges: Arc<Vec<(String, String, f32)>>,
+}
+
+impl SocialEdges {
+    pub fn new(edges: Vec<(String, String, f32)>) -> Self {
+        Self { edges: Arc::new(edges) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Every edge touching `user` removed (what erasing a user leaves for training).
+    pub fn without_user(&self, user: &str) -> SocialEdges {
+        SocialEdges::new(self.edges.iter().filter(|(a, b, _)| a != user && b != user).cloned().collect())
     }
 }
 

@@ -29,6 +29,7 @@ mod source_kind;
 pub use als::{AlsModel, AlsParams};
 pub use artifact::Artifact;
 pub use blend::{BlendModel, BlendParams};
+pub use data::SocialEdges;
 pub use data::{EventWeights, Interactions, InteractionsBuilder};
 pub use ease::{EaseModel, EaseParams};
 pub use infinite_ae::{InfiniteAeModel, InfiniteAeParams};
@@ -37,7 +38,7 @@ pub use popularity::{PopularityModel, PopularityParams};
 pub use registry::{default_grid, load_model, save_model, train_model, MODELS};
 pub use rp3beta::{Rp3betaModel, Rp3betaParams};
 pub use session_knn::{SessionKnn, SessionKnnParams};
-pub use social::{SocialEdges, SocialModel, SocialParams};
+pub use social::{SocialModel, SocialParams};
 pub use source_kind::SourceKind;
 
 /// A trained model: scores every item for a user.

@@ -24,43 +24,16 @@
 //! rows in CSR). Never reads the store: edges come with the [`Interactions`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::artifact::{Array, Artifact};
 use super::blend::standardise;
-use super::data::Interactions;
+use super::data::{Interactions, SocialEdges};
 use super::kernels::{check_range, invalid};
 use super::Recommender;
 use crate::Result;
-
-/// Directed social edges by user id: `(user, other, weight)`, `user` follows / befriends /
-/// trusts `other`. Shared by the clones of a training matrix.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SocialEdges {
-    pub edges: Arc<Vec<(String, String, f32)>>,
-}
-
-impl SocialEdges {
-    pub fn new(edges: Vec<(String, String, f32)>) -> Self {
-        Self { edges: Arc::new(edges) }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.edges.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.edges.len()
-    }
-
-    /// Every edge touching `user` removed (what erasing a user leaves for training).
-    pub fn without_user(&self, user: &str) -> SocialEdges {
-        SocialEdges::new(self.edges.iter().filter(|(a, b, _)| a != user && b != user).cloned().collect())
-    }
-}
 
 /// Parameters of [`train`]. Defaults chosen on a validation split carved from HetRec
 /// LastFM's training data (see BENCHMARKS.md).

@@ -191,9 +191,13 @@ mod tests {
         let (store, set) = shop(dir.path());
         let (user, friends) = follower(&store, &set);
         // Only the friends source counts, so every listed item is theirs.
-        let mut config = RecommendConfig::default();
-        config.source_weights =
-            SourceKind::ALL.into_iter().map(|k| (k, if k == SourceKind::Friends { 1.0 } else { 0.0 })).collect();
+        let config = RecommendConfig {
+            source_weights: SourceKind::ALL
+                .into_iter()
+                .map(|k| (k, if k == SourceKind::Friends { 1.0 } else { 0.0 }))
+                .collect(),
+            ..RecommendConfig::default()
+        };
         let seen: HashSet<String> = store
             .user_interactions(&user, 10_000)
             .unwrap()
