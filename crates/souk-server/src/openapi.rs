@@ -70,6 +70,13 @@ fn patch_path(path: &str, item: &mut Value, semantic_search: bool) {
         if path.contains('{') {
             responses.entry("404").or_insert_with(|| refusal("not_found: nothing has this id"));
         }
+        // The connection's own limits, before any route reads the request.
+        responses
+            .entry("414")
+            .or_insert_with(|| refusal("uri_too_long: the request line is longer than the server takes (16 KiB)"));
+        responses.entry("431").or_insert_with(|| {
+            refusal("headers_too_large: the headers are larger than the server takes (64 KiB or 100 lines)")
+        });
         let writes = matches!(method.as_str(), "post" | "put" | "delete") && path != "/v1/search";
         if writes {
             responses

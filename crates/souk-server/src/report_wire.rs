@@ -16,7 +16,7 @@ pub struct ProfileOut {
     pub user: String,
     /// The time affinities are decayed to (Unix ms).
     pub computed_at: i64,
-    pub activity: ActivityOut,
+    pub activity: ProfileActivityOut,
     /// browsing, comparing, carting or buying.
     pub funnel_stage: FunnelStageOut,
     /// Top-level categories, strongest first.
@@ -46,7 +46,7 @@ pub enum FunnelStageOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivityOut {
+pub struct ProfileActivityOut {
     /// Interactions read (at most the configured history limit).
     pub events: u32,
     pub events_last_30_days: u32,
@@ -160,7 +160,7 @@ impl From<FunnelStage> for FunnelStageOut {
     }
 }
 
-impl From<Activity> for ActivityOut {
+impl From<Activity> for ProfileActivityOut {
     fn from(a: Activity) -> Self {
         Self {
             events: a.events,
