@@ -403,7 +403,8 @@ fn patch_event(event: &mut Value) {
         needs(json!({"const": "review"}), "text", non_blank()),
         needs(json!({"const": "search"}), "query", non_blank()),
         {"if": {"properties": {"type": {"const": "impression"}}, "required": ["type"]},
-            "then": {"anyOf": [{"required": ["item"]}, {"required": ["items"], "properties": {"items": {"minItems": 1}}}]}},
+            "then": {"anyOf": [{"required": ["item"], "properties": {"item": {"not": {"type": "null"}}}},
+                {"required": ["items"], "properties": {"items": {"type": "array", "minItems": 1}}}]}},
     ]);
 }
 

@@ -19,7 +19,7 @@ use crate::body::{json_value, read_limited};
 use crate::error::{ApiError, ApiResult};
 use crate::recommend_api::{effect_out, EffectOut};
 use crate::state::AppState;
-use souk_engine::input::{f32_value, FilterParams, ItemFilter, Lang, MAX_VECTOR_DIMS};
+use souk_engine::input::{f32_value, integral, FilterParams, ItemFilter, Lang, MAX_VECTOR_DIMS};
 
 /// Most results one page may ask for.
 pub const MAX_RESULTS: usize = 100;
@@ -91,8 +91,10 @@ pub struct SearchBody {
     pub q: Option<String>,
     pub user: Option<String>,
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub n: Option<usize>,
     #[schema(minimum = 0, maximum = 10000)]
+    #[serde(default, deserialize_with = "integral::option")]
     pub offset: Option<usize>,
     pub mode: Option<String>,
     pub fusion: Option<String>,

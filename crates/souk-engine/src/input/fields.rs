@@ -215,9 +215,16 @@ pub(super) fn id_value(value: &Value, field: &str) -> VResult<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         // Datasets often use numeric ids; accept integers (from `i64::MIN` to `u64::MAX`) and
-        // keep their decimal form.
+        // keep their decimal form. One written as a float (`7.0`, `1e3`) is taken only up to
+        // 2^53 in magnitude, where a float still holds every integer: beyond, the text sent
+        // (say one below `i64::MIN`) may have been rounded onto another id.
         Value::Number(n) => match integral(n) {
-            Some(i) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&i) => Ok(i.to_string()),
+            Some(i)
+                if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&i)
+                    && (n.is_i64() || n.is_u64() || i.unsigned_abs() <= 1 << 53) =>
+            {
+                Ok(i.to_string())
+            }
             _ => Err(wrong_type(field, "an id string or an integer", value)),
         },
         other => Err(wrong_type(field, "an id string", other)),

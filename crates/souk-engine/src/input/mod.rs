@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod fast;
 mod fields;
+pub mod integral;
 mod request;
 
 use self::fields::{id_value, item_id, non_negative, number, user_id, wrong_type, Fields, VResult};
@@ -518,6 +519,12 @@ mod tests {
         .unwrap();
         assert_eq!((e.user.as_str(), e.item.as_ref().map(|i| i.as_str())), ("7", Some("1000")));
         assert_eq!((e.quantity, e.dwell_ms, e.position, e.timestamp), (Some(2), Some(15_000), Some(0), 2_429_999_358));
+        // Written as integers, the ends of the range keep their decimal form.
+        for id in [i64::MIN.to_string(), u64::MAX.to_string(), "-9007199254740993".to_string()] {
+            let text = format!(r#"{{"type": "view", "user": {id}, "item": 1, "timestamp": 1}}"#);
+            let e = parse_event(&serde_json::from_str(&text).unwrap()).unwrap();
+            assert_eq!(e.user.as_str(), id);
+        }
         for (field, bad, code) in [
             ("timestamp", json!(1.5), "invalid_timestamp"),
             ("quantity", json!(2.5), "invalid_number"),
@@ -525,6 +532,9 @@ mod tests {
             ("position", json!(4_294_967_296.0), "invalid_number"),
             ("user", json!(1.5), "invalid_type"),
             ("user", json!(1e20), "invalid_type"),
+            // One below i64::MIN, which reads as the float -2^63: refused, not taken as i64::MIN.
+            ("user", serde_json::from_str("-9223372036854775809").unwrap(), "invalid_type"),
+            ("item", json!(9_007_199_254_740_994.0), "invalid_type"),
         ] {
             let mut event = json!({"type": "purchase", "user": "u1", "item": "i1", "quantity": 1, "timestamp": 1});
             event[field] = bad.clone();

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::input::integral;
 use crate::rank::rerank::Rules;
 use crate::recommend::SourceKind;
 
@@ -31,7 +32,7 @@ pub struct PipelineConfig {
     pub explore_share: Option<f64>,
     /// Page positions of the exploration slots on logged pages (`None`: `[rank.explore]
     /// slots`; `[]`: no exploration slots).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "integral::option_list")]
     pub explore_slots: Option<Vec<usize>>,
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 use crate::hashing::IdMap;
+use crate::input::integral;
 
 /// Largest position a pin or promotion slot may name: far beyond any page, small enough
 /// that a position list cannot be used to make the engine do unbounded work.
@@ -242,6 +243,7 @@ pub struct Boost {
 #[serde(deny_unknown_fields)]
 pub struct Pin {
     pub item: String,
+    #[serde(deserialize_with = "integral::one")]
     pub position: usize,
 }
 
@@ -250,6 +252,7 @@ pub struct Pin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Promotion {
+    #[serde(deserialize_with = "integral::list")]
     pub positions: Vec<usize>,
     pub when: Condition,
 }
@@ -262,7 +265,13 @@ pub enum Diversity {
     Mmr { lambda: f64 },
     /// At most `max_per_window` items sharing a value of `by` within any `window`
     /// consecutive positions, while other candidates remain.
-    Quota { by: QuotaKey, max_per_window: usize, window: usize },
+    Quota {
+        by: QuotaKey,
+        #[serde(deserialize_with = "integral::one")]
+        max_per_window: usize,
+        #[serde(deserialize_with = "integral::one")]
+        window: usize,
+    },
 }
 
 /// The value a quota counts: `"brand"`, or `{ "category": N }` — the category path cut at
@@ -271,7 +280,7 @@ pub enum Diversity {
 #[serde(rename_all = "snake_case")]
 pub enum QuotaKey {
     Brand,
-    Category(usize),
+    Category(#[serde(deserialize_with = "integral::one")] usize),
 }
 
 /// Every re-ranking rule; the `[rerank]` section of the configuration and the `rules` of a
