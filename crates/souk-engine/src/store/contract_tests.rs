@@ -57,9 +57,9 @@ fn events_and_catalog_survive_reopen_and_duplicates_are_stored_once(backend: &dy
         let outcome = store
             .append_events(vec![view("a", "u1", "i1", 1), view("b", "u1", "i2", 2), view("a", "u1", "i1", 1)])
             .unwrap();
-        assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 1 });
+        assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 1, duplicate_at: vec![2] });
         let outcome = store.append_events(vec![view("b", "u1", "i2", 2), view("c", "u2", "i1", 3)]).unwrap();
-        assert_eq!(outcome, AppendOutcome { accepted: 2, duplicates: 1 });
+        assert_eq!(outcome, AppendOutcome { accepted: 2, duplicates: 1, duplicate_at: vec![0] });
         store.put_items(vec![Item::new(item_id("i3"), "Mug")]).unwrap();
         store.put_follows(vec![follow("u1", "u3", FollowKind::Follow)]).unwrap();
     }

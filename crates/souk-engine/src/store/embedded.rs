@@ -246,8 +246,7 @@ impl Storage for EmbeddedStore {
             starts.push(frames.len());
             log::frame_event(event, &mut frames);
         }
-        let total = events.len() as u64;
-        let (log, ticket, kept) = {
+        let (log, ticket, keep) = {
             let mut index = self.index.write();
             self.recover(&mut index).map_err(|e| self.refuse(e, WHAT))?;
             let log = self.log();
@@ -256,7 +255,7 @@ impl Storage for EmbeddedStore {
             let kept = keep.iter().filter(|k| **k).count();
             if kept == 0 {
                 // Every id is already stored, and therefore already durable.
-                return Ok(AppendOutcome { accepted: total, duplicates: total });
+                return Ok(AppendOutcome::from_kept(&keep));
             }
             let mut positions = Vec::with_capacity(kept);
             let appended = if kept == events.len() {
@@ -281,10 +280,10 @@ impl Storage for EmbeddedStore {
                     index.insert_event(event, digests[i], position);
                 }
             }
-            (log, ticket, kept as u64)
+            (log, ticket, keep)
         };
         self.sync_log(&log, ticket, WHAT)?;
-        Ok(AppendOutcome { accepted: total, duplicates: total - kept })
+        Ok(AppendOutcome::from_kept(&keep))
     }
 
     fn put_items(&self, items: Vec<Item>) -> Result<()> {

@@ -50,12 +50,41 @@ use crate::ids::{ItemId, UserId};
 use crate::model::{Event, EventType, Follow, Item, User};
 
 /// What happened to a batch of events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendOutcome {
     /// Events in the batch, all now durably stored (new or seen before).
     pub accepted: u64,
     /// Of those, events whose id was already stored (re-deliveries), not stored again.
     pub duplicates: u64,
+    /// Where those are in the batch (ascending): an event whose id was stored before, or
+    /// repeats an earlier event of the same batch. What follows the store (the live
+    /// session index, the exploration bandit, the online click model) skips them, so a
+    /// re-delivered event counts once everywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_at: Vec<u32>,
+}
+
+impl AppendOutcome {
+    /// The outcome of a batch of `total` events where `keep[i]` tells whether event `i` was
+    /// stored (`false`: a duplicate).
+    pub fn from_kept(keep: &[bool]) -> Self {
+        let duplicate_at: Vec<u32> = keep.iter().enumerate().filter(|(_, k)| !**k).map(|(i, _)| i as u32).collect();
+        Self { accepted: keep.len() as u64, duplicates: duplicate_at.len() as u64, duplicate_at }
+    }
+
+    /// The events of the batch that were stored now, in order (the batch as given to the
+    /// store that answered with this outcome).
+    pub fn stored<'a>(&'a self, batch: &'a [Event]) -> impl Iterator<Item = &'a Event> + 'a {
+        let mut skip = self.duplicate_at.iter().peekable();
+        batch.iter().enumerate().filter_map(move |(i, event)| {
+            if skip.peek().is_some_and(|&&d| d as usize == i) {
+                skip.next();
+                None
+            } else {
+                Some(event)
+            }
+        })
+    }
 }
 
 /// What erasing a user removed.

@@ -302,33 +302,38 @@ impl Shop {
     /// session index and co-purchase counts follow it at once; clicks on logged pages teach
     /// the online click model once their window closes.
     pub fn ingest(&self, events: Vec<Event>) -> Result<AppendOutcome> {
-        let clicks: Vec<(String, String)> = match self.online() {
-            Some(_) => events
+        // Clicks on logged pages, by their place in the batch.
+        let clicks: Vec<(usize, &Event)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.event_type == EventType::Click && e.request_id.is_some() && e.item.is_some())
+            .collect();
+        let for_online: Vec<(usize, String, String)> = match self.online() {
+            Some(_) => clicks
                 .iter()
-                .filter(|e| e.event_type == EventType::Click)
-                .filter_map(|e| Some((e.request_id.clone()?, e.item.as_ref()?.as_str().to_string())))
+                .filter_map(|(i, e)| Some((*i, e.request_id.clone()?, e.item.as_ref()?.as_str().to_string())))
                 .collect(),
             None => Vec::new(),
         };
+        let for_exploration: Option<Vec<(usize, Event)>> =
+            self.exploration().map(|_| clicks.iter().map(|(i, e)| (*i, (*e).clone())).collect());
         // The live session index follows the batch once it is stored (before it is built,
         // building reads the batch from the store).
         let for_sessions = self.sessions.is_built().then(|| events.clone());
-        let for_exploration = self.exploration().map(|_| {
-            events
-                .iter()
-                .filter(|e| e.event_type == EventType::Click && e.request_id.is_some())
-                .cloned()
-                .collect::<Vec<_>>()
-        });
         let outcome = self.store.append_events(events)?;
+        // Only what was stored now: a re-delivered event counts once.
+        let fresh = |i: usize| outcome.duplicate_at.binary_search(&(i as u32)).is_err();
         if let (Some(exploration), Some(clicks)) = (self.exploration(), for_exploration) {
+            let clicks: Vec<Event> = clicks.into_iter().filter(|(i, _)| fresh(*i)).map(|(_, e)| e).collect();
             exploration.observe(&clicks);
         }
         if let Some(events) = for_sessions {
+            let events: Vec<Event> =
+                events.into_iter().enumerate().filter(|(i, _)| fresh(*i)).map(|(_, e)| e).collect();
             self.sessions.observe(&events);
         }
         if let Some(online) = self.online() {
-            for (request_id, item) in &clicks {
+            for (_, request_id, item) in for_online.iter().filter(|(i, _, _)| fresh(*i)) {
                 online.model.observe_click(request_id, item);
             }
         }
@@ -757,6 +762,24 @@ mod tests {
         let filtered = shop.bought_together(a, 10, 2, &other_brand, crate::input::Lang::En).unwrap().unwrap();
         assert!(filtered.items.is_empty());
         assert!(shop.bought_together("not-in-catalog", 10, 1, &any, crate::input::Lang::En).unwrap().is_none());
+
+        // A re-delivered batch counts once: buyer-3's basket of c and d, a purchase two days
+        // later, then the first batch again (a client's retry). Counted again, the old
+        // purchases would open a second basket holding both.
+        let (c, d) = (fresh[4].as_str(), fresh[5].as_str());
+        let first = vec![basket(10, "buyer-3", c), basket(11, "buyer-3", d)];
+        shop.ingest(first.clone()).unwrap();
+        let mut later = basket(12, "buyer-3", a);
+        later.timestamp = now + 2 * super::super::live_sessions::BASKET_GAP_MS;
+        shop.ingest(vec![later]).unwrap();
+        let again = shop.ingest(first).unwrap();
+        assert_eq!((again.accepted, again.duplicates, again.duplicate_at), (2, 2, vec![0, 1]));
+        let support = |min| {
+            let page = shop.bought_together(c, 10, min, &any, crate::input::Lang::En).unwrap().unwrap();
+            page.items.iter().any(|i| i.id == d)
+        };
+        assert!(support(1), "bought together once");
+        assert!(!support(2), "the re-delivered basket did not count twice");
     }
 
     /// Every top-level category with how often `counts` saw it (0 when never).

@@ -165,7 +165,6 @@ impl PgStore {
 
     pub(super) fn append(&self, events: Vec<Event>) -> Result<AppendOutcome> {
         const WHAT: &str = "the batch of events";
-        let total = events.len() as u64;
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
@@ -220,7 +219,11 @@ impl PgStore {
                 }
             })?;
         }
-        Ok(AppendOutcome { accepted: total, duplicates: total - kept.len() as u64 })
+        let stored: HashSet<&str> = kept.iter().map(|e| e.id.as_str()).collect();
+        let mut first = HashSet::with_capacity(events.len());
+        let keep: Vec<bool> =
+            events.iter().map(|e| stored.contains(e.id.as_str()) && first.insert(e.id.as_str())).collect();
+        Ok(AppendOutcome::from_kept(&keep))
     }
 
     pub(super) fn write_items(&self, items: Vec<Item>) -> Result<()> {
