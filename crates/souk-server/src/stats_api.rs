@@ -63,7 +63,12 @@ pub async fn get_activity(
 /// Liveness.
 #[utoipa::path(get, path = "/health", tag = "stats", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    let writes_refused = state.shop.store().writes_refused();
+    // While writes are refused, ask the store to check the disk again (a small write and
+    // sync, off the runtime): an idle server sees space return.
+    let writes_refused = match state.shop.store().writes_refused() {
+        None => None,
+        Some(reason) => state.blocking(|shop| Ok(shop.store().check_writes())).await.unwrap_or(Some(reason)),
+    };
     Json(Health {
         status: if writes_refused.is_some() { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -135,7 +135,9 @@ pub struct StatsOut {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `degraded` while writes fail (the disk is full or failing: every write
-    /// still tries, and the first to succeed makes it `ok` again).
+    /// still tries, and the first to succeed makes it `ok` again; while degraded, this
+    /// check also tries a small write and sync, at most once a second, so that an idle
+    /// server reports space returning).
     pub status: String,
     pub version: String,
     pub uptime_seconds: f64,

@@ -196,9 +196,15 @@ mod tests {
         assert_eq!(stored_ids(&store), ids(0..100));
         let reason = store.writes_refused().expect("/health reports degraded writes");
         assert!(reason.contains("disk_full"), "{reason}");
-        // Still full: refused again, still nothing partial.
+        // Still full: refused again, still nothing partial; a check of the disk finds it full.
         assert_eq!(code(store.append_events(views(100..600)).unwrap_err()), "disk_full");
+        assert!(store.check_writes().unwrap().contains("disk_full"));
         faults.heal();
+        // Idle (no write since), the store sees the space return once the probe runs again.
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        assert_eq!(store.check_writes(), None, "space returned and nothing was written");
+        assert_eq!(store.stats().unwrap().events, 100);
+        assert!(!dir.path().join("events").join("write-probe").exists(), "the probe leaves nothing");
         // No id of the refused batch was remembered: all 500 are new.
         let outcome = store.append_events(views(100..600)).unwrap();
         assert_eq!((outcome.accepted, outcome.duplicates), (500, 0));
@@ -224,6 +230,7 @@ mod tests {
         assert_eq!(code(store.erase_user(&user).unwrap_err()), "storage_unavailable");
         assert_eq!(store.user_events(&user, usize::MAX).unwrap().len(), 20);
         assert!(store.writes_refused().unwrap().contains("storage_unavailable"));
+        assert!(store.check_writes().is_some(), "syncs still fail");
         faults.heal();
         let outcome = store.append_events(views(100..150)).unwrap();
         assert_eq!((outcome.accepted, outcome.duplicates), (50, 0));

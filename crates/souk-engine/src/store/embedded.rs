@@ -99,7 +99,14 @@ pub struct EmbeddedStore {
     pub(super) faults: Option<Arc<IoFaults>>,
     /// Held by the one compaction running while serving.
     pub(super) compacting: Mutex<()>,
+    /// When [`Storage::check_writes`] last probed the disk.
+    last_probe: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often [`Storage::check_writes`] probes the disk while writes are refused, at most.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// What a probe writes and syncs: room for a typical batch of events.
+const PROBE_BYTES: usize = 64 * 1024;
 
 impl EmbeddedStore {
     /// Open or create the store in `dir`. Fails with [`Error::Locked`] if another process
@@ -163,6 +170,7 @@ impl EmbeddedStore {
             segment_bytes: config.segment_bytes,
             faults,
             compacting: Mutex::new(()),
+            last_probe: Mutex::new(None),
         })
     }
 
@@ -525,6 +533,35 @@ impl Storage for EmbeddedStore {
 
     fn writes_refused(&self) -> Option<String> {
         self.health.reason()
+    }
+
+    fn check_writes(&self) -> Option<String> {
+        let reason = self.health.reason()?;
+        {
+            let mut last = self.last_probe.lock();
+            if last.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+                return Some(reason);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        // What the next append would do first (make the log writable again), then a write
+        // and a sync beside the log.
+        let probed = {
+            let mut index = self.index.write();
+            self.recover(&mut index).and_then(|()| self.log().probe_writes(PROBE_BYTES))
+        };
+        match probed {
+            Ok(()) => {
+                // As a successful write of each part would: the disk takes writes again.
+                self.health.succeeded(Part::Log);
+                self.health.succeeded(Part::Catalog);
+                self.health.reason()
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the disk still refuses writes");
+                Some(reason)
+            }
+        }
     }
 
     fn compact_erased(&self) -> Result<Option<super::compact::CompactReport>> {

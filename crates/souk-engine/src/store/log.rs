@@ -54,6 +54,9 @@ pub use self::frames::{
     SegmentScan, MAX_FRAME_BYTES, ZERO_FILL_MIN,
 };
 pub use self::io::IoFaults;
+
+/// The scratch file of [`EventLog::probe_writes`] (not a segment: opens ignore it).
+const PROBE_FILE: &str = "write-probe";
 use self::io::LogIo;
 use self::mark::{read_mark, read_sealed, DurableMark, MarkWriter, MARK_FILE, SEALED_FILE};
 use super::codec::{self, LogRecord, LOG_FORMAT_VERSION};
@@ -434,6 +437,23 @@ impl EventLog {
         }
         writer.broken = None;
         Ok(())
+    }
+
+    /// Whether the disk under the log takes a write again: `bytes` written to a scratch file
+    /// beside the segments (through the same seam as appends), made durable, then removed.
+    /// Nothing of the log changes. Used while writes are refused, so that an idle store sees
+    /// space return without waiting for a client's write.
+    pub fn probe_writes(&self, bytes: usize) -> Result<()> {
+        let path = self.dir.join(PROBE_FILE);
+        let result = (|| {
+            let file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+            self.io.write_all(&file, &vec![0u8; bytes])?;
+            self.io.sync_data(&file)
+        })();
+        // Removed whatever happened: a probe that met a full disk frees what it took.
+        let removed = std::fs::remove_file(&path);
+        result.map_err(|e| io_context(&path, e))?;
+        removed.map_err(|e| io_context(&path, e))
     }
 
     /// How many times [`EventLog::recover`] cut records off.

@@ -244,6 +244,13 @@ pub trait Storage: Send + Sync {
     fn writes_refused(&self) -> Option<String> {
         None
     }
+    /// [`Storage::writes_refused`], first checking (at most about once a second) whether
+    /// the disk takes writes again, so that an idle store reports space returning without
+    /// waiting for a client's write. May do a small write and sync: call it off the async
+    /// runtime.
+    fn check_writes(&self) -> Option<String> {
+        self.writes_refused()
+    }
     /// Bring this process's in-memory state up to date with what other processes sharing
     /// the store wrote, and hand over what changed since the last call. A store owned by
     /// one process (the embedded one) has nothing to report.

@@ -143,18 +143,20 @@ async fn no_compaction_starts_while_writes_are_refused() {
     ));
     assert_eq!(server.json("POST", "/v1/events", Value::Array(batch)).await.0, StatusCode::OK);
     assert_eq!(server.call("DELETE", "/v1/users/erasable-shopper", None, vec![]).await.0, StatusCode::OK);
-    // A write fails; the disk works again, but no write has shown it yet: still degraded.
+    // A write fails, and the disk keeps failing: degraded, and no compaction starts.
     faults.fail_syncs(true);
     assert_eq!(server.json("POST", "/v1/events", events(100..110)).await.0, StatusCode::SERVICE_UNAVAILABLE);
-    faults.heal();
     assert_eq!(server.get("/health").await.1["status"], "degraded");
     souk_server::train_api::erasure_round(&server.state).await;
     assert!(!files_containing(dir.path(), needle).is_empty(), "no compaction while writes are refused");
     assert_eq!(server.get("/v1/stats").await.1["events"], 50, "the erased events are never served");
-    // The next write succeeds, and the next round compacts.
-    assert_eq!(server.json("POST", "/v1/events", events(100..110)).await.0, StatusCode::OK);
+    // The disk works again. With no write since, the health check finds it so (it probes
+    // the disk at most once a second), and the next round compacts.
+    faults.heal();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert_eq!(server.get("/health").await.1["status"], "ok");
     souk_server::train_api::erasure_round(&server.state).await;
     assert_eq!(files_containing(dir.path(), needle), Vec::<std::path::PathBuf>::new());
+    assert_eq!(server.json("POST", "/v1/events", events(100..110)).await.0, StatusCode::OK);
     assert_eq!(server.get("/v1/stats").await.1["events"], 60);
 }
