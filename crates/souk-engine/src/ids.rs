@@ -1,7 +1,7 @@
 //! Identifier newtypes and their validation.
 //!
-//! Ids are opaque UTF-8 strings chosen by the shop: non-empty, at most [`MAX_ID_BYTES`]
-//! bytes, without control characters (they end up in URLs, logs and files).
+//! Ids are opaque UTF-8 strings chosen by the shop: non-empty, at most [`MAX_ID_CHARS`]
+//! characters, without control characters (they end up in URLs, logs and files).
 
 use std::fmt;
 
@@ -9,19 +9,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 
-/// Longest accepted id, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest accepted id, in characters (Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them: at most four times as many bytes).
+pub const MAX_ID_CHARS: usize = 256;
 
 /// Check an id and say precisely what is wrong with it.
 pub fn validate_id(value: &str, field: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::new("empty_id", field, "expected a non-empty id, found \"\""));
     }
-    if value.len() > MAX_ID_BYTES {
+    // Never longer in characters than in bytes: count only long ones.
+    if value.len() > MAX_ID_CHARS && value.chars().count() > MAX_ID_CHARS {
         return Err(ValidationError::new(
             "id_too_long",
             field,
-            format!("expected at most {MAX_ID_BYTES} bytes, found {}", value.len()),
+            format!("expected at most {MAX_ID_CHARS} characters, found {}", value.chars().count()),
         ));
     }
     if let Some(position) = value.chars().position(char::is_control) {
@@ -147,6 +149,10 @@ mod tests {
         assert_eq!(validate_id("a\nb", "id").unwrap_err().code, "invalid_id");
         assert_eq!(validate_id(&"x".repeat(257), "id").unwrap_err().code, "id_too_long");
         assert!(validate_id(&"x".repeat(256), "id").is_ok());
+        // Characters, not bytes: 256 three-byte characters are an id, 257 are not.
+        assert!(validate_id(&"货".repeat(256), "id").is_ok());
+        let error = validate_id(&"货".repeat(257), "id").unwrap_err();
+        assert_eq!((error.code, error.message.as_str()), ("id_too_long", "expected at most 256 characters, found 257"));
     }
 
     #[test]

@@ -8,18 +8,18 @@
 //! (`.ci/contract`).
 
 use serde_json::{json, Map, Value};
-use souk_engine::ids::MAX_ID_BYTES;
+use souk_engine::ids::MAX_ID_CHARS;
 use utoipa::OpenApi;
 
 /// Ids: non-empty, no control characters and no bidirectional embeddings, overrides or
 /// isolates, not `.` or `..`, not only white space or invisible characters
-/// (`souk_engine::ids::validate_id`; the length limit there is in bytes, here in characters).
+/// (`souk_engine::ids::validate_id`; its length limit counts characters, as here).
 pub const ID_PATTERN: &str = r"^(?!\.{1,2}$)(?![\s\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180E\u200B-\u200F\u2060-\u2064\u3164\uFE00-\uFE0F\uFEFF\uFFA0]*$)[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]+$";
 
 /// The schema of an id: the same wherever one appears.
 pub fn id_schema() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES, "pattern": ID_PATTERN,
-        "description": format!("At most {MAX_ID_BYTES} bytes of UTF-8")})
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": ID_PATTERN,
+        "description": format!("At most {MAX_ID_CHARS} characters")})
 }
 
 /// White space as the server's trimming sees it (Unicode `White_Space`, Rust's

@@ -164,7 +164,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         code: "id_too_long",
         status: 400,
         error_type: ErrorType::InvalidRequest,
-        description: "An id is longer than 256 bytes",
+        description: "An id is longer than 256 characters",
     },
     ErrorCode {
         code: "insufficient_scope",

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::check_event_shape;
 use super::fields::{
-    timestamp_from_millis, timestamp_from_str, MAX_EVENT_ITEMS, MAX_LONG_TEXT_BYTES, MAX_SHORT_TEXT_BYTES,
+    timestamp_from_millis, timestamp_from_str, MAX_EVENT_ITEMS, MAX_LONG_TEXT_CHARS, MAX_SHORT_TEXT_CHARS,
 };
 use crate::ids::{EventId, ItemId, UserId};
 use crate::model::{Event, EventType};
@@ -132,6 +132,8 @@ struct RawEvent<'a> {
 fn short(text: Option<Cow<'_, str>>, max: usize) -> Option<Option<String>> {
     match text {
         None => Some(None),
+        // Within `max` bytes is within `max` characters; a longer text takes the careful
+        // path, which counts characters.
         Some(t) if t.len() <= max => Some(Some(t.into_owned())),
         Some(_) => None,
     }
@@ -174,9 +176,9 @@ pub fn try_parse_event(json: &str, record: bool) -> Option<Event> {
     }
     event.value = raw.value;
     event.dwell_ms = raw.dwell_ms;
-    event.query = short(raw.query, MAX_SHORT_TEXT_BYTES)?;
-    event.text = short(raw.text, MAX_LONG_TEXT_BYTES)?;
-    event.request_id = short(raw.request_id, MAX_SHORT_TEXT_BYTES)?;
+    event.query = short(raw.query, MAX_SHORT_TEXT_CHARS)?;
+    event.text = short(raw.text, MAX_LONG_TEXT_CHARS)?;
+    event.request_id = short(raw.request_id, MAX_SHORT_TEXT_CHARS)?;
     event.position = raw.position;
     if raw.propensity.is_some_and(|p| !p.is_finite()) {
         return None;
@@ -188,7 +190,7 @@ pub fn try_parse_event(json: &str, record: bool) -> Option<Event> {
         }
         event.propensities = propensities;
     }
-    event.arm = short(raw.arm, MAX_SHORT_TEXT_BYTES)?;
+    event.arm = short(raw.arm, MAX_SHORT_TEXT_CHARS)?;
     event.quantity = raw.quantity;
     match raw.price {
         Some(p) if !p.is_finite() || p < 0.0 => return None,

@@ -11,10 +11,11 @@ use crate::error::ValidationError;
 use crate::ids::{ItemId, UserId};
 use crate::model::TimestampMs;
 
-/// Longest accepted free text (titles, queries, request ids), in bytes.
-pub const MAX_SHORT_TEXT_BYTES: usize = 4 * 1024;
-/// Longest accepted long text (descriptions, review text), in bytes.
-pub const MAX_LONG_TEXT_BYTES: usize = 64 * 1024;
+/// Longest accepted free text (titles, queries, request ids), in characters (Unicode
+/// scalar values, as JSON Schema's `maxLength` counts them).
+pub const MAX_SHORT_TEXT_CHARS: usize = 4 * 1024;
+/// Longest accepted long text (descriptions, review text), in characters.
+pub const MAX_LONG_TEXT_CHARS: usize = 64 * 1024;
 /// Most items one impression or search event may list.
 pub const MAX_EVENT_ITEMS: usize = 1_000;
 /// Largest accepted user-supplied vector.
@@ -76,12 +77,12 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| ValidationError::new("missing_field", name, format!("missing required field `{name}`")))
     }
 
-    pub(super) fn opt_str(&self, name: &'static str, max_bytes: usize) -> VResult<Option<String>> {
-        self.get(name).map(|v| text(v, name, max_bytes)).transpose()
+    pub(super) fn opt_str(&self, name: &'static str, max_chars: usize) -> VResult<Option<String>> {
+        self.get(name).map(|v| text(v, name, max_chars)).transpose()
     }
 
-    pub(super) fn req_str(&self, name: &'static str, max_bytes: usize) -> VResult<String> {
-        text(self.required(name)?, name, max_bytes)
+    pub(super) fn req_str(&self, name: &'static str, max_chars: usize) -> VResult<String> {
+        text(self.required(name)?, name, max_chars)
     }
 
     pub(super) fn opt_f64(&self, name: &'static str) -> VResult<Option<f64>> {
@@ -116,7 +117,7 @@ impl<'a> Fields<'a> {
         match self.get(name) {
             None => Ok(Vec::new()),
             Some(Value::Array(values)) => {
-                values.iter().enumerate().map(|(i, v)| text(v, &format!("{name}[{i}]"), MAX_SHORT_TEXT_BYTES)).collect()
+                values.iter().enumerate().map(|(i, v)| text(v, &format!("{name}[{i}]"), MAX_SHORT_TEXT_CHARS)).collect()
             }
             Some(other) => Err(wrong_type(name, "an array of strings", other)),
         }
@@ -148,11 +149,13 @@ impl<'a> Fields<'a> {
 
 fn check_attribute_value(value: &Value, field: &str) -> VResult<()> {
     match value {
-        Value::String(s) if s.len() > MAX_SHORT_TEXT_BYTES => Err(ValidationError::new(
-            "text_too_long",
-            field,
-            format!("expected at most {MAX_SHORT_TEXT_BYTES} bytes, found {}", s.len()),
-        )),
+        Value::String(s) if s.len() > MAX_SHORT_TEXT_CHARS && s.chars().count() > MAX_SHORT_TEXT_CHARS => {
+            Err(ValidationError::new(
+                "text_too_long",
+                field,
+                format!("expected at most {MAX_SHORT_TEXT_CHARS} characters, found {}", s.chars().count()),
+            ))
+        }
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
         Value::Array(values) => values.iter().enumerate().try_for_each(|(i, v)| match v {
             Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
@@ -162,12 +165,13 @@ fn check_attribute_value(value: &Value, field: &str) -> VResult<()> {
     }
 }
 
-fn text(value: &Value, field: &str, max_bytes: usize) -> VResult<String> {
+fn text(value: &Value, field: &str, max_chars: usize) -> VResult<String> {
     match value {
-        Value::String(s) if s.len() > max_bytes => Err(ValidationError::new(
+        // A string is never longer in characters than in bytes: count only long ones.
+        Value::String(s) if s.len() > max_chars && s.chars().count() > max_chars => Err(ValidationError::new(
             "text_too_long",
             field,
-            format!("expected at most {max_bytes} bytes, found {}", s.len()),
+            format!("expected at most {max_chars} characters, found {}", s.chars().count()),
         )),
         Value::String(s) => Ok(s.clone()),
         other => Err(wrong_type(field, "a string", other)),

@@ -16,7 +16,7 @@ mod request;
 
 use self::fields::{id_value, item_id, non_negative, number, user_id, wrong_type, Fields, VResult};
 pub use self::fields::{
-    parse_timestamp, MAX_EVENT_ITEMS, MAX_LONG_TEXT_BYTES, MAX_SHORT_TEXT_BYTES, MAX_TIMESTAMP_MS, MAX_VECTOR_DIMS,
+    parse_timestamp, MAX_EVENT_ITEMS, MAX_LONG_TEXT_CHARS, MAX_SHORT_TEXT_CHARS, MAX_TIMESTAMP_MS, MAX_VECTOR_DIMS,
 };
 pub use request::{parse_price_range, FilterParams, ItemFilter, Lang};
 
@@ -114,9 +114,9 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
     event.items = items;
     event.value = f.opt_f64("value")?;
     event.dwell_ms = f.opt_u64("dwell_ms")?;
-    event.query = f.opt_str("query", MAX_SHORT_TEXT_BYTES)?;
-    event.text = f.opt_str("text", MAX_LONG_TEXT_BYTES)?;
-    event.request_id = f.opt_str("request_id", MAX_SHORT_TEXT_BYTES)?;
+    event.query = f.opt_str("query", MAX_SHORT_TEXT_CHARS)?;
+    event.text = f.opt_str("text", MAX_LONG_TEXT_CHARS)?;
+    event.request_id = f.opt_str("request_id", MAX_SHORT_TEXT_CHARS)?;
     event.position = f.opt_u32("position")?;
     event.propensity = f.opt_f64("propensity")?;
     event.propensities = match f.get("propensities") {
@@ -132,7 +132,7 @@ fn parse_event_with(value: &Value, known: &'static [&'static str]) -> VResult<Ev
             .collect::<VResult<Vec<_>>>()?,
         Some(other) => return Err(wrong_type("propensities", "an array of probabilities", other)),
     };
-    event.arm = f.opt_str("arm", MAX_SHORT_TEXT_BYTES)?;
+    event.arm = f.opt_str("arm", MAX_SHORT_TEXT_CHARS)?;
     event.quantity = f.opt_u32("quantity")?;
     event.price = non_negative(f.opt_f64("price")?, "price")?;
     check_event_shape(&event)?;
@@ -241,12 +241,12 @@ pub fn parse_item(value: &Value) -> VResult<Item> {
 fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Item> {
     let f = Fields::new(value, "an item", known)?;
     let id = item_id(f.required("id")?, "id")?;
-    let title = f.req_str("title", MAX_SHORT_TEXT_BYTES)?;
+    let title = f.req_str("title", MAX_SHORT_TEXT_CHARS)?;
     if title.trim().is_empty() {
         return Err(ValidationError::new("empty_text", "title", "expected a non-empty title"));
     }
     let mut item = Item::new(id, title);
-    item.description = f.opt_str("description", MAX_LONG_TEXT_BYTES)?;
+    item.description = f.opt_str("description", MAX_LONG_TEXT_CHARS)?;
     item.category = match f.get("category") {
         None => Vec::new(),
         Some(Value::String(path)) => split_category_path(path),
@@ -256,9 +256,9 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
     if item.category.iter().any(|level| level.trim().is_empty()) {
         return Err(ValidationError::new("invalid_category", "category", "category levels must be non-empty"));
     }
-    item.brand = f.opt_str("brand", MAX_SHORT_TEXT_BYTES)?;
+    item.brand = f.opt_str("brand", MAX_SHORT_TEXT_CHARS)?;
     item.price = non_negative(f.opt_f64("price")?, "price")?;
-    item.currency = f.opt_str("currency", MAX_SHORT_TEXT_BYTES)?;
+    item.currency = f.opt_str("currency", MAX_SHORT_TEXT_CHARS)?;
     if item.currency.as_ref().is_some_and(|c| c.chars().count() > MAX_CURRENCY_CHARS) {
         return Err(ValidationError::new(
             "text_too_long",
@@ -284,8 +284,8 @@ fn parse_item_with(value: &Value, known: &'static [&'static str]) -> VResult<Ite
                 let field = format!("translations.{lang}");
                 let t = Fields::new(v, "a translation", &["title", "description"]).map_err(|e| e.within(&field))?;
                 let translation = Translation {
-                    title: t.req_str("title", MAX_SHORT_TEXT_BYTES).map_err(|e| e.within(&field))?,
-                    description: t.opt_str("description", MAX_LONG_TEXT_BYTES).map_err(|e| e.within(&field))?,
+                    title: t.req_str("title", MAX_SHORT_TEXT_CHARS).map_err(|e| e.within(&field))?,
+                    description: t.opt_str("description", MAX_LONG_TEXT_CHARS).map_err(|e| e.within(&field))?,
                 };
                 out.insert(lang.clone(), translation);
             }
@@ -507,6 +507,23 @@ mod tests {
         assert_eq!(e.timestamp, 1_767_323_045_000);
         assert_eq!(e.quantity, Some(2));
         assert_eq!(e.position, Some(3));
+    }
+
+    #[test]
+    fn text_limits_count_characters_as_the_document_does() {
+        let item = |title: String| parse_item(&json!({"id": "i1", "title": title}));
+        assert!(item("耳机".repeat(MAX_SHORT_TEXT_CHARS / 2)).is_ok(), "4,096 characters of 3 bytes each");
+        let error = item("耳".repeat(MAX_SHORT_TEXT_CHARS + 1)).unwrap_err();
+        assert_eq!((error.code, error.field.as_str()), ("text_too_long", "title"));
+        let review = |text: String| {
+            parse_event(&json!({"type": "review", "user": "u", "item": "i", "text": text, "timestamp": 1}))
+        };
+        assert!(review("好".repeat(MAX_LONG_TEXT_CHARS)).is_ok());
+        assert_eq!(review("好".repeat(MAX_LONG_TEXT_CHARS + 1)).unwrap_err().code, "text_too_long");
+        let attribute =
+            |value: String| parse_item(&json!({"id": "i1", "title": "t", "attributes": {"material": value}}));
+        assert!(attribute("棉".repeat(MAX_SHORT_TEXT_CHARS)).is_ok());
+        assert_eq!(attribute("棉".repeat(MAX_SHORT_TEXT_CHARS + 1)).unwrap_err().code, "text_too_long");
     }
 
     #[test]
