@@ -66,8 +66,8 @@ pub enum Command {
     },
     /// Import files into the data directory.
     Import {
-        /// One of jsonl, csv, movielens, recbole, lastfm, taobao.
-        #[arg(long)]
+        /// The input's format (an unknown one is a usage error, exit 2).
+        #[arg(long, value_parser = import_formats())]
         format: String,
         /// Files or directories.
         #[arg(required = true)]
@@ -182,10 +182,16 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// The formats `souk import --format` takes, as clap lists and checks them.
+fn import_formats() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(souk_engine::import::Format::ALL.map(|f| f.as_str()))
+}
+
 /// Exit codes: 0 success, 1 failure, 2 usage (clap), 3 invalid configuration, 4 conflict (the
 /// data directory in use, or an experiment not in a state that allows the command), 5 bad
 /// input data, 6 stored data is damaged (`souk verify` says where), 7 the disk refused a
-/// write (full or failing; nothing of it was stored).
+/// write (full or failing; nothing of it was stored), 8 no data (nothing to train or
+/// evaluate on: an empty or missing data directory).
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const CONFIG: u8 = 3;
@@ -193,6 +199,7 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 5;
     pub const DAMAGED: u8 = 6;
     pub const STORAGE: u8 = 7;
+    pub const NO_DATA: u8 = 8;
 }
 
 /// A configuration with problems; carries the exit code.
@@ -221,6 +228,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<souk_engine::Error>() {
+            if matches!(e, souk_engine::Error::Coded { code: "no_data", .. }) {
+                return exit::NO_DATA;
+            }
             return match e.kind() {
                 ErrorKind::BadInput => exit::BAD_INPUT,
                 ErrorKind::Conflict => exit::LOCKED,

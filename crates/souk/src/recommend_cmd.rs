@@ -50,8 +50,16 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
         Some(dir) => EvalData::from_split_dir(dir, &config.weights)
             .with_context(|| format!("reading the split in {}", dir.display()))?,
         None => {
+            // Evaluation only reads: a missing data directory is not created.
+            if config.store.url.is_empty() && !config.data_dir.exists() {
+                return Err(no_data(format!("no data directory at {}", config.data_dir.display())));
+            }
             let store = open_store(config)?;
-            EvalData::from_store(store.as_ref(), &config.weights, config.data_dir.display().to_string())?
+            let data = EvalData::from_store(store.as_ref(), &config.weights, config.data_dir.display().to_string())?;
+            if data.pairs.is_empty() {
+                return Err(no_data(format!("{} holds no interactions to evaluate on", config.data_dir.display())));
+            }
+            data
         }
     };
     // Content models read the data directory's catalog (titles, brands, categories,
@@ -133,4 +141,9 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// Nothing to evaluate on (exit 8, `no_data`): import or ingest events first.
+fn no_data(what: String) -> anyhow::Error {
+    souk_engine::Error::Coded { code: "no_data", message: format!("{what}: import or ingest events first") }.into()
 }

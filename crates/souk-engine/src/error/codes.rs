@@ -443,6 +443,12 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         description: "The request carries no `Authorization: Bearer KEY` header and this server requires one",
     },
     ErrorCode {
+        code: "no_data",
+        status: 409,
+        error_type: ErrorType::Conflict,
+        description: "Nothing to train or evaluate on yet: import or ingest events first",
+    },
+    ErrorCode {
         code: "no_route",
         status: 404,
         error_type: ErrorType::NotFound,

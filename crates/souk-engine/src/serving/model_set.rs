@@ -281,7 +281,10 @@ impl ModelSet {
         progress(0.0, "reading interactions");
         let data = Interactions::from_store(store, weights)?;
         if data.nnz() == 0 {
-            return Err(Error::Conflict("no interactions to train on: import or ingest events first".into()));
+            return Err(Error::Coded {
+                code: "no_data",
+                message: "no interactions to train on: import or ingest events first".into(),
+            });
         }
         let mut train_seconds = BTreeMap::new();
         let mut models = Vec::new();

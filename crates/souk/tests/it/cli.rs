@@ -76,6 +76,30 @@ fn a_bad_import_line_stops_with_its_line_number_and_stores_nothing_after_it() {
 }
 
 #[test]
+fn nothing_to_train_or_evaluate_on_exits_8_and_an_unknown_format_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Evaluation only reads: a missing data directory is refused and not created.
+    let missing = dir.path().join("missing");
+    let output = souk().arg("--data-dir").arg(&missing).args(["eval", "--models", "popularity"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(8), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no data directory"));
+    assert!(!missing.exists(), "eval created the data directory");
+    // An empty data directory: nothing to evaluate on, nothing to train on.
+    let empty = dir.path().join("empty");
+    run_ok(souk().arg("--data-dir").arg(&empty).args(["stats", "--json"]));
+    let output = souk().arg("--data-dir").arg(&empty).args(["eval", "--models", "popularity"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(8), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.is_empty(), "no table of zeros");
+    let output = souk().arg("--data-dir").arg(&empty).arg("train").output().unwrap();
+    assert_eq!(output.status.code(), Some(8), "{}", String::from_utf8_lossy(&output.stderr));
+    // An unknown import format: a usage error listing the formats.
+    let output = souk().arg("--data-dir").arg(&empty).args(["import", "--format", "nope", "x.jsonl"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nope") && stderr.contains("movielens") && stderr.contains("sessions"), "{stderr}");
+}
+
+#[test]
 fn config_check_reports_every_problem_with_exit_code_3() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("souk.toml");
