@@ -148,7 +148,50 @@ pub fn gen(config: &Config, args: &GenArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::json!({"summary": summary, "seconds": seconds, "target": target}));
     } else {
-        println!("generated {summary:?} into {} in {seconds:.2}s", target.display());
+        println!("{}", gen_summary_text(&summary, &target.display().to_string(), seconds));
     }
     Ok(())
+}
+
+/// `souk gen`'s summary for a person: counts with thousands separators, events by type
+/// (largest first), the time in seconds.
+fn gen_summary_text(summary: &souk_engine::gen::GenSummary, target: &str, seconds: f64) -> String {
+    let mut by_type: Vec<(String, u64)> = summary.events_by_type.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+    by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let types: Vec<String> = by_type.iter().map(|(t, n)| format!("{} {t}", thousands(*n))).collect();
+    format!(
+        "generated {} items, {} users, {} follows and {} events in {} sessions into {target} in {seconds:.1} s\n  events: {}",
+        thousands(summary.items),
+        thousands(summary.users),
+        thousands(summary.follows),
+        thousands(summary.events),
+        thousands(summary.sessions),
+        types.join(", ")
+    )
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

@@ -197,8 +197,8 @@ pub struct EvalArgs {
     /// Cut-offs, e.g. 10,20.
     #[arg(long, default_value = "10,20")]
     pub k: String,
-    /// Comma list of models (default: all of popularity, itemknn, rp3beta, als, ease).
-    #[arg(long)]
+    /// Comma list of models (the help lists the default set and the content models).
+    #[arg(long, help = models_help())]
     pub models: Option<String>,
     /// Evaluate on exactly the split in DIR/train.tsv and DIR/test.tsv (user<TAB>item; a
     /// training line may add an event type, weighted by [weights]).
@@ -264,6 +264,15 @@ pub fn model_params(config: &Config, models: &[String], overrides: &[String]) ->
 
 /// The models of a `--models` comma list (default: every registered model); the content
 /// models (`als_content`, `content_knn`) only when named.
+/// The help of `--models`, from the registry itself.
+fn models_help() -> String {
+    format!(
+        "Comma list of models (default: all of {}; content models, on request: {})",
+        registry::MODELS.join(", "),
+        CONTENT_MODELS.join(", ")
+    )
+}
+
 pub fn model_list(text: Option<&str>) -> anyhow::Result<Vec<String>> {
     let models: Vec<String> = match text {
         Some(text) => text.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
