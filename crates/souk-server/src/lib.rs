@@ -150,11 +150,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let method = request.method().to_string();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    // The path without its query string (which may hold a shopper's search).
+    let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     state.metrics.observe_request(&method, &route, status, seconds);
-    tracing::debug!(%method, %route, status, micros = (seconds * 1e6) as u64, "request");
+    // The access log: one line per request (target `souk::access`, so that a level such
+    // as `info,souk::access=warn` silences it; JSON with `log.format = "json"`).
+    tracing::info!(target: "souk::access", %method, %route, path = %path, status, ms = seconds * 1e3, "request");
     response
 }
 

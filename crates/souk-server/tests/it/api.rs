@@ -109,6 +109,10 @@ async fn service_endpoints_answer() {
     let text = metrics.as_str().unwrap();
     assert!(text.contains("souk_http_requests_total{method=\"GET\",route=\"/v1/stats\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("souk_events 0"));
+    assert!(
+        text.contains("souk_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/stats\",le=\"+Inf\"} 1"),
+        "{text}"
+    );
     let (status, page) = server.get("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("<title>Souk</title>"));
