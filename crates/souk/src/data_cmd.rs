@@ -94,13 +94,28 @@ pub fn import(config: &Config, format: &str, paths: &[PathBuf], skip_bad: bool, 
     Ok(())
 }
 
+/// Whether `error` is the data directory's lock held by another process.
+fn is_locked(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref::<souk_engine::Error>(), Some(souk_engine::Error::Locked { .. })))
+}
+
 fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 pub fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
-    let store = open_store(config)?;
-    let stats = store.stats()?;
+    let stats = match open_store(config) {
+        Ok(store) => store.stats()?,
+        // A running server holds the data directory: read it beside the server instead.
+        Err(e) if is_locked(&e) => {
+            eprintln!("souk: the data directory is in use (a running server): reading it without opening it");
+            souk_engine::store::read_only::stats(&config.data_dir)
+                .with_context(|| format!("reading the data directory {}", config.data_dir.display()))?
+        }
+        Err(e) => return Err(e),
+    };
     if json {
         println!("{}", serde_json::to_string(&stats)?);
     } else {

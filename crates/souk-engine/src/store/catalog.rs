@@ -177,6 +177,14 @@ impl Catalog {
         Ok(Self { path: path.to_path_buf(), connection: Mutex::new(connection) })
     }
 
+    /// The catalog at `path` through a read-only connection, beside a process that has it
+    /// open for writing (nothing is created, migrated or locked). Fails if there is none.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self { path: path.to_path_buf(), connection: Mutex::new(connection) })
+    }
+
     /// SQLite's integrity check of the file at `path`, read-only (`quick`: the faster form
     /// that skips index-content checks). Empty when the database is sound.
     pub fn integrity_problems(path: &Path, quick: bool) -> Result<Vec<String>> {

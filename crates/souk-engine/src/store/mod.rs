@@ -26,6 +26,7 @@ mod live_compact;
 pub mod log;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod read_only;
 mod sink;
 pub mod snapshot;
 pub mod verify;

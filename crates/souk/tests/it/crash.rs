@@ -105,6 +105,24 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     assert!(stderr.contains("in use by another souk process"), "{stderr}");
 }
 
+#[test]
+fn stats_answers_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let events: Vec<Value> = (0..120)
+        .map(|n| json!({"id": format!("e{n}"), "type": "view", "user": format!("u{}", n % 9), "item": format!("i{}", n % 17), "timestamp": n}))
+        .collect();
+    ureq::post(&server.url("/v1/events")).send_json(Value::Array(events)).unwrap();
+    let served: Value = ureq::get(&server.url("/v1/stats")).call().unwrap().into_json().unwrap();
+    let output = crate::souk().arg("--data-dir").arg(dir.path()).args(["stats", "--json"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let read: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in ["events", "users", "items", "events_by_type"] {
+        assert_eq!(read[key], served[key], "{key}");
+    }
+    assert_eq!(read["events"], 120);
+}
+
 /// The byte-flip reproduction: one flipped byte in the middle of the newest (and only)
 /// segment. Every command refuses with the segment and offset, nothing is cut off; `verify`
 /// lists the damage; `repair` salvages every other event.
