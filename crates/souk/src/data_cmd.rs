@@ -15,12 +15,16 @@ use crate::shared::{generate, open_store, progress_bar, write_ground_truth, File
 
 #[derive(Debug, Args)]
 pub struct GenArgs {
+    /// Catalog items of the generated shop.
     #[arg(long, default_value_t = 1_000)]
     pub items: usize,
+    /// Shoppers of the generated shop.
     #[arg(long, default_value_t = 500)]
     pub users: usize,
+    /// Events of the generated shop.
     #[arg(long, default_value_t = 20_000)]
     pub events: usize,
+    /// Random seed (the same seed gives the same data and figures).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Write JSONL files and the ground truth into this directory instead of importing.

@@ -20,23 +20,27 @@ pub enum ExperimentCommand {
     /// {"id","surface":"recommendations"|"search","arms":[{"name","share",…pipeline…}]}.
     Create {
         file: String,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List every experiment.
     List {
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Start a draft.
     Start {
         id: String,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Stop a running experiment.
     Stop {
         id: String,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +48,7 @@ pub enum ExperimentCommand {
     /// sample-ratio check.
     Report {
         id: String,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -26,6 +26,7 @@ pub enum KeysCommand {
     },
     /// List the keys (without secrets).
     List {
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

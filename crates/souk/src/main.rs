@@ -82,12 +82,14 @@ pub enum Command {
     /// Check every event-log segment, the catalog and the model checksums without changing
     /// anything; exit 6 if anything is damaged.
     Verify {
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Salvage every valid event of a damaged event log into a new log (the damaged one is
     /// kept beside it) and say what was lost.
     Repair {
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -98,6 +100,7 @@ pub enum Command {
     Snapshot {
         /// The new folder to write the snapshot into (refused if it exists).
         dir: std::path::PathBuf,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -106,6 +109,7 @@ pub enum Command {
     Restore {
         /// A folder written by `souk snapshot`.
         snapshot: std::path::PathBuf,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -130,6 +134,7 @@ pub enum Command {
         /// Comma list of collaborative models (default: recommend.models from the config).
         #[arg(long)]
         models: Option<String>,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +144,7 @@ pub enum Command {
         /// Also embed items for semantic search (needs embed.model_path).
         #[arg(long)]
         embed: bool,
+        /// Print the result as one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -153,6 +159,7 @@ pub enum Command {
     /// search, and serves keyword search, saying why, when it cannot; `SOUK_MODEL_FETCH=off`
     /// skips the fetch.
     Demo {
+        /// Address to listen on (default 127.0.0.1:7700).
         #[arg(long)]
         listen: Option<String>,
         #[command(flatten)]

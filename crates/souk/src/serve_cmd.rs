@@ -18,12 +18,16 @@ use crate::shared::{generate, open_search, open_shop, open_store, saved_models, 
 
 #[derive(Debug, Args)]
 pub struct DemoSize {
+    /// Catalog items of the generated shop.
     #[arg(long, default_value_t = 2_000)]
     pub items: usize,
+    /// Shoppers of the generated shop.
     #[arg(long, default_value_t = 500)]
     pub users: usize,
+    /// Events of the generated shop.
     #[arg(long, default_value_t = 50_000)]
     pub events: usize,
+    /// Random seed (the same seed gives the same data and figures).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }

@@ -192,6 +192,7 @@ pub struct EvalArgs {
     /// round,position,item,probability (round = 0-based row of the log csv).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Random seed (the same seed gives the same data and figures).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Cut-offs, e.g. 10,20.
@@ -228,6 +229,7 @@ pub struct EvalArgs {
     /// Judged queries per language (protocol search).
     #[arg(long, default_value_t = 300)]
     pub queries: usize,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
 }

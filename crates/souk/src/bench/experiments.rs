@@ -26,16 +26,20 @@ pub struct ExperimentsArgs {
     /// the interleaving comparison.
     #[arg(long, default_value_t = 1.0)]
     noise_a: f64,
+    /// (The noise of ranker B: see --noise-a.)
     #[arg(long, default_value_t = 0.9)]
     noise_b: f64,
     /// Users of the interleaving pilot, and replications of the power check at the sizes
     /// it gives.
     #[arg(long, default_value_t = 20_000)]
     pilot: usize,
+    /// Replications of the power check (see --pilot).
     #[arg(long, default_value_t = 200)]
     interleaving_replications: usize,
+    /// Random seed (the same seed gives the same data and figures).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

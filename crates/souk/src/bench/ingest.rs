@@ -37,6 +37,7 @@ pub struct IngestArgs {
     /// created on it for each phase and dropped afterwards) instead of the embedded store.
     #[arg(long)]
     postgres: Option<String>,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -12,10 +12,13 @@ use crate::bench::harness::{latency_summary, load, machine, run_child, warm_up, 
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
+    /// Catalog items of the generated shop.
     #[arg(long, default_value_t = 100_000)]
     items: usize,
+    /// Shoppers of the generated shop.
     #[arg(long, default_value_t = 50_000)]
     users: usize,
+    /// Events of the generated shop.
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
     /// Concurrent clients.
@@ -30,6 +33,7 @@ pub struct RecommendArgs {
     /// Scratch directory; the generated, trained shop is kept there and reused.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

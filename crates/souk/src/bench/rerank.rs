@@ -20,8 +20,10 @@ pub struct RerankArgs {
     /// Timed calls.
     #[arg(long, default_value_t = 20_000)]
     iterations: usize,
+    /// Random seed (the same seed gives the same data and figures).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -18,6 +18,7 @@ use crate::shared::generated_shop;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
+    /// Catalog items of the generated shop.
     #[arg(long, default_value_t = 100_000)]
     items: usize,
     /// Events of the generated shop (searches are judged on the catalog).
@@ -39,6 +40,7 @@ pub struct SearchArgs {
     /// Scratch directory; the generated shop and its index are kept there and reused.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -21,8 +21,10 @@ pub struct SoakArgs {
     /// Concurrent clients, each sending one request after another.
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// Catalog items of the generated shop.
     #[arg(long, default_value_t = 5_000)]
     items: usize,
+    /// Shoppers of the generated shop.
     #[arg(long, default_value_t = 2_000)]
     users: usize,
     /// Events of the generated shop before the soak.
@@ -41,6 +43,7 @@ pub struct SoakArgs {
     /// Scratch directory; the generated, trained shop is kept there and copied per run.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -21,6 +21,7 @@ use crate::bench::harness::Scratch;
 
 #[derive(Debug, Args)]
 pub struct StorageArgs {
+    /// Events of the generated shop.
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
     /// Events per durable batch.
@@ -29,6 +30,7 @@ pub struct StorageArgs {
     /// Scratch directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -27,6 +27,7 @@ pub struct TrainArgs {
     /// Repetitions per model (the fastest is reported too).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }
