@@ -19,6 +19,8 @@
 //! - `taobao`: Taobao UserBehavior CSV (`user,item,category,behavior,seconds`).
 //! - `sessions`: session logs (session-rec's RSC15 files or DIGINETICA's item views); each
 //!   session becomes a user.
+//! - `sequences`: item sequences without time (S3-Rec's `user item…` lines, SASRec's
+//!   `user item` pairs).
 //!
 //! Dataset rows carry no event ids, so importers derive them from the row's content
 //! (e.g. `ml:{user}:{item}:{seconds}`): importing the same file twice yields the same ids
@@ -34,6 +36,7 @@ mod jsonl;
 mod lastfm;
 mod movielens;
 mod recbole;
+pub mod sequences;
 pub mod sessions;
 mod taobao;
 
@@ -67,10 +70,11 @@ pub enum Format {
     Lastfm,
     Taobao,
     Sessions,
+    Sequences,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Jsonl,
         Format::Csv,
         Format::Movielens,
@@ -78,6 +82,7 @@ impl Format {
         Format::Lastfm,
         Format::Taobao,
         Format::Sessions,
+        Format::Sequences,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +94,7 @@ impl Format {
             Format::Lastfm => "lastfm",
             Format::Taobao => "taobao",
             Format::Sessions => "sessions",
+            Format::Sequences => "sequences",
         }
     }
 }
@@ -174,6 +180,7 @@ pub fn import_paths(
         Format::Lastfm => lastfm::in_directory,
         Format::Taobao => taobao::in_directory,
         Format::Sessions => sessions::in_directory,
+        Format::Sequences => sequences::in_directory,
     };
     let (files, ignored) = collect_files(paths, in_directory)?;
     let mut importer = Importer::new(options, sink, progress, &files)?;
@@ -188,6 +195,7 @@ pub fn import_paths(
         Format::Lastfm => lastfm::run(&mut importer, &files)?,
         Format::Taobao => taobao::run(&mut importer, &files)?,
         Format::Sessions => sessions::run(&mut importer, &files)?,
+        Format::Sequences => sequences::run(&mut importer, &files)?,
     }
     Ok(importer.finish())
 }
