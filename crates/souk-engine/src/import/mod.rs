@@ -21,6 +21,7 @@
 //!   session becomes a user.
 //! - `sequences`: item sequences without time (S3-Rec's `user item…` lines, SASRec's
 //!   `user item` pairs).
+//! - `rees46`: the REES46 / Open CDP multi-category store's monthly event files.
 //!
 //! Dataset rows carry no event ids, so importers derive them from the row's content
 //! (e.g. `ml:{user}:{item}:{seconds}`): importing the same file twice yields the same ids
@@ -36,6 +37,7 @@ mod jsonl;
 mod lastfm;
 mod movielens;
 mod recbole;
+mod rees46;
 pub mod sequences;
 pub mod sessions;
 mod taobao;
@@ -71,10 +73,11 @@ pub enum Format {
     Taobao,
     Sessions,
     Sequences,
+    Rees46,
 }
 
 impl Format {
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Jsonl,
         Format::Csv,
         Format::Movielens,
@@ -83,6 +86,7 @@ impl Format {
         Format::Taobao,
         Format::Sessions,
         Format::Sequences,
+        Format::Rees46,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,7 @@ impl Format {
             Format::Taobao => "taobao",
             Format::Sessions => "sessions",
             Format::Sequences => "sequences",
+            Format::Rees46 => "rees46",
         }
     }
 }
@@ -181,6 +186,7 @@ pub fn import_paths(
         Format::Taobao => taobao::in_directory,
         Format::Sessions => sessions::in_directory,
         Format::Sequences => sequences::in_directory,
+        Format::Rees46 => rees46::in_directory,
     };
     let (files, ignored) = collect_files(paths, in_directory)?;
     let mut importer = Importer::new(options, sink, progress, &files)?;
@@ -196,6 +202,7 @@ pub fn import_paths(
         Format::Taobao => taobao::run(&mut importer, &files)?,
         Format::Sessions => sessions::run(&mut importer, &files)?,
         Format::Sequences => sequences::run(&mut importer, &files)?,
+        Format::Rees46 => rees46::run(&mut importer, &files)?,
     }
     Ok(importer.finish())
 }
