@@ -18,6 +18,7 @@ mod recommend_cmd;
 mod search_cmd;
 mod serve_cmd;
 mod session_cmd;
+mod session_policy_cmd;
 mod shared;
 mod store_cmd;
 
@@ -331,6 +332,9 @@ fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     }
     if args.protocol == souk_engine::eval::exploration::PROTOCOL {
         return explore_cmd::eval_exploration(args);
+    }
+    if args.protocol == souk_engine::eval::session_policy::PROTOCOL {
+        return session_policy_cmd::eval_session_policy(config, args);
     }
     if args.path.is_some() {
         bail!("--path is for --protocol open-bandit and ope; use --split DIR for a train/test split");

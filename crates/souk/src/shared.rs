@@ -177,7 +177,8 @@ pub struct EvalArgs {
     /// model on an Open Bandit Dataset directory given with --path), ope (off-policy
     /// evaluation of --policy FILE on the log in --path), simulated-ranking (the learned
     /// ranker on simulated traffic over a generated shop), exploration (which policy fills
-    /// exploration slots, on simulated shops), or next-item (session-based: --train and
+    /// exploration slots, on simulated shops), session-policy (a per-page mix policy learned
+    /// by Q-learning on simulated sessions), or next-item (session-based: --train and
     /// --test session logs).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,

@@ -131,7 +131,7 @@ pub struct Estimate {
     pub ci95: f64,
 }
 
-fn estimate(values: &[f64]) -> Estimate {
+pub(crate) fn estimate(values: &[f64]) -> Estimate {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {

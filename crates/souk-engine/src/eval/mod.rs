@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod next_item;
 pub mod protocol;
 pub mod runner;
+pub mod session_policy;
 pub mod simulate;
 
 pub use data::{EvalData, EvalDataBuilder, EvalPair, EventTypeSet, Listed};

@@ -47,7 +47,8 @@ use rand_chacha::ChaCha8Rng;
 pub use self::config::{
     MethodScore, SimulationConfig, SimulationReport, Surface, ARM_BLEND, ARM_EXPLORE, ATTRIBUTION_WINDOW_MS, PROTOCOL,
 };
-use self::world::{examination, funnel, respond, Query, World};
+pub(crate) use self::world::{examination, funnel};
+use self::world::{respond, Query, World};
 use crate::gen::{GenConfig, Generator};
 use crate::model::{Event, EventType, Record, RecordSink};
 use crate::rank::features::{ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};

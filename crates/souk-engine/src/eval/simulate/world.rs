@@ -29,12 +29,12 @@ fn sigmoid(x: f64) -> f64 {
 
 /// The shopper model's funnel for an item of latent utility `u`: probabilities of a click
 /// when looked at, a cart after a click, a purchase after a cart.
-pub(super) fn funnel(u: f64, available: bool) -> (f64, f64, f64) {
+pub(crate) fn funnel(u: f64, available: bool) -> (f64, f64, f64) {
     let cart = if available { sigmoid(0.7 * u - 3.8) } else { 0.0 };
     (sigmoid(u - 3.0), cart, sigmoid(0.6 * u - 1.0))
 }
 
-pub(super) fn examination(slot: usize) -> f64 {
+pub(crate) fn examination(slot: usize) -> f64 {
     1.0 / (1.0 + slot as f64)
 }
 
