@@ -55,7 +55,14 @@ pub fn eval_session_policy(config: &crate::config::Config, args: &EvalArgs) -> a
         settings.ope_sessions,
         settings.page_size
     );
-    let show = |e: &Estimate, digits: usize| format!("{:.digits$} ± {:.digits$}", e.mean, e.ci95);
+    // One shop gives no interval over shops.
+    let show = |e: &Estimate, digits: usize| {
+        if e.ci95.is_finite() {
+            format!("{:.digits$} ± {:.digits$}", e.mean, e.ci95)
+        } else {
+            format!("{:.digits$} (one shop)", e.mean)
+        }
+    };
     println!(
         "{:<18} {:>18} {:>18} {:>18} {:>14} {:>16}",
         "policy", "purchases/session", "(sessions ±95%)", "vs static %", "pages", "revenue/session"

@@ -128,6 +128,8 @@ impl Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimate {
     pub mean: f64,
+    /// Half-width of the 95% t-interval over the values; not a number (`null` in JSON) for
+    /// fewer than two values, where there is no interval.
     pub ci95: f64,
 }
 
@@ -135,7 +137,7 @@ pub(crate) fn estimate(values: &[f64]) -> Estimate {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     if values.len() < 2 {
-        return Estimate { mean, ci95: 0.0 };
+        return Estimate { mean, ci95: f64::NAN };
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let t = statrs::distribution::StudentsT::new(0.0, 1.0, n - 1.0).map_or(1.96, |t| {
