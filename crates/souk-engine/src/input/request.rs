@@ -91,7 +91,8 @@ pub enum Lang {
 impl Lang {
     /// `en` or `zh` (absent: `en`).
     pub fn parse(text: Option<&str>, field: &str) -> Result<Lang, ValidationError> {
-        match text.map(str::trim) {
+        // Exactly as the document's pattern `^(en|zh)?$` states: no padding.
+        match text {
             None | Some("") | Some("en") => Ok(Lang::En),
             Some("zh") => Ok(Lang::Zh),
             Some(other) => {
@@ -104,6 +105,16 @@ impl Lang {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_language_is_en_or_zh_as_written() {
+        assert_eq!(Lang::parse(None, "lang").unwrap(), Lang::En);
+        assert_eq!(Lang::parse(Some(""), "lang").unwrap(), Lang::En);
+        assert_eq!(Lang::parse(Some("zh"), "lang").unwrap(), Lang::Zh);
+        for bad in [" zh", "zh ", "ZH", "fr"] {
+            assert_eq!(Lang::parse(Some(bad), "lang").unwrap_err().code, "invalid_lang", "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_filter_is_parsed_once_with_its_price_range_checked() {
