@@ -45,14 +45,7 @@ pub fn eval_exploration(args: &EvalArgs) -> anyhow::Result<()> {
         config.slots,
         config.rank_target
     );
-    // One shop gives no interval over shops.
-    let show = |e: &Estimate, digits: usize| {
-        if e.ci95.is_finite() {
-            format!("{:.digits$} ± {:.digits$}", e.mean, e.ci95)
-        } else {
-            format!("{:.digits$} (one shop)", e.mean)
-        }
-    };
+    let show = |e: &Estimate, digits: usize| e.display(digits);
     println!(
         "{:<18} {:>16} {:>16} {:>14} {:>16} {:>14} {:>24}",
         "policy", "clicks", "expected vs none %", "regret %", "cohort share %", "cohort rho", "cohort shows to rho"

@@ -55,14 +55,7 @@ pub fn eval_session_policy(config: &crate::config::Config, args: &EvalArgs) -> a
         settings.ope_sessions,
         settings.page_size
     );
-    // One shop gives no interval over shops.
-    let show = |e: &Estimate, digits: usize| {
-        if e.ci95.is_finite() {
-            format!("{:.digits$} ± {:.digits$}", e.mean, e.ci95)
-        } else {
-            format!("{:.digits$} (one shop)", e.mean)
-        }
-    };
+    let show = |e: &Estimate, digits: usize| e.display(digits);
     println!(
         "{:<18} {:>18} {:>18} {:>18} {:>14} {:>16}",
         "policy", "purchases/session", "(sessions ±95%)", "vs static %", "pages", "revenue/session"

@@ -133,6 +133,18 @@ pub struct Estimate {
     pub ci95: f64,
 }
 
+impl Estimate {
+    /// `mean ± ci95` with `digits` decimals, or `mean (one shop)` where there is no
+    /// interval (the protocols' replications are shops).
+    pub fn display(&self, digits: usize) -> String {
+        if self.ci95.is_finite() {
+            format!("{:.digits$} ± {:.digits$}", self.mean, self.ci95)
+        } else {
+            format!("{:.digits$} (one shop)", self.mean)
+        }
+    }
+}
+
 pub(crate) fn estimate(values: &[f64]) -> Estimate {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;

@@ -2,6 +2,7 @@
 //! parallel line scanning every line-based format shares (see the module docs of
 //! [`super`]).
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use super::{decode, Encoding, ImportOptions, ImportReport, CHUNK_BYTES, MAX_WARN
 use crate::error::{Error, Result, ValidationError};
 use crate::hashing::DigestSet;
 use crate::ids::{ItemId, UserId};
-use crate::model::{Record, RecordSink};
+use crate::model::{Event, Item, Record, RecordSink};
 
 /// The state of one import: where records go, what was counted, how to report progress.
 pub(super) struct Importer<'a> {
@@ -82,6 +83,22 @@ impl<'a> Importer<'a> {
 
     pub(super) fn note_item(&mut self, id: &ItemId) {
         self.seen_items.insert(xxhash_rust::xxh3::xxh3_64(id.as_str().as_bytes()));
+    }
+
+    /// For datasets whose rows carry no catalog of their own: emit the event's item (made
+    /// by `item` from its id) the first time that id comes, before the event, then the event. Exact ids
+    /// in `emitted`, not hashes: a collision would silently drop an item.
+    pub(super) fn emit_with_item(
+        &mut self,
+        emitted: &mut HashSet<ItemId>,
+        event: Event,
+        item: impl FnOnce(&ItemId) -> Item,
+    ) -> Result<()> {
+        if let Some(id) = event.item.as_ref().filter(|id| !emitted.contains(*id)) {
+            emitted.insert(id.clone());
+            self.emit(Record::Item(item(id)))?;
+        }
+        self.emit(Record::Event(event))
     }
 
     /// Count a record and hand it to the sink.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use super::{cell, dataset_event, parse_number, read_header, unknown_file, Encoding, Format, Importer};
 use crate::error::{Result, ValidationError};
 use crate::ids::ItemId;
-use crate::model::{Event, EventType, Item, Record};
+use crate::model::{Event, EventType, Item};
 
 /// The header of every REES46 file.
 pub const HEADER: &str = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
@@ -110,12 +110,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
             true,
             Encoding::Utf8,
             |_, line| parse_row(line),
-            |importer, _, (event, item)| {
-                if emitted_items.insert(item.id.clone()) {
-                    importer.emit(Record::Item(item))?;
-                }
-                importer.emit(Record::Event(event))
-            },
+            |importer, _, (event, item)| importer.emit_with_item(&mut emitted_items, event, |_| item),
         )?;
     }
     Ok(())

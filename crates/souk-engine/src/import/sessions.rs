@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::{cell, dataset_event, read_header, seconds_to_ms, Encoding, Importer};
 use crate::error::{Error, Result, ValidationError};
 use crate::ids::ItemId;
-use crate::model::{EventType, Item, Record};
+use crate::model::{EventType, Item};
 
 pub(super) fn in_directory(name: &str) -> bool {
     name.ends_with(".txt") || name.ends_with(".csv") || name.ends_with(".tsv")
@@ -169,11 +169,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
                 Ok(Some(event))
             },
             |importer, _, event| {
-                if let Some(item) = event.item.as_ref().filter(|i| !emitted_items.contains(*i)) {
-                    emitted_items.insert(item.clone());
-                    importer.emit(Record::Item(Item::new(item.clone(), item.as_str())))?;
-                }
-                importer.emit(Record::Event(event))
+                importer.emit_with_item(&mut emitted_items, event, |id| Item::new(id.clone(), id.as_str()))
             },
         )?;
     }
@@ -184,6 +180,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
 mod tests {
     use super::super::{fixture, import_to_vec, Format};
     use super::*;
+    use crate::model::Record;
 
     #[test]
     fn both_layouts_become_one_user_per_session_with_views() {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use super::{cell, dataset_event, seconds_to_ms, Encoding, Importer};
 use crate::error::{Result, ValidationError};
 use crate::ids::ItemId;
-use crate::model::{Event, EventType, Item, Record};
+use crate::model::{Event, EventType, Item};
 
 pub(super) fn in_directory(name: &str) -> bool {
     name.ends_with(".csv")
@@ -69,13 +69,7 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
             false,
             Encoding::Utf8,
             |_, line| parse_row(line),
-            |importer, _, (event, item)| {
-                if !emitted_items.contains(&item.id) {
-                    emitted_items.insert(item.id.clone());
-                    importer.emit(Record::Item(item))?;
-                }
-                importer.emit(Record::Event(event))
-            },
+            |importer, _, (event, item)| importer.emit_with_item(&mut emitted_items, event, |_| item),
         )?;
     }
     Ok(())

@@ -445,15 +445,7 @@ impl EventLog {
     /// space return without waiting for a client's write.
     pub fn probe_writes(&self, bytes: usize) -> Result<()> {
         let path = self.dir.join(PROBE_FILE);
-        let result = (|| {
-            let file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
-            self.io.write_all(&file, &vec![0u8; bytes])?;
-            self.io.sync_data(&file)
-        })();
-        // Removed whatever happened: a probe that met a full disk frees what it took.
-        let removed = std::fs::remove_file(&path);
-        result.map_err(|e| io_context(&path, e))?;
-        removed.map_err(|e| io_context(&path, e))
+        self.io.probe(&path, bytes).map_err(|e| io_context(&path, e))
     }
 
     /// How many times [`EventLog::recover`] cut records off.

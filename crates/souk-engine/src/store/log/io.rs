@@ -92,6 +92,19 @@ impl LogIo {
         file.write_all(bytes)
     }
 
+    /// Write `bytes` into a new file at `path`, sync it and remove it (removed whatever
+    /// happened: a probe that met a full disk frees what it took).
+    pub(super) fn probe(&self, path: &std::path::Path, bytes: usize) -> io::Result<()> {
+        let result = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)
+            .and_then(|file| self.write_all(&file, &vec![0u8; bytes]).and_then(|()| self.sync_data(&file)));
+        let removed = std::fs::remove_file(path);
+        result.and(removed)
+    }
+
     /// `fdatasync`.
     pub(super) fn sync_data(&self, file: &File) -> io::Result<()> {
         if let Some(faults) = &self.faults {
