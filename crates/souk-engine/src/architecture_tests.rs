@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error"],
     &["hashing", "ids", "fusion", "stats", "ope"],
+    &["growth"],
     &["model"],
     &["input"],
     &["store"],

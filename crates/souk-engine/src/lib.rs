@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gen;
+pub mod growth;
 pub mod hashing;
 pub mod ids;
 pub mod import;

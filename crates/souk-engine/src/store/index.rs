@@ -7,11 +7,14 @@
 //!
 //! Cost model: an appended event costs one hash-set insert (16-byte key), at most two
 //! interner lookups, one 40-byte row and one `u32` in its user's list. 10M events take
-//! about 0.6 GB.
+//! about 0.6 GB. The containers that grow with every event (rows, id digests, entries,
+//! names) grow in pieces ([`crate::growth`]): no append pays for moving what is stored, so
+//! no doubling stalls the index lock.
 
 use std::sync::Arc;
 
-use crate::hashing::{DigestSet, IdMap};
+use crate::growth::{ChunkedVec, ShardedDigestSet};
+use crate::hashing::IdMap;
 
 use crate::ids::UserId;
 use crate::model::{Event, EventType};
@@ -35,13 +38,11 @@ pub struct Interaction {
     pub position: u64,
 }
 
-type PrehashedSet = DigestSet<u128>;
-
 /// Dense numbering of string ids.
 #[derive(Debug, Default)]
 pub struct Interner {
     numbers: IdMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    names: ChunkedVec<Box<str>>,
 }
 
 impl Interner {
@@ -178,10 +179,10 @@ impl ItemEntry {
 pub struct EventIndex {
     pub users: Interner,
     pub items: Interner,
-    pub user_entries: Vec<UserEntry>,
-    pub item_entries: Vec<ItemEntry>,
-    pub rows: Vec<Interaction>,
-    event_ids: PrehashedSet,
+    pub user_entries: ChunkedVec<UserEntry>,
+    pub item_entries: ChunkedVec<ItemEntry>,
+    pub rows: ChunkedVec<Interaction>,
+    event_ids: ShardedDigestSet,
     pub live_events: u64,
     pub events_by_type: [u64; EventType::ALL.len()],
     /// Distinct category levels and brands, shared by every item's [`ItemMeta`].
@@ -285,7 +286,7 @@ impl EventIndex {
 
     /// Whether an event with this id digest is already stored.
     pub fn contains_event(&self, digest: u128) -> bool {
-        self.event_ids.contains(&digest)
+        self.event_ids.contains(digest)
     }
 
     /// Record an event. Returns false (and changes nothing) if its id was seen before.
