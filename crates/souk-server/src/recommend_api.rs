@@ -95,6 +95,10 @@ pub struct RecommendQuery {
     /// (the live session-kNN, then popular items; not reordered by the ranker).
     #[param(pattern = "^(for_you|session)$")]
     pub surface: Option<String>,
+    /// The item on the shopper's screen (a product page): the page starts from it as the
+    /// newest item of the shopper's history — a visitor without history gets what goes
+    /// with it — and never lists it. Not stored as an event.
+    pub context_item: Option<String>,
 }
 
 /// Why an item was listed: one recall source that proposed it.
@@ -102,7 +106,8 @@ pub struct RecommendQuery {
 pub struct ReasonOut {
     /// `als`, `ease`, `social` (a model pulled towards the friends' taste), `itemknn`,
     /// `session` (what sessions like the open one went on to), `friends` (what followed
-    /// users interacted with lately), `popularity`, `trending`, `catalog`,
+    /// users interacted with lately), `demographic` and `preferences` (for shoppers with
+    /// little history: see `matched`), `popularity`, `trending`, `catalog`,
     /// `bought_together`, `pin`…
     pub source: String,
     /// The item's rank in that source (1-based).
@@ -126,6 +131,11 @@ pub struct ReasonOut {
     /// What that friend did with the item: view, purchase…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub friend_event: Option<String>,
+    /// What of the shopper's profile proposed it: `demographic` — the attribute values
+    /// (`age=25-34`) shared with shoppers who over-index on the item; `preferences` — the
+    /// stated preference it matches (`category=Audio`, `brand=Acme`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
 }
 
 /// What a re-ranking rule did to an item.
@@ -195,6 +205,7 @@ fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
         because_title: reason.because_title,
         friend: reason.friend,
         friend_event: reason.friend_event.map(|e| e.as_str().to_string()),
+        matched: reason.matched,
     }
 }
 
@@ -324,6 +335,12 @@ pub async fn get_recommendations(
             None => RecommendSurface::ForYou,
             Some(text) => RecommendSurface::parse(text, "surface").map_err(ApiError::validation)?,
         },
+        context_item: query
+            .context_item
+            .as_deref()
+            .map(|text| souk_engine::ItemId::parse(text, "context_item"))
+            .transpose()
+            .map_err(ApiError::validation)?,
     };
     let page = state.compute(move |shop| shop.recommend(ask)).await?;
     Ok(Json(page_out(page)))

@@ -13,6 +13,7 @@ mod experiment_cmd;
 mod explore_cmd;
 mod keys_cmd;
 mod model_fetch;
+mod new_user_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
@@ -351,6 +352,9 @@ fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     }
     if args.train.is_some() || args.test.is_some() {
         bail!("--train and --test are for --protocol next-item");
+    }
+    if args.protocol == souk_engine::eval::new_user::PROTOCOL {
+        return new_user_cmd::eval_new_user(config, args, ks);
     }
     if args.protocol == "search" && args.split.is_none() {
         let k = ks.first().copied().unwrap_or(10);

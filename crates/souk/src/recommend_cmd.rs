@@ -144,6 +144,6 @@ pub fn train(config: &Config, models: Option<&str>, json: bool) -> anyhow::Resul
 }
 
 /// Nothing to evaluate on (exit 8, `no_data`): import or ingest events first.
-fn no_data(what: String) -> anyhow::Error {
+pub(crate) fn no_data(what: String) -> anyhow::Error {
     souk_engine::Error::Coded { code: "no_data", message: format!("{what}: import or ingest events first") }.into()
 }

@@ -178,8 +178,9 @@ pub struct EvalArgs {
     /// evaluation of --policy FILE on the log in --path), simulated-ranking (the learned
     /// ranker on simulated traffic over a generated shop), exploration (which policy fills
     /// exploration slots, on simulated shops), session-policy (a per-page mix policy learned
-    /// by Q-learning on simulated sessions), or next-item (session-based: --train and
-    /// --test session logs).
+    /// by Q-learning on simulated sessions), new-user (held-out shoppers at 0, 1, 3 and 5
+    /// events of history, with their attributes and stated preferences), or next-item
+    /// (session-based: --train and --test session logs).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).

@@ -29,6 +29,7 @@ pub mod evaluate;
 pub mod experiments;
 pub mod exploration;
 pub mod metrics;
+pub mod new_user;
 pub mod next_item;
 pub mod protocol;
 pub mod runner;

@@ -13,11 +13,14 @@
 //!   epoch, which keeps file order. Ids are `rb:{user}:{item}:{seconds}` (or
 //!   `rb:{user}:{item}:L{line}` without time), stable across re-imports.
 //! - `.kg` (`head_id`, `relation_id`, `tail_id`) and `.link` (`item_id`, `entity_id`): a
-//!   knowledge graph. Imports only count them ([`super::ImportReport::kg_triples`]); the
-//!   store has no place for them yet. [`read_kg`] returns the triples with entities that
-//!   are linked to items resolved to their item ids.
+//!   knowledge graph, stored with the items it describes: an item whose entity heads a
+//!   triple gets the tail entity under the attribute `kg.RELATION` (a list), so the item
+//!   graph — items joined through shared entities — reaches everything that reads catalog
+//!   facts (content vectors and their neighbours, the content map of new items). The report
+//!   counts links and triples. [`read_kg`] returns the triples with entities that are
+//!   linked to items resolved to their item ids.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
@@ -155,27 +158,52 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
         planned.push((role, path));
     }
     planned.sort_by_key(|(role, _)| *role);
+    // The knowledge graph first: items carry their facts as `kg.RELATION` attributes.
+    let graph = item_graph(importer, &planned)?;
     for (role, path) in planned {
         match role {
-            Role::Item => import_items(importer, path)?,
+            Role::Item => import_items(importer, path, &graph)?,
             Role::User => import_users(importer, path)?,
             Role::Inter => import_interactions(importer, path)?,
-            Role::Link => {
-                read_links(importer, path, |importer, _, _| {
-                    importer.report.kg_links += 1;
-                    Ok(())
-                })?;
-            }
-            Role::Kg => {
-                read_triples(importer, path, |importer, _| {
-                    importer.report.kg_triples += 1;
-                    Ok(())
-                })?;
-            }
+            Role::Link | Role::Kg => {}
         }
     }
     Ok(())
 }
+
+/// Knowledge-graph facts of linked items, by item id: for every `.kg` triple whose head
+/// entity a `.link` row ties to an item (the first link of an entity wins), the tail
+/// entity under the attribute `kg.RELATION` (a list, in file order, without repeats).
+/// Triples whose head is no item — RecBole lists each fact in both directions
+/// (`film.film.directed_by` and `film.director.film`) — add nothing the item's own side
+/// does not hold. Counts links and triples in the report.
+fn item_graph(importer: &mut Importer<'_>, planned: &[(Role, &PathBuf)]) -> Result<ItemGraph> {
+    let mut entity_items: HashMap<String, String> = HashMap::new();
+    for (_, path) in planned.iter().filter(|(role, _)| *role == Role::Link) {
+        read_links(importer, path, |importer, item, entity| {
+            importer.report.kg_links += 1;
+            entity_items.entry(entity).or_insert_with(|| item.as_str().to_string());
+            Ok(())
+        })?;
+    }
+    let mut graph = ItemGraph::new();
+    for (_, path) in planned.iter().filter(|(role, _)| *role == Role::Kg) {
+        read_triples(importer, path, |importer, [head, relation, tail]| {
+            importer.report.kg_triples += 1;
+            if let Some(item) = entity_items.get(&head) {
+                let facts = graph.entry(item.clone()).or_default().entry(format!("kg.{relation}")).or_default();
+                if !facts.contains(&tail) {
+                    facts.push(tail);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(graph)
+}
+
+/// Item id → `kg.RELATION` → entities.
+type ItemGraph = HashMap<String, BTreeMap<String, Vec<String>>>;
 
 /// Columns holding an item's title, most specific first.
 const TITLE_COLUMNS: &[&str] =
@@ -185,7 +213,7 @@ const CLASS_COLUMNS: &[&str] = &["class", "genre", "genres", "categories", "cate
 /// Columns holding a year, stored as attribute `year`.
 const YEAR_COLUMNS: &[&str] = &["release_year", "year"];
 
-fn import_items(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
+fn import_items(importer: &mut Importer<'_>, path: &Path, graph: &ItemGraph) -> Result<()> {
     let columns = read_columns(path)?;
     let id_column = require(path, &columns, "item_id")?;
     let title_column = TITLE_COLUMNS
@@ -240,6 +268,9 @@ fn import_items(importer: &mut Importer<'_>, path: &Path) -> Result<()> {
                 } else if let Some(value) = typed_value(text, column)? {
                     attributes.insert(column.name.clone(), value);
                 }
+            }
+            for (relation, entities) in graph.get(id).into_iter().flatten() {
+                attributes.insert(relation.clone(), json!(entities));
             }
             if !attributes.is_empty() {
                 object.insert("attributes".into(), Value::Object(attributes));
@@ -442,6 +473,16 @@ mod tests {
         assert_eq!(toy_story.category, vec!["Animation"]);
         assert_eq!(toy_story.tags, vec!["Animation", "Children's", "Comedy"]);
         assert_eq!(toy_story.attributes.get("year"), Some(&json!(1995)));
+        // The knowledge graph: facts whose head is the item's entity, under kg.RELATION.
+        assert_eq!(toy_story.attributes.get("kg.film.film.genre"), Some(&json!(["m.0hcr"])));
+        let Record::Item(golden_eye) = &records[1] else { panic!("items come first") };
+        assert_eq!(golden_eye.attributes.get("kg.film.film.directed_by"), Some(&json!(["m.03_gd"])));
+        assert!(
+            !golden_eye.attributes.contains_key("kg.film.actor.film"),
+            "a triple headed by an entity that is no item adds nothing"
+        );
+        let Record::Item(four_rooms) = &records[2] else { panic!("items come first") };
+        assert!(four_rooms.attributes.keys().all(|k| !k.starts_with("kg.")), "an item without a link has no facts");
         let Record::User(user) = &records[4] else { panic!("users follow items") };
         assert_eq!(user.attributes.get("age"), Some(&json!("24")));
         assert_eq!(user.attributes.get("zip_code"), Some(&json!("85711")));

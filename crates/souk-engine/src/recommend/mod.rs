@@ -14,6 +14,7 @@ pub mod artifact;
 pub mod blend;
 pub mod content;
 pub mod data;
+pub mod demographic;
 pub mod ease;
 pub mod infinite_ae;
 pub mod itemknn;

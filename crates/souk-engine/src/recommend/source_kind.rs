@@ -30,6 +30,10 @@ pub enum SourceKind {
     /// Items whose content (catalog facts, text and image vectors) is nearest to the
     /// shopper's recent items, or to the item asked about.
     Content,
+    /// What shoppers sharing a new shopper's attributes (age band, gender, region…) like.
+    Demographic,
+    /// Popular items in the categories and brands a new shopper said they like.
+    Preferences,
     /// The most popular items.
     #[default]
     Popularity,
@@ -47,7 +51,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 16] = [
+    pub const ALL: [SourceKind; 18] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
@@ -58,6 +62,8 @@ impl SourceKind {
         Self::Itemknn,
         Self::Session,
         Self::Content,
+        Self::Demographic,
+        Self::Preferences,
         Self::Popularity,
         Self::Trending,
         Self::Catalog,
@@ -78,6 +84,8 @@ impl SourceKind {
             Self::Itemknn => "itemknn",
             Self::Session => "session",
             Self::Content => "content",
+            Self::Demographic => "demographic",
+            Self::Preferences => "preferences",
             Self::Popularity => "popularity",
             Self::Trending => "trending",
             Self::Catalog => "catalog",

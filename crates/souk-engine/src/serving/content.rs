@@ -89,22 +89,54 @@ pub fn catalog_features(item: &Item) -> Vec<(u64, f32)> {
     for tag in &item.tags {
         put("t", tag, 1.0);
     }
+    let scalar = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    // Knowledge-graph facts (`kg.RELATION` attributes, see `import::recbole`): all of an
+    // item's entities together are worth KG_WEIGHT of one attribute, so a film with forty
+    // actors and twenty award nominations is not described by them alone.
+    let kg_values: usize = item
+        .attributes
+        .iter()
+        .filter(|(name, _)| name.starts_with(KG_PREFIX))
+        .map(|(_, value)| value.as_array().map_or(1, Vec::len))
+        .sum();
+    let kg_weight = KG_WEIGHT / (kg_values.max(1) as f32).sqrt();
     for (name, value) in &item.attributes {
-        let text = match value {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            _ => continue,
-        };
-        if text.is_empty() || text.chars().count() > MAX_ATTRIBUTE_CHARS || text.contains("://") {
+        let graph = name.starts_with(KG_PREFIX);
+        // A list (the knowledge graph's entities of a relation, say): each value, together
+        // worth one attribute.
+        if let serde_json::Value::Array(values) = value {
+            let texts: Vec<String> = values.iter().filter_map(scalar).filter(|t| short_value(t)).collect();
+            let weight = if graph { kg_weight } else { 1.0 / (texts.len().max(1) as f32).sqrt() };
+            for text in texts {
+                put("a", &format!("{name}={text}"), weight);
+            }
             continue;
         }
-        put("a", &format!("{name}={text}"), 1.0);
-        if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(text) = scalar(value) else { continue };
+        if !short_value(&text) {
+            continue;
+        }
+        put("a", &format!("{name}={text}"), if graph { kg_weight } else { 1.0 });
+        if !graph && text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) {
             put("a", &format!("{name}~{}", &text[..3]), 1.0);
         }
     }
     out
+}
+
+/// Attributes holding knowledge-graph facts.
+const KG_PREFIX: &str = "kg.";
+/// What all of an item's knowledge-graph facts weigh together, in attributes.
+const KG_WEIGHT: f32 = 0.25;
+
+/// Whether an attribute value is short enough to be a feature (not prose, not a URL).
+fn short_value(text: &str) -> bool {
+    !text.is_empty() && text.chars().count() <= MAX_ATTRIBUTE_CHARS && !text.contains("://")
 }
 
 /// Words of a title: letters and digits in runs (CJK characters one by one and in pairs).
@@ -466,5 +498,46 @@ impl RecallSource for ContentSource<'_> {
             let nearest = self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)?;
             Ok(nearest.into_iter().filter_map(|(id, s)| Some((*set.item_index.get(&*id)?, s))).collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, attributes: serde_json::Value) -> Item {
+        crate::input::parse_item(&serde_json::json!({"id": id, "title": id, "attributes": attributes})).unwrap()
+    }
+
+    #[test]
+    fn list_attributes_give_one_feature_per_value_worth_one_attribute_together() {
+        let a = item("alpha", serde_json::json!({"colour": ["red", "green", "blue", "black"], "year": 1995}));
+        let b = item("bravo", serde_json::json!({"colour": ["black"], "note": "https://x.test/long"}));
+        let (fa, fb) = (catalog_features(&a), catalog_features(&b));
+        let shared: Vec<&(u64, f32)> = fa.iter().filter(|(d, _)| fb.iter().any(|(e, _)| e == d)).collect();
+        assert_eq!(shared.len(), 1, "the shared colour, and not the title words or other colours: {shared:?}");
+        assert_eq!(shared[0].1, 0.5, "one of four values");
+        assert_eq!(fb.iter().find(|(d, _)| *d == shared[0].0).unwrap().1, 1.0, "the only value");
+        // year=1995 and its decade; no feature for a URL.
+        assert_eq!(fa.len(), 1 + 4 + 2);
+        assert_eq!(fb.len(), 1 + 1);
+    }
+
+    #[test]
+    fn knowledge_graph_facts_weigh_a_fraction_of_one_attribute_together() {
+        let film = item(
+            "film",
+            serde_json::json!({"kg.film.film.actor": ["m.1", "m.2", "m.3"], "kg.film.film.directed_by": "m.9",
+                               "kg.film.film.initial_release": "1995", "year": 1995}),
+        );
+        let features = catalog_features(&film);
+        // Title word, three actors, the director, the release (no decade for a fact), year and
+        // its decade.
+        assert_eq!(features.len(), 1 + 3 + 1 + 1 + 2);
+        let facts: Vec<f32> = features.iter().map(|(_, w)| *w).filter(|w| *w < 1.0).collect();
+        assert_eq!(facts.len(), 5, "{features:?}");
+        // Five facts share KG_WEIGHT: each KG_WEIGHT / √5, so their norm is KG_WEIGHT.
+        let norm = facts.iter().map(|w| w * w).sum::<f32>().sqrt();
+        assert!((norm - KG_WEIGHT).abs() < 1e-6, "{norm}");
     }
 }

@@ -146,6 +146,7 @@ impl ModelSet {
             catalog_merged: catalog_merged || self.catalog_merged,
             popularity,
             popularity_order,
+            demographic: self.demographic.clone(),
             ranker: self.ranker.clone(),
             search_ranker: self.search_ranker.clone(),
             features: self.features.clone(),

@@ -43,6 +43,28 @@ pub struct History {
     pub user_row: Option<u32>,
 }
 
+impl History {
+    /// `item` — the one on the shopper's screen — as the newest interaction of the history,
+    /// a view worth `weight` (not stored): the history sources start from it (a visitor
+    /// without history gets its neighbours), and it is excluded. An item the set does not
+    /// know is only excluded.
+    pub fn add_context(&mut self, set: &ModelSet, item: &str, weight: f32) {
+        self.excluded.insert(xxhash_rust::xxh3::xxh3_64(item.as_bytes()));
+        let Some(&i) = set.item_index.get(item) else { return };
+        match self.pairs.binary_search_by_key(&i, |(j, _)| *j) {
+            Ok(k) => self.pairs[k].1 += weight,
+            Err(k) => self.pairs.insert(k, (i, weight)),
+        }
+        self.recent.retain(|&j| j != i);
+        self.recent.insert(0, i);
+        if !self.session.is_empty() {
+            self.session.retain(|&j| j != i);
+            self.session.insert(0, i);
+        }
+        self.last_event.insert(i, EventType::View);
+    }
+}
+
 /// A pause longer than this between two interactions starts a new session.
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 

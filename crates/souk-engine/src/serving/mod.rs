@@ -15,7 +15,8 @@
 //! pipeline's configuration as data), `live_sessions` (the session-kNN index and the
 //! co-purchase counts, updated on ingest: the `session` source and "bought together"),
 //! `content` (item content vectors, live, and the `content` source), `friends` (the
-//! "friends bought" source, live from the store's edges), `fresh_items`
+//! "friends bought" source, live from the store's edges), `new_shoppers` (the
+//! `demographic` and `preferences` sources for shoppers with little history), `fresh_items`
 //! (catalog items the models never saw, joined to a set's item space with mapped factors),
 //! and `shop`: the one entry point front ends call.
 //!
@@ -35,6 +36,7 @@ pub mod interleave;
 pub mod jobs;
 pub mod live_sessions;
 mod model_set;
+pub mod new_shoppers;
 pub mod page_log;
 pub mod pipeline;
 pub mod recall;

@@ -15,6 +15,7 @@ use crate::recommend::als::{AlsModel, AlsParams};
 use crate::recommend::artifact::Artifact;
 use crate::recommend::blend::BlendParams;
 use crate::recommend::content::ContentMap;
+use crate::recommend::demographic::{attribute_groups, DemographicParams, DemographicPrior};
 use crate::recommend::ease::EaseParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
@@ -61,6 +62,8 @@ pub struct RecommendConfig {
     pub itemknn: ItemKnnParams,
     pub rp3beta: Rp3betaParams,
     pub popularity: PopularityParams,
+    /// The prior for shoppers with little history, from shoppers sharing their attributes.
+    pub demographic: DemographicParams,
 }
 
 impl Default for RecommendConfig {
@@ -83,6 +86,9 @@ impl Default for RecommendConfig {
                 (SourceKind::Session, 1.5),
                 (SourceKind::Content, 0.5),
                 (SourceKind::Popularity, 0.2),
+                // Shoppers with under `NEW_SHOPPER_ITEMS` items only (see `recall`).
+                (SourceKind::Demographic, 0.6),
+                (SourceKind::Preferences, 0.6),
             ]
             .into_iter()
             .collect(),
@@ -97,6 +103,7 @@ impl Default for RecommendConfig {
             itemknn: ItemKnnParams::default(),
             rp3beta: Rp3betaParams::default(),
             popularity: PopularityParams::default(),
+            demographic: DemographicParams::default(),
         }
     }
 }
@@ -153,6 +160,9 @@ impl RecommendConfig {
                     format!("expected a non-negative number, found {weight}"),
                 ));
             }
+        }
+        if let Err(e) = self.demographic.validate() {
+            problems.push((format!("recommend.demographic.{}", e.field), e.message.clone()));
         }
         if let Err(e) = self.social.validate(registry::MODELS) {
             problems.push(("recommend.social".into(), e.to_string()));
@@ -218,6 +228,9 @@ pub struct ModelSet {
     pub popularity: Vec<f32>,
     /// Items by descending popularity.
     pub popularity_order: Vec<u32>,
+    /// The prior over the trained items for shoppers with little history, from shoppers
+    /// who share their attributes (when the shop's users have attributes).
+    pub demographic: Option<Arc<DemographicPrior>>,
     /// The learned ranker, once one has passed the promotion gate.
     pub ranker: Option<Arc<Ranker>>,
     /// The search page's learned ranker (trained from search pages' logs), likewise.
@@ -306,6 +319,11 @@ impl ModelSet {
         let t = std::time::Instant::now();
         let knn = itemknn::train(&data, &config.itemknn)?;
         train_seconds.insert("itemknn".into(), t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let demographic = train_demographic(store, &data, &config.demographic)?;
+        if demographic.is_some() {
+            train_seconds.insert("demographic".into(), t.elapsed().as_secs_f64());
+        }
         let mut popularity = vec![0f32; data.n_items()];
         for &i in &data.indices {
             popularity[i as usize] += 1.0;
@@ -342,6 +360,7 @@ impl ModelSet {
             catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,
+            demographic: demographic.map(Arc::new),
             ranker: None,
             search_ranker: None,
             features: None,
@@ -382,6 +401,11 @@ impl ModelSet {
         if let Some(map) = &self.content_map {
             let mut writer = generation.create(CONTENT_MAP)?;
             map.to_artifact()?.write_to(&mut writer)?;
+            writer.flush()?;
+        }
+        if let Some(prior) = &self.demographic {
+            let mut writer = generation.create(DEMOGRAPHIC)?;
+            prior.to_artifact()?.write_to(&mut writer)?;
             writer.flush()?;
         }
         for (ranker, model_file, report_file) in [
@@ -504,6 +528,19 @@ impl ModelSet {
         } else {
             None
         };
+        let demographic = if generation.exists(DEMOGRAPHIC) {
+            let prior = DemographicPrior::from_artifact(Artifact::read_from(&mut generation.open(DEMOGRAPHIC)?)?)?;
+            if prior.n_items() != item_ids.len() {
+                return Err(corrupt(format!(
+                    "{DEMOGRAPHIC}: {} items, {} in items.txt",
+                    prior.n_items(),
+                    item_ids.len()
+                )));
+            }
+            Some(Arc::new(prior))
+        } else {
+            None
+        };
         let ranker = load_ranker(RANKER_MODEL, RANKER_REPORT)?;
         let search_ranker = load_ranker(SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT)?;
         let features = if generation.exists(FEATURE_CONTEXT) {
@@ -528,6 +565,7 @@ impl ModelSet {
             catalog_merged: false,
             popularity_order: order_by(&popularity),
             popularity,
+            demographic,
             ranker,
             search_ranker,
             features,
@@ -562,3 +600,27 @@ pub(super) const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";
 pub(super) const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
 pub(super) const FEATURE_CONTEXT: &str = "features.json";
 pub(super) const CONTENT_MAP: &str = "content_map.model";
+pub(super) const DEMOGRAPHIC: &str = "demographic.model";
+
+/// The demographic prior over `data`'s rows, from the stored users' attributes (`None`
+/// when no attribute value has enough users).
+fn train_demographic(
+    store: &dyn Storage,
+    data: &Interactions,
+    params: &DemographicParams,
+) -> Result<Option<DemographicPrior>> {
+    let rows: IdMap<&str, usize> = data.user_ids.iter().enumerate().map(|(u, id)| (id.as_str(), u)).collect();
+    let mut groups = vec![Vec::new(); data.n_users()];
+    let mut any = false;
+    store.scan_users(&mut |user| {
+        if let Some(&u) = rows.get(user.id.as_str()) {
+            groups[u] = attribute_groups(&user.attributes);
+            any |= !groups[u].is_empty();
+        }
+        Ok(())
+    })?;
+    if !any {
+        return Ok(None);
+    }
+    DemographicPrior::train(data, &groups, params)
+}

@@ -95,20 +95,29 @@ pub trait RecallSource {
     }
 }
 
+/// The sources of a request that live outside the model set, built per request.
+#[derive(Default)]
+pub struct LiveSources<'a> {
+    /// The live session-kNN.
+    pub session: Option<Box<dyn RecallSource + 'a>>,
+    pub content: Option<Box<dyn RecallSource + 'a>>,
+    pub friends: Option<Box<dyn RecallSource + 'a>>,
+    /// The sources for a shopper with little history (see [`super::new_shoppers`]).
+    pub new_shopper: Vec<Box<dyn RecallSource + 'a>>,
+}
+
 /// The sources of a request, in fusion order: every collaborative model of the set,
 /// item-kNN and `content` (when given) on the recent history (when there is a history), the session source (when the
 /// session is still open at `now_ms`: `session` — the live session-kNN — when given, else
-/// item-kNN on the session when the history holds more than it), `friends` (when given,
-/// with or without a history of the shopper's own), then popularity.
-/// `folds` holds each model's fold-in of the history (see [`fold_ins`]).
+/// item-kNN on the session when the history holds more than it), the new-shopper sources
+/// (when given), `friends` (when given, with or without a history of the shopper's own),
+/// then popularity. `folds` holds each model's fold-in of the history (see [`fold_ins`]).
 pub fn recall_sources<'a>(
     set: &'a ModelSet,
     history: &History,
     folds: &'a [Option<Vec<f32>>],
     now_ms: i64,
-    session: Option<Box<dyn RecallSource + 'a>>,
-    content: Option<Box<dyn RecallSource + 'a>>,
-    friends: Option<Box<dyn RecallSource + 'a>>,
+    live: LiveSources<'a>,
 ) -> Vec<Box<dyn RecallSource + 'a>> {
     let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
     if !history.pairs.is_empty() {
@@ -117,16 +126,17 @@ pub fn recall_sources<'a>(
             sources.push(Box::new(Collaborative { kind, source, user_vector: fold.as_deref() }));
         }
         sources.push(Box::new(RecentNeighbours));
-        sources.extend(content);
+        sources.extend(live.content);
         if session_is_open(history, now_ms) {
-            match session {
+            match live.session {
                 Some(session) => sources.push(session),
                 None if history.session.len() < history.recent.len() => sources.push(Box::new(SessionNeighbours)),
                 None => {}
             }
         }
     }
-    sources.extend(friends);
+    sources.extend(live.new_shopper);
+    sources.extend(live.friends);
     sources.push(Box::new(Popular));
     sources
 }
@@ -328,7 +338,8 @@ mod tests {
         let folds = fold_ins(&set, &history);
         let live = crate::serving::content::LiveContent::default();
         let content = Box::new(crate::serving::content::ContentSource { live: &live, text: None });
-        let sources = recall_sources(&set, &history, &folds, 0, None, Some(content), None);
+        let sources =
+            recall_sources(&set, &history, &folds, 0, LiveSources { content: Some(content), ..LiveSources::default() });
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
         // The generated shop has social edges, but the social model is opt-in
         // (`social_with_edges`): ALS alone.
@@ -348,7 +359,7 @@ mod tests {
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
-        let open = recall_sources(&set, &history, &folds, newest + 60_000, None, None, None);
+        let open = recall_sources(&set, &history, &folds, newest + 60_000, LiveSources::default());
         let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
             assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
@@ -364,7 +375,7 @@ mod tests {
                 .unwrap();
         let folds = fold_ins(&set, &cold);
         let kinds: Vec<SourceKind> =
-            recall_sources(&set, &cold, &folds, 0, None, None, None).iter().map(|s| s.kind()).collect();
+            recall_sources(&set, &cold, &folds, 0, LiveSources::default()).iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, vec![SourceKind::Popularity]);
     }
 }

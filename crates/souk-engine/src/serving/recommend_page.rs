@@ -55,7 +55,11 @@ pub fn recommend(
     config: &RecommendConfig,
     request: &RecommendRequest,
 ) -> Result<RecommendPage> {
-    let history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
+    let mut history = user_history(set, store, &request.user, config.history_limit, request.exclude)?;
+    if let Some(item) = &request.context_item {
+        let view = set.manifest.weights.weight_of(crate::model::EventType::View, 0.0, 0);
+        history.add_context(set, item.as_str(), if view > 0.0 { view } else { 1.0 });
+    }
     let cursor = request.cursor.clone().unwrap_or_default();
     let shown: DigestSet<u32> = cursor.shown.iter().copied().collect();
     // Exclusions and earlier pages are checked first, without the store.
@@ -83,10 +87,15 @@ pub fn recommend(
         RecommendSurface::ForYou => {
             let friends = friends::FriendsSource::new(set, store, &request.user, request.now_ms)?;
             let friends = (!friends.is_empty()).then(|| -> Box<dyn recall::RecallSource + '_> { Box::new(friends) });
-            (
-                recall::recall_sources(set, &history, &folds, request.now_ms, session, content, friends),
-                Cow::Borrowed(&config.source_weights),
-            )
+            // The stored profile counts only while the shopper's own history is short.
+            let record = if history.pairs.len() < new_shoppers::NEW_SHOPPER_ITEMS {
+                store.get_user(&request.user)?
+            } else {
+                None
+            };
+            let new_shopper = new_shoppers::new_shopper_sources(set, record.as_ref());
+            let live = recall::LiveSources { session, content, friends, new_shopper };
+            (recall::recall_sources(set, &history, &folds, request.now_ms, live), Cow::Borrowed(&config.source_weights))
         }
         // The session's next items first; popular items only fill the page below them.
         RecommendSurface::Session => (
@@ -294,7 +303,11 @@ pub(super) fn explain_because(set: &ModelSet, history: &History, i: u32, reasons
         .filter(|(_, s)| *s > 0.0)
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((j, _)) = because {
-        for reason in reasons.iter_mut().filter(|r| r.source != SourceKind::Popularity) {
+        // Sources that do not start from the history cite nothing of it.
+        let from_history = |r: &Reason| {
+            !matches!(r.source, SourceKind::Popularity | SourceKind::Demographic | SourceKind::Preferences)
+        };
+        for reason in reasons.iter_mut().filter(|r| from_history(r)) {
             reason.because = Some(set.item_ids[j as usize].clone());
             reason.because_event = history.last_event.get(&j).copied();
         }

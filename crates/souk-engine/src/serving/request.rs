@@ -52,6 +52,11 @@ pub struct Reason {
     /// What that friend did with the item (their latest event with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub friend_event: Option<EventType>,
+    /// What of the shopper's profile proposed it: attribute values shared with shoppers
+    /// who over-index on the item (`demographic`: `age=25-34`), or the stated preference
+    /// it matches (`preferences`: `category=Audio`, `brand=Acme`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
 }
 
 /// One recommended item.
@@ -115,6 +120,9 @@ pub struct RecommendRequest {
     pub exploration: Option<(Arc<super::exploration::Exploration>, Vec<usize>)>,
     /// Item content vectors (the `content` source) and the text vectors they read.
     pub content: Option<(Arc<super::content::LiveContent>, Option<Arc<crate::search::vectors::VectorSpace>>)>,
+    /// The item on the shopper's screen: the newest item of their history for this page
+    /// (a view, not stored), and not recommended back.
+    pub context_item: Option<crate::ids::ItemId>,
 }
 
 impl RecommendRequest {
@@ -136,6 +144,7 @@ impl RecommendRequest {
             sessions: None,
             exploration: None,
             content: None,
+            context_item: None,
         }
     }
 }

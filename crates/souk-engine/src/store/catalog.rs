@@ -460,6 +460,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// Visit every user record in insertion order.
+    pub fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
+        let connection = self.connection.lock();
+        let mut statement = connection.prepare("SELECT id, doc FROM users ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let doc = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let user: User = serde_json::from_str(doc).map_err(|e| {
+                let id = row.get_ref(0).ok().and_then(|v| v.as_str().ok()).unwrap_or("?").to_string();
+                corrupt(&self.path, format!("user {id}: {e}"))
+            })?;
+            visit(user)?;
+        }
+        Ok(())
+    }
+
     /// Visit every item (its facts), user id and edge (for rebuilding the in-memory index).
     pub fn scan_ids(
         &self,

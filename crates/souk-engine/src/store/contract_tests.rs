@@ -167,6 +167,17 @@ fn users_and_follows_are_kept_and_replaced(backend: &dyn Backend) {
     ann.attributes.insert("region".into(), serde_json::json!("north"));
     store.put_users(vec![ann.clone(), User::new(user("bob"))]).unwrap();
     assert_eq!(store.get_user(&user("ann")).unwrap().as_ref(), Some(&ann));
+    // A replaced record keeps its place; scans see the newest version.
+    ann.preferences.brands = vec!["Acme".into()];
+    store.put_users(vec![ann.clone()]).unwrap();
+    let mut scanned = Vec::new();
+    store
+        .scan_users(&mut |u| {
+            scanned.push(u);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(scanned, [ann.clone(), User::new(user("bob"))]);
     store
         .put_follows(vec![
             follow("ann", "bob", FollowKind::Follow),

@@ -314,6 +314,10 @@ impl Storage for EmbeddedStore {
         self.catalog.scan_items(visit)
     }
 
+    fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
+        self.catalog.scan_users(visit)
+    }
+
     fn delete_item(&self, id: &ItemId) -> Result<bool> {
         let existed = self.catalog_write("the deletion", self.catalog.delete_item(id))?;
         self.index.write().remove_item_facts(id.as_str());

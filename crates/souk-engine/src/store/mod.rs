@@ -199,6 +199,9 @@ pub trait Storage: Send + Sync {
     fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()>;
     /// Visit every catalog item in insertion order (rebuilding search indexes).
     fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
+    /// Visit every user record (attributes, stated preferences) in insertion order (training the
+    /// demographic prior).
+    fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()>;
     /// A user's most recent events, newest first.
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>>;
     /// Live event counts of an item, or `None` if the item is unknown.

@@ -14,7 +14,7 @@ import {
 const PAGE = 24;
 const USER = "souk.user";
 const main = document.getElementById("main");
-const state = { user: localStorage.getItem(USER) || "", shoppers: [], version: 0 };
+const state = { user: localStorage.getItem(USER) || "", shoppers: [], version: 0, stated: {} };
 
 // ---------------------------------------------------------------- shoppers and events
 
@@ -123,6 +123,14 @@ function reasonText(reason, cite = false) {
   if (reason.source === "friends" && reason.friend) {
     return t("r_friends", reason.friend, t(`ev_${reason.friend_event || "view"}`));
   }
+  // `matched` holds "name=value" pairs: the profile behind a new shopper's pick.
+  const values = (reason.matched || []).map((m) => m.slice(m.indexOf("=") + 1));
+  if (reason.source === "demographic") {
+    return values.length ? t("r_demographic", values.join(", ")) : t("r_demographic_plain");
+  }
+  if (reason.source === "preferences" && values.length) {
+    return t("r_preferences", values.join(", "));
+  }
   const key = `r_${reason.source}`;
   const text = t(key);
   return text === key ? t("r_other", reason.source) : text;
@@ -213,7 +221,11 @@ async function homePage() {
     api(`/v1/search${query({ q: "", n: 12, sort: "newest", lang: lang(), facets: false })}`).catch(() => null),
   ]);
   const sections = [];
-  if (isVisitor()) sections.push(h("p", { class: "note", id: "visitor-note" }, t("visitor_note")));
+  if (isVisitor()) {
+    sections.push(h("p", { class: "note", id: "visitor-note" }, t("visitor_note")));
+    const panel = await onboarding();
+    if (panel) sections.push(panel);
+  }
   sections.push(rail("for-you", t("for_you"), forYou.items.slice(0, 12), forYou, { reasons: true }));
   // "Because you viewed X": the history item most of the page's reasons cite.
   const cited = new Map();
@@ -230,6 +242,40 @@ async function homePage() {
   if (trendingIn) sections.push(rail("trending-category", t("trending_in", topCategory), trendingIn.items, trendingIn));
   if (newest) sections.push(rail("new-arrivals", t("new_arrivals"), newest.items, newest));
   return h("div", { class: "home" }, sections);
+}
+
+/** A new visitor's onboarding: the catalog's top categories to pick from; the choice is
+ *  stored as the visitor's stated preferences, which shape their first pages. */
+async function onboarding() {
+  const answer = await api(`/v1/search${query({ q: "", n: 1, lang: lang() })}`).catch(() => null);
+  const roots = [...new Set(((answer && answer.facets && answer.facets.category) || []).map((c) => c.value.split(" > ")[0]))].slice(0, 12);
+  if (!roots.length) return null;
+  // What this visitor stated (kept in the page: a visitor without a record has none).
+  const chosen = new Set(state.stated[state.user] || []);
+  const chips = roots.map((root) => h("button", {
+    type: "button",
+    class: `chip${chosen.has(root) ? " selected" : ""}`,
+    dataset: { onboard: root },
+    onclick: (e) => {
+      if (chosen.has(root)) chosen.delete(root); else chosen.add(root);
+      e.currentTarget.classList.toggle("selected", chosen.has(root));
+    },
+  }, root));
+  const status = h("span", { class: "muted", id: "onboard-status" });
+  const save = h("button", {
+    type: "button",
+    id: "onboard-save",
+    onclick: async () => {
+      try {
+        await api(`/v1/users/${encodeURIComponent(state.user)}`, { method: "PUT", body: { preferences: { categories: [...chosen] } } });
+        state.stated[state.user] = [...chosen];
+        render();
+      } catch (error) {
+        status.textContent = error.message || String(error);
+      }
+    },
+  }, t("onboard_save"));
+  return h("div", { class: "onboard", id: "onboard" }, h("p", {}, t("onboard_title")), h("div", {}, chips), save, status);
 }
 
 // ---------------------------------------------------------------- search

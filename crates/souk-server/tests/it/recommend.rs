@@ -691,7 +691,7 @@ async fn listed_items_carry_what_a_page_shows_in_the_asked_language() {
 async fn an_experiment_is_created_started_served_and_reported_over_http() {
     let server = shop();
     let definition = json!({"id": "pop", "surface": "recommendations",
-        "arms": [{"name": "control", "share": 1}, {"name": "popular", "share": 1, "sources": {"als": 0, "itemknn": 0}}]});
+        "arms": [{"name": "control", "share": 1}, {"name": "popular", "share": 1, "sources": {"als": 0, "itemknn": 0, "demographic": 0, "preferences": 0}}]});
     let (status, created) = server.json("POST", "/v1/experiments", definition.clone()).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["state"], "draft");
@@ -812,6 +812,44 @@ async fn the_session_surface_answers_from_the_live_session() {
     assert_eq!(page["items"][0]["reasons"][0]["source"], "session", "{page}");
     let (status, error) = server.get("/v1/users/u000004/recommendations?surface=later").await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_surface")));
+}
+
+/// A new visitor on a product page: the page starts from the product and says so; their
+/// stated preferences shape the page too, and `matched` says which one.
+#[tokio::test]
+async fn a_visitor_gets_pages_from_the_product_on_screen_and_from_stated_preferences() {
+    let server = shop();
+    let popular = ids(&server.get("/v1/trending?n=1&include_unavailable=true").await.1)[0].clone();
+    let (status, page) = server.get(&format!("/v1/users/visitor-1/recommendations?n=10&context_item={popular}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!ids(&page).contains(&popular), "{page}");
+    let because: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["reasons"].as_array().unwrap())
+        .filter_map(|r| r.get("because"))
+        .collect();
+    assert!(!because.is_empty() && because.iter().all(|b| *b == popular.as_str()), "{page}");
+    let (status, error) = server.get("/v1/users/visitor-1/recommendations?context_item=..").await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::BAD_REQUEST, Some("context_item")), "{error}");
+    // Stated preferences: a brand of the shop.
+    let (_, item) = server.get(&format!("/v1/items/{popular}")).await;
+    let brand = item["brand"].as_str().expect("generated items have brands").to_string();
+    let (status, body) =
+        server.json("PUT", "/v1/users/visitor-1", json!({"preferences": {"brands": [brand.clone()]}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, page) = server.get("/v1/users/visitor-1/recommendations?n=20").await;
+    let matched: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["reasons"].as_array().unwrap())
+        .filter(|r| r["source"] == "preferences")
+        .map(|r| &r["matched"])
+        .collect();
+    assert!(!matched.is_empty(), "{page}");
+    assert!(matched.iter().all(|m| *m == &json!([format!("brand={brand}")])), "{page}");
 }
 
 /// A new catalog item — no events, no training — is in its neighbour's similar list, has

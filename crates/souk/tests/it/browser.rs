@@ -217,6 +217,20 @@ fn a_shopper_and_an_operator_walk_the_storefront_and_the_admin_console() {
         "document.querySelector('#visitor-note') && document.querySelector('#for-you .card')",
         "a new visitor",
     );
+    // The visitor picks a category at onboarding: the first page follows it, and says so.
+    let root = browser.wait_for("document.querySelector('#onboard [data-onboard]')?.dataset.onboard", "onboarding");
+    let root = root.as_str().unwrap().to_string();
+    browser.click(&format!("#onboard [data-onboard={root:?}]"));
+    browser.click("#onboard-save");
+    let said = browser.wait_for(
+        "[...document.querySelectorAll('#for-you .card .reason')].map(r => r.textContent).find(t => t.includes('which you said you like'))",
+        "a pick from the stated category",
+    );
+    assert!(said.as_str().unwrap().contains(&root), "{said} does not name {root}");
+    let visitor = browser.eval("localStorage.getItem('souk.user')").as_str().unwrap().to_string();
+    let stated = get(&format!("{base}/v1/users/{visitor}"));
+    assert_eq!(stated["preferences"]["categories"], serde_json::json!([root]), "{stated}");
+    browser.screenshot(&shots.join("5b-onboarding.png"));
 
     // At phone width the storefront still lays out (one column of facets, two of results).
     browser.viewport(390, 844, true);

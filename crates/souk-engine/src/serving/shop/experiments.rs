@@ -185,7 +185,7 @@ mod tests {
             sink.finish().unwrap();
         }
         let definition = json!({"id": "no-knn", "surface": "recommendations",
-            "arms": [{"name": "control"}, {"name": "popular", "sources": {"als": 0, "itemknn": 0, "session": 0, "content": 0}}]});
+            "arms": [{"name": "control"}, {"name": "popular", "sources": {"als": 0, "itemknn": 0, "session": 0, "content": 0, "demographic": 0, "preferences": 0}}]});
         {
             let shop = open(dir.path());
             shop.train().unwrap();

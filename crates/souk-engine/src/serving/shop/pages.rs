@@ -40,6 +40,8 @@ pub struct RecommendAsk {
     pub lang: Lang,
     /// "For you" (the default) or the next items of the latest session.
     pub surface: RecommendSurface,
+    /// The item on the shopper's screen (see [`RecommendRequest::context_item`]).
+    pub context_item: Option<crate::ids::ItemId>,
 }
 
 impl RecommendAsk {
@@ -56,6 +58,7 @@ impl RecommendAsk {
             explain: false,
             lang: Lang::En,
             surface: RecommendSurface::ForYou,
+            context_item: None,
         }
     }
 }
@@ -215,6 +218,7 @@ impl Shop {
                 (!slots.is_empty()).then(|| (exploration.clone(), slots))
             }),
             content: Some((self.content.clone(), self.text_space())),
+            context_item: ask.context_item,
         };
         let models = self.models();
         let store = self.store();

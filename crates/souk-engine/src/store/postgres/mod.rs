@@ -223,6 +223,21 @@ impl Storage for PgStore {
         tx.commit().or_pg(WHAT)
     }
 
+    fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
+        const WHAT: &str = "reading users";
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction().or_pg(WHAT)?;
+        let mut rows =
+            tx.query_raw("SELECT id, doc FROM users ORDER BY seq", std::iter::empty::<&str>()).or_pg(WHAT)?;
+        while let Some(row) = rows.next().or_pg(WHAT)? {
+            let user: User = serde_json::from_str(row.get::<_, &str>(1))
+                .map_err(|e| corrupt("users", format!("{}: {e}", row.get::<_, &str>(0))))?;
+            visit(user)?;
+        }
+        drop(rows);
+        tx.commit().or_pg(WHAT)
+    }
+
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self

@@ -1,0 +1,253 @@
+//! Recall sources for shoppers with little history: what shoppers sharing their attributes
+//! liked (`demographic`, from the set's [`DemographicPrior`]) and popular items in the
+//! categories and brands they said they like at onboarding (`preferences`). Both join a
+//! "for you" page while the shopper has interacted with fewer than [`NEW_SHOPPER_ITEMS`]
+//! items; past that, their own history speaks louder than anything their profile says.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::model::{Preferences, User};
+use crate::recommend::demographic::{attribute_groups, DemographicPrior};
+use crate::store::ItemMeta;
+
+use super::recall::{Recall, RecallSource};
+use super::{top_k, ModelSet, Reason, SourceKind};
+
+/// Shoppers with fewer history items than this get the new-shopper sources.
+pub const NEW_SHOPPER_ITEMS: usize = 5;
+
+/// How many of the most popular items the preferences source looks through for matches.
+const PREFERENCE_SCAN: usize = 20_000;
+
+/// The new-shopper sources for this user record (none without a record, or without
+/// attributes the prior knows and stated preferences).
+pub fn new_shopper_sources<'a>(set: &'a ModelSet, user: Option<&User>) -> Vec<Box<dyn RecallSource + 'a>> {
+    let Some(user) = user else { return Vec::new() };
+    let mut sources: Vec<Box<dyn RecallSource + 'a>> = Vec::new();
+    if let Some(prior) = set.demographic.as_deref() {
+        let groups = attribute_groups(&user.attributes);
+        if prior.knows_any(&groups) {
+            sources.push(Box::new(DemographicSource { prior, groups }));
+        }
+    }
+    if !user.preferences.is_empty() {
+        sources.push(Box::new(PreferencesSource::new(&user.preferences)));
+    }
+    sources
+}
+
+/// Items the shopper's attribute groups over-index on (see [`DemographicPrior`]).
+pub struct DemographicSource<'a> {
+    prior: &'a DemographicPrior,
+    groups: Vec<String>,
+}
+
+impl RecallSource for DemographicSource<'_> {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Demographic
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        let scores = self.prior.scores(&self.groups);
+        recall.fetched_then_accepted(&|k| Ok(top_k(&scores, k, |i| (recall.rejected)(i))))
+    }
+
+    fn explain(&self, item: u32, reason: &mut Reason) {
+        reason.matched = self.prior.lifting_groups(&self.groups, item).into_iter().map(str::to_string).collect();
+    }
+}
+
+/// Popular items in a stated category (any level of the item's path) or of a stated
+/// brand, compared without regard to case.
+pub struct PreferencesSource {
+    categories: Vec<String>,
+    brands: Vec<String>,
+    /// The preference each recalled item matched (`category=…` or `brand=…`).
+    matched: RefCell<HashMap<u32, String>>,
+}
+
+impl PreferencesSource {
+    pub fn new(preferences: &Preferences) -> Self {
+        let lower = |values: &[String]| -> Vec<String> {
+            values.iter().map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()).collect()
+        };
+        Self {
+            categories: lower(&preferences.categories),
+            brands: lower(&preferences.brands),
+            matched: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The stated preference `meta` matches, if any.
+    fn matches(&self, meta: &ItemMeta) -> Option<String> {
+        if let Some(brand) = meta.brand.as_deref().filter(|b| self.brands.contains(&b.to_lowercase())) {
+            return Some(format!("brand={brand}"));
+        }
+        let level = meta.category.iter().find(|level| self.categories.contains(&level.to_lowercase()))?;
+        Some(format!("category={level}"))
+    }
+}
+
+impl RecallSource for PreferencesSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Preferences
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        const BATCH: usize = 256;
+        let set = recall.set;
+        let mut out = Vec::with_capacity(recall.want);
+        let mut matched = self.matched.borrow_mut();
+        let popular = set.popularity_order.iter().copied().filter(|&i| !(recall.rejected)(i)).take(PREFERENCE_SCAN);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut popular = popular.peekable();
+        while popular.peek().is_some() && out.len() < recall.want {
+            batch.clear();
+            batch.extend(popular.by_ref().take(BATCH));
+            let ids: Vec<&str> = batch.iter().map(|&i| set.item_ids[i as usize].as_str()).collect();
+            let metas = recall.store.items_meta(&ids)?;
+            for (&i, meta) in batch.iter().zip(metas) {
+                let Some(meta) = meta else { continue };
+                if !recall.filter.accepts(Some(&meta)) {
+                    continue;
+                }
+                if let Some(preference) = self.matches(&meta) {
+                    matched.insert(i, preference);
+                    out.push((i, set.popularity[i as usize]));
+                    if out.len() == recall.want {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn explain(&self, item: u32, reason: &mut Reason) {
+        if let Some(preference) = self.matched.borrow().get(&item) {
+            reason.matched = vec![preference.clone()];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{GenConfig, Generator};
+    use crate::ids::UserId;
+    use crate::recommend::EventWeights;
+    use crate::serving::{recommend, RecommendConfig, RecommendRequest};
+    use crate::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id, "user").unwrap()
+    }
+
+    fn shop(dir: &std::path::Path) -> (EmbeddedStore, ModelSet) {
+        let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
+        let generator = Generator::new(GenConfig { items: 300, users: 400, events: 15_000, seed: 7 }).unwrap();
+        let mut sink = StoreSink::new(&store);
+        generator.run(&mut sink, &mut |_| {}).unwrap();
+        sink.finish().unwrap();
+        let set = ModelSet::train(&store, &RecommendConfig::default(), &EventWeights::default()).unwrap();
+        (store, set)
+    }
+
+    #[test]
+    fn a_visitor_on_a_product_page_gets_what_goes_with_it_and_not_the_product() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, set) = shop(dir.path());
+        let config = RecommendConfig::default();
+        let on_screen = set.popularity_order.iter().copied().find(|&i| !set.knn.neighbours_of(i).0.is_empty()).unwrap();
+        let id = set.item_ids[on_screen as usize].clone();
+        let mut request = RecommendRequest::new(user("stranger"), 20);
+        request.context_item = Some(crate::ids::ItemId::parse(id.as_str(), "context_item").unwrap());
+        let page = recommend(&set, &store, &config, &request).unwrap();
+        assert!(page.items.iter().all(|item| item.id != id), "the product itself is not listed");
+        let cited: Vec<&Reason> =
+            page.items.iter().flat_map(|item| &item.reasons).filter(|r| r.source == SourceKind::Itemknn).collect();
+        assert!(!cited.is_empty(), "its neighbours are recalled");
+        assert!(cited.iter().all(|r| r.because.as_deref() == Some(id.as_str())), "{cited:?}");
+        // Nothing was stored: without the context the visitor is a stranger again.
+        let page = recommend(&set, &store, &config, &RecommendRequest::new(user("stranger"), 20)).unwrap();
+        assert!(page.items.iter().flat_map(|i| &i.reasons).all(|r| r.source == SourceKind::Popularity));
+        // An item the set does not know is only left out.
+        request.context_item = Some(crate::ids::ItemId::parse("not-in-the-shop", "context_item").unwrap());
+        assert!(!recommend(&set, &store, &config, &request).unwrap().items.is_empty());
+    }
+
+    #[test]
+    fn a_new_shopper_gets_the_profile_sources_with_what_they_matched_until_their_history_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, set) = shop(dir.path());
+        let config = RecommendConfig::default();
+        let prior = set.demographic.as_ref().expect("generated shoppers have attributes");
+        // A stated category that some items have below their root.
+        let mut category = None;
+        store
+            .scan_item_meta(&mut |_, meta| {
+                if category.is_none() && meta.category.len() > 1 {
+                    category = Some(meta.category[1].to_string());
+                }
+            })
+            .unwrap();
+        let category = category.unwrap();
+        let mut newbie = crate::model::User::new(user("newbie"));
+        for (name, value) in [("age_band", "25-34"), ("gender", "female"), ("region", "UK"), ("zip", "unheard-of")] {
+            newbie.attributes.insert(name.into(), serde_json::json!(value));
+        }
+        assert!(prior.knows_any(&attribute_groups(&newbie.attributes)));
+        newbie.preferences.categories = vec![category.to_uppercase()];
+        store.put_users(vec![newbie.clone()]).unwrap();
+
+        let page = recommend(&set, &store, &config, &RecommendRequest::new(user("newbie"), 20)).unwrap();
+        let reasons: Vec<&Reason> = page.items.iter().flat_map(|item| &item.reasons).collect();
+        let preferred: Vec<&str> = page
+            .items
+            .iter()
+            .filter(|item| item.reasons.iter().any(|r| r.source == SourceKind::Preferences))
+            .map(|item| item.id.as_str())
+            .collect();
+        assert!(!preferred.is_empty(), "{reasons:?}");
+        for id in &preferred {
+            let meta = store.items_meta(&[id]).unwrap().pop().flatten().unwrap();
+            assert!(meta.category.iter().any(|c| c.as_ref() == category.as_str()), "{id} is not in {category}");
+        }
+        let said = format!("category={category}");
+        assert!(reasons.iter().filter(|r| r.source == SourceKind::Preferences).all(|r| r.matched == [said.clone()]));
+        let demographic: Vec<&&Reason> = reasons.iter().filter(|r| r.source == SourceKind::Demographic).collect();
+        assert!(!demographic.is_empty(), "{reasons:?}");
+        let groups = attribute_groups(&newbie.attributes);
+        assert!(demographic.iter().all(|r| r.matched.iter().all(|m| groups.contains(m) && m != "zip=unheard-of")));
+        assert!(demographic.iter().any(|r| !r.matched.is_empty()), "some pick over-indexes for a group");
+
+        // Without a record: popularity alone.
+        let page = recommend(&set, &store, &config, &RecommendRequest::new(user("stranger"), 10)).unwrap();
+        assert!(page.items.iter().flat_map(|i| &i.reasons).all(|r| r.source == SourceKind::Popularity));
+
+        // Once the shopper has interacted with enough items, their own history speaks.
+        let events: Vec<crate::model::Event> = page
+            .items
+            .iter()
+            .take(NEW_SHOPPER_ITEMS)
+            .enumerate()
+            .map(|(k, item)| {
+                crate::input::parse_event(&serde_json::json!({
+                    "id": format!("newbie-{k}"), "type": "purchase", "user": "newbie",
+                    "item": item.id, "timestamp": 1_700_000_000_000i64 + k as i64,
+                }))
+                .unwrap()
+            })
+            .collect();
+        store.append_events(events).unwrap();
+        let page = recommend(&set, &store, &config, &RecommendRequest::new(user("newbie"), 20)).unwrap();
+        assert!(page.history_size >= NEW_SHOPPER_ITEMS);
+        assert!(page
+            .items
+            .iter()
+            .flat_map(|i| &i.reasons)
+            .all(|r| !matches!(r.source, SourceKind::Demographic | SourceKind::Preferences)));
+    }
+}
