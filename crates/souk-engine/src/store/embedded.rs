@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+
+use super::timed_lock::TimedLock;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, CatalogTable, ItemFacts};
@@ -90,7 +92,7 @@ pub struct EmbeddedStore {
     /// whoever reads index positions takes the log in the same lock, and redeems a ticket
     /// with the log that issued it.
     pub(super) log: RwLock<Arc<EventLog>>,
-    pub(super) index: RwLock<EventIndex>,
+    pub(super) index: TimedLock<EventIndex>,
     pub(super) catalog: Catalog,
     pub(super) health: WriteHealth,
     /// The log's [`EventLog::epoch`] the index reflects (changed under the index lock).
@@ -163,7 +165,7 @@ impl EmbeddedStore {
             dir: dir.to_path_buf(),
             _lock: lock,
             log: RwLock::new(Arc::new(log)),
-            index: RwLock::new(index),
+            index: TimedLock::new(index),
             catalog,
             health,
             indexed_epoch: AtomicUsize::new(0),

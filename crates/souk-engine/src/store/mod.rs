@@ -29,6 +29,7 @@ pub mod postgres;
 pub mod read_only;
 mod sink;
 pub mod snapshot;
+mod timed_lock;
 pub mod verify;
 
 use std::collections::BTreeMap;
