@@ -100,20 +100,13 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::gen::{GenConfig, Generator};
+    use crate::gen::GenConfig;
     use crate::input::ItemFilter;
-    use crate::recommend::EventWeights;
     use crate::serving::{recommend, user_history, Exclusions, RecommendConfig, RecommendRequest};
-    use crate::store::{EmbeddedStore, StoreConfig, StoreSink};
+    use crate::store::EmbeddedStore;
 
     fn shop(dir: &std::path::Path) -> (EmbeddedStore, ModelSet) {
-        let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
-        let generator = Generator::new(GenConfig { items: 200, users: 60, events: 4_000, seed: 5 }).unwrap();
-        let mut sink = StoreSink::new(&store);
-        generator.run(&mut sink, &mut |_| {}).unwrap();
-        sink.finish().unwrap();
-        let set = ModelSet::train(&store, &RecommendConfig::default(), &EventWeights::default()).unwrap();
-        (store, set)
+        crate::serving::test_shop::trained_shop(dir, GenConfig { items: 200, users: 60, events: 4_000, seed: 5 })
     }
 
     /// The user with the most followed users, and the ids they follow.

@@ -47,6 +47,8 @@ pub mod search_page;
 pub mod search_ranking;
 pub mod shop;
 mod similar;
+#[cfg(test)]
+mod test_shop;
 pub mod training;
 mod trending;
 

@@ -135,24 +135,17 @@ impl RecallSource for PreferencesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gen::{GenConfig, Generator};
+    use crate::gen::GenConfig;
     use crate::ids::UserId;
-    use crate::recommend::EventWeights;
     use crate::serving::{recommend, RecommendConfig, RecommendRequest};
-    use crate::store::{EmbeddedStore, Storage, StoreConfig, StoreSink};
+    use crate::store::{EmbeddedStore, Storage};
 
     fn user(id: &str) -> UserId {
         UserId::parse(id, "user").unwrap()
     }
 
     fn shop(dir: &std::path::Path) -> (EmbeddedStore, ModelSet) {
-        let store = EmbeddedStore::open(dir, &StoreConfig::default()).unwrap();
-        let generator = Generator::new(GenConfig { items: 300, users: 400, events: 15_000, seed: 7 }).unwrap();
-        let mut sink = StoreSink::new(&store);
-        generator.run(&mut sink, &mut |_| {}).unwrap();
-        sink.finish().unwrap();
-        let set = ModelSet::train(&store, &RecommendConfig::default(), &EventWeights::default()).unwrap();
-        (store, set)
+        crate::serving::test_shop::trained_shop(dir, GenConfig { items: 300, users: 400, events: 15_000, seed: 7 })
     }
 
     #[test]

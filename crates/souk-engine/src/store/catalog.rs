@@ -446,32 +446,32 @@ impl Catalog {
 
     /// Visit every item in insertion order, stopping at the first error `visit` returns.
     pub fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
-        let connection = self.connection.lock();
-        let mut statement = connection.prepare("SELECT id, doc FROM items ORDER BY seq")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let doc = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let item: Item = serde_json::from_str(doc).map_err(|e| {
-                let id = row.get_ref(0).ok().and_then(|v| v.as_str().ok()).unwrap_or("?").to_string();
-                corrupt(&self.path, format!("item {id}: {e}"))
-            })?;
-            visit(item)?;
-        }
-        Ok(())
+        self.scan_documents("SELECT id, doc FROM items ORDER BY seq", "item", visit)
     }
 
     /// Visit every user record in insertion order.
     pub fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
+        self.scan_documents("SELECT id, doc FROM users ORDER BY seq", "user", visit)
+    }
+
+    /// Visit the JSON documents of `sql`'s `(id, doc)` rows; a document that does not
+    /// parse is corruption, named by its `kind` and id.
+    fn scan_documents<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        kind: &str,
+        visit: &mut dyn FnMut(T) -> Result<()>,
+    ) -> Result<()> {
         let connection = self.connection.lock();
-        let mut statement = connection.prepare("SELECT id, doc FROM users ORDER BY seq")?;
+        let mut statement = connection.prepare(sql)?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let doc = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let user: User = serde_json::from_str(doc).map_err(|e| {
+            let value: T = serde_json::from_str(doc).map_err(|e| {
                 let id = row.get_ref(0).ok().and_then(|v| v.as_str().ok()).unwrap_or("?").to_string();
-                corrupt(&self.path, format!("user {id}: {e}"))
+                corrupt(&self.path, format!("{kind} {id}: {e}"))
             })?;
-            visit(user)?;
+            visit(value)?;
         }
         Ok(())
     }

@@ -135,6 +135,27 @@ impl PgStore {
         row.map(|row| serde_json::from_str(row.get::<_, &str>(0)).map_err(|e| corrupt(table, format!("{id}: {e}"))))
             .transpose()
     }
+
+    /// Visit the JSON documents of `sql`'s `(id, doc)` rows, in one transaction (a consistent
+    /// view), streamed; a document that does not parse is corruption of `table`.
+    fn scan_documents<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        table: &str,
+        visit: &mut dyn FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let what = format!("reading {table}");
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction().or_pg(&what)?;
+        let mut rows = tx.query_raw(sql, std::iter::empty::<&str>()).or_pg(&what)?;
+        while let Some(row) = rows.next().or_pg(&what)? {
+            let value: T = serde_json::from_str(row.get::<_, &str>(1))
+                .map_err(|e| corrupt(table, format!("{}: {e}", row.get::<_, &str>(0))))?;
+            visit(value)?;
+        }
+        drop(rows);
+        tx.commit().or_pg(&what)
+    }
 }
 
 impl Storage for PgStore {
@@ -209,33 +230,11 @@ impl Storage for PgStore {
     }
 
     fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
-        const WHAT: &str = "reading items";
-        let mut client = self.pool.get()?;
-        let mut tx = client.transaction().or_pg(WHAT)?;
-        let mut rows =
-            tx.query_raw("SELECT id, doc FROM items ORDER BY seq", std::iter::empty::<&str>()).or_pg(WHAT)?;
-        while let Some(row) = rows.next().or_pg(WHAT)? {
-            let item: Item = serde_json::from_str(row.get::<_, &str>(1))
-                .map_err(|e| corrupt("items", format!("{}: {e}", row.get::<_, &str>(0))))?;
-            visit(item)?;
-        }
-        drop(rows);
-        tx.commit().or_pg(WHAT)
+        self.scan_documents("SELECT id, doc FROM items ORDER BY seq", "items", visit)
     }
 
     fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
-        const WHAT: &str = "reading users";
-        let mut client = self.pool.get()?;
-        let mut tx = client.transaction().or_pg(WHAT)?;
-        let mut rows =
-            tx.query_raw("SELECT id, doc FROM users ORDER BY seq", std::iter::empty::<&str>()).or_pg(WHAT)?;
-        while let Some(row) = rows.next().or_pg(WHAT)? {
-            let user: User = serde_json::from_str(row.get::<_, &str>(1))
-                .map_err(|e| corrupt("users", format!("{}: {e}", row.get::<_, &str>(0))))?;
-            visit(user)?;
-        }
-        drop(rows);
-        tx.commit().or_pg(WHAT)
+        self.scan_documents("SELECT id, doc FROM users ORDER BY seq", "users", visit)
     }
 
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
