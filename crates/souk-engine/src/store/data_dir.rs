@@ -98,16 +98,31 @@ struct FormatFile {
     version: u32,
 }
 
+/// How many more times a held lock is asked for, 25 ms apart, before the open is refused.
+const LOCK_ATTEMPTS: u32 = 10;
+
 /// Take the data directory's lock (`souk.lock`, an OS file lock held while the file is
-/// open); fails with [`Error::Locked`] while another process holds it.
+/// open); fails with [`Error::Locked`] while another process holds it (still, after a
+/// quarter of a second).
 pub(super) fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("souk.lock");
     let mut file =
         fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?.into_parts().0;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
-        Err(TryLockError::Error(e)) => return Err(e.into()),
+    // A lock that goes within moments is not another owner: a process that is exiting, or
+    // a child process between its fork and its exec, which holds a copy of the lock file's
+    // descriptor until the exec closes it. Ask a few times over a quarter of a second
+    // before refusing.
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: dir.to_path_buf(), lock: path }),
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
     }
     // The pid is for people; the lock is what counts. A full disk must not stop the open.
     if let Err(e) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
