@@ -123,7 +123,7 @@ fn patch_path(path: &str, item: &mut Value, semantic_search: bool) {
 fn patch_query_parameter(path: &str, name: &str, parameter: &mut Value, semantic_search: bool) {
     let one_of_names = |values: &[&str]| json!({"type": "string", "enum": values});
     match name {
-        "user" => parameter["schema"] = id_schema(),
+        "user" | "context_item" => parameter["schema"] = id_schema(),
         "q" if path == "/v1/search" => {
             parameter["schema"] = json!({"type": "string", "maxLength": crate::search_api::MAX_QUERY_CHARS})
         }
