@@ -157,6 +157,29 @@ impl DemographicPrior {
         Ok(Some(Self { params: params.clone(), n_items: data.n_items(), base, groups: out }))
     }
 
+    /// The prior over `data`'s rows from the stored users' attributes (`None` when no
+    /// attribute value has enough users).
+    pub fn from_store(
+        store: &dyn crate::store::Storage,
+        data: &Interactions,
+        params: &DemographicParams,
+    ) -> Result<Option<Self>> {
+        let rows: HashMap<&str, usize> = data.user_ids.iter().enumerate().map(|(u, id)| (id.as_str(), u)).collect();
+        let mut groups = vec![Vec::new(); data.n_users()];
+        let mut any = false;
+        store.scan_users(&mut |user| {
+            if let Some(&u) = rows.get(user.id.as_str()) {
+                groups[u] = attribute_groups(&user.attributes);
+                any |= !groups[u].is_empty();
+            }
+            Ok(())
+        })?;
+        if !any {
+            return Ok(None);
+        }
+        Self::train(data, &groups, params)
+    }
+
     pub fn n_items(&self) -> usize {
         self.n_items
     }

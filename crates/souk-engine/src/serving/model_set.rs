@@ -15,7 +15,7 @@ use crate::recommend::als::{AlsModel, AlsParams};
 use crate::recommend::artifact::Artifact;
 use crate::recommend::blend::BlendParams;
 use crate::recommend::content::ContentMap;
-use crate::recommend::demographic::{attribute_groups, DemographicParams, DemographicPrior};
+use crate::recommend::demographic::{DemographicParams, DemographicPrior};
 use crate::recommend::ease::EaseParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
@@ -320,7 +320,7 @@ impl ModelSet {
         let knn = itemknn::train(&data, &config.itemknn)?;
         train_seconds.insert("itemknn".into(), t.elapsed().as_secs_f64());
         let t = std::time::Instant::now();
-        let demographic = train_demographic(store, &data, &config.demographic)?;
+        let demographic = DemographicPrior::from_store(store, &data, &config.demographic)?;
         if demographic.is_some() {
             train_seconds.insert("demographic".into(), t.elapsed().as_secs_f64());
         }
@@ -601,26 +601,3 @@ pub(super) const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
 pub(super) const FEATURE_CONTEXT: &str = "features.json";
 pub(super) const CONTENT_MAP: &str = "content_map.model";
 pub(super) const DEMOGRAPHIC: &str = "demographic.model";
-
-/// The demographic prior over `data`'s rows, from the stored users' attributes (`None`
-/// when no attribute value has enough users).
-fn train_demographic(
-    store: &dyn Storage,
-    data: &Interactions,
-    params: &DemographicParams,
-) -> Result<Option<DemographicPrior>> {
-    let rows: IdMap<&str, usize> = data.user_ids.iter().enumerate().map(|(u, id)| (id.as_str(), u)).collect();
-    let mut groups = vec![Vec::new(); data.n_users()];
-    let mut any = false;
-    store.scan_users(&mut |user| {
-        if let Some(&u) = rows.get(user.id.as_str()) {
-            groups[u] = attribute_groups(&user.attributes);
-            any |= !groups[u].is_empty();
-        }
-        Ok(())
-    })?;
-    if !any {
-        return Ok(None);
-    }
-    DemographicPrior::train(data, &groups, params)
-}
