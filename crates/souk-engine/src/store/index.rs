@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::growth::{ChunkedVec, ShardedDigestSet};
+use crate::growth::{ChunkedVec, ShardedDigestSet, ShardedIdMap};
 use crate::hashing::IdMap;
 
 use crate::ids::UserId;
@@ -38,10 +38,25 @@ pub struct Interaction {
     pub position: u64,
 }
 
+/// Rows of the event index a scan visits per read lock (a few milliseconds each).
+pub const SCAN_PIECE: usize = 65_536;
+
+/// Run `piece` over `0..rows` in consecutive ranges of [`SCAN_PIECE`] rows, so a caller can
+/// take the index lock per range instead of for the whole scan.
+pub fn in_pieces(rows: usize, mut piece: impl FnMut(std::ops::Range<usize>) -> crate::Result<()>) -> crate::Result<()> {
+    let mut at = 0;
+    while at < rows {
+        let next = (at + SCAN_PIECE).min(rows);
+        piece(at..next)?;
+        at = next;
+    }
+    Ok(())
+}
+
 /// Dense numbering of string ids.
 #[derive(Debug, Default)]
 pub struct Interner {
-    numbers: IdMap<Box<str>, u32>,
+    numbers: ShardedIdMap<u32>,
     names: ChunkedVec<Box<str>>,
 }
 
@@ -406,7 +421,19 @@ impl EventIndex {
 
     /// Positions of every live event of these types, in arrival order.
     pub fn positions_of(&self, types: &[EventType]) -> Vec<u64> {
-        self.rows.iter().filter(|r| !r.erased && types.contains(&r.event_type)).map(|r| r.position).collect()
+        let mut positions = Vec::new();
+        self.positions_in(types, 0..self.rows.len(), &mut positions);
+        positions
+    }
+
+    /// [`Self::positions_of`] among the rows numbered `range`, appended to `out`.
+    pub fn positions_in(&self, types: &[EventType], range: std::ops::Range<usize>, out: &mut Vec<u64>) {
+        for at in range.start..range.end.min(self.rows.len()) {
+            let row = &self.rows[at];
+            if !row.erased && types.contains(&row.event_type) {
+                out.push(row.position);
+            }
+        }
     }
 
     /// Visit the catalog facts of every item that has them.
@@ -420,9 +447,26 @@ impl EventIndex {
 
     /// Visit every live interaction in arrival order with its user and item ids.
     pub fn visit_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) {
-        for row in self.rows.iter().filter(|r| !r.erased) {
-            let item = (row.item != NO_ITEM).then(|| self.items.name(row.item));
-            visit(self.users.name(row.user), item, row);
+        self.visit_interactions_in(0..self.rows.len(), visit);
+    }
+
+    /// Rows stored so far (erased ones included): the bound of [`Self::visit_interactions_in`].
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// [`Self::visit_interactions`] over the rows numbered `range` (in storage order).
+    pub fn visit_interactions_in(
+        &self,
+        range: std::ops::Range<usize>,
+        visit: &mut dyn FnMut(&str, Option<&str>, &Interaction),
+    ) {
+        for at in range.start..range.end.min(self.rows.len()) {
+            let row = &self.rows[at];
+            if !row.erased {
+                let item = (row.item != NO_ITEM).then(|| self.items.name(row.item));
+                visit(self.users.name(row.user), item, row);
+            }
         }
     }
 
@@ -494,5 +538,29 @@ mod tests {
         assert_eq!(index.item_entries[0].counts[EventType::View as usize], 1);
         assert_eq!(index.known_users(), 1);
         assert!(index.contains_event(event_id_digest("a")));
+    }
+
+    #[test]
+    fn a_scan_in_pieces_visits_every_live_row_once_in_order() {
+        let mut index = EventIndex::default();
+        let rows = SCAN_PIECE + 3;
+        for k in 0..rows {
+            let id = format!("e{k}");
+            index.insert_event(&view(&id, &format!("u{}", k % 7), "i1"), event_id_digest(&id), 0);
+        }
+        index.erase_user_events(&UserId::parse("u3", "u").unwrap());
+        let mut whole = Vec::new();
+        index.visit_interactions(&mut |user, _, row| whole.push((user.to_string(), row.position)));
+        let mut ranges = Vec::new();
+        let mut pieces = Vec::new();
+        in_pieces(index.row_count(), |range| {
+            ranges.push(range.clone());
+            index.visit_interactions_in(range, &mut |user, _, row| pieces.push((user.to_string(), row.position)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ranges, [0..SCAN_PIECE, SCAN_PIECE..rows]);
+        assert_eq!(pieces, whole);
+        assert_eq!(whole.len(), rows - (0..rows).filter(|k| k % 7 == 3).count());
     }
 }

@@ -2,7 +2,7 @@
 //! measured phase or a server, each with its own peak memory), concurrent HTTP load,
 //! percentiles and latency summaries.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -133,6 +133,67 @@ pub fn run_child(exe: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<(
         bail!("souk {} failed with {status}", args.join(" "));
     }
     Ok(())
+}
+
+/// What a measured child took: its wall-clock seconds, its peak resident memory as the
+/// kernel accounted it (`wait4`), and its standard output.
+pub struct Measured {
+    pub seconds: f64,
+    pub peak_rss_bytes: u64,
+    pub stdout: Vec<u8>,
+}
+
+impl Measured {
+    /// The output parsed as JSON (the child was run with `--json`).
+    pub fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_slice(&self.stdout).context("reading a measured child's JSON output")
+    }
+}
+
+/// Run `souk ARGS` on a data directory, timed, with its own peak memory.
+pub fn run_measured(exe: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let mut child = Process::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SOUK__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running souk {}", args.join(" ")))?;
+    let mut stdout = Vec::new();
+    child.stdout.take().context("reading a child's output")?.read_to_end(&mut stdout)?;
+    let (status, peak_rss_bytes) = wait_with_peak(child.id())?;
+    if status != 0 {
+        bail!("souk {} failed (wait status {status})", args.join(" "));
+    }
+    Ok(Measured { seconds: started.elapsed().as_secs_f64(), peak_rss_bytes, stdout })
+}
+
+/// Reap the child `pid` (not yet waited for): its raw wait status (0: exited with 0) and its
+/// peak resident memory in bytes.
+#[allow(unsafe_code)]
+fn wait_with_peak(pid: u32) -> anyhow::Result<(i32, u64)> {
+    let pid = libc::pid_t::try_from(pid).context("a child's process id")?;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, valid when zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals of the right types; `pid` is a child of
+        // this process that nothing else waits for.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error).context("waiting for a measured child");
+        }
+    }
+    // Linux reports the peak in KiB.
+    Ok((status, u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024))
 }
 
 /// Run `souk ARGS --json` on a data directory and parse its output.

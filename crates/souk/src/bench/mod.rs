@@ -3,11 +3,13 @@
 //!
 //! Each measured phase runs in its own process so that its peak memory (VmHWM) is its own.
 
+mod ann;
 mod experiments;
 mod harness;
 mod ingest;
 mod recommend;
 mod rerank;
+mod scale;
 mod search;
 mod soak;
 mod storage;
@@ -42,6 +44,14 @@ pub enum BenchCommand {
     /// Experiment statistics on simulated experiments: A/A false positives, power at a known
     /// effect, the sample-ratio check; CUPED on a generated shop.
     Experiments(experiments::ExperimentsArgs),
+    /// A large shop's whole life on this machine (default 1M items, 1M users, 20M events):
+    /// generate, import, train, index, embed (a timed share), then recommendations and search
+    /// under concurrency and during a retraining; each phase's time and peak memory.
+    Scale(scale::ScaleArgs),
+    /// Vector search: the factor model's inverted-file index against an exact scan on the
+    /// live model's vectors (recall@k and queries/s per probe depth, build time, memory), the
+    /// vectors written out for a reference library.
+    Ann(ann::AnnArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +70,8 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Storage(args) => storage::run(args),
         BenchCommand::Soak(args) => soak::run(args),
         BenchCommand::Experiments(args) => experiments::run(&args),
+        BenchCommand::Scale(args) => scale::run(config, args),
+        BenchCommand::Ann(args) => ann::run(config, &args),
     }
 }
 

@@ -31,7 +31,7 @@ use self::conn::{PgResult, Pool};
 use self::tail::{decode_event, TailState};
 use self::writes::DocumentTable;
 use super::disk::WriteHealth;
-use super::index::{EventIndex, Interaction};
+use super::index::{in_pieces, EventIndex, Interaction};
 use super::{
     AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, StoreChanges,
     UserInteraction,
@@ -283,8 +283,12 @@ impl Storage for PgStore {
     }
 
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()> {
-        self.index.read().visit_interactions(visit);
-        Ok(())
+        // In pieces, as the embedded store does: the tail's writes wait for no long scan.
+        let rows = self.index.read().row_count();
+        in_pieces(rows, |range| {
+            self.index.read().visit_interactions_in(range, visit);
+            Ok(())
+        })
     }
 
     fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>> {
