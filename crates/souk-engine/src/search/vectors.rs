@@ -289,7 +289,7 @@ impl VectorSpace {
         let rows = self.rows.read();
         let mut top = TopK::new(k);
         if let Some(ivf) = &rows.ivf {
-            let found = ivf.search(query, k, probe, |r| {
+            let found = ivf.search(&rows.data, query, k, probe, |r| {
                 let row = &rows.rows[r as usize];
                 !row.alive || !accept(&row.id)
             });

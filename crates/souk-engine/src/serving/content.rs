@@ -233,7 +233,7 @@ fn unit_in_place(v: &mut [f32]) {
 pub fn content_rows_of(items: &[Item], ids: &[String], text: Option<&VectorSpace>) -> ContentRows {
     let features: Vec<Vec<(u64, f32)>> = items.iter().map(catalog_features).collect();
     let frequencies = FeatureFrequencies::of(features.iter().map(Vec::as_slice));
-    let layout = layout_of(items, text);
+    let layout = layout_of(items.iter().map(|item| &item.vectors), text);
     let position: HashMap<&str, usize> = items.iter().enumerate().map(|(k, item)| (item.id.as_str(), k)).collect();
     let mut rows = ContentRows::new(layout.dim(), ids.len());
     for (i, id) in ids.iter().enumerate() {
@@ -245,10 +245,14 @@ pub fn content_rows_of(items: &[Item], ids: &[String], text: Option<&VectorSpace
     rows
 }
 
-fn layout_of(items: &[Item], text: Option<&VectorSpace>) -> ContentLayout {
+/// The layout of items carrying these vectors of their own.
+fn layout_of<'a>(
+    vectors: impl Iterator<Item = &'a BTreeMap<String, Vec<f32>>>,
+    text: Option<&VectorSpace>,
+) -> ContentLayout {
     let mut own: BTreeMap<String, usize> = BTreeMap::new();
-    for item in items {
-        for (name, vector) in &item.vectors {
+    for item_vectors in vectors {
+        for (name, vector) in item_vectors {
             own.entry(name.clone()).or_insert(vector.len());
         }
     }
@@ -280,13 +284,23 @@ struct State {
 
 impl State {
     fn upsert(&mut self, item: &Item, text: Option<&VectorSpace>) {
+        self.upsert_parts(item.id.as_str(), &catalog_features(item), &item.vectors, text);
+    }
+
+    /// [`State::upsert`] from what a content vector is made of.
+    fn upsert_parts(
+        &mut self,
+        id: &str,
+        features: &[(u64, f32)],
+        own: &BTreeMap<String, Vec<f32>>,
+        text: Option<&VectorSpace>,
+    ) {
         let dim = self.layout.dim();
-        let features = catalog_features(item);
-        let vector = text.filter(|t| t.dim() == self.layout.text_dim).and_then(|t| t.vector_of(item.id.as_str()));
-        let i = match self.index.get(item.id.as_str()) {
+        let vector = text.filter(|t| t.dim() == self.layout.text_dim).and_then(|t| t.vector_of(id));
+        let i = match self.index.get(id) {
             Some(&i) => i as usize,
             None => {
-                let id: Arc<str> = Arc::from(item.id.as_str());
+                let id: Arc<str> = Arc::from(id);
                 self.index.insert(id.clone(), self.ids.len() as u32);
                 self.ids.push(id);
                 self.alive.push(true);
@@ -296,7 +310,7 @@ impl State {
         };
         self.alive[i] = true;
         let row = &mut self.rows[i * dim..(i + 1) * dim];
-        content_vector(&self.layout, &self.frequencies, &features, vector.as_deref(), &item.vectors, row);
+        content_vector(&self.layout, &self.frequencies, features, vector.as_deref(), own, row);
         if let Some(index) = &mut self.nearest {
             index.changed(i);
         }
@@ -326,27 +340,32 @@ impl LiveContent {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let mut items = Vec::new();
+        // What the vectors are made of, item by item: the items themselves (titles,
+        // descriptions) are not kept — at a million they took over a gigabyte.
+        let mut parts: Vec<(String, Vec<(u64, f32)>, BTreeMap<String, Vec<f32>>)> = Vec::new();
         store.scan_items(&mut |item| {
-            items.push(item);
+            let features = catalog_features(&item);
+            parts.push((item.id.as_str().to_string(), features, item.vectors));
             Ok(())
         })?;
-        let features: Vec<Vec<(u64, f32)>> = items.iter().map(catalog_features).collect();
         let mut state = State {
-            frequencies: FeatureFrequencies::of(features.iter().map(Vec::as_slice)),
-            layout: layout_of(&items, text),
-            ids: Vec::new(),
-            index: HashMap::new(),
-            alive: Vec::new(),
+            frequencies: FeatureFrequencies::of(parts.iter().map(|(_, features, _)| features.as_slice())),
+            layout: layout_of(parts.iter().map(|(_, _, own)| own), text),
+            ids: Vec::with_capacity(parts.len()),
+            index: HashMap::with_capacity(parts.len()),
+            alive: Vec::with_capacity(parts.len()),
             rows: Vec::new(),
             nearest: None,
         };
-        for item in &items {
-            state.upsert(item, text);
+        state.rows.reserve_exact(parts.len() * state.layout.dim());
+        for (id, features, own) in &parts {
+            state.upsert_parts(id, features, own, text);
         }
+        let items = parts.len();
+        drop(parts);
         state.index();
         tracing::info!(
-            items = items.len(),
+            items,
             dim = state.layout.dim(),
             seconds = started.elapsed().as_secs_f64(),
             "built the item content vectors"

@@ -252,7 +252,8 @@ impl Source {
     /// Serve a factor model through an inverted-file index over its item factors.
     pub fn als(model: AlsModel) -> Source {
         let index =
-            IvfIndex::build(&model.item_factors, model.params.factors, IvfIndex::clusters_for(model.n_items), 42);
+            IvfIndex::build(&model.item_factors, model.params.factors, IvfIndex::clusters_for(model.n_items), 42)
+                .with_copy(&model.item_factors);
         Source::Als { model: Box::new(model), index }
     }
 

@@ -185,11 +185,12 @@ impl RecallSource for Collaborative<'_> {
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
         match self.source {
-            Source::Als { index, .. } => {
+            Source::Als { model, index } => {
                 let Some(user_vector) = self.user_vector else { return Ok(Vec::new()) };
                 let set = recall.set;
                 recall.fetched_then_accepted(&|k| {
-                    let mut ranked = index.search(user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i));
+                    let mut ranked = index
+                        .search(&model.item_factors, user_vector, k, ALS_PROBE_ITEMS.max(k), |i| (recall.rejected)(i));
                     // Fresh items, by their mapped factors.
                     if set.item_ids.len() > set.trained_items {
                         ranked.extend(set.fresh_scores(user_vector, k, &|i| (recall.rejected)(i)));

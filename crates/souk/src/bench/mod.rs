@@ -70,7 +70,7 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Storage(args) => storage::run(args),
         BenchCommand::Soak(args) => soak::run(args),
         BenchCommand::Experiments(args) => experiments::run(&args),
-        BenchCommand::Scale(args) => scale::run(config, args),
+        BenchCommand::Scale(args) => scale::run(args),
         BenchCommand::Ann(args) => ann::run(config, &args),
     }
 }
