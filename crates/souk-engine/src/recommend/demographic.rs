@@ -98,6 +98,17 @@ impl Group {
     }
 }
 
+/// The `k` best-scored items `reject` lets through, best first (ties by item number).
+fn best_of(scores: &[f32], k: usize, reject: &mut dyn FnMut(u32) -> bool) -> Vec<(u32, f32)> {
+    let mut top = super::ivf::TopK::new(k);
+    for (i, &score) in scores.iter().enumerate() {
+        if top.admits(score) && !reject(i as u32) {
+            top.push(i as u32, score);
+        }
+    }
+    top.into_sorted()
+}
+
 /// See the module docs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemographicPrior {
@@ -106,6 +117,39 @@ pub struct DemographicPrior {
     /// `p(i)` of every trained item.
     base: Vec<f32>,
     groups: HashMap<String, Group>,
+    heads: Heads,
+}
+
+/// How many of the best items are kept per combination of groups.
+const HEAD: usize = 1_000;
+
+/// Combinations of groups kept before the cache starts afresh.
+const HEADS_KEPT: usize = 4_096;
+
+/// The best [`HEAD`] items of each combination of known groups asked for, best first:
+/// shoppers share few combinations (age band × gender × region …), and scoring every item
+/// per request took a fifth of the serving time at a million items (a sparse merge was
+/// slower still: a large group lists most of the catalog). A cache, so equal and cloned
+/// priors compare and copy without it.
+#[derive(Default)]
+struct Heads(parking_lot::Mutex<HashMap<Vec<String>, std::sync::Arc<Vec<(u32, f32)>>>>);
+
+impl Clone for Heads {
+    fn clone(&self) -> Self {
+        Heads::default()
+    }
+}
+
+impl PartialEq for Heads {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Heads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Heads({})", self.0.lock().len())
+    }
 }
 
 impl DemographicPrior {
@@ -154,7 +198,7 @@ impl DemographicPrior {
         if out.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Self { params: params.clone(), n_items: data.n_items(), base, groups: out }))
+        Ok(Some(Self { params: params.clone(), n_items: data.n_items(), base, groups: out, heads: Heads::default() }))
     }
 
     /// The prior over `data`'s rows from the stored users' attributes (`None` when no
@@ -210,6 +254,34 @@ impl DemographicPrior {
             })
             .map(String::as_str)
             .collect()
+    }
+
+    /// The `k` best items of [`DemographicPrior::scores`] that `reject` lets through, best
+    /// first: from the cached head of this combination of groups, or from every score when
+    /// `reject` turns down too much of the head.
+    pub fn top(&self, keys: &[String], k: usize, reject: &mut dyn FnMut(u32) -> bool) -> Vec<(u32, f32)> {
+        let head = self.head(keys);
+        let found: Vec<(u32, f32)> = head.iter().copied().filter(|(i, _)| !reject(*i)).take(k).collect();
+        if found.len() == k || head.len() < HEAD {
+            return found;
+        }
+        best_of(&self.scores(keys), k, reject)
+    }
+
+    fn head(&self, keys: &[String]) -> std::sync::Arc<Vec<(u32, f32)>> {
+        let mut known: Vec<String> = keys.iter().filter(|k| self.groups.contains_key(*k)).cloned().collect();
+        known.sort();
+        known.dedup();
+        if let Some(head) = self.heads.0.lock().get(&known) {
+            return head.clone();
+        }
+        let head = std::sync::Arc::new(best_of(&self.scores(&known), HEAD, &mut |_| false));
+        let mut heads = self.heads.0.lock();
+        if heads.len() >= HEADS_KEPT {
+            heads.clear();
+        }
+        heads.insert(known, head.clone());
+        head
     }
 
     /// Scores of every trained item for a shopper with these group keys (unknown keys
@@ -318,7 +390,7 @@ impl DemographicPrior {
         if base.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
             return Err(corrupt("shop-wide rates must be positive"));
         }
-        Ok(Self { params, n_items, base, groups })
+        Ok(Self { params, n_items, base, groups, heads: Heads::default() })
     }
 }
 
@@ -396,6 +468,38 @@ mod tests {
         assert_eq!(model.lifting_groups(&keys, 1), vec!["g=a"], "group a over-indexes on its own items");
         assert!(model.lifting_groups(&keys, 4).is_empty(), "and not on group b's");
         assert!(model.lifting_groups(&keys, 6).is_empty(), "nor on what everyone touches");
+    }
+
+    #[test]
+    fn the_top_items_are_those_of_the_full_scores() {
+        let (data, groups) = shop();
+        for combine in [Combine::Mean, Combine::NaiveBayes] {
+            let params = DemographicParams { combine, ..DemographicParams::default() };
+            let model = DemographicPrior::train(&data, &groups, &params).unwrap().unwrap();
+            for keys in [vec![], vec!["g=a".to_string()], vec!["zip=10020".to_string(), "g=b".to_string()]] {
+                let scores = model.scores(&keys);
+                for k in [1, 3, 7] {
+                    for rejected in [None, Some(6u32), Some(0)] {
+                        let expected: Vec<(u32, f32)> = top(&scores, 7)
+                            .into_iter()
+                            .filter(|i| Some(*i) != rejected)
+                            .take(k)
+                            .map(|i| (i, scores[i as usize]))
+                            .collect();
+                        // Twice: computed, then from the cache.
+                        for _ in 0..2 {
+                            assert_eq!(
+                                model.top(&keys, k, &mut |i| Some(i) == rejected),
+                                expected,
+                                "{combine:?} {keys:?}"
+                            );
+                        }
+                    }
+                }
+            }
+            // One cached head per combination of known groups, whatever else the keys hold.
+            assert_eq!(model.heads.0.lock().len(), 3);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::recommend::demographic::{attribute_groups, DemographicPrior};
 use crate::store::ItemMeta;
 
 use super::recall::{Recall, RecallSource};
-use super::{top_k, ModelSet, Reason, SourceKind};
+use super::{ModelSet, Reason, SourceKind};
 
 /// Shoppers with fewer history items than this get the new-shopper sources.
 pub const NEW_SHOPPER_ITEMS: usize = 5;
@@ -50,8 +50,7 @@ impl RecallSource for DemographicSource<'_> {
     }
 
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
-        let scores = self.prior.scores(&self.groups);
-        recall.fetched_then_accepted(&|k| Ok(top_k(&scores, k, |i| (recall.rejected)(i))))
+        recall.fetched_then_accepted(&|k| Ok(self.prior.top(&self.groups, k, &mut |i| (recall.rejected)(i))))
     }
 
     fn explain(&self, item: u32, reason: &mut Reason) {

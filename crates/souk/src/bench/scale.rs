@@ -44,6 +44,9 @@ pub struct ScaleArgs {
     /// Seconds of catalog embedding to time (with --embed-model); 0 skips it.
     #[arg(long, default_value_t = 120.0)]
     embed_seconds: f64,
+    /// Skip the load during a retraining (the longest part).
+    #[arg(long)]
+    no_retrain: bool,
     /// Scratch directory; the shop's files and data directory are kept there and reused.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -144,12 +147,16 @@ fn scale(dir: &Path, args: &ScaleArgs) -> anyhow::Result<Value> {
     serving.push(summary("keyword search", load(args.clients, args.seconds, &search)));
     eprintln!("bench: recommendations while a retraining runs");
     // A failure here (the server killed for memory, say) is a finding, reported with the rest.
-    let retrain = match during_retraining(&agent, &base, args, &recommend) {
+    let retrain = match if args.no_retrain {
+        Err(anyhow::anyhow!("skipped (--no-retrain)"))
+    } else {
+        during_retraining(&agent, &base, args, &recommend)
+    } {
         Ok((during, retrain)) => {
             serving.push(summary("recommendations (retraining)", during));
             retrain
         }
-        Err(e) => json!({"failed": format!("{e:#}")}),
+        Err(e) => json!({"not_measured": format!("{e:#}")}),
     };
     let server_peak = server.peak_rss_bytes();
     server.stop();
