@@ -132,7 +132,10 @@ const HEADS_KEPT: usize = 4_096;
 /// slower still: a large group lists most of the catalog). A cache, so equal and cloned
 /// priors compare and copy without it.
 #[derive(Default)]
-struct Heads(parking_lot::Mutex<HashMap<Vec<String>, std::sync::Arc<Vec<(u32, f32)>>>>);
+struct Heads(parking_lot::Mutex<HashMap<Vec<String>, Head>>);
+
+/// Items and scores, best first.
+type Head = std::sync::Arc<Vec<(u32, f32)>>;
 
 impl Clone for Heads {
     fn clone(&self) -> Self {
@@ -268,7 +271,7 @@ impl DemographicPrior {
         best_of(&self.scores(keys), k, reject)
     }
 
-    fn head(&self, keys: &[String]) -> std::sync::Arc<Vec<(u32, f32)>> {
+    fn head(&self, keys: &[String]) -> Head {
         let mut known: Vec<String> = keys.iter().filter(|k| self.groups.contains_key(*k)).cloned().collect();
         known.sort();
         known.dedup();

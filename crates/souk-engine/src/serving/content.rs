@@ -259,6 +259,9 @@ fn layout_of<'a>(
     ContentLayout { text_dim: text.map_or(0, |t| t.dim()), own: own.into_iter().collect() }
 }
 
+/// What one item's content vector is made of: its id, catalog features and own vectors.
+type ContentParts = (String, Vec<(u64, f32)>, BTreeMap<String, Vec<f32>>);
+
 /// Every catalog item's content vector, live; see the module docs.
 #[derive(Default)]
 pub struct LiveContent {
@@ -342,7 +345,7 @@ impl LiveContent {
         let started = std::time::Instant::now();
         // What the vectors are made of, item by item: the items themselves (titles,
         // descriptions) are not kept — at a million they took over a gigabyte.
-        let mut parts: Vec<(String, Vec<(u64, f32)>, BTreeMap<String, Vec<f32>>)> = Vec::new();
+        let mut parts: Vec<ContentParts> = Vec::new();
         store.scan_items(&mut |item| {
             let features = catalog_features(&item);
             parts.push((item.id.as_str().to_string(), features, item.vectors));
