@@ -30,7 +30,6 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::timed_lock::TimedLock;
-use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, CatalogTable, ItemFacts};
 use super::codec::LogRecord;
@@ -39,50 +38,13 @@ use super::disk::{self, track, Part, WriteHealth};
 use super::index::{event_id_digest, in_pieces, EventIndex, Interaction};
 use super::log::{self, EventLog, IoFaults, LogPosition, Ticket};
 use super::DataDir;
+use super::StoreConfig;
 use super::{
     AppendOutcome, EraseReport, Exposure, ItemCounts, ItemMeta, Stats, Storage, StorageStats, UserInteraction,
 };
 use crate::error::{Error, Result};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Event, EventType, Follow, Item, User};
-
-/// Settings of the embedded store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// Size at which the event log starts a new segment file, in bytes.
-    pub segment_bytes: u64,
-    /// Where the system of record lives: empty for the embedded store in the data
-    /// directory, or `postgres://USER@HOST/DB` for a PostgreSQL database that several
-    /// processes share (`SOUK__STORE__URL`).
-    pub url: String,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self { segment_bytes: 256 * 1024 * 1024, url: String::new() }
-    }
-}
-
-impl StoreConfig {
-    /// Problems with this configuration, each with the offending key.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if self.segment_bytes < 1024 * 1024 || self.segment_bytes > u64::from(u32::MAX) {
-            problems.push((
-                "store.segment_bytes".to_string(),
-                format!("expected 1 MiB..=4 GiB, found {}", self.segment_bytes),
-            ));
-        }
-        if !self.url.is_empty() && !self.url.starts_with("postgres://") && !self.url.starts_with("postgresql://") {
-            problems.push((
-                "store.url".to_string(),
-                "expected empty (the embedded store) or a postgres:// URL, found another scheme".to_string(),
-            ));
-        }
-        problems
-    }
-}
 
 /// See the module docs.
 pub struct EmbeddedStore {

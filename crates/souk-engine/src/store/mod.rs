@@ -16,6 +16,7 @@ pub mod artifacts;
 pub mod catalog;
 pub mod codec;
 pub mod compact;
+mod config;
 #[cfg(test)]
 mod contract_tests;
 mod data_dir;
@@ -36,9 +37,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use config::StoreConfig;
 pub use data_dir::{DataDir, DATA_FORMAT_VERSION};
 pub(crate) use disk::refused_write;
-pub use embedded::{EmbeddedStore, StoreConfig};
+pub use embedded::EmbeddedStore;
 pub use index::{Interaction, ItemMeta};
 pub use live_compact::CompactStep;
 pub use log::IoFaults;

@@ -198,19 +198,7 @@ fn wait_with_peak(pid: u32) -> anyhow::Result<(i32, u64)> {
 
 /// Run `souk ARGS --json` on a data directory and parse its output.
 pub fn run_child_json(exe: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Value> {
-    let output = Process::new(exe)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("SOUK__LOG__LEVEL", "warn")
-        .envs(env.iter().copied())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running souk {}", args.join(" ")))?;
-    if !output.status.success() {
-        bail!("souk {} failed with {}", args.join(" "), output.status);
-    }
-    serde_json::from_slice(&output.stdout).with_context(|| format!("reading the output of souk {}", args.join(" ")))
+    run_measured(exe, data_dir, args, env)?.json().with_context(|| format!("souk {}", args.join(" ")))
 }
 
 /// A `souk serve` child process on a free port.
