@@ -19,9 +19,10 @@ use crate::jobs_api::{job_out, JobOut};
 use crate::report_wire::TrainReportOut;
 use crate::state::AppState;
 
-/// Train, save and swap; returns the new manifest. Fails with 409 if a training is running.
+/// Train, save and swap (beside serving, at a lower CPU priority); returns the new manifest.
+/// Fails with 409 if a training is running.
 pub async fn train_now(state: &AppState) -> ApiResult<TrainReportOut> {
-    Ok(state.blocking(|shop| shop.train()).await?.into())
+    Ok(state.blocking(|shop| shop.train_beside_serving()).await?.into())
 }
 
 /// Query of `POST /v1/train`.

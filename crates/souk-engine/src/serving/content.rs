@@ -10,40 +10,38 @@
 //! - the shop's own vectors of the item (`vectors`, e.g. image embeddings), one block per
 //!   name seen when the content was built.
 //!
-//! [`LiveContent`] keeps every catalog item's vector in memory, built from the store on first
-//! use and updated by catalog writes (and again when an item's text vector arrives from the
-//! background embedding), so a new item has content the moment it is stored. Similarity
+//! [`LiveContent`] (`serving::live_content`) keeps every catalog item's vector in memory,
+//! built from the store on first use and updated by catalog writes (and again when an item's
+//! text vector arrives from the background embedding), so a new item has content the moment
+//! it is stored. Similarity
 //! is the inner product of unit vectors; nearest items are found by an exact scan below
 //! 20,000 items and through an inverted-file index above (`recommend::ivf::LiveIndex`: a few thousand
 //! rows scored per query instead of the catalog, which at 100,000 items × 512 dimensions had
 //! cut recommendation throughput forty-fold).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-
-use parking_lot::RwLock;
 
 use super::recall::{Recall, RecallSource};
 use super::SourceKind;
 use crate::error::Result;
 use crate::model::Item;
 use crate::recommend::content::ContentRows;
-use crate::recommend::ivf::{exact_search, BuildEffort, LiveIndex};
+pub use super::live_content::LiveContent;
+use crate::recommend::ivf::BuildEffort;
 use crate::recommend::kernels::dot;
 use crate::search::analyze::normalize;
 use crate::search::vectors::VectorSpace;
-use crate::store::Storage;
 
 /// Buckets of the hashed catalog features.
 pub const HASHED_DIM: usize = 512;
 
 /// Rows scored exactly per content search through the index, at least.
-const CONTENT_PROBE_ITEMS: usize = 1_000;
+pub(super) const CONTENT_PROBE_ITEMS: usize = 1_000;
 
 /// K-means effort of the content index: content rows are wide (512 hashed buckets, plus
 /// the text and the shop's own vectors), so its build samples less than the factor
 /// indexes' do (1.8 s for 100,000 items × 512 on 2 cores).
-const CONTENT_INDEX_EFFORT: BuildEffort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
+pub(super) const CONTENT_INDEX_EFFORT: BuildEffort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
 
 /// Attribute values longer than this (URLs, descriptions) are not features.
 const MAX_ATTRIBUTE_CHARS: usize = 40;
@@ -246,7 +244,7 @@ pub fn content_rows_of(items: &[Item], ids: &[String], text: Option<&VectorSpace
 }
 
 /// The layout of items carrying these vectors of their own.
-fn layout_of<'a>(
+pub(super) fn layout_of<'a>(
     vectors: impl Iterator<Item = &'a BTreeMap<String, Vec<f32>>>,
     text: Option<&VectorSpace>,
 ) -> ContentLayout {
@@ -257,230 +255,6 @@ fn layout_of<'a>(
         }
     }
     ContentLayout { text_dim: text.map_or(0, |t| t.dim()), own: own.into_iter().collect() }
-}
-
-/// What one item's content vector is made of: its id, catalog features and own vectors.
-type ContentParts = (String, Vec<(u64, f32)>, BTreeMap<String, Vec<f32>>);
-
-/// Every catalog item's content vector, live; see the module docs.
-#[derive(Default)]
-pub struct LiveContent {
-    state: RwLock<Option<State>>,
-}
-
-impl std::fmt::Debug for LiveContent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveContent").field("items", &self.state.read().as_ref().map(|s| s.ids.len())).finish()
-    }
-}
-
-struct State {
-    layout: ContentLayout,
-    frequencies: FeatureFrequencies,
-    ids: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, u32>,
-    alive: Vec<bool>,
-    rows: Vec<f32>,
-    /// Over `rows`, for catalogs too large to scan per request.
-    nearest: Option<LiveIndex>,
-}
-
-impl State {
-    fn upsert(&mut self, item: &Item, text: Option<&VectorSpace>) {
-        self.upsert_parts(item.id.as_str(), &catalog_features(item), &item.vectors, text);
-    }
-
-    /// [`State::upsert`] from what a content vector is made of.
-    fn upsert_parts(
-        &mut self,
-        id: &str,
-        features: &[(u64, f32)],
-        own: &BTreeMap<String, Vec<f32>>,
-        text: Option<&VectorSpace>,
-    ) {
-        let dim = self.layout.dim();
-        let vector = text.filter(|t| t.dim() == self.layout.text_dim).and_then(|t| t.vector_of(id));
-        let i = match self.index.get(id) {
-            Some(&i) => i as usize,
-            None => {
-                let id: Arc<str> = Arc::from(id);
-                self.index.insert(id.clone(), self.ids.len() as u32);
-                self.ids.push(id);
-                self.alive.push(true);
-                self.rows.resize(self.rows.len() + dim, 0.0);
-                self.ids.len() - 1
-            }
-        };
-        self.alive[i] = true;
-        let row = &mut self.rows[i * dim..(i + 1) * dim];
-        content_vector(&self.layout, &self.frequencies, features, vector.as_deref(), own, row);
-        if let Some(index) = &mut self.nearest {
-            index.changed(i);
-        }
-    }
-
-    /// (Re)build the nearest-neighbour index over the rows.
-    fn index(&mut self) {
-        let started = std::time::Instant::now();
-        self.nearest = LiveIndex::build(&self.rows, self.layout.dim(), 11, CONTENT_INDEX_EFFORT);
-        if self.nearest.is_some() {
-            tracing::info!(
-                items = self.ids.len(),
-                seconds = started.elapsed().as_secs_f64(),
-                "indexed the item content vectors"
-            );
-        }
-    }
-}
-
-impl LiveContent {
-    fn ensure_built(&self, store: &dyn Storage, text: Option<&VectorSpace>) -> Result<()> {
-        if self.state.read().is_some() {
-            return Ok(());
-        }
-        let mut guard = self.state.write();
-        if guard.is_some() {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        // What the vectors are made of, item by item: the items themselves (titles,
-        // descriptions) are not kept — at a million they took over a gigabyte.
-        let mut parts: Vec<ContentParts> = Vec::new();
-        store.scan_items(&mut |item| {
-            let features = catalog_features(&item);
-            parts.push((item.id.as_str().to_string(), features, item.vectors));
-            Ok(())
-        })?;
-        let mut state = State {
-            frequencies: FeatureFrequencies::of(parts.iter().map(|(_, features, _)| features.as_slice())),
-            layout: layout_of(parts.iter().map(|(_, _, own)| own), text),
-            ids: Vec::with_capacity(parts.len()),
-            index: HashMap::with_capacity(parts.len()),
-            alive: Vec::with_capacity(parts.len()),
-            rows: Vec::new(),
-            nearest: None,
-        };
-        state.rows.reserve_exact(parts.len() * state.layout.dim());
-        for (id, features, own) in &parts {
-            state.upsert_parts(id, features, own, text);
-        }
-        let items = parts.len();
-        drop(parts);
-        state.index();
-        tracing::info!(
-            items,
-            dim = state.layout.dim(),
-            seconds = started.elapsed().as_secs_f64(),
-            "built the item content vectors"
-        );
-        *guard = Some(state);
-        Ok(())
-    }
-
-    /// Forget everything: the next use rebuilds from the store (a new layout, e.g. once an
-    /// embedder is attached, or new frequencies at a training).
-    pub fn reset(&self) {
-        *self.state.write() = None;
-    }
-
-    /// Follow stored items (new or changed); nothing to do before the vectors are built.
-    pub fn observe(&self, items: &[Item], text: Option<&VectorSpace>) {
-        let mut guard = self.state.write();
-        let Some(state) = guard.as_mut() else { return };
-        for item in items {
-            state.upsert(item, text);
-        }
-        if state.nearest.as_ref().is_some_and(|index| index.worn(state.ids.len())) {
-            state.index();
-        }
-    }
-
-    /// Follow a deleted item.
-    pub fn forget(&self, id: &str) {
-        let mut guard = self.state.write();
-        let Some(state) = guard.as_mut() else { return };
-        if let Some(&i) = state.index.get(id) {
-            state.alive[i as usize] = false;
-        }
-    }
-
-    /// The content vector of a catalog item.
-    pub fn vector_of(&self, store: &dyn Storage, text: Option<&VectorSpace>, id: &str) -> Result<Option<Vec<f32>>> {
-        self.ensure_built(store, text)?;
-        let guard = self.state.read();
-        let Some(state) = guard.as_ref() else { return Ok(None) };
-        let dim = state.layout.dim();
-        Ok(state
-            .index
-            .get(id)
-            .filter(|&&i| state.alive[i as usize])
-            .map(|&i| state.rows[i as usize * dim..(i as usize + 1) * dim].to_vec())
-            .filter(|v| v.iter().any(|x| *x != 0.0)))
-    }
-
-    /// Content rows aligned with `ids` (zero rows for items without content).
-    pub fn rows_for(&self, store: &dyn Storage, text: Option<&VectorSpace>, ids: &[String]) -> Result<ContentRows> {
-        self.ensure_built(store, text)?;
-        let guard = self.state.read();
-        let Some(state) = guard.as_ref() else { return Ok(ContentRows::default()) };
-        let dim = state.layout.dim();
-        let mut rows = ContentRows::new(dim, ids.len());
-        for (k, id) in ids.iter().enumerate() {
-            if let Some(&i) = state.index.get(id.as_str()).filter(|&&i| state.alive[i as usize]) {
-                rows.row_mut(k).copy_from_slice(&state.rows[i as usize * dim..(i as usize + 1) * dim]);
-            }
-        }
-        Ok(rows)
-    }
-
-    /// Every live catalog item's id.
-    pub fn ids(&self, store: &dyn Storage, text: Option<&VectorSpace>) -> Result<Vec<Arc<str>>> {
-        self.ensure_built(store, text)?;
-        let guard = self.state.read();
-        let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
-        Ok(state.ids.iter().zip(&state.alive).filter(|(_, a)| **a).map(|(id, _)| id.clone()).collect())
-    }
-
-    /// The `k` live items nearest to `query` (a content vector), best first, among those
-    /// `accept` lets through; only positive similarities.
-    pub fn nearest(
-        &self,
-        store: &dyn Storage,
-        text: Option<&VectorSpace>,
-        query: &[f32],
-        k: usize,
-        accept: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Vec<(Arc<str>, f32)>> {
-        self.ensure_built(store, text)?;
-        let guard = self.state.read();
-        let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
-        let dim = state.layout.dim();
-        if query.len() != dim {
-            return Ok(Vec::new());
-        }
-        // The search itself checks only liveness; `accept` (a lookup by id) then runs on
-        // the best few, with a margin for the rejected, widened if it was not enough.
-        let mut skip = |i: u32| !state.alive[i as usize];
-        let mut margin = 32 + k / 4;
-        let best = loop {
-            let fetch = k + margin;
-            let found = match &state.nearest {
-                Some(index) => {
-                    index.search(&state.rows, dim, query, fetch, CONTENT_PROBE_ITEMS.max(4 * fetch), &mut skip)
-                }
-                None => exact_search(&state.rows, dim, query, fetch, &mut skip),
-            };
-            // Fewer than asked, or down to unrelated items: widening finds nothing better.
-            let exhausted = found.len() < fetch || found.last().is_some_and(|(_, s)| *s <= 0.0);
-            let accepted: Vec<(u32, f32)> =
-                found.into_iter().filter(|(i, s)| *s > 0.0 && accept(&state.ids[*i as usize])).take(k).collect();
-            if accepted.len() >= k || exhausted || margin >= state.ids.len() {
-                break accepted;
-            }
-            margin *= 8;
-        };
-        Ok(best.into_iter().map(|(i, s)| (state.ids[i as usize].clone(), s)).collect())
-    }
 }
 
 /// How many of the most recent history items the content source starts from.

@@ -23,6 +23,7 @@
 //! The top of the engine: it composes models (`recommend`), ranking (`rank`), rules
 //! (`rank::rerank`) and search; only `eval` sits above it.
 
+pub mod background;
 pub mod content;
 mod describe;
 pub mod experiment;
@@ -34,6 +35,7 @@ pub mod friends;
 mod history;
 pub mod interleave;
 pub mod jobs;
+mod live_content;
 pub mod live_sessions;
 mod model_set;
 pub mod new_shoppers;

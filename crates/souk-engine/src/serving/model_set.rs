@@ -291,7 +291,7 @@ impl ModelSet {
         progress: &dyn Fn(f64, &str),
     ) -> Result<ModelSet> {
         let started = std::time::Instant::now();
-        let events = store.stats()?.events;
+        let events = store.event_count()?;
         progress(0.0, "reading interactions");
         let data = Interactions::from_store(store, weights)?;
         if data.nnz() == 0 {

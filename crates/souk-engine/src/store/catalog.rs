@@ -41,6 +41,9 @@ CREATE INDEX IF NOT EXISTS exposures_by_user ON exposures (user);
 CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
+/// Rows of a document scan read per hold of the connection (a few milliseconds).
+const SCAN_PAGE: usize = 1_024;
+
 /// Joins category levels in the `category` column (a control character: never in a level).
 pub const CATEGORY_SEPARATOR: &str = "\u{1f}";
 
@@ -445,35 +448,50 @@ impl Catalog {
     }
 
     /// Visit every item in insertion order, stopping at the first error `visit` returns.
+    /// Read in pages (see [`SCAN_PAGE`]): a write during the scan may or may not be seen.
     pub fn scan_items(&self, visit: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
-        self.scan_documents("SELECT id, doc FROM items ORDER BY seq", "item", visit)
+        self.scan_documents("items", "item", visit)
     }
 
-    /// Visit every user record in insertion order.
+    /// Visit every user record in insertion order, in pages like [`Catalog::scan_items`].
     pub fn scan_users(&self, visit: &mut dyn FnMut(User) -> Result<()>) -> Result<()> {
-        self.scan_documents("SELECT id, doc FROM users ORDER BY seq", "user", visit)
+        self.scan_documents("users", "user", visit)
     }
 
-    /// Visit the JSON documents of `sql`'s `(id, doc)` rows; a document that does not
-    /// parse is corruption, named by its `kind` and id.
+    /// Visit the JSON documents of `table`'s rows in `seq` order, a page at a time: the
+    /// connection is held while a page is read, never while `visit` runs (a training's
+    /// low-priority thread scanning a million users had held it for seconds, and every
+    /// request that reads the catalog waited). A document that does not parse is
+    /// corruption, named by its `kind` and id.
     fn scan_documents<T: serde::de::DeserializeOwned>(
         &self,
-        sql: &str,
+        table: &str,
         kind: &str,
         visit: &mut dyn FnMut(T) -> Result<()>,
     ) -> Result<()> {
-        let connection = self.connection.lock();
-        let mut statement = connection.prepare(sql)?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let doc = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let value: T = serde_json::from_str(doc).map_err(|e| {
-                let id = row.get_ref(0).ok().and_then(|v| v.as_str().ok()).unwrap_or("?").to_string();
-                corrupt(&self.path, format!("{kind} {id}: {e}"))
-            })?;
-            visit(value)?;
+        let sql = format!("SELECT seq, id, doc FROM {table} WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        let mut after = i64::MIN;
+        loop {
+            let page: Vec<(i64, String, String)> = {
+                let connection = self.connection.lock();
+                let mut statement = connection.prepare_cached(&sql)?;
+                let rows = statement.query_map(rusqlite::params![after, SCAN_PAGE as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some(last) = page.last().map(|(seq, _, _)| *seq) else { return Ok(()) };
+            let full = page.len() == SCAN_PAGE;
+            for (_, id, doc) in page {
+                let value: T =
+                    serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("{kind} {id}: {e}")))?;
+                visit(value)?;
+            }
+            if !full {
+                return Ok(());
+            }
+            after = last;
         }
-        Ok(())
     }
 
     /// Visit every item (its facts), user id and edge (for rebuilding the in-memory index).
@@ -517,17 +535,31 @@ impl Catalog {
     }
 
     /// Visit every edge as (user, other), in the table's order.
+    /// Visit every edge in insertion order, in pages like [`Catalog::scan_items`]: the
+    /// connection is free while `visit` runs.
     pub fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
-        let connection = self.connection.lock();
-        let mut statement = connection.prepare("SELECT user, other FROM follows ORDER BY rowid")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            visit(
-                row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
-                row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
-            );
+        let mut after = i64::MIN;
+        loop {
+            let page: Vec<(i64, String, String)> = {
+                let connection = self.connection.lock();
+                let mut statement = connection.prepare_cached(
+                    "SELECT rowid, user, other FROM follows WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                )?;
+                let rows = statement.query_map(rusqlite::params![after, SCAN_PAGE as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some(last) = page.last().map(|(rowid, _, _)| *rowid) else { return Ok(()) };
+            let full = page.len() == SCAN_PAGE;
+            for (_, user, other) in &page {
+                visit(user, other);
+            }
+            if !full {
+                return Ok(());
+            }
+            after = last;
         }
-        Ok(())
     }
 
     pub fn count(&self, table: CatalogTable) -> Result<u64> {
@@ -558,6 +590,35 @@ pub enum CatalogTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_visits_every_document_once_in_order_and_leaves_the_catalog_usable_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.sqlite3"), false).unwrap();
+        let n = 2 * SCAN_PAGE + 7;
+        let item = |k: usize, title: &str| {
+            crate::input::parse_item(&serde_json::json!({"id": format!("i{k:05}"), "title": title})).unwrap()
+        };
+        catalog.put_items(&(0..n).map(|k| item(k, "first")).collect::<Vec<_>>()).unwrap();
+        let mut seen = Vec::new();
+        catalog
+            .scan_items(&mut |it| {
+                seen.push((it.id.as_str().to_string(), it.title.clone()));
+                if seen.len() == 1 {
+                    // The connection is free while a visitor runs: a write from inside
+                    // the scan goes through (it waited for the whole scan before), an
+                    // update of a row not yet read is seen, a new row is seen once.
+                    catalog.put_items(&[item(n - 1, "updated"), item(n, "new")]).unwrap();
+                    assert_eq!(catalog.count(CatalogTable::Items).unwrap(), n as u64 + 1);
+                }
+                Ok(())
+            })
+            .unwrap();
+        let expected: Vec<String> = (0..=n).map(|k| format!("i{k:05}")).collect();
+        assert_eq!(seen.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), expected);
+        assert_eq!(seen[n - 1].1, "updated");
+        assert_eq!(seen[0].1, "first");
+    }
 
     #[test]
     fn an_erased_user_leaves_no_byte_in_the_catalog_files() {

@@ -66,6 +66,7 @@ fn events_and_catalog_survive_reopen_and_duplicates_are_stored_once(backend: &dy
     let store = backend.open();
     let stats = store.stats().unwrap();
     assert_eq!((stats.events, stats.items, stats.users, stats.social_edges), (3, 3, 3, 1));
+    assert_eq!(store.event_count().unwrap(), 3);
     assert_eq!(stats.events_by_type["view"], 3);
     assert_eq!((stats.catalog_items, stats.items_without_record), (1, 2));
     let recent = store.user_events(&user("u1"), 10).unwrap();
@@ -103,6 +104,7 @@ fn erasing_a_user_removes_events_edges_and_record_for_good(backend: &dyn Backend
     let store = backend.open();
     let stats = store.stats().unwrap();
     assert_eq!((stats.events, stats.users, stats.social_edges), (1, 1, 0));
+    assert_eq!(store.event_count().unwrap(), 1, "erased events are not counted");
     assert!(store.user_events(&u1, 10).unwrap().is_empty());
     assert!(store.get_user(&u1).unwrap().is_none());
     assert_eq!(store.item_counts(&item_id("i1")).unwrap().unwrap().total, 1);

@@ -392,7 +392,7 @@ impl Storage for EmbeddedStore {
 
     fn user_events(&self, user: &UserId, limit: usize) -> Result<Vec<Event>> {
         let (log, positions): (_, Vec<u64>) = {
-            let index = self.index.read();
+            let index = self.index.read_brief();
             let Some(n) = index.users.get(user.as_str()) else {
                 return Ok(Vec::new());
             };
@@ -421,7 +421,7 @@ impl Storage for EmbeddedStore {
     }
 
     fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>> {
-        Ok(self.index.read().item_counts(item.as_str()))
+        Ok(self.index.read_brief().item_counts(item.as_str()))
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -446,15 +446,21 @@ impl Storage for EmbeddedStore {
         })
     }
 
+    fn event_count(&self) -> Result<u64> {
+        Ok(self.index.read_brief().live_events)
+    }
+
     fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>> {
-        Ok(self.index.read().user_interactions(user.as_str(), limit))
+        Ok(self.index.read_brief().user_interactions(user.as_str(), limit))
     }
 
     fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>> {
         // In pieces: a training asks about the whole catalog (1.6 s under one lock at 1M).
         let mut meta = Vec::with_capacity(items.len());
+        // A page's few items in one brief read; a training's whole catalog in fair pieces.
+        let brief = items.len() <= LOCKED_PIECE;
         for piece in items.chunks(LOCKED_PIECE) {
-            let index = self.index.read();
+            let index = if brief { self.index.read_brief() } else { self.index.read() };
             meta.extend(piece.iter().map(|item| index.item_meta(item).cloned()));
         }
         Ok(meta)
@@ -462,8 +468,9 @@ impl Storage for EmbeddedStore {
 
     fn items_match(&self, items: &[&str], test: &dyn Fn(Option<&ItemMeta>) -> bool) -> Result<Vec<bool>> {
         let mut matched = Vec::with_capacity(items.len());
+        let brief = items.len() <= LOCKED_PIECE;
         for piece in items.chunks(LOCKED_PIECE) {
-            let index = self.index.read();
+            let index = if brief { self.index.read_brief() } else { self.index.read() };
             matched.extend(piece.iter().map(|item| test(index.item_meta(item))));
         }
         Ok(matched)
@@ -493,8 +500,17 @@ impl Storage for EmbeddedStore {
     }
 
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()> {
-        self.index.read().visit_item_meta(visit);
-        Ok(())
+        // In pieces, like the rows (items are numbered once and never renumbered but by a
+        // rebuild, which the epoch catches).
+        let (items, epoch) = (self.index.read().item_count(), self.indexed_epoch.load(Ordering::Acquire));
+        in_pieces(items, |range| {
+            let index = self.index.read();
+            if self.indexed_epoch.load(Ordering::Acquire) != epoch {
+                return Err(Error::Internal("the event index was rebuilt during a scan; scan again".into()));
+            }
+            index.visit_item_meta_in(range, visit);
+            Ok(())
+        })
     }
 
     fn put_experiment(&self, id: &str, doc: &str) -> Result<()> {

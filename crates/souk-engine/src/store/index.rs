@@ -38,8 +38,12 @@ pub struct Interaction {
     pub position: u64,
 }
 
-/// Rows of the event index a scan visits per read lock (a few milliseconds each).
-pub const SCAN_PIECE: usize = 65_536;
+/// Rows of the event index a scan visits per read lock: about a millisecond at normal
+/// priority. Small, because a scan is often a training's low-priority thread
+/// (`serving::background`): descheduled while it holds the lock, it makes a waiting writer
+/// — and every reader queued behind that writer — wait with it (65,536 rows had held the
+/// lock 100–430 ms at a million items).
+pub const SCAN_PIECE: usize = 8_192;
 
 /// Run `piece` over `0..rows` in consecutive ranges of [`SCAN_PIECE`] rows, so a caller can
 /// take the index lock per range instead of for the whole scan.
@@ -436,10 +440,16 @@ impl EventIndex {
         }
     }
 
-    /// Visit the catalog facts of every item that has them.
-    pub fn visit_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) {
-        for (n, entry) in self.item_entries.iter().enumerate() {
-            if let Some(meta) = &entry.meta {
+    /// Items known so far: the bound of [`Self::visit_item_meta_in`].
+    pub fn item_count(&self) -> usize {
+        self.item_entries.len()
+    }
+
+    /// Visit the catalog facts of every item numbered in `range` (clipped to those known)
+    /// that has them.
+    pub fn visit_item_meta_in(&self, range: std::ops::Range<usize>, visit: &mut dyn FnMut(&str, &ItemMeta)) {
+        for n in range.start..range.end.min(self.item_entries.len()) {
+            if let Some(meta) = &self.item_entries[n].meta {
                 visit(self.items.name(n as u32), meta);
             }
         }

@@ -210,6 +210,11 @@ pub trait Storage: Send + Sync {
     /// Live event counts of an item, or `None` if the item is unknown.
     fn item_counts(&self, item: &ItemId) -> Result<Option<ItemCounts>>;
     fn stats(&self) -> Result<Stats>;
+    /// Live events stored: [`Stats::events`] without counting the catalog's tables (a
+    /// training asks for it while pages are served, and the counts hold the catalog).
+    fn event_count(&self) -> Result<u64> {
+        Ok(self.stats()?.events)
+    }
     /// Visit every live interaction in arrival order with its user and item ids (item is
     /// `None` for searches and multi-item impressions). Used by training.
     fn scan_interactions(&self, visit: &mut dyn FnMut(&str, Option<&str>, &Interaction)) -> Result<()>;

@@ -41,6 +41,20 @@ impl<T> TimedLock<T> {
         TimedRead { guard, lock: self, at, since: Instant::now() }
     }
 
+    /// A short read on the request path: it does not queue behind a writer that waits for
+    /// another reader (parking_lot's `read_recursive`), so a write waiting for a long
+    /// reader — a training's scan piece on a low-priority thread — holds up the writer
+    /// alone, not every page. Only for reads held briefly: a stream of them could keep a
+    /// writer out, which the brief holds (microseconds) and the gaps between them do not.
+    #[track_caller]
+    pub fn read_brief(&self) -> TimedRead<'_, T> {
+        let at = Location::caller();
+        let asked = Instant::now();
+        let guard = self.inner.read_recursive();
+        self.check("waited for", "read", at, asked.elapsed());
+        TimedRead { guard, lock: self, at, since: Instant::now() }
+    }
+
     #[track_caller]
     pub fn write(&self) -> TimedWrite<'_, T> {
         let at = Location::caller();
@@ -117,6 +131,30 @@ impl<T> Drop for TimedWrite<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_brief_read_passes_a_writer_waiting_for_a_long_reader_and_a_plain_read_does_not() {
+        let lock = TimedLock::new(0u32);
+        std::thread::scope(|scope| {
+            let long = lock.read();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let shared = &lock;
+            let writer = scope.spawn(move || {
+                tx.send(()).unwrap();
+                *shared.write() = 1;
+            });
+            rx.recv().unwrap();
+            // Wait until the writer is parked behind the long reader.
+            while lock.inner.try_write().is_some() || lock.inner.try_read().is_some() {
+                std::thread::yield_now();
+            }
+            assert!(lock.inner.try_read().is_none(), "a plain read queues behind the waiting writer");
+            assert_eq!(*lock.read_brief(), 0, "a brief read goes ahead of it");
+            drop(long);
+            writer.join().unwrap();
+        });
+        assert_eq!(*lock.read(), 1);
+    }
 
     #[test]
     fn a_long_hold_and_the_wait_behind_it_are_counted_and_short_ones_are_not() {

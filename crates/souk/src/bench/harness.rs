@@ -118,6 +118,54 @@ pub fn load(clients: usize, seconds: f64, url: &(dyn Fn(usize, usize) -> String 
     Load { latencies, errors, seconds }
 }
 
+/// An open-loop load: `rate` requests per second in all, spread evenly over `clients`
+/// threads for `seconds` (client `c`'s `k`-th request goes to `url(c, k)` at its scheduled
+/// time). A latency runs from the scheduled time, not the send: a client held up by a slow
+/// answer sends late, and the wait counts (no coordinated omission). What a server does
+/// beside serving is measured this way, at a load it can carry — a closed loop that
+/// saturates the CPUs measures throughput instead, which background work must lower.
+pub fn paced_load(clients: usize, seconds: f64, rate: f64, url: &(dyn Fn(usize, usize) -> String + Sync)) -> Load {
+    let clients = clients.max(1);
+    let started = Instant::now();
+    let stop = started + Duration::from_secs_f64(seconds);
+    // Client c sends at offsets (k · clients + c) / rate.
+    let interval = clients as f64 / rate.max(1e-3);
+    let per_client: Vec<(Vec<f64>, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || {
+                    let agent = ureq::AgentBuilder::new().build();
+                    let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                    let mut k = 0usize;
+                    loop {
+                        let due = started + Duration::from_secs_f64(k as f64 * interval + c as f64 / rate.max(1e-3));
+                        if due >= stop {
+                            break;
+                        }
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        match agent.get(&url(c, k)).call() {
+                            Ok(response) => {
+                                let _ = response.into_string();
+                                latencies.push(due.elapsed().as_secs_f64() * 1e3);
+                            }
+                            Err(_) => errors += 1,
+                        }
+                        k += 1;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let latencies = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+    let errors = per_client.iter().map(|(_, e)| e).sum();
+    Load { latencies, errors, seconds }
+}
+
 /// Run `souk ARGS` on a data directory, its output discarded.
 pub fn run_child(exe: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let status = Process::new(exe)

@@ -17,7 +17,9 @@ use clap::Args;
 use serde_json::{json, Value};
 use souk_engine::gen::{GenConfig, Generator};
 
-use crate::bench::harness::{latency_summary, load, machine, run_measured, warm_up, Load, Scratch, Server};
+use crate::bench::harness::{
+    latency_summary, load, machine, paced_load, percentile, run_measured, warm_up, Load, Scratch, Server,
+};
 
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
@@ -47,6 +49,11 @@ pub struct ScaleArgs {
     /// Skip the load during a retraining (the longest part).
     #[arg(long)]
     no_retrain: bool,
+    /// The load beside the retraining, as a share of the recommendation throughput measured
+    /// just before: sent at that fixed rate (open loop), first without and then during the
+    /// retraining, and the two p99 compared.
+    #[arg(long, default_value_t = 0.5)]
+    retrain_load: f64,
     /// Scratch directory; the shop's files and data directory are kept there and reused.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -135,6 +142,7 @@ fn scale(dir: &Path, args: &ScaleArgs) -> anyhow::Result<Value> {
     warm_up(&agent, &|k| recommend(0, k));
     eprintln!("bench: recommendations, {} clients for {}s", args.clients, args.seconds);
     let quiet = load(args.clients, args.seconds, &recommend);
+    let capacity = quiet.latencies.len() as f64 / quiet.seconds.max(1e-9);
     serving.push(summary("recommendations", quiet));
     let queries = queries(shop, 2_000)?;
     let encode = |q: &str| serde_urlencoded::to_string([("q", q)]).unwrap_or_default();
@@ -145,18 +153,25 @@ fn scale(dir: &Path, args: &ScaleArgs) -> anyhow::Result<Value> {
     warm_up(&agent, &|k| search(0, k));
     eprintln!("bench: keyword search, {} clients for {}s", args.clients, args.seconds);
     serving.push(summary("keyword search", load(args.clients, args.seconds, &search)));
-    eprintln!("bench: recommendations while a retraining runs");
     // A failure here (the server killed for memory, say) is a finding, reported with the rest.
-    let retrain = match if args.no_retrain {
-        Err(anyhow::anyhow!("skipped (--no-retrain)"))
+    let retrain = if args.no_retrain {
+        json!({"not_measured": "skipped (--no-retrain)"})
     } else {
-        during_retraining(&agent, &base, args, &recommend)
-    } {
-        Ok((during, retrain)) => {
-            serving.push(summary("recommendations (retraining)", during));
-            retrain
+        let rate = (capacity * args.retrain_load).max(1.0);
+        eprintln!("bench: recommendations at {rate:.0} req/s, then the same while a retraining runs");
+        let before = paced_load(args.clients, args.seconds, rate, &recommend);
+        let before_p99 = percentile_of(&before.latencies, 0.99);
+        serving.push(summary(&format!("recommendations at {rate:.0} req/s"), before));
+        match during_retraining(&agent, &base, args, rate, &recommend) {
+            Ok((during, mut retrain)) => {
+                let during_p99 = percentile_of(&during.latencies, 0.99);
+                serving.push(summary(&format!("recommendations at {rate:.0} req/s (retraining)"), during));
+                retrain["load_requests_per_second"] = json!(rate);
+                retrain["p99_ratio"] = json!(during_p99 / before_p99.max(1e-9));
+                retrain
+            }
+            Err(e) => json!({"not_measured": format!("{e:#}")}),
         }
-        Err(e) => json!({"not_measured": format!("{e:#}")}),
     };
     let server_peak = server.peak_rss_bytes();
     server.stop();
@@ -259,12 +274,13 @@ fn embedded_items(vectors: &Path) -> anyhow::Result<usize> {
     Ok(souk_engine::search::vectors::VectorSpace::open("text", vectors, 0)?.len())
 }
 
-/// Recommendations under load while `POST /v1/train?wait=false` retrains in the same
-/// server: loads of two seconds one after another until the training job ends.
+/// Recommendations at `rate` per second while `POST /v1/train?wait=false` retrains in the
+/// same server: paced loads of two seconds one after another until the training job ends.
 fn during_retraining(
     agent: &ureq::Agent,
     base: &str,
     args: &ScaleArgs,
+    rate: f64,
     recommend: &(dyn Fn(usize, usize) -> String + Sync),
 ) -> anyhow::Result<(Load, Value)> {
     let job: Value = agent.post(&format!("{base}/v1/train?wait=false")).call()?.into_json()?;
@@ -272,7 +288,7 @@ fn during_retraining(
     let started = Instant::now();
     let mut all = Load { latencies: Vec::new(), errors: 0, seconds: 0.0 };
     let finished = loop {
-        let part = load(args.clients, 2.0, recommend);
+        let part = paced_load(args.clients, 2.0, rate, recommend);
         all.latencies.extend(part.latencies);
         all.errors += part.errors;
         all.seconds += part.seconds;
@@ -284,4 +300,11 @@ fn during_retraining(
         }
     };
     Ok((all, json!({"job": finished, "seconds": started.elapsed().as_secs_f64()})))
+}
+
+/// The `q` quantile of unsorted milliseconds (0 for none).
+fn percentile_of(latencies: &[f64], q: f64) -> f64 {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, q)
 }

@@ -49,6 +49,30 @@ impl Shop {
         if set.catalog_merged {
             return Ok(Some(set));
         }
+        let merged = Arc::new(self.catalog_joined(&set)?);
+        self.models.store(Some(merged.clone()));
+        Ok(Some(merged))
+    }
+
+    /// Serve a newly trained set, with the catalog joined before it serves: the first
+    /// request after a training then does not wait for the join (at a million items, the
+    /// whole catalog's ids). Under the lock catalog writes extend the serving set with, so
+    /// an item stored meanwhile is either in the join or extends the new set after it.
+    pub(super) fn swap_in(&self, set: ModelSet) {
+        let _writing = self.extending.lock();
+        let merged = match self.catalog_joined(&set) {
+            Ok(merged) => merged,
+            Err(e) => {
+                // Served unjoined; the first request joins it (`serving_models`).
+                tracing::warn!(error = %e, "joining catalog items without interactions to the new model set failed");
+                set
+            }
+        };
+        self.models.store(Some(Arc::new(merged)));
+    }
+
+    /// `set` with every catalog item it does not hold joined.
+    fn catalog_joined(&self, set: &ModelSet) -> Result<ModelSet> {
         let text = self.text_space();
         let ids: Vec<String> = self
             .content
@@ -57,10 +81,9 @@ impl Shop {
             .filter(|id| !set.item_index.contains_key(&**id))
             .map(|id| id.to_string())
             .collect();
-        let merged = Arc::new(self.extended(&set, &ids, true)?);
+        let merged = self.extended(set, &ids, true)?;
         tracing::info!(items = ids.len(), "catalog items without interactions joined the model set");
-        self.models.store(Some(merged.clone()));
-        Ok(Some(merged))
+        Ok(merged)
     }
 
     /// `set` with `ids` joined, each with its content vector.

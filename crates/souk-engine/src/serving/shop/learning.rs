@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Shop;
 use crate::error::{Error, Result};
 use crate::rank::ranker::RankerReport;
+use crate::serving::background;
 use crate::serving::jobs::{Job, JobHandle, JobKind};
 use crate::serving::page_log::now_ms;
 use crate::serving::training::{self, Trained, Training};
@@ -38,16 +39,25 @@ impl Shop {
         self.run_training(job)
     }
 
-    /// Queue a training and run it on a thread of its own; returns the job to follow
-    /// (`jobs()`). Refused like [`Shop::train`] while one is queued or running.
+    /// [`Shop::train`] beside serving: the training's threads run at a lower CPU priority
+    /// (`serving::background`), so requests keep their latency while it runs.
+    pub fn train_beside_serving(&self) -> Result<TrainReport> {
+        let job = self.queue_training()?;
+        background::beside_serving("souk-train", || self.run_training(job))?
+    }
+
+    /// Queue a training and run it beside serving on threads of its own (see
+    /// [`Shop::train_beside_serving`]); returns the job to follow (`jobs()`). Refused like
+    /// [`Shop::train`] while one is queued or running.
     pub fn train_in_background(self: &Arc<Self>) -> Result<Job> {
         let job = self.queue_training()?;
         let id = job.id().to_string();
         let shop = self.clone();
         std::thread::Builder::new()
-            .name("souk-train".into())
+            .name("souk-train-job".into())
             .spawn(move || {
-                if let Err(e) = shop.run_training(job) {
+                let outcome = background::beside_serving("souk-train", || shop.run_training(job));
+                if let Err(e) = outcome.and_then(|trained| trained) {
                     tracing::warn!(error = %e, "background training failed");
                 }
             })
@@ -97,8 +107,9 @@ impl Shop {
         let erasure = self.artifacts.as_ref().and_then(|a| a.erasure_token());
         let serving = self.models();
         let settings = &self.settings;
-        // Content vectors afresh (frequencies over today's catalog, the embedder's layout).
-        self.content.reset();
+        // Content vectors afresh (frequencies over today's catalog, the embedder's layout),
+        // built beside the serving ones.
+        self.content.rebuild(self.store(), self.text_space().as_deref())?;
         let content = |ids: &[String]| self.content_rows(ids);
         let training = Training {
             content: Some(&content),
@@ -117,7 +128,7 @@ impl Shop {
         if let Some(search) = self.search.current() {
             search.set_popularity(popularity_of(&set));
         }
-        self.models.store(Some(Arc::new(set)));
+        self.swap_in(set);
         tracing::info!(generation = report.generation.as_deref().unwrap_or("in-memory"), "model set swapped");
         if let (Some(artifacts), Some(_)) = (&self.artifacts, &report.generation) {
             artifacts.finish_erasure(erasure).map_err(|e| crate::store::refused_write(e, "the erasure"))?;
@@ -161,7 +172,7 @@ impl Shop {
     /// Whether events arrived since the serving set was trained (or there is none yet and
     /// there are events).
     pub fn has_untrained_events(&self) -> Result<bool> {
-        let events = self.store().stats()?.events;
+        let events = self.store().event_count()?;
         let trained_on = self.models().map(|m| m.manifest.events);
         Ok(events > 0 && trained_on != Some(events))
     }

@@ -291,13 +291,22 @@ impl Storage for PgStore {
         })
     }
 
+    fn event_count(&self) -> Result<u64> {
+        Ok(self.index.read().live_events)
+    }
+
     fn user_interactions(&self, user: &UserId, limit: usize) -> Result<Vec<UserInteraction>> {
         Ok(self.index.read().user_interactions(user.as_str(), limit))
     }
 
     fn items_meta(&self, items: &[&str]) -> Result<Vec<Option<ItemMeta>>> {
-        let index = self.index.read();
-        Ok(items.iter().map(|item| index.item_meta(item).cloned()).collect())
+        // In pieces, as the embedded store does.
+        let mut meta = Vec::with_capacity(items.len());
+        for piece in items.chunks(super::index::SCAN_PIECE) {
+            let index = self.index.read();
+            meta.extend(piece.iter().map(|item| index.item_meta(item).cloned()));
+        }
+        Ok(meta)
     }
 
     fn items_match(&self, items: &[&str], test: &dyn Fn(Option<&ItemMeta>) -> bool) -> Result<Vec<bool>> {
@@ -329,8 +338,11 @@ impl Storage for PgStore {
     }
 
     fn scan_item_meta(&self, visit: &mut dyn FnMut(&str, &ItemMeta)) -> Result<()> {
-        self.index.read().visit_item_meta(visit);
-        Ok(())
+        let items = self.index.read().item_count();
+        in_pieces(items, |range| {
+            self.index.read().visit_item_meta_in(range, visit);
+            Ok(())
+        })
     }
 
     fn put_experiment(&self, id: &str, doc: &str) -> Result<()> {

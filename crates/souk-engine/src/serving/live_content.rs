@@ -1,0 +1,385 @@
+//! [`LiveContent`]: every catalog item's content vector in memory (`serving::content`
+//! says what a vector is made of), built from the store on first use, followed through
+//! catalog writes, and rebuilt beside the serving copy.
+//!
+//! A rebuild (at a training: frequencies over today's catalog, the embedder's layout) reads
+//! the store and builds a whole new state without holding the serving one's lock; catalog
+//! changes that arrive meanwhile go to the serving state and to a journal, replayed on the
+//! new state at the swap. Requests never wait for a rebuild — at a million items it takes
+//! most of a minute, and a reset-then-rebuild-on-next-use had stalled every request that
+//! long.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::content::{
+    catalog_features, content_vector, layout_of, ContentLayout, FeatureFrequencies, CONTENT_INDEX_EFFORT,
+    CONTENT_PROBE_ITEMS,
+};
+use crate::error::Result;
+use crate::model::Item;
+use crate::recommend::content::ContentRows;
+use crate::recommend::ivf::{exact_search, LiveIndex};
+use crate::search::vectors::VectorSpace;
+use crate::store::Storage;
+
+/// What one item's content vector is made of: its id, catalog features and own vectors.
+type ContentParts = (String, Vec<(u64, f32)>, BTreeMap<String, Vec<f32>>);
+
+/// Every stored item, one by one, to a visitor (`Storage::scan_items`).
+type ScanItems<'a> = dyn FnMut(&mut dyn FnMut(Item) -> Result<()>) -> Result<()> + 'a;
+
+/// A catalog change a rebuild in progress replays on its new state.
+enum Change {
+    Upsert(ContentParts),
+    Forget(String),
+}
+
+/// Every catalog item's content vector, live; see the module docs.
+#[derive(Default)]
+pub struct LiveContent {
+    state: RwLock<Option<State>>,
+    /// Held by the one build running (first use or rebuild).
+    building: Mutex<()>,
+    /// While a build runs: the catalog changes since it started. Pushed to under the
+    /// `state` write lock, and taken under it at the swap, so no change falls between.
+    journal: Mutex<Option<Vec<Change>>>,
+}
+
+impl std::fmt::Debug for LiveContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveContent").field("items", &self.state.read().as_ref().map(|s| s.ids.len())).finish()
+    }
+}
+
+struct State {
+    layout: ContentLayout,
+    frequencies: FeatureFrequencies,
+    ids: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+    alive: Vec<bool>,
+    rows: Vec<f32>,
+    /// Over `rows`, for catalogs too large to scan per request.
+    nearest: Option<LiveIndex>,
+}
+
+impl State {
+    /// A state over every item `scan` visits.
+    fn build(scan: &mut ScanItems<'_>, text: Option<&VectorSpace>) -> Result<State> {
+        let started = std::time::Instant::now();
+        // What the vectors are made of, item by item: the items themselves (titles,
+        // descriptions) are not kept — at a million they took over a gigabyte.
+        let mut parts: Vec<ContentParts> = Vec::new();
+        scan(&mut |item| {
+            let features = catalog_features(&item);
+            parts.push((item.id.as_str().to_string(), features, item.vectors));
+            Ok(())
+        })?;
+        let mut state = State {
+            frequencies: FeatureFrequencies::of(parts.iter().map(|(_, features, _)| features.as_slice())),
+            layout: layout_of(parts.iter().map(|(_, _, own)| own), text),
+            ids: Vec::with_capacity(parts.len()),
+            index: HashMap::with_capacity(parts.len()),
+            alive: Vec::with_capacity(parts.len()),
+            rows: Vec::new(),
+            nearest: None,
+        };
+        state.rows.reserve_exact(parts.len() * state.layout.dim());
+        for (id, features, own) in &parts {
+            state.upsert_parts(id, features, own, text);
+        }
+        let items = parts.len();
+        drop(parts);
+        state.index();
+        tracing::info!(
+            items,
+            dim = state.layout.dim(),
+            seconds = started.elapsed().as_secs_f64(),
+            "built the item content vectors"
+        );
+        Ok(state)
+    }
+
+    /// Take in a catalog change.
+    fn apply(&mut self, change: &Change, text: Option<&VectorSpace>) {
+        match change {
+            Change::Upsert((id, features, own)) => self.upsert_parts(id, features, own, text),
+            Change::Forget(id) => {
+                if let Some(&i) = self.index.get(id.as_str()) {
+                    self.alive[i as usize] = false;
+                }
+            }
+        }
+    }
+
+    /// Store (or replace) one item's content vector.
+    fn upsert_parts(
+        &mut self,
+        id: &str,
+        features: &[(u64, f32)],
+        own: &BTreeMap<String, Vec<f32>>,
+        text: Option<&VectorSpace>,
+    ) {
+        let dim = self.layout.dim();
+        let vector = text.filter(|t| t.dim() == self.layout.text_dim).and_then(|t| t.vector_of(id));
+        let i = match self.index.get(id) {
+            Some(&i) => i as usize,
+            None => {
+                let id: Arc<str> = Arc::from(id);
+                self.index.insert(id.clone(), self.ids.len() as u32);
+                self.ids.push(id);
+                self.alive.push(true);
+                self.rows.resize(self.rows.len() + dim, 0.0);
+                self.ids.len() - 1
+            }
+        };
+        self.alive[i] = true;
+        let row = &mut self.rows[i * dim..(i + 1) * dim];
+        content_vector(&self.layout, &self.frequencies, features, vector.as_deref(), own, row);
+        if let Some(index) = &mut self.nearest {
+            index.changed(i);
+        }
+    }
+
+    /// (Re)build the nearest-neighbour index over the rows.
+    fn index(&mut self) {
+        let started = std::time::Instant::now();
+        self.nearest = LiveIndex::build(&self.rows, self.layout.dim(), 11, CONTENT_INDEX_EFFORT);
+        if self.nearest.is_some() {
+            tracing::info!(
+                items = self.ids.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "indexed the item content vectors"
+            );
+        }
+    }
+}
+
+impl LiveContent {
+    fn ensure_built(&self, store: &dyn Storage, text: Option<&VectorSpace>) -> Result<()> {
+        if self.state.read().is_some() {
+            return Ok(());
+        }
+        let _building = self.building.lock();
+        if self.state.read().is_some() {
+            return Ok(());
+        }
+        self.build_and_swap(&mut |visit| store.scan_items(visit), text)
+    }
+
+    /// Build a new state from the store beside the serving one (which keeps answering and
+    /// following catalog writes meanwhile), then swap it in: a new layout (e.g. once an
+    /// embedder is attached), new frequencies at a training.
+    pub fn rebuild(&self, store: &dyn Storage, text: Option<&VectorSpace>) -> Result<()> {
+        let _building = self.building.lock();
+        self.build_and_swap(&mut |visit| store.scan_items(visit), text)
+    }
+
+    /// With `building` held: journal, build, replay, swap.
+    fn build_and_swap(&self, scan: &mut ScanItems<'_>, text: Option<&VectorSpace>) -> Result<()> {
+        *self.journal.lock() = Some(Vec::new());
+        let built = State::build(scan, text);
+        let mut guard = self.state.write();
+        let changes = self.journal.lock().take().unwrap_or_default();
+        let mut state = built?;
+        for change in &changes {
+            state.apply(change, text);
+        }
+        if state.nearest.as_ref().is_some_and(|index| index.worn(state.ids.len())) {
+            state.index();
+        }
+        let old = guard.replace(state);
+        drop(guard);
+        // Freed outside the lock (a million ids and rows).
+        drop(old);
+        Ok(())
+    }
+
+    /// Take in a change: into the serving state, and the journal of a build in progress.
+    fn record(&self, changes: Vec<Change>, text: Option<&VectorSpace>) {
+        let mut guard = self.state.write();
+        if let Some(state) = guard.as_mut() {
+            for change in &changes {
+                state.apply(change, text);
+            }
+            if state.nearest.as_ref().is_some_and(|index| index.worn(state.ids.len())) {
+                state.index();
+            }
+        }
+        if let Some(journal) = self.journal.lock().as_mut() {
+            journal.extend(changes);
+        }
+    }
+
+    /// Follow stored items (new or changed).
+    pub fn observe(&self, items: &[Item], text: Option<&VectorSpace>) {
+        let changes = items
+            .iter()
+            .map(|item| Change::Upsert((item.id.as_str().to_string(), catalog_features(item), item.vectors.clone())))
+            .collect();
+        self.record(changes, text);
+    }
+
+    /// Follow a deleted item.
+    pub fn forget(&self, id: &str) {
+        self.record(vec![Change::Forget(id.to_string())], None);
+    }
+
+    /// The content vector of a catalog item.
+    pub fn vector_of(&self, store: &dyn Storage, text: Option<&VectorSpace>, id: &str) -> Result<Option<Vec<f32>>> {
+        self.ensure_built(store, text)?;
+        let guard = self.state.read();
+        let Some(state) = guard.as_ref() else { return Ok(None) };
+        let dim = state.layout.dim();
+        Ok(state
+            .index
+            .get(id)
+            .filter(|&&i| state.alive[i as usize])
+            .map(|&i| state.rows[i as usize * dim..(i as usize + 1) * dim].to_vec())
+            .filter(|v| v.iter().any(|x| *x != 0.0)))
+    }
+
+    /// Content rows aligned with `ids` (zero rows for items without content).
+    pub fn rows_for(&self, store: &dyn Storage, text: Option<&VectorSpace>, ids: &[String]) -> Result<ContentRows> {
+        self.ensure_built(store, text)?;
+        let guard = self.state.read();
+        let Some(state) = guard.as_ref() else { return Ok(ContentRows::default()) };
+        let dim = state.layout.dim();
+        let mut rows = ContentRows::new(dim, ids.len());
+        for (k, id) in ids.iter().enumerate() {
+            if let Some(&i) = state.index.get(id.as_str()).filter(|&&i| state.alive[i as usize]) {
+                rows.row_mut(k).copy_from_slice(&state.rows[i as usize * dim..(i as usize + 1) * dim]);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Every live catalog item's id.
+    pub fn ids(&self, store: &dyn Storage, text: Option<&VectorSpace>) -> Result<Vec<Arc<str>>> {
+        self.ensure_built(store, text)?;
+        let guard = self.state.read();
+        let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
+        Ok(state.ids.iter().zip(&state.alive).filter(|(_, a)| **a).map(|(id, _)| id.clone()).collect())
+    }
+
+    /// The `k` live items nearest to `query` (a content vector), best first, among those
+    /// `accept` lets through; only positive similarities.
+    pub fn nearest(
+        &self,
+        store: &dyn Storage,
+        text: Option<&VectorSpace>,
+        query: &[f32],
+        k: usize,
+        accept: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<(Arc<str>, f32)>> {
+        self.ensure_built(store, text)?;
+        let guard = self.state.read();
+        let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
+        let dim = state.layout.dim();
+        if query.len() != dim {
+            return Ok(Vec::new());
+        }
+        // The search itself checks only liveness; `accept` (a lookup by id) then runs on
+        // the best few, with a margin for the rejected, widened if it was not enough.
+        let mut skip = |i: u32| !state.alive[i as usize];
+        let mut margin = 32 + k / 4;
+        let best = loop {
+            let fetch = k + margin;
+            let found = match &state.nearest {
+                Some(index) => {
+                    index.search(&state.rows, dim, query, fetch, CONTENT_PROBE_ITEMS.max(4 * fetch), &mut skip)
+                }
+                None => exact_search(&state.rows, dim, query, fetch, &mut skip),
+            };
+            // Fewer than asked, or down to unrelated items: widening finds nothing better.
+            let exhausted = found.len() < fetch || found.last().is_some_and(|(_, s)| *s <= 0.0);
+            let accepted: Vec<(u32, f32)> =
+                found.into_iter().filter(|(i, s)| *s > 0.0 && accept(&state.ids[*i as usize])).take(k).collect();
+            if accepted.len() >= k || exhausted || margin >= state.ids.len() {
+                break accepted;
+            }
+            margin *= 8;
+        };
+        Ok(best.into_iter().map(|(i, s)| (state.ids[i as usize].clone(), s)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str) -> Item {
+        crate::input::parse_item(&serde_json::json!({"id": id, "title": title, "brand": "acme"})).unwrap()
+    }
+
+    fn live_ids(live: &LiveContent) -> Vec<String> {
+        let guard = live.state.read();
+        let state = guard.as_ref().expect("built");
+        let mut ids: Vec<String> =
+            state.ids.iter().zip(&state.alive).filter(|(_, a)| **a).map(|(id, _)| id.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    fn scan_of(items: Vec<Item>) -> impl FnMut(&mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        move |visit| items.iter().cloned().try_for_each(&mut *visit)
+    }
+
+    #[test]
+    fn a_rebuild_serves_the_old_state_meanwhile_and_replays_the_changes_it_did_not_read() {
+        let live = LiveContent::default();
+        let _one = live.building.lock();
+        live.build_and_swap(&mut scan_of(vec![item("a", "red shoe"), item("b", "blue shoe")]), None).unwrap();
+        assert_eq!(live_ids(&live), ["a", "b"]);
+        let before = live.state.read().as_ref().unwrap().rows.clone();
+
+        // The store as the rebuild reads it: a and b. While it reads, c is stored and b
+        // deleted (each followed at once by the serving state), and a is changed.
+        let mut visited = 0;
+        let mut scan = |visit: &mut dyn FnMut(Item) -> Result<()>| {
+            for stored in [item("a", "red shoe"), item("b", "blue shoe")] {
+                visit(stored)?;
+                visited += 1;
+                if visited == 1 {
+                    // Requests are answered from the serving state, without waiting.
+                    let serving = live.state.try_read().expect("the serving state is not locked by the rebuild");
+                    assert_eq!(serving.as_ref().unwrap().ids.len(), 2);
+                    drop(serving);
+                    live.observe(&[item("c", "green boot")], None);
+                    live.forget("b");
+                    live.observe(&[item("a", "red sandal")], None);
+                    assert_eq!(live_ids(&live), ["a", "c"], "the serving state follows writes during the rebuild");
+                }
+            }
+            Ok(())
+        };
+        live.build_and_swap(&mut scan, None).unwrap();
+        assert_eq!(live_ids(&live), ["a", "c"], "the changes made while the store was read are in the new state");
+        assert!(live.journal.lock().is_none(), "no journal outlives its rebuild");
+        let guard = live.state.read();
+        let state = guard.as_ref().unwrap();
+        let dim = state.layout.dim();
+        let a = state.index["a"] as usize;
+        assert_ne!(&state.rows[a * dim..(a + 1) * dim], &before[..dim], "a's changed title is in its vector");
+    }
+
+    #[test]
+    fn changes_before_any_build_wait_for_it_and_a_failed_rebuild_keeps_serving() {
+        let live = LiveContent::default();
+        live.observe(&[item("x", "lamp")], None);
+        assert!(live.state.read().is_none(), "nothing to follow before the first build");
+        assert!(live.journal.lock().is_none());
+        let _one = live.building.lock();
+        live.build_and_swap(&mut scan_of(vec![item("x", "lamp"), item("y", "desk")]), None).unwrap();
+        assert_eq!(live_ids(&live), ["x", "y"]);
+
+        let mut failing = |_: &mut dyn FnMut(Item) -> Result<()>| -> Result<()> {
+            Err(crate::error::Error::Internal("the store could not be read".into()))
+        };
+        assert!(live.build_and_swap(&mut failing, None).is_err());
+        assert_eq!(live_ids(&live), ["x", "y"], "the serving state stays");
+        assert!(live.journal.lock().is_none());
+    }
+}
