@@ -10,7 +10,7 @@
 //! - the shop's own vectors of the item (`vectors`, e.g. image embeddings), one block per
 //!   name seen when the content was built.
 //!
-//! [`LiveContent`] (`serving::live_content`) keeps every catalog item's vector in memory,
+//! `serving::live_content::LiveContent` keeps every catalog item's vector in memory,
 //! built from the store on first use and updated by catalog writes (and again when an item's
 //! text vector arrives from the background embedding), so a new item has content the moment
 //! it is stored. Similarity
@@ -21,12 +21,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::recall::{Recall, RecallSource};
-use super::SourceKind;
-use crate::error::Result;
 use crate::model::Item;
 use crate::recommend::content::ContentRows;
-pub use super::live_content::LiveContent;
 use crate::recommend::ivf::BuildEffort;
 use crate::recommend::kernels::dot;
 use crate::search::analyze::normalize;
@@ -227,7 +223,7 @@ fn unit_in_place(v: &mut [f32]) {
 
 /// Content rows of `ids` (aligned with them; zero rows for ids without an item in `items`),
 /// with frequencies and layout taken from `items` themselves: the offline form of
-/// [`LiveContent`] (`souk eval` builds its content models from it).
+/// `LiveContent` (`souk eval` builds its content models from it).
 pub fn content_rows_of(items: &[Item], ids: &[String], text: Option<&VectorSpace>) -> ContentRows {
     let features: Vec<Vec<(u64, f32)>> = items.iter().map(catalog_features).collect();
     let frequencies = FeatureFrequencies::of(features.iter().map(Vec::as_slice));
@@ -255,46 +251,6 @@ pub(super) fn layout_of<'a>(
         }
     }
     ContentLayout { text_dim: text.map_or(0, |t| t.dim()), own: own.into_iter().collect() }
-}
-
-/// How many of the most recent history items the content source starts from.
-const CONTENT_RECENT_ITEMS: usize = 10;
-
-/// The `content` recall source: catalog items whose content is nearest to the shopper's
-/// recent items (each weighted by recency, 1 / (1 + position)), items the models have not
-/// learned yet included.
-pub struct ContentSource<'a> {
-    pub live: &'a LiveContent,
-    pub text: Option<&'a VectorSpace>,
-}
-
-impl RecallSource for ContentSource<'_> {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Content
-    }
-
-    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
-        let set = recall.set;
-        let mut profile: Vec<f32> = Vec::new();
-        for (position, &j) in recall.history.recent.iter().take(CONTENT_RECENT_ITEMS).enumerate() {
-            let Some(vector) = self.live.vector_of(recall.store, self.text, set.item_id(j))? else { continue };
-            profile.resize(vector.len(), 0.0);
-            let weight = 1.0 / (1.0 + position as f32);
-            for (p, x) in profile.iter_mut().zip(vector) {
-                *p += weight * x;
-            }
-        }
-        if profile.is_empty() {
-            return Ok(Vec::new());
-        }
-        let history: std::collections::HashSet<u32> = recall.history.recent.iter().copied().collect();
-        recall.fetched_then_accepted(&|wanted| {
-            let mut accept =
-                |id: &str| set.item_index.get(id).is_some_and(|&i| !history.contains(&i) && !(recall.rejected)(i));
-            let nearest = self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)?;
-            Ok(nearest.into_iter().filter_map(|(id, s)| Some((*set.item_index.get(&*id)?, s))).collect())
-        })
-    }
 }
 
 #[cfg(test)]

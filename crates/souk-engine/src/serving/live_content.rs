@@ -1,6 +1,7 @@
-//! [`LiveContent`]: every catalog item's content vector in memory (`serving::content`
-//! says what a vector is made of), built from the store on first use, followed through
-//! catalog writes, and rebuilt beside the serving copy.
+//! [`LiveContent`]: every catalog item's content vector in memory (`serving::content` says
+//! what a vector is made of), built from the store on first use, followed through catalog
+//! writes, and rebuilt beside the serving copy; and the `content` recall source over them
+//! ([`ContentSource`]).
 //!
 //! A rebuild (at a training: frequencies over today's catalog, the embedder's layout) reads
 //! the store and builds a whole new state without holding the serving one's lock; catalog
@@ -18,6 +19,8 @@ use super::content::{
     catalog_features, content_vector, layout_of, ContentLayout, FeatureFrequencies, CONTENT_INDEX_EFFORT,
     CONTENT_PROBE_ITEMS,
 };
+use super::recall::{Recall, RecallSource};
+use super::SourceKind;
 use crate::error::Result;
 use crate::model::Item;
 use crate::recommend::content::ContentRows;
@@ -303,6 +306,46 @@ impl LiveContent {
             margin *= 8;
         };
         Ok(best.into_iter().map(|(i, s)| (state.ids[i as usize].clone(), s)).collect())
+    }
+}
+
+/// How many of the most recent history items the content source starts from.
+const CONTENT_RECENT_ITEMS: usize = 10;
+
+/// The `content` recall source: catalog items whose content is nearest to the shopper's
+/// recent items (each weighted by recency, 1 / (1 + position)), items the models have not
+/// learned yet included.
+pub struct ContentSource<'a> {
+    pub live: &'a LiveContent,
+    pub text: Option<&'a VectorSpace>,
+}
+
+impl RecallSource for ContentSource<'_> {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Content
+    }
+
+    fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
+        let set = recall.set;
+        let mut profile: Vec<f32> = Vec::new();
+        for (position, &j) in recall.history.recent.iter().take(CONTENT_RECENT_ITEMS).enumerate() {
+            let Some(vector) = self.live.vector_of(recall.store, self.text, set.item_id(j))? else { continue };
+            profile.resize(vector.len(), 0.0);
+            let weight = 1.0 / (1.0 + position as f32);
+            for (p, x) in profile.iter_mut().zip(vector) {
+                *p += weight * x;
+            }
+        }
+        if profile.is_empty() {
+            return Ok(Vec::new());
+        }
+        let history: std::collections::HashSet<u32> = recall.history.recent.iter().copied().collect();
+        recall.fetched_then_accepted(&|wanted| {
+            let mut accept =
+                |id: &str| set.item_index.get(id).is_some_and(|&i| !history.contains(&i) && !(recall.rejected)(i));
+            let nearest = self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)?;
+            Ok(nearest.into_iter().filter_map(|(id, s)| Some((*set.item_index.get(&*id)?, s))).collect())
+        })
     }
 }
 

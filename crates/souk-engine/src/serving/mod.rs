@@ -35,7 +35,7 @@ pub mod friends;
 mod history;
 pub mod interleave;
 pub mod jobs;
-mod live_content;
+pub mod live_content;
 pub mod live_sessions;
 mod model_set;
 pub mod new_shoppers;

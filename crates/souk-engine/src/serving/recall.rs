@@ -330,8 +330,8 @@ mod tests {
         let recall =
             Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
         let folds = fold_ins(&set, &history);
-        let live = crate::serving::content::LiveContent::default();
-        let content = Box::new(crate::serving::content::ContentSource { live: &live, text: None });
+        let live = crate::serving::live_content::LiveContent::default();
+        let content = Box::new(crate::serving::live_content::ContentSource { live: &live, text: None });
         let sources =
             recall_sources(&set, &history, &folds, 0, LiveSources { content: Some(content), ..LiveSources::default() });
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();

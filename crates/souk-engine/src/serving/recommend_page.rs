@@ -81,7 +81,7 @@ pub fn recommend(
         Box::new(live_sessions::SessionKnnSource { live, user: &request.user, now_ms: request.now_ms })
     });
     let content = request.content.as_ref().map(|(live, text)| -> Box<dyn recall::RecallSource + '_> {
-        Box::new(content::ContentSource { live, text: text.as_deref() })
+        Box::new(live_content::ContentSource { live, text: text.as_deref() })
     });
     let (sources, weights) = match request.surface {
         RecommendSurface::ForYou => {

@@ -119,7 +119,7 @@ pub struct RecommendRequest {
     /// you" pages).
     pub exploration: Option<(Arc<super::exploration::Exploration>, Vec<usize>)>,
     /// Item content vectors (the `content` source) and the text vectors they read.
-    pub content: Option<(Arc<super::content::LiveContent>, Option<Arc<crate::search::vectors::VectorSpace>>)>,
+    pub content: Option<(Arc<super::live_content::LiveContent>, Option<Arc<crate::search::vectors::VectorSpace>>)>,
     /// The item on the shopper's screen: the newest item of their history for this page
     /// (a view, not stored), and not recommended back.
     pub context_item: Option<crate::ids::ItemId>,

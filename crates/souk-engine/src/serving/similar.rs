@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::content::LiveContent;
+use super::live_content::LiveContent;
 use crate::error::Result;
 use crate::fusion;
 use crate::search::vectors::VectorSpace;

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
-use super::content::LiveContent;
 use super::exploration::Exploration;
+use super::live_content::LiveContent;
 use super::page_log::{PageLogStats, PageWriter, Surface};
 use super::pipeline::PipelineConfig;
 use super::{LiveSessions, ModelSet, RecommendConfig};
