@@ -470,22 +470,39 @@ impl Catalog {
         visit: &mut dyn FnMut(T) -> Result<()>,
     ) -> Result<()> {
         let sql = format!("SELECT seq, id, doc FROM {table} WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-        let mut after = i64::MIN;
-        loop {
-            let page: Vec<(i64, String, String)> = {
-                let connection = self.connection.lock();
-                let mut statement = connection.prepare_cached(&sql)?;
-                let rows = statement.query_map(rusqlite::params![after, SCAN_PAGE as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let Some(last) = page.last().map(|(seq, _, _)| *seq) else { return Ok(()) };
-            let full = page.len() == SCAN_PAGE;
-            for (_, id, doc) in page {
+        self.scan_pages(
+            &sql,
+            |row| Ok((row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+            |(id, doc)| {
                 let value: T =
                     serde_json::from_str(&doc).map_err(|e| corrupt(&self.path, format!("{kind} {id}: {e}")))?;
-                visit(value)?;
+                visit(value)
+            },
+        )
+    }
+
+    /// The rows of `sql` (`… WHERE key > ?1 ORDER BY key LIMIT ?2`, an integer key in the
+    /// first column), [`SCAN_PAGE`] at a time: the connection is held while a page is
+    /// read, never while `visit` runs.
+    fn scan_pages<R>(
+        &self,
+        sql: &str,
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        mut visit: impl FnMut(R) -> Result<()>,
+    ) -> Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let page: Vec<(i64, R)> = {
+                let connection = self.connection.lock();
+                let mut statement = connection.prepare_cached(sql)?;
+                let rows = statement
+                    .query_map(rusqlite::params![after, SCAN_PAGE as i64], |row| Ok((row.get(0)?, read(row)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some(last) = page.last().map(|(key, _)| *key) else { return Ok(()) };
+            let full = page.len() == SCAN_PAGE;
+            for (_, row) in page {
+                visit(row)?;
             }
             if !full {
                 return Ok(());
@@ -538,28 +555,14 @@ impl Catalog {
     /// Visit every edge in insertion order, in pages like [`Catalog::scan_items`]: the
     /// connection is free while `visit` runs.
     pub fn scan_follows(&self, visit: &mut dyn FnMut(&str, &str)) -> Result<()> {
-        let mut after = i64::MIN;
-        loop {
-            let page: Vec<(i64, String, String)> = {
-                let connection = self.connection.lock();
-                let mut statement = connection.prepare_cached(
-                    "SELECT rowid, user, other FROM follows WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-                )?;
-                let rows = statement.query_map(rusqlite::params![after, SCAN_PAGE as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let Some(last) = page.last().map(|(rowid, _, _)| *rowid) else { return Ok(()) };
-            let full = page.len() == SCAN_PAGE;
-            for (_, user, other) in &page {
-                visit(user, other);
-            }
-            if !full {
-                return Ok(());
-            }
-            after = last;
-        }
+        self.scan_pages(
+            "SELECT rowid, user, other FROM follows WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            |row| Ok((row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+            |(user, other)| {
+                visit(&user, &other);
+                Ok(())
+            },
+        )
     }
 
     pub fn count(&self, table: CatalogTable) -> Result<u64> {

@@ -34,11 +34,7 @@ impl<T> TimedLock<T> {
 
     #[track_caller]
     pub fn read(&self) -> TimedRead<'_, T> {
-        let at = Location::caller();
-        let asked = Instant::now();
-        let guard = self.inner.read();
-        self.check("waited for", "read", at, asked.elapsed());
-        TimedRead { guard, lock: self, at, since: Instant::now() }
+        self.reading(Location::caller(), RwLock::read)
     }
 
     /// A short read on the request path: it does not queue behind a writer that waits for
@@ -48,9 +44,17 @@ impl<T> TimedLock<T> {
     /// writer out, which the brief holds (microseconds) and the gaps between them do not.
     #[track_caller]
     pub fn read_brief(&self) -> TimedRead<'_, T> {
-        let at = Location::caller();
+        self.reading(Location::caller(), RwLock::read_recursive)
+    }
+
+    /// A read taken by `take`, its wait and hold reported.
+    fn reading<'a>(
+        &'a self,
+        at: &'static Location<'static>,
+        take: impl FnOnce(&'a RwLock<T>) -> RwLockReadGuard<'a, T>,
+    ) -> TimedRead<'a, T> {
         let asked = Instant::now();
-        let guard = self.inner.read_recursive();
+        let guard = take(&self.inner);
         self.check("waited for", "read", at, asked.elapsed());
         TimedRead { guard, lock: self, at, since: Instant::now() }
     }

@@ -82,40 +82,63 @@ pub struct Load {
     pub seconds: f64,
 }
 
-/// `clients` threads, each with its own connection, send GET requests one after another for
-/// `seconds`: client `c`'s `k`-th request goes to `url(c, k)`.
-pub fn load(clients: usize, seconds: f64, url: &(dyn Fn(usize, usize) -> String + Sync)) -> Load {
+/// What one client thread recorded.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<f64>,
+    errors: u64,
+}
+
+impl Tally {
+    /// GET `url` and read the answer; its latency counts from `since`.
+    fn get(&mut self, agent: &ureq::Agent, url: &str, since: Instant) {
+        match agent.get(url).call() {
+            Ok(response) => {
+                let _ = response.into_string();
+                self.latencies.push(since.elapsed().as_secs_f64() * 1e3);
+            }
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
+/// Run `client(c, agent, tally)` on `clients` threads, each with its own connection, and
+/// gather what they recorded.
+fn run_clients(clients: usize, client: impl Fn(usize, &ureq::Agent, &mut Tally) + Sync) -> Load {
     let started = Instant::now();
-    let stop = started + Duration::from_secs_f64(seconds);
-    let per_client: Vec<(Vec<f64>, u64)> = std::thread::scope(|scope| {
+    let client = &client;
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 scope.spawn(move || {
                     let agent = ureq::AgentBuilder::new().build();
-                    let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                    let mut k = 0usize;
-                    while Instant::now() < stop {
-                        let url = url(c, k);
-                        let t = Instant::now();
-                        match agent.get(&url).call() {
-                            Ok(response) => {
-                                let _ = response.into_string();
-                                latencies.push(t.elapsed().as_secs_f64() * 1e3);
-                            }
-                            Err(_) => errors += 1,
-                        }
-                        k += 1;
-                    }
-                    (latencies, errors)
+                    let mut tally = Tally::default();
+                    client(c, &agent, &mut tally);
+                    tally
                 })
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let seconds = started.elapsed().as_secs_f64();
-    let latencies = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
-    let errors = per_client.iter().map(|(_, e)| e).sum();
-    Load { latencies, errors, seconds }
+    Load {
+        latencies: tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect(),
+        errors: tallies.iter().map(|t| t.errors).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// `clients` threads, each with its own connection, send GET requests one after another for
+/// `seconds`: client `c`'s `k`-th request goes to `url(c, k)`.
+pub fn load(clients: usize, seconds: f64, url: &(dyn Fn(usize, usize) -> String + Sync)) -> Load {
+    let stop = Instant::now() + Duration::from_secs_f64(seconds);
+    run_clients(clients, |c, agent, tally| {
+        let mut k = 0usize;
+        while Instant::now() < stop {
+            let url = url(c, k);
+            tally.get(agent, &url, Instant::now());
+            k += 1;
+        }
+    })
 }
 
 /// An open-loop load: `rate` requests per second in all, spread evenly over `clients`
@@ -126,44 +149,25 @@ pub fn load(clients: usize, seconds: f64, url: &(dyn Fn(usize, usize) -> String 
 /// saturates the CPUs measures throughput instead, which background work must lower.
 pub fn paced_load(clients: usize, seconds: f64, rate: f64, url: &(dyn Fn(usize, usize) -> String + Sync)) -> Load {
     let clients = clients.max(1);
+    let rate = rate.max(1e-3);
     let started = Instant::now();
     let stop = started + Duration::from_secs_f64(seconds);
     // Client c sends at offsets (k · clients + c) / rate.
-    let interval = clients as f64 / rate.max(1e-3);
-    let per_client: Vec<(Vec<f64>, u64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                scope.spawn(move || {
-                    let agent = ureq::AgentBuilder::new().build();
-                    let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                    let mut k = 0usize;
-                    loop {
-                        let due = started + Duration::from_secs_f64(k as f64 * interval + c as f64 / rate.max(1e-3));
-                        if due >= stop {
-                            break;
-                        }
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        match agent.get(&url(c, k)).call() {
-                            Ok(response) => {
-                                let _ = response.into_string();
-                                latencies.push(due.elapsed().as_secs_f64() * 1e3);
-                            }
-                            Err(_) => errors += 1,
-                        }
-                        k += 1;
-                    }
-                    (latencies, errors)
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let seconds = started.elapsed().as_secs_f64();
-    let latencies = per_client.iter().flat_map(|(l, _)| l.iter().copied()).collect();
-    let errors = per_client.iter().map(|(_, e)| e).sum();
-    Load { latencies, errors, seconds }
+    let interval = clients as f64 / rate;
+    run_clients(clients, |c, agent, tally| {
+        let mut k = 0usize;
+        loop {
+            let due = started + Duration::from_secs_f64(k as f64 * interval + c as f64 / rate);
+            if due >= stop {
+                break;
+            }
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            tally.get(agent, &url(c, k), due);
+            k += 1;
+        }
+    })
 }
 
 /// Run `souk ARGS` on a data directory, its output discarded.
@@ -309,5 +313,65 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
         let _ = std::io::stderr().flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A tiny HTTP/1.1 server answering `ok` to every request on every connection, counting
+    /// the requests; it runs until the test process ends.
+    fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    let mut line = String::new();
+                    loop {
+                        // One request: its lines up to the blank one.
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, served)
+    }
+
+    #[test]
+    fn a_paced_load_sends_exactly_its_schedule_whatever_the_machine_speed() {
+        let (base, served) = counting_server();
+        let url = |c: usize, k: usize| format!("{base}/c{c}/k{k}");
+        // 40 per second over 2 clients for half a second: due at 0, 25, …, 475 ms.
+        let paced = paced_load(2, 0.5, 40.0, &url);
+        assert_eq!((paced.latencies.len(), paced.errors), (20, 0));
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 20);
+        assert!(paced.latencies.iter().all(|ms| *ms >= 0.0));
+        // The closed loop sends as fast as answers come, and counts what it sent.
+        let closed = load(3, 0.2, &url);
+        assert_eq!(closed.errors, 0);
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 20 + closed.latencies.len());
     }
 }
