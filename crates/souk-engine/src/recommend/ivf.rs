@@ -261,6 +261,12 @@ impl LiveIndex {
         Some(Self { ivf, covered: n, stale: vec![false; n], rewritten: Vec::new() })
     }
 
+    /// Keep a copy of the indexed rows in cluster order (see [`IvfIndex::with_copy`]): for
+    /// narrow rows such as factors. Rows rewritten later are still read from their owner.
+    pub fn with_copy(self, rows: &[f32]) -> Self {
+        Self { ivf: self.ivf.with_copy(rows), ..self }
+    }
+
     /// Row `i` was rewritten (rows past the indexed ones need no word).
     pub fn changed(&mut self, i: usize) {
         if let Some(stale) = self.stale.get_mut(i).filter(|s| !**s) {
@@ -552,11 +558,20 @@ mod tests {
 
     #[test]
     fn a_live_index_finds_most_exact_neighbours_and_follows_rewritten_and_appended_rows() {
+        for copy in [false, true] {
+            live_index_follows_its_rows(copy);
+        }
+    }
+
+    fn live_index_follows_its_rows(copy: bool) {
         let dim = 32;
         let n = EXACT_BELOW + 500;
         let mut data = unit_rows(n, dim, 2);
         let effort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
         let mut index = LiveIndex::build(&data, dim, 3, effort).expect("large enough for an index");
+        if copy {
+            index = index.with_copy(&data);
+        }
         let queries = 20;
         let mut found = 0;
         for q in 0..queries {

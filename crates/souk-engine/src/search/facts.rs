@@ -1,11 +1,11 @@
 //! What search needs to know about each indexed item without touching the index: the
-//! facts filters, facets, sorting and the personal touch read, held in memory by slot.
+//! facts hits, sorting and the personal touch read, held in memory by slot (filters and
+//! facets read the same facts in columns: `columns`).
 //!
 //! Every version of an item gets a fresh slot, so a slot's facts never change; the slot
 //! is stored in the keyword index next to the item's terms.
 
-use crate::input::ItemFilter;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -24,10 +24,6 @@ pub struct Facts {
     pub id: Arc<str>,
     pub title: String,
     pub category: Vec<String>,
-    /// Normalised category levels (for case-insensitive filters).
-    pub category_keys: Vec<String>,
-    /// Each level's path from the root, as shown (`Electronics > Audio`).
-    pub category_paths: Vec<String>,
     /// Each level's normalised path from the root (affinity keys).
     pub category_key_paths: Vec<String>,
     pub brand: Option<String>,
@@ -39,66 +35,6 @@ pub struct Facts {
     pub attributes: Vec<(String, String)>,
     /// Hash of the item's stored form: an unchanged item is not reindexed.
     pub hash: u64,
-    /// Small-integer ids of the facet values, given when the item enters the table.
-    pub(crate) facet_ids: FacetIds,
-}
-
-/// An item's facet values as ids of the table's [`FacetNames`].
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FacetIds {
-    /// Per category level, the id of its path from the root.
-    category_paths: Vec<u32>,
-    brand: Option<u32>,
-    /// Per (name, value) attribute pair.
-    attributes: Vec<u32>,
-}
-
-/// Strings numbered in order of first sight.
-#[derive(Debug, Default)]
-struct Interner {
-    ids: HashMap<String, u32, ahash::RandomState>,
-    names: Vec<String>,
-}
-
-impl Interner {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.ids.insert(name.to_string(), id);
-        id
-    }
-}
-
-/// The facet values of every item the table has held, numbered so that counting facets
-/// adds to arrays instead of hashing strings for every match.
-#[derive(Debug, Default)]
-pub(crate) struct FacetNames {
-    category_paths: Interner,
-    brands: Interner,
-    /// `name` U+001F `value`.
-    attributes: Interner,
-    attribute_parts: Vec<(String, String)>,
-}
-
-impl FacetNames {
-    /// Give `facts` the ids of its values (numbering values not seen before).
-    pub(crate) fn assign(&mut self, facts: &mut Facts) {
-        let category_paths = facts.category_paths.iter().map(|p| self.category_paths.id(p)).collect();
-        let brand = facts.brand.as_deref().map(|b| self.brands.id(b));
-        let mut attributes = Vec::with_capacity(facts.attributes.len());
-        for (name, value) in &facts.attributes {
-            let before = self.attributes.names.len();
-            let id = self.attributes.id(&format!("{name}\u{1f}{value}"));
-            if self.attributes.names.len() > before {
-                self.attribute_parts.push((name.clone(), value.clone()));
-            }
-            attributes.push(id);
-        }
-        facts.facet_ids = FacetIds { category_paths, brand, attributes };
-    }
 }
 
 /// The text values of an attribute (array elements one by one); booleans only with
@@ -135,9 +71,7 @@ impl Facts {
             id: Arc::from(item.id.as_str()),
             title: item.title.clone(),
             category: item.category.clone(),
-            category_paths: paths(&item.category),
             category_key_paths: paths(&category_keys),
-            category_keys,
             brand: item.brand.clone(),
             brand_key: item.brand.as_deref().map(|b| normalize(b.trim())),
             price: item.price,
@@ -145,110 +79,7 @@ impl Facts {
             created_at: item.created_at,
             attributes,
             hash: item_hash(item),
-            facet_ids: FacetIds::default(),
         }
-    }
-
-    fn attribute(&self, name: &str, value_key: &str) -> bool {
-        self.attributes.iter().any(|(n, v)| n == name && normalize(v) == value_key)
-    }
-}
-
-/// The filter keys, normalised once per request.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FilterKeys {
-    category: Vec<String>,
-    brands: Vec<String>,
-    price_min: Option<f64>,
-    price_max: Option<f64>,
-    available_only: bool,
-    attributes: BTreeMap<String, Vec<String>>,
-}
-
-/// Which filter a facet ignores (multi-select facets count as if their own selection were
-/// not made).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Except {
-    Nothing,
-    Category,
-    Brand,
-    Price,
-    Attribute,
-}
-
-impl FilterKeys {
-    pub fn new(filters: &ItemFilter) -> Self {
-        let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, value) in &filters.attributes {
-            attributes.entry(name.clone()).or_default().push(normalize(value.trim()));
-        }
-        Self {
-            category: filters.category.iter().map(|c| normalize(c.trim())).collect(),
-            brands: filters.brands.iter().map(|b| normalize(b.trim())).collect(),
-            price_min: filters.min_price,
-            price_max: filters.max_price,
-            available_only: filters.available_only,
-            attributes,
-        }
-    }
-
-    pub fn category_depth(&self) -> usize {
-        self.category.len()
-    }
-
-    pub fn accepts(&self, facts: &Facts, except: Except) -> bool {
-        self.verdicts(facts).accepts(except)
-    }
-
-    /// No filter but availability.
-    fn is_unfiltered(&self) -> bool {
-        self.category.is_empty()
-            && self.brands.is_empty()
-            && self.price_min.is_none()
-            && self.price_max.is_none()
-            && self.attributes.is_empty()
-    }
-
-    /// Which filters an item passes, each judged once (facet counting asks the same item
-    /// about every filter but one, four times).
-    pub(crate) fn verdicts(&self, facts: &Facts) -> Verdicts {
-        let available = !self.available_only || facts.available;
-        if self.is_unfiltered() {
-            return Verdicts { available, category: true, brand: true, price: true, attribute: true };
-        }
-        let category = self.category.len() <= facts.category_keys.len()
-            && self.category.iter().zip(&facts.category_keys).all(|(a, b)| a == b);
-        let brand = self.brands.is_empty() || facts.brand_key.as_ref().is_some_and(|b| self.brands.contains(b));
-        let price = match facts.price {
-            _ if self.price_min.is_none() && self.price_max.is_none() => true,
-            None => false,
-            Some(price) => {
-                !(self.price_min.is_some_and(|min| price < min) || self.price_max.is_some_and(|max| price > max))
-            }
-        };
-        let attribute = self.attributes.iter().all(|(name, values)| values.iter().any(|v| facts.attribute(name, v)));
-        Verdicts { available, category, brand, price, attribute }
-    }
-}
-
-/// One item's pass or fail per filter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Verdicts {
-    available: bool,
-    category: bool,
-    brand: bool,
-    price: bool,
-    attribute: bool,
-}
-
-impl Verdicts {
-    /// Whether the item passes every filter but `except`.
-    pub(crate) fn accepts(self, except: Except) -> bool {
-        self.available
-            && (self.category || except == Except::Category)
-            && (self.brand || except == Except::Brand)
-            && (self.price || except == Except::Price)
-            && (self.attribute || except == Except::Attribute)
     }
 }
 
@@ -277,76 +108,6 @@ pub struct Facets {
     pub brand: Vec<FacetCount>,
     pub price: Vec<PriceBucket>,
     pub attributes: BTreeMap<String, Vec<FacetCount>>,
-}
-
-fn top_counts(mut counts: Vec<(String, u64)>) -> Vec<FacetCount> {
-    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    counts.truncate(FACET_VALUES);
-    counts.into_iter().map(|(value, count)| FacetCount { value, count }).collect()
-}
-
-/// Count facets over `matches` (facts of every matching item, before filtering).
-pub(crate) fn count_facets(matches: &[&Facts], keys: &FilterKeys, names: &FacetNames) -> Facets {
-    let depth = keys.category_depth();
-    // Counted into arrays by facet id: facet counting touches every match.
-    let mut category = vec![0u64; names.category_paths.names.len()];
-    let mut brand = vec![0u64; names.brands.names.len()];
-    let mut price = vec![0u64; PRICE_BUCKETS.len() + 1];
-    let mut attributes = vec![0u64; names.attributes.names.len()];
-    for facts in matches {
-        let verdicts = keys.verdicts(facts);
-        let ids = &facts.facet_ids;
-        // Children of the selected category: counted with every filter, its own included.
-        if let Some(&path) = ids.category_paths.get(depth) {
-            if verdicts.accepts(Except::Nothing) {
-                category[path as usize] += 1;
-            }
-        }
-        if let Some(b) = ids.brand {
-            if verdicts.accepts(Except::Brand) {
-                brand[b as usize] += 1;
-            }
-        }
-        if let Some(p) = facts.price {
-            if verdicts.accepts(Except::Price) {
-                price[PRICE_BUCKETS.iter().position(|&max| p < max).unwrap_or(PRICE_BUCKETS.len())] += 1;
-            }
-        }
-        if !ids.attributes.is_empty() && verdicts.accepts(Except::Attribute) {
-            for &a in &ids.attributes {
-                attributes[a as usize] += 1;
-            }
-        }
-    }
-    let price = price
-        .into_iter()
-        .enumerate()
-        .filter(|(_, count)| *count > 0)
-        .map(|(i, count)| PriceBucket {
-            min: if i == 0 { 0.0 } else { PRICE_BUCKETS[i - 1] },
-            max: PRICE_BUCKETS.get(i).copied(),
-            count,
-        })
-        .collect();
-    let mut by_name: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
-    for (id, &count) in attributes.iter().enumerate().filter(|(_, c)| **c > 0) {
-        let (name, value) = &names.attribute_parts[id];
-        by_name.entry(name).or_default().push((value, count));
-    }
-    let named = |counts: &[u64], interner: &Interner| -> Vec<(String, u64)> {
-        counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(id, c)| (interner.names[id].clone(), *c)).collect()
-    };
-    Facets {
-        category: top_counts(named(&category, &names.category_paths)),
-        brand: top_counts(named(&brand, &names.brands)),
-        price,
-        attributes: by_name
-            .into_iter()
-            .map(|(name, counts)| {
-                (name.to_string(), top_counts(counts.into_iter().map(|(v, c)| (v.to_string(), c)).collect()))
-            })
-            .collect(),
-    }
 }
 
 /// A shopper's affinities from their behaviour: category levels and brands with weights
@@ -409,73 +170,20 @@ mod tests {
     use super::*;
     use crate::ids::ItemId;
 
-    fn item(id: &str, category: &[&str], brand: &str, price: f64, color: &str) -> Facts {
+    fn item(id: &str, category: &[&str], brand: &str) -> Facts {
         let mut item = Item::new(ItemId::parse(id, "id").unwrap(), id);
         item.category = category.iter().map(|c| c.to_string()).collect();
         item.brand = Some(brand.to_string());
-        item.price = Some(price);
-        item.attributes.insert("color".into(), serde_json::json!(color));
-        let mut facts = Facts::of(&item);
-        NAMES.with(|names| names.borrow_mut().assign(&mut facts));
-        facts
-    }
-
-    thread_local! {
-        static NAMES: std::cell::RefCell<FacetNames> = std::cell::RefCell::new(FacetNames::default());
-    }
-
-    #[test]
-    fn facets_count_disjunctively_and_filters_combine() {
-        let items = [
-            item("a", &["Electronics", "Audio"], "Sony", 40.0, "Black"),
-            item("b", &["Electronics", "Audio"], "Bose", 300.0, "White"),
-            item("c", &["Electronics", "Phones"], "Sony", 900.0, "Black"),
-            item("d", &["Home", "Kitchen"], "Sony", 15.0, "Red"),
-        ];
-        let matches: Vec<&Facts> = items.iter().collect();
-        let filters =
-            ItemFilter { category: vec!["electronics".into()], brands: vec!["SONY".into()], ..ItemFilter::default() };
-        let keys = FilterKeys::new(&filters);
-        let accepted: Vec<&str> = matches.iter().filter(|f| keys.accepts(f, Except::Nothing)).map(|f| &*f.id).collect();
-        assert_eq!(accepted, vec!["a", "c"]);
-        let facets = NAMES.with(|names| count_facets(&matches, &keys, &names.borrow()));
-        // Brand counts ignore the brand filter but keep the category filter.
-        assert_eq!(
-            facets.brand,
-            vec![FacetCount { value: "Sony".into(), count: 2 }, FacetCount { value: "Bose".into(), count: 1 }]
-        );
-        // Categories one level below the filter, counted with the brand filter.
-        assert_eq!(
-            facets.category,
-            vec![
-                FacetCount { value: "Electronics > Audio".into(), count: 1 },
-                FacetCount { value: "Electronics > Phones".into(), count: 1 }
-            ]
-        );
-        assert_eq!(facets.price.iter().map(|b| b.count).sum::<u64>(), 2);
-        assert_eq!(facets.attributes["color"], vec![FacetCount { value: "Black".into(), count: 2 }]);
-    }
-
-    #[test]
-    fn price_and_attribute_filters() {
-        let items = [item("a", &["X"], "B", 40.0, "Black"), item("b", &["X"], "B", 300.0, "White")];
-        let filters = ItemFilter {
-            max_price: Some(100.0),
-            attributes: vec![("color".into(), "black".into()), ("color".into(), "red".into())],
-            ..ItemFilter::default()
-        };
-        let keys = FilterKeys::new(&filters);
-        assert!(keys.accepts(&items[0], Except::Nothing));
-        assert!(!keys.accepts(&items[1], Except::Nothing));
+        Facts::of(&item)
     }
 
     #[test]
     fn affinity_prefers_the_leaf_and_brand() {
-        let items = [item("a", &["Electronics", "Audio"], "Sony", 40.0, "Black")];
+        let items = [item("a", &["Electronics", "Audio"], "Sony")];
         let affinity = Affinity::from_interactions(items.iter().map(|f| (f, 1.0)));
-        let same = item("x", &["Electronics", "Audio"], "Sony", 1.0, "Red");
-        let sibling = item("y", &["Electronics", "Phones"], "Bose", 1.0, "Red");
-        let other = item("z", &["Home"], "Ikea", 1.0, "Red");
+        let same = item("x", &["Electronics", "Audio"], "Sony");
+        let sibling = item("y", &["Electronics", "Phones"], "Bose");
+        let other = item("z", &["Home"], "Ikea");
         assert!(affinity.score(&same) > affinity.score(&sibling));
         assert!(affinity.score(&sibling) > affinity.score(&other));
         assert_eq!(affinity.score(&other), 0.0);

@@ -16,8 +16,9 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use super::analyze::Analyzer;
+use super::columns::FacetColumns;
 use super::config::SearchConfig;
-use super::facts::{Affinity, FacetNames, Facts};
+use super::facts::{Affinity, Facts};
 use super::query::{Synonyms, TextFields};
 use super::vectors::VectorSpace;
 use crate::error::{Error, Result, ValidationError};
@@ -73,7 +74,7 @@ struct Meta {
 pub(super) struct FactsTable {
     pub(super) slots: Vec<Option<Arc<Facts>>>,
     pub(super) by_id: HashMap<Arc<str>, u32>,
-    pub(super) names: FacetNames,
+    pub(super) columns: FacetColumns,
 }
 
 impl FactsTable {
@@ -83,6 +84,20 @@ impl FactsTable {
 
     pub(super) fn by_id(&self, id: &str) -> Option<&Arc<Facts>> {
         self.by_id.get(id).and_then(|&slot| self.get(slot))
+    }
+
+    /// Hold `facts` at `slot`, in the slots and the columns, with its popularity.
+    pub(super) fn put(&mut self, slot: u32, facts: Facts, popularity: f32) {
+        self.columns.put(slot, &facts, popularity);
+        self.slots[slot as usize] = Some(Arc::new(facts));
+    }
+
+    /// Free a slot.
+    pub(super) fn clear(&mut self, slot: u32) {
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            *entry = None;
+        }
+        self.columns.clear(slot);
     }
 }
 
@@ -224,7 +239,7 @@ impl SearchIndex {
             facts: RwLock::new(FactsTable {
                 slots: vec![None; next_slot as usize],
                 by_id: HashMap::new(),
-                names: FacetNames::default(),
+                columns: FacetColumns::default(),
             }),
             retired: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
@@ -243,12 +258,10 @@ impl SearchIndex {
             match indexed.remove(item.id.as_str()) {
                 Some(doc) if doc.hash == facts.hash => {
                     kept += 1;
+                    let popularity = this.popularity.read().get(&facts.id).copied().unwrap_or(0.0);
                     let mut table = this.facts.write();
-                    let id = facts.id.clone();
-                    let mut facts = facts;
-                    table.names.assign(&mut facts);
-                    table.slots[doc.slot as usize] = Some(Arc::new(facts));
-                    table.by_id.insert(id, doc.slot);
+                    table.by_id.insert(facts.id.clone(), doc.slot);
+                    table.put(doc.slot, facts, popularity);
                 }
                 _ => changed.push(item),
             }
@@ -361,16 +374,21 @@ impl SearchIndex {
         self.reader.reload().map_err(tantivy_error)?;
         let mut table = self.facts.write();
         for slot in retired {
-            if let Some(entry) = table.slots.get_mut(slot as usize) {
-                *entry = None;
-            }
+            table.clear(slot);
         }
         Ok(())
     }
 
     /// Replace the popularity scores used for `sort=popularity` and to break ties.
     pub fn set_popularity(&self, scores: HashMap<Arc<str>, f32>) {
-        *self.popularity.write() = Arc::new(scores);
+        let scores = Arc::new(scores);
+        *self.popularity.write() = scores.clone();
+        // Never both locks at once: a search takes the facts, then the popularity.
+        let mut table = self.facts.write();
+        let FactsTable { slots, columns, .. } = &mut *table;
+        columns.set_popularity(|slot| {
+            slots[slot as usize].as_ref().and_then(|f| scores.get(&f.id)).copied().unwrap_or(0.0)
+        });
     }
 
     pub fn stats(&self) -> SearchStats {

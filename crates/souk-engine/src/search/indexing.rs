@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use tantivy::tokenizer::{PreTokenizedString, Token};
 use tantivy::{TantivyDocument, Term};
@@ -130,6 +129,7 @@ impl SearchIndex {
             .map(|(n, (item, facts))| self.document(item, first_slot + n as u32, facts.hash))
             .collect();
         {
+            let popularity = self.popularity.read().clone();
             let writer = self.writer.lock();
             let mut table = self.facts.write();
             let mut retired = self.retired.lock();
@@ -137,13 +137,10 @@ impl SearchIndex {
                 writer.delete_term(Term::from_field_text(self.fields.id, item.id.as_str()));
                 writer.add_document(document).map_err(tantivy_error)?;
                 let slot = first_slot + n as u32;
-                let id = facts.id.clone();
-                let mut facts = facts.clone();
-                table.names.assign(&mut facts);
-                table.slots[slot as usize] = Some(Arc::new(facts));
-                if let Some(old) = table.by_id.insert(id, slot) {
+                if let Some(old) = table.by_id.insert(facts.id.clone(), slot) {
                     retired.push(old);
                 }
+                table.put(slot, facts.clone(), popularity.get(&facts.id).copied().unwrap_or(0.0));
             }
             self.dirty.store(true, Ordering::Release);
         }

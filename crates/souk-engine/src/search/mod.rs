@@ -4,9 +4,9 @@
 //!
 //! The keyword index is tantivy in `DIR/search/keyword`, fed with terms from
 //! [`analyze::Analyzer`] (pre-tokenised, so indexing and querying share one analysis). Item
-//! facts for filters and facets live in memory ([`facts`]), keyed by a slot number stored in
-//! each document. Vectors live in [`vectors`]. The index is derived data: on open it is
-//! reconciled with the catalog (items added, changed or deleted while it was closed are
+//! facts live in memory ([`facts`]; what filters and facets read, also in per-slot columns:
+//! `columns`), keyed by a slot number stored in each document. Vectors live in [`vectors`].
+//! The index is derived data: on open it is reconciled with the catalog (items added, changed or deleted while it was closed are
 //! brought up to date) and rebuilt from scratch when missing, damaged or written by another
 //! format or dictionary.
 //!
@@ -14,6 +14,7 @@
 //! thread makes every `commit_interval_ms` (default 500 ms) when something changed.
 
 pub mod analyze;
+mod columns;
 mod config;
 mod embed;
 mod explain;

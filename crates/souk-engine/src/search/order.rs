@@ -2,8 +2,6 @@
 //! by a key (price, newness, popularity).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::explain::{Explain, RankingStage, RANKING_WINDOW};
 use super::facts::{Affinity, Facts};
@@ -65,25 +63,16 @@ impl SearchIndex {
 
 /// Sort `ranked` by `key` (not [`Sort::Relevance`]); stable, so equal keys keep relevance
 /// order.
-pub(super) fn sort_by_key(
-    ranked: &mut [(u32, Explain)],
-    key: Sort,
-    table: &FactsTable,
-    popularity: &HashMap<Arc<str>, f32>,
-) {
-    let pop = |facts: &Facts| popularity.get(&facts.id).copied().unwrap_or(0.0);
-    let order = |f: &Facts, key: Sort| -> f64 {
+pub(super) fn sort_by_key(ranked: &mut [(u32, Explain)], key: Sort, table: &FactsTable) {
+    let order = |slot: u32, f: &Facts| -> f64 {
         match key {
             Sort::PriceAsc => f.price.unwrap_or(f64::INFINITY),
             Sort::PriceDesc => -f.price.unwrap_or(f64::NEG_INFINITY),
             Sort::Newest => -(f.created_at.unwrap_or(i64::MIN) as f64),
-            Sort::Popularity => -f64::from(pop(f)),
+            Sort::Popularity => -f64::from(table.columns.popularity(slot)),
             Sort::Relevance => 0.0,
         }
     };
-    ranked.sort_by(|a, b| {
-        let (fa, fb) = (table.get(a.0), table.get(b.0));
-        let (ka, kb) = (fa.map_or(f64::INFINITY, |f| order(f, key)), fb.map_or(f64::INFINITY, |f| order(f, key)));
-        ka.total_cmp(&kb)
-    });
+    let key_of = |slot: u32| table.get(slot).map_or(f64::INFINITY, |f| order(slot, f));
+    ranked.sort_by(|a, b| key_of(a.0).total_cmp(&key_of(b.0)));
 }

@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::columns::{count_facets, Except, SlotFilter};
 use super::explain::{Explain, RankingStage};
-use super::facts::{count_facets, Except, Facts, FilterKeys};
 use super::fuse::fuse;
 use super::index::SearchIndex;
 use super::order::sort_by_key;
@@ -27,7 +27,6 @@ impl SearchIndex {
         request: &SearchRequest,
         stage: Option<&mut dyn RankingStage>,
     ) -> Result<SearchResponse> {
-        let keys = FilterKeys::new(&request.filters);
         let searcher = self.reader.searcher();
         let mut response = SearchResponse {
             total: 0,
@@ -56,11 +55,10 @@ impl SearchIndex {
             response.mode = SearchMode::Keyword;
         }
         let table = self.facts.read();
-        let popularity = self.popularity.read().clone();
-        let pop = |facts: &Facts| popularity.get(&facts.id).copied().unwrap_or(0.0);
+        let filter = SlotFilter::new(&request.filters, &table.columns);
 
         // Recall: each source's candidates.
-        let cx = RecallContext { index: self, searcher: &searcher, request, table: &table, keys: &keys };
+        let cx = RecallContext { index: self, searcher: &searcher, request, table: &table, filter: &filter };
         let mut lists: Vec<Matches> = Vec::new();
         for source in recall::sources_for(response.mode, vector_query.map(Vec::as_slice)) {
             lists.push(recall::run(source.as_ref(), &cx, &mut response)?);
@@ -69,17 +67,17 @@ impl SearchIndex {
         // Facets over every candidate (each facet ignoring its own filter), then the filters
         // on the sources that did not filter inside their walk.
         if request.facets {
-            let mut seen: HashSet<u32, ahash::RandomState> = HashSet::default();
-            let all: Vec<&Facts> = lists
-                .iter()
-                .flat_map(|list| list.found.iter())
-                .filter(|(slot, _)| seen.insert(*slot))
-                .filter_map(|(slot, _)| table.get(*slot).map(|f| f.as_ref()))
-                .collect();
-            response.facets = Some(count_facets(&all, &keys, &table.names));
+            let slots = lists.iter().flat_map(|list| list.found.iter().map(|(slot, _)| *slot));
+            response.facets = Some(if lists.len() > 1 {
+                let mut seen = vec![false; table.slots.len()];
+                let once = slots.filter(|&slot| !std::mem::replace(&mut seen[slot as usize], true));
+                count_facets(once, &filter, &table.columns)
+            } else {
+                count_facets(slots, &filter, &table.columns)
+            });
         }
         for list in lists.iter_mut().filter(|list| !list.ready) {
-            list.found.retain(|(slot, _)| table.get(*slot).is_some_and(|f| keys.accepts(f, Except::Nothing)));
+            list.found.retain(|(slot, _)| filter.accepts(&table.columns, *slot, Except::Nothing));
         }
         // The total counts the union of the match sets: every list but the largest goes
         // into a map (they are the short ones), the largest is checked against it.
@@ -121,8 +119,8 @@ impl SearchIndex {
         if response.mode == SearchMode::Hybrid {
             depth = depth.max(self.config.semantic_candidates).max(1_000);
         }
-        let popularity_of = |slot: u32| table.get(slot).map_or(0.0, |f| pop(f));
-        let id_of = |slot: u32| table.get(slot).map(|f| f.id.clone());
+        let popularity_of = |slot: u32| table.columns.popularity(slot);
+        let id_of = |slot: u32| table.get(slot).map(|f| &*f.id);
         let source_order = |a: &(u32, f32), b: &(u32, f32)| {
             b.1.total_cmp(&a.1)
                 .then_with(|| popularity_of(b.0).total_cmp(&popularity_of(a.0)))
@@ -163,10 +161,10 @@ impl SearchIndex {
         }
 
         if request.sort != Sort::Relevance {
-            sort_by_key(&mut ranked, request.sort, &table, &popularity);
+            sort_by_key(&mut ranked, request.sort, &table);
         }
         // Business rules over the best results.
-        let mut effects = self.apply_rules(&mut ranked, request, &table, &keys, page_end);
+        let mut effects = self.apply_rules(&mut ranked, request, &table, &filter, page_end);
         let units = if request.explain && !blank { self.analyzer.query_units(&request.query) } else { Vec::new() };
         response.hits = ranked
             .into_iter()

@@ -6,7 +6,7 @@
 
 use tantivy::Searcher;
 
-use super::facts::FilterKeys;
+use super::columns::SlotFilter;
 use super::index::{FactsTable, SearchIndex};
 use super::request::{SearchMode, SearchRequest, SearchResponse};
 use crate::error::Result;
@@ -37,7 +37,7 @@ pub(super) struct RecallContext<'a> {
     pub searcher: &'a Searcher,
     pub request: &'a SearchRequest,
     pub table: &'a FactsTable,
-    pub keys: &'a FilterKeys,
+    pub filter: &'a SlotFilter,
 }
 
 /// One way of finding a search's candidates.
@@ -85,7 +85,7 @@ impl SearchSource for VectorSource<'_> {
     }
 
     fn recall(&self, cx: &RecallContext<'_>, _response: &mut SearchResponse) -> Result<Vec<(u32, f32)>> {
-        cx.index.vector_matches(cx.request, self.vector, cx.table, cx.keys)
+        cx.index.vector_matches(cx.request, self.vector, cx.table, cx.filter)
     }
 }
 

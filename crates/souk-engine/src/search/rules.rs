@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::columns::{Except, SlotFilter};
 use super::explain::Explain;
-use super::facts::{Except, FilterKeys};
 use super::index::{FactsTable, SearchIndex};
 use super::request::{SearchRequest, Sort};
 use crate::rank::rerank::{rerank, Candidate, Effect};
@@ -18,7 +18,7 @@ impl SearchIndex {
         ranked: &mut Vec<(u32, Explain)>,
         request: &SearchRequest,
         table: &FactsTable,
-        keys: &FilterKeys,
+        filter: &SlotFilter,
         page_end: usize,
     ) -> HashMap<u32, Vec<Effect>> {
         let mut effects: HashMap<u32, Vec<Effect>> = HashMap::new();
@@ -28,9 +28,7 @@ impl SearchIndex {
             // A pinned item that did not match joins when it passes the filters.
             for pin in &request.rules.pin {
                 let Some(&slot) = table.by_id.get(pin.item.as_str()) else { continue };
-                if ranked.iter().any(|(s, _)| *s == slot)
-                    || !table.get(slot).is_some_and(|f| keys.accepts(f, Except::Nothing))
-                {
+                if ranked.iter().any(|(s, _)| *s == slot) || !filter.accepts(&table.columns, slot, Except::Nothing) {
                     continue;
                 }
                 ranked.push((slot, Explain::default()));

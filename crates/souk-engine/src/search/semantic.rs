@@ -1,7 +1,7 @@
 //! Vector retrieval: a search's nearest neighbours in its vector space, filtered inside the
 //! index walk.
 
-use super::facts::{Except, FilterKeys};
+use super::columns::{Except, SlotFilter};
 use super::index::{FactsTable, SearchIndex};
 use super::request::SearchRequest;
 use super::vectors;
@@ -15,7 +15,7 @@ impl SearchIndex {
         request: &SearchRequest,
         vector: &[f32],
         table: &FactsTable,
-        keys: &FilterKeys,
+        filter: &SlotFilter,
     ) -> Result<Vec<(u32, f32)>> {
         let space = self.existing_space(&request.space).ok_or_else(|| {
             Error::Invalid(ValidationError::new(
@@ -33,7 +33,8 @@ impl SearchIndex {
         }
         let query = vectors::unit(vector);
         let k = self.config.semantic_candidates.max(request.offset + request.limit);
-        let accept = |id: &str| table.by_id(id).is_some_and(|f| keys.accepts(f, Except::Nothing));
+        let accept =
+            |id: &str| table.by_id.get(id).is_some_and(|&slot| filter.accepts(&table.columns, slot, Except::Nothing));
         let found = space.search(&query, k, vectors::default_probe(space.len(), k), &accept);
         Ok(found.into_iter().filter_map(|(id, s)| table.by_id.get(&*id).map(|&slot| (slot, s))).collect())
     }

@@ -148,6 +148,26 @@ fn facets_filters_sorting_and_pages() {
     assert_eq!(ids(&response), vec!["z05", "z04", "z03", "z02"]);
 }
 
+#[test]
+fn popularity_sorts_and_breaks_ties_for_items_indexed_before_and_after_it_is_set() {
+    let shop = shop();
+    let scores = |pairs: &[(&str, f32)]| pairs.iter().map(|(id, p)| (Arc::from(*id), *p)).collect();
+    shop.index.set_popularity(scores(&[("e07", 5.0), ("z02", 9.0), ("e01", 1.0), ("n1", 7.0)]));
+    let by_popularity = SearchRequest { sort: Sort::Popularity, limit: 3, ..SearchRequest::keyword("") };
+    assert_eq!(ids(&shop.index.search(&by_popularity).unwrap()), vec!["z02", "e07", "e01"]);
+    // A query without words scores every item alike: popularity breaks the tie.
+    let blank = SearchRequest { limit: 2, ..SearchRequest::keyword("") };
+    assert_eq!(ids(&shop.index.search(&blank).unwrap()), vec!["z02", "e07"]);
+    // An item indexed after the scores were set takes its score.
+    let item = Item::new(crate::ItemId::parse("n1", "id").unwrap(), "Trail Running Backpack 20L");
+    shop.index.index_items(vec![item]).unwrap();
+    wait_for(&shop.index, "backpack", true);
+    assert_eq!(ids(&shop.index.search(&by_popularity).unwrap()), vec!["z02", "n1", "e07"]);
+    // New scores replace the old ones.
+    shop.index.set_popularity(scores(&[("e01", 3.0)]));
+    assert_eq!(ids(&shop.index.search(&blank).unwrap())[0], "e01");
+}
+
 fn wait_for(index: &SearchIndex, query: &str, present: bool) -> Duration {
     let started = Instant::now();
     loop {
