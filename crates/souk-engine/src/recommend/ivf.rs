@@ -235,82 +235,6 @@ impl IvfIndex {
     }
 }
 
-/// An [`IvfIndex`] over rows that keep changing after it was built: rows appended since
-/// (past `covered`) and rows rewritten since (`changed`) are scanned exactly by every
-/// search, the rest through the index. Below [`EXACT_BELOW`] rows there is no index (see
-/// [`exact_search`]); [`LiveIndex::worn`] says when enough rows bypass it that it should be
-/// rebuilt.
-#[derive(Debug, Clone)]
-pub struct LiveIndex {
-    ivf: IvfIndex,
-    /// Rows `0..covered` were indexed.
-    covered: usize,
-    /// Per indexed row: its indexed copy is out of date (the row is in `rewritten`).
-    stale: Vec<bool>,
-    rewritten: Vec<u32>,
-}
-
-impl LiveIndex {
-    /// An index over `rows` (`dim` wide), or `None` for fewer than [`EXACT_BELOW`] rows.
-    pub fn build(rows: &[f32], dim: usize, seed: u64, effort: BuildEffort) -> Option<Self> {
-        let n = rows.len().checked_div(dim).unwrap_or(0);
-        if n < EXACT_BELOW {
-            return None;
-        }
-        let ivf = IvfIndex::build_with(rows, dim, IvfIndex::clusters_for(n), seed, effort);
-        Some(Self { ivf, covered: n, stale: vec![false; n], rewritten: Vec::new() })
-    }
-
-    /// Keep a copy of the indexed rows in cluster order (see [`IvfIndex::with_copy`]): for
-    /// narrow rows such as factors. Rows rewritten later are still read from their owner.
-    pub fn with_copy(self, rows: &[f32]) -> Self {
-        Self { ivf: self.ivf.with_copy(rows), ..self }
-    }
-
-    /// Row `i` was rewritten (rows past the indexed ones need no word).
-    pub fn changed(&mut self, i: usize) {
-        if let Some(stale) = self.stale.get_mut(i).filter(|s| !**s) {
-            *stale = true;
-            self.rewritten.push(i as u32);
-        }
-    }
-
-    /// Whether enough of the `rows` rows bypass the index that it should be rebuilt.
-    pub fn worn(&self, rows: usize) -> bool {
-        self.rewritten.len() + rows.saturating_sub(self.covered) > (self.covered / 10).max(2_000)
-    }
-
-    /// The `k` best rows of `rows` (`dim` wide) for `query` by inner product among those
-    /// `skip` lets through, best first: at least `probe_items` indexed rows scored, and
-    /// every row the index does not hold correctly.
-    pub fn search(
-        &self,
-        rows: &[f32],
-        dim: usize,
-        query: &[f32],
-        k: usize,
-        probe_items: usize,
-        skip: &mut dyn FnMut(u32) -> bool,
-    ) -> Vec<(u32, f32)> {
-        let mut top = TopK::new(k);
-        for (i, s) in self.ivf.search(rows, query, k, probe_items, |i| self.stale[i as usize] || skip(i)) {
-            top.push(i, s);
-        }
-        let mut score = [0f32];
-        for &i in &self.rewritten {
-            dot_rows(query, &rows[i as usize * dim..(i as usize + 1) * dim], &mut score);
-            if top.admits(score[0]) && !skip(i) {
-                top.push(i, score[0]);
-            }
-        }
-        let n = rows.len().checked_div(dim).unwrap_or(0);
-        if n > self.covered {
-            scan_into(&mut top, &rows[self.covered * dim..n * dim], dim, self.covered as u32, query, skip);
-        }
-        top.into_sorted()
-    }
-}
-
 /// The `k` best of all `rows` (`dim` wide) for `query` by inner product among those `skip`
 /// lets through, best first: the exact scan, for row sets too small for an index.
 pub fn exact_search(
@@ -326,7 +250,14 @@ pub fn exact_search(
 }
 
 /// Score every row of `rows` (numbered from `first`) into `top`, in blocks.
-fn scan_into(top: &mut TopK, rows: &[f32], dim: usize, first: u32, query: &[f32], skip: &mut dyn FnMut(u32) -> bool) {
+pub(super) fn scan_into(
+    top: &mut TopK,
+    rows: &[f32],
+    dim: usize,
+    first: u32,
+    query: &[f32],
+    skip: &mut dyn FnMut(u32) -> bool,
+) {
     if dim == 0 || query.len() != dim {
         return;
     }
@@ -427,7 +358,7 @@ impl TopK {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn random_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
@@ -538,8 +469,9 @@ mod tests {
         }
         assert_eq!(top.into_sorted(), vec![(1, 5.0), (4, 4.0), (3, 3.0)]);
     }
+
     /// Unit rows around 40 directions, like content vectors of a catalog's categories.
-    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let centres: Vec<Vec<f32>> = (0..40).map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
         let mut out = Vec::with_capacity(n * dim);
@@ -549,54 +481,6 @@ mod tests {
             out.extend(row.iter().map(|x| x / norm));
         }
         out
-    }
-
-    #[test]
-    fn a_live_index_needs_a_large_row_set() {
-        assert!(LiveIndex::build(&unit_rows(100, 8, 1), 8, 1, BuildEffort::default()).is_none());
-    }
-
-    #[test]
-    fn a_live_index_finds_most_exact_neighbours_and_follows_rewritten_and_appended_rows() {
-        for copy in [false, true] {
-            live_index_follows_its_rows(copy);
-        }
-    }
-
-    fn live_index_follows_its_rows(copy: bool) {
-        let dim = 32;
-        let n = EXACT_BELOW + 500;
-        let mut data = unit_rows(n, dim, 2);
-        let effort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
-        let mut index = LiveIndex::build(&data, dim, 3, effort).expect("large enough for an index");
-        if copy {
-            index = index.with_copy(&data);
-        }
-        let queries = 20;
-        let mut found = 0;
-        for q in 0..queries {
-            let query = data[q * 97 * dim..(q * 97 + 1) * dim].to_vec();
-            let exact: Vec<u32> = exact_search(&data, dim, &query, 10, &mut |_| false).iter().map(|x| x.0).collect();
-            let approx = index.search(&data, dim, &query, 10, 2_000, &mut |_| false);
-            found += approx.iter().filter(|(i, _)| exact.contains(i)).count();
-        }
-        assert!(found >= queries * 10 * 8 / 10, "recall@10 {}", found as f32 / (queries * 10) as f32);
-        assert!(!index.worn(n));
-
-        // Row 5 is rewritten to a copy of row 3, and a copy is appended.
-        let query = data[3 * dim..4 * dim].to_vec();
-        data[5 * dim..6 * dim].copy_from_slice(&query);
-        index.changed(5);
-        data.extend_from_slice(&query);
-        let best: Vec<u32> = index.search(&data, dim, &query, 3, 2_000, &mut |_| false).iter().map(|x| x.0).collect();
-        for i in [3, 5, n as u32] {
-            assert!(best.contains(&i), "{i} missing from {best:?}");
-        }
-        // Skipped rows never come back.
-        let best = index.search(&data, dim, &query, 3, 2_000, &mut |i| i == 5 || i == 3);
-        assert!(best.iter().all(|(i, _)| *i != 5 && *i != 3), "{best:?}");
-        // Many appended rows wear it out.
-        assert!(index.worn(n + n / 10 + 1));
     }
 
     #[test]

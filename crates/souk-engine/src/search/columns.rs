@@ -295,7 +295,7 @@ impl SlotFilter {
         });
         let brand = self.brands.as_ref().is_none_or(|ids| row.brand != NONE && ids.binary_search(&row.brand).is_ok());
         let price = self.price.is_none_or(|(min, max)| {
-            !row.price.is_nan() && !(min.is_some_and(|m| row.price < m) || max.is_some_and(|m| row.price > m))
+            !(row.price.is_nan() || min.is_some_and(|m| row.price < m) || max.is_some_and(|m| row.price > m))
         });
         let attribute = self.attributes.is_empty() || {
             let own = columns.attributes(row);

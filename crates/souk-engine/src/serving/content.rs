@@ -31,13 +31,35 @@ use crate::search::vectors::VectorSpace;
 /// Buckets of the hashed catalog features.
 pub const HASHED_DIM: usize = 512;
 
-/// Rows scored exactly per content search through the index, at least.
-pub(super) const CONTENT_PROBE_ITEMS: usize = 1_000;
+/// Projected rows scored per content search through the index, at least (each is 128
+/// values read in sequence: twice the full rows' old depth costs less than their reads).
+pub(super) const CONTENT_PROBE_ITEMS: usize = 2_000;
 
 /// K-means effort of the content index: content rows are wide (512 hashed buckets, plus
 /// the text and the shop's own vectors), so its build samples less than the factor
 /// indexes' do (1.8 s for 100,000 items × 512 on 2 cores).
-pub(super) const CONTENT_INDEX_EFFORT: BuildEffort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
+pub const CONTENT_INDEX_EFFORT: BuildEffort = BuildEffort { sample_per_cluster: 16, iterations: 5 };
+
+/// How the content index searches (`recommend::projected`): through the rows' strongest
+/// `directions`, the best `k + extra_per_k × k` candidates scored on the full rows.
+/// Chosen by `souk bench ann --space content` at 1M items × 896 (BENCHMARKS.md): 64
+/// directions lose too much (recall@10 0.68 at 4 × k extra); 128 with 2 × k extra match the
+/// full rows' inverted file at `k` = 100 (0.961 against 0.959) at 4.4× its queries/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentIndexShape {
+    pub directions: usize,
+    pub extra_per_k: usize,
+}
+
+impl ContentIndexShape {
+    /// Candidates beyond `k` scored on the full rows.
+    pub fn extra(&self, k: usize) -> usize {
+        self.extra_per_k * k
+    }
+}
+
+/// The shape serving uses.
+pub const CONTENT_INDEX: ContentIndexShape = ContentIndexShape { directions: 128, extra_per_k: 2 };
 
 /// Attribute values longer than this (URLs, descriptions) are not features.
 const MAX_ATTRIBUTE_CHARS: usize = 40;

@@ -17,7 +17,8 @@ use super::{ModelSet, Source};
 use crate::error::Result;
 use crate::recommend::als::AlsModel;
 use crate::recommend::content::{ContentMap, ContentRows};
-use crate::recommend::ivf::{exact_search, BuildEffort, LiveIndex};
+use crate::recommend::ivf::{exact_search, BuildEffort};
+use crate::recommend::live_index::LiveIndex;
 
 /// Fresh items' rows scored exactly per request through their index, at least.
 const FRESH_PROBE_ITEMS: usize = 2_000;

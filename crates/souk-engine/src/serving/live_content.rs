@@ -16,15 +16,16 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::content::{
-    catalog_features, content_vector, layout_of, ContentLayout, FeatureFrequencies, CONTENT_INDEX_EFFORT,
-    CONTENT_PROBE_ITEMS,
+    catalog_features, content_vector, layout_of, ContentLayout, FeatureFrequencies, CONTENT_INDEX,
+    CONTENT_INDEX_EFFORT, CONTENT_PROBE_ITEMS,
 };
 use super::recall::{Recall, RecallSource};
 use super::SourceKind;
 use crate::error::Result;
 use crate::model::Item;
 use crate::recommend::content::ContentRows;
-use crate::recommend::ivf::{exact_search, LiveIndex};
+use crate::recommend::ivf::exact_search;
+use crate::recommend::live_index::LiveIndex;
 use crate::search::vectors::VectorSpace;
 use crate::store::Storage;
 
@@ -149,7 +150,15 @@ impl State {
     /// (Re)build the nearest-neighbour index over the rows.
     fn index(&mut self) {
         let started = std::time::Instant::now();
-        self.nearest = LiveIndex::build(&self.rows, self.layout.dim(), 11, CONTENT_INDEX_EFFORT);
+        let shape = CONTENT_INDEX;
+        self.nearest = LiveIndex::build_projected(
+            &self.rows,
+            self.layout.dim(),
+            shape.directions,
+            shape.extra_per_k,
+            11,
+            CONTENT_INDEX_EFFORT,
+        );
         if self.nearest.is_some() {
             tracing::info!(
                 items = self.ids.len(),

@@ -20,7 +20,7 @@ use crate::recommend::ease::EaseParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::{self, ItemKnnModel, ItemKnnParams};
 use crate::recommend::ivf::IvfIndex;
-use crate::recommend::ivf::LiveIndex;
+use crate::recommend::live_index::LiveIndex;
 use crate::recommend::popularity::PopularityParams;
 use crate::recommend::rp3beta::Rp3betaParams;
 use crate::recommend::social::SocialParams;

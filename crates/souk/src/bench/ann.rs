@@ -15,6 +15,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use souk_engine::recommend::ivf::{exact_search, IvfIndex};
 use souk_engine::recommend::{AlsModel, Artifact};
+use souk_engine::serving::content::ContentIndexShape;
 use souk_engine::store::artifacts::ArtifactStore;
 
 use crate::bench::harness::machine;
@@ -31,12 +32,25 @@ pub struct AnnArgs {
     /// Comma list of probe depths (items scored exactly per query).
     #[arg(long, default_value = "1000,2000,4000,8000,16000,32000,64000")]
     probes: String,
-    /// Where the vectors, queries and truth are written for the reference library.
+    /// Where the vectors, queries and truth are written for the reference library
+    /// (required with `--space factors`).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Print the result as one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Which vectors: `factors` (the ALS model's, for the collaborative candidates) or
+    /// `content` (the catalog's content vectors, for the `content` source and `similar`).
+    #[arg(long, default_value = "factors", value_parser = ["factors", "content"])]
+    space: String,
+    /// With `--space content`: comma list of the principal directions the index searches
+    /// through (default: what serving uses).
+    #[arg(long)]
+    directions: Option<String>,
+    /// With `--space content`: comma list of the candidates scored on the full rows beyond
+    /// `k`, as a multiple of `k` (default: what serving uses).
+    #[arg(long)]
+    extra_per_k: Option<String>,
 }
 
 pub fn run(config: &Config, args: &AnnArgs) -> anyhow::Result<()> {
@@ -45,6 +59,28 @@ pub fn run(config: &Config, args: &AnnArgs) -> anyhow::Result<()> {
         .split(',')
         .map(|p| p.trim().parse::<usize>().with_context(|| format!("--probes expects numbers, found {p:?}")))
         .collect::<anyhow::Result<_>>()?;
+    if args.space == "content" {
+        let serving = souk_engine::serving::content::CONTENT_INDEX;
+        let list = |text: &Option<String>, default: usize| -> anyhow::Result<Vec<usize>> {
+            match text {
+                None => Ok(vec![default]),
+                Some(text) => text
+                    .split(',')
+                    .map(|p| p.trim().parse::<usize>().with_context(|| format!("expected numbers, found {p:?}")))
+                    .collect(),
+            }
+        };
+        let directions = list(&args.directions, serving.directions).context("--directions")?;
+        let extras = list(&args.extra_per_k, serving.extra_per_k).context("--extra-per-k")?;
+        let shapes: Vec<ContentIndexShape> = directions
+            .iter()
+            .flat_map(|&directions| {
+                extras.iter().map(move |&extra_per_k| ContentIndexShape { directions, extra_per_k })
+            })
+            .collect();
+        return super::ann_content::run(config, args.queries, args.k.max(1), &probes, &shapes, args.json);
+    }
+    let Some(out) = &args.out else { bail!("--out: where to write the vectors for the reference library") };
     let model = live_als(&config.data_dir)?;
     let dims = model.params.factors;
     let (n, k) = (model.n_items, args.k.max(1));
@@ -64,10 +100,10 @@ pub fn run(config: &Config, args: &AnnArgs) -> anyhow::Result<()> {
         .collect();
     let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
 
-    std::fs::create_dir_all(&args.out)?;
-    write_fvecs(&args.out.join("base.fvecs"), model.item_factors.chunks_exact(dims))?;
-    write_fvecs(&args.out.join("queries.fvecs"), queries.iter().copied())?;
-    write_ivecs(&args.out.join("truth.ivecs"), &truth)?;
+    std::fs::create_dir_all(out)?;
+    write_fvecs(&out.join("base.fvecs"), model.item_factors.chunks_exact(dims))?;
+    write_fvecs(&out.join("queries.fvecs"), queries.iter().copied())?;
+    write_ivecs(&out.join("truth.ivecs"), &truth)?;
 
     eprintln!("bench: building the index");
     let started = Instant::now();
@@ -95,7 +131,7 @@ pub fn run(config: &Config, args: &AnnArgs) -> anyhow::Result<()> {
             "memory_note": "the index's structures and its copy of the vectors in cluster order (as serving builds it)"},
         "curve": curve,
         "at_recall": {"0.9": first_at(&curve, 0.9), "0.95": first_at(&curve, 0.95)},
-        "files": args.out,
+        "files": out,
         "note": "one thread, queries one at a time (as ANN-benchmarks runs them)",
     });
     if args.json {

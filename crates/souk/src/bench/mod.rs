@@ -4,6 +4,7 @@
 //! Each measured phase runs in its own process so that its peak memory (VmHWM) is its own.
 
 mod ann;
+mod ann_content;
 mod experiments;
 mod harness;
 mod ingest;
