@@ -169,10 +169,12 @@ impl FacetColumns {
         }
     }
 
-    /// Set the popularity of live slots (`of` by slot).
-    pub(crate) fn set_popularity(&mut self, of: impl Fn(u32) -> f32) {
-        for (slot, row) in self.rows.iter_mut().enumerate().filter(|(_, r)| r.live) {
-            row.popularity = of(slot as u32);
+    /// Set the popularity of these slots (those still live).
+    pub(crate) fn set_popularity(&mut self, values: &[(u32, f32)]) {
+        for &(slot, popularity) in values {
+            if let Some(row) = self.rows.get_mut(slot as usize).filter(|r| r.live) {
+                row.popularity = popularity;
+            }
         }
     }
 

@@ -383,12 +383,16 @@ impl SearchIndex {
     pub fn set_popularity(&self, scores: HashMap<Arc<str>, f32>) {
         let scores = Arc::new(scores);
         *self.popularity.write() = scores.clone();
-        // Never both locks at once: a search takes the facts, then the popularity.
-        let mut table = self.facts.write();
-        let FactsTable { slots, columns, .. } = &mut *table;
-        columns.set_popularity(|slot| {
-            slots[slot as usize].as_ref().and_then(|f| scores.get(&f.id)).copied().unwrap_or(0.0)
-        });
+        // The scores of the slots held now are looked up under the read lock (at 1M items
+        // that takes a tenth of a second, which searches must not wait for); a slot filled
+        // since took its score from the new map when it was put. Never both locks at once:
+        // a search takes the facts, then the popularity.
+        let values: Vec<(u32, f32)> = {
+            let table = self.facts.read();
+            let score = |facts: &Arc<Facts>| scores.get(&facts.id).copied().unwrap_or(0.0);
+            table.slots.iter().enumerate().filter_map(|(slot, f)| Some((slot as u32, score(f.as_ref()?)))).collect()
+        };
+        self.facts.write().columns.set_popularity(&values);
     }
 
     pub fn stats(&self) -> SearchStats {

@@ -70,7 +70,8 @@ impl SearchIndex {
             let slots = lists.iter().flat_map(|list| list.found.iter().map(|(slot, _)| *slot));
             response.facets = Some(if lists.len() > 1 {
                 let mut seen = vec![false; table.slots.len()];
-                let once = slots.filter(|&slot| !std::mem::replace(&mut seen[slot as usize], true));
+                let once =
+                    slots.filter(|&slot| seen.get_mut(slot as usize).is_some_and(|s| !std::mem::replace(s, true)));
                 count_facets(once, &filter, &table.columns)
             } else {
                 count_facets(slots, &filter, &table.columns)
