@@ -35,3 +35,57 @@ fn a_short_soak_reports_every_route_per_minute_memory_and_stalls() {
     assert!(report["rss"]["at_end_bytes"].as_u64().unwrap() > 0, "{report}");
     assert!(report["stalls"]["episodes"].is_u64(), "{report}");
 }
+
+#[test]
+fn the_content_index_is_measured_against_the_exact_scan() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    run_ok(souk().args([
+        "--data-dir",
+        dir,
+        "gen",
+        "--items",
+        "300",
+        "--users",
+        "80",
+        "--events",
+        "3000",
+        "--seed",
+        "7",
+    ]));
+    let output =
+        run_ok(souk().args(["--data-dir", dir, "bench", "ann", "--space", "content", "--queries", "30"]).args([
+            "--probes",
+            "50,100",
+            "--extra-per-k",
+            "0,2",
+            "--json",
+        ]));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["vectors"]["items"], 300, "{report}");
+    assert_eq!(report["vectors"]["queries"], 30, "{report}");
+    let indexes = report["indexes"].as_array().unwrap();
+    assert_eq!(indexes.len(), 2, "{report}");
+    // Below 20,000 rows the inverted file is one cluster, scanned whole: exact, so its
+    // recall against the blocked exact scan is 1 — the truth and the recall agree.
+    for point in indexes[0]["curve"].as_array().unwrap() {
+        assert_eq!(point["recall"].as_f64().unwrap(), 1.0, "{report}");
+    }
+    let projected = &indexes[1];
+    assert_eq!(projected["directions"], 128, "{report}");
+    let curve = projected["curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 4, "two extras × two depths: {report}");
+    for point in curve {
+        let recall = point["recall"].as_f64().unwrap();
+        assert!(recall > 0.0 && recall <= 1.0, "{report}");
+        assert!(point["queries_per_second"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    // More candidates scored on the full rows never find fewer of the true neighbours.
+    let recall = |extra: u64| curve.iter().find(|p| p["extra"] == extra * 10).unwrap()["recall"].as_f64().unwrap();
+    assert!(recall(2) >= recall(0), "{report}");
+
+    // The factor space writes its vectors for a reference library: it needs a folder.
+    let refused = souk().args(["--data-dir", dir, "bench", "ann"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--out"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
