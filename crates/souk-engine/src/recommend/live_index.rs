@@ -2,8 +2,8 @@
 //! changes, fresh items' mapped factors): rows appended since (past `covered`) and rows
 //! rewritten since (`changed`) are scanned exactly by every search, the rest through the
 //! index — an [`IvfIndex`] over the full rows, or a [`ProjectedIndex`] for wide ones. Below
-//! [`EXACT_BELOW`] rows there is no index (see [`exact_search`](super::ivf::exact_search)); [`LiveIndex::worn`] says
-//! when enough rows bypass it that it should be rebuilt.
+//! [`EXACT_BELOW`] rows there is no index (see [`exact_search`](super::ivf::exact_search));
+//! [`LiveIndex::worn`] says when enough rows bypass it that it should be rebuilt.
 
 use super::ivf::{scan_into, BuildEffort, IvfIndex, TopK, EXACT_BELOW};
 use super::kernels::dot_rows;
@@ -14,6 +14,11 @@ use super::projected::ProjectedIndex;
 enum Base {
     Full(IvfIndex),
     Projected { index: ProjectedIndex, extra_per_k: usize },
+}
+
+/// The number of `dim`-wide rows, when there are enough for an index.
+fn indexed_rows(rows: &[f32], dim: usize) -> Option<usize> {
+    Some(rows.len().checked_div(dim).unwrap_or(0)).filter(|&n| n >= EXACT_BELOW)
 }
 
 /// See the module docs.
@@ -30,17 +35,14 @@ pub struct LiveIndex {
 impl LiveIndex {
     /// An index over `rows` (`dim` wide), or `None` for fewer than [`EXACT_BELOW`] rows.
     pub fn build(rows: &[f32], dim: usize, seed: u64, effort: BuildEffort) -> Option<Self> {
-        let n = rows.len().checked_div(dim).unwrap_or(0);
-        if n < EXACT_BELOW {
-            return None;
-        }
+        let n = indexed_rows(rows, dim)?;
         let ivf = IvfIndex::build_with(rows, dim, IvfIndex::clusters_for(n), seed, effort);
         Some(Self::over(Base::Full(ivf), n))
     }
 
     /// An index over `rows` (`dim` wide) through their `reduced` principal directions (see
-    /// [`ProjectedIndex`]), each search scoring its best `k + extra_per_k × k` candidates on the full
-    /// rows; `None` for fewer than [`EXACT_BELOW`] rows.
+    /// [`ProjectedIndex`]), each search scoring its best `k + extra_per_k × k` candidates on
+    /// the full rows; `None` for fewer than [`EXACT_BELOW`] rows.
     pub fn build_projected(
         rows: &[f32],
         dim: usize,
@@ -49,10 +51,7 @@ impl LiveIndex {
         seed: u64,
         effort: BuildEffort,
     ) -> Option<Self> {
-        let n = rows.len().checked_div(dim).unwrap_or(0);
-        if n < EXACT_BELOW {
-            return None;
-        }
+        let n = indexed_rows(rows, dim)?;
         let index = ProjectedIndex::build(rows, dim, reduced, IvfIndex::clusters_for(n), seed, effort)?;
         Some(Self::over(Base::Projected { index, extra_per_k }, n))
     }
