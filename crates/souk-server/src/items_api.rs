@@ -81,11 +81,16 @@ pub async fn post_items(State(state): State<AppState>, headers: HeaderMap, body:
         (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_item(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ItemOut>> {
     let item_id = path_item_id(&id)?;
-    let (item, counts) =
-        state.blocking(move |shop| Ok((shop.store().get_item(&item_id)?, shop.store().item_counts(&item_id)?))).await?;
+    let (item, counts, reviews) = state
+        .blocking(move |shop| {
+            let reviews = shop.item_review_sentiment(item_id.as_str());
+            Ok((shop.store().get_item(&item_id)?, shop.store().item_counts(&item_id)?, reviews))
+        })
+        .await?;
     let item = item.ok_or_else(|| ApiError::not_found("item", &id))?;
     let mut out = ItemOut::from(item);
     out.event_counts = counts.map(|c| c.by_type);
+    out.review_sentiment = reviews.filter(|r| r.reviews > 0).map(Into::into);
     Ok(Json(out))
 }
 

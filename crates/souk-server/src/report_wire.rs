@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use souk_engine::rank::profile::{Activity, Affinity, FunnelStage, PriceProfile, Sentiment, UserProfile};
 use souk_engine::rank::ranker::RankerReport;
+use souk_engine::rank::review_sentiment::TextSentiment;
 use souk_engine::serving::shop::{TrainReport, UserOverview};
 use souk_engine::serving::ModelSetManifest;
 use utoipa::ToSchema;
@@ -29,6 +30,9 @@ pub struct ProfileOut {
     pub price: Option<PriceOut>,
     /// From rating events.
     pub sentiment: Option<SentimentOut>,
+    /// From review texts, scored by the sentiment head at the last training (`null`
+    /// before one scored any of this shopper's reviews).
+    pub review_texts: Option<TextSentimentOut>,
     /// The live preference vector of the serving factor model (`null` without one).
     pub preference_vector: Option<PreferenceVectorOut>,
     /// Stated preferences from the user's record (`null` when the user has none stored).
@@ -81,6 +85,20 @@ pub struct PriceOut {
     pub items_priced: u32,
 }
 
+/// What review texts say: how many were scored and their mean score.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct TextSentimentOut {
+    pub reviews: u32,
+    /// Mean score on −1 (negative) … 1 (positive).
+    pub score: f64,
+}
+
+impl From<TextSentiment> for TextSentimentOut {
+    fn from(s: TextSentiment) -> Self {
+        Self { reviews: s.reviews, score: s.mean().unwrap_or(0.0) }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SentimentOut {
     pub ratings: u32,
@@ -111,7 +129,7 @@ pub struct SocialOut {
 
 impl From<UserOverview> for ProfileOut {
     fn from(overview: UserOverview) -> Self {
-        let UserOverview { profile, user, follows, vector } = overview;
+        let UserOverview { profile, user, follows, vector, review_texts } = overview;
         let UserProfile {
             user: id,
             computed_at,
@@ -137,6 +155,7 @@ impl From<UserOverview> for ProfileOut {
             attributes: affinities(attributes),
             price: price.map(PriceOut::from),
             sentiment: sentiment.map(SentimentOut::from),
+            review_texts: review_texts.filter(|t| t.reviews > 0).map(TextSentimentOut::from),
             preference_vector: vector.map(|(model, values)| PreferenceVectorOut {
                 model,
                 dimensions: values.len(),

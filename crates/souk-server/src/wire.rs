@@ -190,6 +190,10 @@ pub struct ItemOut {
     /// Live events of the item by type (`GET` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_counts: Option<BTreeMap<String, u64>>,
+    /// What the item's review texts say, scored at the last training (`GET` only; absent
+    /// before one scored any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_sentiment: Option<crate::report_wire::TextSentimentOut>,
 }
 
 impl From<souk_engine::Item> for ItemOut {
@@ -214,6 +218,7 @@ impl From<souk_engine::Item> for ItemOut {
             vectors: item.vectors,
             image: item.image,
             event_counts: None,
+            review_sentiment: None,
         }
     }
 }

@@ -17,6 +17,7 @@ mod new_user_cmd;
 mod rank_cmd;
 mod recommend_cmd;
 mod search_cmd;
+mod sentiment_cmd;
 mod serve_cmd;
 mod session_cmd;
 mod session_policy_cmd;
@@ -337,8 +338,14 @@ fn eval(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     if args.protocol == souk_engine::eval::session_policy::PROTOCOL {
         return session_policy_cmd::eval_session_policy(config, args);
     }
+    if args.protocol == souk_engine::eval::sentiment::PROTOCOL {
+        return sentiment_cmd::eval_sentiment(config, args);
+    }
+    if args.write_split.is_some() || args.save_head.is_some() {
+        bail!("--write-split and --save-head are for --protocol sentiment");
+    }
     if args.path.is_some() {
-        bail!("--path is for --protocol open-bandit and ope; use --split DIR for a train/test split");
+        bail!("--path is for --protocol open-bandit, ope and sentiment; use --split DIR for a train/test split");
     }
     let ks = args
         .k

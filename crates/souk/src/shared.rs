@@ -179,15 +179,17 @@ pub struct EvalArgs {
     /// ranker on simulated traffic over a generated shop), exploration (which policy fills
     /// exploration slots, on simulated shops), session-policy (a per-page mix policy learned
     /// by Q-learning on simulated sessions), new-user (held-out shoppers at 0, 1, 3 and 5
-    /// events of history, with their attributes and stated preferences), or next-item
-    /// (session-based: --train and --test session logs).
+    /// events of history, with their attributes and stated preferences), next-item
+    /// (session-based: --train and --test session logs), or sentiment (review sentiment
+    /// from text: a head on the sentence encoder, on the labelled reviews in --path).
     #[arg(long, default_value = "random-split")]
     pub protocol: String,
     /// Training share (default 0.8; 0.7 of the rows by time for open-bandit).
     #[arg(long)]
     pub ratio: Option<f64>,
     /// With --protocol open-bandit or ope: the directory holding the impression log and
-    /// item_context.csv (e.g. obd/random/all).
+    /// item_context.csv (e.g. obd/random/all); with sentiment: a CSV of labelled reviews
+    /// (header with `label` 1/0 and `review` or `text`, optionally `cat`).
     #[arg(long)]
     pub path: Option<PathBuf>,
     /// With --protocol ope: the target policy, a csv file with the header
@@ -231,6 +233,13 @@ pub struct EvalArgs {
     /// Judged queries per language (protocol search).
     #[arg(long, default_value_t = 300)]
     pub queries: usize,
+    /// With --protocol sentiment: write the identical split (DIR/train.tsv, DIR/test.tsv)
+    /// for a reference run.
+    #[arg(long, value_name = "DIR")]
+    pub write_split: Option<PathBuf>,
+    /// With --protocol sentiment: save the trained head (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_head: Option<PathBuf>,
     /// Print the result as one JSON document instead of text.
     #[arg(long)]
     pub json: bool,

@@ -6,7 +6,8 @@
 //! test items ([`Protocol`], [`Split`], [`validation_split`]), the metric functions
 //! ([`metrics`]), the evaluator ([`evaluate`]) and the runner and report ([`run`],
 //! [`EvalReport`]). Never trains a model itself (the caller passes a trainer), never
-//! writes files, and never lets the test set choose hyper-parameters: tuning sees a
+//! writes files (but the split a reference run reads, when asked), and never lets the
+//! test set choose hyper-parameters: tuning sees a
 //! validation split carved from training data only.
 //!
 //! Ranking is always *full*: every candidate item is scored and ranked (all items, minus
@@ -33,6 +34,7 @@ pub mod new_user;
 pub mod next_item;
 pub mod protocol;
 pub mod runner;
+pub mod sentiment;
 pub mod session_policy;
 pub mod simulate;
 

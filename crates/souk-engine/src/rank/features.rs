@@ -147,6 +147,20 @@ impl ItemStats {
         }
     }
 
+    /// Count `n` ratings summing to `sum` for `item` beyond its rating events (the
+    /// pseudo-ratings of review texts that came without one).
+    pub fn add_ratings(&mut self, item: &str, n: f64, sum: f64) {
+        let counts = self.items.entry(item.to_string()).or_default();
+        counts.ratings += n;
+        counts.rating_sum += sum;
+    }
+
+    /// The ratings counted for `item`: how many, and their sum.
+    pub fn ratings_of(&self, item: &str) -> (f64, f64) {
+        let counts = self.counts(item);
+        (counts.ratings, counts.rating_sum)
+    }
+
     fn counts(&self, item: &str) -> ItemCounts {
         self.items.get(item).copied().unwrap_or_default()
     }

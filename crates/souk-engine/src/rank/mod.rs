@@ -28,6 +28,10 @@
 //!   the search stages' scores, scored by the search ranker, kept for the feature log).
 //! - [`simulate`]: the simulated-traffic protocol — logged traffic from a generated shop,
 //!   a ranker learned from it, judged against the recall sources on a later window.
+//! - [`sentiment`]: review sentiment from text — a logistic head over the sentence
+//!   encoder's vectors, trained on labelled reviews.
+//! - [`review_sentiment`]: the shop's review texts scored by that head, per item and per
+//!   shopper, and as pseudo-ratings for reviews without stars.
 //! - [`rerank`]: the last stage of recall → rank → re-rank, for recommendations and search:
 //!   business rules (filter, boost, bury, pin, promotion slots) and diversity (MMR, quotas)
 //!   over scored candidates, with what each rule did to each item.
@@ -50,4 +54,6 @@ pub mod position_popularity;
 pub mod profile;
 pub mod ranker;
 pub mod rerank;
+pub mod review_sentiment;
 pub mod schema;
+pub mod sentiment;

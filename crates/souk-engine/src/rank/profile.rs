@@ -18,7 +18,8 @@
 //!   `buying` if it holds a purchase, `carting` if an add-to-cart, `comparing` if three or
 //!   more distinct items of one leaf category were looked at, else `browsing`.
 //! - Review sentiment: the mean of the user's ratings mapped from 1–5 to −1…1 (ratings are
-//!   what the shopper said about what they bought; review texts are not scored).
+//!   what the shopper said about what they bought). What their review texts say is scored
+//!   at training time ([`super::review_sentiment`]) and shown beside the profile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -70,6 +70,11 @@ pub struct RankConfig {
     /// current one too, when nothing was logged for that long): rows older than it are of
     /// no use to training (clicks are joined within a day) and leave the disk.
     pub log_max_age_hours: u64,
+    /// A review-sentiment head (JSON, from `souk eval --protocol sentiment --save-head`)
+    /// for the shop's review texts; empty: learned from the shop's own rated reviews.
+    pub sentiment_head: String,
+    /// New review texts embedded and scored per training (the rest wait for the next).
+    pub review_texts_per_training: usize,
 }
 
 impl Default for RankConfig {
@@ -82,6 +87,8 @@ impl Default for RankConfig {
             log_max_mb: 64,
             log_files: 4,
             log_max_age_hours: 24 * 7,
+            sentiment_head: String::new(),
+            review_texts_per_training: super::review_sentiment::DEFAULT_BUDGET,
             gbdt: GbdtParams::default(),
             online: OnlineConfig::default(),
         }
@@ -111,6 +118,12 @@ impl RankConfig {
             problems.push((
                 "rank.log_max_age_hours".into(),
                 format!("expected 1..=87600, found {}", self.log_max_age_hours),
+            ));
+        }
+        if self.review_texts_per_training > 10_000_000 {
+            problems.push((
+                "rank.review_texts_per_training".into(),
+                format!("expected 0..=10000000, found {}", self.review_texts_per_training),
             ));
         }
         problems
@@ -374,6 +387,9 @@ pub struct RankerReport {
 pub struct FeatureContext {
     pub stats: ItemStats,
     pub prices: PriceIndex,
+    /// The shop's review texts scored for sentiment (their pseudo-ratings are in `stats`).
+    #[serde(default)]
+    pub reviews: super::review_sentiment::ReviewSentiments,
 }
 
 impl FeatureContext {
@@ -395,7 +411,7 @@ impl FeatureContext {
                 Ok(())
             },
         )?;
-        Ok(FeatureContext { stats, prices: PriceIndex::from_store(store)? })
+        Ok(FeatureContext { stats, prices: PriceIndex::from_store(store)?, reviews: Default::default() })
     }
 }
 

@@ -7,7 +7,9 @@ use super::ModelSet;
 use super::RecommendConfig;
 use crate::error::Result;
 use crate::rank::gbdt::GbdtParams;
-use crate::rank::ranker::{FeatureLog, RankerReport};
+use crate::rank::ranker::{FeatureContext, FeatureLog, RankerReport};
+use crate::rank::review_sentiment::{EmbedTexts, ReviewSentiments};
+use crate::rank::sentiment::SentimentHead;
 use crate::recommend::content::ContentRows;
 use crate::recommend::EventWeights;
 use crate::store::artifacts::ArtifactStore;
@@ -31,6 +33,16 @@ pub struct Training<'a> {
     pub progress: &'a dyn Fn(f64, &str),
     /// Content rows of the given item ids, for the content map (absent: no map).
     pub content: Option<&'a ContentOf<'a>>,
+    /// The sentence encoder for the shop's review texts (absent: they are not scored).
+    pub reviews: Option<&'a ReviewTexts<'a>>,
+}
+
+/// How review texts are scored: the encoder, a configured head if any, the budget.
+pub struct ReviewTexts<'a> {
+    pub encoder: &'a str,
+    pub embed: &'a EmbedTexts<'a>,
+    pub head: Option<&'a SentimentHead>,
+    pub budget: usize,
 }
 
 /// Content rows of the given item ids, aligned with them.
@@ -46,10 +58,11 @@ pub struct Trained {
 }
 
 /// Shares of a training's progress: the models take the first, the recommendation ranker,
-/// the search ranker and saving the rest (rough costs on a generated shop).
+/// the search ranker, the review texts and saving the rest (rough costs on a generated shop).
 const MODELS_SHARE: f64 = 0.7;
-const RANKER_DONE: f64 = 0.82;
-const SEARCH_RANKER_DONE: f64 = 0.92;
+const RANKER_DONE: f64 = 0.8;
+const SEARCH_RANKER_DONE: f64 = 0.88;
+const REVIEWS_DONE: f64 = 0.94;
 
 /// Train every model, the content map, and both rankers, and save the generation.
 pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
@@ -74,7 +87,21 @@ pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
         Some(log) => set.train_search_ranker(store, log, training.gbdt, previous_search, training.now_ms)?,
         None => None,
     };
-    progress(SEARCH_RANKER_DONE, "saving the generation");
+    if let Some(reviews) = training.reviews {
+        progress(SEARCH_RANKER_DONE, "scoring review texts");
+        let previous = training.serving.and_then(|s| s.features.as_ref()).map(|f| &f.reviews);
+        let scored =
+            ReviewSentiments::build(store, reviews.encoder, reviews.embed, reviews.head, previous, reviews.budget)?;
+        // The statistics are counted afresh by the ranker's training; without one, here.
+        let mut context = match set.features.take() {
+            Some(context) => std::sync::Arc::try_unwrap(context).unwrap_or_else(|shared| (*shared).clone()),
+            None => FeatureContext::from_store(store)?,
+        };
+        scored.add_pseudo_ratings(&mut context.stats);
+        context.reviews = scored;
+        set.features = Some(std::sync::Arc::new(context));
+    }
+    progress(REVIEWS_DONE, "saving the generation");
     let generation = training.artifacts.map(|a| set.save(a)).transpose()?;
     Ok(Trained { set, generation, ranker, search_ranker })
 }

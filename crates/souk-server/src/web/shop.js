@@ -423,6 +423,15 @@ async function searchPage(params) {
 
 // ---------------------------------------------------------------- product page
 
+// What the item's review texts say (scored by the sentiment head at the last training).
+function reviewsSay(sentiment) {
+  if (!sentiment || !sentiment.reviews) return null;
+  const score = sentiment.score;
+  const verdict = score > 0.3 ? "reviews_positive" : score < -0.3 ? "reviews_negative" : "reviews_mixed";
+  return h("p", { class: "reviews-say", id: "reviews-say", title: score.toFixed(2), dataset: { score: String(score) } },
+    t("reviews_say", sentiment.reviews, t(verdict)));
+}
+
 async function itemPage(id, params) {
   const item = await api(`/v1/items/${encodeURIComponent(id)}`);
   // The view first, so the recommendations below already know it.
@@ -466,6 +475,7 @@ async function itemPage(id, params) {
         item.brand ? h("p", { class: "product-brand" }, item.brand) : null,
         h("p", { class: "product-price" }, formatPrice(item.price, item.currency)),
         item.available === false ? h("p", { class: "note" }, t("unavailable")) : null,
+        reviewsSay(item.review_sentiment),
         h("div", { class: "buy" },
           h("button", { type: "button", id: "add-to-cart", class: "primary", onclick: act("add_to_cart", t("added")) }, t("add_to_cart")),
           h("button", { type: "button", id: "buy-now", onclick: act("purchase", t("bought")) }, t("buy_now"))),

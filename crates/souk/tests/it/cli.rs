@@ -219,3 +219,65 @@ fn session_logs_import_as_one_user_per_session_and_evaluate_next_item() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// Labelled reviews in English and Chinese, made from phrases: what the protocol's file
+/// looks like (a header with cat, label and review; a quoted line break; an empty review).
+fn labelled_reviews() -> String {
+    let good = ["Great quality, works perfectly", "Love it, would buy again", "非常好用，很满意", "质量很好，推荐购买"];
+    let bad =
+        ["Broke after two days, terrible", "Awful, a waste of money", "质量太差，很失望", "用了一天就坏了，不推荐"];
+    let things = ["phone", "kettle", "jacket", "shampoo", "book", "lamp", "耳机", "水果", "酒店", "平板"];
+    let mut csv = String::from("cat,label,review\n");
+    for (k, thing) in things.iter().enumerate() {
+        for (j, phrase) in good.iter().enumerate() {
+            csv.push_str(&format!("c{},1,\"{phrase} — the {thing}{}\"\n", k % 3, if j == 0 { "\n!" } else { "" }));
+        }
+        for phrase in bad {
+            csv.push_str(&format!("c{},0,\"{phrase} ({thing})\"\n", k % 3));
+        }
+    }
+    csv.push_str("c0,1,\n");
+    csv
+}
+
+#[test]
+fn eval_sentiment_trains_a_head_on_the_fetched_encoder_and_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let reviews = dir.path().join("reviews.csv");
+    std::fs::write(&reviews, labelled_reviews()).unwrap();
+    // A malformed file is bad input (exit 5) before any model is needed; no --path says so.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "label,review\n1,fine\nyes,odd\n").unwrap();
+    let output = souk().args(["eval", "--protocol", "sentiment", "--path"]).arg(&bad).output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("label must be 1 or 0"));
+    let output = souk().args(["eval", "--protocol", "sentiment"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--path"));
+    // The multilingual encoder, fetched the way the demo fetches it (shared with the
+    // embedding crate's tests under the target folder).
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("souk-models");
+    let split = dir.path().join("split");
+    let head = dir.path().join("head.json");
+    let output = run_ok(
+        souk()
+            .env_remove("SOUK_MODEL_FETCH")
+            .env("SOUK_MODEL_CACHE", &cache)
+            .args(["eval", "--protocol", "sentiment", "--ratio", "0.75", "--json", "--path"])
+            .arg(&reviews)
+            .arg("--write-split")
+            .arg(&split)
+            .arg("--save-head")
+            .arg(&head),
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["protocol"], "sentiment");
+    assert_eq!(report["encoder"], "multilingual-e5-small-q4");
+    assert_eq!((report["reviews"].as_u64(), report["skipped_empty"].as_u64()), (Some(80), Some(1)));
+    assert_eq!((report["train"].as_u64(), report["test"]["reviews"].as_u64()), (Some(60), Some(20)));
+    assert!(report["test"]["accuracy"].as_f64().unwrap() >= 0.85, "{report}");
+    assert_eq!(report["by_group"].as_object().unwrap().len(), 3);
+    let test = std::fs::read_to_string(split.join("test.tsv")).unwrap();
+    assert_eq!(test.lines().count(), 21, "a header and the 20 test reviews");
+    let head: Value = serde_json::from_str(&std::fs::read_to_string(head).unwrap()).unwrap();
+    assert_eq!(head["weights"].as_array().unwrap().len(), 384);
+}

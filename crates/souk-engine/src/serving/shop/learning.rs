@@ -13,7 +13,7 @@ use crate::rank::ranker::RankerReport;
 use crate::serving::background;
 use crate::serving::jobs::{Job, JobHandle, JobKind};
 use crate::serving::page_log::now_ms;
-use crate::serving::training::{self, Trained, Training};
+use crate::serving::training::{self, ReviewTexts, Trained, Training};
 use crate::serving::ModelSet;
 use crate::serving::ModelSetManifest;
 
@@ -111,7 +111,20 @@ impl Shop {
         // built beside the serving ones.
         self.content.rebuild(self.store(), self.text_space().as_deref())?;
         let content = |ids: &[String]| self.content_rows(ids);
+        let configured_head = self.sentiment_head()?;
+        let embed = |texts: &[&str]| match &self.embedder {
+            // As classifier features E5 wants its "query: " form (its authors' advice).
+            Some(embedder) => embedder.embed(texts, true),
+            None => Ok(Vec::new()),
+        };
+        let reviews = self.embedder.as_ref().map(|embedder| ReviewTexts {
+            encoder: embedder.id(),
+            embed: &embed,
+            head: configured_head.as_ref(),
+            budget: settings.ranking.review_texts_per_training,
+        });
         let training = Training {
+            reviews: reviews.as_ref(),
             content: Some(&content),
             config: &settings.recommend,
             weights: &settings.weights,
@@ -137,6 +150,19 @@ impl Shop {
             }
         }
         Ok(report)
+    }
+
+    /// The configured review-sentiment head (`rank.sentiment_head`), if any.
+    fn sentiment_head(&self) -> Result<Option<crate::rank::sentiment::SentimentHead>> {
+        let path = &self.settings.ranking.sentiment_head;
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::Internal(format!("rank.sentiment_head: cannot open {path}: {e}")))?;
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("rank.sentiment_head: {path} is not a sentiment head: {e}")))
     }
 
     /// Remove erased users' events from the event log on disk now, while serving (the

@@ -17,6 +17,7 @@ pub mod keys;
 mod learning;
 mod pages;
 mod replica;
+mod reviews;
 mod search_slot;
 
 use std::borrow::Cow;
@@ -121,6 +122,8 @@ pub struct UserOverview {
     pub follows: Vec<Follow>,
     /// The live preference vector of the serving factor model: (model, values).
     pub vector: Option<(String, Vec<f32>)>,
+    /// What their review texts say (scored at the last training).
+    pub review_texts: Option<crate::rank::review_sentiment::TextSentiment>,
 }
 
 impl Shop {
@@ -447,7 +450,8 @@ impl Shop {
         if record.is_none() && follows.is_empty() && profile.activity.events == 0 {
             return Ok(None);
         }
-        Ok(Some(UserOverview { profile, user: record, follows, vector }))
+        let review_texts = self.user_review_sentiment(user.as_str());
+        Ok(Some(UserOverview { profile, user: record, follows, vector, review_texts }))
     }
 }
 
