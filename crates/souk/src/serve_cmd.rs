@@ -89,11 +89,14 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
     if let Err(e) = shop.adopt_shared_models() {
         tracing::warn!(error = %e, "the shared model generation could not be loaded; serving the local one");
     }
+    let mut score_reviews_later = false;
     if demo.is_some() && shop.models().is_none() {
         eprintln!("souk: training the demo shop's recommendation models");
         // The same training as `souk train`: without logged traffic no ranker is trained
-        // yet, but the feature context is, so pages start logging feature rows.
-        shop.train().context("training")?;
+        // yet, but the feature context is, so pages start logging feature rows. The review
+        // texts wait for a second training, in the background once the shop serves.
+        shop.train_quick().context("training")?;
+        score_reviews_later = shop.has_embedder();
     }
     match shop.models() {
         Some(set) => tracing::info!(
@@ -122,6 +125,11 @@ pub fn serve(config: &Config, demo: Option<&DemoSize>, fetch_model: bool) -> any
         println!("souk: listening on http://{address}");
         std::io::stdout().flush()?;
         tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+        if score_reviews_later {
+            if let Err(e) = state.shop.train_in_background() {
+                tracing::warn!(error = %e, "the demo's second training (review texts) did not start");
+            }
+        }
         tokio::spawn(souk_server::train_api::online_loop(state.clone(), std::time::Duration::from_secs(5)));
         tokio::spawn(souk_server::train_api::erasure_loop(state.clone(), ERASURE_CHECK));
         if config.recommend.retrain_seconds > 0 {

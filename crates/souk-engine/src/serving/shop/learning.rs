@@ -36,14 +36,21 @@ impl Shop {
     /// (`training_in_progress`).
     pub fn train(&self) -> Result<TrainReport> {
         let job = self.queue_training()?;
-        self.run_training(job)
+        self.run_training(job, true)
+    }
+
+    /// [`Shop::train`] that leaves the review texts for the next training (they cost a run
+    /// of the sentence encoder each): for a first training someone is waiting on.
+    pub fn train_quick(&self) -> Result<TrainReport> {
+        let job = self.queue_training()?;
+        self.run_training(job, false)
     }
 
     /// [`Shop::train`] beside serving: the training's threads run at a lower CPU priority
     /// (`serving::background`), so requests keep their latency while it runs.
     pub fn train_beside_serving(&self) -> Result<TrainReport> {
         let job = self.queue_training()?;
-        background::beside_serving("souk-train", || self.run_training(job))?
+        background::beside_serving("souk-train", || self.run_training(job, true))?
     }
 
     /// Queue a training and run it beside serving on threads of its own (see
@@ -56,7 +63,7 @@ impl Shop {
         std::thread::Builder::new()
             .name("souk-train-job".into())
             .spawn(move || {
-                let outcome = background::beside_serving("souk-train", || shop.run_training(job));
+                let outcome = background::beside_serving("souk-train", || shop.run_training(job, true));
                 if let Err(e) = outcome.and_then(|trained| trained) {
                     tracing::warn!(error = %e, "background training failed");
                 }
@@ -69,7 +76,7 @@ impl Shop {
         self.jobs.queue(JobKind::Train, true, "waiting to start").ok_or_else(in_progress)
     }
 
-    fn run_training(&self, job: JobHandle) -> Result<TrainReport> {
+    fn run_training(&self, job: JobHandle, score_reviews: bool) -> Result<TrainReport> {
         let Some(_guard) = self.training.try_lock() else {
             job.fail("a training is already running");
             return Err(in_progress());
@@ -90,7 +97,7 @@ impl Shop {
             None => None,
         };
         job.start("starting");
-        match self.train_now(&job) {
+        match self.train_now(&job, score_reviews) {
             Ok(report) => {
                 job.done(describe_report(&report));
                 Ok(report)
@@ -102,7 +109,7 @@ impl Shop {
         }
     }
 
-    fn train_now(&self, job: &JobHandle) -> Result<TrainReport> {
+    fn train_now(&self, job: &JobHandle, score_reviews: bool) -> Result<TrainReport> {
         // Read before the store is: an erasure after this point waits for the next training.
         let erasure = self.artifacts.as_ref().and_then(|a| a.erasure_token());
         let serving = self.models();
@@ -117,7 +124,7 @@ impl Shop {
             Some(embedder) => embedder.embed(texts, true),
             None => Ok(Vec::new()),
         };
-        let reviews = self.embedder.as_ref().map(|embedder| ReviewTexts {
+        let reviews = self.embedder.as_ref().filter(|_| score_reviews).map(|embedder| ReviewTexts {
             encoder: embedder.id(),
             embed: &embed,
             head: configured_head.as_ref(),
