@@ -277,7 +277,8 @@ impl LiveContent {
     }
 
     /// The `k` live items nearest to `query` (a content vector), best first, among those
-    /// `accept` lets through; only positive similarities.
+    /// `accept` lets through, then up to the search's margin more (spares for the caller's
+    /// own filters, which then need not ask twice as many); only positive similarities.
     pub fn nearest(
         &self,
         store: &dyn Storage,
@@ -308,7 +309,7 @@ impl LiveContent {
             // Fewer than asked, or down to unrelated items: widening finds nothing better.
             let exhausted = found.len() < fetch || found.last().is_some_and(|(_, s)| *s <= 0.0);
             let accepted: Vec<(u32, f32)> =
-                found.into_iter().filter(|(i, s)| *s > 0.0 && accept(&state.ids[*i as usize])).take(k).collect();
+                found.into_iter().filter(|(i, s)| *s > 0.0 && accept(&state.ids[*i as usize])).collect();
             if accepted.len() >= k || exhausted || margin >= state.ids.len() {
                 break accepted;
             }
@@ -349,7 +350,8 @@ impl RecallSource for ContentSource<'_> {
             return Ok(Vec::new());
         }
         let history: std::collections::HashSet<u32> = recall.history.recent.iter().copied().collect();
-        recall.fetched_then_accepted(&|wanted| {
+        // `nearest` returns spares past what is asked: the catalog filters start from those.
+        recall.fetched_then_accepted_from(recall.want, &|wanted| {
             let mut accept =
                 |id: &str| set.item_index.get(id).is_some_and(|&i| !history.contains(&i) && !(recall.rejected)(i));
             let nearest = self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)?;

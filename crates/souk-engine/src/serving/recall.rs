@@ -34,7 +34,17 @@ impl Recall<'_> {
         &self,
         fetch: &dyn Fn(usize) -> Result<Vec<(u32, f32)>>,
     ) -> Result<Vec<(u32, f32)>> {
-        let mut wanted = self.want * 2;
+        self.fetched_then_accepted_from(self.want * 2, fetch)
+    }
+
+    /// The same, asking `first` candidates first (a fetch that brings spares of its own
+    /// asks for what it wants).
+    pub(super) fn fetched_then_accepted_from(
+        &self,
+        first: usize,
+        fetch: &dyn Fn(usize) -> Result<Vec<(u32, f32)>>,
+    ) -> Result<Vec<(u32, f32)>> {
+        let mut wanted = first.max(1);
         loop {
             let ranked = fetch(wanted)?;
             let complete = ranked.len() < wanted;
