@@ -154,6 +154,10 @@ pub fn generate(
 }
 
 pub fn write_ground_truth(generator: &Generator, path: &Path) -> anyhow::Result<()> {
+    // Over a PostgreSQL store nothing else has made the data directory yet.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     generator.ground_truth()?.write_json(&mut writer).with_context(|| format!("writing {}", path.display()))?;
