@@ -70,7 +70,7 @@ impl TextSentiment {
 }
 
 /// The scored reviews of a shop; see the module docs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReviewSentiments {
     pub head: Option<SentimentHead>,
     pub source: Option<HeadSource>,
@@ -132,7 +132,7 @@ impl ReviewSentiments {
             }
             Ok(())
         })?;
-        let mut out = ReviewSentiments { rating_scale: full_scale(), ..ReviewSentiments::default() };
+        let mut out = ReviewSentiments::default();
         let mut budget = budget;
         // The head: configured, kept from the last training, or learned anew.
         let labelled: Vec<(usize, bool)> = reviews
@@ -244,6 +244,23 @@ impl ReviewSentiments {
 
 fn full_scale() -> (f64, f64) {
     (1.0, 5.0)
+}
+
+impl Default for ReviewSentiments {
+    /// Nothing scored, pseudo-ratings on the full 1–5 scale (as a stored one without a scale
+    /// reads).
+    fn default() -> Self {
+        ReviewSentiments {
+            head: None,
+            source: None,
+            labelled_at_fit: 0,
+            scores: HashMap::new(),
+            rating_scale: full_scale(),
+            items: HashMap::new(),
+            users: HashMap::new(),
+            pending: 0,
+        }
+    }
 }
 
 /// At most `n` of `rows`, spread evenly over them.
