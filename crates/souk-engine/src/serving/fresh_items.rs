@@ -66,11 +66,10 @@ impl ModelSet {
         }
         let trained = self.trained_items as u32;
         let rows = &self.fresh_factors;
-        // Items without content have zero factors: never proposed.
-        let mut skip = |j: u32| {
-            let factors = &rows[j as usize * f..(j as usize + 1) * f];
-            factors.iter().all(|x| *x == 0.0) || skip(trained + j)
-        };
+        // Items without content have zero factors: never proposed (told by their flag,
+        // not by reading the row: the search would otherwise read each admitted row again,
+        // at a random place).
+        let mut skip = |j: u32| self.fresh_blank.get(j as usize).is_none_or(|&blank| blank) || skip(trained + j);
         let best = match &self.fresh_index {
             Some(index) => index.search(rows, f, user_vector, k, FRESH_PROBE_ITEMS.max(4 * k), &mut skip),
             None => exact_search(rows, f, user_vector, k, &mut skip),
@@ -109,6 +108,7 @@ impl ModelSet {
         let mut popularity = self.popularity.clone();
         let mut popularity_order = self.popularity_order.clone();
         let mut fresh_factors = self.fresh_factors.clone();
+        let mut fresh_blank = self.fresh_blank.clone();
         for (id, content) in items {
             if item_index.contains_key(id) {
                 continue;
@@ -125,6 +125,7 @@ impl ModelSet {
                 }
                 _ => vec![0.0; factors],
             };
+            fresh_blank.push(mapped.iter().all(|x| *x == 0.0));
             fresh_factors.extend(mapped);
         }
         let fresh_index = match &self.fresh_index {
@@ -146,6 +147,7 @@ impl ModelSet {
             trained_items: self.trained_items,
             content_map: self.content_map.clone(),
             fresh_factors,
+            fresh_blank,
             fresh_index,
             catalog_merged: catalog_merged || self.catalog_merged,
             popularity,

@@ -277,16 +277,17 @@ impl LiveContent {
     }
 
     /// The `k` live items nearest to `query` (a content vector), best first, among those
-    /// `accept` lets through, then up to the search's margin more (spares for the caller's
-    /// own filters, which then need not ask twice as many); only positive similarities.
-    pub fn nearest(
+    /// `accept` lets through (as what it maps their ids to), then up to the search's margin
+    /// more (spares for the caller's own filters, which then need not ask twice as many);
+    /// only positive similarities.
+    pub fn nearest<T>(
         &self,
         store: &dyn Storage,
         text: Option<&VectorSpace>,
         query: &[f32],
         k: usize,
-        accept: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Vec<(Arc<str>, f32)>> {
+        accept: &mut dyn FnMut(&str) -> Option<T>,
+    ) -> Result<Vec<(T, f32)>> {
         self.ensure_built(store, text)?;
         let guard = self.state.read();
         let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
@@ -297,7 +298,7 @@ impl LiveContent {
         // The search itself checks only liveness; `accept` (a lookup by id) then runs on
         // the best few, with a margin for the rejected, widened if it was not enough.
         let mut skip = |i: u32| !state.alive[i as usize];
-        let mut margin = 32 + k / 4;
+        let mut margin = 8 + k / 8;
         let best = loop {
             let fetch = k + margin;
             let found = match &state.nearest {
@@ -308,14 +309,17 @@ impl LiveContent {
             };
             // Fewer than asked, or down to unrelated items: widening finds nothing better.
             let exhausted = found.len() < fetch || found.last().is_some_and(|(_, s)| *s <= 0.0);
-            let accepted: Vec<(u32, f32)> =
-                found.into_iter().filter(|(i, s)| *s > 0.0 && accept(&state.ids[*i as usize])).collect();
+            let accepted: Vec<(T, f32)> = found
+                .into_iter()
+                .filter(|(_, s)| *s > 0.0)
+                .filter_map(|(i, s)| Some((accept(&state.ids[i as usize])?, s)))
+                .collect();
             if accepted.len() >= k || exhausted || margin >= state.ids.len() {
                 break accepted;
             }
             margin *= 8;
         };
-        Ok(best.into_iter().map(|(i, s)| (state.ids[i as usize].clone(), s)).collect())
+        Ok(best)
     }
 }
 
@@ -353,9 +357,8 @@ impl RecallSource for ContentSource<'_> {
         // `nearest` returns spares past what is asked: the catalog filters start from those.
         recall.fetched_then_accepted_from(recall.want, &|wanted| {
             let mut accept =
-                |id: &str| set.item_index.get(id).is_some_and(|&i| !history.contains(&i) && !(recall.rejected)(i));
-            let nearest = self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)?;
-            Ok(nearest.into_iter().filter_map(|(id, s)| Some((*set.item_index.get(&*id)?, s))).collect())
+                |id: &str| set.item_index.get(id).copied().filter(|&i| !history.contains(&i) && !(recall.rejected)(i));
+            self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)
         })
     }
 }

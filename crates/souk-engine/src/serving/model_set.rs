@@ -218,6 +218,8 @@ pub struct ModelSet {
     /// Mapped factors of the items after `trained_items` (`factors` values each; zeros
     /// where an item had no content), for the factor model's scores.
     pub fresh_factors: Vec<f32>,
+    /// Per item after `trained_items`: its mapped factors are all zero (no content).
+    pub fresh_blank: Vec<bool>,
     /// An index over `fresh_factors` once there are many (shared by the sets that grow
     /// from one another; rows added since are scanned exactly).
     pub fresh_index: Option<Arc<LiveIndex>>,
@@ -357,6 +359,7 @@ impl ModelSet {
             knn: Arc::new(knn),
             content_map: None,
             fresh_factors: Vec::new(),
+            fresh_blank: Vec::new(),
             fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),
@@ -562,6 +565,7 @@ impl ModelSet {
             knn: Arc::new(knn),
             content_map,
             fresh_factors: Vec::new(),
+            fresh_blank: Vec::new(),
             fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),

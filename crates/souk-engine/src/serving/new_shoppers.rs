@@ -81,11 +81,27 @@ impl PreferencesSource {
 
     /// The stated preference `meta` matches, if any.
     fn matches(&self, meta: &ItemMeta) -> Option<String> {
-        if let Some(brand) = meta.brand.as_deref().filter(|b| self.brands.contains(&b.to_lowercase())) {
+        if let Some(brand) = meta.brand.as_deref().filter(|b| self.brands.iter().any(|p| same_lowered(b, p))) {
             return Some(format!("brand={brand}"));
         }
-        let level = meta.category.iter().find(|level| self.categories.contains(&level.to_lowercase()))?;
+        let level = meta.category.iter().find(|level| self.categories.iter().any(|p| same_lowered(level, p)))?;
         Some(format!("category={level}"))
+    }
+
+    /// Whether `meta` matches a stated preference (without allocating: this runs on
+    /// thousands of items per request).
+    fn matches_any(&self, meta: &ItemMeta) -> bool {
+        meta.brand.as_deref().is_some_and(|b| self.brands.iter().any(|p| same_lowered(b, p)))
+            || meta.category.iter().any(|level| self.categories.iter().any(|p| same_lowered(level, p)))
+    }
+}
+
+/// Whether `label` lowercased is `lowered`.
+fn same_lowered(label: &str, lowered: &str) -> bool {
+    if label.is_ascii() {
+        label.eq_ignore_ascii_case(lowered) && !lowered.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        label.chars().flat_map(char::to_lowercase).eq(lowered.chars())
     }
 }
 
@@ -98,27 +114,24 @@ impl RecallSource for PreferencesSource {
         const BATCH: usize = 256;
         let set = recall.set;
         let mut out = Vec::with_capacity(recall.want);
-        let mut matched = self.matched.borrow_mut();
         let popular = set.popularity_order.iter().copied().filter(|&i| !(recall.rejected)(i)).take(PREFERENCE_SCAN);
         let mut batch = Vec::with_capacity(BATCH);
         let mut popular = popular.peekable();
+        let test = |meta: Option<&ItemMeta>| recall.filter.accepts(meta) && meta.is_some_and(|m| self.matches_any(m));
         while popular.peek().is_some() && out.len() < recall.want {
             batch.clear();
             batch.extend(popular.by_ref().take(BATCH));
             let ids: Vec<&str> = batch.iter().map(|&i| set.item_ids[i as usize].as_str()).collect();
-            let metas = recall.store.items_meta(&ids)?;
-            for (&i, meta) in batch.iter().zip(metas) {
-                let Some(meta) = meta else { continue };
-                if !recall.filter.accepts(Some(&meta)) {
-                    continue;
-                }
-                if let Some(preference) = self.matches(&meta) {
-                    matched.insert(i, preference);
-                    out.push((i, set.popularity[i as usize]));
-                    if out.len() == recall.want {
-                        break;
-                    }
-                }
+            let verdicts = recall.store.items_match(&ids, &test)?;
+            out.extend(batch.iter().zip(verdicts).filter(|(_, ok)| *ok).map(|(&i, _)| (i, set.popularity[i as usize])));
+        }
+        out.truncate(recall.want);
+        // What each matched, for its reason (read again for these few only).
+        let ids: Vec<&str> = out.iter().map(|&(i, _)| set.item_ids[i as usize].as_str()).collect();
+        let mut matched = self.matched.borrow_mut();
+        for (&(i, _), meta) in out.iter().zip(recall.store.items_meta(&ids)?) {
+            if let Some(preference) = meta.as_ref().and_then(|m| self.matches(m)) {
+                matched.insert(i, preference);
             }
         }
         Ok(out)
@@ -145,6 +158,33 @@ mod tests {
 
     fn shop(dir: &std::path::Path) -> (EmbeddedStore, ModelSet) {
         crate::serving::test_shop::trained_shop(dir, GenConfig { items: 300, users: 400, events: 15_000, seed: 7 })
+    }
+
+    #[test]
+    fn stated_preferences_match_labels_without_regard_to_case() {
+        // Preferences are kept lowercased; labels come as the catalog spells them.
+        assert!(same_lowered("Nike", "nike"));
+        assert!(same_lowered("NIKE", "nike"));
+        assert!(!same_lowered("Nike", "nik"));
+        assert!(!same_lowered("Nikes", "nike"));
+        assert!(same_lowered("ÉCLAIR", "éclair"));
+        assert!(!same_lowered("ÉCLAIR", "eclair"));
+        assert!(same_lowered("童装", "童装"));
+        assert!(!same_lowered("童装", "女装"));
+        assert!(!same_lowered("", "nike"));
+        let source =
+            PreferencesSource::new(&Preferences { categories: vec!["Shoes".into()], brands: vec![" ACME ".into()] });
+        let meta = |category: &[&str], brand: Option<&str>| ItemMeta {
+            category: category.iter().map(|c| std::sync::Arc::from(*c)).collect(),
+            brand: brand.map(std::sync::Arc::from),
+            ..ItemMeta::default()
+        };
+        assert!(source.matches_any(&meta(&["Clothing", "SHOES"], None)));
+        assert_eq!(source.matches(&meta(&["Clothing", "SHOES"], None)).as_deref(), Some("category=SHOES"));
+        assert!(source.matches_any(&meta(&[], Some("Acme"))));
+        assert_eq!(source.matches(&meta(&["shoes"], Some("Acme"))).as_deref(), Some("brand=Acme"));
+        assert!(!source.matches_any(&meta(&["Clothing"], Some("Other"))));
+        assert_eq!(source.matches(&meta(&["Clothing"], Some("Other"))), None);
     }
 
     #[test]

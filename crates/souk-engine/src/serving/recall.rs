@@ -4,10 +4,12 @@
 //! source is a new type implementing [`RecallSource`] (and a new `SourceKind`), listed in
 //! [`recall_sources`]; the page pipeline does not change.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::{top_k, History, ItemFilter, ModelSet, Reason, Source, SourceKind, ALS_PROBE_ITEMS, SESSION_GAP_MS};
 use crate::error::Result;
+use crate::hashing::IdMap;
 use crate::store::Storage;
 
 /// What every recall source sees of one request.
@@ -20,21 +22,27 @@ pub struct Recall<'a> {
     pub rejected: &'a dyn Fn(u32) -> bool,
     /// Candidates each source should return.
     pub want: usize,
+    /// The catalog's verdict on each item already checked for this request: sources
+    /// proposing the same items ask the store once.
+    pub checked: RefCell<IdMap<u32, bool>>,
 }
 
 impl Recall<'_> {
     /// The first `want` of `ranked` (best first) whose items pass the filter, checked
     /// against the catalog in batches (one store lock per batch).
     pub fn accepted(&self, ranked: impl IntoIterator<Item = (u32, f32)>) -> Result<Vec<(u32, f32)>> {
-        take_accepted(self.set, self.store, self.filter, ranked, self.want)
+        accepted_with(self.set, self.store, self.filter, ranked, self.want, &mut self.checked.borrow_mut())
     }
 
     /// Over-fetch before the catalog check; fetch again, wider, if filters rejected too many.
+    /// The fetch itself passes over the rejected (exclusions, earlier pages), so the spares
+    /// are for the catalog filters only: an eighth more, and eight (a deeper search costs
+    /// more than its share: a larger top-k scores more rows before its bounds prune).
     pub(super) fn fetched_then_accepted(
         &self,
         fetch: &dyn Fn(usize) -> Result<Vec<(u32, f32)>>,
     ) -> Result<Vec<(u32, f32)>> {
-        self.fetched_then_accepted_from(self.want * 2, fetch)
+        self.fetched_then_accepted_from(self.want + self.want / 8 + 8, fetch)
     }
 
     /// The same, asking `first` candidates first (a fetch that brings spares of its own
@@ -66,29 +74,55 @@ pub fn take_accepted(
     ranked: impl IntoIterator<Item = (u32, f32)>,
     want: usize,
 ) -> Result<Vec<(u32, f32)>> {
+    accepted_with(set, store, filter, ranked, want, &mut IdMap::default())
+}
+
+/// [`take_accepted`], asking the store only about items `checked` holds no verdict for
+/// (and keeping the new verdicts there).
+fn accepted_with(
+    set: &ModelSet,
+    store: &dyn Storage,
+    filter: &ItemFilter,
+    ranked: impl IntoIterator<Item = (u32, f32)>,
+    want: usize,
+    checked: &mut IdMap<u32, bool>,
+) -> Result<Vec<(u32, f32)>> {
     const BATCH: usize = 128;
     let mut out = Vec::with_capacity(want);
+    // Candidates in order, and those of them without a verdict yet (asked about together).
     let mut batch: Vec<(u32, f32)> = Vec::with_capacity(BATCH);
-    let flush = |batch: &mut Vec<(u32, f32)>, out: &mut Vec<(u32, f32)>| -> Result<()> {
-        let ids: Vec<&str> = batch.iter().map(|(i, _)| set.item_ids[*i as usize].as_str()).collect();
-        let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
-        for (candidate, ok) in batch.drain(..).zip(verdicts) {
-            if ok && out.len() < want {
+    let mut unknown: Vec<u32> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<(u32, f32)>,
+                 unknown: &mut Vec<u32>,
+                 checked: &mut IdMap<u32, bool>,
+                 out: &mut Vec<(u32, f32)>|
+     -> Result<()> {
+        if !unknown.is_empty() {
+            let ids: Vec<&str> = unknown.iter().map(|&i| set.item_ids[i as usize].as_str()).collect();
+            let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
+            checked.extend(unknown.drain(..).zip(verdicts));
+        }
+        for candidate in batch.drain(..) {
+            if out.len() < want && checked.get(&candidate.0).copied().unwrap_or(false) {
                 out.push(candidate);
             }
         }
         Ok(())
     };
     for candidate in ranked {
+        // (An item twice in one batch is asked about twice, with the same answer.)
+        if !checked.contains_key(&candidate.0) {
+            unknown.push(candidate.0);
+        }
         batch.push(candidate);
         if batch.len() == BATCH {
-            flush(&mut batch, &mut out)?;
+            flush(&mut batch, &mut unknown, checked, &mut out)?;
             if out.len() >= want {
                 return Ok(out);
             }
         }
     }
-    flush(&mut batch, &mut out)?;
+    flush(&mut batch, &mut unknown, checked, &mut out)?;
     Ok(out)
 }
 
@@ -324,6 +358,46 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_verdicts_kept_for_a_request_are_the_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, set) = shop(dir.path());
+        let history =
+            user_history(&set, &store, &UserId::parse("u000004", "user").unwrap(), 200, Exclusions::default()).unwrap();
+        let rejected = |_: u32| false;
+        let brand = {
+            let ids: Vec<&str> = set.item_ids.iter().map(String::as_str).collect();
+            store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
+        };
+        // Most items are of other brands: most verdicts are "no".
+        let filter = ItemFilter { brands: vec![brand], ..ItemFilter::default() };
+        let recall = Recall {
+            set: &set,
+            store: &store,
+            history: &history,
+            filter: &filter,
+            rejected: &rejected,
+            want: 10,
+            checked: Default::default(),
+        };
+        let all: Vec<(u32, f32)> = (0..set.item_ids.len() as u32).map(|i| (i, i as f32)).collect();
+        let first = recall.accepted(all.iter().copied()).unwrap();
+        assert_eq!(first, take_accepted(&set, &store, &filter, all.iter().copied(), 10).unwrap());
+        assert!(!first.is_empty());
+        let checked = recall.checked.borrow().clone();
+        assert!(checked.len() >= 128, "a whole batch was asked about ({})", checked.len());
+        assert!(checked.values().any(|ok| !ok) && checked.values().any(|ok| *ok));
+        for (&i, &ok) in &checked {
+            let id = set.item_ids[i as usize].as_str();
+            assert_eq!(ok, store.items_match(&[id], &|meta| filter.accepts(meta)).unwrap()[0], "{id}");
+        }
+        // Another source's list, partly over the items already judged: the same answer as
+        // asking the store afresh.
+        let reversed: Vec<(u32, f32)> = all.iter().rev().copied().collect();
+        let second = recall.accepted(reversed.iter().copied()).unwrap();
+        assert_eq!(second, take_accepted(&set, &store, &filter, reversed, 10).unwrap());
+    }
+
+    #[test]
     fn every_source_returns_accepted_unrejected_candidates_best_first() {
         let dir = tempfile::tempdir().unwrap();
         let (store, set) = shop(dir.path());
@@ -337,8 +411,15 @@ mod tests {
             store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
         };
         let filter = ItemFilter { brands: vec![brand.clone()], available_only: true, ..ItemFilter::default() };
-        let recall =
-            Recall { set: &set, store: &store, history: &history, filter: &filter, rejected: &rejected, want: 5 };
+        let recall = Recall {
+            set: &set,
+            store: &store,
+            history: &history,
+            filter: &filter,
+            rejected: &rejected,
+            want: 5,
+            checked: Default::default(),
+        };
         let folds = fold_ins(&set, &history);
         let live = crate::serving::live_content::LiveContent::default();
         let content = Box::new(crate::serving::live_content::ContentSource { live: &live, text: None });

@@ -75,6 +75,7 @@ pub fn recommend(
         filter: &request.filter,
         rejected: &rejected,
         want: config.candidates_per_source.max(request.n * 3),
+        checked: Default::default(),
     };
     let folds = recall::fold_ins(set, &history);
     let session = request.sessions.as_deref().map(|live| -> Box<dyn recall::RecallSource + '_> {
@@ -85,8 +86,14 @@ pub fn recommend(
     });
     let (sources, weights) = match request.surface {
         RecommendSurface::ForYou => {
-            let friends = friends::FriendsSource::new(set, store, &request.user, request.now_ms)?;
-            let friends = (!friends.is_empty()).then(|| -> Box<dyn recall::RecallSource + '_> { Box::new(friends) });
+            let friends = if takes_part(&config.source_weights, SourceKind::Friends) {
+                Some(friends::FriendsSource::new(set, store, &request.user, request.now_ms)?)
+            } else {
+                None
+            };
+            let friends = friends
+                .filter(|f| !f.is_empty())
+                .map(|friends| -> Box<dyn recall::RecallSource + '_> { Box::new(friends) });
             // The stored profile counts only while the shopper's own history is short.
             let record = if history.pairs.len() < new_shoppers::NEW_SHOPPER_ITEMS {
                 store.get_user(&request.user)?
@@ -103,6 +110,10 @@ pub fn recommend(
             Cow::Owned([(SourceKind::Session, 1.0), (SourceKind::Popularity, 1e-3)].into_iter().collect()),
         ),
     };
+    // A source weighted 0 takes no part: it is not asked (an arm that turns one off
+    // does not pay for it).
+    let mut sources = sources;
+    sources.retain(|source| takes_part(&weights, source.kind()));
     let mut lists = Vec::new();
     for source in &sources {
         lists.push((source.kind(), source.recall(&recall)?));
@@ -152,6 +163,11 @@ pub fn recommend(
         .collect::<Vec<_>>();
     let next_cursor = (!items.is_empty() && next.shown.len() <= MAX_CURSOR_ITEMS).then_some(next);
     Ok(RecommendPage { items, next_cursor, history_size: history.pairs.len(), features, explored })
+}
+
+/// Whether a source of `kind` takes part under these fusion weights (unlisted: weight 1).
+fn takes_part(weights: &BTreeMap<SourceKind, f64>, kind: SourceKind) -> bool {
+    weights.get(&kind).is_none_or(|&w| w != 0.0)
 }
 
 /// A candidate on its way through the stages: model item, score, reasons.

@@ -47,11 +47,12 @@ pub fn similar(
     }
     if let Some((live, text)) = content {
         if let Some(vector) = live.vector_of(store, text, item)? {
-            let nearest = live.nearest(store, text, &vector, n * 4 + 1, &mut |id| id != item)?;
-            let ids: Vec<&str> = nearest.iter().map(|(id, _)| &**id).collect();
+            let nearest =
+                live.nearest(store, text, &vector, n * 4 + 1, &mut |id| (id != item).then(|| id.to_string()))?;
+            let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
             let verdicts = store.items_match(&ids, &|meta| filter.accepts(meta))?;
             let mut list: Vec<(String, f32)> =
-                nearest.iter().zip(verdicts).filter(|(_, ok)| *ok).map(|((id, s), _)| (id.to_string(), *s)).collect();
+                nearest.into_iter().zip(verdicts).filter(|(_, ok)| *ok).map(|(found, _)| found).collect();
             list.truncate(n);
             lists.push((SourceKind::Content, list));
         }

@@ -64,7 +64,7 @@ pub enum Phase {
 pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Rerank(args) => rerank::run(&args),
-        BenchCommand::Recommend(args) => recommend::run(args),
+        BenchCommand::Recommend(args) => recommend::run(config, args),
         BenchCommand::Search(args) => search::run(config, args),
         BenchCommand::Train(args) => train::run(config, &args),
         BenchCommand::Ingest(args) => ingest::run(args),

@@ -37,6 +37,29 @@ fn a_short_soak_reports_every_route_per_minute_memory_and_stalls() {
 }
 
 #[test]
+fn recommendation_pages_are_timed_in_process_and_no_server_needs_pages_to_time() {
+    let work = tempfile::tempdir().unwrap();
+    let shop = ["--items", "300", "--users", "60", "--events", "3000", "--work-dir", work.path().to_str().unwrap()];
+    let output =
+        run_ok(souk().args(["bench", "recommend"]).args(shop).args(["--in-process", "40", "--no-server", "--json"]));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pages = &report["in_process"];
+    assert_eq!(pages["pages"], 40, "{report}");
+    assert!(pages["pages_per_second"].as_f64().unwrap() > 0.0, "{report}");
+    let latency = &pages["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() > 0.0 && latency["p99"].as_f64() >= latency["p50"].as_f64(), "{report}");
+    assert!(report.get("requests_per_second").is_none(), "no server was asked: {report}");
+    // The shop is kept and reused.
+    let again =
+        run_ok(souk().args(["bench", "recommend"]).args(shop).args(["--in-process", "5", "--no-server", "--json"]));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["setup"]["reused"], true, "{again}");
+    // --no-server alone would measure nothing: a usage error.
+    let refused = souk().args(["bench", "recommend", "--no-server"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+#[test]
 fn the_content_index_is_measured_against_the_exact_scan() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
