@@ -148,6 +148,7 @@ impl ModelSet {
             content_map: self.content_map.clone(),
             fresh_factors,
             fresh_blank,
+            labels: self.labels.clone(),
             fresh_index,
             catalog_merged: catalog_merged || self.catalog_merged,
             popularity,

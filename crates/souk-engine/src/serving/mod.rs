@@ -35,6 +35,7 @@ pub mod friends;
 mod history;
 pub mod interleave;
 pub mod jobs;
+pub mod label_index;
 pub mod live_content;
 pub mod live_sessions;
 mod model_set;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,7 @@ use crate::recommend::{registry, EventWeights, Interactions, Recommender, Source
 use crate::store::artifacts::ArtifactStore;
 use crate::store::Storage;
 
+use super::label_index::LabelIndex;
 use super::*;
 
 /// Version of the model-set manifest.
@@ -220,6 +221,9 @@ pub struct ModelSet {
     pub fresh_factors: Vec<f32>,
     /// Per item after `trained_items`: its mapped factors are all zero (no content).
     pub fresh_blank: Vec<bool>,
+    /// The popular items' catalog labels, built at first use and shared by the sets grown
+    /// from this one (see [`LabelIndex`]).
+    pub labels: Arc<OnceLock<LabelIndex>>,
     /// An index over `fresh_factors` once there are many (shared by the sets that grow
     /// from one another; rows added since are scanned exactly).
     pub fresh_index: Option<Arc<LiveIndex>>,
@@ -360,6 +364,7 @@ impl ModelSet {
             content_map: None,
             fresh_factors: Vec::new(),
             fresh_blank: Vec::new(),
+            labels: Arc::default(),
             fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),
@@ -566,6 +571,7 @@ impl ModelSet {
             content_map,
             fresh_factors: Vec::new(),
             fresh_blank: Vec::new(),
+            labels: Arc::default(),
             fresh_index: None,
             catalog_merged: false,
             popularity_order: order_by(&popularity),

@@ -12,13 +12,15 @@ use crate::model::{Preferences, User};
 use crate::recommend::demographic::{attribute_groups, DemographicPrior};
 use crate::store::ItemMeta;
 
+use super::label_index::LabelIndex;
 use super::recall::{Recall, RecallSource};
 use super::{ModelSet, Reason, SourceKind};
 
 /// Shoppers with fewer history items than this get the new-shopper sources.
 pub const NEW_SHOPPER_ITEMS: usize = 5;
 
-/// How many of the most popular items the preferences source looks through for matches.
+/// How many of the most popular items the preferences source looks through for matches
+/// (through the set's [`LabelIndex`] of them).
 const PREFERENCE_SCAN: usize = 20_000;
 
 /// The new-shopper sources for this user record (none without a record, or without
@@ -113,14 +115,29 @@ impl RecallSource for PreferencesSource {
     fn recall(&self, recall: &Recall<'_>) -> Result<Vec<(u32, f32)>> {
         const BATCH: usize = 256;
         let set = recall.set;
+        let labels = match set.labels.get() {
+            Some(labels) => labels,
+            None => {
+                let built = LabelIndex::build(recall.store, &set.item_ids, &set.popularity_order, PREFERENCE_SCAN)?;
+                // Two first requests at once build it twice; one is kept.
+                let _ = set.labels.set(built);
+                set.labels.get().expect("set above")
+            }
+        };
+        let stated: Vec<&str> = self.brands.iter().chain(&self.categories).map(String::as_str).collect();
+        // The index proposes; the catalog decides (filters, and the labels as they are now).
+        let mut proposed = labels
+            .positions(&stated)
+            .into_iter()
+            .map(|position| set.popularity_order[position as usize])
+            .filter(|&i| !(recall.rejected)(i))
+            .peekable();
         let mut out = Vec::with_capacity(recall.want);
-        let popular = set.popularity_order.iter().copied().filter(|&i| !(recall.rejected)(i)).take(PREFERENCE_SCAN);
         let mut batch = Vec::with_capacity(BATCH);
-        let mut popular = popular.peekable();
         let test = |meta: Option<&ItemMeta>| recall.filter.accepts(meta) && meta.is_some_and(|m| self.matches_any(m));
-        while popular.peek().is_some() && out.len() < recall.want {
+        while proposed.peek().is_some() && out.len() < recall.want {
             batch.clear();
-            batch.extend(popular.by_ref().take(BATCH));
+            batch.extend(proposed.by_ref().take(BATCH));
             let ids: Vec<&str> = batch.iter().map(|&i| set.item_ids[i as usize].as_str()).collect();
             let verdicts = recall.store.items_match(&ids, &test)?;
             out.extend(batch.iter().zip(verdicts).filter(|(_, ok)| *ok).map(|(&i, _)| (i, set.popularity[i as usize])));
