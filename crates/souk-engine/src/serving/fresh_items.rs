@@ -137,6 +137,7 @@ impl ModelSet {
                 .map(|index| Arc::new(index.with_copy(&fresh_factors))),
         };
         ModelSet {
+            serial: super::model_set::next_serial(),
             manifest: self.manifest.clone(),
             item_digests,
             item_ids,

@@ -11,6 +11,7 @@
 //! long.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -20,7 +21,7 @@ use super::content::{
     CONTENT_INDEX_EFFORT, CONTENT_PROBE_ITEMS,
 };
 use super::recall::{Recall, RecallSource};
-use super::SourceKind;
+use super::{ModelSet, SourceKind};
 use crate::error::Result;
 use crate::model::Item;
 use crate::recommend::content::ContentRows;
@@ -67,6 +68,53 @@ struct State {
     rows: Vec<f32>,
     /// Over `rows`, for catalogs too large to scan per request.
     nearest: Option<LiveIndex>,
+    /// Each row's item in one model set (see [`RowItems`]).
+    row_items: Mutex<Option<Arc<RowItems>>>,
+}
+
+/// The item of each content row in one model set, found by id once per row and then
+/// read by row number: the content source's candidates need no id lookups.
+struct RowItems {
+    serial: u64,
+    /// [`ROW_UNKNOWN`] until looked up; [`ROW_ABSENT`] for rows the set does not hold.
+    items: Vec<AtomicU32>,
+}
+
+const ROW_UNKNOWN: u32 = u32::MAX;
+const ROW_ABSENT: u32 = u32::MAX - 1;
+
+impl State {
+    /// The row → item cache for `set` (a new one, all unknown, when the set changed).
+    fn row_items(&self, set: &ModelSet) -> Arc<RowItems> {
+        let mut slot = self.row_items.lock();
+        match slot.as_ref() {
+            Some(cached) if cached.serial == set.serial => cached.clone(),
+            _ => {
+                let fresh = Arc::new(RowItems {
+                    serial: set.serial,
+                    items: (0..self.ids.len()).map(|_| AtomicU32::new(ROW_UNKNOWN)).collect(),
+                });
+                *slot = Some(fresh.clone());
+                fresh
+            }
+        }
+    }
+
+    /// Row `row`'s item in `set`, through `cache` (rows added after it was made are looked
+    /// up each time).
+    fn item_of(&self, set: &ModelSet, cache: &RowItems, row: u32) -> Option<u32> {
+        let look_up = || set.item_index.get(&*self.ids[row as usize]).copied();
+        let Some(slot) = cache.items.get(row as usize) else { return look_up() };
+        match slot.load(AtomicOrdering::Relaxed) {
+            ROW_UNKNOWN => {
+                let found = look_up();
+                slot.store(found.unwrap_or(ROW_ABSENT), AtomicOrdering::Relaxed);
+                found
+            }
+            ROW_ABSENT => None,
+            item => Some(item),
+        }
+    }
 }
 
 impl State {
@@ -89,6 +137,7 @@ impl State {
             alive: Vec::with_capacity(parts.len()),
             rows: Vec::new(),
             nearest: None,
+            row_items: Mutex::new(None),
         };
         state.rows.reserve_exact(parts.len() * state.layout.dim());
         for (id, features, own) in &parts {
@@ -291,35 +340,56 @@ impl LiveContent {
         self.ensure_built(store, text)?;
         let guard = self.state.read();
         let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
-        let dim = state.layout.dim();
+        Ok(state.nearest_rows(query, k, &mut |row| accept(&state.ids[row as usize])))
+    }
+
+    /// [`LiveContent::nearest`] as items of `set` (rows it does not hold are passed over),
+    /// `accept` judging those.
+    pub fn nearest_items(
+        &self,
+        store: &dyn Storage,
+        text: Option<&VectorSpace>,
+        set: &ModelSet,
+        query: &[f32],
+        k: usize,
+        accept: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Vec<(u32, f32)>> {
+        self.ensure_built(store, text)?;
+        let guard = self.state.read();
+        let Some(state) = guard.as_ref() else { return Ok(Vec::new()) };
+        let cache = state.row_items(set);
+        Ok(state.nearest_rows(query, k, &mut |row| state.item_of(set, &cache, row).filter(|&i| accept(i))))
+    }
+}
+
+impl State {
+    /// See [`LiveContent::nearest`]; `accept` maps a row to what is returned.
+    fn nearest_rows<T>(&self, query: &[f32], k: usize, accept: &mut dyn FnMut(u32) -> Option<T>) -> Vec<(T, f32)> {
+        let dim = self.layout.dim();
         if query.len() != dim {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        // The search itself checks only liveness; `accept` (a lookup by id) then runs on
-        // the best few, with a margin for the rejected, widened if it was not enough.
-        let mut skip = |i: u32| !state.alive[i as usize];
+        // The search itself checks only liveness; `accept` then runs on the best few, with
+        // a margin for the rejected, widened if it was not enough.
+        let mut skip = |i: u32| !self.alive[i as usize];
         let mut margin = 8 + k / 8;
-        let best = loop {
+        loop {
             let fetch = k + margin;
-            let found = match &state.nearest {
+            let found = match &self.nearest {
                 Some(index) => {
-                    index.search(&state.rows, dim, query, fetch, CONTENT_PROBE_ITEMS.max(4 * fetch), &mut skip)
+                    index.search(&self.rows, dim, query, fetch, CONTENT_PROBE_ITEMS.max(4 * fetch), &mut skip)
                 }
-                None => exact_search(&state.rows, dim, query, fetch, &mut skip),
+                None => exact_search(&self.rows, dim, query, fetch, &mut skip),
             };
             // Fewer than asked, or down to unrelated items: widening finds nothing better.
             let exhausted = found.len() < fetch || found.last().is_some_and(|(_, s)| *s <= 0.0);
-            let accepted: Vec<(T, f32)> = found
-                .into_iter()
-                .filter(|(_, s)| *s > 0.0)
-                .filter_map(|(i, s)| Some((accept(&state.ids[i as usize])?, s)))
-                .collect();
-            if accepted.len() >= k || exhausted || margin >= state.ids.len() {
-                break accepted;
+            let accepted: Vec<(T, f32)> =
+                found.into_iter().filter(|(_, s)| *s > 0.0).filter_map(|(i, s)| Some((accept(i)?, s))).collect();
+            if accepted.len() >= k || exhausted || margin >= self.ids.len() {
+                return accepted;
             }
             margin *= 8;
-        };
-        Ok(best)
+        }
     }
 }
 
@@ -356,9 +426,8 @@ impl RecallSource for ContentSource<'_> {
         let history: std::collections::HashSet<u32> = recall.history.recent.iter().copied().collect();
         // `nearest` returns spares past what is asked: the catalog filters start from those.
         recall.fetched_then_accepted_from(recall.want, &|wanted| {
-            let mut accept =
-                |id: &str| set.item_index.get(id).copied().filter(|&i| !history.contains(&i) && !(recall.rejected)(i));
-            self.live.nearest(recall.store, self.text, &profile, wanted, &mut accept)
+            let mut accept = |i: u32| !history.contains(&i) && !(recall.rejected)(i);
+            self.live.nearest_items(recall.store, self.text, set, &profile, wanted, &mut accept)
         })
     }
 }
@@ -366,6 +435,34 @@ impl RecallSource for ContentSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_items_are_the_nearest_ids_in_each_model_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::gen::GenConfig { items: 300, users: 80, events: 3_000, seed: 5 };
+        let (store, set) = crate::serving::test_shop::trained_shop(dir.path(), config);
+        let live = LiveContent::default();
+        let query = live.vector_of(&store, None, set.item_id(0)).unwrap().expect("content");
+        let by_id = |set: &ModelSet| -> Vec<(u32, f32)> {
+            live.nearest(&store, None, &query, 20, &mut |id| set.item_index.get(id).copied().filter(|i| i % 2 == 0))
+                .unwrap()
+        };
+        let by_row = |set: &ModelSet| -> Vec<(u32, f32)> {
+            live.nearest_items(&store, None, set, &query, 20, &mut |i| i % 2 == 0).unwrap()
+        };
+        let expected = by_id(&set);
+        assert!(expected.len() >= 20, "{expected:?}");
+        assert_eq!(by_row(&set), expected);
+        assert_eq!(by_row(&set), expected, "the second time, from the rows' cached items");
+        // Another set numbers items otherwise: the cache follows the set asked about.
+        let mut renumbered = set.with_fresh_items(&[], false);
+        let shift = |i: u32| (i + 1) % set.item_ids.len() as u32;
+        renumbered.item_index = set.item_index.iter().map(|(id, &i)| (id.clone(), shift(i))).collect();
+        assert_ne!(renumbered.serial, set.serial);
+        let expected = by_id(&renumbered);
+        assert_eq!(by_row(&renumbered), expected);
+        assert_eq!(by_row(&set), by_id(&set));
+    }
 
     fn item(id: &str, title: &str) -> Item {
         crate::input::parse_item(&serde_json::json!({"id": id, "title": title, "brand": "acme"})).unwrap()

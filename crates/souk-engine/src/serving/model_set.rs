@@ -196,8 +196,17 @@ pub struct ModelSetManifest {
     pub weights: EventWeights,
 }
 
+/// A number no other model set of this process has.
+pub(super) fn next_serial() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Everything serving needs from training, swapped as one value.
 pub struct ModelSet {
+    /// This value's own number in the process (each set, trained, loaded or grown, has its
+    /// own): what caches of facts about a set are keyed by.
+    pub serial: u64,
     pub manifest: ModelSetManifest,
     pub item_ids: Vec<String>,
     /// `xxh3_64` of each item id, by item index: exclusion and cursor checks compare
@@ -343,6 +352,7 @@ impl ModelSet {
             "trained model set"
         );
         Ok(ModelSet {
+            serial: next_serial(),
             manifest: ModelSetManifest {
                 format_version: MODEL_SET_FORMAT_VERSION,
                 trained_at_ms: chrono::Utc::now().timestamp_millis(),
@@ -560,6 +570,7 @@ impl ModelSet {
             None
         };
         Ok(Some(ModelSet {
+            serial: next_serial(),
             item_index: index_of(&item_ids),
             user_index: Arc::new(index_of(&user_ids)),
             item_digests: digests_of(&item_ids),
