@@ -151,15 +151,7 @@ mod tests {
             store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
         };
         let filter = ItemFilter { brands: vec![brand.clone()], available_only: true, ..ItemFilter::default() };
-        let recall = Recall {
-            set: &set,
-            store: &store,
-            history: &history,
-            filter: &filter,
-            rejected: &rejected,
-            want: 50,
-            checked: Default::default(),
-        };
+        let recall = Recall::new(&set, &store, &history, &filter, &rejected, 50);
         let list = source.recall(&recall).unwrap();
         assert!(!list.is_empty());
         assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {list:?}");

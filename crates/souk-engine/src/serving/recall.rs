@@ -24,10 +24,22 @@ pub struct Recall<'a> {
     pub want: usize,
     /// The catalog's verdict on each item already checked for this request: sources
     /// proposing the same items ask the store once.
-    pub checked: RefCell<IdMap<u32, bool>>,
+    checked: RefCell<IdMap<u32, bool>>,
 }
 
-impl Recall<'_> {
+impl<'a> Recall<'a> {
+    /// What the sources of one request see (no catalog verdicts yet).
+    pub fn new(
+        set: &'a ModelSet,
+        store: &'a dyn Storage,
+        history: &'a History,
+        filter: &'a ItemFilter,
+        rejected: &'a dyn Fn(u32) -> bool,
+        want: usize,
+    ) -> Self {
+        Self { set, store, history, filter, rejected, want, checked: RefCell::default() }
+    }
+
     /// The first `want` of `ranked` (best first) whose items pass the filter, checked
     /// against the catalog in batches (one store lock per batch).
     pub fn accepted(&self, ranked: impl IntoIterator<Item = (u32, f32)>) -> Result<Vec<(u32, f32)>> {
@@ -370,15 +382,7 @@ mod tests {
         };
         // Most items are of other brands: most verdicts are "no".
         let filter = ItemFilter { brands: vec![brand], ..ItemFilter::default() };
-        let recall = Recall {
-            set: &set,
-            store: &store,
-            history: &history,
-            filter: &filter,
-            rejected: &rejected,
-            want: 10,
-            checked: Default::default(),
-        };
+        let recall = Recall::new(&set, &store, &history, &filter, &rejected, 10);
         let all: Vec<(u32, f32)> = (0..set.item_ids.len() as u32).map(|i| (i, i as f32)).collect();
         let first = recall.accepted(all.iter().copied()).unwrap();
         assert_eq!(first, take_accepted(&set, &store, &filter, all.iter().copied(), 10).unwrap());
@@ -411,15 +415,7 @@ mod tests {
             store.items_meta(&ids).unwrap().into_iter().flatten().find_map(|m| m.brand).unwrap().to_string()
         };
         let filter = ItemFilter { brands: vec![brand.clone()], available_only: true, ..ItemFilter::default() };
-        let recall = Recall {
-            set: &set,
-            store: &store,
-            history: &history,
-            filter: &filter,
-            rejected: &rejected,
-            want: 5,
-            checked: Default::default(),
-        };
+        let recall = Recall::new(&set, &store, &history, &filter, &rejected, 5);
         let folds = fold_ins(&set, &history);
         let live = crate::serving::live_content::LiveContent::default();
         let content = Box::new(crate::serving::live_content::ContentSource { live: &live, text: None });

@@ -68,15 +68,8 @@ pub fn recommend(
         let digest = set.item_digests[i as usize];
         history.excluded.contains(&digest) || shown.contains(&(digest as u32))
     };
-    let recall = Recall {
-        set,
-        store,
-        history: &history,
-        filter: &request.filter,
-        rejected: &rejected,
-        want: config.candidates_per_source.max(request.n * 3),
-        checked: Default::default(),
-    };
+    let recall =
+        Recall::new(set, store, &history, &request.filter, &rejected, config.candidates_per_source.max(request.n * 3));
     let folds = recall::fold_ins(set, &history);
     let session = request.sessions.as_deref().map(|live| -> Box<dyn recall::RecallSource + '_> {
         Box::new(live_sessions::SessionKnnSource { live, user: &request.user, now_ms: request.now_ms })
