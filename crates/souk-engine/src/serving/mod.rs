@@ -6,7 +6,8 @@
 //! an event ingested a moment ago changes the next answer. Heavy models are retrained in
 //! the background and swapped in whole.
 //!
-//! Files by concept: `model_set` (what training produces and serving swaps), `request`
+//! Files by concept: `model_set` (what training produces and serving swaps),
+//! `recommend_config` (the `[recommend]` configuration), `label_index`, `request`
 //! (what a request asks and a page answers, the cursor), `history` (a user's live
 //! history), `recall` (the recall sources), `recommend_page` (the "for you" pipeline:
 //! recall → fusion → ranker → rules → reasons), `similar`, `trending` (and the page
@@ -43,6 +44,7 @@ pub mod new_shoppers;
 pub mod page_log;
 pub mod pipeline;
 pub mod recall;
+mod recommend_config;
 mod recommend_page;
 mod request;
 mod rules;
@@ -60,6 +62,7 @@ pub use describe::*;
 pub use history::*;
 pub use live_sessions::{LiveSessions, RecommendSurface};
 pub use model_set::*;
+pub use recommend_config::*;
 pub use recommend_page::*;
 pub use request::*;
 pub use shop::{SearchOpener, Shop, ShopSettings};

@@ -57,11 +57,10 @@ pub fn run(config: &Config, args: RecommendArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the souk executable")?;
     let data_dir = scratch.path().join(format!("shop-{items}-{users}-{events}"));
     let setup = prepare_shop(&exe, &data_dir, items, users, events)?;
-    let mut report = if no_server {
-        json!({"machine": machine(), "shop": {"items": items, "users": users, "events": events, "seed": 42}, "setup": setup, "n": n})
-    } else {
-        recommend_latency(&exe, &data_dir, setup, items, users, events, clients.max(1), seconds, n)?
-    };
+    let mut report = json!({"machine": machine(), "shop": {"items": items, "users": users, "events": events, "seed": 42}, "setup": setup, "n": n});
+    if !no_server {
+        recommend_latency(&exe, &data_dir, users, clients.max(1), seconds, n, &mut report)?;
+    }
     if in_process > 0 {
         report["in_process"] = pages_in_process(config, &data_dir, users, in_process, n)?;
     }
@@ -121,18 +120,17 @@ fn pages_in_process(config: &Config, data_dir: &Path, users: usize, pages: usize
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The load test: `clients` clients asking `souk serve` on `data_dir` for `seconds`; its
+/// figures, added to `report`.
 fn recommend_latency(
     exe: &Path,
     data_dir: &Path,
-    setup: Value,
-    items: usize,
     users: usize,
-    events: usize,
     clients: usize,
     seconds: f64,
     n: usize,
-) -> anyhow::Result<Value> {
+    report: &mut Value,
+) -> anyhow::Result<()> {
     let mut server = Server::start(exe, data_dir)?;
     let base = server.base.clone();
     let agent = ureq::AgentBuilder::new().build();
@@ -145,12 +143,8 @@ fn recommend_latency(
     });
     let server_peak = server.peak_rss_bytes();
     server.stop();
-    Ok(json!({
-        "machine": machine(),
-        "shop": {"items": items, "users": users, "events": events, "seed": 42},
-        "setup": setup,
+    let figures = json!({
         "clients": clients,
-        "n": n,
         "seconds": measured.seconds,
         "requests": measured.latencies.len(),
         "errors": measured.errors,
@@ -158,7 +152,11 @@ fn recommend_latency(
         "latency_ms": latency_summary(&mut measured.latencies),
         "server_peak_rss_bytes": server_peak,
         "note": "clients run on the same machine as the server and share its cores",
-    }))
+    });
+    if let (Some(report), Value::Object(figures)) = (report.as_object_mut(), figures) {
+        report.extend(figures);
+    }
+    Ok(())
 }
 
 /// Generate and train the shop unless an earlier run left it trained; what that took.
