@@ -105,8 +105,9 @@ pub struct RecommendQuery {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReasonOut {
     /// `als`, `ease`, `social` (a model pulled towards the friends' taste), `itemknn`,
-    /// `session` (what sessions like the open one went on to), `friends` (what followed
-    /// users interacted with lately), `demographic` and `preferences` (for shoppers with
+    /// `session` (what sessions like the open one went on to), `content`, `graph` (shares
+    /// an entity with `because`: see `relation`), `friends` (what followed users interacted
+    /// with lately), `demographic` and `preferences` (for shoppers with
     /// little history: see `matched`), `popularity`, `trending`, `catalog`,
     /// `bought_together`, `pin`…
     pub source: String,
@@ -136,6 +137,14 @@ pub struct ReasonOut {
     /// stated preference it matches (`category=Audio`, `brand=Acme`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<String>,
+    /// "Same … as `because`" (`graph` source): the relation of the catalog entity the item
+    /// shares with `because` — `brand`, `category`, `tag`, an attribute name, or a
+    /// knowledge-graph relation such as `film.film.directed_by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    /// That entity's value, lower-cased (`acme`, `audio > headphones`, `m.0abc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
 }
 
 /// What a re-ranking rule did to an item.
@@ -206,6 +215,8 @@ fn reason_out(reason: souk_engine::serving::Reason) -> ReasonOut {
         friend: reason.friend,
         friend_event: reason.friend_event.map(|e| e.as_str().to_string()),
         matched: reason.matched,
+        relation: reason.relation,
+        entity: reason.entity,
     }
 }
 

@@ -6,7 +6,9 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use souk_engine::eval::{self, EvalConfig, EvalData, Protocol};
 use souk_engine::model::EventType;
-use souk_engine::recommend::{content, registry, AlsParams, Interactions, Recommender};
+use souk_engine::recommend::blend::{self, BlendParams, BlendPart};
+use souk_engine::recommend::graph;
+use souk_engine::recommend::{content, registry, AlsParams, GraphParams, Interactions, ItemGraph, Recommender};
 use souk_engine::serving::content::content_rows_of;
 use souk_engine::serving::shop::TrainReport;
 
@@ -78,9 +80,50 @@ pub fn eval(config: &Config, args: &EvalArgs, ks: Vec<usize>) -> anyhow::Result<
     } else {
         Vec::new()
     };
+    let facts_of = |data: &Interactions| {
+        let position: std::collections::HashMap<&str, &souk_engine::Item> =
+            catalog.iter().map(|item| (item.id.as_str(), item)).collect();
+        data.item_ids
+            .iter()
+            .map(|id| position.get(id.as_str()).map(|item| graph::facts_of(item)).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let invalid = |model: &str, e: serde_json::Error| {
+        souk_engine::Error::Invalid(souk_engine::ValidationError::new("invalid_parameter", model, e.to_string()))
+    };
+    let train_graph = |params: &Value, data: &Interactions| -> souk_engine::Result<Box<dyn Recommender>> {
+        let params: GraphParams = serde_json::from_value(params.clone()).map_err(|e| invalid("graph", e))?;
+        Ok(Box::new(ItemGraph::train(data, &facts_of(data), &params)?))
+    };
     let trainer = |name: &str, params: &Value, data: &Interactions| -> souk_engine::Result<Box<dyn Recommender>> {
         let rows = || content_rows_of(&catalog, &data.item_ids, None);
         match name {
+            "graph" => train_graph(params, data),
+            "blend_graph" => {
+                // The default blend, with the item graph as one more part.
+                let mut params = params.clone();
+                let graph_params = params.as_object_mut().and_then(|p| p.remove("graph")).unwrap_or(Value::Null);
+                let weight: f32 = match params.as_object_mut().and_then(|p| p.remove("graph_weight")) {
+                    Some(w) => serde_json::from_value(w).map_err(|e| invalid("blend_graph.graph_weight", e))?,
+                    None => 0.1,
+                };
+                if params.as_object().is_some_and(|p| !p.is_empty()) {
+                    return Err(souk_engine::Error::Invalid(souk_engine::ValidationError::new(
+                        "invalid_parameter",
+                        "blend_graph",
+                        format!("unknown parameters {params}; expected graph_weight and graph"),
+                    )));
+                }
+                let mut blend = BlendParams::default();
+                blend.parts.push(BlendPart { model: "graph".into(), params: graph_params, weight });
+                let mut allowed: Vec<&str> = registry::MODELS.to_vec();
+                allowed.push("graph");
+                let part = |name: &str, params: &Value, data: &Interactions| match name {
+                    "graph" => train_graph(&if params.is_null() { json!({}) } else { params.clone() }, data),
+                    _ => registry::train_model(name, params, data),
+                };
+                Ok(Box::new(blend::train(data, &blend, &allowed, &part)?))
+            }
             "content_knn" => Ok(Box::new(content::ContentKnn::new(rows()))),
             "als_content" => {
                 let params: AlsParams = serde_json::from_value(params.clone()).map_err(|e| {

@@ -256,7 +256,7 @@ pub fn model_params(config: &Config, models: &[String], overrides: &[String]) ->
         let mut params = match model.as_str() {
             // ALS with the content map takes ALS's parameters; content-kNN has none.
             "als_content" => config.recommend.params_for("als")?,
-            "content_knn" => Value::Object(Default::default()),
+            "content_knn" | "graph" | "blend_graph" => Value::Object(Default::default()),
             _ => config.recommend.params_for(model)?,
         };
         for text in overrides {

@@ -29,8 +29,10 @@ use super::kernels::dot;
 use super::{Interactions, Recommender};
 use crate::error::{Error, Result};
 
-/// Names of the content models `souk eval` knows besides the registry's.
-pub const CONTENT_MODELS: &[&str] = &["als_content", "content_knn"];
+/// Names of the content models `souk eval` knows besides the registry's: they read the
+/// catalog (`graph`: the item graph of `recommend::graph`; `blend_graph`: the default blend
+/// with the graph as one more part).
+pub const CONTENT_MODELS: &[&str] = &["als_content", "content_knn", "graph", "blend_graph"];
 
 /// The ridge penalties tried, relative to the mean diagonal of the Gram matrix.
 pub const RIDGE_GRID: [f64; 5] = [0.01, 0.1, 1.0, 10.0, 100.0];

@@ -30,6 +30,9 @@ pub enum SourceKind {
     /// Items whose content (catalog facts, text and image vectors) is nearest to the
     /// shopper's recent items, or to the item asked about.
     Content,
+    /// Items sharing catalog entities (a director, a brand, a category…) with the
+    /// shopper's recent items, by relation ("same director as X").
+    Graph,
     /// What shoppers sharing a new shopper's attributes (age band, gender, region…) like.
     Demographic,
     /// Popular items in the categories and brands a new shopper said they like.
@@ -51,7 +54,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every source, in declaration order.
-    pub const ALL: [SourceKind; 18] = [
+    pub const ALL: [SourceKind; 19] = [
         Self::Als,
         Self::Ease,
         Self::InfiniteAe,
@@ -62,6 +65,7 @@ impl SourceKind {
         Self::Itemknn,
         Self::Session,
         Self::Content,
+        Self::Graph,
         Self::Demographic,
         Self::Preferences,
         Self::Popularity,
@@ -84,6 +88,7 @@ impl SourceKind {
             Self::Itemknn => "itemknn",
             Self::Session => "session",
             Self::Content => "content",
+            Self::Graph => "graph",
             Self::Demographic => "demographic",
             Self::Preferences => "preferences",
             Self::Popularity => "popularity",

@@ -155,6 +155,7 @@ impl ModelSet {
             popularity,
             popularity_order,
             demographic: self.demographic.clone(),
+            graph: self.graph.clone(),
             ranker: self.ranker.clone(),
             search_ranker: self.search_ranker.clone(),
             features: self.features.clone(),

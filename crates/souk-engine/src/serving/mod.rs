@@ -15,7 +15,8 @@
 //! `search_page` and `search_ranking` (the search page), `training`, `pipeline` (a page
 //! pipeline's configuration as data), `live_sessions` (the session-kNN index and the
 //! co-purchase counts, updated on ingest: the `session` source and "bought together"),
-//! `content` (item content vectors, live, and the `content` source), `friends` (the
+//! `content` (item content vectors, live, and the `content` source), `graph_walk` (the
+//! `graph` source: items sharing catalog entities with the recent history), `friends` (the
 //! "friends bought" source, live from the store's edges), `new_shoppers` (the
 //! `demographic` and `preferences` sources for shoppers with little history), `fresh_items`
 //! (catalog items the models never saw, joined to a set's item space with mapped factors),
@@ -33,6 +34,7 @@ pub mod exploration;
 pub mod exposure;
 mod fresh_items;
 pub mod friends;
+mod graph_walk;
 mod history;
 pub mod interleave;
 pub mod jobs;

@@ -15,6 +15,7 @@ use crate::recommend::als::AlsModel;
 use crate::recommend::artifact::Artifact;
 use crate::recommend::content::ContentMap;
 use crate::recommend::demographic::DemographicPrior;
+use crate::recommend::graph::{self, ItemGraph};
 use crate::recommend::itemknn::{self, ItemKnnModel};
 use crate::recommend::ivf::IvfIndex;
 use crate::recommend::live_index::LiveIndex;
@@ -92,6 +93,9 @@ pub struct ModelSet {
     /// The prior over the trained items for shoppers with little history, from shoppers
     /// who share their attributes (when the shop's users have attributes).
     pub demographic: Option<Arc<DemographicPrior>>,
+    /// The trained items joined through the entities their catalog facts share (when any
+    /// entity joins two of them): the `graph` source.
+    pub graph: Option<Arc<ItemGraph>>,
     /// The learned ranker, once one has passed the promotion gate.
     pub ranker: Option<Arc<Ranker>>,
     /// The search page's learned ranker (trained from search pages' logs), likewise.
@@ -186,6 +190,11 @@ impl ModelSet {
         if demographic.is_some() {
             train_seconds.insert("demographic".into(), t.elapsed().as_secs_f64());
         }
+        let t = std::time::Instant::now();
+        let graph = graph_of(store, &data, &config.graph)?;
+        if graph.is_some() {
+            train_seconds.insert("graph".into(), t.elapsed().as_secs_f64());
+        }
         let mut popularity = vec![0f32; data.n_items()];
         for &i in &data.indices {
             popularity[i as usize] += 1.0;
@@ -226,6 +235,7 @@ impl ModelSet {
             popularity_order: order_by(&popularity),
             popularity,
             demographic: demographic.map(Arc::new),
+            graph: graph.map(Arc::new),
             ranker: None,
             search_ranker: None,
             features: None,
@@ -271,6 +281,11 @@ impl ModelSet {
         if let Some(prior) = &self.demographic {
             let mut writer = generation.create(DEMOGRAPHIC)?;
             prior.to_artifact()?.write_to(&mut writer)?;
+            writer.flush()?;
+        }
+        if let Some(graph) = &self.graph {
+            let mut writer = generation.create(GRAPH)?;
+            graph.to_artifact()?.write_to(&mut writer)?;
             writer.flush()?;
         }
         for (ranker, model_file, report_file) in [
@@ -406,6 +421,15 @@ impl ModelSet {
         } else {
             None
         };
+        let graph = if generation.exists(GRAPH) {
+            let graph = ItemGraph::from_artifact(Artifact::read_from(&mut generation.open(GRAPH)?)?)?;
+            if graph.n_items() != item_ids.len() {
+                return Err(corrupt(format!("{GRAPH}: {} items, {} in items.txt", graph.n_items(), item_ids.len())));
+            }
+            Some(Arc::new(graph))
+        } else {
+            None
+        };
         let ranker = load_ranker(RANKER_MODEL, RANKER_REPORT)?;
         let search_ranker = load_ranker(SEARCH_RANKER_MODEL, SEARCH_RANKER_REPORT)?;
         let features = if generation.exists(FEATURE_CONTEXT) {
@@ -434,6 +458,7 @@ impl ModelSet {
             popularity_order: order_by(&popularity),
             popularity,
             demographic,
+            graph,
             ranker,
             search_ranker,
             features,
@@ -469,3 +494,19 @@ pub(super) const SEARCH_RANKER_REPORT: &str = "search_ranker.json";
 pub(super) const FEATURE_CONTEXT: &str = "features.json";
 pub(super) const CONTENT_MAP: &str = "content_map.model";
 pub(super) const DEMOGRAPHIC: &str = "demographic.model";
+pub(super) const GRAPH: &str = "graph.model";
+
+/// The item graph over `data`'s items from the store's catalog facts; `None` when no
+/// entity joins two items (or none of a relation that predicts co-consumption).
+fn graph_of(store: &dyn Storage, data: &Interactions, params: &graph::GraphParams) -> Result<Option<ItemGraph>> {
+    let index: IdMap<&str, u32> = data.item_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
+    let mut facts = vec![Vec::new(); data.n_items()];
+    store.scan_items(&mut |item| {
+        if let Some(&i) = index.get(item.id.as_str()) {
+            facts[i as usize] = graph::facts_of(&item);
+        }
+        Ok(())
+    })?;
+    let graph = ItemGraph::train(data, &facts, params)?;
+    Ok((!graph.is_empty()).then_some(graph))
+}

@@ -157,13 +157,15 @@ pub struct LiveSources<'a> {
     /// The live session-kNN.
     pub session: Option<Box<dyn RecallSource + 'a>>,
     pub content: Option<Box<dyn RecallSource + 'a>>,
+    /// The item graph's walk from the recent history (when the set has a graph).
+    pub graph: Option<Box<dyn RecallSource + 'a>>,
     pub friends: Option<Box<dyn RecallSource + 'a>>,
     /// The sources for a shopper with little history (see [`super::new_shoppers`]).
     pub new_shopper: Vec<Box<dyn RecallSource + 'a>>,
 }
 
 /// The sources of a request, in fusion order: every collaborative model of the set,
-/// item-kNN and `content` (when given) on the recent history (when there is a history), the session source (when the
+/// item-kNN, `content` and `graph` (when given) on the recent history (when there is a history), the session source (when the
 /// session is still open at `now_ms`: `session` — the live session-kNN — when given, else
 /// item-kNN on the session when the history holds more than it), the new-shopper sources
 /// (when given), `friends` (when given, with or without a history of the shopper's own),
@@ -183,6 +185,7 @@ pub fn recall_sources<'a>(
         }
         sources.push(Box::new(RecentNeighbours));
         sources.extend(live.content);
+        sources.extend(live.graph);
         if session_is_open(history, now_ms) {
             match live.session {
                 Some(session) => sources.push(session),
@@ -419,12 +422,21 @@ mod tests {
         let folds = fold_ins(&set, &history);
         let live = crate::serving::live_content::LiveContent::default();
         let content = Box::new(crate::serving::live_content::ContentSource { live: &live, text: None });
-        let sources =
-            recall_sources(&set, &history, &folds, 0, LiveSources { content: Some(content), ..LiveSources::default() });
+        let graph = Box::new(crate::serving::graph_walk::GraphSource::new(&set, &history, set.graph.as_ref().unwrap()));
+        let sources = recall_sources(
+            &set,
+            &history,
+            &folds,
+            0,
+            LiveSources { content: Some(content), graph: Some(graph), ..LiveSources::default() },
+        );
         let kinds: Vec<SourceKind> = sources.iter().map(|s| s.kind()).collect();
         // The generated shop has social edges, but the social model is opt-in
         // (`social_with_edges`): ALS alone.
-        assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Content, SourceKind::Popularity]);
+        assert_eq!(
+            kinds,
+            vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Content, SourceKind::Graph, SourceKind::Popularity]
+        );
         for source in &sources {
             let list = source.recall(&recall).unwrap();
             assert!(list.len() <= 5, "{}", source.kind());
@@ -440,11 +452,22 @@ mod tests {
         }
         // The session source joins while the latest session is open.
         let newest = history.newest_ms.unwrap();
-        let open = recall_sources(&set, &history, &folds, newest + 60_000, LiveSources::default());
+        let graph = Box::new(crate::serving::graph_walk::GraphSource::new(&set, &history, set.graph.as_ref().unwrap()));
+        let live = LiveSources { graph: Some(graph), ..LiveSources::default() };
+        let open = recall_sources(&set, &history, &folds, newest + 60_000, live);
         let kinds: Vec<SourceKind> = open.iter().map(|s| s.kind()).collect();
         if history.session.len() < history.recent.len() {
-            assert_eq!(kinds, vec![SourceKind::Als, SourceKind::Itemknn, SourceKind::Session, SourceKind::Popularity]);
-            for (i, _) in open[2].recall(&recall).unwrap() {
+            assert_eq!(
+                kinds,
+                vec![
+                    SourceKind::Als,
+                    SourceKind::Itemknn,
+                    SourceKind::Graph,
+                    SourceKind::Session,
+                    SourceKind::Popularity
+                ]
+            );
+            for (i, _) in open[3].recall(&recall).unwrap() {
                 assert!(!rejected(i));
                 let meta = store.items_meta(&[set.item_ids[i as usize].as_str()]).unwrap().pop().flatten().unwrap();
                 assert_eq!(meta.brand.as_deref(), Some(brand.as_str()));

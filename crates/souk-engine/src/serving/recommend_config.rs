@@ -9,6 +9,7 @@ use crate::recommend::als::AlsParams;
 use crate::recommend::blend::BlendParams;
 use crate::recommend::demographic::DemographicParams;
 use crate::recommend::ease::EaseParams;
+use crate::recommend::graph::GraphParams;
 use crate::recommend::infinite_ae::InfiniteAeParams;
 use crate::recommend::itemknn::ItemKnnParams;
 use crate::recommend::popularity::PopularityParams;
@@ -47,6 +48,8 @@ pub struct RecommendConfig {
     pub popularity: PopularityParams,
     /// The prior for shoppers with little history, from shoppers sharing their attributes.
     pub demographic: DemographicParams,
+    /// The item graph from the catalog's facts (the `graph` source).
+    pub graph: GraphParams,
 }
 
 impl Default for RecommendConfig {
@@ -68,6 +71,10 @@ impl Default for RecommendConfig {
                 (SourceKind::Itemknn, 0.8),
                 (SourceKind::Session, 1.5),
                 (SourceKind::Content, 0.5),
+                // Off until measured on a shop's traffic: on MovieLens-100K it adds nothing
+                // to the warm blend and trails content similarity on new items
+                // (BENCHMARKS.md), at ~0.1 ms a page. Trained with every generation.
+                (SourceKind::Graph, 0.0),
                 (SourceKind::Popularity, 0.2),
                 // Shoppers with under `NEW_SHOPPER_ITEMS` items only (see `recall`).
                 (SourceKind::Demographic, 0.6),
@@ -87,6 +94,7 @@ impl Default for RecommendConfig {
             rp3beta: Rp3betaParams::default(),
             popularity: PopularityParams::default(),
             demographic: DemographicParams::default(),
+            graph: GraphParams::default(),
         }
     }
 }
@@ -146,6 +154,9 @@ impl RecommendConfig {
         }
         if let Err(e) = self.demographic.validate() {
             problems.push((format!("recommend.demographic.{}", e.field), e.message.clone()));
+        }
+        if let Err(e) = self.graph.validate() {
+            problems.push(("recommend.graph".into(), e.to_string()));
         }
         if let Err(e) = self.social.validate(registry::MODELS) {
             problems.push(("recommend.social".into(), e.to_string()));

@@ -94,7 +94,10 @@ pub fn recommend(
                 None
             };
             let new_shopper = new_shoppers::new_shopper_sources(set, record.as_ref());
-            let live = recall::LiveSources { session, content, friends, new_shopper };
+            let graph = set.graph.as_deref().map(|graph| -> Box<dyn recall::RecallSource + '_> {
+                Box::new(graph_walk::GraphSource::new(set, &history, graph))
+            });
+            let live = recall::LiveSources { session, content, graph, friends, new_shopper };
             (recall::recall_sources(set, &history, &folds, request.now_ms, live), Cow::Borrowed(&config.source_weights))
         }
         // The session's next items first; popular items only fill the page below them.

@@ -57,6 +57,13 @@ pub struct Reason {
     /// it matches (`preferences`: `category=Audio`, `brand=Acme`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<String>,
+    /// "Same … as `because`" (the `graph` source): the relation of the entity the item
+    /// shares with `because` (`brand`, `category`, `film.film.directed_by`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    /// That entity's value (lower-cased: `acme`, `m.0abc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
 }
 
 /// One recommended item.

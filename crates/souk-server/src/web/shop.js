@@ -114,11 +114,24 @@ function openItem(id, origin) {
   go(`/item/${encodeURIComponent(id)}`);
 }
 
+/** A relation of the item graph in words: `brand`, `category`, or a knowledge-graph
+ * relation (`film.film.directed_by`) by its last part ("director"). */
+function relationLabel(relation) {
+  const last = relation.split(".").pop();
+  const key = `rel_${last}`;
+  const text = t(key);
+  return text === key ? last.replace(/_/g, " ") : text;
+}
+
 /** A reason in plain words; `cite` names the history item it cites, whatever the source. */
 function reasonText(reason, cite = false) {
   if (!reason) return "";
   if ((cite || reason.source === "itemknn" || reason.source === "session") && reason.because_title) {
     return t("r_itemknn", reason.because_title, t(`ev_${reason.because_event || "view"}`));
+  }
+  if (reason.source === "graph" && reason.relation) {
+    const label = relationLabel(reason.relation);
+    return reason.because_title ? t("r_graph", label, reason.because_title) : t("r_graph_plain", label);
   }
   if (reason.source === "friends" && reason.friend) {
     return t("r_friends", reason.friend, t(`ev_${reason.friend_event || "view"}`));
