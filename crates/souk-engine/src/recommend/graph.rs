@@ -156,42 +156,84 @@ pub struct Walked {
     best: f32,
 }
 
+/// Items' facts, interned as they come (one copy of each relation and entity value), for
+/// [`ItemGraph::from_facts`]: a catalog of a million items is read one item at a time.
+#[derive(Debug, Default)]
+pub struct GraphFacts {
+    relations: Vec<String>,
+    relation_of: HashMap<String, u32>,
+    entity_of: HashMap<(u32, String), u32>,
+    df: Vec<u32>,
+    /// Each item's entities, ascending.
+    items: Vec<Vec<u32>>,
+}
+
+impl GraphFacts {
+    /// No facts yet for `n_items` items.
+    pub fn new(n_items: usize) -> Self {
+        Self { items: vec![Vec::new(); n_items], ..Self::default() }
+    }
+
+    /// Item `i`'s facts (see [`facts_of`]), replacing any given before. Out of range: ignored.
+    pub fn set(&mut self, i: usize, facts: Vec<(String, String)>) {
+        if i >= self.items.len() {
+            return;
+        }
+        for &e in &self.items[i] {
+            self.df[e as usize] -= 1;
+        }
+        let mut entities = Vec::with_capacity(facts.len());
+        for (relation, value) in facts {
+            let r = match self.relation_of.get(&relation) {
+                Some(&r) => r,
+                None => {
+                    self.relations.push(relation.clone());
+                    let r = self.relations.len() as u32 - 1;
+                    self.relation_of.insert(relation, r);
+                    r
+                }
+            };
+            let next = self.df.len() as u32;
+            let e = *self.entity_of.entry((r, value)).or_insert(next);
+            if e == next {
+                self.df.push(0);
+            }
+            entities.push(e);
+        }
+        entities.sort_unstable();
+        entities.dedup();
+        for &e in &entities {
+            self.df[e as usize] += 1;
+        }
+        self.items[i] = entities;
+    }
+}
+
 impl ItemGraph {
     /// Build the graph over `facts` (one list per item of `data`, by item index; see
     /// [`facts_of`]), learning the relation weights from `data`'s interactions.
     pub fn train(data: &Interactions, facts: &[Vec<(String, String)>], params: &GraphParams) -> Result<Self> {
+        if facts.len() != data.n_items() {
+            return Err(invalid("graph", format!("{} fact lists for {} items", facts.len(), data.n_items())));
+        }
+        let mut interned = GraphFacts::new(facts.len());
+        for (i, item_facts) in facts.iter().enumerate() {
+            interned.set(i, item_facts.clone());
+        }
+        Self::from_facts(data, interned, params)
+    }
+
+    /// Build the graph over interned `facts` of `data`'s items.
+    pub fn from_facts(data: &Interactions, facts: GraphFacts, params: &GraphParams) -> Result<Self> {
         params.validate()?;
         let n_items = data.n_items();
-        if facts.len() != n_items {
-            return Err(invalid("graph", format!("{} fact lists for {n_items} items", facts.len())));
+        if facts.items.len() != n_items {
+            return Err(invalid("graph", format!("facts of {} items for {n_items} items", facts.items.len())));
         }
-        // Intern relations and entities, counting each entity's items.
-        let mut relations: Vec<String> = Vec::new();
-        let mut relation_of: HashMap<&str, u32> = HashMap::new();
-        let mut entity_of: HashMap<(u32, &str), u32> = HashMap::new();
-        let mut entity_key: Vec<(u32, &str)> = Vec::new();
-        let mut df: Vec<u32> = Vec::new();
-        let mut raw: Vec<Vec<u32>> = Vec::with_capacity(n_items);
-        for item_facts in facts {
-            let mut entities = Vec::with_capacity(item_facts.len());
-            for (relation, value) in item_facts {
-                let r = *relation_of.entry(relation.as_str()).or_insert_with(|| {
-                    relations.push(relation.clone());
-                    relations.len() as u32 - 1
-                });
-                let e = *entity_of.entry((r, value.as_str())).or_insert_with(|| {
-                    entity_key.push((r, value.as_str()));
-                    df.push(0);
-                    entity_key.len() as u32 - 1
-                });
-                entities.push(e);
-            }
-            entities.sort_unstable();
-            entities.dedup();
-            for &e in &entities {
-                df[e as usize] += 1;
-            }
-            raw.push(entities);
+        let GraphFacts { relations, entity_of, df, items: raw, .. } = facts;
+        let mut entity_key: Vec<(u32, String)> = vec![(0, String::new()); df.len()];
+        for ((r, value), e) in entity_of {
+            entity_key[e as usize] = (r, value);
         }
         let mut popularity = vec![0u32; n_items];
         for &i in &data.indices {
@@ -200,12 +242,12 @@ impl ItemGraph {
         // Kept entities: shared by two items or more, not by every item.
         let mut kept: Vec<u32> = vec![u32::MAX; entity_key.len()];
         let (mut entity_relation, mut entity_values, mut idf) = (Vec::new(), Vec::new(), Vec::new());
-        for (e, &(r, value)) in entity_key.iter().enumerate() {
+        for (e, (r, value)) in entity_key.into_iter().enumerate() {
             let weight = (n_items as f32 / df[e].max(1) as f32).ln();
             if df[e] >= 2 && weight > 0.0 {
                 kept[e] = entity_relation.len() as u32;
                 entity_relation.push(r);
-                entity_values.push(value.to_string());
+                entity_values.push(value);
                 idf.push(weight);
             }
         }
@@ -721,6 +763,27 @@ mod tests {
         expected.sort();
         assert_eq!(found, expected, "the studio joins nothing (every item has it)");
         assert_eq!(graph.walk(&[(index("i0"), 1.0)], 1).len(), 0, "the cap reaches i0 itself, the most popular");
+    }
+
+    #[test]
+    fn facts_given_one_item_at_a_time_and_replaced_make_the_same_graph() {
+        let (data, facts) = films();
+        let mut interned = GraphFacts::new(facts.len());
+        // Item 0 first told something else, then its real facts; the others in reverse.
+        interned.set(0, vec![("directed_by".into(), "b".into()), ("studio".into(), "x".into())]);
+        for (i, item_facts) in facts.iter().enumerate().rev() {
+            interned.set(i, item_facts.clone());
+        }
+        interned.set(99, vec![("directed_by".into(), "a".into())]);
+        let one_by_one = ItemGraph::from_facts(&data, interned, &GraphParams::default()).unwrap();
+        let whole = ItemGraph::train(&data, &facts, &GraphParams::default()).unwrap();
+        assert_eq!(one_by_one.relation_weights().collect::<Vec<_>>().len(), 3, "directed_by, studio, genre");
+        for a in 0..facts.len() as u32 {
+            for b in 0..facts.len() as u32 {
+                assert!((one_by_one.similarity(a, b) - whole.similarity(a, b)).abs() < 1e-6, "{a} {b}");
+            }
+        }
+        assert_eq!(one_by_one.n_entities(), whole.n_entities(), "the replaced facts left nothing behind");
     }
 
     #[test]

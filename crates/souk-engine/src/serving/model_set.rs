@@ -500,13 +500,13 @@ pub(super) const GRAPH: &str = "graph.model";
 /// entity joins two items (or none of a relation that predicts co-consumption).
 fn graph_of(store: &dyn Storage, data: &Interactions, params: &graph::GraphParams) -> Result<Option<ItemGraph>> {
     let index: IdMap<&str, u32> = data.item_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
-    let mut facts = vec![Vec::new(); data.n_items()];
+    let mut facts = graph::GraphFacts::new(data.n_items());
     store.scan_items(&mut |item| {
         if let Some(&i) = index.get(item.id.as_str()) {
-            facts[i as usize] = graph::facts_of(&item);
+            facts.set(i as usize, graph::facts_of(&item));
         }
         Ok(())
     })?;
-    let graph = ItemGraph::train(data, &facts, params)?;
+    let graph = ItemGraph::from_facts(data, facts, params)?;
     Ok((!graph.is_empty()).then_some(graph))
 }
