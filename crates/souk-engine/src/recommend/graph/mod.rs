@@ -22,10 +22,6 @@
 //! `serve_items_per_entity` of them per entity, keeping per candidate the history item and
 //! the entity that contributed most — the reason ("same director as X").
 
-use std::collections::HashMap;
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{corrupt_artifact as corrupt, Array, Artifact};
@@ -33,13 +29,12 @@ use super::data::Interactions;
 use super::kernels::invalid;
 use super::Recommender;
 use crate::hashing::IdMap;
-use crate::model::Item;
 use crate::Result;
 
-/// Attributes holding knowledge-graph facts (`kg.RELATION`).
-pub const KG_PREFIX: &str = "kg.";
-/// Attribute values longer than this (URLs, descriptions) are no entities.
-const MAX_VALUE_CHARS: usize = 40;
+mod facts;
+mod weights;
+
+pub use facts::{facts_of, GraphFacts, KG_PREFIX};
 
 /// Parameters of [`ItemGraph::train`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,48 +75,6 @@ impl GraphParams {
     }
 }
 
-/// An item's entities as (relation, value) pairs, values lower-cased: see the module docs.
-/// Knowledge-graph attributes give their relation without the `kg.` prefix; a category
-/// path gives each of its prefixes (`audio`, `audio > headphones`) under `category`.
-pub fn facts_of(item: &Item) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let clean = |value: &str| value.trim().to_lowercase();
-    if let Some(brand) = item.brand.as_deref().filter(|b| !b.trim().is_empty()) {
-        out.push(("brand".to_string(), clean(brand)));
-    }
-    let mut path = String::new();
-    for level in &item.category {
-        if !path.is_empty() {
-            path.push_str(" > ");
-        }
-        path.push_str(&clean(level));
-        out.push(("category".to_string(), path.clone()));
-    }
-    for tag in &item.tags {
-        out.push(("tag".to_string(), clean(tag)));
-    }
-    let scalar = |value: &serde_json::Value| match value {
-        serde_json::Value::String(s) => Some(clean(s)),
-        // Whole numbers (a year, a size) are entities; measurements are not.
-        serde_json::Value::Number(n) => n.as_i64().map(|n| n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
-    for (name, value) in &item.attributes {
-        let relation = name.strip_prefix(KG_PREFIX).unwrap_or(name);
-        let values: Vec<String> = match value {
-            serde_json::Value::Array(values) => values.iter().filter_map(scalar).collect(),
-            other => scalar(other).into_iter().collect(),
-        };
-        for value in values.into_iter().filter(|v| !v.is_empty() && v.chars().count() <= MAX_VALUE_CHARS) {
-            out.push((relation.to_string(), value));
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// A trained item graph (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemGraph {
@@ -154,59 +107,6 @@ pub struct Walked {
     pub via: u32,
     pub entity: u32,
     best: f32,
-}
-
-/// Items' facts, interned as they come (one copy of each relation and entity value), for
-/// [`ItemGraph::from_facts`]: a catalog of a million items is read one item at a time.
-#[derive(Debug, Default)]
-pub struct GraphFacts {
-    relations: Vec<String>,
-    relation_of: HashMap<String, u32>,
-    entity_of: HashMap<(u32, String), u32>,
-    df: Vec<u32>,
-    /// Each item's entities, ascending.
-    items: Vec<Vec<u32>>,
-}
-
-impl GraphFacts {
-    /// No facts yet for `n_items` items.
-    pub fn new(n_items: usize) -> Self {
-        Self { items: vec![Vec::new(); n_items], ..Self::default() }
-    }
-
-    /// Item `i`'s facts (see [`facts_of`]), replacing any given before. Out of range: ignored.
-    pub fn set(&mut self, i: usize, facts: Vec<(String, String)>) {
-        if i >= self.items.len() {
-            return;
-        }
-        for &e in &self.items[i] {
-            self.df[e as usize] -= 1;
-        }
-        let mut entities = Vec::with_capacity(facts.len());
-        for (relation, value) in facts {
-            let r = match self.relation_of.get(&relation) {
-                Some(&r) => r,
-                None => {
-                    self.relations.push(relation.clone());
-                    let r = self.relations.len() as u32 - 1;
-                    self.relation_of.insert(relation, r);
-                    r
-                }
-            };
-            let next = self.df.len() as u32;
-            let e = *self.entity_of.entry((r, value)).or_insert(next);
-            if e == next {
-                self.df.push(0);
-            }
-            entities.push(e);
-        }
-        entities.sort_unstable();
-        entities.dedup();
-        for &e in &entities {
-            self.df[e as usize] += 1;
-        }
-        self.items[i] = entities;
-    }
 }
 
 impl ItemGraph {
@@ -273,7 +173,8 @@ impl ItemGraph {
                 mine
             })
             .collect();
-        let relation_weights = learn_relation_weights(data, &blocks, &entity_relation, relations.len(), params);
+        let relation_weights =
+            weights::learn_relation_weights(data, &blocks, &entity_relation, relations.len(), params);
         tracing::debug!(
             weights = ?relations.iter().zip(&relation_weights).collect::<Vec<_>>(),
             entities = idf.len(),
@@ -369,18 +270,8 @@ impl ItemGraph {
     /// The cosine of two items' entity vectors.
     pub fn similarity(&self, a: u32, b: u32) -> f32 {
         let ((x, xv), (y, yv)) = (self.entities_of(a), self.entities_of(b));
-        let (mut p, mut q, mut dot) = (0, 0, 0f32);
-        while p < x.len() && q < y.len() {
-            match x[p].cmp(&y[q]) {
-                std::cmp::Ordering::Less => p += 1,
-                std::cmp::Ordering::Greater => q += 1,
-                std::cmp::Ordering::Equal => {
-                    dot += xv[p] * yv[q];
-                    p += 1;
-                    q += 1;
-                }
-            }
-        }
+        let mut dot = 0f32;
+        for_shared(x, y, |&e| e, |&e| e, |p, q| dot += xv[p] * yv[q]);
         dot
     }
 
@@ -492,144 +383,21 @@ impl ItemGraph {
     }
 }
 
-/// Each relation's weight: see the module docs. Pairs of items one shopper consumed
-/// (label 1) and pairs drawn at random by popularity (label 0), each described by its
-/// per-relation cosines; a logistic regression fitted by Newton's method (ridge 1e-3 per
-/// pair) gives each relation a coefficient `β_r`; `w(r) = √max(0, β_r)`, so that the
-/// items' cosine weighs relation `r`'s cosine by `β_r`.
-fn learn_relation_weights(
-    data: &Interactions,
-    blocks: &[Vec<(u32, f32)>],
-    entity_relation: &[u32],
-    n_relations: usize,
-    params: &GraphParams,
-) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    // Rows of the design: the per-relation cosines of a pair, then the intercept.
-    let width = n_relations + 1;
-    let (mut rows, mut labels): (Vec<f32>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut push = |a: u32, b: u32, label: f64, rows: &mut Vec<f32>| {
-        let start = rows.len();
-        rows.resize(start + width, 0.0);
-        let (x, y) = (&blocks[a as usize], &blocks[b as usize]);
-        let (mut p, mut q) = (0, 0);
-        while p < x.len() && q < y.len() {
-            match x[p].0.cmp(&y[q].0) {
-                std::cmp::Ordering::Less => p += 1,
-                std::cmp::Ordering::Greater => q += 1,
-                std::cmp::Ordering::Equal => {
-                    rows[start + entity_relation[x[p].0 as usize] as usize] += x[p].1 * y[q].1;
-                    p += 1;
-                    q += 1;
-                }
-            }
-        }
-        rows[start + n_relations] = 1.0;
-        labels.push(label);
-    };
-    let users = data.n_users();
-    let step = users.div_ceil(params.max_users).max(1);
-    let mut pairs = 0usize;
-    for u in (0..users).step_by(step) {
-        let (items, _) = data.row(u);
-        if items.len() < 2 {
-            continue;
-        }
-        for _ in 0..params.pairs_per_user.min(items.len() * (items.len() - 1) / 2) {
-            let a = items[rng.gen_range(0..items.len())];
-            let mut b = items[rng.gen_range(0..items.len())];
-            while b == a {
-                b = items[rng.gen_range(0..items.len())];
-            }
-            push(a, b, 1.0, &mut rows);
-            pairs += 1;
-        }
-    }
-    // As many pairs of interactions drawn at random (items by popularity).
-    let nnz = data.indices.len();
-    let (mut drawn, mut tries) = (0, 0);
-    while drawn < pairs && tries < 4 * pairs {
-        tries += 1;
-        let a = data.indices[rng.gen_range(0..nnz)];
-        let b = data.indices[rng.gen_range(0..nnz)];
-        if a != b {
-            push(a, b, 0.0, &mut rows);
-            drawn += 1;
-        }
-    }
-    let beta = logistic_regression(&rows, &labels, width, 1e-3 * labels.len() as f64);
-    beta[..n_relations].iter().map(|&b| b.max(0.0).sqrt() as f32).collect()
-}
-
-/// Ridge-penalised logistic regression by Newton's method (the intercept, the last
-/// column, unpenalised): the coefficients.
-fn logistic_regression(rows: &[f32], labels: &[f64], width: usize, ridge: f64) -> Vec<f64> {
-    let mut beta = vec![0f64; width];
-    for _ in 0..25 {
-        let mut gradient = vec![0f64; width];
-        let mut hessian = vec![0f64; width * width];
-        for (x, &y) in rows.chunks_exact(width).zip(labels) {
-            let z: f64 = x.iter().zip(&beta).map(|(a, b)| f64::from(*a) * b).sum();
-            let p = 1.0 / (1.0 + (-z).exp());
-            let w = (p * (1.0 - p)).max(1e-9);
-            for a in 0..width {
-                if x[a] == 0.0 {
-                    continue;
-                }
-                gradient[a] += (y - p) * f64::from(x[a]);
-                for b in 0..width {
-                    hessian[a * width + b] += w * f64::from(x[a]) * f64::from(x[b]);
-                }
-            }
-        }
-        for a in 0..width - 1 {
-            gradient[a] -= ridge * beta[a];
-            hessian[a * width + a] += ridge;
-        }
-        // A column no pair touches stays at 0.
-        for a in 0..width {
-            if hessian[a * width + a] == 0.0 {
-                hessian[a * width + a] = 1.0;
-            }
-        }
-        let Some(step) = solve_spd(&hessian, &gradient, width) else { break };
-        let size: f64 = step.iter().map(|s| s.abs()).fold(0.0, f64::max);
-        for (b, s) in beta.iter_mut().zip(&step) {
-            *b += s;
-        }
-        if size < 1e-6 {
-            break;
-        }
-    }
-    beta
-}
-
-/// `A x = b` for a small symmetric positive-definite `A` (Cholesky); `None` when `A` is not.
-fn solve_spd(a: &[f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0f64; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let sum: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
-            if i == j {
-                let d = a[i * n + i] - sum;
-                if d <= 0.0 {
-                    return None;
-                }
-                l[i * n + i] = d.sqrt();
-            } else {
-                l[i * n + j] = (a[i * n + j] - sum) / l[j * n + j];
+/// Call `f(p, q)` for each position pair where `x[p]` and `y[q]` have the same key (both
+/// lists ascending by key).
+fn for_shared<A, B>(x: &[A], y: &[B], kx: impl Fn(&A) -> u32, ky: impl Fn(&B) -> u32, mut f: impl FnMut(usize, usize)) {
+    let (mut p, mut q) = (0, 0);
+    while p < x.len() && q < y.len() {
+        match kx(&x[p]).cmp(&ky(&y[q])) {
+            std::cmp::Ordering::Less => p += 1,
+            std::cmp::Ordering::Greater => q += 1,
+            std::cmp::Ordering::Equal => {
+                f(p, q);
+                p += 1;
+                q += 1;
             }
         }
     }
-    let mut y = vec![0f64; n];
-    for i in 0..n {
-        y[i] = (b[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
-    }
-    let mut x = vec![0f64; n];
-    for i in (0..n).rev() {
-        x[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * x[k]).sum::<f64>()) / l[i * n + i];
-    }
-    Some(x)
 }
 
 impl Recommender for ItemGraph {
@@ -660,7 +428,10 @@ impl Recommender for ItemGraph {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::model::Item;
     use crate::recommend::InteractionsBuilder;
 
     fn item(id: &str, json: serde_json::Value) -> Item {
