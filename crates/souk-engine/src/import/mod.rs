@@ -22,6 +22,8 @@
 //! - `sequences`: item sequences without time (S3-Rec's `user item…` lines, SASRec's
 //!   `user item` pairs).
 //! - `rees46`: the REES46 / Open CDP multi-category store's monthly event files.
+//! - `retailrocket`: Retailrocket's `events.csv`, or the processed per-type files
+//!   (`view_ecommerce.dat`, ...) of the caserec collection.
 //!
 //! Dataset rows carry no event ids, so importers derive them from the row's content
 //! (e.g. `ml:{user}:{item}:{seconds}`): importing the same file twice yields the same ids
@@ -38,6 +40,7 @@ mod lastfm;
 mod movielens;
 mod recbole;
 mod rees46;
+mod retailrocket;
 pub mod sequences;
 pub mod sessions;
 mod taobao;
@@ -74,10 +77,11 @@ pub enum Format {
     Sessions,
     Sequences,
     Rees46,
+    Retailrocket,
 }
 
 impl Format {
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Jsonl,
         Format::Csv,
         Format::Movielens,
@@ -87,6 +91,7 @@ impl Format {
         Format::Sessions,
         Format::Sequences,
         Format::Rees46,
+        Format::Retailrocket,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +105,7 @@ impl Format {
             Format::Sessions => "sessions",
             Format::Sequences => "sequences",
             Format::Rees46 => "rees46",
+            Format::Retailrocket => "retailrocket",
         }
     }
 }
@@ -187,6 +193,7 @@ pub fn import_paths(
         Format::Sessions => sessions::in_directory,
         Format::Sequences => sequences::in_directory,
         Format::Rees46 => rees46::in_directory,
+        Format::Retailrocket => retailrocket::in_directory,
     };
     let (files, ignored) = collect_files(paths, in_directory)?;
     let mut importer = Importer::new(options, sink, progress, &files)?;
@@ -203,6 +210,7 @@ pub fn import_paths(
         Format::Sessions => sessions::run(&mut importer, &files)?,
         Format::Sequences => sequences::run(&mut importer, &files)?,
         Format::Rees46 => rees46::run(&mut importer, &files)?,
+        Format::Retailrocket => retailrocket::run(&mut importer, &files)?,
     }
     Ok(importer.finish())
 }
