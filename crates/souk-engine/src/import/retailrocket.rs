@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{cell, dataset_event, file_name, Encoding, Importer};
+use super::{cell, dataset_event, file_name, unknown_file, Encoding, Format, Importer};
 use crate::error::{Error, Result, ValidationError};
 use crate::ids::ItemId;
 use crate::model::{Event, EventType, Item};
@@ -97,13 +97,11 @@ pub(super) fn run(importer: &mut Importer<'_>, files: &[PathBuf]) -> Result<()> 
             importer.scan_lines(path, true, Encoding::Utf8, |_, line| parse_event_row(line), emit)?;
         } else {
             let Some(kind) = kind_of_file(&name) else {
-                return Err(Error::Invalid(ValidationError::new(
-                    "unknown_file",
-                    "paths",
-                    format!(
-                        "{name}: expected events.csv or view_*.dat / add_to_cart_*.dat / purchase_*.dat (the processed files)"
-                    ),
-                )));
+                return Err(unknown_file(
+                    path,
+                    Format::Retailrocket,
+                    "events.csv or the processed view_*.dat, add_to_cart_*.dat, purchase_*.dat",
+                ));
             };
             check_header(path, "visitorid\titemid")?;
             importer.scan_lines(path, true, Encoding::Utf8, |n, line| parse_processed_row(kind, n, line), emit)?;
@@ -195,5 +193,8 @@ mod tests {
         let err =
             import_to_vec(Format::Retailrocket, &[fixture("retailrocket/bad/view_header.dat")], true).unwrap_err();
         assert!(matches!(err, Error::Parse { line: 1, .. }), "{err:?}");
+        // A file named explicitly that is none of the format's.
+        let err = import_to_vec(Format::Retailrocket, &[fixture("lastfm/hetrec/tags.dat")], true).unwrap_err();
+        assert!(matches!(&err, Error::Parse { message, .. } if message.contains("retailrocket")), "{err:?}");
     }
 }
