@@ -8,6 +8,7 @@
 //! resolved to those numbers once ([`SlotFilter::new`]), so judging a match compares
 //! integers, never strings.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -105,6 +106,9 @@ struct Row {
     available: bool,
     /// The slot holds an item (cleared slots keep their row until reused, never).
     live: bool,
+    /// The id's first 16 bytes, big-endian and zero-padded: ties are ordered by id
+    /// without a string comparison (see [`Keyed`]).
+    id_prefix: u128,
 }
 
 const EMPTY: Row = Row {
@@ -116,7 +120,17 @@ const EMPTY: Row = Row {
     popularity: 0.0,
     available: false,
     live: false,
+    id_prefix: 0,
 };
+
+/// The first 16 bytes of `id` as a number that orders like the strings do (zero-padded: a
+/// shorter id that is a prefix of a longer one orders first, as it does as a string).
+fn id_prefix(id: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = id.len().min(16);
+    bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u128::from_be_bytes(bytes)
+}
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -154,6 +168,7 @@ impl FacetColumns {
             popularity,
             available: facts.available,
             live: true,
+            id_prefix: id_prefix(&facts.id),
         };
         if self.garbage > 1 << 16 && self.garbage > self.arena.len() / 2 {
             self.compact();
@@ -341,60 +356,175 @@ fn top_counts<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Vec<FacetCoun
     counts.into_iter().map(|(value, count)| FacetCount { value: value.to_string(), count }).collect()
 }
 
-/// Count facets over the matching slots (each once, before filtering). Brand, price and
-/// attribute facets count with every filter but their own (multi-select); categories
-/// count the children of the selected one, with every filter.
-pub(crate) fn count_facets(slots: impl Iterator<Item = u32>, filter: &SlotFilter, columns: &FacetColumns) -> Facets {
-    let names = &columns.names;
-    let depth = filter.category_depth();
-    // Counted into arrays by facet number: facet counting touches every match.
-    let mut category = vec![0u64; names.categories.values.len()];
-    let mut brand = vec![0u64; names.brands.values.len()];
-    let mut price = [0u64; PRICE_BUCKETS.len() + 1];
-    let mut attributes = vec![0u64; names.attributes.values.len()];
-    for slot in slots {
-        let Some(row) = columns.row(slot) else { continue };
-        let verdicts = filter.verdicts(columns, row);
-        if let Some(&path) = columns.categories(row).get(depth) {
+/// A match and what orders it among a source's matches: score, then popularity (both
+/// best first), then id. Ids are compared by their first 16 bytes here; two items whose
+/// ids share those compare `Equal` and the caller orders them by the whole id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyed {
+    pub slot: u32,
+    pub score: f32,
+    popularity: f32,
+    id_prefix: u128,
+}
+
+impl Keyed {
+    /// Best first (see the type's docs).
+    pub(crate) fn order(&self, other: &Self) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then_with(|| other.popularity.total_cmp(&self.popularity))
+            .then_with(|| self.id_prefix.cmp(&other.id_prefix))
+    }
+}
+
+impl FacetColumns {
+    /// One pass over a source's matches that reads each match's row once: counts it into
+    /// `facets` (when given), applies the filters, and keys what passes for ordering, in
+    /// the matches' order.
+    pub(crate) fn judge(
+        &self,
+        found: &[(u32, f32)],
+        filter: &SlotFilter,
+        mut facets: Option<&mut FacetCounter<'_>>,
+    ) -> Vec<Keyed> {
+        let mut kept = Vec::with_capacity(found.len());
+        for (i, &(slot, score)) in found.iter().enumerate() {
+            // Matches are spread over the catalog: each row, and its entries in the arena,
+            // is a cache miss; ask for them ahead (rows further ahead than their entries,
+            // whose place the row says).
+            if let Some(&(ahead, _)) = found.get(i + 16) {
+                if let Some(row) = self.rows.get(ahead as usize) {
+                    prefetch(row);
+                }
+            }
+            if let Some(&(ahead, _)) = found.get(i + 8) {
+                if let Some(entry) = self.rows.get(ahead as usize).and_then(|row| self.arena.get(row.start)) {
+                    prefetch(entry);
+                }
+            }
+            let Some(row) = self.row(slot) else { continue };
+            let verdicts = filter.verdicts(self, row);
+            if let Some(counter) = facets.as_deref_mut() {
+                counter.add(slot, row, verdicts);
+            }
             if verdicts.accepts(Except::Nothing) {
-                category[path as usize] += 1;
+                kept.push(Keyed { slot, score, popularity: row.popularity, id_prefix: row.id_prefix });
+            }
+        }
+        kept
+    }
+}
+
+/// Ask the processor to bring `value`'s cache line closer (a hint: nothing is read).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: a prefetch reads nothing and cannot fault; SSE, which the instruction needs,
+    // is part of every x86-64 processor.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// Facet counts gathered match by match. Brand, price and attribute facets count with
+/// every filter but their own (multi-select); categories count the children of the
+/// selected one, with every filter.
+pub(crate) struct FacetCounter<'a> {
+    columns: &'a FacetColumns,
+    depth: usize,
+    // Counted into arrays by facet number: facet counting touches every match.
+    category: Vec<u64>,
+    brand: Vec<u64>,
+    price: [u64; PRICE_BUCKETS.len() + 1],
+    attributes: Vec<u64>,
+    /// With `once`: the slots counted so far (several sources may find one item).
+    seen: Option<Vec<bool>>,
+}
+
+impl<'a> FacetCounter<'a> {
+    /// A counter for a request's `filter`; with `once`, a slot counts at its first sight only.
+    pub(crate) fn new(columns: &'a FacetColumns, filter: &SlotFilter, once: bool) -> Self {
+        let names = &columns.names;
+        FacetCounter {
+            columns,
+            depth: filter.category_depth(),
+            category: vec![0; names.categories.values.len()],
+            brand: vec![0; names.brands.values.len()],
+            price: [0; PRICE_BUCKETS.len() + 1],
+            attributes: vec![0; names.attributes.values.len()],
+            seen: once.then(|| vec![false; columns.rows.len()]),
+        }
+    }
+
+    /// Count `slots` (those holding an item).
+    pub(crate) fn count(&mut self, slots: impl Iterator<Item = u32>, filter: &SlotFilter) {
+        let columns = self.columns;
+        for slot in slots {
+            if let Some(row) = columns.row(slot) {
+                self.add(slot, row, filter.verdicts(columns, row));
+            }
+        }
+    }
+
+    fn add(&mut self, slot: u32, row: &Row, verdicts: Verdicts) {
+        if let Some(seen) = &mut self.seen {
+            match seen.get_mut(slot as usize) {
+                Some(seen) if !*seen => *seen = true,
+                _ => return,
+            }
+        }
+        let columns = self.columns;
+        if let Some(&path) = columns.categories(row).get(self.depth) {
+            if verdicts.accepts(Except::Nothing) {
+                self.category[path as usize] += 1;
             }
         }
         if row.brand != NONE && verdicts.accepts(Except::Brand) {
-            brand[row.brand as usize] += 1;
+            self.brand[row.brand as usize] += 1;
         }
         if !row.price.is_nan() && verdicts.accepts(Except::Price) {
-            price[PRICE_BUCKETS.iter().position(|&max| row.price < max).unwrap_or(PRICE_BUCKETS.len())] += 1;
+            self.price[PRICE_BUCKETS.iter().position(|&max| row.price < max).unwrap_or(PRICE_BUCKETS.len())] += 1;
         }
         if row.attributes > 0 && verdicts.accepts(Except::Attribute) {
             for &a in columns.attributes(row) {
-                attributes[a as usize] += 1;
+                self.attributes[a as usize] += 1;
             }
         }
     }
-    let price = price
-        .into_iter()
-        .enumerate()
-        .filter(|(_, count)| *count > 0)
-        .map(|(i, count)| PriceBucket {
-            min: if i == 0 { 0.0 } else { PRICE_BUCKETS[i - 1] },
-            max: PRICE_BUCKETS.get(i).copied(),
-            count,
-        })
-        .collect();
-    let mut by_name: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
-    for (id, &count) in attributes.iter().enumerate().filter(|(_, c)| **c > 0) {
-        let (name, value) = &names.attributes.values[id];
-        by_name.entry(name).or_default().push((value, count));
-    }
-    Facets {
-        category: top_counts(names.category_shown.iter().map(String::as_str).zip(category)),
-        brand: top_counts(names.brands.values.iter().map(String::as_str).zip(brand)),
-        price,
-        attributes: by_name
+
+    /// The counts, the most frequent values of each facet first.
+    pub(crate) fn finish(self) -> Facets {
+        let names = &self.columns.names;
+        let price = self
+            .price
             .into_iter()
-            .map(|(name, counts)| (name.to_string(), top_counts(counts.into_iter())))
-            .collect(),
+            .enumerate()
+            .filter(|(_, count)| *count > 0)
+            .map(|(i, count)| PriceBucket {
+                min: if i == 0 { 0.0 } else { PRICE_BUCKETS[i - 1] },
+                max: PRICE_BUCKETS.get(i).copied(),
+                count,
+            })
+            .collect();
+        let mut by_name: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+        for (id, &count) in self.attributes.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let (name, value) = &names.attributes.values[id];
+            by_name.entry(name).or_default().push((value, count));
+        }
+        Facets {
+            category: top_counts(names.category_shown.iter().map(String::as_str).zip(self.category)),
+            brand: top_counts(names.brands.values.iter().map(String::as_str).zip(self.brand)),
+            price,
+            attributes: by_name
+                .into_iter()
+                .map(|(name, counts)| (name.to_string(), top_counts(counts.into_iter())))
+                .collect(),
+        }
     }
 }
 
@@ -411,6 +541,12 @@ mod tests {
         item.price = Some(price);
         item.attributes.insert("color".into(), serde_json::json!(color));
         Facts::of(&item)
+    }
+
+    fn count_facets(slots: impl Iterator<Item = u32>, filter: &SlotFilter, columns: &FacetColumns) -> Facets {
+        let mut counter = FacetCounter::new(columns, filter, false);
+        counter.count(slots, filter);
+        counter.finish()
     }
 
     fn columns(items: &[Facts]) -> FacetColumns {
@@ -510,6 +646,31 @@ mod tests {
             count_facets(0..3, &SlotFilter::default(), &columns).brand,
             vec![FacetCount { value: "Sony".into(), count: 1 }]
         );
+    }
+
+    #[test]
+    fn judged_matches_order_like_score_popularity_and_whole_id() {
+        // Ids that share their first 16 bytes, one a prefix of another, and short ones.
+        let ids = ["catalog-item-000000-b", "catalog-item-000000-a", "catalog-item-000000", "b", "ab", "a", "c"];
+        let items: Vec<Facts> = ids.iter().map(|id| facts(id, &["X"], "B", 10.0, "Black")).collect();
+        let mut columns = columns(&items);
+        columns.set_popularity(&[(6, 5.0)]);
+        columns.clear(5);
+        let found: Vec<(u32, f32)> = (0..ids.len() as u32).map(|s| (s, if s == 3 { 2.0 } else { 1.0 })).collect();
+        let mut keyed = columns.judge(&found, &SlotFilter::default(), None);
+        keyed.sort_unstable_by(|a, b| a.order(b).then_with(|| ids[a.slot as usize].cmp(ids[b.slot as usize])));
+        let order: Vec<&str> = keyed.iter().map(|k| ids[k.slot as usize]).collect();
+        // The best score, then the popular one, then by id; the cleared slot is gone.
+        assert_eq!(order, ["b", "c", "ab", "catalog-item-000000", "catalog-item-000000-a", "catalog-item-000000-b"]);
+        // The keys alone never contradict the ids: they tie only where 16 bytes are shared.
+        let key = |id: &str| keyed.iter().find(|k| ids[k.slot as usize] == id).copied().unwrap();
+        assert_eq!(key("catalog-item-000000-a").order(&key("catalog-item-000000-b")), Ordering::Equal);
+        assert_eq!(key("ab").order(&key("catalog-item-000000")), Ordering::Less);
+        // Facets counted in the same pass match a separate count; filters apply.
+        let brand = SlotFilter::new(&ItemFilter { brands: vec!["nobody".into()], ..ItemFilter::default() }, &columns);
+        let mut counter = FacetCounter::new(&columns, &brand, false);
+        assert!(columns.judge(&found, &brand, Some(&mut counter)).is_empty());
+        assert_eq!(counter.finish(), count_facets(0..ids.len() as u32, &brand, &columns));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::columns::{count_facets, Except, SlotFilter};
+use super::columns::{FacetCounter, Keyed, SlotFilter};
 use super::explain::{Explain, RankingStage};
 use super::fuse::fuse;
 use super::index::SearchIndex;
@@ -64,22 +64,24 @@ impl SearchIndex {
             lists.push(recall::run(source.as_ref(), &cx, &mut response)?);
         }
 
-        // Facets over every candidate (each facet ignoring its own filter), then the filters
-        // on the sources that did not filter inside their walk.
-        if request.facets {
-            let slots = lists.iter().flat_map(|list| list.found.iter().map(|(slot, _)| *slot));
-            response.facets = Some(if lists.len() > 1 {
-                let mut seen = vec![false; table.slots.len()];
-                let once =
-                    slots.filter(|&slot| seen.get_mut(slot as usize).is_some_and(|s| !std::mem::replace(s, true)));
-                count_facets(once, &filter, &table.columns)
+        // Facets over every candidate (each facet ignoring its own filter, each item once),
+        // and the filters on the sources that did not filter inside their walk, in one pass
+        // over each source's matches; what passes is keyed for ordering.
+        let mut counter = request.facets.then(|| FacetCounter::new(&table.columns, &filter, lists.len() > 1));
+        let mut keyed: Vec<Option<Vec<Keyed>>> = Vec::with_capacity(lists.len());
+        for list in &mut lists {
+            if list.ready {
+                if let Some(counter) = counter.as_mut() {
+                    counter.count(list.found.iter().map(|(slot, _)| *slot), &filter);
+                }
+                keyed.push(None);
             } else {
-                count_facets(slots, &filter, &table.columns)
-            });
+                let kept = table.columns.judge(&list.found, &filter, counter.as_mut());
+                list.found = kept.iter().map(|k| (k.slot, k.score)).collect();
+                keyed.push(Some(kept));
+            }
         }
-        for list in lists.iter_mut().filter(|list| !list.ready) {
-            list.found.retain(|(slot, _)| filter.accepts(&table.columns, *slot, Except::Nothing));
-        }
+        response.facets = counter.map(FacetCounter::finish);
         // The total counts the union of the match sets: every list but the largest goes
         // into a map (they are the short ones), the largest is checked against it.
         let largest = (0..lists.len()).max_by_key(|&l| lists[l].found.len()).unwrap_or(0);
@@ -122,21 +124,20 @@ impl SearchIndex {
         }
         let popularity_of = |slot: u32| table.columns.popularity(slot);
         let id_of = |slot: u32| table.get(slot).map(|f| &*f.id);
-        let source_order = |a: &(u32, f32), b: &(u32, f32)| {
-            b.1.total_cmp(&a.1)
-                .then_with(|| popularity_of(b.0).total_cmp(&popularity_of(a.0)))
-                .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
-        };
+        // Score, popularity and the ids' first bytes from the keys; the whole ids only
+        // where those tie.
+        let source_order = |a: &Keyed, b: &Keyed| a.order(b).then_with(|| id_of(a.slot).cmp(&id_of(b.slot)));
         let mut below_depth: Vec<HashMap<u32, f32, ahash::RandomState>> = Vec::with_capacity(lists.len());
-        for (l, list) in lists.iter_mut().enumerate() {
+        for (l, (list, keys)) in lists.iter_mut().zip(keyed).enumerate() {
             let mut below = HashMap::default();
-            if !list.ready {
+            if let Some(mut keys) = keys {
                 below = list.found.iter().filter(|(slot, _)| shared(l, slot)).copied().collect();
-                if !by_key && list.found.len() > depth {
-                    list.found.select_nth_unstable_by(depth, source_order);
-                    list.found.truncate(depth);
+                if !by_key && keys.len() > depth {
+                    keys.select_nth_unstable_by(depth, source_order);
+                    keys.truncate(depth);
                 }
-                list.found.sort_unstable_by(source_order);
+                keys.sort_unstable_by(source_order);
+                list.found = keys.into_iter().map(|k| (k.slot, k.score)).collect();
             }
             below_depth.push(below);
         }
