@@ -19,6 +19,7 @@ use super::analyze::Analyzer;
 use super::columns::FacetColumns;
 use super::config::SearchConfig;
 use super::facts::{Affinity, Facts};
+use super::keyword::SlotMaps;
 use super::query::{Synonyms, TextFields};
 use super::vectors::VectorSpace;
 use crate::error::{Error, Result, ValidationError};
@@ -124,6 +125,7 @@ pub struct SearchIndex {
     pub(super) dirty: AtomicBool,
     pub(super) spaces: RwLock<BTreeMap<String, Arc<VectorSpace>>>,
     pub(super) popularity: RwLock<Arc<HashMap<Arc<str>, f32>>>,
+    pub(super) slot_maps: SlotMaps,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -245,6 +247,7 @@ impl SearchIndex {
             dirty: AtomicBool::new(false),
             spaces: RwLock::new(BTreeMap::new()),
             popularity: RwLock::new(Arc::new(HashMap::new())),
+            slot_maps: SlotMaps::default(),
         };
         this.open_spaces()?;
 
@@ -372,6 +375,7 @@ impl SearchIndex {
             std::mem::take(&mut *self.retired.lock())
         };
         self.reader.reload().map_err(tantivy_error)?;
+        self.slot_maps.keep_only(&self.reader.searcher());
         let mut table = self.facts.write();
         for slot in retired {
             table.clear(slot);

@@ -140,17 +140,23 @@ fn doc_freq(searcher: &Searcher, field: Field, text: &str) -> u64 {
     searcher.doc_freq(&Term::from_field_text(field, text)).unwrap_or(0)
 }
 
-fn term_anywhere(fields: &TextFields, term: &str) -> Box<dyn Query> {
+/// `term` in each text field that holds it, and whether any does. A field without the term
+/// would add nothing to a score, but its empty scorer would cost the union over the fields
+/// its specialised form (and every match a virtual call); a term in no field is a clause
+/// that matches nothing.
+fn term_anywhere(fields: &TextFields, searcher: &Searcher, term: &str) -> (Box<dyn Query>, bool) {
     let clauses: Vec<(Occur, Box<dyn Query>)> = fields
         .weighted()
         .iter()
+        .filter(|&&(field, _)| doc_freq(searcher, field, term) > 0)
         .map(|&(field, weight)| {
             let query: Box<dyn Query> =
                 Box::new(TermQuery::new(Term::from_field_text(field, term), IndexRecordOption::WithFreqs));
             (Occur::Should, Box::new(BoostQuery::new(query, weight)) as Box<dyn Query>)
         })
         .collect();
-    Box::new(BooleanQuery::new(clauses))
+    let known = !clauses.is_empty();
+    (Box::new(BooleanQuery::new(clauses)), known)
 }
 
 fn all_of(queries: Vec<Box<dyn Query>>, boost: f32) -> Box<dyn Query> {
@@ -166,13 +172,14 @@ struct UnitClause {
 }
 
 fn unit_clause(fields: &TextFields, searcher: &Searcher, unit: &QueryUnit) -> UnitClause {
-    let in_text = |term: &str| fields.weighted().iter().any(|&(f, _)| doc_freq(searcher, f, term) > 0);
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    let mut known = in_text(&unit.term);
-    alternatives.push((Occur::Should, term_anywhere(fields, &unit.term)));
+    let (whole, mut known) = term_anywhere(fields, searcher, &unit.term);
+    alternatives.push((Occur::Should, whole));
     if !unit.parts.is_empty() {
-        known |= unit.parts.iter().all(|p| in_text(p));
-        alternatives.push((Occur::Should, all_of(unit.parts.iter().map(|p| term_anywhere(fields, p)).collect(), 0.8)));
+        let parts: Vec<(Box<dyn Query>, bool)> =
+            unit.parts.iter().map(|p| term_anywhere(fields, searcher, p)).collect();
+        known |= parts.iter().all(|(_, known)| *known);
+        alternatives.push((Occur::Should, all_of(parts.into_iter().map(|(query, _)| query).collect(), 0.8)));
     }
     if !unit.grams.is_empty() {
         known |= unit.grams.iter().all(|g| doc_freq(searcher, fields.grams, g) > 0);
@@ -259,11 +266,10 @@ pub fn build(
                     if alt_units.is_empty() {
                         continue;
                     }
-                    known |= alt_units
-                        .iter()
-                        .all(|u| fields.weighted().iter().any(|&(f, _)| doc_freq(searcher, f, &u.term) > 0));
-                    let terms = alt_units.iter().map(|u| term_anywhere(fields, &u.term)).collect();
-                    options.push((Occur::Should, all_of(terms, 0.9)));
+                    let terms: Vec<(Box<dyn Query>, bool)> =
+                        alt_units.iter().map(|u| term_anywhere(fields, searcher, &u.term)).collect();
+                    known |= terms.iter().all(|(_, known)| *known);
+                    options.push((Occur::Should, all_of(terms.into_iter().map(|(query, _)| query).collect(), 0.9)));
                 }
                 Box::new(BooleanQuery::new(options)) as Box<dyn Query>
             }

@@ -195,6 +195,11 @@ fn catalog_changes_become_visible_and_the_index_reconciles_and_rebuilds() {
     assert_eq!(ids(&search(&shop.index, "vest")), vec!["n1"]);
     shop.index.delete_items(&["n1"]).unwrap();
     wait_for(&shop.index, "vest", false);
+    // Each segment's slots are read once and forgotten with the segment.
+    let searcher = shop.index.reader.searcher();
+    let live: Vec<_> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
+    let cached = shop.index.slot_maps.cached();
+    assert!(!cached.is_empty() && cached.iter().all(|id| live.contains(id)), "{cached:?} within {live:?}");
 
     // Changes made while the index is closed are reconciled on open.
     let Shop { dir, store, index } = shop;
