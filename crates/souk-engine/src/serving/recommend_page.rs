@@ -94,9 +94,11 @@ pub fn recommend(
                 None
             };
             let new_shopper = new_shoppers::new_shopper_sources(set, record.as_ref());
-            let graph = set.graph.as_deref().map(|graph| -> Box<dyn recall::RecallSource + '_> {
-                Box::new(graph_walk::GraphSource::new(set, &history, graph))
-            });
+            let graph = set.graph.as_deref().filter(|_| takes_part(&config.source_weights, SourceKind::Graph)).map(
+                |graph| -> Box<dyn recall::RecallSource + '_> {
+                    Box::new(graph_walk::GraphSource::new(set, &history, graph))
+                },
+            );
             let live = recall::LiveSources { session, content, graph, friends, new_shopper };
             (recall::recall_sources(set, &history, &folds, request.now_ms, live), Cow::Borrowed(&config.source_weights))
         }
