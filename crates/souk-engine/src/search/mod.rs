@@ -31,6 +31,7 @@ pub mod relevance;
 mod request;
 mod rules;
 mod semantic;
+mod slot_maps;
 pub mod suggest;
 pub mod vectors;
 
