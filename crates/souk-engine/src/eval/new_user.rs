@@ -16,8 +16,8 @@
 //! and brands first; reported when a held-out user stated any); `als` and `itemknn` folded
 //! in from the revealed items (popularity at `h = 0`); and `served`, the "for you" page's
 //! recall fusion — reciprocal-rank fusion of those lists with the configured source
-//! weights, the new-shopper sources only below [`NEW_SHOPPER_ITEMS`] items, as the page
-//! does.
+//! weights (the history sources' ramped by the history's length, [`history_weights`]), the
+//! new-shopper sources only below [`NEW_SHOPPER_ITEMS`] items, as the page does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -36,7 +36,7 @@ use crate::hashing::IdMap;
 use crate::recommend::demographic::{attribute_groups, DemographicPrior};
 use crate::recommend::itemknn::{self, ItemKnnModel};
 use crate::recommend::{als, EventWeights, InteractionsBuilder, Recommender, SourceKind};
-use crate::serving::new_shoppers::NEW_SHOPPER_ITEMS;
+use crate::serving::new_shoppers::{history_weights, NEW_SHOPPER_ITEMS};
 use crate::serving::RecommendConfig;
 use crate::store::Storage;
 
@@ -417,9 +417,10 @@ impl Scorer<'_> {
             }
         }
         lists.push((SourceKind::Popularity, top(self.popularity, want, shown)));
+        let weights = history_weights(&self.config.source_weights, revealed.len(), self.config.history_ramp);
         let mut fused: HashMap<u32, f64> = HashMap::new();
         for (kind, list) in &lists {
-            let weight = self.config.source_weights.get(kind).copied().unwrap_or(1.0);
+            let weight = weights.get(kind).copied().unwrap_or(1.0);
             for (rank, &i) in list.iter().enumerate() {
                 *fused.entry(i).or_default() += weight * fusion::reciprocal_rank(fusion::RRF_K, rank + 1);
             }

@@ -4,8 +4,9 @@
 //! "for you" page while the shopper has interacted with fewer than [`NEW_SHOPPER_ITEMS`]
 //! items; past that, their own history speaks louder than anything their profile says.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::Result;
 use crate::model::{Preferences, User};
@@ -18,6 +19,48 @@ use super::{ModelSet, Reason, SourceKind};
 
 /// Shoppers with fewer history items than this get the new-shopper sources.
 pub const NEW_SHOPPER_ITEMS: usize = 5;
+
+/// The sources that read the shopper's whole history (see `RecommendConfig::history_ramp`;
+/// the session source, which reads the session going on, keeps its weight).
+pub const HISTORY_SOURCES: [SourceKind; 9] = [
+    SourceKind::Als,
+    SourceKind::Ease,
+    SourceKind::InfiniteAe,
+    SourceKind::Blend,
+    SourceKind::Rp3beta,
+    SourceKind::Social,
+    SourceKind::Itemknn,
+    SourceKind::Content,
+    SourceKind::Graph,
+];
+
+/// The share of their fusion weight the history sources have for a shopper with `items`
+/// items of history: `min(1, items / ramp)` (1 with `ramp` 0).
+pub fn history_share(items: usize, ramp: usize) -> f64 {
+    if ramp == 0 {
+        1.0
+    } else {
+        (items as f64 / ramp as f64).min(1.0)
+    }
+}
+
+/// `weights` for a shopper with `items` items of history (see [`history_share`]).
+pub fn history_weights(
+    weights: &BTreeMap<SourceKind, f64>,
+    items: usize,
+    ramp: usize,
+) -> Cow<'_, BTreeMap<SourceKind, f64>> {
+    let share = history_share(items, ramp);
+    if share >= 1.0 {
+        return Cow::Borrowed(weights);
+    }
+    let mut scaled = weights.clone();
+    for kind in HISTORY_SOURCES {
+        let weight = scaled.entry(kind).or_insert(1.0);
+        *weight *= share;
+    }
+    Cow::Owned(scaled)
+}
 
 /// How many of the most popular items the preferences source looks through for matches
 /// (through the set's [`LabelIndex`] of them).
@@ -168,6 +211,24 @@ mod tests {
     use crate::ids::UserId;
     use crate::serving::{recommend, RecommendConfig, RecommendRequest};
     use crate::store::{EmbeddedStore, Storage};
+
+    #[test]
+    fn history_sources_ramp_up_with_the_history() {
+        let weights: BTreeMap<SourceKind, f64> =
+            [(SourceKind::Als, 1.0), (SourceKind::Popularity, 0.2), (SourceKind::Session, 1.5)].into_iter().collect();
+        let at = |items, ramp| history_weights(&weights, items, ramp).into_owned();
+        // A quarter of the way: history sources (listed or not) at a quarter, the others as set.
+        let quarter = at(1, 4);
+        assert_eq!(quarter[&SourceKind::Als], 0.25);
+        assert_eq!(quarter[&SourceKind::Itemknn], 0.25);
+        assert_eq!(quarter[&SourceKind::Popularity], 0.2);
+        assert_eq!(quarter[&SourceKind::Session], 1.5);
+        // Full weight at and past the ramp, and always without one.
+        assert!(matches!(history_weights(&weights, 4, 4), Cow::Borrowed(_)));
+        assert_eq!(at(9, 4), weights);
+        assert_eq!(at(1, 0), weights);
+        assert_eq!(history_share(3, 10), 0.3);
+    }
 
     fn user(id: &str) -> UserId {
         UserId::parse(id, "user").unwrap()

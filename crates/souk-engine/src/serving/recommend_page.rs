@@ -100,7 +100,9 @@ pub fn recommend(
                 },
             );
             let live = recall::LiveSources { session, content, graph, friends, new_shopper };
-            (recall::recall_sources(set, &history, &folds, request.now_ms, live), Cow::Borrowed(&config.source_weights))
+            let weights =
+                new_shoppers::history_weights(&config.source_weights, history.pairs.len(), config.history_ramp);
+            (recall::recall_sources(set, &history, &folds, request.now_ms, live), weights)
         }
         // The session's next items first; popular items only fill the page below them.
         RecommendSurface::Session => (
