@@ -23,6 +23,7 @@ mod fuse;
 mod index;
 mod indexing;
 mod keyword;
+mod lazy_union;
 mod order;
 mod pipeline;
 pub mod query;

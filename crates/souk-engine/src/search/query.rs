@@ -21,6 +21,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
 use super::analyze::{normalize, Analyzer, QueryUnit};
+use super::lazy_union::LazyUnion;
 use crate::error::{Error, Result};
 
 /// English words that carry no product meaning in a shop query.
@@ -144,19 +145,29 @@ fn doc_freq(searcher: &Searcher, field: Field, text: &str) -> u64 {
 /// would add nothing to a score, but its empty scorer would cost the union over the fields
 /// its specialised form (and every match a virtual call); a term in no field is a clause
 /// that matches nothing.
-fn term_anywhere(fields: &TextFields, searcher: &Searcher, term: &str) -> (Box<dyn Query>, bool) {
-    let clauses: Vec<(Occur, Box<dyn Query>)> = fields
+fn term_anywhere(fields: &TextFields, searcher: &Searcher, term: &str, lazy: bool) -> (Box<dyn Query>, bool) {
+    let clauses: Vec<Box<dyn Query>> = fields
         .weighted()
         .iter()
         .filter(|&&(field, _)| doc_freq(searcher, field, term) > 0)
         .map(|&(field, weight)| {
             let query: Box<dyn Query> =
                 Box::new(TermQuery::new(Term::from_field_text(field, term), IndexRecordOption::WithFreqs));
-            (Occur::Should, Box::new(BoostQuery::new(query, weight)) as Box<dyn Query>)
+            Box::new(BoostQuery::new(query, weight)) as Box<dyn Query>
         })
         .collect();
     let known = !clauses.is_empty();
-    (Box::new(BooleanQuery::new(clauses)), known)
+    (any_of(clauses, lazy), known)
+}
+
+/// The union of `queries`: lazily scored inside a conjunction of words (`lazy`, see
+/// [`LazyUnion`]), else tantivy's.
+fn any_of(queries: Vec<Box<dyn Query>>, lazy: bool) -> Box<dyn Query> {
+    if lazy {
+        LazyUnion::of(queries)
+    } else {
+        Box::new(BooleanQuery::new(queries.into_iter().map(|q| (Occur::Should, q)).collect()))
+    }
 }
 
 fn all_of(queries: Vec<Box<dyn Query>>, boost: f32) -> Box<dyn Query> {
@@ -171,13 +182,13 @@ struct UnitClause {
     fuzzy: bool,
 }
 
-fn unit_clause(fields: &TextFields, searcher: &Searcher, unit: &QueryUnit) -> UnitClause {
+fn unit_clause(fields: &TextFields, searcher: &Searcher, unit: &QueryUnit, lazy: bool) -> UnitClause {
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    let (whole, mut known) = term_anywhere(fields, searcher, &unit.term);
+    let (whole, mut known) = term_anywhere(fields, searcher, &unit.term, lazy);
     alternatives.push((Occur::Should, whole));
     if !unit.parts.is_empty() {
         let parts: Vec<(Box<dyn Query>, bool)> =
-            unit.parts.iter().map(|p| term_anywhere(fields, searcher, p)).collect();
+            unit.parts.iter().map(|p| term_anywhere(fields, searcher, p, lazy)).collect();
         known |= parts.iter().all(|(_, known)| *known);
         alternatives.push((Occur::Should, all_of(parts.into_iter().map(|(query, _)| query).collect(), 0.8)));
     }
@@ -202,7 +213,7 @@ fn unit_clause(fields: &TextFields, searcher: &Searcher, unit: &QueryUnit) -> Un
             alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(query), weight * 0.5))));
         }
     }
-    UnitClause { query: Box::new(BooleanQuery::new(alternatives)), known, fuzzy }
+    UnitClause { query: any_of(alternatives.into_iter().map(|(_, q)| q).collect(), lazy), known, fuzzy }
 }
 
 /// Build the query for `text`; `None` when it has no words (browse everything).
@@ -229,6 +240,8 @@ pub fn build(
             !drop
         })
         .collect();
+    // Inside a conjunction of words, each word's alternatives are scored lazily.
+    let lazy = units.len() > 1;
 
     // Groups of units: a synonym phrase covers several; other units stand alone.
     let mut groups: Vec<(Box<dyn Query>, bool, String)> = Vec::new();
@@ -243,7 +256,7 @@ pub fn build(
             }
         }
         let n = matched.as_ref().map_or(1, |(n, _)| *n);
-        let clauses: Vec<UnitClause> = units[i..i + n].iter().map(|u| unit_clause(fields, searcher, u)).collect();
+        let clauses: Vec<UnitClause> = units[i..i + n].iter().map(|u| unit_clause(fields, searcher, u, lazy)).collect();
         let mut known = clauses.iter().all(|c| c.known);
         for (unit, clause) in units[i..i + n].iter().zip(&clauses) {
             if clause.fuzzy {
@@ -267,11 +280,11 @@ pub fn build(
                         continue;
                     }
                     let terms: Vec<(Box<dyn Query>, bool)> =
-                        alt_units.iter().map(|u| term_anywhere(fields, searcher, &u.term)).collect();
+                        alt_units.iter().map(|u| term_anywhere(fields, searcher, &u.term, lazy)).collect();
                     known |= terms.iter().all(|(_, known)| *known);
                     options.push((Occur::Should, all_of(terms.into_iter().map(|(query, _)| query).collect(), 0.9)));
                 }
-                Box::new(BooleanQuery::new(options)) as Box<dyn Query>
+                any_of(options.into_iter().map(|(_, q)| q).collect(), lazy)
             }
             None => own,
         };
