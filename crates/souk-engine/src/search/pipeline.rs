@@ -91,9 +91,14 @@ impl SearchIndex {
                 *others.entry(*slot).or_default() |= 1 << l.min(63);
             }
         }
-        let largest_only = lists
-            .get(largest)
-            .map_or(0, |list| list.found.iter().filter(|(slot, _)| !others.contains_key(slot)).count());
+        // (With one list, nothing is shared: no lookups.)
+        let largest_only = lists.get(largest).map_or(0, |list| {
+            if others.is_empty() {
+                list.found.len()
+            } else {
+                list.found.iter().filter(|(slot, _)| !others.contains_key(slot)).count()
+            }
+        });
         response.total = others.len() + largest_only;
         let largest_slots: HashSet<u32, ahash::RandomState> =
             if lists.iter().enumerate().any(|(l, list)| l != largest && !list.ready) {
@@ -127,11 +132,14 @@ impl SearchIndex {
         // Score, popularity and the ids' first bytes from the keys; the whole ids only
         // where those tie.
         let source_order = |a: &Keyed, b: &Keyed| a.order(b).then_with(|| id_of(a.slot).cmp(&id_of(b.slot)));
-        let mut below_depth: Vec<HashMap<u32, f32, ahash::RandomState>> = Vec::with_capacity(lists.len());
+        let lists_len = lists.len();
+        let mut below_depth: Vec<HashMap<u32, f32, ahash::RandomState>> = Vec::with_capacity(lists_len);
         for (l, (list, keys)) in lists.iter_mut().zip(keyed).enumerate() {
             let mut below = HashMap::default();
             if let Some(mut keys) = keys {
-                below = list.found.iter().filter(|(slot, _)| shared(l, slot)).copied().collect();
+                if lists_len > 1 {
+                    below = list.found.iter().filter(|(slot, _)| shared(l, slot)).copied().collect();
+                }
                 if !by_key && keys.len() > depth {
                     keys.select_nth_unstable_by(depth, source_order);
                     keys.truncate(depth);
