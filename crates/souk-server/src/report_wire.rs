@@ -275,9 +275,26 @@ pub struct RankerReportOut {
     pub ndcg_model: f64,
     pub ndcg_logged: f64,
     pub ndcg_current: Option<f64>,
+    /// The new model's size: trees for LambdaMART, passes over the rows for the others.
     pub trees: usize,
     /// Whether the new model passed the gate and serves.
     pub promoted: bool,
+    /// The new model's learner (`lambdamart`, `ftrl`, `mlp`): LambdaMART unless a
+    /// challenger beat it on the later window.
+    pub learner: String,
+    /// Every learner trained, with its NDCG@10 on the later window.
+    pub learners: Vec<LearnerScoreOut>,
+}
+
+/// One learner's model at a training.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LearnerScoreOut {
+    pub learner: String,
+    /// NDCG@10 on the later window.
+    pub ndcg: f64,
+    /// Trees, or passes over the rows.
+    pub size: usize,
+    pub train_seconds: f64,
 }
 
 impl From<TrainReport> for TrainReportOut {
@@ -334,6 +351,17 @@ impl From<RankerReport> for RankerReportOut {
             ndcg_current: r.ndcg_current,
             trees: r.trees,
             promoted: r.promoted,
+            learner: r.learner.name().to_string(),
+            learners: r
+                .learners
+                .into_iter()
+                .map(|l| LearnerScoreOut {
+                    learner: l.learner.name().to_string(),
+                    ndcg: l.ndcg,
+                    size: l.size,
+                    train_seconds: l.train_seconds,
+                })
+                .collect(),
         }
     }
 }

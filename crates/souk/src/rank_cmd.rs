@@ -129,13 +129,14 @@ pub fn eval_off_policy(args: &EvalArgs) -> anyhow::Result<()> {
 }
 
 /// Sections of `--param` for `--protocol simulated-ranking`.
-const SIMULATION_SECTIONS: &[&str] = &["simulation", "gbdt"];
+const SIMULATION_SECTIONS: &[&str] = &["simulation", "gbdt", "learners"];
 
 /// `souk eval --protocol simulated-ranking`: the learned ranker against the recall sources
 /// and the hand blend on simulated traffic (see `souk_engine::eval::simulate`).
 pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow::Result<()> {
     let mut simulation = SimulationConfig { seed: args.seed, ..SimulationConfig::default() };
     let mut params = GbdtParams::default();
+    let mut learners = config.rank.learners.clone();
     for text in &args.params {
         let Some((section, field, raw)) =
             text.split_once('=').and_then(|(key, raw)| key.split_once('.').map(|(s, f)| (s, f, raw)))
@@ -154,6 +155,19 @@ pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow
                 value[field] = parsed;
                 params = serde_json::from_value(value).with_context(|| format!("--param {text:?}"))?;
             }
+            // `learners.challengers=[]`, `learners.mlp.hidden=[64,32]`, `learners.ftrl.alpha=0.1`.
+            "learners" => {
+                let mut value = serde_json::to_value(&learners)?;
+                let mut slot = &mut value;
+                for key in field.split('.') {
+                    let Some(object) = slot.as_object_mut() else {
+                        bail!("--param {text:?}: {key:?} is not a section of the learners' settings");
+                    };
+                    slot = object.entry(key).or_insert(Value::Null);
+                }
+                *slot = parsed;
+                learners = serde_json::from_value(value).with_context(|| format!("--param {text:?}"))?;
+            }
             _ => bail!(
                 "--param {text:?}: unknown section {section:?}; expected one of {}",
                 SIMULATION_SECTIONS.join(", ")
@@ -165,10 +179,14 @@ pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow
         bail!("{}", problems.iter().map(|(k, m)| format!("simulation.{k}: {m}")).collect::<Vec<_>>().join("; "));
     }
     params.validate().map_err(|e| anyhow::anyhow!("gbdt.{}: {}", e.field, e.message))?;
+    if let Some((key, message)) = learners.problems().into_iter().next() {
+        bail!("{key}: {message}");
+    }
     let dir = tempfile::tempdir().context("creating a directory for the simulated shop")?;
-    let report = simulate(&simulation, dir.path(), &config.recommend, &config.weights, &params, &mut |stage| {
-        eprintln!("{stage}…");
-    })?;
+    let report =
+        simulate(&simulation, dir.path(), &config.recommend, &config.weights, &params, &learners, &mut |stage| {
+            eprintln!("{stage}…");
+        })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -188,6 +206,9 @@ pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow
             slots(&report.estimated_examination)
         );
         println!("ranker: {} trees in {:.1} s", report.ranker_trees, report.ranker_train_seconds);
+        for (name, seconds) in &report.challenger_train_seconds {
+            println!("{name}: trained in {seconds:.1} s");
+        }
         println!("{:<12} {:>12} {:>8}", "method", "NDCG@10", "se");
         for m in &report.methods {
             println!("{:<12} {:>12.4} {:>8.4}", m.method, m.ndcg_at_10, m.se);

@@ -25,7 +25,9 @@
 //! 4. **Training set** from the logs ([`crate::rank::join`]): impressions joined to clicks, carts
 //!    and purchases; graded labels; clicked rows weighted by the inverse of the examination
 //!    propensity estimated from the randomised bucket. A LambdaMART model trains on it,
-//!    early-stopped on the last tenth of the logged requests.
+//!    early-stopped on the last tenth of the logged requests, and so does each challenger
+//!    learner of `[rank.learners]` (FTRL, the neural ranker: rows `ranker_ftrl`,
+//!    `ranker_mlp`).
 //! 5. **Later window.** New requests; every method orders the same candidates; each is
 //!    judged by purchase-weighted NDCG@10 over all candidates, the gain of an item being its
 //!    *expected* value to the shop under the shopper model — the configured event weights
@@ -54,6 +56,7 @@ use crate::model::{Event, EventType, Record, RecordSink};
 use crate::rank::features::{ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
+use crate::rank::learners::{LearnerSettings, RankModel};
 use crate::rank::metrics::ndcg_of_order;
 use crate::rank::online::{OnlineClickModel, OnlineConfig};
 use crate::rank::profile::PriceIndex;
@@ -97,6 +100,7 @@ pub fn simulate(
     recommend_config: &RecommendConfig,
     weights: &EventWeights,
     params: &GbdtParams,
+    learners: &LearnerSettings,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SimulationReport> {
     if let Some((field, message)) = config.problems().into_iter().next() {
@@ -254,12 +258,22 @@ pub fn simulate(
     let ranker_started = Instant::now();
     let model: GbdtModel = gbdt::train(params, &train, Some(&valid))?;
     let ranker_train_seconds = ranker_started.elapsed().as_secs_f64();
+    let mut challengers = Vec::new();
+    for &learner in &learners.challengers {
+        progress(&format!("training the {} ranker", learner.name()));
+        let started = Instant::now();
+        let model = RankModel::train(learner, params, learners, &train, Some(&valid))?;
+        challengers.push((format!("ranker_{}", learner.name()), model, started.elapsed().as_secs_f64()));
+    }
 
     progress("judging the later window");
-    let methods: &[&str] = match config.surface {
-        Surface::Recommendations => &["ranker", "blend", "cf", "itemknn", "popularity"],
-        Surface::Search => &["ranker", "blend", "keyword"],
+    let sources: &[&str] = match config.surface {
+        Surface::Recommendations => &["cf", "itemknn", "popularity"],
+        Surface::Search => &["keyword"],
     };
+    let mut methods: Vec<&str> = vec!["ranker", "blend"];
+    methods.extend(sources);
+    methods.extend(challengers.iter().map(|(name, _, _)| name.as_str()));
     let mut scores: Vec<Vec<f64>> = vec![Vec::new(); methods.len()];
     let mut judged = 0usize;
     while judged < config.test_requests {
@@ -280,8 +294,10 @@ pub fn simulate(
             })
             .collect();
         let n = request.items.len();
-        let predictions: Vec<f64> =
-            (0..n).map(|c| model.predict(&request.rows[c * FEATURE_COUNT..][..FEATURE_COUNT])).collect();
+        let row = |c: usize| &request.rows[c * FEATURE_COUNT..][..FEATURE_COUNT];
+        let predictions: Vec<f64> = (0..n).map(|c| model.predict(row(c))).collect();
+        let challenger_predictions: Vec<Vec<f64>> =
+            challengers.iter().map(|(_, model, _)| (0..n).map(|c| model.predict(row(c))).collect()).collect();
         for (m, method) in methods.iter().enumerate() {
             let mut order: Vec<usize> = (0..n).collect();
             let signals = &request.signals;
@@ -297,7 +313,12 @@ pub fn simulate(
                 "cf" => order.sort_by(by_source(|s| s.cf.map(|x| x.rank))),
                 "itemknn" => order.sort_by(by_source(|s| s.knn.map(|x| x.rank))),
                 "keyword" => order.sort_by(by_source(|s| s.keyword.map(|x| x.rank))),
-                _ => order.sort_by(by_source(|s| s.popularity.map(|x| x.rank))),
+                "popularity" => order.sort_by(by_source(|s| s.popularity.map(|x| x.rank))),
+                challenger => {
+                    let c = challengers.iter().position(|(name, _, _)| name == challenger).unwrap_or_default();
+                    let scores = &challenger_predictions[c];
+                    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+                }
             }
             scores[m].push(ndcg_of_order(&order, &gains, 10));
         }
@@ -322,7 +343,7 @@ pub fn simulate(
         .collect();
     let ranker = methods[0].ndcg_at_10;
     let blend = methods[1].ndcg_at_10;
-    let best_source = methods[2..].iter().map(|m| m.ndcg_at_10).fold(f64::NEG_INFINITY, f64::max);
+    let best_source = methods[2..2 + sources.len()].iter().map(|m| m.ndcg_at_10).fold(f64::NEG_INFINITY, f64::max);
     let mut importance: Vec<(String, f64)> =
         FEATURES.iter().map(|f| f.to_string()).zip(model.feature_importance()).collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -339,6 +360,7 @@ pub fn simulate(
         estimated_examination: propensities,
         ranker_trees: model.n_trees(),
         ranker_train_seconds,
+        challenger_train_seconds: challengers.iter().map(|(name, _, seconds)| (name.clone(), *seconds)).collect(),
         top_features: importance,
         test_requests: judged,
         methods,
@@ -371,12 +393,13 @@ mod tests {
             &RecommendConfig::default(),
             &EventWeights::default(),
             &GbdtParams::default(),
+            &LearnerSettings::default(),
             &mut |_| {},
         )
         .unwrap();
         assert_eq!(
             report.methods.iter().map(|m| m.method.as_str()).collect::<Vec<_>>(),
-            ["ranker", "blend", "keyword"]
+            ["ranker", "blend", "keyword", "ranker_ftrl", "ranker_mlp"]
         );
         // On this small shop (1,500 logged searches) the ranker gained about 8% over
         // keywords and 6% over the blend when written; the acceptance run is larger.
@@ -402,6 +425,7 @@ mod tests {
             &RecommendConfig::default(),
             &EventWeights::default(),
             &GbdtParams::default(),
+            &LearnerSettings::default(),
             &mut |_| {},
         )
         .unwrap();

@@ -44,6 +44,7 @@ pub mod features;
 pub mod ftrl;
 pub mod gbdt;
 pub mod join;
+pub mod learners;
 pub mod metrics;
 pub mod obd;
 pub mod obd_policy;

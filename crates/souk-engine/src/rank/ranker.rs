@@ -11,6 +11,10 @@
 //!   `explore` arm logged enough traffic (else unweighted, and the report says so). The
 //!   logged requests are split by time: the earlier 80% train (their last eighth for early
 //!   stopping), the later 20% judge.
+//! - **Learners.** LambdaMART always trains; the challengers of `[rank.learners]` (FTRL,
+//!   a small neural network: [`super::learners`]) train on the same rows, and the best of
+//!   them replaces LambdaMART only when its NDCG@10 on the later window is higher. Every
+//!   learner's figure is in the report.
 //! - **Promotion gate.** On the later window, NDCG@10 over each logged list (labels as
 //!   gains) of the new model's order must beat the order that was shown, and the current
 //!   ranker's order when there is one. Otherwise the current ranker keeps serving.
@@ -25,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::EventType;
 use crate::rank::features::{ItemStats, FEATURES, FEATURE_COUNT};
-use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
+use crate::rank::gbdt::{Dataset, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions, LabeledImpression};
+use crate::rank::learners::{Learner, LearnerSettings, RankModel};
 use crate::rank::metrics::ndcg_of_order;
 use crate::rank::online::OnlineConfig;
 use crate::rank::profile::PriceIndex;
@@ -59,6 +64,8 @@ pub struct RankConfig {
     /// sampling (`[rank.explore]`).
     pub explore: super::explore::ExploreSettings,
     pub gbdt: GbdtParams,
+    /// The learners that challenge LambdaMART at each training.
+    pub learners: LearnerSettings,
     /// The online click model, learning from logged pages between trainings.
     pub online: OnlineConfig,
     /// A feature log file is rotated when it reaches this many MiB…
@@ -90,6 +97,7 @@ impl Default for RankConfig {
             sentiment_head: String::new(),
             review_texts_per_training: super::review_sentiment::DEFAULT_BUDGET,
             gbdt: GbdtParams::default(),
+            learners: LearnerSettings::default(),
             online: OnlineConfig::default(),
         }
     }
@@ -106,6 +114,7 @@ impl RankConfig {
         if !(0.0..=1.0).contains(&self.explore_share) {
             problems.push(("rank.explore_share".into(), format!("expected 0..=1, found {}", self.explore_share)));
         }
+        problems.extend(self.learners.problems().into_iter().map(|(k, m)| (format!("rank.{k}"), m)));
         problems.extend(self.online.problems().into_iter().map(|(k, m)| (format!("rank.online.{k}"), m)));
         problems.extend(self.explore.problems().into_iter().map(|(k, m)| (format!("rank.explore.{k}"), m)));
         if !(1..=65_536).contains(&self.log_max_mb) {
@@ -376,9 +385,39 @@ pub struct RankerReport {
     pub ndcg_model: f64,
     pub ndcg_logged: f64,
     pub ndcg_current: Option<f64>,
+    /// The new model's size: trees for LambdaMART, passes over the rows for the others.
     pub trees: usize,
     /// Whether the new model passed the gate and serves.
     pub promoted: bool,
+    /// The learner of the new model: LambdaMART unless a challenger beat it.
+    #[serde(default)]
+    pub learner: Learner,
+    /// Every learner trained, with its NDCG@10 on the later window.
+    #[serde(default)]
+    pub learners: Vec<LearnerScore>,
+}
+
+/// One learner's model at a training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearnerScore {
+    pub learner: Learner,
+    /// NDCG@10 on the later window.
+    pub ndcg: f64,
+    /// Trees, or passes over the rows.
+    pub size: usize,
+    pub train_seconds: f64,
+}
+
+/// Which of the learners' models serves: LambdaMART's (the first) unless another's NDCG@10
+/// on the later window is higher; among those, the highest (the earliest listed on a tie).
+pub fn choose_learner(scores: &[LearnerScore]) -> usize {
+    let mut best = 0;
+    for (i, score) in scores.iter().enumerate().skip(1) {
+        if score.ndcg > scores[best].ndcg {
+            best = i;
+        }
+    }
+    best
 }
 
 /// What feature rows are computed from besides the request: item statistics and the
@@ -418,13 +457,13 @@ impl FeatureContext {
 /// A trained ranker.
 #[derive(Debug, Clone)]
 pub struct Ranker {
-    pub model: GbdtModel,
+    pub model: RankModel,
     pub report: RankerReport,
 }
 
 impl Ranker {
-    /// The model's top `k` feature contributions to one row's score (Saabas), largest
-    /// magnitude first.
+    /// The model's top `k` feature contributions to one row's score (see
+    /// [`RankModel::contributions`]), largest magnitude first.
     pub fn top_contributions(&self, row: &[f32], k: usize) -> Vec<(String, f64)> {
         let contributions = self.model.contributions(row);
         let mut named: Vec<(String, f64)> =
@@ -443,6 +482,7 @@ pub fn train_from_logs(
     store: &dyn Storage,
     log: &FeatureLog,
     params: &GbdtParams,
+    learners: &LearnerSettings,
     current: Option<&Ranker>,
     now_ms: i64,
 ) -> Result<Option<Ranker>> {
@@ -518,9 +558,15 @@ pub fn train_from_logs(
     };
     let train = dataset(&groups[..valid_start])?;
     let valid = dataset(&groups[valid_start..holdout_start])?;
-    let model = gbdt::train(params, &train, Some(&valid))?;
+    let mut models = Vec::new();
+    for learner in std::iter::once(Learner::LambdaMart).chain(learners.challengers.iter().copied()) {
+        let started = Instant::now();
+        let model = RankModel::train(learner, params, learners, &train, Some(&valid))?;
+        models.push((model, started.elapsed().as_secs_f64()));
+    }
 
-    let (mut model_total, mut logged_total, mut current_total) = (0.0, 0.0, 0.0);
+    let mut model_totals = vec![0.0; models.len()];
+    let (mut logged_total, mut current_total) = (0.0, 0.0);
     for group in &groups[holdout_start..] {
         let gains: Vec<f64> = group.iter().map(|&r| f64::from(labeled[r].grade())).collect();
         let rows: Vec<&Vec<f32>> =
@@ -530,7 +576,9 @@ pub fn train_from_logs(
             order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
             order
         };
-        model_total += ndcg_of_order(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
+        for ((model, _), total) in models.iter().zip(&mut model_totals) {
+            *total += ndcg_of_order(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
+        }
         logged_total += ndcg_of_order(&(0..group.len()).collect::<Vec<_>>(), &gains, 10);
         if let Some(current) = current {
             current_total +=
@@ -538,7 +586,19 @@ pub fn train_from_logs(
         }
     }
     let holdout = (groups.len() - holdout_start) as f64;
-    let ndcg_model = model_total / holdout;
+    let scores: Vec<LearnerScore> = models
+        .iter()
+        .zip(&model_totals)
+        .map(|((model, seconds), total)| LearnerScore {
+            learner: model.learner(),
+            ndcg: total / holdout,
+            size: model.size(),
+            train_seconds: *seconds,
+        })
+        .collect();
+    let chosen = choose_learner(&scores);
+    let ndcg_model = scores[chosen].ndcg;
+    let model = models.swap_remove(chosen).0;
     let ndcg_logged = logged_total / holdout;
     let ndcg_current = current.map(|_| current_total / holdout);
     let promoted = ndcg_model > ndcg_logged && ndcg_current.is_none_or(|c| ndcg_model > c);
@@ -553,8 +613,10 @@ pub fn train_from_logs(
             ndcg_model,
             ndcg_logged,
             ndcg_current,
-            trees: model.n_trees(),
+            trees: model.size(),
             promoted,
+            learner: model.learner(),
+            learners: scores,
         },
         model,
     }))
@@ -563,6 +625,26 @@ pub fn train_from_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_challenger_serves_only_when_it_beats_lambdamart_on_the_later_window() {
+        let score = |learner, ndcg| LearnerScore { learner, ndcg, size: 1, train_seconds: 0.0 };
+        // LambdaMART alone, or challengers no better (a tie keeps LambdaMART).
+        assert_eq!(choose_learner(&[score(Learner::LambdaMart, 0.5)]), 0);
+        let tied = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.5), score(Learner::Mlp, 0.49)];
+        assert_eq!(choose_learner(&tied), 0);
+        // The best challenger above LambdaMART.
+        let better = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.52), score(Learner::Mlp, 0.55)];
+        assert_eq!(choose_learner(&better), 2);
+        let first = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.55), score(Learner::Mlp, 0.55)];
+        assert_eq!(choose_learner(&first), 1);
+        // Reports written before challengers existed read as LambdaMART's.
+        let old = r#"{"trained_at_ms":1,"requests":2,"requests_with_clicks":2,"rows":4,"propensities":null,
+            "holdout_requests":1,"ndcg_model":0.5,"ndcg_logged":0.4,"ndcg_current":null,"trees":3,"promoted":true}"#;
+        let report: RankerReport = serde_json::from_str(old).unwrap();
+        assert_eq!(report.learner, Learner::LambdaMart);
+        assert!(report.learners.is_empty());
+    }
 
     #[test]
     fn the_feature_log_rotates_by_size_and_keeps_only_its_newest_files() {

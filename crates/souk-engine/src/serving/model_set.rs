@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hashing::IdMap;
-use crate::rank::gbdt::{GbdtModel, GbdtParams};
-use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, Ranker, RankerReport};
+use crate::rank::learners::RankModel;
+use crate::rank::ranker::{train_from_logs, FeatureContext, FeatureLog, RankConfig, Ranker, RankerReport};
 use crate::recommend::als::AlsModel;
 use crate::recommend::artifact::Artifact;
 use crate::recommend::content::ContentMap;
@@ -315,12 +315,12 @@ impl ModelSet {
         &mut self,
         store: &dyn Storage,
         log: &FeatureLog,
-        params: &GbdtParams,
+        rank: &RankConfig,
         previous: Option<Arc<Ranker>>,
         now_ms: i64,
     ) -> Result<Option<RankerReport>> {
         self.features = Some(Arc::new(FeatureContext::from_store(store)?));
-        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        let (ranker, report) = train_gated(store, log, rank, previous, now_ms)?;
         self.ranker = ranker;
         Ok(report)
     }
@@ -331,14 +331,14 @@ impl ModelSet {
         &mut self,
         store: &dyn Storage,
         log: &FeatureLog,
-        params: &GbdtParams,
+        rank: &RankConfig,
         previous: Option<Arc<Ranker>>,
         now_ms: i64,
     ) -> Result<Option<RankerReport>> {
         if self.features.is_none() {
             self.features = Some(Arc::new(FeatureContext::from_store(store)?));
         }
-        let (ranker, report) = train_gated(store, log, params, previous, now_ms)?;
+        let (ranker, report) = train_gated(store, log, rank, previous, now_ms)?;
         self.search_ranker = ranker;
         Ok(report)
     }
@@ -398,7 +398,7 @@ impl ModelSet {
             if !generation.exists(model_file) {
                 return Ok(None);
             }
-            let model = GbdtModel::load(&mut generation.open(model_file)?)?;
+            let model = RankModel::load(&mut generation.open(model_file)?)?;
             let report: RankerReport = serde_json::from_reader(generation.open(report_file)?)
                 .map_err(|e| corrupt(format!("{report_file}: {e}")))?;
             Ok(Some(Arc::new(Ranker { model, report })))
@@ -474,11 +474,11 @@ pub const SURFACE_RECOMMENDATIONS: &str = "recs";
 pub(super) fn train_gated(
     store: &dyn Storage,
     log: &FeatureLog,
-    params: &GbdtParams,
+    rank: &RankConfig,
     previous: Option<Arc<Ranker>>,
     now_ms: i64,
 ) -> Result<(Option<Arc<Ranker>>, Option<RankerReport>)> {
-    let trained = train_from_logs(store, log, params, previous.as_deref(), now_ms)?;
+    let trained = train_from_logs(store, log, &rank.gbdt, &rank.learners, previous.as_deref(), now_ms)?;
     let report = trained.as_ref().map(|r| r.report.clone());
     let serving = match trained {
         Some(ranker) if ranker.report.promoted => Some(Arc::new(ranker)),
@@ -487,6 +487,7 @@ pub(super) fn train_gated(
     Ok((serving, report))
 }
 
+/// The ranker's model, of whichever learner won (the name predates the challengers).
 pub(super) const RANKER_MODEL: &str = "ranker.gbdt";
 pub(super) const RANKER_REPORT: &str = "ranker.json";
 pub(super) const SEARCH_RANKER_MODEL: &str = "search_ranker.gbdt";

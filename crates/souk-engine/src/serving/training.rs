@@ -6,8 +6,7 @@
 use super::ModelSet;
 use super::RecommendConfig;
 use crate::error::Result;
-use crate::rank::gbdt::GbdtParams;
-use crate::rank::ranker::{FeatureContext, FeatureLog, RankerReport};
+use crate::rank::ranker::{FeatureContext, FeatureLog, RankConfig, RankerReport};
 use crate::rank::review_sentiment::{EmbedTexts, ReviewSentiments};
 use crate::rank::sentiment::SentimentHead;
 use crate::recommend::content::ContentRows;
@@ -19,7 +18,8 @@ use crate::store::Storage;
 pub struct Training<'a> {
     pub config: &'a RecommendConfig,
     pub weights: &'a EventWeights,
-    pub gbdt: &'a GbdtParams,
+    /// The rankers' learners and their settings.
+    pub rank: &'a RankConfig,
     /// The logged recommendation pages (absent: no ranker is trained).
     pub log: Option<&'a FeatureLog>,
     /// The logged search pages (absent: no search ranker is trained).
@@ -79,12 +79,12 @@ pub fn train(store: &dyn Storage, training: &Training<'_>) -> Result<Trained> {
     let previous_search = training.serving.and_then(|s| s.search_ranker.clone());
     progress(MODELS_SHARE, "training the recommendation ranker");
     let ranker = match training.log {
-        Some(log) => set.train_ranker(store, log, training.gbdt, previous, training.now_ms)?,
+        Some(log) => set.train_ranker(store, log, training.rank, previous, training.now_ms)?,
         None => None,
     };
     progress(RANKER_DONE, "training the search ranker");
     let search_ranker = match training.search_log {
-        Some(log) => set.train_search_ranker(store, log, training.gbdt, previous_search, training.now_ms)?,
+        Some(log) => set.train_search_ranker(store, log, training.rank, previous_search, training.now_ms)?,
         None => None,
     };
     if let Some(reviews) = training.reviews {

@@ -111,6 +111,9 @@ pub struct SimulationReport {
     pub estimated_examination: Vec<f64>,
     pub ranker_trees: usize,
     pub ranker_train_seconds: f64,
+    /// The challenger learners' rows (`ranker_ftrl`, `ranker_mlp`) and their training time.
+    #[serde(default)]
+    pub challenger_train_seconds: Vec<(String, f64)>,
     /// Heaviest features by total split gain.
     pub top_features: Vec<(String, f64)>,
     pub test_requests: usize,

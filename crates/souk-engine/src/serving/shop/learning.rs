@@ -135,7 +135,7 @@ impl Shop {
             content: Some(&content),
             config: &settings.recommend,
             weights: &settings.weights,
-            gbdt: &settings.ranking.gbdt,
+            rank: &settings.ranking,
             log: self.logs.as_ref().map(|l| l.recommendations.as_ref()),
             search_log: self.logs.as_ref().map(|l| l.search.as_ref()),
             serving: serving.as_deref(),
@@ -268,7 +268,12 @@ fn describe_report(report: &TrainReport) -> String {
     for (name, ranker) in [("ranker", &report.ranker), ("search ranker", &report.search_ranker)] {
         if let Some(r) = ranker {
             let verdict = if r.promoted { "promoted" } else { "kept the current order" };
-            text.push_str(&format!("; {name} NDCG@10 {:.3} vs shown {:.3}, {verdict}", r.ndcg_model, r.ndcg_logged));
+            text.push_str(&format!(
+                "; {name} ({}) NDCG@10 {:.3} vs shown {:.3}, {verdict}",
+                r.learner.name(),
+                r.ndcg_model,
+                r.ndcg_logged
+            ));
         }
     }
     text
