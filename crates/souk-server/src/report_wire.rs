@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use souk_engine::rank::profile::{Activity, Affinity, FunnelStage, PriceProfile, Sentiment, UserProfile};
-use souk_engine::rank::ranker::RankerReport;
+use souk_engine::rank::ranker::{GateMeasure, RankerReport};
 use souk_engine::rank::review_sentiment::TextSentiment;
 use souk_engine::serving::shop::{TrainReport, UserOverview};
 use souk_engine::serving::ModelSetManifest;
@@ -282,8 +282,16 @@ pub struct RankerReportOut {
     /// The new model's learner (`lambdamart`, `ftrl`, `mlp`): LambdaMART unless a
     /// challenger beat it on the later window.
     pub learner: String,
-    /// Every learner trained, with its NDCG@10 on the later window.
+    /// Every learner trained, with its figures on the later window.
     pub learners: Vec<LearnerScoreOut>,
+    /// What the promotion gate compares on the later window: `ipw_dcg` (DCG@10 with each
+    /// logged grade divided by its slot's examination probability) or `ndcg` (when
+    /// exploration logged too little to estimate examination).
+    pub gate_measure: String,
+    /// The gate's measure for the new model, the order shown and the current ranker.
+    pub gate_model: f64,
+    pub gate_logged: f64,
+    pub gate_current: Option<f64>,
 }
 
 /// One learner's model at a training.
@@ -292,6 +300,8 @@ pub struct LearnerScoreOut {
     pub learner: String,
     /// NDCG@10 on the later window.
     pub ndcg: f64,
+    /// The gate's measure on the later window (the highest serves, LambdaMART on a tie).
+    pub gate: f64,
     /// Trees, or passes over the rows.
     pub size: usize,
     pub train_seconds: f64,
@@ -358,10 +368,19 @@ impl From<RankerReport> for RankerReportOut {
                 .map(|l| LearnerScoreOut {
                     learner: l.learner.name().to_string(),
                     ndcg: l.ndcg,
+                    gate: l.gate,
                     size: l.size,
                     train_seconds: l.train_seconds,
                 })
                 .collect(),
+            gate_measure: match r.gate_measure {
+                GateMeasure::IpwDcg => "ipw_dcg",
+                GateMeasure::Ndcg => "ndcg",
+            }
+            .to_string(),
+            gate_model: r.gate_model,
+            gate_logged: r.gate_logged,
+            gate_current: r.gate_current,
         }
     }
 }

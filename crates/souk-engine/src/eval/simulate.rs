@@ -57,7 +57,7 @@ use crate::rank::features::{ItemStats, RecallSignals, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{self, Dataset, GbdtModel, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions};
 use crate::rank::learners::{LearnerSettings, RankModel};
-use crate::rank::metrics::ndcg_of_order;
+use crate::rank::metrics::{dcg_of_order, ndcg_of_order};
 use crate::rank::online::{OnlineClickModel, OnlineConfig};
 use crate::rank::profile::PriceIndex;
 use crate::recommend::EventWeights;
@@ -81,6 +81,40 @@ impl RecordSink for TeeSink<'_> {
         }
         self.store.put(record)
     }
+}
+
+/// A logged list judged under `metric` (order, gains by candidate): as shown, then as each
+/// learner (by its scores by candidate) orders the same items.
+fn judge_list(
+    list: &[usize],
+    gains: &[f64],
+    learners: &[&[f64]],
+    metric: impl Fn(&[usize], &[f64]) -> f64,
+) -> Vec<f64> {
+    let mut values = vec![metric(list, gains)];
+    for scores in learners {
+        let mut order = list.to_vec();
+        order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+        values.push(metric(&order, gains));
+    }
+    values
+}
+
+fn push_all(into: &mut [Vec<f64>], values: Vec<f64>) {
+    for (list, value) in into.iter_mut().zip(values) {
+        list.push(value);
+    }
+}
+
+/// The logged grade of `item` in one response's events: 3 bought, 2 carted, 1 clicked, 0.
+fn logged_grade(events: &[Event], item: &str) -> f64 {
+    let grade = |event: &Event| match event.event_type {
+        EventType::Click => 1.0,
+        EventType::AddToCart => 2.0,
+        EventType::Purchase => 3.0,
+        _ => 0.0,
+    };
+    events.iter().filter(|e| e.item.as_ref().is_some_and(|i| i.as_str() == item)).map(grade).fold(0.0, f64::max)
 }
 
 /// Most requests recall too few candidates for: the shop is too small for the protocol.
@@ -275,6 +309,12 @@ pub fn simulate(
     methods.extend(sources);
     methods.extend(challengers.iter().map(|(name, _, _)| name.as_str()));
     let mut scores: Vec<Vec<f64>> = vec![Vec::new(); methods.len()];
+    let mut gate_methods = vec!["logged", "ranker"];
+    gate_methods.extend(challengers.iter().map(|(name, _, _)| name.as_str()));
+    let mut gate: Vec<Vec<f64>> = vec![Vec::new(); gate_methods.len()];
+    let mut gate_ipw = gate.clone();
+    let mut gate_explore = gate.clone();
+    let mut gate_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6a7e_5eed);
     let mut judged = 0usize;
     while judged < config.test_requests {
         number += 1;
@@ -324,23 +364,70 @@ pub fn simulate(
         }
         // Production keeps serving the blend, and shoppers keep shopping.
         let order: Vec<usize> = (0..config.shown).collect();
-        pending.extend(respond(&mut rng, number, &request, &order, ARM_BLEND, now)?);
+        let events = respond(&mut rng, number, &request, &order, ARM_BLEND, now)?;
+        // The promotion gate's view of the same window: each learner's order of the shown
+        // items judged by the logged clicks, carts and purchases — NDCG@10 over lists with a
+        // click, and DCG@10 with each grade divided by its slot's estimated examination
+        // (unnormalised, so the division is unbiased; every list counts).
+        let mut learners: Vec<&[f64]> = vec![&predictions];
+        learners.extend(challenger_predictions.iter().map(|p| p.as_slice()));
+        let mut grades = vec![0.0; n];
+        let mut weighted = vec![0.0; n];
+        for (slot, &c) in order.iter().enumerate() {
+            grades[c] = logged_grade(&events, &request.items[c]);
+            weighted[c] = grades[c] / propensities[slot];
+        }
+        if grades.iter().any(|&g| g > 0.0) {
+            push_all(&mut gate, judge_list(&order, &grades, &learners, |o, g| ndcg_of_order(o, g, 10)));
+        }
+        push_all(&mut gate_ipw, judge_list(&order, &weighted, &learners, |o, g| dcg_of_order(o, g, 10)));
+        pending.extend(events);
+        // And of a randomised list (a shuffled draw from the blend's top `explore_depth`, as
+        // the explore arm shows) that shoppers see in a parallel world: its events are not
+        // stored, and its randomness has a stream of its own.
+        let mut pool: Vec<usize> = (0..config.explore_depth.min(n)).collect();
+        pool.shuffle(&mut gate_rng);
+        pool.truncate(config.shown);
+        let events = respond(&mut gate_rng, number, &request, &pool, ARM_EXPLORE, now)?;
+        let mut weighted = vec![0.0; n];
+        for (slot, &c) in pool.iter().enumerate() {
+            weighted[c] = logged_grade(&events, &request.items[c]) / propensities[slot];
+        }
+        push_all(&mut gate_explore, judge_list(&pool, &weighted, &learners, |o, g| dcg_of_order(o, g, 10)));
         if pending.len() >= 500 {
             flush(&mut pending, &mut stats)?;
         }
     }
     flush(&mut pending, &mut stats)?;
 
-    let methods: Vec<MethodScore> = methods
+    let summarise = |names: &[&str], values: &[Vec<f64>]| -> Vec<MethodScore> {
+        names
+            .iter()
+            .zip(values)
+            .map(|(method, values)| {
+                let count = values.len().max(1) as f64;
+                let mean = values.iter().sum::<f64>() / count;
+                let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
+                MethodScore { method: method.to_string(), ndcg_at_10: mean, se: (variance / count).sqrt() }
+            })
+            .collect()
+    };
+    let methods = summarise(&methods, &scores);
+    let gate = summarise(&gate_methods, &gate);
+    let gate_ipw = summarise(&gate_methods, &gate_ipw);
+    let gate_explore = summarise(&gate_methods, &gate_explore);
+    // The serving gate's choice: LambdaMART unless a challenger scored higher.
+    let learner_scores: Vec<crate::rank::ranker::LearnerScore> = gate_ipw[1..]
         .iter()
-        .zip(&scores)
-        .map(|(method, values)| {
-            let count = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / count;
-            let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
-            MethodScore { method: method.to_string(), ndcg_at_10: mean, se: (variance / count).sqrt() }
+        .map(|m| crate::rank::ranker::LearnerScore {
+            learner: Default::default(),
+            ndcg: 0.0,
+            gate: m.ndcg_at_10,
+            size: 0,
+            train_seconds: 0.0,
         })
         .collect();
+    let gate_choice = gate_ipw[1 + crate::rank::ranker::choose_learner(&learner_scores)].method.clone();
     let ranker = methods[0].ndcg_at_10;
     let blend = methods[1].ndcg_at_10;
     let best_source = methods[2..2 + sources.len()].iter().map(|m| m.ndcg_at_10).fold(f64::NEG_INFINITY, f64::max);
@@ -360,6 +447,10 @@ pub fn simulate(
         estimated_examination: propensities,
         ranker_trees: model.n_trees(),
         ranker_train_seconds,
+        gate,
+        gate_ipw,
+        gate_explore,
+        gate_choice,
         challenger_train_seconds: challengers.iter().map(|(name, _, seconds)| (name.clone(), *seconds)).collect(),
         top_features: importance,
         test_requests: judged,

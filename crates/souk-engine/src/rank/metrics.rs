@@ -195,6 +195,12 @@ impl ClickMetrics {
     }
 }
 
+/// DCG@k of candidates in `order` with `gains` by candidate (`1 / log2(rank + 1)` discount),
+/// not normalised.
+pub fn dcg_of_order(order: &[usize], gains: &[f64], k: usize) -> f64 {
+    order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum()
+}
+
 /// NDCG@k of `order` (indices into `gains`) against the ideal order of all gains, with
 /// linear gains (the value of each item, e.g. its expected purchase value) and log2
 /// discounts; 0 when no item has a gain.

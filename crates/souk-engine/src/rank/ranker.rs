@@ -15,9 +15,11 @@
 //!   a small neural network: [`super::learners`]) train on the same rows, and the best of
 //!   them replaces LambdaMART only when its NDCG@10 on the later window is higher. Every
 //!   learner's figure is in the report.
-//! - **Promotion gate.** On the later window, NDCG@10 over each logged list (labels as
-//!   gains) of the new model's order must beat the order that was shown, and the current
-//!   ranker's order when there is one. Otherwise the current ranker keeps serving.
+//! - **Promotion gate.** On the later window, the new model's order of each logged list must
+//!   beat the order that was shown, and the current ranker's order when there is one, by
+//!   DCG@10 with each logged grade divided by its slot's examination probability
+//!   ([`GateMeasure::IpwDcg`]; NDCG@10 when exploration logged too little to estimate it).
+//!   Otherwise the current ranker keeps serving. NDCG@10 is reported beside it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -32,7 +34,7 @@ use crate::rank::features::{ItemStats, FEATURES, FEATURE_COUNT};
 use crate::rank::gbdt::{Dataset, GbdtParams};
 use crate::rank::join::{examination_propensities, join_impressions, LabeledImpression};
 use crate::rank::learners::{Learner, LearnerSettings, RankModel};
-use crate::rank::metrics::ndcg_of_order;
+use crate::rank::metrics::{dcg_of_order, ndcg_of_order};
 use crate::rank::online::OnlineConfig;
 use crate::rank::profile::PriceIndex;
 use crate::store::Storage;
@@ -392,9 +394,35 @@ pub struct RankerReport {
     /// The learner of the new model: LambdaMART unless a challenger beat it.
     #[serde(default)]
     pub learner: Learner,
-    /// Every learner trained, with its NDCG@10 on the later window.
+    /// Every learner trained, with its figures on the later window.
     #[serde(default)]
     pub learners: Vec<LearnerScore>,
+    /// What the gate compares on the later window, and its values for the new model, the
+    /// order shown and the current ranker.
+    #[serde(default)]
+    pub gate_measure: GateMeasure,
+    #[serde(default)]
+    pub gate_model: f64,
+    #[serde(default)]
+    pub gate_logged: f64,
+    #[serde(default)]
+    pub gate_current: Option<f64>,
+}
+
+/// What the promotion gate compares on the later window's logged lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateMeasure {
+    /// DCG@10 per list with each logged grade divided by the examination probability of
+    /// the slot it was shown in (from the `explore` arm), not normalised. Clicks are
+    /// position-biased toward the order shown; this undoes it without bias. NDCG does not:
+    /// dividing by each list's own ideal DCG cancels the weights on a list with one click,
+    /// so NDCG over logged lists favours the order shown and the models that copy it.
+    IpwDcg,
+    /// NDCG@10 per list, labels as gains: when the `explore` arm logged too little to
+    /// estimate examination.
+    #[default]
+    Ndcg,
 }
 
 /// One learner's model at a training.
@@ -403,17 +431,20 @@ pub struct LearnerScore {
     pub learner: Learner,
     /// NDCG@10 on the later window.
     pub ndcg: f64,
+    /// The gate's measure on the later window (what chooses the learner).
+    #[serde(default)]
+    pub gate: f64,
     /// Trees, or passes over the rows.
     pub size: usize,
     pub train_seconds: f64,
 }
 
-/// Which of the learners' models serves: LambdaMART's (the first) unless another's NDCG@10
-/// on the later window is higher; among those, the highest (the earliest listed on a tie).
+/// Which of the learners' models serves: LambdaMART's (the first) unless another's gate
+/// measure on the later window is higher; among those, the highest (the earliest on a tie).
 pub fn choose_learner(scores: &[LearnerScore]) -> usize {
     let mut best = 0;
     for (i, score) in scores.iter().enumerate().skip(1) {
-        if score.ndcg > scores[best].ndcg {
+        if score.gate > scores[best].gate {
             best = i;
         }
     }
@@ -565,43 +596,67 @@ pub fn train_from_logs(
         models.push((model, started.elapsed().as_secs_f64()));
     }
 
-    let mut model_totals = vec![0.0; models.len()];
-    let (mut logged_total, mut current_total) = (0.0, 0.0);
+    // Per list: the order shown, each learner's, the current ranker's — judged by NDCG@10
+    // (labels as gains) and by the gate's measure (see `GateMeasure`).
+    let measure = if propensities.is_some() { GateMeasure::IpwDcg } else { GateMeasure::Ndcg };
+    let mut totals = vec![[0.0f64; 2]; models.len() + 2];
     for group in &groups[holdout_start..] {
         let gains: Vec<f64> = group.iter().map(|&r| f64::from(labeled[r].grade())).collect();
+        let weighted: Vec<f64> = match &propensities {
+            Some(p) => group
+                .iter()
+                .map(|&r| {
+                    let slot = labeled[r].position as usize;
+                    let examined = p.get(slot).or(p.last()).copied().unwrap_or(1.0);
+                    f64::from(labeled[r].grade()) / examined
+                })
+                .collect(),
+            None => gains.clone(),
+        };
         let rows: Vec<&Vec<f32>> =
             group.iter().map(|&r| &features[&(labeled[r].request_id.clone(), labeled[r].item.clone())]).collect();
-        let order_by = |scores: Vec<f64>| {
+        let order_by = |model: &RankModel| {
+            let scores: Vec<f64> = rows.iter().map(|r| model.predict(r)).collect();
             let mut order: Vec<usize> = (0..group.len()).collect();
             order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
             order
         };
-        for ((model, _), total) in models.iter().zip(&mut model_totals) {
-            *total += ndcg_of_order(&order_by(rows.iter().map(|r| model.predict(r)).collect()), &gains, 10);
-        }
-        logged_total += ndcg_of_order(&(0..group.len()).collect::<Vec<_>>(), &gains, 10);
-        if let Some(current) = current {
-            current_total +=
-                ndcg_of_order(&order_by(rows.iter().map(|r| current.model.predict(r)).collect()), &gains, 10);
+        let mut orders: Vec<Vec<usize>> = vec![(0..group.len()).collect()];
+        orders.extend(models.iter().map(|(model, _)| order_by(model)));
+        orders.extend(current.map(|c| order_by(&c.model)));
+        for (order, total) in orders.iter().zip(&mut totals) {
+            total[0] += ndcg_of_order(order, &gains, 10);
+            total[1] += match measure {
+                GateMeasure::IpwDcg => dcg_of_order(order, &weighted, 10),
+                GateMeasure::Ndcg => ndcg_of_order(order, &gains, 10),
+            };
         }
     }
     let holdout = (groups.len() - holdout_start) as f64;
+    let mean = |t: [f64; 2]| (t[0] / holdout, t[1] / holdout);
     let scores: Vec<LearnerScore> = models
         .iter()
-        .zip(&model_totals)
+        .zip(&totals[1..])
         .map(|((model, seconds), total)| LearnerScore {
             learner: model.learner(),
-            ndcg: total / holdout,
+            ndcg: mean(*total).0,
+            gate: mean(*total).1,
             size: model.size(),
             train_seconds: *seconds,
         })
         .collect();
     let chosen = choose_learner(&scores);
-    let ndcg_model = scores[chosen].ndcg;
+    let (ndcg_model, gate_model) = (scores[chosen].ndcg, scores[chosen].gate);
+    let (ndcg_logged, gate_logged) = mean(totals[0]);
+    let (ndcg_current, gate_current) = match current {
+        Some(_) => {
+            let (ndcg, gate) = mean(totals[models.len() + 1]);
+            (Some(ndcg), Some(gate))
+        }
+        None => (None, None),
+    };
     let model = models.swap_remove(chosen).0;
-    let ndcg_logged = logged_total / holdout;
-    let ndcg_current = current.map(|_| current_total / holdout);
-    let promoted = ndcg_model > ndcg_logged && ndcg_current.is_none_or(|c| ndcg_model > c);
+    let promoted = gate_model > gate_logged && gate_current.is_none_or(|c| gate_model > c);
     Ok(Some(Ranker {
         report: RankerReport {
             trained_at_ms: now_ms,
@@ -617,6 +672,10 @@ pub fn train_from_logs(
             promoted,
             learner: model.learner(),
             learners: scores,
+            gate_measure: measure,
+            gate_model,
+            gate_logged,
+            gate_current,
         },
         model,
     }))
@@ -628,7 +687,7 @@ mod tests {
 
     #[test]
     fn a_challenger_serves_only_when_it_beats_lambdamart_on_the_later_window() {
-        let score = |learner, ndcg| LearnerScore { learner, ndcg, size: 1, train_seconds: 0.0 };
+        let score = |learner, gate| LearnerScore { learner, ndcg: 0.0, gate, size: 1, train_seconds: 0.0 };
         // LambdaMART alone, or challengers no better (a tie keeps LambdaMART).
         assert_eq!(choose_learner(&[score(Learner::LambdaMart, 0.5)]), 0);
         let tied = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.5), score(Learner::Mlp, 0.49)];

@@ -379,14 +379,17 @@ async fn a_ranker_learns_from_logged_pages_and_serves_with_explanations() {
     assert!(report["ndcg_model"].as_f64() > report["ndcg_logged"].as_f64(), "{report}");
     assert_eq!(report["promoted"], true, "{report}");
     // LambdaMART and its two challengers trained on the same rows; the one serving has the
-    // best NDCG on the later window (LambdaMART unless a challenger beat it).
+    // best gate measure on the later window (LambdaMART unless a challenger beat it), and it
+    // beat the order shown by that measure (examination-weighted: the explore arm logged).
     let learners = report["learners"].as_array().unwrap();
     let names: Vec<&str> = learners.iter().map(|l| l["learner"].as_str().unwrap()).collect();
     assert_eq!(names, ["lambdamart", "ftrl", "mlp"], "{report}");
-    let best = learners.iter().map(|l| l["ndcg"].as_f64().unwrap()).fold(f64::NEG_INFINITY, f64::max);
-    assert_eq!(report["ndcg_model"].as_f64(), Some(best), "{report}");
-    let serving = learners.iter().find(|l| l["ndcg"].as_f64() == Some(best)).unwrap();
+    let best = learners.iter().map(|l| l["gate"].as_f64().unwrap()).fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(report["gate_model"].as_f64(), Some(best), "{report}");
+    let serving = learners.iter().find(|l| l["gate"].as_f64() == Some(best)).unwrap();
     assert_eq!(report["learner"], serving["learner"], "{report}");
+    assert_eq!(report["gate_measure"], "ipw_dcg", "{report}");
+    assert!(report["gate_model"].as_f64() > report["gate_logged"].as_f64(), "{report}");
     // Served: the ranker's score, the blend rank it started from, its top features.
     let (_, page) = server.get("/v1/users/u000007/recommendations?n=5&explain=true").await;
     let first = &page["items"][0]["ranker"];

@@ -111,6 +111,24 @@ pub struct SimulationReport {
     pub estimated_examination: Vec<f64>,
     pub ranker_trees: usize,
     pub ranker_train_seconds: f64,
+    /// The promotion gate's view of the later window: NDCG@10 of each learner's order of the
+    /// shown items judged by the logged clicks, carts and purchases (labels as gains, lists
+    /// with a click), beside the order shown (`logged`) — what serving decides on.
+    #[serde(default)]
+    pub gate: Vec<MethodScore>,
+    /// DCG@10 per list (mean over every list, not normalised) with each logged grade divided
+    /// by the estimated examination probability of its slot: unbiased where NDCG is not
+    /// (normalising by each list's own ideal undoes the division).
+    #[serde(default)]
+    pub gate_ipw: Vec<MethodScore>,
+    /// The same on randomised lists of the same requests (a shuffled draw from the blend's
+    /// top `explore_depth`, shown in a parallel world whose events are not stored): what a
+    /// gate on the explore arm's pages would see.
+    #[serde(default)]
+    pub gate_explore: Vec<MethodScore>,
+    /// The learner the debiased gate would serve: `ranker` (LambdaMART) unless a challenger scored higher.
+    #[serde(default)]
+    pub gate_choice: String,
     /// The challenger learners' rows (`ranker_ftrl`, `ranker_mlp`) and their training time.
     #[serde(default)]
     pub challenger_train_seconds: Vec<(String, f64)>,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Shop;
 use crate::error::{Error, Result};
-use crate::rank::ranker::RankerReport;
+use crate::rank::ranker::{GateMeasure, RankerReport};
 use crate::serving::background;
 use crate::serving::jobs::{Job, JobHandle, JobKind};
 use crate::serving::page_log::now_ms;
@@ -268,11 +268,15 @@ fn describe_report(report: &TrainReport) -> String {
     for (name, ranker) in [("ranker", &report.ranker), ("search ranker", &report.search_ranker)] {
         if let Some(r) = ranker {
             let verdict = if r.promoted { "promoted" } else { "kept the current order" };
+            let measure = match r.gate_measure {
+                GateMeasure::IpwDcg => "examination-weighted DCG@10",
+                GateMeasure::Ndcg => "NDCG@10",
+            };
             text.push_str(&format!(
-                "; {name} ({}) NDCG@10 {:.3} vs shown {:.3}, {verdict}",
+                "; {name} ({}) {measure} {:.3} vs shown {:.3}, {verdict}",
                 r.learner.name(),
-                r.ndcg_model,
-                r.ndcg_logged
+                r.gate_model,
+                r.gate_logged
             ));
         }
     }
