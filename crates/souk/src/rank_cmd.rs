@@ -213,6 +213,15 @@ pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow
         for m in &report.methods {
             println!("{:<12} {:>12.4} {:>8.4}", m.method, m.ndcg_at_10, m.se);
         }
+        println!("the promotion gate's view of the later window (logged grades of the shown items):");
+        println!("{:<12} {:>14} {:>20} {:>22}", "order", "NDCG@10", "weighted DCG@10", "on randomised lists");
+        for ((plain, weighted), explore) in report.gate.iter().zip(&report.gate_ipw).zip(&report.gate_explore) {
+            println!(
+                "{:<12} {:>14.4} {:>20.4} {:>22.4}",
+                plain.method, plain.ndcg_at_10, weighted.ndcg_at_10, explore.ndcg_at_10
+            );
+        }
+        println!("the gate (weighted DCG@10) would serve: {}", report.gate_choice);
         println!(
             "ranker lift: {:+.1}% over the best single source, {:+.1}% over the hand blend",
             100.0 * report.lift_over_best_source,

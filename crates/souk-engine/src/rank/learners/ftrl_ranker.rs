@@ -86,6 +86,11 @@ pub struct FtrlRanker {
     value_hashes: Vec<u64>,
     /// Passes kept.
     epochs: u32,
+    /// The model's weights read out per feature (what `predict` adds up): each bucket's
+    /// and "missing"'s, and the slope of the scaled value; then the intercept.
+    bucket_weights: Vec<Vec<f64>>,
+    slopes: Vec<f64>,
+    intercept: f64,
 }
 
 impl FtrlRanker {
@@ -102,26 +107,47 @@ impl FtrlRanker {
             .collect();
         let value_hashes =
             feature_names.iter().map(|name| hasher.numeric(&format!("{name}#value"), 0.0).hash).collect();
-        FtrlRanker { feature_names, scaler, model, bucket_hashes, value_hashes, epochs }
+        let mut ranker = FtrlRanker {
+            feature_names,
+            scaler,
+            model,
+            bucket_hashes,
+            value_hashes,
+            epochs,
+            bucket_weights: Vec::new(),
+            slopes: Vec::new(),
+            intercept: 0.0,
+        };
+        ranker.read_weights();
+        ranker
     }
 
-    /// The row's active features, per dense feature its bucket and (when present) value.
-    fn encode(&self, row: &[f32], out: &mut Vec<(usize, Feature)>) {
-        out.clear();
+    /// Replace the model and read its weights out.
+    fn set_model(&mut self, model: FtrlModel) {
+        self.model = model;
+        self.read_weights();
+    }
+
+    fn read_weights(&mut self) {
+        let weight = |hash| self.model.weight(&Feature { hash, value: 1.0 });
+        self.bucket_weights =
+            self.bucket_hashes.iter().map(|hashes| hashes.iter().map(|&h| weight(h)).collect()).collect();
+        self.slopes = self.value_hashes.iter().map(|&h| weight(h)).collect();
+        self.intercept = self.model.intercept();
+    }
+
+    /// The row's active features: per dense feature its bucket and (when present) value.
+    fn features(&self, row: &[f32]) -> Vec<Feature> {
+        let mut features = Vec::with_capacity(2 * row.len());
         for (f, &value) in row.iter().enumerate() {
             let hashes = &self.bucket_hashes[f];
             let bucket = self.scaler.bucket(f, value).unwrap_or(hashes.len() - 1);
-            out.push((f, Feature { hash: hashes[bucket], value: 1.0 }));
+            features.push(Feature { hash: hashes[bucket], value: 1.0 });
             if let Some(x) = self.scaler.scaled(f, value) {
-                out.push((f, Feature { hash: self.value_hashes[f], value: x }));
+                features.push(Feature { hash: self.value_hashes[f], value: x });
             }
         }
-    }
-
-    fn features(&self, row: &[f32]) -> Vec<Feature> {
-        let mut encoded = Vec::with_capacity(2 * row.len());
-        self.encode(row, &mut encoded);
-        encoded.into_iter().map(|(_, feature)| feature).collect()
+        features
     }
 
     /// Train on `train`, keeping the number of passes with the best NDCG@10 on `valid`.
@@ -141,7 +167,7 @@ impl FtrlRanker {
         let mut model = FtrlModel::train(params.ftrl(), &examples)?;
         let judge = |model: &FtrlModel, ranker: &mut FtrlRanker| -> f64 {
             let Some(valid) = valid else { return 0.0 };
-            ranker.model = model.clone();
+            ranker.set_model(model.clone());
             let scores: Vec<f64> = (0..valid.n_rows()).map(|r| ranker.predict(valid.row(r))).collect();
             mean_ndcg(valid, &scores, 10).unwrap_or(0.0)
         };
@@ -159,20 +185,19 @@ impl FtrlRanker {
                 break;
             }
         }
-        ranker.model = best.1;
+        ranker.set_model(best.1);
         ranker.epochs = best.2;
         Ok(ranker)
     }
 
     /// The margin (log-odds of a click): higher ranks first.
     pub fn predict(&self, row: &[f32]) -> f64 {
-        let mut margin = self.model.intercept();
+        let mut margin = self.intercept;
         for (f, &value) in row.iter().enumerate() {
-            let hashes = &self.bucket_hashes[f];
-            let bucket = self.scaler.bucket(f, value).unwrap_or(hashes.len() - 1);
-            margin += self.model.weight(&Feature { hash: hashes[bucket], value: 1.0 });
+            let weights = &self.bucket_weights[f];
+            margin += weights[self.scaler.bucket(f, value).unwrap_or(weights.len() - 1)];
             if let Some(x) = self.scaler.scaled(f, value) {
-                margin += self.model.weight(&Feature { hash: self.value_hashes[f], value: x }) * f64::from(x);
+                margin += self.slopes[f] * f64::from(x);
             }
         }
         margin
@@ -182,11 +207,13 @@ impl FtrlRanker {
     /// its scaled value), in feature order, then the intercept.
     pub fn contributions(&self, row: &[f32]) -> Vec<f64> {
         let mut out = vec![0.0; row.len() + 1];
-        out[row.len()] = self.model.intercept();
-        let mut encoded = Vec::new();
-        self.encode(row, &mut encoded);
-        for (f, feature) in encoded {
-            out[f] += self.model.weight(&feature) * f64::from(feature.value);
+        out[row.len()] = self.intercept;
+        for (f, &value) in row.iter().enumerate() {
+            let weights = &self.bucket_weights[f];
+            out[f] = weights[self.scaler.bucket(f, value).unwrap_or(weights.len() - 1)];
+            if let Some(x) = self.scaler.scaled(f, value) {
+                out[f] += self.slopes[f] * f64::from(x);
+            }
         }
         out
     }
@@ -222,5 +249,34 @@ impl FtrlRanker {
         let scaler = Scaler::from_arrays(&mut header.arrays.into_iter(), n_features)?;
         let model = FtrlModel::load(reader)?;
         Ok(FtrlRanker::with_model(names, scaler, model, epochs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rank::gbdt::synthetic::ranking_problem;
+
+    #[test]
+    fn the_weights_read_out_score_exactly_as_the_model_and_survive_a_reload() {
+        let train = ranking_problem(200, 20, 8);
+        let ranker = FtrlRanker::train(&FtrlRankerParams::default(), &train, None).unwrap();
+        assert_eq!(ranker.epochs(), FtrlRankerParams::default().max_epochs);
+        let mut bytes = Vec::new();
+        ranker.save(&mut bytes).unwrap();
+        let mut reader = bytes.as_slice();
+        let header = Artifact::read_from(&mut reader).unwrap();
+        let loaded = FtrlRanker::load_after(header, &mut reader).unwrap();
+        for r in (0..train.n_rows()).step_by(37) {
+            let row = train.row(r);
+            let margin = ranker.model.margin(&ranker.features(row));
+            assert!((ranker.predict(row) - margin).abs() < 1e-9, "{} vs {margin}", ranker.predict(row));
+            assert_eq!(loaded.predict(row).to_bits(), ranker.predict(row).to_bits());
+        }
+        // A missing value scores as its own bucket, not as any present value's.
+        let mut row = train.row(0).to_vec();
+        row[0] = f32::NAN;
+        let missing = ranker.predict(&row);
+        assert!((missing - ranker.model.margin(&ranker.features(&row))).abs() < 1e-9);
     }
 }
