@@ -22,8 +22,11 @@
 //!   Open Bandit log, with a cross-fitted reward model and bootstrap intervals.
 //! - [`profile`]: user profiles (affinities, price band, funnel stage) for merchandisers and
 //!   for the ranker's cross features.
-//! - [`ranker`]: the learned ranker in serving — the feature log, training from the shop's
-//!   own impression logs, and the promotion gate.
+//! - [`feature_log`]: the rows the ranker scored, logged per served page for training.
+//! - [`learners`]: LambdaMART's challengers (FTRL, a small neural ranker) and the model of
+//!   whichever serves.
+//! - [`ranker`]: the learned ranker in serving — training from the shop's own impression
+//!   logs and the feature log, and the promotion gate.
 //! - [`search_ranking`]: the learned ranker's stage on the search page (feature rows from
 //!   the search stages' scores, scored by the search ranker, kept for the feature log).
 //! - [`simulate`]: the simulated-traffic protocol — logged traffic from a generated shop,
@@ -40,6 +43,7 @@
 //! A trained model is data: serving is `predict` of an artifact and an example's features.
 
 pub mod explore;
+pub mod feature_log;
 pub mod features;
 pub mod ftrl;
 pub mod gbdt;
