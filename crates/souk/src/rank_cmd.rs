@@ -6,7 +6,6 @@
 use anyhow::{bail, Context};
 use serde_json::Value;
 use souk_engine::eval::simulate::{simulate, SimulationConfig};
-use souk_engine::rank::gbdt::GbdtParams;
 use souk_engine::rank::obd::ObdLog;
 use souk_engine::rank::obd_policy::EvaluationPolicy;
 use souk_engine::rank::off_policy::{self, OffPolicyConfig};
@@ -135,7 +134,7 @@ const SIMULATION_SECTIONS: &[&str] = &["simulation", "gbdt", "learners"];
 /// and the hand blend on simulated traffic (see `souk_engine::eval::simulate`).
 pub fn eval_simulated(config: &crate::config::Config, args: &EvalArgs) -> anyhow::Result<()> {
     let mut simulation = SimulationConfig { seed: args.seed, ..SimulationConfig::default() };
-    let mut params = GbdtParams::default();
+    let mut params = config.rank.gbdt.clone();
     let mut learners = config.rank.learners.clone();
     for text in &args.params {
         let Some((section, field, raw)) =

@@ -97,7 +97,9 @@ impl Default for RankConfig {
             log_max_age_hours: DEFAULT_LOG_MAX_AGE_HOURS,
             sentiment_head: String::new(),
             review_texts_per_training: super::review_sentiment::DEFAULT_BUDGET,
-            gbdt: GbdtParams::default(),
+            // Early stopping on the unbiased measure of the gate (see `GateMeasure`): on
+            // simulated traffic LambdaMART's NDCG@10 rose from 0.5792 to 0.6140 (BENCHMARKS).
+            gbdt: GbdtParams { eval_weighted: true, ..GbdtParams::default() },
             learners: LearnerSettings::default(),
             online: OnlineConfig::default(),
         }

@@ -41,7 +41,9 @@ use serde::{Deserialize, Serialize};
 
 pub use dataset::Dataset;
 pub use model::{GbdtModel, TrainingHistory, MODEL_NAME};
-pub use objective::{binary_log_loss, dcg_at, ideal_dcg_at, label_gain, mean_ndcg, ndcg_at, position_discount};
+pub use objective::{
+    binary_log_loss, dcg_at, ideal_dcg_at, label_gain, mean_ndcg, mean_weighted_dcg, ndcg_at, position_discount,
+};
 
 use crate::error::{Result, ValidationError};
 use crate::rank::ftrl::problems_to_error;
@@ -80,6 +82,11 @@ pub struct GbdtParams {
     pub truncation: usize,
     /// LambdaRank: the validation metric is mean NDCG@`eval_at`. 0: the whole group.
     pub eval_at: usize,
+    /// LambdaRank: validate on DCG@`eval_at` with each row's gain times its weight, not
+    /// normalised per group, instead of NDCG. With inverse-examination weights on clicked
+    /// rows this is unbiased for position-biased clicks; NDCG is not (a group's own ideal
+    /// cancels the weight of its only click).
+    pub eval_weighted: bool,
     /// Boosting iterations (one tree each), at most.
     pub trees: usize,
     /// Shrinkage η of every leaf value.
@@ -114,6 +121,7 @@ impl Default for GbdtParams {
             objective: Objective::LambdaRank,
             truncation: 30,
             eval_at: 10,
+            eval_weighted: false,
             trees: 500,
             learning_rate: 0.05,
             max_leaves: 31,
@@ -239,6 +247,9 @@ enum Validation {
 impl Validation {
     fn new(params: &GbdtParams, data: &Dataset) -> Self {
         match params.objective {
+            Objective::LambdaRank if params.eval_weighted => {
+                Validation::Ndcg(NdcgEvaluator::weighted(data, params.eval_at))
+            }
             Objective::LambdaRank => Validation::Ndcg(NdcgEvaluator::new(data, params.eval_at)),
             Objective::Binary => Validation::LogLoss,
         }

@@ -62,6 +62,13 @@ pub fn mean_ndcg(data: &Dataset, scores: &[f64], k: usize) -> Option<f64> {
     NdcgEvaluator::new(data, k).mean(data, scores)
 }
 
+/// Mean DCG@k over the groups with a positive label, each row's gain times its weight and
+/// no per-group normalisation (see `GbdtParams::eval_weighted`). `None` when no group has a
+/// positive label.
+pub fn mean_weighted_dcg(data: &Dataset, scores: &[f64], k: usize) -> Option<f64> {
+    NdcgEvaluator::weighted(data, k).mean(data, scores)
+}
+
 /// [`mean_ndcg`] of one dataset under changing scores: per-row gains and per-group ideal
 /// DCGs computed once. Each call costs a partial sort per group (the top k, then its order)
 /// in parallel, and sums in group order so the result does not depend on the threads.
@@ -94,6 +101,21 @@ impl NdcgEvaluator {
             gains: data.labels().iter().map(|&l| label_gain(l)).collect(),
             discounts: (0..largest).map(position_discount).collect(),
         }
+    }
+
+    /// Weighted DCG@k instead: each row's gain times its weight, every group with a
+    /// positive label counted with the same scale (no per-group normalisation).
+    pub(crate) fn weighted(data: &Dataset, k: usize) -> Self {
+        let mut evaluator = Self::new(data, k);
+        for (gain, weight) in evaluator.gains.iter_mut().zip(data.weights()) {
+            *gain *= f64::from(*weight);
+        }
+        for inverse in &mut evaluator.inverse_ideal {
+            if *inverse > 0.0 {
+                *inverse = 1.0;
+            }
+        }
+        evaluator
     }
 
     pub(crate) fn mean(&self, data: &Dataset, scores: &[f64]) -> Option<f64> {
@@ -366,6 +388,26 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn weighted_dcg_multiplies_gains_by_weights_and_does_not_normalise() {
+        // Two groups: [2, 0, 1] with weights [1, 1, 4], and [0, 0] (no positive label).
+        let data = Dataset::new(vec!["x".into()], vec![0.0; 5], vec![2.0, 0.0, 1.0, 0.0, 0.0])
+            .unwrap()
+            .with_weights(vec![1.0, 1.0, 4.0, 1.0, 1.0])
+            .unwrap()
+            .with_groups(vec![0, 3, 5])
+            .unwrap();
+        // Scores order the first group as rows 2, 0, 1.
+        let scores = [2.0, 1.0, 3.0, 0.0, 0.0];
+        let expected = 4.0 * 1.0 / 2f64.log2() + 3.0 * 1.0 / 3f64.log2();
+        let got = mean_weighted_dcg(&data, &scores, 10).unwrap();
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        // NDCG of the same order divides by the group's own ideal instead.
+        let ndcg = mean_ndcg(&data, &scores, 10).unwrap();
+        let ideal = 3.0 / 2f64.log2() + 1.0 / 3f64.log2();
+        assert!((ndcg - (1.0 / 2f64.log2() + 3.0 / 3f64.log2()) / ideal).abs() < 1e-12, "{ndcg}");
+    }
 
     fn group_data(labels: &[f32]) -> Dataset {
         Dataset::new(vec!["x".into()], vec![0.0; labels.len()], labels.to_vec()).unwrap()

@@ -16,8 +16,9 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::scale::Scaler;
+use super::validation_metric;
 use crate::rank::ftrl::{Example, Feature, FeatureHasher, FtrlModel, FtrlParams};
-use crate::rank::gbdt::{label_gain, mean_ndcg, Dataset};
+use crate::rank::gbdt::{label_gain, Dataset};
 use crate::recommend::artifact::{corrupt_artifact, Artifact};
 use crate::Result;
 
@@ -151,7 +152,12 @@ impl FtrlRanker {
     }
 
     /// Train on `train`, keeping the number of passes with the best NDCG@10 on `valid`.
-    pub fn train(params: &FtrlRankerParams, train: &Dataset, valid: Option<&Dataset>) -> Result<FtrlRanker> {
+    pub fn train(
+        params: &FtrlRankerParams,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        weighted: bool,
+    ) -> Result<FtrlRanker> {
         crate::rank::ftrl::problems_to_error(&params.problems())?;
         let names = train.feature_names().to_vec();
         let scaler = Scaler::fit(train.rows(), train.n_features(), params.buckets);
@@ -169,7 +175,7 @@ impl FtrlRanker {
             let Some(valid) = valid else { return 0.0 };
             ranker.set_model(model.clone());
             let scores: Vec<f64> = (0..valid.n_rows()).map(|r| ranker.predict(valid.row(r))).collect();
-            mean_ndcg(valid, &scores, 10).unwrap_or(0.0)
+            validation_metric(valid, &scores, weighted)
         };
         let mut best = (judge(&model, &mut ranker), model.clone(), 1);
         for epoch in 2..=params.max_epochs {
@@ -260,7 +266,7 @@ mod tests {
     #[test]
     fn the_weights_read_out_score_exactly_as_the_model_and_survive_a_reload() {
         let train = ranking_problem(200, 20, 8);
-        let ranker = FtrlRanker::train(&FtrlRankerParams::default(), &train, None).unwrap();
+        let ranker = FtrlRanker::train(&FtrlRankerParams::default(), &train, None, false).unwrap();
         assert_eq!(ranker.epochs(), FtrlRankerParams::default().max_epochs);
         let mut bytes = Vec::new();
         ranker.save(&mut bytes).unwrap();

@@ -29,7 +29,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::scale::Scaler;
-use crate::rank::gbdt::{label_gain, mean_ndcg, Dataset};
+use super::validation_metric;
+use crate::rank::gbdt::{label_gain, Dataset};
 use crate::recommend::artifact::{corrupt_artifact, Array, Artifact};
 use crate::{Error, Result};
 
@@ -121,7 +122,7 @@ fn candle_error(e: candle_core::Error) -> Error {
 impl MlpRanker {
     /// Train on `train`, keeping the pass with the best NDCG@10 on `valid` (without one, the
     /// last of `max_epochs`).
-    pub fn train(params: &MlpParams, train: &Dataset, valid: Option<&Dataset>) -> Result<MlpRanker> {
+    pub fn train(params: &MlpParams, train: &Dataset, valid: Option<&Dataset>, weighted: bool) -> Result<MlpRanker> {
         crate::rank::ftrl::problems_to_error(&params.problems())?;
         let n_features = train.n_features();
         let scaler = Scaler::fit(train.rows(), n_features, 2);
@@ -214,7 +215,7 @@ impl MlpRanker {
                 continue;
             };
             let scores: Vec<f64> = (0..valid.n_rows()).map(|r| model.predict(valid.row(r))).collect();
-            let score = mean_ndcg(valid, &scores, 10).unwrap_or(0.0);
+            let score = validation_metric(valid, &scores, weighted);
             if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
                 best = Some((score, model.layers.clone(), epoch));
             } else if best.as_ref().is_some_and(|(_, _, at)| epoch >= at + params.patience) {

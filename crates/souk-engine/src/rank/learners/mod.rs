@@ -81,6 +81,13 @@ impl LearnerSettings {
     }
 }
 
+/// What the learners early-stop on: NDCG@10 over the validation requests, or with `weighted`
+/// DCG@10 with each gain times its row's weight (see `GbdtParams::eval_weighted`).
+pub(crate) fn validation_metric(valid: &Dataset, scores: &[f64], weighted: bool) -> f64 {
+    let metric = if weighted { gbdt::mean_weighted_dcg(valid, scores, 10) } else { gbdt::mean_ndcg(valid, scores, 10) };
+    metric.unwrap_or(0.0)
+}
+
 /// A trained ranking model of any learner.
 #[derive(Debug, Clone)]
 pub enum RankModel {
@@ -100,8 +107,10 @@ impl RankModel {
     ) -> Result<RankModel> {
         Ok(match learner {
             Learner::LambdaMart => RankModel::Gbdt(gbdt::train(gbdt_params, train, valid)?),
-            Learner::Ftrl => RankModel::Ftrl(FtrlRanker::train(&settings.ftrl, train, valid)?),
-            Learner::Mlp => RankModel::Mlp(MlpRanker::train(&settings.mlp, train, valid)?),
+            Learner::Ftrl => {
+                RankModel::Ftrl(FtrlRanker::train(&settings.ftrl, train, valid, gbdt_params.eval_weighted)?)
+            }
+            Learner::Mlp => RankModel::Mlp(MlpRanker::train(&settings.mlp, train, valid, gbdt_params.eval_weighted)?),
         })
     }
 
