@@ -417,17 +417,8 @@ pub fn simulate(
     let gate_ipw = summarise(&gate_methods, &gate_ipw);
     let gate_explore = summarise(&gate_methods, &gate_explore);
     // The serving gate's choice: LambdaMART unless a challenger scored higher.
-    let learner_scores: Vec<crate::rank::ranker::LearnerScore> = gate_ipw[1..]
-        .iter()
-        .map(|m| crate::rank::ranker::LearnerScore {
-            learner: Default::default(),
-            ndcg: 0.0,
-            gate: m.ndcg_at_10,
-            size: 0,
-            train_seconds: 0.0,
-        })
-        .collect();
-    let gate_choice = gate_ipw[1 + crate::rank::ranker::choose_learner(&learner_scores)].method.clone();
+    let gates: Vec<f64> = gate_ipw[1..].iter().map(|m| m.ndcg_at_10).collect();
+    let gate_choice = gate_ipw[1 + crate::rank::ranker::choose_learner(&gates)].method.clone();
     let ranker = methods[0].ndcg_at_10;
     let blend = methods[1].ndcg_at_10;
     let best_source = methods[2..2 + sources.len()].iter().map(|m| m.ndcg_at_10).fold(f64::NEG_INFINITY, f64::max);

@@ -205,7 +205,7 @@ pub fn dcg_of_order(order: &[usize], gains: &[f64], k: usize) -> f64 {
 /// linear gains (the value of each item, e.g. its expected purchase value) and log2
 /// discounts; 0 when no item has a gain.
 pub fn ndcg_of_order(order: &[usize], gains: &[f64], k: usize) -> f64 {
-    let dcg: f64 = order.iter().take(k).enumerate().map(|(i, &c)| gains[c] / (i as f64 + 2.0).log2()).sum();
+    let dcg = dcg_of_order(order, gains, k);
     let mut ideal: Vec<f64> = gains.to_vec();
     ideal.sort_by(|a, b| b.total_cmp(a));
     let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();

@@ -210,12 +210,13 @@ pub struct LearnerScore {
     pub train_seconds: f64,
 }
 
-/// Which of the learners' models serves: LambdaMART's (the first) unless another's gate
-/// measure on the later window is higher; among those, the highest (the earliest on a tie).
-pub fn choose_learner(scores: &[LearnerScore]) -> usize {
+/// Which of the learners' models serves, given each one's gate measure on the later window
+/// (LambdaMART's first): LambdaMART unless another's is higher; among those, the highest
+/// (the earliest on a tie).
+pub fn choose_learner(gates: &[f64]) -> usize {
     let mut best = 0;
-    for (i, score) in scores.iter().enumerate().skip(1) {
-        if score.gate > scores[best].gate {
+    for (i, gate) in gates.iter().enumerate().skip(1) {
+        if *gate > gates[best] {
             best = i;
         }
     }
@@ -416,7 +417,7 @@ pub fn train_from_logs(
             train_seconds: *seconds,
         })
         .collect();
-    let chosen = choose_learner(&scores);
+    let chosen = choose_learner(&scores.iter().map(|s| s.gate).collect::<Vec<_>>());
     let (ndcg_model, gate_model) = (scores[chosen].ndcg, scores[chosen].gate);
     let (ndcg_logged, gate_logged) = mean(totals[0]);
     let (ndcg_current, gate_current) = match current {
@@ -458,16 +459,12 @@ mod tests {
 
     #[test]
     fn a_challenger_serves_only_when_it_beats_lambdamart_on_the_later_window() {
-        let score = |learner, gate| LearnerScore { learner, ndcg: 0.0, gate, size: 1, train_seconds: 0.0 };
-        // LambdaMART alone, or challengers no better (a tie keeps LambdaMART).
-        assert_eq!(choose_learner(&[score(Learner::LambdaMart, 0.5)]), 0);
-        let tied = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.5), score(Learner::Mlp, 0.49)];
-        assert_eq!(choose_learner(&tied), 0);
+        // LambdaMART (first) alone, or challengers no better (a tie keeps LambdaMART).
+        assert_eq!(choose_learner(&[0.5]), 0);
+        assert_eq!(choose_learner(&[0.5, 0.5, 0.49]), 0);
         // The best challenger above LambdaMART.
-        let better = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.52), score(Learner::Mlp, 0.55)];
-        assert_eq!(choose_learner(&better), 2);
-        let first = [score(Learner::LambdaMart, 0.5), score(Learner::Ftrl, 0.55), score(Learner::Mlp, 0.55)];
-        assert_eq!(choose_learner(&first), 1);
+        assert_eq!(choose_learner(&[0.5, 0.52, 0.55]), 2);
+        assert_eq!(choose_learner(&[0.5, 0.55, 0.55]), 1);
         // Reports written before challengers existed read as LambdaMART's.
         let old = r#"{"trained_at_ms":1,"requests":2,"requests_with_clicks":2,"rows":4,"propensities":null,
             "holdout_requests":1,"ndcg_model":0.5,"ndcg_logged":0.4,"ndcg_current":null,"trees":3,"promoted":true}"#;
